@@ -1,0 +1,3 @@
+from bastion.cli.main import app
+
+app(prog_name="bastion")

@@ -1,0 +1,82 @@
+"""The API application factory."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse
+from swagger_ui_bundle import swagger_ui_path
+
+import bastion
+from bastion.api import errors, health
+from bastion.api.context import Services, scope_of
+from bastion.api.middleware import EdgeMiddleware
+from bastion.events.routes import router as events_router
+from bastion.kernel.errors import ConfigurationError
+from bastion.payments.routes import router as customers_router
+from bastion.platform.metrics import HttpMetrics
+
+# Deny by default: a route must require a scope or be listed here.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+_DOCS_ASSETS = "/docs/assets"
+
+
+def route_scope(route: APIRoute) -> str | None:
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if (scope := scope_of(dependency.call)) is not None:
+            return scope
+        pending.extend(dependency.dependencies)
+    return None
+
+
+def unguarded_routes(app: FastAPI) -> list[str]:
+    return [
+        f"{sorted(route.methods or ())} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS and route_scope(route) is None
+    ]
+
+
+def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.database.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Bastion API",
+        version=bastion.__version__,
+        description="Payments API. Authenticate with `Authorization: Bearer sk_test_...`; "
+        "send `Idempotency-Key` on POST to retry safely.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    metrics = HttpMetrics()
+    app.state.services = services
+    app.state.metrics = metrics
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(customers_router)
+    app.include_router(events_router)
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Bastion API",
+            swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    if unguarded := unguarded_routes(app):
+        raise ConfigurationError(f"routes without a scope and not public: {', '.join(unguarded)}")
+    app.add_middleware(EdgeMiddleware, max_body_bytes=services.settings.max_body_bytes, metrics=metrics)
+    return app

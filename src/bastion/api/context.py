@@ -1,0 +1,147 @@
+"""What every authenticated route receives: who is calling, and the unit of work.
+
+`Authorized(scope)` is the only way a route gets a `RequestContext`, so a route without
+it cannot touch tenant data; `bastion.api.app` refuses to start if a route has neither
+a scope nor a place on the public list.
+"""
+
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bastion.api import repository
+from bastion.api.ratelimit import RateLimiter
+from bastion.api.responses import JsonResponse
+from bastion.kernel.errors import AuthenticationFailed, IdempotencyError, IdempotencyInFlight, InvalidRequest, PermissionDenied
+from bastion.merchants import Principal, authenticate
+from bastion.platform.crypto import KeyedHasher
+from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
+from bastion.platform.logging import request_id_var
+from bastion.platform.settings import Settings
+
+IDEMPOTENCY_KEY_LENGTH_MAX = 255
+DEVICE_ID_LENGTH_MAX = 128
+
+_bearer = HTTPBearer(auto_error=False, description="A secret API key: `Authorization: Bearer sk_test_...`")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The concrete parts the API needs, wired once in `bastion.bootstrap`."""
+
+    settings: Settings
+    database: Database
+    key_hasher: KeyedHasher
+    rate_limiter: RateLimiter
+
+
+Command = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
+
+
+def _lock_id(tenant: Tenant, key: str) -> int:
+    digest = hashlib.sha256(f"{tenant.merchant_id}:{tenant.livemode}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _fingerprint(request: Request) -> str:
+    body = await request.body()
+    canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    return hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), canonical])).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    request: Request
+    services: Services
+    principal: Principal
+    actor: Actor
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(merchant_id=self.principal.merchant_id, livemode=self.principal.livemode)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[UnitOfWork]:
+        async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
+            yield uow
+
+    async def command(self, operation: Command) -> JsonResponse:
+        """Run a state change in one transaction, with Stripe's idempotency semantics:
+        a replay returns the stored response with `Idempotent-Replayed: true`, a
+        concurrent duplicate gets 409, a reused key with another request gets 400."""
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX:
+            raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters", param="Idempotency-Key")
+        async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
+            if key is None:
+                return JsonResponse(await operation(uow))
+            fingerprint = await _fingerprint(self.request)
+            if not await repository.try_lock_key(uow.connection, _lock_id(self.tenant, key)):
+                raise IdempotencyInFlight(
+                    "A request with this Idempotency-Key is still being processed; retry after it completes",
+                    param="Idempotency-Key",
+                )
+            stored = await repository.stored_response(uow.connection, key)
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    raise IdempotencyError(
+                        "Keys for idempotent requests can only be used with the same endpoint and parameters",
+                        param="Idempotency-Key",
+                    )
+                return JsonResponse(
+                    stored.response_body.encode(), status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+                )
+            body = orjson.dumps(await operation(uow))
+            await repository.store_response(
+                uow.connection,
+                {
+                    "merchant_id": self.tenant.merchant_id,
+                    "livemode": self.tenant.livemode,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "status_code": 200,
+                    "response_body": body.decode(),
+                },
+            )
+            return JsonResponse(body)
+
+
+class Authorized:
+    """Dependency: authenticate the Bearer secret key, require `scope`, apply the rate limit."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> RequestContext:
+        services: Services = request.app.state.services
+        if credentials is None:
+            raise AuthenticationFailed("No API key provided: send `Authorization: Bearer sk_test_...`")
+        async with services.database.transaction() as connection:
+            principal = await authenticate(connection, services.key_hasher, credentials.credentials)
+        if self.scope not in principal.scopes:
+            raise PermissionDenied(f"This API key lacks the scope {self.scope!r} required by this request")
+        services.rate_limiter.check(principal.key_id)
+        device_id = request.headers.get("Bastion-Device-Id")
+        if device_id is not None and len(device_id) > DEVICE_ID_LENGTH_MAX:
+            raise InvalidRequest(
+                f"Bastion-Device-Id must be at most {DEVICE_ID_LENGTH_MAX} characters", param="Bastion-Device-Id"
+            )
+        actor = Actor(
+            id=principal.key_id,
+            ip_address=request.client.host if request.client else None,
+            device_id=device_id,
+            request_id=request_id_var.get(),
+        )
+        return RequestContext(request=request, services=services, principal=principal, actor=actor)
+
+
+def scope_of(dependency: object) -> str | None:
+    return dependency.scope if isinstance(dependency, Authorized) else None

@@ -1,0 +1,112 @@
+"""The only place where errors become HTTP: status codes and the Stripe-shaped body
+`{"error": {"type", "code", "message", "param", "request_id"}}`."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from bastion.api.responses import JsonResponse
+from bastion.kernel import errors
+from bastion.platform.logging import get_logger, request_id_var
+
+_log = get_logger(__name__)
+
+_STATUS: list[tuple[type[errors.BastionError], int]] = [
+    (errors.ResourceMissing, 404),
+    (errors.BodyTooLarge, 413),
+    (errors.IdempotencyInFlight, 409),
+    (errors.IdempotencyError, 400),
+    (errors.InvalidRequest, 400),
+    (errors.AuthenticationFailed, 401),
+    (errors.PermissionDenied, 403),
+    (errors.RateLimited, 429),
+]
+
+
+def status_of(error: errors.BastionError) -> int:
+    for error_type, status in _STATUS:
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+def error_response(
+    status: int, *, type_: str, code: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JsonResponse:
+    body = {"error": {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id_var.get()}}
+    return JsonResponse(body, status_code=status, headers=headers)
+
+
+def _param_of(location: tuple[Any, ...]) -> str | None:
+    # ("body", "metadata", "key") -> "metadata[key]"; ("query", "limit") -> "limit"
+    parts = [str(part) for part in location[1:] if not str(part).startswith("function-after")]
+    if not parts:
+        return None
+    return parts[0] + "".join(f"[{part}]" for part in parts[1:])
+
+
+async def _bastion_error(_request: Request, error: Exception) -> JsonResponse:
+    if not isinstance(error, errors.BastionError):
+        raise error
+    status = status_of(error)
+    if status == 500:
+        _log.error("internal_error", error_type=type(error).__name__, message=error.message)
+        return error_response(500, type_="api_error", code="internal_error", message="An internal error occurred")
+    headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, errors.RateLimited) else None
+    return error_response(status, type_=error.type, code=error.code, message=error.message, param=error.param, headers=headers)
+
+
+async def _validation_error(_request: Request, error: Exception) -> JsonResponse:
+    if not isinstance(error, RequestValidationError):
+        raise error
+    first = error.errors()[0]
+    kind = str(first.get("type", ""))
+    location = tuple(first.get("loc", ()))
+    if kind == "json_invalid":
+        return error_response(
+            400, type_="invalid_request_error", code="body_invalid_json", message="The request body is not valid JSON"
+        )
+    param = _param_of(location)
+    if kind == "extra_forbidden":
+        return error_response(
+            400,
+            type_="invalid_request_error",
+            code="parameter_unknown",
+            message=f"Received unknown parameter: {param}",
+            param=param,
+        )
+    if kind == "missing" and param is None:
+        return error_response(400, type_="invalid_request_error", code="body_missing", message="A JSON object body is required")
+    if location[:1] == ("body",) and param is None:
+        return error_response(
+            400, type_="invalid_request_error", code="body_invalid", message="The request body must be a JSON object"
+        )
+    code = "parameter_missing" if kind == "missing" else "parameter_invalid"
+    message = f"Invalid {param}: {first.get('msg', 'invalid value')}".removesuffix(".")
+    return error_response(400, type_="invalid_request_error", code=code, message=message, param=param)
+
+
+async def _http_error(_request: Request, error: Exception) -> JsonResponse:
+    if not isinstance(error, HTTPException):
+        raise error
+    if error.status_code == 404:
+        return error_response(404, type_="invalid_request_error", code="route_missing", message="Unrecognized request URL")
+    if error.status_code == 405:
+        return error_response(
+            405, type_="invalid_request_error", code="method_not_allowed", message="Method not allowed on this URL"
+        )
+    return error_response(error.status_code, type_="invalid_request_error", code="http_error", message=str(error.detail))
+
+
+async def _unexpected_error(_request: Request, error: Exception) -> JsonResponse:
+    _log.exception("unhandled_exception", error_type=type(error).__name__)
+    return error_response(500, type_="api_error", code="internal_error", message="An internal error occurred")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.BastionError, _bastion_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

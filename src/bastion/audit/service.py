@@ -1,0 +1,39 @@
+"""Recording audit rows. Each call writes inside the caller's unit of work, so the
+row commits with the change it describes or not at all."""
+
+import uuid
+from typing import Any
+
+from bastion.audit import repository
+from bastion.audit.redaction import redact_state
+from bastion.kernel.clock import now
+from bastion.platform.db import UnitOfWork
+
+
+async def record(
+    uow: UnitOfWork,
+    *,
+    action_type: str,
+    resource_type: str,
+    resource_id: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    await repository.insert_event(
+        uow.connection,
+        {
+            "id": uuid.uuid4(),
+            "merchant_id": uow.tenant.merchant_id,
+            "livemode": uow.tenant.livemode,
+            "actor": uow.actor.id,
+            "action_type": action_type,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "before_state": redact_state(before) if before is not None else None,
+            "after_state": redact_state(after) if after is not None else None,
+            "ip_address": uow.actor.ip_address,
+            "device_id": uow.actor.device_id,
+            "request_id": uow.actor.request_id,
+            "created_at": now(),
+        },
+    )

@@ -1,0 +1,65 @@
+"""The one place where concrete parts are wired together."""
+
+from fastapi import FastAPI
+
+import bastion.api.tables
+import bastion.audit.tables
+import bastion.events.tables
+import bastion.merchants.tables
+import bastion.payments.tables  # noqa: F401  (every context registers its tables in the shared metadata)
+from bastion.api.app import create_app
+from bastion.api.context import Services
+from bastion.api.ratelimit import RateLimiter
+from bastion.kernel.errors import ConfigurationError
+from bastion.platform.crypto import KeyedHasher, LocalKeyring
+from bastion.platform.db import Database, RolePasswords, ServiceRoles, create_engine, role_url
+from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.platform.logging import configure_logging
+from bastion.platform.settings import Settings
+
+API_KEY_HASH_PURPOSE = "api-key-hash"
+
+
+def owner_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one (started if it is not running)."""
+    if settings.database_url is not None:
+        return settings.database_url
+    embedded = EmbeddedPostgres(settings.data_dir)
+    embedded.start()
+    return embedded.url()
+
+
+def role_database(settings: Settings, url: str, role: str) -> Database:
+    passwords = RolePasswords(settings.data_dir).load()
+    if role not in passwords:
+        raise ConfigurationError(f"no credentials for database role {role}: run `bastion migrate` first")
+    return Database(create_engine(role_url(url, role, passwords[role]), pool_size=settings.db_pool_size))
+
+
+def keyring(settings: Settings) -> LocalKeyring:
+    return LocalKeyring.open(settings.data_dir, create=False)
+
+
+def key_hasher(settings: Settings) -> KeyedHasher:
+    return KeyedHasher(keyring(settings).secret(API_KEY_HASH_PURPOSE))
+
+
+def api_services(settings: Settings, url: str) -> Services:
+    return Services(
+        settings=settings,
+        database=role_database(settings, url, ServiceRoles(settings.db_role_prefix).app),
+        key_hasher=key_hasher(settings),
+        rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+    )
+
+
+def create_api() -> FastAPI:
+    """Uvicorn factory for `bastion api`: everything comes from the environment."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    return create_app(api_services(settings, owner_url(settings)))
+
+
+def keyring_create(settings: Settings) -> None:
+    """Create the local keyring at install time if it does not exist yet."""
+    LocalKeyring.open(settings.data_dir, create=True)

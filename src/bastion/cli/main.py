@@ -1,0 +1,208 @@
+"""`bastion`: serve, migrate, and administer merchants, keys and the audit trail."""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bastion import bootstrap
+from bastion.kernel.errors import BastionError
+from bastion.kernel.ids import new_id
+from bastion.merchants import create_api_key, create_merchant
+from bastion.platform import migrate as migrations
+from bastion.platform.db import Actor, Database, ServiceRoles, Tenant, asyncpg_url
+from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.platform.logging import configure_logging
+from bastion.platform.settings import Settings
+from bastion.worker import run_worker
+
+app = typer.Typer(help="Bastion, a self-hosted payments platform.", no_args_is_help=True, pretty_exceptions_enable=False)
+merchant_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(merchant_app, name="merchant")
+app.add_typer(apikey_app, name="apikey")
+
+T = TypeVar("T")
+_CHILD_STOP_TIMEOUT_S = 15
+_CLI_ACTOR = Actor(id=f"cli:{os.environ.get('USER', 'unknown')}")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(make())
+    except BastionError as error:
+        raise _fail(error.message) from None
+    except OSError as error:
+        raise _fail(f"cannot reach the database: {error}") from None
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except BastionError as error:
+        raise _fail(error.message) from None
+
+
+def _print(resource: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(resource))
+    else:
+        for key, value in resource.items():
+            typer.echo(f"{key}: {value}")
+
+
+async def _with_owner_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    database = Database(create_async_engine(asyncpg_url(url)))
+    try:
+        return await work(database)
+    finally:
+        await database.dispose()
+
+
+def _migrate(settings: Settings, url: str) -> None:
+    bootstrap.keyring_create(settings)
+    _run(lambda: migrations.upgrade(url, settings.data_dir, ServiceRoles(settings.db_role_prefix)))
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the schema and the service roles (safe to run at any time)."""
+    settings = _settings()
+    _migrate(settings, bootstrap.owner_url(settings))
+    typer.echo(f"migrated to {migrations.head_revision()}")
+
+
+@merchant_app.command("create")
+def merchant_create(
+    name: Annotated[str, typer.Option(help="The merchant's display name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a merchant."""
+    settings = _settings()
+    url = bootstrap.owner_url(settings)
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.unit_of_work(Tenant(merchant_id=new_id("mer"), livemode=False), _CLI_ACTOR) as uow:
+            return await create_merchant(uow, name)
+
+    _print(_run(lambda: _with_owner_database(url, work)), as_json)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    mode: Annotated[str, typer.Option(help="test or live.")] = "test",
+    scope: Annotated[list[str] | None, typer.Option(help="A scope to grant; repeat for several. Default: all.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key; its secrets are printed once and stored only as keyed hashes."""
+    if mode not in ("test", "live"):
+        raise _fail("--mode must be test or live")
+    settings = _settings()
+    url = bootstrap.owner_url(settings)
+    hasher = bootstrap.key_hasher(settings)
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=mode == "live"), _CLI_ACTOR) as uow:
+            issued = await create_api_key(uow, hasher, scope)
+        return {
+            "id": issued.id,
+            "merchant": issued.merchant_id,
+            "livemode": issued.livemode,
+            "scopes": issued.scopes,
+            "secret": issued.secret,
+            "publishable": issued.publishable,
+        }
+
+    _print(_run(lambda: _with_owner_database(url, work)), as_json)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API server alone (`serve` runs it with the worker)."""
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    uvicorn.run("bastion.bootstrap:create_api", factory=True, host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+) -> None:
+    """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API and worker."""
+    settings = _settings()
+    embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
+    try:
+        if embedded is not None:
+            embedded.start()
+        url = embedded.url() if embedded is not None else bootstrap.owner_url(settings)
+        _migrate(settings, url)
+    except BastionError as error:
+        if embedded is not None:
+            embedded.stop()
+        raise _fail(error.message) from None
+    env = {**os.environ, "BASTION_DATABASE_URL": url, "BASTION_DATA_DIR": str(settings.data_dir)}
+    children = [
+        subprocess.Popen([sys.executable, "-m", "bastion", "api", "--host", host, "--port", str(port)], env=env),
+        subprocess.Popen([sys.executable, "-m", "bastion", "worker"], env=env),
+    ]
+    base = f"http://{host}:{port}"
+    typer.echo(f"Bastion is running.\n  API:  {base}/v1\n  docs: {base}/docs\n  data: {settings.data_dir}")
+    typer.echo("  a test key: bastion merchant create --name Demo, then bastion apikey create --merchant mer_... --mode test")
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=_CHILD_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded is not None:
+            embedded.stop()
+    failed = [child.args for child in children if child.returncode not in (0, -signal.SIGTERM)]
+    if failed and not stopping:
+        raise _fail(f"a process stopped unexpectedly: {failed}")
+
+
+@app.command()
+def worker() -> None:
+    """Run the background worker: outbox relay, audit sealer, janitor."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    url = bootstrap.owner_url(settings)
+    _run(lambda: run_worker(settings, url))
+
+
+def main() -> None:
+    app(prog_name="bastion")

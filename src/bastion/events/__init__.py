@@ -1,0 +1,5 @@
+"""Events: the transactional outbox, its relay to in-process subscribers, and GET /v1/events."""
+
+from bastion.events.service import EVENT_TYPES, emit
+
+__all__ = ["EVENT_TYPES", "emit"]

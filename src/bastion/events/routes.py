@@ -1,0 +1,34 @@
+"""HTTP routes of the events context."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from bastion.api.context import Authorized, RequestContext
+from bastion.api.pagination import page_request
+from bastion.api.responses import JsonResponse, list_body
+from bastion.api.schemas import documented
+from bastion.events import service
+from bastion.events.schemas import Event, EventList
+from bastion.platform.pagination import PageRequest
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+Reader = Annotated[RequestContext, Depends(Authorized("events:read"))]
+
+
+@router.get("/{event_id}", summary="Retrieve an event", responses=documented(Event))
+async def retrieve_event(event_id: Annotated[str, Path(max_length=64)], context: Reader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await service.retrieve_event(uow, event_id))
+
+
+@router.get("", summary="List events, newest first", responses=documented(EventList))
+async def list_events(
+    context: Reader,
+    page: Annotated[PageRequest, Depends(page_request)],
+    type: Annotated[str | None, Query(max_length=64, description="Only events of this type, e.g. customer.created")] = None,  # noqa: A002
+) -> JsonResponse:
+    async with context.read() as uow:
+        data, has_more = await service.list_events(uow, page, type)
+    return JsonResponse(list_body("/v1/events", data, has_more))

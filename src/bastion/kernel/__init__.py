@@ -1,0 +1,1 @@
+"""Pure building blocks shared by every context: ids, clock, errors, invariants."""

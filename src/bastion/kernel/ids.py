@@ -1,0 +1,30 @@
+"""Prefixed, time-sortable identifiers (`cus_01J...`).
+
+Layout: 48-bit millisecond timestamp then 80 random bits, Crockford base32, so that
+ids sort by creation time and lists can page on the id alone.
+"""
+
+import re
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_BODY_LENGTH = 26
+_BODY_PATTERN = f"[{_ALPHABET}]{{{_BODY_LENGTH}}}"
+
+PREFIXES = frozenset({"mer", "key", "cus", "evt", "req"})
+
+
+def new_id(prefix: str) -> str:
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    chars = []
+    for _ in range(_BODY_LENGTH):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    return re.fullmatch(f"{prefix}_{_BODY_PATTERN}", value) is not None

@@ -1,0 +1,1 @@
+"""Payments: customers now; payment methods, intents, refunds, disputes and payouts later."""

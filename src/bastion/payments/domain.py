@@ -1,0 +1,15 @@
+"""Pure rules of the payments context."""
+
+
+def merge_metadata(current: dict[str, str], changes: dict[str, str | None] | None) -> dict[str, str]:
+    """Stripe's rule: keys sent are set, keys sent empty or null are removed, others stay;
+    `metadata: null` clears everything."""
+    if changes is None:
+        return {}
+    merged = dict(current)
+    for key, value in changes.items():
+        if value is None or value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

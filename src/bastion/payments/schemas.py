@@ -1,0 +1,93 @@
+"""Request bodies of the payments API. Unknown fields are rejected, every field is bounded."""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+METADATA_KEYS_MAX = 50
+METADATA_KEY_LENGTH_MAX = 40
+METADATA_VALUE_LENGTH_MAX = 500
+
+_EMAIL = re.compile(
+    r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+_PHONE = re.compile(r"\+?[0-9][0-9 ()\-.]{3,30}")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("must be an email address like name@example.com")
+    return value
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.fullmatch(value) or sum(ch.isdigit() for ch in value) < 4:
+        raise ValueError("must be a phone number: digits with optional leading +, spaces, dashes, dots or parentheses")
+    return value
+
+
+def _metadata(value: dict[str, str | None]) -> dict[str, str | None]:
+    if len(value) > METADATA_KEYS_MAX:
+        raise ValueError(f"at most {METADATA_KEYS_MAX} keys")
+    for key, item in value.items():
+        if not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX:
+            raise ValueError(f"keys must be 1 to {METADATA_KEY_LENGTH_MAX} characters")
+        if item is not None and len(item) > METADATA_VALUE_LENGTH_MAX:
+            raise ValueError(f"values must be at most {METADATA_VALUE_LENGTH_MAX} characters")
+    return value
+
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512), AfterValidator(_email)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+Description = Annotated[str, StringConstraints(max_length=350)]
+# A metadata value of null (or "") removes that key on update.
+Metadata = Annotated[dict[str, str | None], AfterValidator(_metadata)]
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    email: Email | None = None
+    name: Name | None = None
+    phone: Phone | None = None
+    description: Description | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class CustomerUpdate(BaseModel):
+    """Fields left out stay as they are; fields sent as null are cleared."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    email: Email | None = None
+    name: Name | None = None
+    phone: Phone | None = None
+    description: Description | None = None
+    metadata: Metadata | None = None
+
+
+class Customer(BaseModel):
+    id: str
+    object: str = "customer"
+    email: str | None
+    name: str | None
+    phone: str | None
+    description: str | None
+    metadata: dict[str, str]
+    created: int
+    livemode: bool
+
+
+class DeletedCustomer(BaseModel):
+    id: str
+    object: str = "customer"
+    deleted: bool
+
+
+class CustomerList(BaseModel):
+    object: str = "list"
+    url: str
+    data: list[Customer]
+    has_more: bool

@@ -1,0 +1,1 @@
+"""Infrastructure shared by every context: settings, database, crypto, logging, metrics."""

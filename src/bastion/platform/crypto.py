@@ -1,0 +1,75 @@
+"""The keyring: where the platform's keys live, and keyed hashing.
+
+Provider `local` keeps one 256-bit root secret in `<data_dir>/secrets/keyring.key`
+(created at install, mode 0600) and derives one key per purpose with HKDF-SHA256, so
+that a key for one purpose never serves another. A PKCS#11 provider comes with the vault.
+"""
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bastion.kernel.errors import ConfigurationError
+
+_ROOT_KEY_BYTES = 32
+
+
+class Keyring(Protocol):
+    def secret(self, purpose: str) -> bytes:
+        """A 32-byte secret dedicated to `purpose`."""
+        ...
+
+    def signing_key(self, purpose: str) -> Ed25519PrivateKey: ...
+
+
+class LocalKeyring:
+    def __init__(self, root_key: bytes) -> None:
+        if len(root_key) != _ROOT_KEY_BYTES:
+            raise ConfigurationError("the local keyring root key must be 32 bytes")
+        self._root_key = root_key
+
+    @classmethod
+    def open(cls, data_dir: Path, *, create: bool) -> "LocalKeyring":
+        path = data_dir / "secrets" / "keyring.key"
+        if not path.exists():
+            if not create:
+                raise ConfigurationError(f"no keyring at {path}: run `bastion migrate` first")
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            temporary = path.with_suffix(".tmp")
+            temporary.touch(mode=0o600)
+            temporary.write_bytes(secrets.token_bytes(_ROOT_KEY_BYTES))
+            temporary.replace(path)
+        return cls(path.read_bytes())
+
+    def secret(self, purpose: str) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"bastion:{purpose}".encode()).derive(self._root_key)
+
+    def signing_key(self, purpose: str) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.secret(f"ed25519:{purpose}"))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedHasher:
+    """HMAC-SHA256 under a keyring secret: for values that must be found again
+    (API key secrets) but must not be reversible or guessable from the database alone."""
+
+    key: bytes
+
+    def digest(self, value: str | bytes) -> str:
+        data = value.encode() if isinstance(value, str) else value
+        return hmac.new(self.key, data, sha256).hexdigest()
+
+    def matches(self, value: str | bytes, expected_hex: str) -> bool:
+        return hmac.compare_digest(self.digest(value), expected_hex)
+
+
+def public_key_id(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return sha256(raw).hexdigest()[:16]

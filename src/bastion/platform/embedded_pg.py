@@ -1,0 +1,208 @@
+"""A private PostgreSQL from the `pgserver` wheel's binaries, under the data directory.
+
+We drive `initdb`/`pg_ctl` ourselves instead of `pgserver.get_server` because, when run
+as root, pgserver widens the permissions of every ancestor directory up to `/` and of
+the wheel's files. Here nothing outside our own data directory is changed: as root the
+server runs as an unprivileged system user, and if that user cannot reach the binaries
+they are copied into the data directory; if it cannot reach the data directory we stop
+with an error that says so.
+"""
+
+import importlib.util
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from bastion.kernel.errors import ConfigurationError
+
+SERVICE_USER = "bastion-pg"
+DATABASE_NAME = "bastion"
+_PORT = 5432
+_SOCKET_PATH_MAX = 100
+_START_TIMEOUT_S = 60
+
+
+def _bundled_install_dir() -> Path:
+    # find_spec locates the wheel without importing it: importing pgserver has side effects.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError("the pgserver package is not installed; set BASTION_DATABASE_URL or install it")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+def _others_can_traverse(path: Path) -> bool:
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in [path, *path.parents])
+
+
+def _others_can_read_tree(path: Path) -> bool:
+    for root, _dirs, files in os.walk(path):
+        readable_dir = stat.S_IROTH | stat.S_IXOTH
+        if Path(root).stat().st_mode & readable_dir != readable_dir:
+            return False
+        for name in files:
+            if not (Path(root) / name).stat().st_mode & stat.S_IROTH:
+                return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class _RunAs:
+    uid: int
+    gid: int
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "postgres"
+        self.pgdata = self.root / "data"
+        self.log_path = self.root / "server.log"
+        self._run_as = self._service_user() if os.geteuid() == 0 else None
+        self._socket_dir = self._choose_socket_dir()
+        self._install_dir = _bundled_install_dir()
+
+    @property
+    def socket_dir(self) -> Path:
+        return self._socket_dir
+
+    @property
+    def bin_dir(self) -> Path:
+        return self._install_dir / "bin"
+
+    def url(self, database: str = DATABASE_NAME) -> str:
+        return f"postgresql://postgres@/{database}?host={quote(str(self._socket_dir), safe='/')}&port={_PORT}"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self._run_as is not None:
+            self._prepare_for_service_user()
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        if not self.is_running():
+            self._run(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "start",
+                    "-w",
+                    "-t",
+                    str(_START_TIMEOUT_S),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_path),
+                    "-o",
+                    f"-h '' -k {self._socket_dir} -p {_PORT}",
+                ]
+            )
+        self._ensure_database()
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._run([str(self.bin_dir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)])
+
+    def is_running(self) -> bool:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        result = self._run([str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.pgdata)], check=False)
+        return result.returncode == 0
+
+    def _choose_socket_dir(self) -> Path:
+        candidate = self.root / "run"
+        if len(str(candidate)) <= _SOCKET_PATH_MAX - len(f"/.s.PGSQL.{_PORT}"):
+            return candidate
+        # Unix socket paths are limited to ~107 bytes; fall back to a short private dir.
+        marker = self.root / "socket_dir"
+        if marker.exists():
+            return Path(marker.read_text().strip())
+        short = Path(tempfile.mkdtemp(prefix="bastion-pg-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(short))
+        return short
+
+    def _service_user(self) -> _RunAs:
+        try:
+            entry = pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                check=True,
+                capture_output=True,
+            )
+            entry = pwd.getpwnam(SERVICE_USER)
+        return _RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
+
+    def _prepare_for_service_user(self) -> None:
+        run_as = self._run_as
+        if run_as is None:
+            return
+        if not _others_can_traverse(self.root.parent.parent):
+            raise ConfigurationError(
+                f"running as root, the embedded PostgreSQL runs as user {SERVICE_USER}, who cannot reach "
+                f"{self.root}: set BASTION_DATA_DIR to a directory under world-traversable parents"
+            )
+        # Our own data directory: let the service user pass through, not list it.
+        self.root.parent.chmod(self.root.parent.stat().st_mode | stat.S_IXOTH)
+        self.root.chmod(0o711)
+        if not (_others_can_traverse(self._install_dir) and _others_can_read_tree(self._install_dir)):
+            private_copy = self.root / "install"
+            if not (private_copy / "bin" / "postgres").exists():
+                shutil.copytree(self._install_dir, private_copy, symlinks=True, dirs_exist_ok=True)
+                for path in [private_copy, *private_copy.rglob("*")]:
+                    if not path.is_symlink():
+                        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+            self._install_dir = private_copy
+        for directory in (self.pgdata, self._socket_dir):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chown(directory, run_as.uid, run_as.gid)
+        if not self.log_path.exists():
+            self.log_path.touch(mode=0o600)
+        os.chown(self.log_path, run_as.uid, run_as.gid)
+
+    def _initdb(self) -> None:
+        self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._run(
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=reject",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ]
+        )
+
+    def _ensure_database(self) -> None:
+        psql = [str(self.bin_dir / "psql"), "-X", "-q", "-h", str(self._socket_dir), "-p", str(_PORT), "-U", "postgres"]
+        exists = self._run([*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"])
+        if exists.stdout.strip() != "1":
+            self._run([*psql, "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE_NAME}"])
+
+    def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        run_as = self._run_as
+        result = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.root,
+            user=run_as.uid if run_as else None,
+            group=run_as.gid if run_as else None,
+            extra_groups=[] if run_as else None,
+            timeout=_START_TIMEOUT_S + 30,
+        )
+        if check and result.returncode != 0:
+            log_tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            raise ConfigurationError(
+                f"embedded PostgreSQL: {Path(argv[0]).name} failed ({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()} {log_tail}".strip()
+            )
+        return result

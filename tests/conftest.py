@@ -1,0 +1,56 @@
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bastion.platform import migrate
+from bastion.platform.crypto import LocalKeyring
+from bastion.platform.settings import Settings
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import TestDatabase, fresh_database, server_url
+
+# A generous limit for tests that do not test rate limiting themselves.
+os.environ.setdefault("BASTION_RATE_LIMIT_PER_S", "100000")
+os.environ.setdefault("BASTION_RATE_LIMIT_BURST", "100000")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[tuple[str, Path | None]]:
+    with server_url() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def test_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
+    """The session's migrated database."""
+    with fresh_database(*pg_server) as database:
+        LocalKeyring.open(database.data_dir, create=True)
+        asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
+        yield database
+
+
+@pytest.fixture(scope="session")
+def settings(test_database: TestDatabase) -> Settings:
+    os.environ.update(
+        {
+            "BASTION_DATABASE_URL": test_database.owner_url,
+            "BASTION_DATA_DIR": str(test_database.data_dir),
+            "BASTION_DB_ROLE_PREFIX": test_database.role_prefix,
+        }
+    )
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+async def platform(test_database: TestDatabase, settings: Settings) -> AsyncIterator[Platform]:
+    built = Platform(test_database, settings)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+async def merchant(platform: Platform) -> Credentials:
+    """A fresh merchant with an all-scopes test key: tests never see each other's data."""
+    return await platform.merchant()

@@ -1,0 +1,72 @@
+"""An in-process Bastion on the test database: the real app, the real roles, over ASGI."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bastion import bootstrap
+from bastion.api.app import create_app
+from bastion.api.context import Services
+from bastion.api.ratelimit import RateLimiter
+from bastion.kernel.ids import new_id
+from bastion.merchants import create_api_key, create_merchant
+from bastion.platform.db import Actor, Database, Tenant, asyncpg_url
+from bastion.platform.settings import Settings
+from tests.support.postgres import TestDatabase
+
+
+@dataclass(frozen=True)
+class Credentials:
+    merchant_id: str
+    key_id: str
+    secret: str
+    publishable: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+
+class Platform:
+    def __init__(self, database: TestDatabase, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self.owner = Database(create_async_engine(asyncpg_url(database.owner_url)))
+        self.services = bootstrap.api_services(settings, database.owner_url)
+        self.app = create_app(self.services)
+
+    def client(self, credentials: Credentials | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 50000)),
+            base_url="http://bastion.test",
+            headers=credentials.headers if credentials else None,
+            **kwargs,
+        )
+
+    def with_rate_limit(self, per_s: int, burst: int) -> Services:
+        return Services(
+            settings=self.settings,
+            database=self.services.database,
+            key_hasher=self.services.key_hasher,
+            rate_limiter=RateLimiter(per_s, burst),
+        )
+
+    async def merchant(
+        self, *, livemode: bool = False, scopes: list[str] | None = None, name: str = "Test merchant"
+    ) -> Credentials:
+        actor = Actor(id="test")
+        merchant_id = new_id("mer")
+        async with self.owner.unit_of_work(Tenant(merchant_id, livemode), actor) as uow:
+            await create_merchant(uow, name)
+        return await self.api_key(merchant_id, livemode=livemode, scopes=scopes)
+
+    async def api_key(self, merchant_id: str, *, livemode: bool = False, scopes: list[str] | None = None) -> Credentials:
+        async with self.owner.unit_of_work(Tenant(merchant_id, livemode), Actor(id="test")) as uow:
+            issued = await create_api_key(uow, self.services.key_hasher, scopes)
+        return Credentials(merchant_id=merchant_id, key_id=issued.id, secret=issued.secret, publishable=issued.publishable)
+
+    async def close(self) -> None:
+        await self.services.database.dispose()
+        await self.owner.dispose()

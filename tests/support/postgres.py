@@ -1,0 +1,135 @@
+"""The PostgreSQL the tests run on: BASTION_TEST_DATABASE_URL when set (CI points it at
+the machine's server), otherwise an embedded server in a temporary directory. Each test
+session gets its own database and its own service-role prefix, dropped at the end."""
+
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from bastion.platform.db import ServiceRoles
+from bastion.platform.embedded_pg import EmbeddedPostgres
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    owner_url: str
+    role_prefix: str
+    data_dir: Path
+    bin_dir: Path | None
+
+    @property
+    def roles(self) -> ServiceRoles:
+        return ServiceRoles(self.role_prefix)
+
+    def env(self) -> dict[str, str]:
+        """The environment a Bastion process needs to run against this database."""
+        return {
+            **os.environ,
+            "BASTION_DATABASE_URL": self.owner_url,
+            "BASTION_DATA_DIR": str(self.data_dir),
+            "BASTION_DB_ROLE_PREFIX": self.role_prefix,
+        }
+
+
+def _plain(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(_plain(url))
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def server_url() -> Iterator[tuple[str, Path | None]]:
+    """An admin URL of a server, and the directory of its client binaries when embedded."""
+    configured = os.environ.get("BASTION_TEST_DATABASE_URL")
+    if configured:
+        yield configured, None
+        return
+    root = Path(tempfile.mkdtemp(prefix="bastion-test-pg-"))
+    embedded = EmbeddedPostgres(root)
+    embedded.start()
+    try:
+        yield embedded.url("postgres"), embedded.bin_dir
+    finally:
+        embedded.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def fresh_database(admin_url: str, bin_dir: Path | None) -> Iterator[TestDatabase]:
+    suffix = secrets.token_hex(4)
+    name = f"bastion_test_{suffix}"
+    prefix = f"bt_{suffix}"
+    data_dir = Path(tempfile.mkdtemp(prefix="bastion-test-data-"))
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    owner_url = make_url(_plain(admin_url)).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield TestDatabase(owner_url=owner_url, role_prefix=prefix, data_dir=data_dir, bin_dir=bin_dir)
+    finally:
+        roles = ServiceRoles(prefix)
+        asyncio.run(
+            _admin(
+                admin_url,
+                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                *(f'DROP ROLE IF EXISTS "{role}"' for role in roles.all),
+            )
+        )
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_api(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real `bastion api` process on 127.0.0.1; yields its base URL."""
+    port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below, after the process)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bastion", "api", "--host", "127.0.0.1", "--port", str(port)],
+        env={**database.env(), **(extra_env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"bastion api did not start: {log.read().decode(errors='replace')[-3000:]}") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
