@@ -8,16 +8,17 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --disable-pip-version-check --quiet install --require-hashes --no-deps -r requirements/build.txt
 
 $(VENV)/.installed-main: requirements/main.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --require-hashes --no-deps -r requirements/main.txt
-	$(PIP) install --no-deps --no-build-isolation -e . || $(PIP) install --no-deps -e .
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-test
 	@touch $@
 
 $(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(BIN)/python
 	$(PIP) install --require-hashes --no-deps -r requirements/test.txt
-	$(PIP) install --no-deps --no-build-isolation -e . || $(PIP) install --no-deps -e .
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@ $(VENV)/.installed-main
 
 run: $(VENV)/.installed-main
@@ -37,6 +38,7 @@ bench: $(VENV)/.installed-test
 # Re-lock after changing dependencies in pyproject.toml (needs pip-tools in the venv).
 lock: | $(BIN)/python
 	$(PIP) install pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/build.txt requirements/build.in
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/main.txt pyproject.toml
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra test -o requirements/test.txt pyproject.toml
 

@@ -1,15 +1,12 @@
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from bastion.platform import migrate
-from bastion.platform.crypto import LocalKeyring
 from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import TestDatabase, fresh_database, server_url
+from tests.support.postgres import TestDatabase, migrated_database, server_url
 
 # A generous limit for tests that do not test rate limiting themselves.
 os.environ.setdefault("BASTION_RATE_LIMIT_PER_S", "100000")
@@ -18,16 +15,14 @@ os.environ.setdefault("BASTION_RATE_LIMIT_BURST", "100000")
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[tuple[str, Path | None]]:
-    with server_url() as server:
+    with server_url(os.environ.get("BASTION_TEST_DATABASE_URL")) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def test_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
     """The session's migrated database."""
-    with fresh_database(*pg_server) as database:
-        LocalKeyring.open(database.data_dir, create=True)
-        asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
+    with migrated_database(*pg_server) as database:
         yield database
 
 

@@ -1,5 +1,8 @@
 """The one place where concrete parts are wired together."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import FastAPI
 
 import bastion.api.tables
@@ -29,11 +32,38 @@ def owner_url(settings: Settings) -> str:
     return embedded.url()
 
 
-def role_database(settings: Settings, url: str, role: str) -> Database:
+@contextmanager
+def owner_url_for_command(settings: Settings) -> Iterator[str]:
+    """`owner_url` for a one-shot command: an embedded server it had to start is stopped after."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    embedded = EmbeddedPostgres(settings.data_dir)
+    was_running = embedded.is_running()
+    embedded.start()
+    try:
+        yield embedded.url()
+    finally:
+        if not was_running:
+            embedded.stop()
+
+
+def _role_password(settings: Settings, role: str) -> str:
     passwords = RolePasswords(settings.data_dir).load()
     if role not in passwords:
         raise ConfigurationError(f"no credentials for database role {role}: run `bastion migrate` first")
-    return Database(create_engine(role_url(url, role, passwords[role]), pool_size=settings.db_pool_size))
+    return passwords[role]
+
+
+def role_database(settings: Settings, url: str, role: str) -> Database:
+    return Database(create_engine(role_url(url, role, _role_password(settings, role)), pool_size=settings.db_pool_size))
+
+
+def role_dsn(settings: Settings, url: str, role: str) -> str:
+    """A plain postgresql:// DSN of `role` for connections made with asyncpg itself (the relay's LISTEN);
+    an embedded server's socket directory stays in the `?host=` query, which asyncpg reads."""
+    dsn = role_url(url, role, _role_password(settings, role)).set(drivername="postgresql")
+    return dsn.render_as_string(hide_password=False)
 
 
 def keyring(settings: Settings) -> LocalKeyring:

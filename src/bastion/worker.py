@@ -1,4 +1,4 @@
-"""`bastion worker`: the background duties, each a periodic task in one event loop."""
+"""`bastion worker`: the outbox relay and the background duties (each a periodic task), in one event loop."""
 
 import asyncio
 import signal
@@ -7,12 +7,17 @@ from dataclasses import dataclass
 
 from bastion import bootstrap
 from bastion.api.janitor import expire_idempotency_keys
+from bastion.audit import seal_backlog
+from bastion.events import load_subscribers, run_relay
+from bastion.kernel.errors import ConfigurationError
 from bastion.platform.db import Database, ServiceRoles
 from bastion.platform.logging import get_logger
 from bastion.platform.settings import Settings
 
 _log = get_logger(__name__)
 JANITOR_INTERVAL_S = 60.0
+WORKER_POOL_SIZE_MIN = 2
+AUDIT_SEALER_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,20 +40,32 @@ async def _repeat(duty: Duty, stop: asyncio.Event) -> None:
 
 
 def duties(settings: Settings, database: Database) -> list[Duty]:
+    keyring = bootstrap.keyring(settings)
     return [
+        Duty("audit_sealer", lambda: seal_backlog(database, keyring), AUDIT_SEALER_INTERVAL_S),
         Duty("idempotency_janitor", lambda: expire_idempotency_keys(database, settings.idempotency_ttl_s), JANITOR_INTERVAL_S),
     ]
 
 
 async def run_worker(settings: Settings, url: str) -> None:
-    database = bootstrap.role_database(settings, url, ServiceRoles(settings.db_role_prefix).worker)
+    if settings.db_pool_size < WORKER_POOL_SIZE_MIN:
+        raise ConfigurationError(
+            f"the worker needs BASTION_DB_POOL_SIZE of at least {WORKER_POOL_SIZE_MIN}: "
+            "the relay holds a batch open while each delivery runs in its own transaction"
+        )
+    worker_role = ServiceRoles(settings.db_role_prefix).worker
+    subscribers = load_subscribers(settings.subscribers)
+    listen_dsn = bootstrap.role_dsn(settings, url, worker_role)
+    database = bootstrap.role_database(settings, url, worker_role)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     _log.info("worker_started")
     try:
-        await asyncio.gather(*(_repeat(duty, stop) for duty in duties(settings, database)))
+        await asyncio.gather(
+            run_relay(database, listen_dsn, subscribers, stop), *(_repeat(duty, stop) for duty in duties(settings, database))
+        )
     finally:
         await database.dispose()
         _log.info("worker_stopped")

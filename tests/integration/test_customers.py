@@ -7,16 +7,8 @@ import pytest
 from tests.support.platform import Credentials, Platform
 
 
-async def _create(platform: Platform, merchant: Credentials, **body: Any) -> dict[str, Any]:
-    async with platform.client(merchant) as client:
-        response = await client.post("/v1/customers", json=body)
-    assert response.status_code == 200, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
 async def test_create_retrieve_update_delete(platform: Platform, merchant: Credentials) -> None:
-    created = await _create(platform, merchant, email="jenny@example.com", name="Jenny Rosen", metadata={"order": "6735"})
+    created = await platform.create_customer(merchant, email="jenny@example.com", name="Jenny Rosen", metadata={"order": "6735"})
     assert created["id"].startswith("cus_")
     assert created["object"] == "customer"
     assert created["livemode"] is False
@@ -90,7 +82,7 @@ async def test_oversized_body_is_rejected(platform: Platform, merchant: Credenti
 
 
 async def test_pagination(platform: Platform, merchant: Credentials) -> None:
-    ids = [(await _create(platform, merchant, name=f"c{i}"))["id"] for i in range(5)]
+    ids = [(await platform.create_customer(merchant, name=f"c{i}"))["id"] for i in range(5)]
     newest_first = list(reversed(ids))
     async with platform.client(merchant) as client:
         first = (await client.get("/v1/customers", params={"limit": 2})).json()
@@ -120,7 +112,7 @@ async def test_pagination(platform: Platform, merchant: Credentials) -> None:
 
 async def test_test_and_live_modes_are_separate_worlds(platform: Platform, merchant: Credentials) -> None:
     live = await platform.api_key(merchant.merchant_id, livemode=True)
-    created = await _create(platform, merchant, name="test-mode customer")
+    created = await platform.create_customer(merchant, name="test-mode customer")
     async with platform.client(live) as client:
         assert (await client.get(f"/v1/customers/{created['id']}")).status_code == 404
         assert (await client.get("/v1/customers")).json()["data"] == []

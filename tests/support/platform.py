@@ -53,6 +53,14 @@ class Platform:
             rate_limiter=RateLimiter(per_s, burst),
         )
 
+    async def create_customer(self, credentials: Credentials, **body: Any) -> dict[str, Any]:
+        """POST /v1/customers and insist on success."""
+        async with self.client(credentials) as client:
+            response = await client.post("/v1/customers", json=body)
+        assert response.status_code == 200, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
     async def merchant(
         self, *, livemode: bool = False, scopes: list[str] | None = None, name: str = "Test merchant"
     ) -> Credentials:

@@ -15,16 +15,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bastion.platform import migrate
+from bastion.platform.crypto import LocalKeyring
 from bastion.platform.db import ServiceRoles
 from bastion.platform.embedded_pg import EmbeddedPostgres
 
 
 @dataclass(frozen=True)
 class TestDatabase:
+    __test__ = False  # a fixture value, not a test class
+
     owner_url: str
     role_prefix: str
     data_dir: Path
@@ -44,12 +49,13 @@ class TestDatabase:
         }
 
 
-def _plain(url: str) -> str:
+def plain_url(url: str) -> str:
+    """A libpq/asyncpg URL (no SQLAlchemy driver suffix)."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _admin(url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(_plain(url))
+    connection = await asyncpg.connect(plain_url(url))
     try:
         for statement in statements:
             await connection.execute(statement)
@@ -58,9 +64,9 @@ async def _admin(url: str, *statements: str) -> None:
 
 
 @contextmanager
-def server_url() -> Iterator[tuple[str, Path | None]]:
-    """An admin URL of a server, and the directory of its client binaries when embedded."""
-    configured = os.environ.get("BASTION_TEST_DATABASE_URL")
+def server_url(configured: str | None) -> Iterator[tuple[str, Path | None]]:
+    """An admin URL of a server (`configured`, else an embedded one in a temporary
+    directory), and the directory of its client binaries when embedded."""
     if configured:
         yield configured, None
         return
@@ -75,13 +81,14 @@ def server_url() -> Iterator[tuple[str, Path | None]]:
 
 
 @contextmanager
-def fresh_database(admin_url: str, bin_dir: Path | None) -> Iterator[TestDatabase]:
+def fresh_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "bastion_test") -> Iterator[TestDatabase]:
+    """An empty database and a service-role prefix of its own, both dropped at the end."""
     suffix = secrets.token_hex(4)
-    name = f"bastion_test_{suffix}"
-    prefix = f"bt_{suffix}"
+    name = f"{name_prefix}_{suffix}"
+    prefix = f"{name_prefix[:8]}_{suffix}"
     data_dir = Path(tempfile.mkdtemp(prefix="bastion-test-data-"))
     asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    owner_url = make_url(_plain(admin_url)).set(database=name).render_as_string(hide_password=False)
+    owner_url = make_url(plain_url(admin_url)).set(database=name).render_as_string(hide_password=False)
     try:
         yield TestDatabase(owner_url=owner_url, role_prefix=prefix, data_dir=data_dir, bin_dir=bin_dir)
     finally:
@@ -96,6 +103,15 @@ def fresh_database(admin_url: str, bin_dir: Path | None) -> Iterator[TestDatabas
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@contextmanager
+def migrated_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "bastion_test") -> Iterator[TestDatabase]:
+    """A fresh database with its keyring, migrated to head."""
+    with fresh_database(admin_url, bin_dir, name_prefix=name_prefix) as database:
+        LocalKeyring.open(database.data_dir, create=True)
+        asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
+        yield database
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -103,9 +119,28 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ApiProcess:
+    url: str
+    log_file: IO[bytes]
+
+    def logs(self) -> str:
+        """Everything the process wrote to stdout and stderr so far."""
+        # pread: the process shares the file offset, so a seek here would move its writes.
+        size = os.fstat(self.log_file.fileno()).st_size
+        return os.pread(self.log_file.fileno(), size, 0).decode(errors="replace")
+
+
 @contextmanager
 def running_api(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """A real `bastion api` process on 127.0.0.1; yields its base URL."""
+    with running_api_process(database, extra_env) as api:
+        yield api.url
+
+
+@contextmanager
+def running_api_process(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
+    """A real `bastion api` process on 127.0.0.1; yields its URL and its captured logs."""
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below, after the process)
     process = subprocess.Popen(
@@ -125,7 +160,7 @@ def running_api(database: TestDatabase, extra_env: dict[str, str] | None = None)
                     log.seek(0)
                     raise RuntimeError(f"bastion api did not start: {log.read().decode(errors='replace')[-3000:]}") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield ApiProcess(url=f"http://127.0.0.1:{port}", log_file=log)
     finally:
         process.terminate()
         try:

@@ -1,11 +1,12 @@
 """The API application factory."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 from swagger_ui_bundle import swagger_ui_path
@@ -19,9 +20,9 @@ from bastion.kernel.errors import ConfigurationError
 from bastion.payments.routes import router as customers_router
 from bastion.platform.metrics import HttpMetrics
 
-# Deny by default: a route must require a scope or be listed here.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
 _DOCS_ASSETS = "/docs/assets"
+# Deny by default: a route must require a scope or be listed here.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", _DOCS_ASSETS})
 
 
 def route_scope(route: APIRoute) -> str | None:
@@ -34,12 +35,38 @@ def route_scope(route: APIRoute) -> str | None:
     return None
 
 
+def served_routes(app: FastAPI) -> list[RouteContext]:
+    """Every route the app serves. FastAPI keeps each included router as one nested entry
+    of `app.routes`, so walking `app.routes` alone would miss every router's routes."""
+    return list(iter_route_contexts(app.routes))
+
+
 def unguarded_routes(app: FastAPI) -> list[str]:
+    """Routes of any kind (API routes, plain routes, mounts) neither public nor guarded by a scope."""
     return [
-        f"{sorted(route.methods or ())} {route.path}"
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.path not in PUBLIC_PATHS and route_scope(route) is None
+        f"{sorted(context.methods or ())} {context.path}"
+        for context in served_routes(app)
+        if context.path not in PUBLIC_PATHS
+        and not (isinstance(context.original_route, APIRoute) and route_scope(context.original_route) is not None)
     ]
+
+
+def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI documents a 422 for every route with inputs; Bastion answers bad input with
+    a 400 and its own error body (`bastion.api.errors`), so the document must not say 422."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = FastAPI.openapi(app)  # builds and caches app.openapi_schema
+        for path_item in document["paths"].values():
+            for operation in path_item.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            document.get("components", {}).get("schemas", {}).pop(name, None)
+        return document
+
+    return openapi
 
 
 def create_app(services: Services) -> FastAPI:
@@ -64,6 +91,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(customers_router)
     app.include_router(events_router)
+    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
     app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

@@ -6,6 +6,7 @@ a scope nor a place on the public list.
 """
 
 import hashlib
+import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,7 +52,11 @@ def _lock_id(tenant: Tenant, key: str) -> int:
 
 async def _fingerprint(request: Request) -> str:
     body = await request.body()
-    canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        # FastAPI's parser also takes NaN and Infinity, which are not JSON (RFC 8259).
+        raise InvalidRequest("The request body is not valid JSON", code="body_invalid_json") from None
     return hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), canonical])).hexdigest()
 
 
@@ -136,11 +141,20 @@ class Authorized:
             )
         actor = Actor(
             id=principal.key_id,
-            ip_address=request.client.host if request.client else None,
+            ip_address=_client_ip(request),
             device_id=device_id,
             request_id=request_id_var.get(),
         )
         return RequestContext(request=request, services=services, principal=principal, actor=actor)
+
+
+def _client_ip(request: Request) -> str | None:
+    # Unix-socket and test transports give no IP; the audit column is INET.
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
 
 
 def scope_of(dependency: object) -> str | None:

@@ -5,7 +5,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from bastion.api.responses import JsonResponse
 from bastion.kernel import errors
@@ -39,6 +41,18 @@ def error_response(
     return JsonResponse(body, status_code=status, headers=headers)
 
 
+def internal_error_response() -> JsonResponse:
+    """The one body of every unexpected failure: it tells the caller nothing about the cause."""
+    return error_response(500, type_="api_error", code="internal_error", message="An internal error occurred")
+
+
+def _is_json(content_type: str | None) -> bool:
+    # The media types FastAPI parses as JSON: application/json and application/*+json.
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    main_type, _, subtype = media_type.partition("/")
+    return main_type == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 def _param_of(location: tuple[Any, ...]) -> str | None:
     # ("body", "metadata", "key") -> "metadata[key]"; ("query", "limit") -> "limit"
     parts = [str(part) for part in location[1:] if not str(part).startswith("function-after")]
@@ -53,12 +67,12 @@ async def _bastion_error(_request: Request, error: Exception) -> JsonResponse:
     status = status_of(error)
     if status == 500:
         _log.error("internal_error", error_type=type(error).__name__, message=error.message)
-        return error_response(500, type_="api_error", code="internal_error", message="An internal error occurred")
+        return internal_error_response()
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, errors.RateLimited) else None
     return error_response(status, type_=error.type, code=error.code, message=error.message, param=error.param, headers=headers)
 
 
-async def _validation_error(_request: Request, error: Exception) -> JsonResponse:
+async def _validation_error(request: Request, error: Exception) -> JsonResponse:
     if not isinstance(error, RequestValidationError):
         raise error
     first = error.errors()[0]
@@ -80,6 +94,14 @@ async def _validation_error(_request: Request, error: Exception) -> JsonResponse
     if kind == "missing" and param is None:
         return error_response(400, type_="invalid_request_error", code="body_missing", message="A JSON object body is required")
     if location[:1] == ("body",) and param is None:
+        # FastAPI leaves a body sent as anything but JSON unparsed, so it fails as a whole.
+        if not _is_json(request.headers.get("content-type")):
+            return error_response(
+                415,
+                type_="invalid_request_error",
+                code="content_type_unsupported",
+                message="Send the request body as a JSON object with the header `Content-Type: application/json`",
+            )
         return error_response(
             400, type_="invalid_request_error", code="body_invalid", message="The request body must be a JSON object"
         )
@@ -88,25 +110,38 @@ async def _validation_error(_request: Request, error: Exception) -> JsonResponse
     return error_response(400, type_="invalid_request_error", code=code, message=message, param=param)
 
 
-async def _http_error(_request: Request, error: Exception) -> JsonResponse:
+def _allowed_methods(request: Request) -> str:
+    # Starlette names only the methods of the first route matching the path; a URL served
+    # by several routes (GET and POST /v1/customers) accepts the methods of all of them.
+    methods = {
+        method
+        for context in iter_route_contexts(request.app.routes)
+        if context.matches(request.scope)[0] is not Match.NONE
+        for method in context.methods or ()
+    }
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, error: Exception) -> JsonResponse:
     if not isinstance(error, HTTPException):
         raise error
     if error.status_code == 404:
         return error_response(404, type_="invalid_request_error", code="route_missing", message="Unrecognized request URL")
     if error.status_code == 405:
+        allowed = _allowed_methods(request)
         return error_response(
-            405, type_="invalid_request_error", code="method_not_allowed", message="Method not allowed on this URL"
+            405,
+            type_="invalid_request_error",
+            code="method_not_allowed",
+            message=f"Method not allowed on this URL; it accepts {allowed}",
+            headers={"Allow": allowed},
         )
     return error_response(error.status_code, type_="invalid_request_error", code="http_error", message=str(error.detail))
-
-
-async def _unexpected_error(_request: Request, error: Exception) -> JsonResponse:
-    _log.exception("unhandled_exception", error_type=type(error).__name__)
-    return error_response(500, type_="api_error", code="internal_error", message="An internal error occurred")
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.BastionError, _bastion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # Other exceptions become a 500 in `bastion.api.middleware`, inside the edge, so that
+    # the response still carries the security headers and the request id.

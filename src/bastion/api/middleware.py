@@ -1,11 +1,13 @@
 """The edge of every HTTP request, as one pure ASGI middleware (no per-request task
-overhead): request id, body size limit, security headers, metrics and an access log."""
+overhead): request id, body size limit, NUL refusal, security headers, metrics and an
+access log."""
 
+import re
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.api.errors import error_response
+from bastion.api.errors import error_response, internal_error_response
 from bastion.kernel.ids import new_id
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.metrics import HttpMetrics
@@ -28,6 +30,10 @@ _DOCS_CSP = (
     b"default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# PostgreSQL text and jsonb cannot hold U+0000, so no field accepts it: refused here for
+# every route at once, not as a database error. In a JSON body it can only be the escape
+# \u0000 after an even number of backslashes (an odd number escapes the backslash itself).
+_JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class EdgeMiddleware:
@@ -44,12 +50,14 @@ class EdgeMiddleware:
         request_id = new_id("req")
         token = request_id_var.set(request_id)
         status = 500
+        response_started = False
         csp = _DOCS_CSP if scope["path"].startswith("/docs") else _API_CSP
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 headers = list(message.get("headers", []))
                 headers.extend(_API_HEADERS)
                 headers.append((b"content-security-policy", csp))
@@ -67,8 +75,23 @@ class EdgeMiddleware:
                     message=f"The request body exceeds {self.max_body_bytes} bytes",
                 )
                 await response(scope, receive, send_with_headers)
+            elif _carries_nul(scope, body):
+                response = error_response(
+                    400,
+                    type_="invalid_request_error",
+                    code="parameter_invalid",
+                    message="Text must not contain the NUL character (\\u0000)",
+                )
+                await response(scope, receive, send_with_headers)
             else:
                 await self.app(scope, _replay(body), send_with_headers)
+        except Exception:
+            # Answered here, not by Starlette's outermost handler, so that the 500 still
+            # carries the security headers and the request id (in the log line too).
+            _log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
+            if response_started:
+                raise
+            await internal_error_response()(scope, receive, send_with_headers)
         finally:
             duration_s = time.perf_counter() - started
             route = _route_template(scope)
@@ -99,6 +122,10 @@ class EdgeMiddleware:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def _carries_nul(scope: Scope, body: bytes) -> bool:
+    return "\x00" in scope["path"] or b"%00" in scope["query_string"] or _JSON_NUL_ESCAPE.search(body) is not None
 
 
 def _replay(body: bytes) -> Receive:

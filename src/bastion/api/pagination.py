@@ -1,14 +1,36 @@
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
-from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.errors import InvalidRequest, InvariantViolated
 from bastion.platform.pagination import LIMIT_DEFAULT, LIMIT_MAX, PageRequest
 
 _CURSOR_LENGTH_MAX = 64
 
 
+def _declared_query_params(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _declared_query_params(dependency)
+    return names
+
+
+def _reject_unknown_query_params(request: Request) -> None:
+    """Like Stripe, refuse what the list does not understand: a misspelt filter
+    (`?emial=`) would otherwise silently return the unfiltered list."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        raise InvariantViolated("page_request runs only as a dependency of an API route")
+    declared = _declared_query_params(route.dependant)
+    for name in request.query_params:
+        if name not in declared:
+            raise InvalidRequest(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
+
+
 def page_request(
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description=f"1 to {LIMIT_MAX} objects per page")] = LIMIT_DEFAULT,
     starting_after: Annotated[
         str | None, Query(max_length=_CURSOR_LENGTH_MAX, description="Id of the last object of the previous page")
@@ -17,6 +39,7 @@ def page_request(
         str | None, Query(max_length=_CURSOR_LENGTH_MAX, description="Id of the first object of the next page")
     ] = None,
 ) -> PageRequest:
+    _reject_unknown_query_params(request)
     if starting_after is not None and ending_before is not None:
         raise InvalidRequest("Use at most one of starting_after and ending_before", param="ending_before")
     return PageRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)

@@ -30,6 +30,7 @@ def documented(model: type[BaseModel] | Any, *, writes: bool = False) -> dict[in
     }
     if writes:
         errors[409] = "Idempotency-Key in use by a concurrent request"
+        errors[415] = "Body not sent as `Content-Type: application/json`"
     for status, description in errors.items():
         responses[status] = {"model": ErrorBody, "description": description}
     return responses

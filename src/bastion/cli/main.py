@@ -1,19 +1,25 @@
 """`bastion`: serve, migrate, and administer merchants, keys and the audit trail."""
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
+import asyncpg
 import typer
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
+from typer.core import TyperGroup
 
 from bastion import bootstrap
+from bastion.audit import VerifyReport, verify_chain
 from bastion.kernel.errors import BastionError
 from bastion.kernel.ids import new_id
 from bastion.merchants import create_api_key, create_merchant
@@ -24,36 +30,66 @@ from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
 from bastion.worker import run_worker
 
-app = typer.Typer(help="Bastion, a self-hosted payments platform.", no_args_is_help=True, pretty_exceptions_enable=False)
+
+def _fail(message: str) -> typer.Exit:
+    # One line whatever the source: third-party messages can carry DETAIL/HINT lines or a log tail.
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    return typer.Exit(code=1)
+
+
+def _expected_failure(error: Exception) -> str | None:
+    """What to tell the user about a failure they can fix (input, configuration, the database);
+    None for a bug, which keeps its traceback."""
+    if isinstance(error, BastionError):
+        return error.message
+    if isinstance(error, StatementError):
+        # Not str(error): that carries the SQL and its parameters.
+        return f"database error: {error.orig}"
+    if isinstance(error, SQLAlchemyError | asyncpg.PostgresError | asyncpg.InterfaceError):
+        return f"database error: {error}"
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        return f"cannot reach the database: {error}"
+    if isinstance(error, OSError):
+        return str(error)
+    return None
+
+
+class _Commands(TyperGroup):
+    """Every command, nested groups included, runs inside this invoke: one place turns expected
+    failures into one `error:` line on stderr and exit code 1."""
+
+    # Any: typer vendors click privately, so the Context base type has no public name.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            message = _expected_failure(error)
+            if message is None:
+                raise
+            raise _fail(message) from None
+
+
+app = typer.Typer(
+    cls=_Commands, help="Bastion, a self-hosted payments platform.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 merchant_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(apikey_app, name="apikey")
+audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 T = TypeVar("T")
 _CHILD_STOP_TIMEOUT_S = 15
 _CLI_ACTOR = Actor(id=f"cli:{os.environ.get('USER', 'unknown')}")
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
 def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    try:
-        return asyncio.run(make())
-    except BastionError as error:
-        raise _fail(error.message) from None
-    except OSError as error:
-        raise _fail(f"cannot reach the database: {error}") from None
+    return asyncio.run(make())
 
 
 def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except BastionError as error:
-        raise _fail(error.message) from None
+    return Settings.from_env()
 
 
 def _print(resource: dict[str, Any], as_json: bool) -> None:
@@ -65,7 +101,7 @@ def _print(resource: dict[str, Any], as_json: bool) -> None:
 
 
 async def _with_owner_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    database = Database(create_async_engine(asyncpg_url(url)))
+    database = Database(create_async_engine(asyncpg_url(url), hide_parameters=True))
     try:
         return await work(database)
     finally:
@@ -81,7 +117,8 @@ def _migrate(settings: Settings, url: str) -> None:
 def migrate() -> None:
     """Create or upgrade the schema and the service roles (safe to run at any time)."""
     settings = _settings()
-    _migrate(settings, bootstrap.owner_url(settings))
+    with bootstrap.owner_url_for_command(settings) as url:
+        _migrate(settings, url)
     typer.echo(f"migrated to {migrations.head_revision()}")
 
 
@@ -92,13 +129,13 @@ def merchant_create(
 ) -> None:
     """Create a merchant."""
     settings = _settings()
-    url = bootstrap.owner_url(settings)
 
     async def work(database: Database) -> dict[str, Any]:
         async with database.unit_of_work(Tenant(merchant_id=new_id("mer"), livemode=False), _CLI_ACTOR) as uow:
             return await create_merchant(uow, name)
 
-    _print(_run(lambda: _with_owner_database(url, work)), as_json)
+    with bootstrap.owner_url_for_command(settings) as url:
+        _print(_run(lambda: _with_owner_database(url, work)), as_json)
 
 
 @apikey_app.command("create")
@@ -112,7 +149,6 @@ def apikey_create(
     if mode not in ("test", "live"):
         raise _fail("--mode must be test or live")
     settings = _settings()
-    url = bootstrap.owner_url(settings)
     hasher = bootstrap.key_hasher(settings)
 
     async def work(database: Database) -> dict[str, Any]:
@@ -127,7 +163,29 @@ def apikey_create(
             "publishable": issued.publishable,
         }
 
-    _print(_run(lambda: _with_owner_database(url, work)), as_json)
+    with bootstrap.owner_url_for_command(settings) as url:
+        _print(_run(lambda: _with_owner_database(url, work)), as_json)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
+    """Recompute the audit hash chain and check every signed checkpoint (reads only; seals nothing)."""
+    settings = _settings()
+
+    async def work(database: Database) -> VerifyReport:
+        return await verify_chain(database, bootstrap.keyring(settings))
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        report = _run(lambda: _with_owner_database(url, work))
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(report)))
+        if not report.ok:
+            raise typer.Exit(code=1)
+        return
+    if not report.ok:
+        where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+        raise _fail(f"audit chain broken{where}: {report.reason}")
+    typer.echo(f"audit chain intact: {report.rows_checked} rows, {report.checkpoints_checked} checkpoints")
 
 
 @app.command()
@@ -150,16 +208,25 @@ def serve(
 ) -> None:
     """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API and worker."""
     settings = _settings()
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Before anything starts, so that a signal during start-up still stops what did start.
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     embedded = EmbeddedPostgres(settings.data_dir) if settings.database_url is None else None
     try:
         if embedded is not None:
             embedded.start()
         url = embedded.url() if embedded is not None else bootstrap.owner_url(settings)
         _migrate(settings, url)
-    except BastionError as error:
+    except BaseException:
         if embedded is not None:
             embedded.stop()
-        raise _fail(error.message) from None
+        raise
     env = {**os.environ, "BASTION_DATABASE_URL": url, "BASTION_DATA_DIR": str(settings.data_dir)}
     children = [
         subprocess.Popen([sys.executable, "-m", "bastion", "api", "--host", host, "--port", str(port)], env=env),
@@ -168,14 +235,6 @@ def serve(
     base = f"http://{host}:{port}"
     typer.echo(f"Bastion is running.\n  API:  {base}/v1\n  docs: {base}/docs\n  data: {settings.data_dir}")
     typer.echo("  a test key: bastion merchant create --name Demo, then bastion apikey create --merchant mer_... --mode test")
-    stopping = False
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
     try:
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)

@@ -32,10 +32,11 @@ async def page(connection: AsyncConnection, request: PageRequest, event_type: st
     return await fetch_page(connection, query, events.c.id, request)
 
 
-async def claim_unpublished(connection: AsyncConnection, limit: int) -> Sequence[AnyRow]:
-    query = (
-        select(events).where(events.c.published_at.is_(None)).order_by(events.c.id).limit(limit).with_for_update(skip_locked=True)
-    )
+async def claim_unpublished(connection: AsyncConnection, limit: int, skip_event_ids: Sequence[str] = ()) -> Sequence[AnyRow]:
+    query = select(events).where(events.c.published_at.is_(None))
+    if skip_event_ids:
+        query = query.where(events.c.id.not_in(skip_event_ids))
+    query = query.order_by(events.c.id).limit(limit).with_for_update(skip_locked=True)
     return (await connection.execute(query)).all()
 
 

@@ -7,7 +7,7 @@ from bastion.kernel.clock import now, unix_seconds
 from bastion.kernel.errors import InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.platform.db import AnyRow, UnitOfWork
-from bastion.platform.pagination import PageRequest
+from bastion.platform.pagination import PageRequest, check_cursors
 
 # Every event type Bastion emits; GET /v1/events?type= accepts only these.
 EVENT_TYPES = frozenset({"customer.created", "customer.updated", "customer.deleted"})
@@ -59,9 +59,6 @@ async def retrieve_event(uow: UnitOfWork, event_id: str) -> dict[str, Any]:
 async def list_events(uow: UnitOfWork, request: PageRequest, event_type: str | None) -> tuple[list[dict[str, Any]], bool]:
     if event_type is not None and event_type not in EVENT_TYPES:
         raise InvalidRequest(f"Unknown event type {event_type!r}", param="type")
-    for param in ("starting_after", "ending_before"):
-        cursor = getattr(request, param)
-        if cursor is not None and not (is_id(cursor, "evt") and await repository.exists(uow.connection, cursor)):
-            raise InvalidRequest(f"No such event: '{cursor}'", param=param)
+    await check_cursors(request, prefix="evt", noun="event", exists=lambda cursor: repository.exists(uow.connection, cursor))
     page = await repository.page(uow.connection, request, event_type)
     return [to_resource(row) for row in page.rows], page.has_more

@@ -4,13 +4,13 @@ from typing import Any
 
 from bastion import audit, events
 from bastion.kernel.clock import now, unix_seconds
-from bastion.kernel.errors import InvalidRequest, ResourceMissing
+from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.payments import repository
 from bastion.payments.domain import merge_metadata
 from bastion.payments.schemas import CustomerCreate, CustomerUpdate
 from bastion.platform.db import AnyRow, UnitOfWork
-from bastion.platform.pagination import PageRequest
+from bastion.platform.pagination import PageRequest, check_cursors
 
 _CUSTOMER_FIELDS = ("email", "name", "phone", "description")
 
@@ -98,9 +98,8 @@ async def delete_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
 
 
 async def list_customers(uow: UnitOfWork, request: PageRequest, email: str | None) -> tuple[list[dict[str, Any]], bool]:
-    for param in ("starting_after", "ending_before"):
-        cursor = getattr(request, param)
-        if cursor is not None and not (is_id(cursor, "cus") and await repository.live_customer_exists(uow.connection, cursor)):
-            raise InvalidRequest(f"No such customer: '{cursor}'", param=param)
+    await check_cursors(
+        request, prefix="cus", noun="customer", exists=lambda cursor: repository.live_customer_exists(uow.connection, cursor)
+    )
     page = await repository.page_customers(uow.connection, request, email)
     return [customer_resource(row) for row in page.rows], page.has_more

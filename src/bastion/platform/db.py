@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Row, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bastion.kernel.errors import ConfigurationError
@@ -98,7 +99,10 @@ class RolePasswords:
 
 
 def asyncpg_url(url: str) -> URL:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError("BASTION_DATABASE_URL is not a valid URL: expected postgresql://user@host/db") from None
     if parsed.get_backend_name() != "postgresql":
         raise ConfigurationError("BASTION_DATABASE_URL must be a postgresql:// URL")
     return parsed.set(drivername="postgresql+asyncpg")
@@ -115,6 +119,8 @@ def create_engine(url: URL, *, pool_size: int) -> AsyncEngine:
         max_overflow=0,
         pool_timeout=10,
         pool_recycle=3600,
+        # Errors must not carry request values (card numbers, emails) into logs.
+        hide_parameters=True,
         connect_args={"server_settings": {"application_name": "bastion"}, "timeout": 10},
     )
 

@@ -1,12 +1,14 @@
 """Keyset pagination on prefixed, time-sortable ids: newest first, like Stripe's lists."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.ids import is_id
 from bastion.platform.db import AnyRow
 
 LIMIT_DEFAULT = 10
@@ -37,3 +39,10 @@ async def fetch_page(connection: AsyncConnection, query: Select[Any], id_column:
         query = query.where(id_column < request.starting_after)
     rows = list((await connection.execute(query.order_by(id_column.desc()).limit(request.limit + 1))).all())
     return Page(rows=rows[: request.limit], has_more=len(rows) > request.limit)
+
+
+async def check_cursors(request: PageRequest, *, prefix: str, noun: str, exists: Callable[[str], Awaitable[bool]]) -> None:
+    """A cursor must be the id of an object of the listed collection, else 400 naming it."""
+    for param, cursor in (("starting_after", request.starting_after), ("ending_before", request.ending_before)):
+        if cursor is not None and not (is_id(cursor, prefix) and await exists(cursor)):
+            raise InvalidRequest(f"No such {noun}: '{cursor}'", param=param)

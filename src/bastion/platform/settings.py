@@ -34,6 +34,8 @@ class Settings:
     rate_limit_burst: int
     idempotency_ttl_s: int
     log_level: str
+    # `module:attribute` import paths of the outbox relay's in-process subscribers.
+    subscribers: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -50,4 +52,5 @@ class Settings:
             rate_limit_burst=_int("BASTION_RATE_LIMIT_BURST", 200, minimum=1, maximum=1_000_000),
             idempotency_ttl_s=_int("BASTION_IDEMPOTENCY_TTL_S", 86_400, minimum=86_400, maximum=30 * 86_400),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
+            subscribers=tuple(path.strip() for path in os.environ.get("BASTION_SUBSCRIBERS", "").split(",") if path.strip()),
         )

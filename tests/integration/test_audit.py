@@ -1,0 +1,442 @@
+"""The audit trail end to end: what each change records, who may not rewrite it, the
+sealed chain and its checkpoints, every kind of tampering caught at the exact seq by
+`verify_chain` and by the real `bastion audit verify`, and the worker sealing rows that
+the API wrote.
+
+Tampering runs on a private database per test, never on the session's."""
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from bastion import bootstrap
+from bastion.audit import VerifyReport, chain, record, repository, seal_backlog, seal_pending, verify_chain
+from bastion.audit.tables import audit_events
+from bastion.kernel.ids import new_id
+from bastion.platform.crypto import LocalKeyring
+from bastion.platform.db import Actor, Database, Tenant, asyncpg_url
+from bastion.platform.settings import Settings
+from tests.support.cli import run_bastion
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import TestDatabase, migrated_database
+
+WORKER_SEAL_WAIT_S = 30
+PROCESS_STOP_TIMEOUT_S = 10
+# The private chain: 10 rows sealed in batches of 4, so checkpoints at seqs 4, 8 and 10.
+CHAIN_ROW_COUNT = 10
+CHAIN_BATCH_SIZE = 4
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+# --- what a change records -------------------------------------------------------------
+
+
+async def test_every_customer_mutation_writes_an_audit_row(platform: Platform, merchant: Credentials) -> None:
+    started = datetime.now(UTC)
+    async with platform.client(merchant) as client:
+        created = await client.post("/v1/customers", json={"name": "Jenny Rosen", "email": "jenny@example.com"})
+        customer_id = created.json()["id"]
+        updated = await client.post(f"/v1/customers/{customer_id}", json={"name": "Jenny R.", "metadata": {"tier": "gold"}})
+        rejected = await client.post(f"/v1/customers/{customer_id}", json={"email": "not-an-email"})
+        deleted = await client.delete(f"/v1/customers/{customer_id}")
+    finished = datetime.now(UTC)
+    assert [created.status_code, updated.status_code, rejected.status_code, deleted.status_code] == [200, 200, 400, 200]
+
+    async with platform.owner.transaction() as connection:
+        rows = await repository.events_for_resource(connection, customer_id)
+    expected = [
+        ("customer.create", None, created.json(), created),
+        ("customer.update", created.json(), updated.json(), updated),
+        ("customer.delete", updated.json(), None, deleted),
+    ]
+    assert len(rows) == len(expected), "the rejected update must write no audit row"
+    for row, (action_type, before, after, response) in zip(rows, expected, strict=True):
+        assert row.action_type == action_type
+        assert row.actor == merchant.key_id
+        assert (row.merchant_id, row.livemode) == (merchant.merchant_id, False)
+        assert (row.resource_type, row.resource_id) == ("customer", customer_id)
+        assert row.before_state == before
+        assert row.after_state == after
+        assert str(row.ip_address) == "127.0.0.1"
+        assert row.request_id == response.headers["Request-Id"]
+        assert started <= row.created_at <= finished
+
+
+# --- who may not rewrite it ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def worker_database(settings: Settings, test_database: TestDatabase) -> AsyncIterator[Database]:
+    database = bootstrap.role_database(settings, test_database.owner_url, test_database.roles.worker)
+    yield database
+    await database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("role", "statement"),
+    [
+        ("app", "UPDATE audit_events SET actor = 'forger'"),
+        ("app", "DELETE FROM audit_events"),
+        ("app", "TRUNCATE audit_events"),
+        ("app", "DELETE FROM audit_seal_queue"),
+        ("app", "DELETE FROM audit_seals"),
+        ("worker", "UPDATE audit_events SET actor = 'forger'"),
+        ("worker", "DELETE FROM audit_events"),
+        ("worker", "UPDATE audit_seals SET row_hash = 'forged'"),
+        ("worker", "DELETE FROM audit_seals"),
+        ("worker", "DELETE FROM audit_checkpoints"),
+    ],
+)
+async def test_service_roles_cannot_rewrite_the_audit_trail(
+    platform: Platform, worker_database: Database, role: str, statement: str
+) -> None:
+    database = platform.services.database if role == "app" else worker_database
+    with pytest.raises(DBAPIError) as raised:
+        async with database.transaction() as connection:
+            await connection.execute(text(statement))
+    assert getattr(raised.value.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE, raised.value
+
+
+# --- a private chain to tamper with ----------------------------------------------------
+
+
+@dataclass
+class Chain:
+    database: TestDatabase
+    owner: Database
+    sealer: Database
+    keyring: LocalKeyring
+
+    async def record(self, count: int) -> None:
+        """Audit rows of varied shapes (IPv4 and IPv6, nested JSON, non-ASCII text) through the real `record`."""
+        for index in range(count):
+            actor = Actor(
+                id="key_test",
+                ip_address="2001:db8::7" if index % 2 else "203.0.113.7",
+                device_id=f"dev-{index}",
+                request_id=new_id("req"),
+            )
+            async with self.owner.unit_of_work(Tenant(new_id("mer"), livemode=index % 3 == 0), actor) as uow:
+                await record(
+                    uow,
+                    action_type="customer.update",
+                    resource_type="customer",
+                    resource_id=new_id("cus"),
+                    before={"name": f"Zoë {index}", "metadata": {"b": [1, {"z": None}], "a": True}},
+                    after={"name": f"Zoë {index + 1}", "ratio": 0.1, "amount": 1050 + index},
+                )
+
+    async def verify(self) -> VerifyReport:
+        return await verify_chain(self.owner, self.keyring)
+
+    async def cli(self, *args: str) -> tuple[int, str, str]:
+        """`bastion <args>` as a real process on this database: exit code, stdout, stderr."""
+        ran = await run_bastion(*args, env=self.database.env())
+        return ran.returncode, ran.stdout, ran.stderr
+
+    async def scalar(self, statement: str, **params: Any) -> Any:
+        async with self.owner.transaction() as connection:
+            return (await connection.execute(text(statement), params)).scalar_one()
+
+
+@pytest.fixture
+def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
+    with migrated_database(*pg_server) as database:
+        yield database
+
+
+@pytest.fixture
+async def sealed_chain(private_database: TestDatabase, settings: Settings) -> AsyncIterator[Chain]:
+    """CHAIN_ROW_COUNT rows, sealed by the worker role (so its grants are what the sealer needs)."""
+    private_settings = dataclasses.replace(
+        settings,
+        data_dir=private_database.data_dir,
+        database_url=private_database.owner_url,
+        db_role_prefix=private_database.role_prefix,
+    )
+    built = Chain(
+        database=private_database,
+        owner=Database(create_async_engine(asyncpg_url(private_database.owner_url))),
+        sealer=bootstrap.role_database(private_settings, private_database.owner_url, private_database.roles.worker),
+        keyring=bootstrap.keyring(private_settings),
+    )
+    try:
+        await built.record(CHAIN_ROW_COUNT)
+        assert await seal_backlog(built.sealer, built.keyring, batch_size_max=CHAIN_BATCH_SIZE) == CHAIN_ROW_COUNT
+        yield built
+    finally:
+        await built.sealer.dispose()
+        await built.owner.dispose()
+
+
+async def test_sealer_chains_contiguous_seqs_and_signs_each_batch(sealed_chain: Chain) -> None:
+    async with sealed_chain.owner.transaction() as connection:
+        seals = (await connection.execute(text("SELECT seq, prev_hash, row_hash FROM audit_seals ORDER BY seq"))).all()
+        checkpoints = (await connection.execute(text("SELECT seq, chain_hash FROM audit_checkpoints ORDER BY seq"))).all()
+        queued = (await connection.execute(text("SELECT count(*) FROM audit_seal_queue"))).scalar_one()
+    assert [seal.seq for seal in seals] == list(range(1, CHAIN_ROW_COUNT + 1))
+    assert seals[0].prev_hash == chain.GENESIS_HASH
+    assert all(later.prev_hash == earlier.row_hash for earlier, later in itertools.pairwise(seals))
+    assert [(c.seq, c.chain_hash) for c in checkpoints] == [(seq, seals[seq - 1].row_hash) for seq in (4, 8, 10)]
+    assert queued == 0
+
+    await sealed_chain.record(2)
+    assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 2
+    assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 0
+    assert await sealed_chain.scalar("SELECT prev_hash FROM audit_seals WHERE seq = 11") == seals[-1].row_hash
+    report = await sealed_chain.verify()
+    assert (report.ok, report.rows_checked, report.checkpoints_checked) == (True, 12, 4)
+
+
+async def test_only_one_sealer_at_a_time(sealed_chain: Chain) -> None:
+    await sealed_chain.record(3)
+    async with sealed_chain.sealer.transaction() as holder:
+        assert await repository.lock_sealer(holder)
+        assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 0
+    assert await sealed_chain.scalar("SELECT count(*) FROM audit_seal_queue") == 3
+    assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 3
+
+
+async def test_intact_chain_verifies_and_verify_seals_nothing(sealed_chain: Chain) -> None:
+    await sealed_chain.record(2)  # queued, not yet sealed: pending is not tampering
+    report = await sealed_chain.verify()
+    assert (report.ok, report.first_bad_seq, report.reason) == (True, None, None)
+    assert (report.rows_checked, report.checkpoints_checked) == (CHAIN_ROW_COUNT, 3)
+
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify")
+    assert (code, stdout) == (0, f"audit chain intact: {CHAIN_ROW_COUNT} rows, 3 checkpoints\n"), stderr
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout) == dataclasses.asdict(report)
+    assert await sealed_chain.scalar("SELECT count(*) FROM audit_seal_queue") == 2
+    assert await sealed_chain.scalar("SELECT count(*) FROM audit_seals") == CHAIN_ROW_COUNT
+
+
+# --- tampering, each done as the owner (superuser), as an intruder with database access would
+
+
+async def _event_at(connection: AsyncConnection, seq: int) -> uuid.UUID:
+    event_id: uuid.UUID = (
+        await connection.execute(text("SELECT event_id FROM audit_seals WHERE seq = :seq"), {"seq": seq})
+    ).scalar_one()
+    return event_id
+
+
+async def _hash_at(connection: AsyncConnection, seq: int) -> str:
+    row_hash: str = (
+        await connection.execute(text("SELECT row_hash FROM audit_seals WHERE seq = :seq"), {"seq": seq})
+    ).scalar_one()
+    return row_hash
+
+
+async def _alter_row(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    await connection.execute(
+        text("""UPDATE audit_events SET after_state = '{"name": "Mallory"}' WHERE id = :id"""),
+        {"id": await _event_at(connection, 5)},
+    )
+
+
+async def _delete_row(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    await connection.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": await _event_at(connection, 5)})
+
+
+async def _delete_row_and_seal(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    await connection.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": await _event_at(connection, 5)})
+    await connection.execute(text("DELETE FROM audit_seals WHERE seq = 5"))
+
+
+async def _insert_row(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    """A forged event slipped in at seq 5, the later seals renumbered, hashed with a guessed key."""
+    forged_id = uuid.uuid4()
+    await connection.execute(
+        text(
+            "INSERT INTO audit_events (id, actor, action_type, resource_type, resource_id, created_at) "
+            "VALUES (:id, 'key_forger', 'customer.delete', 'customer', 'cus_forged', now())"
+        ),
+        {"id": forged_id},
+    )
+    await connection.execute(text("DELETE FROM audit_seal_queue WHERE event_id = :id"), {"id": forged_id})
+    # Two steps: the primary key is checked per row, so a single `seq = seq + 1` can collide.
+    await connection.execute(text("UPDATE audit_seals SET seq = -(seq + 1) WHERE seq >= 5"))
+    await connection.execute(text("UPDATE audit_seals SET seq = -seq WHERE seq < 0"))
+    forged = (await connection.execute(audit_events.select().where(audit_events.c.id == forged_id))).one()
+    prev_hash = await _hash_at(connection, 4)
+    await connection.execute(
+        text("INSERT INTO audit_seals (seq, event_id, prev_hash, row_hash) VALUES (5, :id, :prev, :hash)"),
+        {"id": forged_id, "prev": prev_hash, "hash": chain.row_hash(b"guessed-key", prev_hash, 5, forged._mapping)},
+    )
+
+
+async def _reorder_rows(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    await connection.execute(text("UPDATE audit_seals SET seq = -1 WHERE seq = 5"))
+    await connection.execute(text("UPDATE audit_seals SET seq = 5 WHERE seq = 6"))
+    await connection.execute(text("UPDATE audit_seals SET seq = 6 WHERE seq = -1"))
+
+
+async def _truncate_tail(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    """Rows 9 and 10 gone with their seals; the checkpoint at 10 is left behind."""
+    await connection.execute(text("DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_seals WHERE seq > 8)"))
+    await connection.execute(text("DELETE FROM audit_seals WHERE seq > 8"))
+
+
+async def _forge_checkpoint(connection: AsyncConnection, keyring: LocalKeyring) -> None:
+    """A new checkpoint at 6 over the true chain hash, signed by the intruder's own key under the real key id."""
+    real = chain.sign_checkpoint(keyring.signing_key(chain.CHECKPOINT_KEY_PURPOSE), 6, await _hash_at(connection, 6))
+    intruder = chain.sign_checkpoint(Ed25519PrivateKey.generate(), 6, real["chain_hash"])
+    await connection.execute(
+        text("INSERT INTO audit_checkpoints (seq, chain_hash, key_id, signature) VALUES (6, :hash, :key_id, :signature)"),
+        {"hash": real["chain_hash"], "key_id": real["key_id"], "signature": intruder["signature"]},
+    )
+
+
+async def _foreign_key_checkpoint(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    intruder = chain.sign_checkpoint(Ed25519PrivateKey.generate(), 8, await _hash_at(connection, 8))
+    await connection.execute(
+        text("UPDATE audit_checkpoints SET key_id = :key_id, signature = :signature WHERE seq = 8"),
+        {"key_id": intruder["key_id"], "signature": intruder["signature"]},
+    )
+
+
+async def _rehash_checkpoint(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+    await connection.execute(text("UPDATE audit_checkpoints SET chain_hash = :hash WHERE seq = 4"), {"hash": "0" * 64})
+
+
+async def _misattested_checkpoint(connection: AsyncConnection, keyring: LocalKeyring) -> None:
+    """Validly signed (someone with the key) but over a chain hash the rows do not produce."""
+    signed = chain.sign_checkpoint(keyring.signing_key(chain.CHECKPOINT_KEY_PURPOSE), 6, "f" * 64)
+    await connection.execute(
+        text(
+            "INSERT INTO audit_checkpoints (seq, chain_hash, key_id, signature) VALUES (:seq, :chain_hash, :key_id, :signature)"
+        ),
+        signed,
+    )
+
+
+Tamper = Callable[[AsyncConnection, LocalKeyring], Awaitable[None]]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_seq", "reason_part"),
+    [
+        (_alter_row, 5, "row hash mismatch"),
+        (_delete_row, 5, "is missing: the row was deleted"),
+        (_delete_row_and_seal, 5, "expected seq 5, found seq 6"),
+        (_insert_row, 5, "row hash mismatch"),
+        (_reorder_rows, 5, "prev_hash does not match"),
+        (_truncate_tail, 9, "chain ends at seq 8"),
+        (_forge_checkpoint, 6, "signature is invalid"),
+        (_foreign_key_checkpoint, 8, "unknown key"),
+        (_rehash_checkpoint, 4, "signature is invalid"),
+        (_misattested_checkpoint, 6, "chain_hash differs"),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
+async def test_tampering_is_found_at_the_first_bad_seq(
+    sealed_chain: Chain, tamper: Tamper, bad_seq: int, reason_part: str
+) -> None:
+    async with sealed_chain.owner.transaction() as connection:
+        await tamper(connection, sealed_chain.keyring)
+
+    report = await sealed_chain.verify()
+    assert (report.ok, report.first_bad_seq) == (False, bad_seq), report
+    assert report.reason is not None
+    assert reason_part in report.reason
+
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify", "--json")
+    assert code == 1, stderr
+    assert json.loads(stdout) == dataclasses.asdict(report)
+
+
+async def test_cli_names_the_broken_seq(sealed_chain: Chain) -> None:
+    async with sealed_chain.owner.transaction() as connection:
+        await _alter_row(connection, sealed_chain.keyring)
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify")
+    assert (code, stdout) == (1, "")
+    assert stderr == "error: audit chain broken at seq 5: row hash mismatch: the row was altered or forged\n"
+
+
+async def test_row_written_behind_the_trigger_is_reported(sealed_chain: Chain) -> None:
+    hidden_id = uuid.uuid4()
+    async with sealed_chain.owner.transaction() as connection:
+        # A superuser can switch triggers off for its session: the row never reaches the queue.
+        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(
+            text(
+                "INSERT INTO audit_events (id, actor, action_type, resource_type, resource_id, created_at) "
+                "VALUES (:id, 'key_forger', 'customer.create', 'customer', 'cus_hidden', now())"
+            ),
+            {"id": hidden_id},
+        )
+    assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 0
+
+    report = await sealed_chain.verify()
+    assert (report.ok, report.first_bad_seq, report.rows_checked) == (False, None, CHAIN_ROW_COUNT)
+    assert report.reason is not None
+    assert str(hidden_id) in report.reason
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify")
+    assert (code, stdout) == (1, "")
+    assert stderr.startswith("error: audit chain broken: audit rows neither sealed nor queued")
+    assert str(hidden_id) in stderr
+
+
+def test_chained_fields_are_every_column_but_the_batching_hint() -> None:
+    """A new audit column must be a deliberate change of the canonical form (a new version)."""
+    assert set(chain.CHAINED_FIELDS) == {column.name for column in audit_events.columns} - {"insert_order"}
+
+
+# --- the worker, as a real process -----------------------------------------------------
+
+
+async def _sealed_count(owner: Database, resource_id: str) -> int:
+    statement = text(
+        "SELECT count(*) FROM audit_seals s JOIN audit_events e ON e.id = s.event_id WHERE e.resource_id = :resource_id"
+    )
+    async with owner.transaction() as connection:
+        return int((await connection.execute(statement, {"resource_id": resource_id})).scalar_one())
+
+
+async def test_worker_seals_rows_written_through_the_api(
+    platform: Platform, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    async with platform.client(merchant) as client:
+        customer_id = (await client.post("/v1/customers", json={"name": "to be sealed"})).json()["id"]
+        assert (await client.post(f"/v1/customers/{customer_id}", json={"name": "sealed"})).status_code == 200
+
+    with tempfile.TemporaryFile() as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bastion", "worker", env=test_database.env(), stdout=log, stderr=log
+        )
+        try:
+            deadline = time.monotonic() + WORKER_SEAL_WAIT_S
+            while await _sealed_count(platform.owner, customer_id) < 2:
+                if process.returncode is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the worker did not seal the rows: {log.read().decode(errors='replace')[-3000:]}")
+                await asyncio.sleep(0.2)
+        finally:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), PROCESS_STOP_TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        assert process.returncode == 0
+
+    report = await verify_chain(platform.owner, LocalKeyring.open(test_database.data_dir, create=False))
+    assert report.ok, report

@@ -1,0 +1,180 @@
+"""The HTTP edge over the real app: security headers and request ids on every response,
+JSON-only bodies, readiness, metrics labelled by route template, strict list parameters."""
+
+import re
+
+import httpx
+from fastapi.routing import APIRoute
+from prometheus_client.parser import text_string_to_metric_families
+
+from bastion.api.app import create_app, route_scope, served_routes
+from bastion.kernel.ids import new_id
+from tests.support.platform import Credentials, Platform
+
+_SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "strict-transport-security": "max-age=63072000; includeSubDomains",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+_API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+_REQUEST_ID = re.compile(r"req_[0-9A-HJKMNP-TV-Z]{26}")
+
+
+def _assert_edge_headers(response: httpx.Response) -> None:
+    for name, value in _SECURITY_HEADERS.items():
+        assert response.headers.get_list(name) == [value], (response.request.url, name)
+    csp = response.headers.get_list("content-security-policy")
+    assert len(csp) == 1
+    assert "frame-ancestors 'none'" in csp[0]
+    if not response.request.url.path.startswith("/docs"):
+        assert csp[0] == _API_CSP
+    assert _REQUEST_ID.fullmatch(response.headers["request-id"]), response.headers.get("request-id")
+    if response.status_code >= 400 and response.headers.get("content-type") == "application/json":
+        assert response.json()["error"]["request_id"] == response.headers["request-id"], response.text
+
+
+async def test_every_response_carries_security_headers_and_request_id(platform: Platform, merchant: Credentials) -> None:
+    reader = await platform.api_key(merchant.merchant_id, scopes=["customers:read"])
+    too_large = {"description": "x" * (platform.settings.max_body_bytes + 1)}
+    expected = [
+        (merchant, "GET", "/v1/customers", None, 200),
+        (merchant, "GET", "/v1/customers?limit=0", None, 400),
+        (None, "GET", "/v1/customers", None, 401),
+        (reader, "POST", "/v1/customers", {}, 403),
+        (merchant, "GET", f"/v1/customers/{new_id('cus')}", None, 404),
+        (merchant, "GET", "/v1/no-such-route", None, 404),
+        (merchant, "PUT", "/v1/customers", {}, 405),
+        (merchant, "POST", "/v1/customers", too_large, 413),
+        (None, "GET", "/healthz", None, 200),
+        (None, "GET", "/readyz", None, 200),
+        (None, "GET", "/metrics", None, 200),
+        (None, "GET", "/openapi.json", None, 200),
+        (None, "GET", "/docs", None, 200),
+    ]
+    request_ids = set()
+    for credentials, method, path, body, status in expected:
+        async with platform.client(credentials) as client:
+            response = await client.request(method, path, json=body)
+        assert response.status_code == status, (method, path, response.text)
+        _assert_edge_headers(response)
+        request_ids.add(response.headers["request-id"])
+    assert len(request_ids) == len(expected), "every request gets its own id"
+
+
+async def test_route_missing_and_method_not_allowed_are_explained(platform: Platform, merchant: Credentials) -> None:
+    async with platform.client(merchant) as client:
+        missing = await client.get("/v1/no-such-route")
+        assert missing.json()["error"]["code"] == "route_missing"
+        # The Allow header names the methods of every route serving the URL (RFC 9110).
+        for path, allowed in (("/v1/customers", {"GET", "POST"}), (f"/v1/customers/{new_id('cus')}", {"GET", "POST", "DELETE"})):
+            not_allowed = await client.put(path, json={})
+            assert not_allowed.status_code == 405
+            assert not_allowed.json()["error"]["code"] == "method_not_allowed"
+            assert set(not_allowed.headers["allow"].split(", ")) == allowed
+
+
+async def test_an_unexpected_failure_is_a_bare_500_with_the_edge_headers(platform: Platform) -> None:
+    app = create_app(platform.services)
+
+    async def fail() -> None:
+        raise RuntimeError("secret detail of the failure")
+
+    app.add_api_route("/v1/fail", fail)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bastion.test") as client:
+        response = await client.get("/v1/fail")
+    assert response.status_code == 500
+    _assert_edge_headers(response)
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "internal_error")
+    assert "secret detail" not in response.text
+
+
+async def test_bodies_must_be_sent_as_json(platform: Platform, merchant: Credentials) -> None:
+    async with platform.client(merchant) as client:
+        for content, content_type in (
+            (b"email=jenny%40example.com", "application/x-www-form-urlencoded"),
+            (b'{"email": "jenny@example.com"}', "text/plain"),
+            (b'{"email": "jenny@example.com"}', None),
+        ):
+            headers = {"Content-Type": content_type} if content_type else {}
+            response = await client.post("/v1/customers", content=content, headers=headers)
+            assert response.status_code == 415, (content_type, response.text)
+            error = response.json()["error"]
+            assert (error["type"], error["code"]) == ("invalid_request_error", "content_type_unsupported")
+            assert "Content-Type: application/json" in error["message"]
+        assert (await client.get("/v1/customers")).json()["data"] == []
+        accepted = await client.post(
+            "/v1/customers", content=b'{"name": "Jenny"}', headers={"Content-Type": "application/json; charset=utf-8"}
+        )
+        assert accepted.status_code == 200, accepted.text
+    async with platform.client() as anonymous:
+        unauthenticated = await anonymous.post("/v1/customers", data={"email": "jenny@example.com"})
+    assert unauthenticated.status_code == 401, "authentication comes before the body is judged"
+
+
+async def test_readyz_answers_with_the_database_up(platform: Platform) -> None:
+    async with platform.client() as client:
+        response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def _samples(client: httpx.AsyncClient) -> dict[tuple[str, str, str, str], float]:
+    """(sample name, method, route, status) -> value of the HTTP metrics."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name in {"bastion_http_requests_total", "bastion_http_request_duration_seconds_count"}:
+                labels = sample.labels
+                samples[sample.name, labels["method"], labels["route"], labels["status"]] = sample.value
+    return samples
+
+
+async def test_metrics_are_labelled_by_route_template_and_status(platform: Platform, merchant: Credentials) -> None:
+    template = "/v1/customers/{customer_id}"
+    unknown_path = f"/v1/unknown-{new_id('req')}"
+    async with platform.client(merchant) as client:
+        customer = (await client.post("/v1/customers", json={})).json()
+        before = await _samples(client)
+        assert (await client.get(f"/v1/customers/{customer['id']}")).status_code == 200
+        assert (await client.get(f"/v1/customers/{new_id('cus')}")).status_code == 404
+        assert (await client.get(unknown_path)).status_code == 404
+        after = await _samples(client)
+        exposition = (await client.get("/metrics")).text
+    for name in ("bastion_http_requests_total", "bastion_http_request_duration_seconds_count"):
+        for route, status in ((template, "200"), (template, "404"), ("unmatched", "404")):
+            key = (name, "GET", route, status)
+            assert after[key] - before.get(key, 0.0) == 1.0, key
+    # Raw ids and unknown paths never become labels: they would explode the series count.
+    assert customer["id"] not in exposition
+    assert unknown_path not in exposition
+
+
+async def test_lists_reject_unknown_query_parameters(platform: Platform, merchant: Credentials) -> None:
+    lists = [
+        str(context.path)
+        for context in served_routes(platform.app)
+        if isinstance(context.original_route, APIRoute)
+        and route_scope(context.original_route) is not None
+        and "GET" in (context.methods or ())
+        and "{" not in str(context.path)
+    ]
+    assert {"/v1/customers", "/v1/events"} <= set(lists)
+    async with platform.client(merchant) as client:
+        for path in lists:
+            response = await client.get(path, params={"limit": 5, "emial": "jenny@example.com"})
+            assert response.status_code == 400, (path, response.text)
+            error = response.json()["error"]
+            assert (error["code"], error["param"]) == ("parameter_unknown", "emial")
+            assert "emial" in error["message"]
+        known = await client.get("/v1/customers", params={"limit": 5, "email": "jenny@example.com"})
+        assert known.status_code == 200, known.text
+        events = await client.get("/v1/events", params={"limit": 5, "type": "customer.created"})
+        assert events.status_code == 200, events.text

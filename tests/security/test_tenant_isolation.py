@@ -1,0 +1,170 @@
+"""Tenant isolation: merchant A's key cannot reach merchant B's objects through any route,
+and PostgreSQL row-level security holds as a second wall under the API's own role."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.api.app import route_scope, served_routes
+from bastion.platform.db import Actor, Tenant
+from tests.support.platform import Credentials, Platform
+
+# Tables that hold tenant rows, and the column naming their merchant.
+_TENANT_TABLES = {
+    "customers": "merchant_id",
+    "events": "merchant_id",
+    "audit_events": "merchant_id",
+    "idempotency_keys": "merchant_id",
+    "merchants": "id",
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """Two merchants, each with a customer (and so an event, audit rows and an idempotency key)."""
+
+    a: Credentials
+    b: Credentials
+    a_customer: dict[str, Any]
+    b_customer: dict[str, Any]
+    a_event_id: str
+    b_event_id: str
+
+    @property
+    def b_ids_by_param(self) -> dict[str, str]:
+        # A route with a path parameter not named here fails the test: add B's id for it.
+        return {"customer_id": self.b_customer["id"], "event_id": self.b_event_id}
+
+
+async def _customer_and_event(platform: Platform, credentials: Credentials, email: str) -> tuple[dict[str, Any], str]:
+    async with platform.client(credentials) as client:
+        created = await client.post("/v1/customers", json={"email": email}, headers={"Idempotency-Key": f"create-{email}"})
+        assert created.status_code == 200, created.text
+        events = (await client.get("/v1/events")).json()["data"]
+    customer: dict[str, Any] = created.json()
+    [event] = events
+    return customer, str(event["id"])
+
+
+@pytest.fixture
+async def world(platform: Platform, merchant: Credentials) -> World:
+    other = await platform.merchant(name="Merchant B")
+    a_customer, a_event_id = await _customer_and_event(platform, merchant, "a@example.com")
+    b_customer, b_event_id = await _customer_and_event(platform, other, "b@example.com")
+    return World(merchant, other, a_customer, b_customer, a_event_id, b_event_id)
+
+
+def _guarded_api_routes(platform: Platform) -> list[tuple[str, APIRoute]]:
+    return [
+        (str(context.path), context.original_route)
+        for context in served_routes(platform.app)
+        if isinstance(context.original_route, APIRoute) and route_scope(context.original_route) is not None
+    ]
+
+
+async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platform: Platform, world: World) -> None:
+    probed = 0
+    async with platform.client(world.a) as client:
+        for path, route in _guarded_api_routes(platform):
+            names = re.findall(r"\{(\w+)\}", path)
+            if not names:
+                continue
+            assert set(names) <= world.b_ids_by_param.keys(), f"{path}: no id of merchant B for {names}"
+            concrete = re.sub(r"\{(\w+)\}", lambda match: world.b_ids_by_param[match.group(1)], path)
+            for method in sorted(route.methods or ()):
+                response = await client.request(method, concrete, json={} if method == "POST" else None)
+                assert response.status_code == 404, (method, concrete, response.text)
+                assert response.json()["error"]["code"] == "resource_missing"
+                probed += 1
+    assert probed >= 4, "the walk must reach the customer and event routes"
+    async with platform.client(world.b) as client:
+        assert (await client.get(f"/v1/customers/{world.b_customer['id']}")).json() == world.b_customer
+        assert (await client.get(f"/v1/events/{world.b_event_id}")).status_code == 200
+        assert len((await client.get("/v1/events")).json()["data"]) == 1, "A's attempts must not act on B's objects"
+
+
+async def test_lists_show_only_the_callers_objects(platform: Platform, world: World) -> None:
+    a_ids = {world.a_customer["id"], world.a_event_id}
+    b_ids = set(world.b_ids_by_param.values())
+    async with platform.client(world.a) as client:
+        for path, route in _guarded_api_routes(platform):
+            if "{" in path or "GET" not in (route.methods or ()):
+                continue
+            listed = (await client.get(path)).json()["data"]
+            assert listed, path
+            assert {item["id"] for item in listed} <= a_ids, path
+            for cursor in sorted(b_ids):
+                # Another merchant's id as a cursor is unknown, exactly like an id that never existed.
+                response = await client.get(path, params={"starting_after": cursor})
+                assert response.status_code == 400, (path, cursor, response.text)
+                assert response.json()["error"]["param"] == "starting_after"
+        by_email = (await client.get("/v1/customers", params={"email": world.b_customer["email"]})).json()["data"]
+    assert by_email == []
+
+
+async def _count(connection: AsyncConnection, table: str, where: str = "true", **params: Any) -> int:
+    return int((await connection.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)).scalar_one())
+
+
+async def test_app_role_without_tenant_sees_no_rows(platform: Platform, world: World) -> None:
+    for table, column in _TENANT_TABLES.items():
+        async with platform.owner.transaction() as connection:
+            assert await _count(connection, table, f"{column} = :b", b=world.b.merchant_id) > 0, table
+        async with platform.services.database.engine.begin() as connection:
+            assert await _count(connection, table) == 0, table
+
+
+async def test_app_role_with_a_tenant_sees_only_that_tenant(platform: Platform, world: World) -> None:
+    app_database = platform.services.database
+    async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=False), Actor(id="test")) as uow:
+        for table, column in _TENANT_TABLES.items():
+            assert await _count(uow.connection, table, f"{column} = :a", a=world.a.merchant_id) > 0, table
+            assert await _count(uow.connection, table, f"{column} <> :a", a=world.a.merchant_id) == 0, table
+        updated = await uow.connection.execute(
+            text("UPDATE customers SET name = 'taken over' WHERE id = :id"), {"id": world.b_customer["id"]}
+        )
+        assert updated.rowcount == 0
+    async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=True), Actor(id="test")) as uow:
+        assert await _count(uow.connection, "customers") == 0, "live mode must not see test-mode rows"
+
+
+async def test_app_role_cannot_write_into_another_tenant(platform: Platform, world: World) -> None:
+    tenant = Tenant(world.a.merchant_id, livemode=False)
+    with pytest.raises(DBAPIError, match="row-level security"):
+        async with platform.services.database.unit_of_work(tenant, Actor(id="test")) as uow:
+            await uow.connection.execute(
+                text("INSERT INTO customers (id, merchant_id, livemode, metadata) VALUES (:id, :b, false, '{}')"),
+                {"id": "cus_01M84JBVTJ99ERYXDBX1KDYTHZ", "b": world.b.merchant_id},
+            )
+
+
+async def test_app_role_reaches_api_keys_only_through_the_lookup_function(platform: Platform, world: World) -> None:
+    app_database = platform.services.database
+    with pytest.raises(DBAPIError, match="permission denied for table api_keys"):
+        async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=False), Actor(id="test")) as uow:
+            await uow.connection.execute(text("SELECT id FROM api_keys"))
+    lookup = text("SELECT id, merchant_id FROM api_key_by_hash(:secret_hash)")
+    async with app_database.transaction() as connection:
+        found = (await connection.execute(lookup, {"secret_hash": platform.services.key_hasher.digest(world.a.secret)})).all()
+        assert [tuple(row) for row in found] == [(world.a.key_id, world.a.merchant_id)]
+        guessed = await connection.execute(lookup, {"secret_hash": platform.services.key_hasher.digest("sk_test_guess")})
+        assert guessed.all() == []
+
+
+async def test_service_roles_have_no_superuser_and_no_bypassrls(platform: Platform) -> None:
+    roles = platform.database.roles
+    async with platform.services.database.transaction() as connection:
+        assert (await connection.execute(text("SELECT current_user"))).scalar_one() == roles.app
+        rows = (
+            await connection.execute(
+                text("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ANY(:names)"),
+                {"names": list(roles.all)},
+            )
+        ).all()
+    assert sorted(tuple(row) for row in rows) == sorted((role, False, False) for role in roles.all)
