@@ -150,7 +150,7 @@ def log_tail(log: IO[bytes]) -> str:
 
 
 @contextmanager
-def api_process(database: TestDatabase, log: IO[bytes]) -> Iterator[tuple[int, psutil.Process]]:
+def api_process(database: TestDatabase, log: IO[bytes], workers: int) -> Iterator[tuple[int, psutil.Process]]:
     """A real `bastion api` on 127.0.0.1, ready (its /readyz reached the database)."""
     port = free_port()
     env = {
@@ -164,7 +164,7 @@ def api_process(database: TestDatabase, log: IO[bytes]) -> Iterator[tuple[int, p
         "BASTION_LOG_LEVEL": "warning",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "bastion", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "bastion", "api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -258,27 +258,73 @@ async def run_phase(port: int, key: ApiKey, run_id: str, clients: int, phase: Ph
     phase.wall_s = time.perf_counter() - started
 
 
+def api_tree(process: psutil.Process) -> list[psutil.Process]:
+    """The API process and its workers (with --workers > 1, uvicorn supervises child processes)."""
+    return [process, *process.children(recursive=True)]
+
+
+def peak_rss(processes: list[psutil.Process]) -> int:
+    """The largest resident set among the API processes: the target is per process."""
+    sizes = [0]
+    for process in processes:
+        try:
+            sizes.append(process.memory_info().rss)
+        except psutil.NoSuchProcess:
+            continue
+    return max(sizes)
+
+
 async def sample_rss(process: psutil.Process, peak_bytes: list[int]) -> None:
-    """Record the process's peak resident set size until cancelled."""
+    """Record the peak resident set size of any API process until cancelled."""
     while True:
-        peak_bytes[0] = max(peak_bytes[0], process.memory_info().rss)
+        peak_bytes[0] = max(peak_bytes[0], peak_rss(api_tree(process)))
         await asyncio.sleep(RSS_SAMPLE_INTERVAL_S)
 
 
-async def load(port: int, process: psutil.Process, key: ApiKey, clients: int, count: int) -> tuple[Phase, Phase, int]:
-    """Warm-up (not counted), then the measured phase; returns both and the peak RSS in bytes."""
+def cpu_s(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def postgres_processes() -> list[psutil.Process]:
+    # Every PostgreSQL process on the machine: ours do the work, an idle other server adds ~nothing.
+    return [process for process in psutil.process_iter(["name"]) if process.info["name"] == "postgres"]
+
+
+@dataclass(frozen=True)
+class Load:
+    warmup: Phase
+    measured: Phase
+    peak_rss_bytes: int
+    api_cpu_s: float
+    db_cpu_s: float
+
+
+async def load(port: int, process: psutil.Process, key: ApiKey, clients: int, count: int) -> Load:
+    """Warm-up (not counted), then the measured phase, with the CPU time the API process and
+    PostgreSQL spent on the measured phase and the API's peak RSS."""
     run_id = secrets.token_hex(4)
     peak_bytes = [0]
     sampler = asyncio.create_task(sample_rss(process, peak_bytes))
     try:
         warmup = Phase(first_index=0, count=WARMUP_COUNT, deadline=time.monotonic() + WARMUP_TIME_LIMIT_S)
         await run_phase(port, key, run_id, clients, warmup)
+        databases = postgres_processes()
+        apis = api_tree(process)
+        api_before, db_before = cpu_s(apis), cpu_s(databases)
         measured = Phase(first_index=WARMUP_COUNT, count=count, deadline=time.monotonic() + TIME_LIMIT_S)
         await run_phase(port, key, run_id, clients, measured)
+        api_cpu, db_cpu = cpu_s(apis) - api_before, cpu_s(databases) - db_before
     finally:
         sampler.cancel()
-    peak_bytes[0] = max(peak_bytes[0], process.memory_info().rss)
-    return warmup, measured, peak_bytes[0]
+    peak_bytes[0] = max(peak_bytes[0], peak_rss(api_tree(process)))
+    return Load(warmup, measured, peak_bytes[0], api_cpu, db_cpu)
 
 
 def percentile_ms(latencies_s: list[float], fraction: float) -> float:
@@ -373,6 +419,8 @@ def table(results: dict[str, Any]) -> str:
             f"< {TARGET_RSS_MB_MAX:.0f} MB",
             verdict(results["api_rss_mb"] < TARGET_RSS_MB_MAX),
         ),
+        ("API process CPU per request", f"{results['api_cpu_ms_per_request']:.2f} ms", "", ""),
+        ("PostgreSQL CPU per request", f"{results['db_cpu_ms_per_request']:.2f} ms", "", ""),
         ("requests (clients)", f"{results['count']} ({results['clients']})", "", ""),
         ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
     ]
@@ -436,6 +484,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Create customers over HTTP against pgbench -N on the same database.")
     parser.add_argument("--count", type=bounded_int(1, COUNT_MAX), default=COUNT_DEFAULT, help="measured requests")
     parser.add_argument("--clients", type=bounded_int(1, CLIENTS_MAX), default=CLIENTS_DEFAULT, help="concurrent clients")
+    parser.add_argument("--api-workers", type=bounded_int(1, 8), default=1, help="API processes (bastion api --workers)")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BASTION_BENCH_DATABASE_URL"),
@@ -451,9 +500,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         database = stack.enter_context(migrated_database(admin_url, bin_dir, name_prefix="bastion_bench"))
         key = asyncio.run(prepare(database))
         log = stack.enter_context(tempfile.TemporaryFile())
-        with api_process(database, log) as (port, process):
+        with api_process(database, log, args.api_workers) as (port, process):
             print(f"load: {WARMUP_COUNT} warm-up + {args.count} requests, {args.clients} clients ...", flush=True)
-            warmup, measured, peak_rss_bytes = uvloop.run(load(port, process, key, args.clients, args.count))
+            measured_load = uvloop.run(load(port, process, key, args.clients, args.count))
+        warmup, measured = measured_load.warmup, measured_load.measured
         errors = warmup.errors + measured.errors
         if errors:
             samples = "\n  ".join(warmup.error_samples + measured.error_samples)
@@ -475,9 +525,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "p99_ms": round(percentile_ms(measured.latencies_s, 0.99), 2),
             "pgbench_n_tps": round(pgbench_tps, 1),
             "ratio_to_pgbench": round(customers_per_s / pgbench_tps, 3),
-            "api_rss_mb": round(peak_rss_bytes / 2**20, 1),
+            "api_rss_mb": round(measured_load.peak_rss_bytes / 2**20, 1),
+            "api_cpu_ms_per_request": round(measured_load.api_cpu_s * 1000 / len(measured.latencies_s), 2),
+            "db_cpu_ms_per_request": round(measured_load.db_cpu_s * 1000 / len(measured.latencies_s), 2),
             "count": len(measured.latencies_s),
             "clients": args.clients,
+            "api_workers": args.api_workers,
             "errors": errors,
             "machine": machine(database.owner_url, pgbench_version),
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -11,6 +11,7 @@ import bastion.events.tables
 import bastion.merchants.tables
 import bastion.payments.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion.api.app import create_app
+from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.errors import ConfigurationError
@@ -75,10 +76,11 @@ def key_hasher(settings: Settings) -> KeyedHasher:
 
 
 def api_services(settings: Settings, url: str) -> Services:
+    database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).app)
     return Services(
         settings=settings,
-        database=role_database(settings, url, ServiceRoles(settings.db_role_prefix).app),
-        key_hasher=key_hasher(settings),
+        database=database,
+        authenticator=Authenticator(database, key_hasher(settings), settings.auth_cache_ttl_s),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )
 

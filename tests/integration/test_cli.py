@@ -79,7 +79,7 @@ async def test_merchant_and_key_creation(test_database: postgres.TestDatabase, p
         stored = (
             await connection.execute(text("SELECT secret_hash, publishable_hash FROM api_keys WHERE id = :id"), {"id": key["id"]})
         ).one()
-    hasher = platform.services.key_hasher
+    hasher = platform.services.authenticator.hasher
     assert stored.secret_hash == hasher.digest(key["secret"])
     assert stored.publishable_hash == hasher.digest(key["publishable"])
     for shown in (key["secret"], key["publishable"]):

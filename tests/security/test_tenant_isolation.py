@@ -150,10 +150,11 @@ async def test_app_role_reaches_api_keys_only_through_the_lookup_function(platfo
         async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=False), Actor(id="test")) as uow:
             await uow.connection.execute(text("SELECT id FROM api_keys"))
     lookup = text("SELECT id, merchant_id FROM api_key_by_hash(:secret_hash)")
+    hasher = platform.services.authenticator.hasher
     async with app_database.transaction() as connection:
-        found = (await connection.execute(lookup, {"secret_hash": platform.services.key_hasher.digest(world.a.secret)})).all()
+        found = (await connection.execute(lookup, {"secret_hash": hasher.digest(world.a.secret)})).all()
         assert [tuple(row) for row in found] == [(world.a.key_id, world.a.merchant_id)]
-        guessed = await connection.execute(lookup, {"secret_hash": platform.services.key_hasher.digest("sk_test_guess")})
+        guessed = await connection.execute(lookup, {"secret_hash": hasher.digest("sk_test_guess")})
         assert guessed.all() == []
 
 

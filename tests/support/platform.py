@@ -49,7 +49,7 @@ class Platform:
         return Services(
             settings=self.settings,
             database=self.services.database,
-            key_hasher=self.services.key_hasher,
+            authenticator=self.services.authenticator,
             rate_limiter=RateLimiter(per_s, burst),
         )
 
@@ -72,7 +72,7 @@ class Platform:
 
     async def api_key(self, merchant_id: str, *, livemode: bool = False, scopes: list[str] | None = None) -> Credentials:
         async with self.owner.unit_of_work(Tenant(merchant_id, livemode), Actor(id="test")) as uow:
-            issued = await create_api_key(uow, self.services.key_hasher, scopes)
+            issued = await create_api_key(uow, self.services.authenticator.hasher, scopes)
         return Credentials(merchant_id=merchant_id, key_id=issued.id, secret=issued.secret, publishable=issued.publishable)
 
     async def close(self) -> None:

@@ -17,11 +17,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bastion.api import repository
+from bastion.api.authentication import Authenticator
 from bastion.api.ratelimit import RateLimiter
 from bastion.api.responses import JsonResponse
 from bastion.kernel.errors import AuthenticationFailed, IdempotencyError, IdempotencyInFlight, InvalidRequest, PermissionDenied
-from bastion.merchants import Principal, authenticate
-from bastion.platform.crypto import KeyedHasher
+from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings
@@ -38,7 +38,7 @@ class Services:
 
     settings: Settings
     database: Database
-    key_hasher: KeyedHasher
+    authenticator: Authenticator
     rate_limiter: RateLimiter
 
 
@@ -83,15 +83,17 @@ class RequestContext:
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX:
             raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters", param="Idempotency-Key")
-        async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
-            if key is None:
+        if key is None:
+            async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
                 return JsonResponse(await operation(uow))
-            fingerprint = await _fingerprint(self.request)
-            if not await repository.try_lock_key(uow.connection, _lock_id(self.tenant, key)):
+        fingerprint = await _fingerprint(self.request)
+        async with self.services.database.unit_of_work(self.tenant, self.actor, try_lock_id=_lock_id(self.tenant, key)) as uow:
+            if not uow.holds_lock:
                 raise IdempotencyInFlight(
                     "A request with this Idempotency-Key is still being processed; retry after it completes",
                     param="Idempotency-Key",
                 )
+            # A statement after the lock: its snapshot sees whatever the previous holder committed.
             stored = await repository.stored_response(uow.connection, key)
             if stored is not None:
                 if stored.fingerprint != fingerprint:
@@ -129,8 +131,7 @@ class Authorized:
         services: Services = request.app.state.services
         if credentials is None:
             raise AuthenticationFailed("No API key provided: send `Authorization: Bearer sk_test_...`")
-        async with services.database.transaction() as connection:
-            principal = await authenticate(connection, services.key_hasher, credentials.credentials)
+        principal = await services.authenticator.principal(credentials.credentials)
         if self.scope not in principal.scopes:
             raise PermissionDenied(f"This API key lacks the scope {self.scope!r} required by this request")
         services.rate_limiter.check(principal.key_id)

@@ -3,29 +3,24 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, tuple_
+from sqlalchemy import bindparam, delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.api.tables import idempotency_keys
 from bastion.platform.db import AnyRow
 
-
-async def try_lock_key(connection: AsyncConnection, lock_id: int) -> bool:
-    """A transaction-scoped advisory lock: held while the first request runs, so a
-    concurrent duplicate is told at once instead of waiting."""
-    result = await connection.execute(text("SELECT pg_try_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id})
-    return bool(result.scalar_one())
+_STORED_RESPONSE = select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response_body).where(
+    idempotency_keys.c.key == bindparam("key")
+)
+_STORE_RESPONSE = insert(idempotency_keys)
 
 
 async def stored_response(connection: AsyncConnection, key: str) -> AnyRow | None:
-    query = select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response_body).where(
-        idempotency_keys.c.key == key
-    )
-    return (await connection.execute(query)).first()
+    return (await connection.execute(_STORED_RESPONSE, {"key": key})).first()
 
 
 async def store_response(connection: AsyncConnection, values: dict[str, Any]) -> None:
-    await connection.execute(insert(idempotency_keys), values)
+    await connection.execute(_STORE_RESPONSE, values)
 
 
 async def delete_expired(connection: AsyncConnection, created_before: datetime, limit: int) -> int:

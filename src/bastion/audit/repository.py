@@ -13,8 +13,11 @@ from bastion.platform.db import AnyRow
 _SEALER_LOCK_KEY = 0x0BA5_A0D1  # arbitrary, constant: "bastion audit sealer"
 
 
+_INSERT_EVENT = insert(audit_events)
+
+
 async def insert_event(connection: AsyncConnection, values: dict[str, Any]) -> None:
-    await connection.execute(insert(audit_events), values)
+    await connection.execute(_INSERT_EVENT, values)
 
 
 async def lock_sealer(connection: AsyncConnection) -> bool:

@@ -192,13 +192,22 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Print the
 def api(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port.")] = 1,
 ) -> None:
     """Run the API server alone (`serve` runs it with the worker)."""
     import uvicorn
 
     settings = _settings()
     configure_logging(settings.log_level)
-    uvicorn.run("bastion.bootstrap:create_api", factory=True, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        "bastion.bootstrap:create_api",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()

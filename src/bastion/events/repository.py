@@ -12,9 +12,11 @@ from bastion.kernel.clock import now
 from bastion.platform.db import AnyRow
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
+_INSERT_EVENT = insert(events)
+
 
 async def insert_event(connection: AsyncConnection, values: dict[str, Any]) -> None:
-    await connection.execute(insert(events), values)
+    await connection.execute(_INSERT_EVENT, values)
 
 
 async def get(connection: AsyncConnection, event_id: str) -> AnyRow | None:

@@ -9,9 +9,12 @@ from bastion.payments.tables import customers
 from bastion.platform.db import AnyRow
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
+# Built once: SQLAlchemy then reuses the compiled form on every call.
+_INSERT_CUSTOMER = insert(customers).returning(customers)
+
 
 async def insert_customer(connection: AsyncConnection, values: dict[str, Any]) -> AnyRow:
-    row: AnyRow = (await connection.execute(insert(customers).values(values).returning(customers))).one()
+    row: AnyRow = (await connection.execute(_INSERT_CUSTOMER, values)).one()
     return row
 
 

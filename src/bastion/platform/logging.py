@@ -134,7 +134,12 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     structlog.configure(
-        processors=[*_shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Level first: a record below the level costs no further processing.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -33,6 +33,8 @@ class Settings:
     rate_limit_per_s: int
     rate_limit_burst: int
     idempotency_ttl_s: int
+    # How long an API process remembers a successful key look-up (0: never).
+    auth_cache_ttl_s: int
     log_level: str
     # `module:attribute` import paths of the outbox relay's in-process subscribers.
     subscribers: tuple[str, ...]
@@ -51,6 +53,7 @@ class Settings:
             rate_limit_per_s=_int("BASTION_RATE_LIMIT_PER_S", 100, minimum=1, maximum=1_000_000),
             rate_limit_burst=_int("BASTION_RATE_LIMIT_BURST", 200, minimum=1, maximum=1_000_000),
             idempotency_ttl_s=_int("BASTION_IDEMPOTENCY_TTL_S", 86_400, minimum=86_400, maximum=30 * 86_400),
+            auth_cache_ttl_s=_int("BASTION_AUTH_CACHE_TTL_S", 10, minimum=0, maximum=300),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
             subscribers=tuple(path.strip() for path in os.environ.get("BASTION_SUBSCRIBERS", "").split(",") if path.strip()),
         )
