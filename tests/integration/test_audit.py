@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from bastion import bootstrap
 from bastion.audit import VerifyReport, chain, record, repository, seal_backlog, seal_pending, verify_chain
 from bastion.audit.tables import audit_events
+from bastion.kernel.errors import InvariantViolated
 from bastion.kernel.ids import new_id
 from bastion.platform.crypto import LocalKeyring
 from bastion.platform.db import Actor, Database, Tenant, asyncpg_url
@@ -440,3 +441,12 @@ async def test_worker_seals_rows_written_through_the_api(
 
     report = await verify_chain(platform.owner, LocalKeyring.open(test_database.data_dir, create=False))
     assert report.ok, report
+
+
+async def test_sealer_refuses_to_extend_a_truncated_chain(sealed_chain: Chain) -> None:
+    async with sealed_chain.owner.transaction() as connection:
+        await _truncate_tail(connection, sealed_chain.keyring)
+    await sealed_chain.record(1)
+    with pytest.raises(InvariantViolated, match="audit chain truncated"):
+        await seal_pending(sealed_chain.sealer, sealed_chain.keyring)
+    assert await sealed_chain.scalar("SELECT count(*) FROM audit_seal_queue") == 1

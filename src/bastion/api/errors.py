@@ -106,7 +106,9 @@ async def _validation_error(request: Request, error: Exception) -> JsonResponse:
             400, type_="invalid_request_error", code="body_invalid", message="The request body must be a JSON object"
         )
     code = "parameter_missing" if kind == "missing" else "parameter_invalid"
-    message = f"Invalid {param}: {first.get('msg', 'invalid value')}".removesuffix(".")
+    # Pydantic prefixes messages of custom validators with "Value error, ".
+    reason = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    message = f"Invalid {param}: {reason}".removesuffix(".")
     return error_response(400, type_="invalid_request_error", code=code, message=message, param=param)
 
 

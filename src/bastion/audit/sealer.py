@@ -29,6 +29,13 @@ async def seal_pending(database: Database, keyring: Keyring, batch_size_max: int
             return 0
         head = await repository.last_seal(connection)
         seq, prev_hash = (head.seq, head.row_hash) if head is not None else (0, chain.GENESIS_HASH)
+        # A checkpoint beyond the head means sealed rows were deleted: extending the chain
+        # would bury the evidence, so stop until an operator has run `bastion audit verify`.
+        checkpoint_seq = await repository.last_checkpoint_seq(connection)
+        invariant(
+            checkpoint_seq is None or checkpoint_seq <= seq,
+            f"audit chain truncated: a checkpoint signs seq {checkpoint_seq}, the chain ends at {seq}; run bastion audit verify",
+        )
         seals = []
         for event in events:
             seq += 1

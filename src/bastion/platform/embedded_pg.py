@@ -83,6 +83,10 @@ class EmbeddedPostgres:
             self._prepare_for_service_user()
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
+        # A fallback socket directory under /tmp may have been cleaned away since the last start.
+        self._socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._run_as is not None:
+            os.chown(self._socket_dir, self._run_as.uid, self._run_as.gid)
         if not self.is_running():
             self._run(
                 [
