@@ -34,13 +34,12 @@ import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
 import uvloop
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bastion import bootstrap
 from bastion.kernel.ids import new_id
 from bastion.merchants import create_api_key, create_merchant
 from bastion.platform.crypto import KeyedHasher, LocalKeyring
-from bastion.platform.db import Actor, Database, Tenant, asyncpg_url
+from bastion.platform.db import Actor, Tenant
 from bastion.platform.embedded_pg import EmbeddedPostgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the scratch-database helpers live with the tests
@@ -130,7 +129,7 @@ async def fetch_value(url: str, query: str, *args: object) -> Any:
 async def prepare(database: TestDatabase) -> ApiKey:
     """A merchant and an all-scopes test key, made with the real services."""
     hasher = KeyedHasher(LocalKeyring.open(database.data_dir, create=False).secret(bootstrap.API_KEY_HASH_PURPOSE))
-    owner = Database(create_async_engine(asyncpg_url(database.owner_url)))
+    owner = bootstrap.owner_database(database.owner_url)
     merchant_id = new_id("mer")
     tenant = Tenant(merchant_id=merchant_id, livemode=False)
     actor = Actor(id="bench")

@@ -16,7 +16,7 @@ from bastion.api.context import Services
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.errors import ConfigurationError
 from bastion.platform.crypto import KeyedHasher, LocalKeyring
-from bastion.platform.db import Database, RolePasswords, ServiceRoles, create_engine, role_url
+from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
@@ -56,15 +56,18 @@ def _role_password(settings: Settings, role: str) -> str:
     return passwords[role]
 
 
-def role_database(settings: Settings, url: str, role: str) -> Database:
-    return Database(create_engine(role_url(url, role, _role_password(settings, role)), pool_size=settings.db_pool_size))
-
-
 def role_dsn(settings: Settings, url: str, role: str) -> str:
-    """A plain postgresql:// DSN of `role` for connections made with asyncpg itself (the relay's LISTEN);
-    an embedded server's socket directory stays in the `?host=` query, which asyncpg reads."""
-    dsn = role_url(url, role, _role_password(settings, role)).set(drivername="postgresql")
-    return dsn.render_as_string(hide_password=False)
+    """The DSN of `role` on the server of `url`, with the password generated at migration."""
+    return plain_dsn(url, role=role, password=_role_password(settings, role))
+
+
+def role_database(settings: Settings, url: str, role: str) -> Database:
+    return Database(role_dsn(settings, url, role), pool_size=settings.db_pool_size)
+
+
+def owner_database(url: str, *, pool_size: int = 2) -> Database:
+    """The owner role: migrations' peer for administrative commands (bypasses row-level security)."""
+    return Database(plain_dsn(url), pool_size=pool_size)
 
 
 def keyring(settings: Settings) -> LocalKeyring:

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asyncpg.exceptions import InsufficientPrivilegeError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from bastion import bootstrap
 from bastion.audit import VerifyReport, chain, record, repository, seal_backlog, seal_pending, verify_chain
@@ -31,7 +29,7 @@ from bastion.audit.tables import audit_events
 from bastion.kernel.errors import InvariantViolated
 from bastion.kernel.ids import new_id
 from bastion.platform.crypto import LocalKeyring
-from bastion.platform.db import Actor, Database, Tenant, asyncpg_url
+from bastion.platform.db import Actor, Connection, Database, Tenant
 from bastion.platform.settings import Settings
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
@@ -68,15 +66,15 @@ async def test_every_customer_mutation_writes_an_audit_row(platform: Platform, m
     ]
     assert len(rows) == len(expected), "the rejected update must write no audit row"
     for row, (action_type, before, after, response) in zip(rows, expected, strict=True):
-        assert row.action_type == action_type
-        assert row.actor == merchant.key_id
-        assert (row.merchant_id, row.livemode) == (merchant.merchant_id, False)
-        assert (row.resource_type, row.resource_id) == ("customer", customer_id)
-        assert row.before_state == before
-        assert row.after_state == after
-        assert str(row.ip_address) == "127.0.0.1"
-        assert row.request_id == response.headers["Request-Id"]
-        assert started <= row.created_at <= finished
+        assert row["action_type"] == action_type
+        assert row["actor"] == merchant.key_id
+        assert (row["merchant_id"], row["livemode"]) == (merchant.merchant_id, False)
+        assert (row["resource_type"], row["resource_id"]) == ("customer", customer_id)
+        assert row["before_state"] == before
+        assert row["after_state"] == after
+        assert str(row["ip_address"]) == "127.0.0.1"
+        assert row["request_id"] == response.headers["Request-Id"]
+        assert started <= row["created_at"] <= finished
 
 
 # --- who may not rewrite it ------------------------------------------------------------
@@ -108,10 +106,10 @@ async def test_service_roles_cannot_rewrite_the_audit_trail(
     platform: Platform, worker_database: Database, role: str, statement: str
 ) -> None:
     database = platform.services.database if role == "app" else worker_database
-    with pytest.raises(DBAPIError) as raised:
+    with pytest.raises(InsufficientPrivilegeError) as raised:
         async with database.transaction() as connection:
-            await connection.execute(text(statement))
-    assert getattr(raised.value.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE, raised.value
+            await connection.execute(statement)
+    assert raised.value.sqlstate == INSUFFICIENT_PRIVILEGE, raised.value
 
 
 # --- a private chain to tamper with ----------------------------------------------------
@@ -151,9 +149,9 @@ class Chain:
         ran = await run_bastion(*args, env=self.database.env())
         return ran.returncode, ran.stdout, ran.stderr
 
-    async def scalar(self, statement: str, **params: Any) -> Any:
+    async def scalar(self, statement: str, *args: Any) -> Any:
         async with self.owner.transaction() as connection:
-            return (await connection.execute(text(statement), params)).scalar_one()
+            return await connection.fetchval(statement, *args)
 
 
 @pytest.fixture
@@ -173,7 +171,7 @@ async def sealed_chain(private_database: TestDatabase, settings: Settings) -> As
     )
     built = Chain(
         database=private_database,
-        owner=Database(create_async_engine(asyncpg_url(private_database.owner_url))),
+        owner=bootstrap.owner_database(private_database.owner_url),
         sealer=bootstrap.role_database(private_settings, private_database.owner_url, private_database.roles.worker),
         keyring=bootstrap.keyring(private_settings),
     )
@@ -188,19 +186,19 @@ async def sealed_chain(private_database: TestDatabase, settings: Settings) -> As
 
 async def test_sealer_chains_contiguous_seqs_and_signs_each_batch(sealed_chain: Chain) -> None:
     async with sealed_chain.owner.transaction() as connection:
-        seals = (await connection.execute(text("SELECT seq, prev_hash, row_hash FROM audit_seals ORDER BY seq"))).all()
-        checkpoints = (await connection.execute(text("SELECT seq, chain_hash FROM audit_checkpoints ORDER BY seq"))).all()
-        queued = (await connection.execute(text("SELECT count(*) FROM audit_seal_queue"))).scalar_one()
-    assert [seal.seq for seal in seals] == list(range(1, CHAIN_ROW_COUNT + 1))
-    assert seals[0].prev_hash == chain.GENESIS_HASH
-    assert all(later.prev_hash == earlier.row_hash for earlier, later in itertools.pairwise(seals))
-    assert [(c.seq, c.chain_hash) for c in checkpoints] == [(seq, seals[seq - 1].row_hash) for seq in (4, 8, 10)]
+        seals = await connection.fetch("SELECT seq, prev_hash, row_hash FROM audit_seals ORDER BY seq")
+        checkpoints = await connection.fetch("SELECT seq, chain_hash FROM audit_checkpoints ORDER BY seq")
+        queued = await connection.fetchval("SELECT count(*) FROM audit_seal_queue")
+    assert [seal["seq"] for seal in seals] == list(range(1, CHAIN_ROW_COUNT + 1))
+    assert seals[0]["prev_hash"] == chain.GENESIS_HASH
+    assert all(later["prev_hash"] == earlier["row_hash"] for earlier, later in itertools.pairwise(seals))
+    assert [(c["seq"], c["chain_hash"]) for c in checkpoints] == [(seq, seals[seq - 1]["row_hash"]) for seq in (4, 8, 10)]
     assert queued == 0
 
     await sealed_chain.record(2)
     assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 2
     assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 0
-    assert await sealed_chain.scalar("SELECT prev_hash FROM audit_seals WHERE seq = 11") == seals[-1].row_hash
+    assert await sealed_chain.scalar("SELECT prev_hash FROM audit_seals WHERE seq = 11") == seals[-1]["row_hash"]
     report = await sealed_chain.verify()
     assert (report.ok, report.rows_checked, report.checkpoints_checked) == (True, 12, 4)
 
@@ -232,104 +230,101 @@ async def test_intact_chain_verifies_and_verify_seals_nothing(sealed_chain: Chai
 # --- tampering, each done as the owner (superuser), as an intruder with database access would
 
 
-async def _event_at(connection: AsyncConnection, seq: int) -> uuid.UUID:
-    event_id: uuid.UUID = (
-        await connection.execute(text("SELECT event_id FROM audit_seals WHERE seq = :seq"), {"seq": seq})
-    ).scalar_one()
+async def _event_at(connection: Connection, seq: int) -> uuid.UUID:
+    event_id: uuid.UUID = await connection.fetchval("SELECT event_id FROM audit_seals WHERE seq = $1", seq)
     return event_id
 
 
-async def _hash_at(connection: AsyncConnection, seq: int) -> str:
-    row_hash: str = (
-        await connection.execute(text("SELECT row_hash FROM audit_seals WHERE seq = :seq"), {"seq": seq})
-    ).scalar_one()
+async def _hash_at(connection: Connection, seq: int) -> str:
+    row_hash: str = await connection.fetchval("SELECT row_hash FROM audit_seals WHERE seq = $1", seq)
     return row_hash
 
 
-async def _alter_row(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+async def _alter_row(connection: Connection, _keyring: LocalKeyring) -> None:
     await connection.execute(
-        text("""UPDATE audit_events SET after_state = '{"name": "Mallory"}' WHERE id = :id"""),
-        {"id": await _event_at(connection, 5)},
+        """UPDATE audit_events SET after_state = '{"name": "Mallory"}' WHERE id = $1""", await _event_at(connection, 5)
     )
 
 
-async def _delete_row(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
-    await connection.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": await _event_at(connection, 5)})
+async def _delete_row(connection: Connection, _keyring: LocalKeyring) -> None:
+    await connection.execute("DELETE FROM audit_events WHERE id = $1", await _event_at(connection, 5))
 
 
-async def _delete_row_and_seal(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
-    await connection.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": await _event_at(connection, 5)})
-    await connection.execute(text("DELETE FROM audit_seals WHERE seq = 5"))
+async def _delete_row_and_seal(connection: Connection, _keyring: LocalKeyring) -> None:
+    await connection.execute("DELETE FROM audit_events WHERE id = $1", await _event_at(connection, 5))
+    await connection.execute("DELETE FROM audit_seals WHERE seq = 5")
 
 
-async def _insert_row(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+async def _insert_row(connection: Connection, _keyring: LocalKeyring) -> None:
     """A forged event slipped in at seq 5, the later seals renumbered, hashed with a guessed key."""
     forged_id = uuid.uuid4()
     await connection.execute(
-        text(
-            "INSERT INTO audit_events (id, actor, action_type, resource_type, resource_id, created_at) "
-            "VALUES (:id, 'key_forger', 'customer.delete', 'customer', 'cus_forged', now())"
-        ),
-        {"id": forged_id},
+        "INSERT INTO audit_events (id, actor, action_type, resource_type, resource_id, created_at) "
+        "VALUES ($1, 'key_forger', 'customer.delete', 'customer', 'cus_forged', now())",
+        forged_id,
     )
-    await connection.execute(text("DELETE FROM audit_seal_queue WHERE event_id = :id"), {"id": forged_id})
+    await connection.execute("DELETE FROM audit_seal_queue WHERE event_id = $1", forged_id)
     # Two steps: the primary key is checked per row, so a single `seq = seq + 1` can collide.
-    await connection.execute(text("UPDATE audit_seals SET seq = -(seq + 1) WHERE seq >= 5"))
-    await connection.execute(text("UPDATE audit_seals SET seq = -seq WHERE seq < 0"))
-    forged = (await connection.execute(audit_events.select().where(audit_events.c.id == forged_id))).one()
+    await connection.execute("UPDATE audit_seals SET seq = -(seq + 1) WHERE seq >= 5")
+    await connection.execute("UPDATE audit_seals SET seq = -seq WHERE seq < 0")
+    forged = await connection.fetchrow("SELECT * FROM audit_events WHERE id = $1", forged_id)
     prev_hash = await _hash_at(connection, 4)
     await connection.execute(
-        text("INSERT INTO audit_seals (seq, event_id, prev_hash, row_hash) VALUES (5, :id, :prev, :hash)"),
-        {"id": forged_id, "prev": prev_hash, "hash": chain.row_hash(b"guessed-key", prev_hash, 5, forged._mapping)},
+        "INSERT INTO audit_seals (seq, event_id, prev_hash, row_hash) VALUES (5, $1, $2, $3)",
+        forged_id,
+        prev_hash,
+        chain.row_hash(b"guessed-key", prev_hash, 5, dict(forged)),
     )
 
 
-async def _reorder_rows(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
-    await connection.execute(text("UPDATE audit_seals SET seq = -1 WHERE seq = 5"))
-    await connection.execute(text("UPDATE audit_seals SET seq = 5 WHERE seq = 6"))
-    await connection.execute(text("UPDATE audit_seals SET seq = 6 WHERE seq = -1"))
+async def _reorder_rows(connection: Connection, _keyring: LocalKeyring) -> None:
+    await connection.execute("UPDATE audit_seals SET seq = -1 WHERE seq = 5")
+    await connection.execute("UPDATE audit_seals SET seq = 5 WHERE seq = 6")
+    await connection.execute("UPDATE audit_seals SET seq = 6 WHERE seq = -1")
 
 
-async def _truncate_tail(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+async def _truncate_tail(connection: Connection, _keyring: LocalKeyring) -> None:
     """Rows 9 and 10 gone with their seals; the checkpoint at 10 is left behind."""
-    await connection.execute(text("DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_seals WHERE seq > 8)"))
-    await connection.execute(text("DELETE FROM audit_seals WHERE seq > 8"))
+    await connection.execute("DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_seals WHERE seq > 8)")
+    await connection.execute("DELETE FROM audit_seals WHERE seq > 8")
 
 
-async def _forge_checkpoint(connection: AsyncConnection, keyring: LocalKeyring) -> None:
+async def _forge_checkpoint(connection: Connection, keyring: LocalKeyring) -> None:
     """A new checkpoint at 6 over the true chain hash, signed by the intruder's own key under the real key id."""
     real = chain.sign_checkpoint(keyring.signing_key(chain.CHECKPOINT_KEY_PURPOSE), 6, await _hash_at(connection, 6))
     intruder = chain.sign_checkpoint(Ed25519PrivateKey.generate(), 6, real["chain_hash"])
     await connection.execute(
-        text("INSERT INTO audit_checkpoints (seq, chain_hash, key_id, signature) VALUES (6, :hash, :key_id, :signature)"),
-        {"hash": real["chain_hash"], "key_id": real["key_id"], "signature": intruder["signature"]},
+        "INSERT INTO audit_checkpoints (seq, chain_hash, key_id, signature) VALUES (6, $1, $2, $3)",
+        real["chain_hash"],
+        real["key_id"],
+        intruder["signature"],
     )
 
 
-async def _foreign_key_checkpoint(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
+async def _foreign_key_checkpoint(connection: Connection, _keyring: LocalKeyring) -> None:
     intruder = chain.sign_checkpoint(Ed25519PrivateKey.generate(), 8, await _hash_at(connection, 8))
     await connection.execute(
-        text("UPDATE audit_checkpoints SET key_id = :key_id, signature = :signature WHERE seq = 8"),
-        {"key_id": intruder["key_id"], "signature": intruder["signature"]},
+        "UPDATE audit_checkpoints SET key_id = $1, signature = $2 WHERE seq = 8", intruder["key_id"], intruder["signature"]
     )
 
 
-async def _rehash_checkpoint(connection: AsyncConnection, _keyring: LocalKeyring) -> None:
-    await connection.execute(text("UPDATE audit_checkpoints SET chain_hash = :hash WHERE seq = 4"), {"hash": "0" * 64})
+async def _rehash_checkpoint(connection: Connection, _keyring: LocalKeyring) -> None:
+    await connection.execute("UPDATE audit_checkpoints SET chain_hash = $1 WHERE seq = 4", "0" * 64)
 
 
-async def _misattested_checkpoint(connection: AsyncConnection, keyring: LocalKeyring) -> None:
+async def _misattested_checkpoint(connection: Connection, keyring: LocalKeyring) -> None:
     """Validly signed (someone with the key) but over a chain hash the rows do not produce."""
     signed = chain.sign_checkpoint(keyring.signing_key(chain.CHECKPOINT_KEY_PURPOSE), 6, "f" * 64)
     await connection.execute(
-        text(
-            "INSERT INTO audit_checkpoints (seq, chain_hash, key_id, signature) VALUES (:seq, :chain_hash, :key_id, :signature)"
-        ),
-        signed,
+        "INSERT INTO audit_checkpoints (seq, chain_hash, key_id, signature) VALUES ($1, $2, $3, $4)",
+        signed["seq"],
+        signed["chain_hash"],
+        signed["key_id"],
+        signed["signature"],
     )
 
 
-Tamper = Callable[[AsyncConnection, LocalKeyring], Awaitable[None]]
+Tamper = Callable[[Connection, LocalKeyring], Awaitable[None]]
 
 
 @pytest.mark.parametrize(
@@ -376,13 +371,11 @@ async def test_row_written_behind_the_trigger_is_reported(sealed_chain: Chain) -
     hidden_id = uuid.uuid4()
     async with sealed_chain.owner.transaction() as connection:
         # A superuser can switch triggers off for its session: the row never reaches the queue.
-        await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute("SET LOCAL session_replication_role = replica")
         await connection.execute(
-            text(
-                "INSERT INTO audit_events (id, actor, action_type, resource_type, resource_id, created_at) "
-                "VALUES (:id, 'key_forger', 'customer.create', 'customer', 'cus_hidden', now())"
-            ),
-            {"id": hidden_id},
+            "INSERT INTO audit_events (id, actor, action_type, resource_type, resource_id, created_at) "
+            "VALUES ($1, 'key_forger', 'customer.create', 'customer', 'cus_hidden', now())",
+            hidden_id,
         )
     assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 0
 
@@ -405,11 +398,9 @@ def test_chained_fields_are_every_column_but_the_batching_hint() -> None:
 
 
 async def _sealed_count(owner: Database, resource_id: str) -> int:
-    statement = text(
-        "SELECT count(*) FROM audit_seals s JOIN audit_events e ON e.id = s.event_id WHERE e.resource_id = :resource_id"
-    )
+    statement = "SELECT count(*) FROM audit_seals s JOIN audit_events e ON e.id = s.event_id WHERE e.resource_id = $1"
     async with owner.transaction() as connection:
-        return int((await connection.execute(statement, {"resource_id": resource_id})).scalar_one())
+        return int(await connection.fetchval(statement, resource_id))
 
 
 async def test_worker_seals_rows_written_through_the_api(

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import typer
-from sqlalchemy import text
 from typer.core import TyperGroup
 
 from bastion.cli.main import app
@@ -16,7 +15,7 @@ from tests.support import postgres
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 
-_TABLES = text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
+_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
 
 
 def _command_paths() -> list[tuple[str, ...]]:
@@ -51,11 +50,11 @@ async def _rows_containing(platform: Platform, needle: str) -> list[str]:
     """Names of the tables with a row whose text contains `needle` (the owner bypasses row-level security)."""
     found: list[str] = []
     async with platform.owner.transaction() as connection:
-        tables = list((await connection.execute(_TABLES)).scalars())
+        tables = [row["table_name"] for row in await connection.fetch(_TABLES)]
         for table in tables:
             # A table name from the catalogue, quoted; the needle is a bind parameter.
-            statement = text(f'SELECT 1 FROM "{table}" AS t WHERE strpos(t::text, :needle) > 0 LIMIT 1')
-            if (await connection.execute(statement, {"needle": needle})).first() is not None:
+            statement = f'SELECT 1 FROM "{table}" AS t WHERE strpos(t::text, $1) > 0 LIMIT 1'
+            if await connection.fetchrow(statement, needle) is not None:
                 found.append(table)
     return found
 
@@ -76,12 +75,11 @@ async def test_merchant_and_key_creation(test_database: postgres.TestDatabase, p
     assert key["publishable"].startswith("pk_test_")
 
     async with platform.owner.transaction() as connection:
-        stored = (
-            await connection.execute(text("SELECT secret_hash, publishable_hash FROM api_keys WHERE id = :id"), {"id": key["id"]})
-        ).one()
+        stored = await connection.fetchrow("SELECT secret_hash, publishable_hash FROM api_keys WHERE id = $1", key["id"])
+    assert stored is not None
     hasher = platform.services.authenticator.hasher
-    assert stored.secret_hash == hasher.digest(key["secret"])
-    assert stored.publishable_hash == hasher.digest(key["publishable"])
+    assert stored["secret_hash"] == hasher.digest(key["secret"])
+    assert stored["publishable_hash"] == hasher.digest(key["publishable"])
     for shown in (key["secret"], key["publishable"]):
         # The hint keeps a few leading and trailing characters; the middle must be nowhere.
         assert await _rows_containing(platform, shown[8:-4]) == [], "a key secret is stored in clear"

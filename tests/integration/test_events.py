@@ -10,15 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion import bootstrap
 from bastion.events import load_subscribers, publish_pending, run_relay
 from bastion.events.relay import DeliveryFailures, RetryPolicy, Subscriber
 from bastion.kernel.errors import ConfigurationError
 from bastion.kernel.ids import new_id
-from bastion.platform.db import Database
+from bastion.platform.db import Connection, Database
 from bastion.platform.settings import Settings
 from tests.support import postgres
 from tests.support.platform import Credentials, Platform
@@ -162,7 +160,7 @@ class FailingRecorder:
     failing_ids: set[str]
     calls: list[str] = field(default_factory=list)
 
-    async def handle(self, connection: AsyncConnection, event: dict[str, Any]) -> None:
+    async def handle(self, connection: Connection, event: dict[str, Any]) -> None:
         self.calls.append(event["id"])
         await EffectRecorder(self.name).handle(connection, event)
         if event["id"] in self.failing_ids:
@@ -190,8 +188,8 @@ async def _drain(database: Database, subscribers: list[Subscriber]) -> None:
 
 async def _published(platform: Platform, event_id: str) -> bool:
     async with platform.owner.transaction() as connection:
-        row = (await connection.execute(text("SELECT published_at FROM events WHERE id = :id"), {"id": event_id})).one()
-    return row.published_at is not None
+        (row,) = await connection.fetch("SELECT published_at FROM events WHERE id = $1", event_id)
+    return row["published_at"] is not None
 
 
 async def _effects(platform: Platform, subscriber: str) -> dict[str, int]:
@@ -210,7 +208,7 @@ async def test_redelivered_batch_has_no_second_effect(
     assert await _published(platform, event_id)
     # A crash after the subscriber committed but before the batch was marked published.
     async with platform.owner.transaction() as connection:
-        await connection.execute(text("UPDATE events SET published_at = NULL WHERE id = :id"), {"id": event_id})
+        await connection.execute("UPDATE events SET published_at = NULL WHERE id = $1", event_id)
     assert await publish_pending(worker_database, [recorder]) == 1
     assert await _published(platform, event_id)
     assert await _effects(platform, recorder.name) == {event_id: 1}

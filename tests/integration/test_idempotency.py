@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 
 from bastion import bootstrap
 from bastion.api.context import IDEMPOTENCY_KEY_LENGTH_MAX
@@ -24,10 +23,8 @@ def _key() -> str:
 
 async def _stored_keys(platform: Platform, merchant_id: str) -> list[str]:
     async with platform.owner.transaction() as connection:
-        result = await connection.execute(
-            text("SELECT key FROM idempotency_keys WHERE merchant_id = :merchant_id ORDER BY key"), {"merchant_id": merchant_id}
-        )
-        return [str(key) for key in result.scalars()]
+        rows = await connection.fetch("SELECT key FROM idempotency_keys WHERE merchant_id = $1 ORDER BY key", merchant_id)
+        return [str(row["key"]) for row in rows]
 
 
 async def _listed(client: httpx.AsyncClient, path: str) -> list[dict[str, Any]]:
@@ -154,8 +151,10 @@ async def test_janitor_expires_only_keys_older_than_the_ttl(platform: Platform, 
             assert response.status_code == 200, response.text
     async with platform.owner.transaction() as connection:
         await connection.execute(
-            text("UPDATE idempotency_keys SET created_at = :created_at WHERE merchant_id = :merchant_id AND key = :key"),
-            {"created_at": now() - timedelta(seconds=ttl_s + 60), "merchant_id": merchant.merchant_id, "key": old_key},
+            "UPDATE idempotency_keys SET created_at = $1 WHERE merchant_id = $2 AND key = $3",
+            now() - timedelta(seconds=ttl_s + 60),
+            merchant.merchant_id,
+            old_key,
         )
     # The worker runs the janitor as its own role, which alone may delete these rows.
     worker = bootstrap.role_database(platform.settings, platform.database.owner_url, platform.database.roles.worker)

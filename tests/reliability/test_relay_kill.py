@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from sqlalchemy import text
 
 from bastion.platform.settings import Settings
 from tests.support import postgres
@@ -77,16 +76,12 @@ async def test_kill_during_a_batch_then_restart(private_database: postgres.TestD
         async def counts() -> tuple[int, int, int]:
             """Effects, events published, events with an effect but not published."""
             async with platform.owner.transaction() as connection:
-                row = (
-                    await connection.execute(
-                        text(
-                            "SELECT (SELECT count(*) FROM relay_effects),"
-                            " (SELECT count(*) FROM events WHERE published_at IS NOT NULL),"
-                            " (SELECT count(*) FROM events e WHERE published_at IS NULL"
-                            "  AND EXISTS (SELECT 1 FROM relay_effects r WHERE r.event_id = e.id))"
-                        )
-                    )
-                ).one()
+                row = await connection.fetchrow(
+                    "SELECT (SELECT count(*) FROM relay_effects),"
+                    " (SELECT count(*) FROM events WHERE published_at IS NOT NULL),"
+                    " (SELECT count(*) FROM events e WHERE published_at IS NULL"
+                    "  AND EXISTS (SELECT 1 FROM relay_effects r WHERE r.event_id = e.id))"
+                )
             return row[0], row[1], row[2]
 
         workers.append(_start_worker(private_database, log))
@@ -113,7 +108,7 @@ async def test_kill_during_a_batch_then_restart(private_database: postgres.TestD
         assert workers[1].wait(timeout=STOP_TIMEOUT_S) == 0, _tail(log)
 
         async with platform.owner.transaction() as connection:
-            event_ids = set((await connection.execute(text("SELECT id FROM events"))).scalars())
+            event_ids = {row["id"] for row in await connection.fetch("SELECT id FROM events")}
             effects_by_event = await effect_counts(connection, effect_recorder.name)
         assert len(event_ids) == EVENT_COUNT
         assert set(effects_by_event) == event_ids

@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from asyncpg.exceptions import InsufficientPrivilegeError
 from fastapi.routing import APIRoute
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.api.app import route_scope, served_routes
-from bastion.platform.db import Actor, Tenant
+from bastion.platform.db import Actor, Connection, Tenant
 from tests.support.platform import Credentials, Platform
 
 # Tables that hold tenant rows, and the column naming their merchant.
@@ -108,15 +106,15 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
     assert by_email == []
 
 
-async def _count(connection: AsyncConnection, table: str, where: str = "true", **params: Any) -> int:
-    return int((await connection.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)).scalar_one())
+async def _count(connection: Connection, table: str, where: str = "true", *args: Any) -> int:
+    return int(await connection.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", *args))
 
 
 async def test_app_role_without_tenant_sees_no_rows(platform: Platform, world: World) -> None:
     for table, column in _TENANT_TABLES.items():
         async with platform.owner.transaction() as connection:
-            assert await _count(connection, table, f"{column} = :b", b=world.b.merchant_id) > 0, table
-        async with platform.services.database.engine.begin() as connection:
+            assert await _count(connection, table, f"{column} = $1", world.b.merchant_id) > 0, table
+        async with platform.services.database.transaction() as connection:
             assert await _count(connection, table) == 0, table
 
 
@@ -124,48 +122,44 @@ async def test_app_role_with_a_tenant_sees_only_that_tenant(platform: Platform, 
     app_database = platform.services.database
     async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=False), Actor(id="test")) as uow:
         for table, column in _TENANT_TABLES.items():
-            assert await _count(uow.connection, table, f"{column} = :a", a=world.a.merchant_id) > 0, table
-            assert await _count(uow.connection, table, f"{column} <> :a", a=world.a.merchant_id) == 0, table
-        updated = await uow.connection.execute(
-            text("UPDATE customers SET name = 'taken over' WHERE id = :id"), {"id": world.b_customer["id"]}
-        )
-        assert updated.rowcount == 0
+            assert await _count(uow.connection, table, f"{column} = $1", world.a.merchant_id) > 0, table
+            assert await _count(uow.connection, table, f"{column} <> $1", world.a.merchant_id) == 0, table
+        updated = await uow.connection.execute("UPDATE customers SET name = 'taken over' WHERE id = $1", world.b_customer["id"])
+        assert updated == "UPDATE 0"
     async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=True), Actor(id="test")) as uow:
         assert await _count(uow.connection, "customers") == 0, "live mode must not see test-mode rows"
 
 
 async def test_app_role_cannot_write_into_another_tenant(platform: Platform, world: World) -> None:
     tenant = Tenant(world.a.merchant_id, livemode=False)
-    with pytest.raises(DBAPIError, match="row-level security"):
+    with pytest.raises(InsufficientPrivilegeError, match="row-level security"):
         async with platform.services.database.unit_of_work(tenant, Actor(id="test")) as uow:
             await uow.connection.execute(
-                text("INSERT INTO customers (id, merchant_id, livemode, metadata) VALUES (:id, :b, false, '{}')"),
-                {"id": "cus_01M84JBVTJ99ERYXDBX1KDYTHZ", "b": world.b.merchant_id},
+                "INSERT INTO customers (id, merchant_id, livemode, metadata) VALUES ($1, $2, false, '{}')",
+                "cus_01M84JBVTJ99ERYXDBX1KDYTHZ",
+                world.b.merchant_id,
             )
 
 
 async def test_app_role_reaches_api_keys_only_through_the_lookup_function(platform: Platform, world: World) -> None:
     app_database = platform.services.database
-    with pytest.raises(DBAPIError, match="permission denied for table api_keys"):
+    with pytest.raises(InsufficientPrivilegeError, match="permission denied for table api_keys"):
         async with app_database.unit_of_work(Tenant(world.a.merchant_id, livemode=False), Actor(id="test")) as uow:
-            await uow.connection.execute(text("SELECT id FROM api_keys"))
-    lookup = text("SELECT id, merchant_id FROM api_key_by_hash(:secret_hash)")
+            await uow.connection.execute("SELECT id FROM api_keys")
+    lookup = "SELECT id, merchant_id FROM api_key_by_hash($1)"
     hasher = platform.services.authenticator.hasher
     async with app_database.transaction() as connection:
-        found = (await connection.execute(lookup, {"secret_hash": hasher.digest(world.a.secret)})).all()
+        found = await connection.fetch(lookup, hasher.digest(world.a.secret))
         assert [tuple(row) for row in found] == [(world.a.key_id, world.a.merchant_id)]
-        guessed = await connection.execute(lookup, {"secret_hash": hasher.digest("sk_test_guess")})
-        assert guessed.all() == []
+        guessed = await connection.fetch(lookup, hasher.digest("sk_test_guess"))
+        assert guessed == []
 
 
 async def test_service_roles_have_no_superuser_and_no_bypassrls(platform: Platform) -> None:
     roles = platform.database.roles
     async with platform.services.database.transaction() as connection:
-        assert (await connection.execute(text("SELECT current_user"))).scalar_one() == roles.app
-        rows = (
-            await connection.execute(
-                text("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ANY(:names)"),
-                {"names": list(roles.all)},
-            )
-        ).all()
+        assert await connection.fetchval("SELECT current_user") == roles.app
+        rows = await connection.fetch(
+            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ANY($1::text[])", list(roles.all)
+        )
     assert sorted(tuple(row) for row in rows) == sorted((role, False, False) for role in roles.all)

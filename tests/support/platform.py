@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bastion import bootstrap
 from bastion.api.app import create_app
@@ -12,7 +11,7 @@ from bastion.api.context import Services
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.ids import new_id
 from bastion.merchants import create_api_key, create_merchant
-from bastion.platform.db import Actor, Database, Tenant, asyncpg_url
+from bastion.platform.db import Actor, Tenant
 from bastion.platform.settings import Settings
 from tests.support.postgres import TestDatabase
 
@@ -33,7 +32,7 @@ class Platform:
     def __init__(self, database: TestDatabase, settings: Settings) -> None:
         self.database = database
         self.settings = settings
-        self.owner = Database(create_async_engine(asyncpg_url(database.owner_url)))
+        self.owner = bootstrap.owner_database(database.owner_url)
         self.services = bootstrap.api_services(settings, database.owner_url)
         self.app = create_app(self.services)
 

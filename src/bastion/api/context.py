@@ -96,25 +96,23 @@ class RequestContext:
             # A statement after the lock: its snapshot sees whatever the previous holder committed.
             stored = await repository.stored_response(uow.connection, key)
             if stored is not None:
-                if stored.fingerprint != fingerprint:
+                if stored["fingerprint"] != fingerprint:
                     raise IdempotencyError(
                         "Keys for idempotent requests can only be used with the same endpoint and parameters",
                         param="Idempotency-Key",
                     )
                 return JsonResponse(
-                    stored.response_body.encode(), status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+                    stored["response_body"].encode(), status_code=stored["status_code"], headers={"Idempotent-Replayed": "true"}
                 )
             body = orjson.dumps(await operation(uow))
             await repository.store_response(
                 uow.connection,
-                {
-                    "merchant_id": self.tenant.merchant_id,
-                    "livemode": self.tenant.livemode,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "status_code": 200,
-                    "response_body": body.decode(),
-                },
+                merchant_id=self.tenant.merchant_id,
+                livemode=self.tenant.livemode,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=200,
+                response_body=body.decode(),
             )
             return JsonResponse(body)
 

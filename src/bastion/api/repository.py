@@ -1,30 +1,45 @@
 """All SQL of the API edge: idempotency keys."""
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from bastion.platform.db import AnyRow, Connection
 
-from bastion.api.tables import idempotency_keys
-from bastion.platform.db import AnyRow
-
-_STORED_RESPONSE = select(idempotency_keys.c.fingerprint, idempotency_keys.c.status_code, idempotency_keys.c.response_body).where(
-    idempotency_keys.c.key == bindparam("key")
+# Row-level security limits both to the unit of work's tenant.
+_STORED_RESPONSE = "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE key = $1"
+_STORE_RESPONSE = """
+INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, status_code, response_body)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_DELETE_EXPIRED = """
+WITH deleted AS (
+    DELETE FROM idempotency_keys
+    WHERE (merchant_id, livemode, key) IN (
+        SELECT merchant_id, livemode, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2
+    )
+    RETURNING 1
 )
-_STORE_RESPONSE = insert(idempotency_keys)
+SELECT count(*) FROM deleted
+"""
 
 
-async def stored_response(connection: AsyncConnection, key: str) -> AnyRow | None:
-    return (await connection.execute(_STORED_RESPONSE, {"key": key})).first()
+async def stored_response(connection: Connection, key: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_STORED_RESPONSE, key)
+    return row
 
 
-async def store_response(connection: AsyncConnection, values: dict[str, Any]) -> None:
-    await connection.execute(_STORE_RESPONSE, values)
+async def store_response(
+    connection: Connection,
+    *,
+    merchant_id: str,
+    livemode: bool,
+    key: str,
+    fingerprint: str,
+    status_code: int,
+    response_body: str,
+) -> None:
+    await connection.execute(_STORE_RESPONSE, merchant_id, livemode, key, fingerprint, status_code, response_body)
 
 
-async def delete_expired(connection: AsyncConnection, created_before: datetime, limit: int) -> int:
-    columns = (idempotency_keys.c.merchant_id, idempotency_keys.c.livemode, idempotency_keys.c.key)
-    victims = select(*columns).where(idempotency_keys.c.created_at < created_before).limit(limit)
-    result = await connection.execute(delete(idempotency_keys).where(tuple_(*columns).in_(victims)))
-    return int(result.rowcount)
+async def delete_expired(connection: Connection, created_before: datetime, limit: int) -> int:
+    """Delete at most `limit` responses stored before `created_before`; how many went."""
+    return int(await connection.fetchval(_DELETE_EXPIRED, created_before, limit))

@@ -11,7 +11,7 @@ from bastion.kernel.errors import invariant
 from bastion.platform.crypto import Keyring
 from bastion.platform.db import Database
 
-# insert_seals binds 4 parameters a row; PostgreSQL allows 32,767 in one statement.
+# A bound on one transaction's work (rows hashed, seals inserted, queue rows deleted).
 BATCH_SIZE_LIMIT = 5000
 
 
@@ -28,7 +28,7 @@ async def seal_pending(database: Database, keyring: Keyring, batch_size_max: int
         if not events:
             return 0
         head = await repository.last_seal(connection)
-        seq, prev_hash = (head.seq, head.row_hash) if head is not None else (0, chain.GENESIS_HASH)
+        seq, prev_hash = (head["seq"], head["row_hash"]) if head is not None else (0, chain.GENESIS_HASH)
         # A checkpoint beyond the head means sealed rows were deleted: extending the chain
         # would bury the evidence, so stop until an operator has run `bastion audit verify`.
         checkpoint_seq = await repository.last_checkpoint_seq(connection)
@@ -39,11 +39,11 @@ async def seal_pending(database: Database, keyring: Keyring, batch_size_max: int
         seals = []
         for event in events:
             seq += 1
-            row_hash = chain.row_hash(chain_key, prev_hash, seq, event._mapping)
-            seals.append({"seq": seq, "event_id": event.id, "prev_hash": prev_hash, "row_hash": row_hash})
+            row_hash = chain.row_hash(chain_key, prev_hash, seq, dict(event))
+            seals.append({"seq": seq, "event_id": event["id"], "prev_hash": prev_hash, "row_hash": row_hash})
             prev_hash = row_hash
         await repository.insert_seals(connection, seals)
-        await repository.dequeue(connection, [event.id for event in events])
+        await repository.dequeue(connection, [event["id"] for event in events])
         await repository.insert_checkpoint(connection, chain.sign_checkpoint(signing_key, seq, prev_hash))
     return len(events)
 

@@ -34,23 +34,25 @@ class _Keys:
 
 
 def _seal_problem(keys: _Keys, seal: AnyRow, expected_seq: int, prev_hash: str) -> str | None:
-    if seal.seq != expected_seq:
-        return f"expected seq {expected_seq}, found seq {seal.seq}: sealed rows were deleted or renumbered"
-    if seal.id is None:
-        return f"event {seal.sealed_event_id} sealed at this seq is missing: the row was deleted"
-    if not chain.hashes_equal(seal.prev_hash, prev_hash):
+    if seal["seq"] != expected_seq:
+        return f"expected seq {expected_seq}, found seq {seal['seq']}: sealed rows were deleted or renumbered"
+    if seal["id"] is None:
+        return f"event {seal['sealed_event_id']} sealed at this seq is missing: the row was deleted"
+    if not chain.hashes_equal(seal["prev_hash"], prev_hash):
         return "prev_hash does not match the previous row's hash: rows were reordered, inserted or deleted"
-    if not chain.hashes_equal(chain.row_hash(keys.chain_key, prev_hash, seal.seq, seal._mapping), seal.row_hash):
+    if not chain.hashes_equal(chain.row_hash(keys.chain_key, prev_hash, seal["seq"], dict(seal)), seal["row_hash"]):
         return "row hash mismatch: the row was altered or forged"
     return None
 
 
 def _checkpoint_problem(keys: _Keys, checkpoint: AnyRow, chain_hash: str) -> str | None:
-    if checkpoint.key_id != keys.key_id:
-        return f"checkpoint signed by unknown key {checkpoint.key_id!r} (expected {keys.key_id!r})"
-    if not chain.checkpoint_signature_valid(keys.public_key, checkpoint.seq, checkpoint.chain_hash, checkpoint.signature):
+    if checkpoint["key_id"] != keys.key_id:
+        return f"checkpoint signed by unknown key {checkpoint['key_id']!r} (expected {keys.key_id!r})"
+    if not chain.checkpoint_signature_valid(
+        keys.public_key, checkpoint["seq"], checkpoint["chain_hash"], checkpoint["signature"]
+    ):
         return "checkpoint signature is invalid"
-    if not chain.hashes_equal(checkpoint.chain_hash, chain_hash):
+    if not chain.hashes_equal(checkpoint["chain_hash"], chain_hash):
         return "checkpoint chain_hash differs from the recomputed chain"
     return None
 
@@ -68,20 +70,21 @@ async def verify_chain(database: Database, keyring: Keyring) -> VerifyReport:
     def broken(seq: int | None, reason: str) -> VerifyReport:
         return VerifyReport(False, seq, reason, rows_checked, checkpoints_checked)
 
-    async with database.transaction() as connection:
-        await repository.use_snapshot(connection)
+    async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
         after_seq: int | None = None
         while page := await repository.sealed_page(connection, after_seq, PAGE_SIZE):
-            checkpoints = {row.seq: row for row in await repository.checkpoints_through(connection, after_seq, page[-1].seq)}
+            checkpoints = {
+                row["seq"]: row for row in await repository.checkpoints_through(connection, after_seq, page[-1]["seq"])
+            }
             for seal in page:
                 if problem := _seal_problem(keys, seal, last_seq + 1, prev_hash):
-                    return broken(min(seal.seq, last_seq + 1), problem)
+                    return broken(min(seal["seq"], last_seq + 1), problem)
                 rows_checked += 1
-                last_seq, prev_hash = seal.seq, seal.row_hash
-                checkpoint = checkpoints.pop(seal.seq, None)
+                last_seq, prev_hash = seal["seq"], seal["row_hash"]
+                checkpoint = checkpoints.pop(seal["seq"], None)
                 if checkpoint is not None:
                     if problem := _checkpoint_problem(keys, checkpoint, prev_hash):
-                        return broken(seal.seq, f"checkpoint at seq {seal.seq}: {problem}")
+                        return broken(seal["seq"], f"checkpoint at seq {seal['seq']}: {problem}")
                     checkpoints_checked += 1
             if checkpoints:
                 stray = min(checkpoints)

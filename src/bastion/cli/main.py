@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 import asyncpg
 import typer
 from sqlalchemy.exc import SQLAlchemyError, StatementError
-from sqlalchemy.ext.asyncio import create_async_engine
 from typer.core import TyperGroup
 
 from bastion import bootstrap
@@ -24,7 +23,7 @@ from bastion.kernel.errors import BastionError
 from bastion.kernel.ids import new_id
 from bastion.merchants import create_api_key, create_merchant
 from bastion.platform import migrate as migrations
-from bastion.platform.db import Actor, Database, ServiceRoles, Tenant, asyncpg_url
+from bastion.platform.db import Actor, Database, ServiceRoles, Tenant
 from bastion.platform.embedded_pg import EmbeddedPostgres
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
@@ -101,7 +100,7 @@ def _print(resource: dict[str, Any], as_json: bool) -> None:
 
 
 async def _with_owner_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    database = Database(create_async_engine(asyncpg_url(url), hide_parameters=True))
+    database = bootstrap.owner_database(url)
     try:
         return await work(database)
     finally:

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.events import repository
 from bastion.events.service import to_resource
 from bastion.kernel.errors import ConfigurationError, InvariantViolated, invariant
-from bastion.platform.db import AnyRow, Database
+from bastion.platform.db import AnyRow, Connection, Database
 from bastion.platform.logging import get_logger
 
 _log = get_logger(__name__)
@@ -54,7 +53,7 @@ class Subscriber(Protocol):
         """Stable and unique: the inbox is keyed by it, so renaming redelivers every unpublished event."""
         ...
 
-    async def handle(self, connection: AsyncConnection, event: dict[str, Any]) -> None:
+    async def handle(self, connection: Connection, event: dict[str, Any]) -> None:
         """Apply the effect of `event` (the public event resource) on `connection`, the open
         transaction that holds this subscriber's inbox row: both commit or neither does."""
         ...
@@ -122,11 +121,11 @@ async def _deliver(database: Database, subscribers: Sequence[Subscriber], row: A
     for subscriber in subscribers:
         try:
             async with database.transaction() as connection:
-                if await repository.claim_inbox(connection, subscriber.name, row.id):
+                if await repository.claim_inbox(connection, subscriber.name, row["id"]):
                     # A copy each: one subscriber's mutation must not leak into the next one's event.
                     await subscriber.handle(connection, copy.deepcopy(to_resource(row)))
         except Exception:  # noqa: BLE001  (one subscriber's failure must not stop the others; the event is retried)
-            _log.exception("outbox_delivery_failed", subscriber=subscriber.name, event_id=row.id, event_type=row.type)
+            _log.exception("outbox_delivery_failed", subscriber=subscriber.name, event_id=row["id"], event_type=row["type"])
             delivered = False
     return delivered
 
@@ -151,10 +150,10 @@ async def publish_pending(
         rows = await repository.claim_unpublished(claim, batch_size_max, skip_event_ids=tracker.held_back())
         for row in rows:
             if await _deliver(database, subscribers, row):
-                tracker.succeeded(row.id)
-                published.append(row.id)
+                tracker.succeeded(row["id"])
+                published.append(row["id"])
             else:
-                tracker.failed(row.id)
+                tracker.failed(row["id"])
         if published:
             await repository.mark_published(claim, published)
     return len(published)

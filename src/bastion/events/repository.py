@@ -1,57 +1,67 @@
 """All SQL of the events context."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from bastion.events.tables import event_inbox, events
 from bastion.kernel.clock import now
-from bastion.platform.db import AnyRow
+from bastion.platform.db import AnyRow, Connection
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
-_INSERT_EVENT = insert(events)
+_COLUMNS = "id, merchant_id, livemode, type, data, request_id, created_at, published_at"
+
+_INSERT_EVENT = (
+    "INSERT INTO events (id, merchant_id, livemode, type, data, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+_GET = f"SELECT {_COLUMNS} FROM events WHERE id = $1"
+_EXISTS = "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)"
+# For fetch_page: $1 is the event type, or NULL for every type.
+_PAGE = f"SELECT {_COLUMNS} FROM events WHERE ($1::text IS NULL OR type = $1)"
+# SKIP LOCKED: relays running side by side each claim a different batch.
+_CLAIM_UNPUBLISHED = (
+    f"SELECT {_COLUMNS} FROM events WHERE published_at IS NULL AND id <> ALL($1::text[])"
+    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
+_MARK_PUBLISHED = "UPDATE events SET published_at = $2 WHERE id = ANY($1::text[])"
+_CLAIM_INBOX = "INSERT INTO event_inbox (subscriber, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"
 
 
-async def insert_event(connection: AsyncConnection, values: dict[str, Any]) -> None:
-    await connection.execute(_INSERT_EVENT, values)
+async def insert_event(
+    connection: Connection,
+    *,
+    event_id: str,
+    merchant_id: str,
+    livemode: bool,
+    event_type: str,
+    data: dict[str, Any],
+    request_id: str | None,
+    created_at: datetime,
+) -> None:
+    await connection.execute(_INSERT_EVENT, event_id, merchant_id, livemode, event_type, data, request_id, created_at)
 
 
-async def get(connection: AsyncConnection, event_id: str) -> AnyRow | None:
-    return (await connection.execute(select(events).where(events.c.id == event_id))).first()
+async def get(connection: Connection, event_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_GET, event_id)
+    return row
 
 
-async def exists(connection: AsyncConnection, event_id: str) -> bool:
-    return (await connection.execute(select(events.c.id).where(events.c.id == event_id))).first() is not None
+async def exists(connection: Connection, event_id: str) -> bool:
+    return bool(await connection.fetchval(_EXISTS, event_id))
 
 
-async def page(connection: AsyncConnection, request: PageRequest, event_type: str | None) -> Page:
-    query = select(events)
-    if event_type is not None:
-        query = query.where(events.c.type == event_type)
-    return await fetch_page(connection, query, events.c.id, request)
+async def page(connection: Connection, request: PageRequest, event_type: str | None) -> Page:
+    return await fetch_page(connection, _PAGE, (event_type,), request)
 
 
-async def claim_unpublished(connection: AsyncConnection, limit: int, skip_event_ids: Sequence[str] = ()) -> Sequence[AnyRow]:
-    query = select(events).where(events.c.published_at.is_(None))
-    if skip_event_ids:
-        query = query.where(events.c.id.not_in(skip_event_ids))
-    query = query.order_by(events.c.id).limit(limit).with_for_update(skip_locked=True)
-    return (await connection.execute(query)).all()
+async def claim_unpublished(connection: Connection, limit: int, skip_event_ids: Sequence[str] = ()) -> Sequence[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_CLAIM_UNPUBLISHED, list(skip_event_ids), limit)
+    return rows
 
 
-async def mark_published(connection: AsyncConnection, event_ids: list[str]) -> None:
-    await connection.execute(update(events).where(events.c.id.in_(event_ids)).values(published_at=now()))
+async def mark_published(connection: Connection, event_ids: list[str]) -> None:
+    await connection.execute(_MARK_PUBLISHED, event_ids, now())
 
 
-async def claim_inbox(connection: AsyncConnection, subscriber: str, event_id: str) -> bool:
+async def claim_inbox(connection: Connection, subscriber: str, event_id: str) -> bool:
     """True the first time `subscriber` sees `event_id`; False on a redelivery."""
-    statement = (
-        pg_insert(event_inbox)
-        .values(subscriber=subscriber, event_id=event_id)
-        .on_conflict_do_nothing()
-        .returning(event_inbox.c.event_id)
-    )
-    return (await connection.execute(statement)).first() is not None
+    return await connection.fetchrow(_CLAIM_INBOX, subscriber, event_id) is not None

@@ -24,28 +24,26 @@ async def emit(
     event_id = new_id("evt")
     await repository.insert_event(
         uow.connection,
-        {
-            "id": event_id,
-            "merchant_id": uow.tenant.merchant_id,
-            "livemode": uow.tenant.livemode,
-            "type": event_type,
-            "data": data,
-            "request_id": uow.actor.request_id,
-            "created_at": now(),
-        },
+        event_id=event_id,
+        merchant_id=uow.tenant.merchant_id,
+        livemode=uow.tenant.livemode,
+        event_type=event_type,
+        data=data,
+        request_id=uow.actor.request_id,
+        created_at=now(),
     )
     return event_id
 
 
 def to_resource(row: AnyRow) -> dict[str, Any]:
     return {
-        "id": row.id,
+        "id": row["id"],
         "object": "event",
-        "type": row.type,
-        "created": unix_seconds(row.created_at),
-        "livemode": row.livemode,
-        "data": row.data,
-        "request": {"id": row.request_id},
+        "type": row["type"],
+        "created": unix_seconds(row["created_at"]),
+        "livemode": row["livemode"],
+        "data": row["data"],
+        "request": {"id": row["request_id"]},
     }
 
 

@@ -1,29 +1,44 @@
 """All SQL of the merchants context."""
 
-from typing import Any
+from bastion.platform.db import AnyRow, Connection
 
-from sqlalchemy import insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+_INSERT_MERCHANT = "INSERT INTO merchants (id, name) VALUES ($1, $2) RETURNING *"
+_MERCHANT_EXISTS = "SELECT EXISTS (SELECT 1 FROM merchants WHERE id = $1)"
+_INSERT_API_KEY = """
+INSERT INTO api_keys (id, merchant_id, livemode, scopes, secret_hash, publishable_hash, secret_hint)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING *
+"""
+# Through a SECURITY DEFINER function: the API role has no grant on api_keys.
+_API_KEY_BY_HASH = "SELECT id, merchant_id, livemode, scopes, secret_hash, revoked FROM api_key_by_hash($1)"
 
-from bastion.merchants.tables import api_keys, merchants
-from bastion.platform.db import AnyRow
 
-
-async def insert_merchant(connection: AsyncConnection, values: dict[str, Any]) -> AnyRow:
-    row: AnyRow = (await connection.execute(insert(merchants).values(values).returning(merchants))).one()
+async def insert_merchant(connection: Connection, merchant_id: str, name: str) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_INSERT_MERCHANT, merchant_id, name)
     return row
 
 
-async def merchant_exists(connection: AsyncConnection, merchant_id: str) -> bool:
-    return (await connection.execute(select(merchants.c.id).where(merchants.c.id == merchant_id))).first() is not None
+async def merchant_exists(connection: Connection, merchant_id: str) -> bool:
+    return bool(await connection.fetchval(_MERCHANT_EXISTS, merchant_id))
 
 
-async def insert_api_key(connection: AsyncConnection, values: dict[str, Any]) -> AnyRow:
-    row: AnyRow = (await connection.execute(insert(api_keys).values(values).returning(api_keys))).one()
+async def insert_api_key(
+    connection: Connection,
+    *,
+    key_id: str,
+    merchant_id: str,
+    livemode: bool,
+    scopes: list[str],
+    secret_hash: str,
+    publishable_hash: str,
+    secret_hint: str,
+) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_API_KEY, key_id, merchant_id, livemode, scopes, secret_hash, publishable_hash, secret_hint
+    )
     return row
 
 
-async def api_key_by_hash(connection: AsyncConnection, secret_hash: str) -> AnyRow | None:
-    # Through a SECURITY DEFINER function: the API role has no grant on api_keys.
-    statement = text("SELECT id, merchant_id, livemode, scopes, secret_hash, revoked FROM api_key_by_hash(:secret_hash)")
-    return (await connection.execute(statement, {"secret_hash": secret_hash})).first()
+async def api_key_by_hash(connection: Connection, secret_hash: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_API_KEY_BY_HASH, secret_hash)
+    return row

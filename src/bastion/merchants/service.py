@@ -3,8 +3,6 @@
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bastion import audit
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ResourceMissing
@@ -12,7 +10,7 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.merchants import repository
 from bastion.merchants.domain import SCOPES, Principal, generate_secret, secret_hint, unknown_scopes
 from bastion.platform.crypto import KeyedHasher
-from bastion.platform.db import UnitOfWork
+from bastion.platform.db import Connection, UnitOfWork
 
 NAME_LENGTH_MAX = 256
 
@@ -33,10 +31,10 @@ async def create_merchant(uow: UnitOfWork, name: str) -> dict[str, Any]:
     name = name.strip()
     if not 1 <= len(name) <= NAME_LENGTH_MAX:
         raise InvalidRequest(f"name must be 1 to {NAME_LENGTH_MAX} characters", param="name")
-    row = await repository.insert_merchant(uow.connection, {"id": uow.tenant.merchant_id, "name": name})
-    resource = {"id": row.id, "object": "merchant", "name": row.name, "created": unix_seconds(row.created_at)}
+    row = await repository.insert_merchant(uow.connection, uow.tenant.merchant_id, name)
+    resource = {"id": row["id"], "object": "merchant", "name": row["name"], "created": unix_seconds(row["created_at"])}
     await audit.record(
-        uow, action_type="merchant.create", resource_type="merchant", resource_id=row.id, before=None, after=resource
+        uow, action_type="merchant.create", resource_type="merchant", resource_id=row["id"], before=None, after=resource
     )
     return resource
 
@@ -52,28 +50,25 @@ async def create_api_key(uow: UnitOfWork, hasher: KeyedHasher, scopes: list[str]
     publishable = generate_secret("pk", uow.tenant.livemode)
     row = await repository.insert_api_key(
         uow.connection,
-        {
-            "id": new_id("key"),
-            "merchant_id": merchant_id,
-            "livemode": uow.tenant.livemode,
-            "scopes": chosen,
-            "secret_hash": hasher.digest(secret),
-            "publishable_hash": hasher.digest(publishable),
-            "secret_hint": secret_hint(secret),
-        },
+        key_id=new_id("key"),
+        merchant_id=merchant_id,
+        livemode=uow.tenant.livemode,
+        scopes=chosen,
+        secret_hash=hasher.digest(secret),
+        publishable_hash=hasher.digest(publishable),
+        secret_hint=secret_hint(secret),
     )
-    after = {"id": row.id, "object": "api_key", "livemode": row.livemode, "scopes": chosen, "secret_hint": row.secret_hint}
-    await audit.record(uow, action_type="api_key.create", resource_type="api_key", resource_id=row.id, before=None, after=after)
-    return IssuedKey(
-        id=row.id, merchant_id=merchant_id, livemode=row.livemode, scopes=chosen, secret=secret, publishable=publishable
-    )
+    key_id, livemode = row["id"], row["livemode"]
+    after = {"id": key_id, "object": "api_key", "livemode": livemode, "scopes": chosen, "secret_hint": row["secret_hint"]}
+    await audit.record(uow, action_type="api_key.create", resource_type="api_key", resource_id=key_id, before=None, after=after)
+    return IssuedKey(id=key_id, merchant_id=merchant_id, livemode=livemode, scopes=chosen, secret=secret, publishable=publishable)
 
 
-async def authenticate(connection: AsyncConnection, hasher: KeyedHasher, secret: str) -> Principal:
+async def authenticate(connection: Connection, hasher: KeyedHasher, secret: str) -> Principal:
     if not secret.startswith(("sk_test_", "sk_live_")):
         raise AuthenticationFailed("Invalid API key: use a secret key (sk_test_... or sk_live_...) as a Bearer token")
     digest = hasher.digest(secret)
     row = await repository.api_key_by_hash(connection, digest)
-    if row is None or not hasher.matches(secret, row.secret_hash) or row.revoked:
+    if row is None or not hasher.matches(secret, row["secret_hash"]) or row["revoked"]:
         raise AuthenticationFailed("Invalid API key provided")
-    return Principal(key_id=row.id, merchant_id=row.merchant_id, livemode=row.livemode, scopes=frozenset(row.scopes))
+    return Principal(key_id=row["id"], merchant_id=row["merchant_id"], livemode=row["livemode"], scopes=frozenset(row["scopes"]))

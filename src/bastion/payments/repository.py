@@ -1,43 +1,78 @@
 """All SQL of the payments context."""
 
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from bastion.payments.tables import customers
-from bastion.platform.db import AnyRow
+from bastion.platform.db import AnyRow, Connection
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
-# Built once: SQLAlchemy then reuses the compiled form on every call.
-_INSERT_CUSTOMER = insert(customers).returning(customers)
+_INSERT_CUSTOMER = """
+INSERT INTO customers (id, merchant_id, livemode, email, name, phone, description, metadata, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+RETURNING *
+"""
+_GET_CUSTOMER = "SELECT * FROM customers WHERE id = $1"
+_GET_CUSTOMER_FOR_UPDATE = "SELECT * FROM customers WHERE id = $1 FOR UPDATE"
+_UPDATE_CUSTOMER = """
+UPDATE customers SET email = $2, name = $3, phone = $4, description = $5, metadata = $6, updated_at = $7
+WHERE id = $1
+RETURNING *
+"""
+_DELETE_CUSTOMER = "UPDATE customers SET deleted_at = $2, updated_at = $2 WHERE id = $1"
+_LIVE_CUSTOMER_EXISTS = "SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1 AND deleted_at IS NULL)"
+# Paged by fetch_page; a null $1 lists every live customer.
+_LIVE_CUSTOMERS = "SELECT * FROM customers WHERE deleted_at IS NULL AND ($1::text IS NULL OR email = $1)"
 
 
-async def insert_customer(connection: AsyncConnection, values: dict[str, Any]) -> AnyRow:
-    row: AnyRow = (await connection.execute(_INSERT_CUSTOMER, values)).one()
+async def insert_customer(
+    connection: Connection,
+    *,
+    customer_id: str,
+    merchant_id: str,
+    livemode: bool,
+    email: str | None,
+    name: str | None,
+    phone: str | None,
+    description: str | None,
+    metadata: dict[str, str],
+    created_at: datetime,
+) -> AnyRow:
+    """A new customer; `updated_at` starts equal to `created_at`."""
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_CUSTOMER, customer_id, merchant_id, livemode, email, name, phone, description, metadata, created_at
+    )
     return row
 
 
-async def get_customer(connection: AsyncConnection, customer_id: str, *, for_update: bool = False) -> AnyRow | None:
-    query = select(customers).where(customers.c.id == customer_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await connection.execute(query)).first()
-
-
-async def update_customer(connection: AsyncConnection, customer_id: str, values: dict[str, Any]) -> AnyRow:
-    statement = update(customers).where(customers.c.id == customer_id).values(values).returning(customers)
-    row: AnyRow = (await connection.execute(statement)).one()
+async def get_customer(connection: Connection, customer_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_GET_CUSTOMER_FOR_UPDATE if for_update else _GET_CUSTOMER, customer_id)
     return row
 
 
-async def live_customer_exists(connection: AsyncConnection, customer_id: str) -> bool:
-    query = select(customers.c.id).where(customers.c.id == customer_id, customers.c.deleted_at.is_(None))
-    return (await connection.execute(query)).first() is not None
+async def update_customer(
+    connection: Connection,
+    customer_id: str,
+    *,
+    email: str | None,
+    name: str | None,
+    phone: str | None,
+    description: str | None,
+    metadata: dict[str, str],
+    updated_at: datetime,
+) -> AnyRow:
+    """Write every editable field: the caller holds the row (`get_customer(for_update=True)`)
+    and passes the current value of each field it does not change."""
+    row: AnyRow = await connection.fetchrow(_UPDATE_CUSTOMER, customer_id, email, name, phone, description, metadata, updated_at)
+    return row
 
 
-async def page_customers(connection: AsyncConnection, request: PageRequest, email: str | None) -> Page:
-    query = select(customers).where(customers.c.deleted_at.is_(None))
-    if email is not None:
-        query = query.where(customers.c.email == email)
-    return await fetch_page(connection, query, customers.c.id, request)
+async def delete_customer(connection: Connection, customer_id: str, deleted_at: datetime) -> None:
+    """Soft delete: the row stays, marked deleted (and updated) at `deleted_at`."""
+    await connection.execute(_DELETE_CUSTOMER, customer_id, deleted_at)
+
+
+async def live_customer_exists(connection: Connection, customer_id: str) -> bool:
+    return bool(await connection.fetchval(_LIVE_CUSTOMER_EXISTS, customer_id))
+
+
+async def page_customers(connection: Connection, request: PageRequest, email: str | None) -> Page:
+    return await fetch_page(connection, _LIVE_CUSTOMERS, (email,), request)

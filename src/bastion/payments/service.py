@@ -17,21 +17,21 @@ _CUSTOMER_FIELDS = ("email", "name", "phone", "description")
 
 def customer_resource(row: AnyRow) -> dict[str, Any]:
     return {
-        "id": row.id,
+        "id": row["id"],
         "object": "customer",
-        "email": row.email,
-        "name": row.name,
-        "phone": row.phone,
-        "description": row.description,
-        "metadata": row.metadata,
-        "created": unix_seconds(row.created_at),
-        "livemode": row.livemode,
+        "email": row["email"],
+        "name": row["name"],
+        "phone": row["phone"],
+        "description": row["description"],
+        "metadata": row["metadata"],
+        "created": unix_seconds(row["created_at"]),
+        "livemode": row["livemode"],
     }
 
 
 async def _live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool = False) -> AnyRow:
     row = await repository.get_customer(uow.connection, customer_id, for_update=for_update) if is_id(customer_id, "cus") else None
-    if row is None or row.deleted_at is not None:
+    if row is None or row["deleted_at"] is not None:
         raise ResourceMissing(f"No such customer: '{customer_id}'", param="id")
     return row
 
@@ -40,22 +40,19 @@ async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> dict[str,
     moment = now()
     row = await repository.insert_customer(
         uow.connection,
-        {
-            "id": new_id("cus"),
-            "merchant_id": uow.tenant.merchant_id,
-            "livemode": uow.tenant.livemode,
-            "email": request.email,
-            "name": request.name,
-            "phone": request.phone,
-            "description": request.description,
-            "metadata": merge_metadata({}, request.metadata),
-            "created_at": moment,
-            "updated_at": moment,
-        },
+        customer_id=new_id("cus"),
+        merchant_id=uow.tenant.merchant_id,
+        livemode=uow.tenant.livemode,
+        email=request.email,
+        name=request.name,
+        phone=request.phone,
+        description=request.description,
+        metadata=merge_metadata({}, request.metadata),
+        created_at=moment,
     )
     resource = customer_resource(row)
     await audit.record(
-        uow, action_type="customer.create", resource_type="customer", resource_id=row.id, before=None, after=resource
+        uow, action_type="customer.create", resource_type="customer", resource_id=row["id"], before=None, after=resource
     )
     await events.emit(uow, "customer.created", resource)
     return resource
@@ -65,8 +62,8 @@ async def retrieve_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]
     row = await repository.get_customer(uow.connection, customer_id) if is_id(customer_id, "cus") else None
     if row is None:
         raise ResourceMissing(f"No such customer: '{customer_id}'", param="id")
-    if row.deleted_at is not None:
-        return {"id": row.id, "object": "customer", "deleted": True}
+    if row["deleted_at"] is not None:
+        return {"id": row["id"], "object": "customer", "deleted": True}
     return customer_resource(row)
 
 
@@ -74,13 +71,14 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
     current = await _live_customer(uow, customer_id, for_update=True)
     changes: dict[str, Any] = {name: getattr(request, name) for name in _CUSTOMER_FIELDS if name in request.model_fields_set}
     if "metadata" in request.model_fields_set:
-        changes["metadata"] = merge_metadata(current.metadata, request.metadata)
+        changes["metadata"] = merge_metadata(current["metadata"], request.metadata)
     before = customer_resource(current)
-    row = await repository.update_customer(uow.connection, customer_id, {**changes, "updated_at": now()})
+    fields = {name: current[name] for name in (*_CUSTOMER_FIELDS, "metadata")} | changes
+    row = await repository.update_customer(uow.connection, customer_id, **fields, updated_at=now())
     after = customer_resource(row)
     previous = {key: before[key] for key in changes if before[key] != after[key]}
     await audit.record(
-        uow, action_type="customer.update", resource_type="customer", resource_id=row.id, before=before, after=after
+        uow, action_type="customer.update", resource_type="customer", resource_id=row["id"], before=before, after=after
     )
     await events.emit(uow, "customer.updated", after, previous_attributes=previous)
     return after
@@ -89,7 +87,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
 async def delete_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
     current = await _live_customer(uow, customer_id, for_update=True)
     before = customer_resource(current)
-    await repository.update_customer(uow.connection, customer_id, {"deleted_at": now(), "updated_at": now()})
+    await repository.delete_customer(uow.connection, customer_id, now())
     await audit.record(
         uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None
     )

@@ -1,4 +1,8 @@
-"""Database access: role-aware engines and the unit of work.
+"""Database access: role-aware connection pools and the unit of work.
+
+Repositories run SQL on asyncpg directly (ADR 7): prepared statements, records, no ORM
+or expression layer on the request path. SQLAlchemy stays for the table metadata that
+Alembic migrations are checked against.
 
 The framework owns the transaction: `Database.unit_of_work()` opens one, sets the
 tenant for row-level security with `set_config(..., is_local => true)`, and commits
@@ -6,24 +10,25 @@ only when the block ends without an exception. Services receive the `UnitOfWork`
 never commit.
 """
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
+import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.engine import URL, Row, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bastion.kernel.errors import ConfigurationError
 
-# A result row of any shape, as repositories return them.
-AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+# A result row, as repositories return them: read columns with row["name"].
+AnyRow: TypeAlias = asyncpg.Record
+Connection: TypeAlias = asyncpg.Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +49,7 @@ class Actor:
 
 @dataclass(slots=True)
 class UnitOfWork:
-    connection: AsyncConnection
+    connection: Connection
     tenant: Tenant
     actor: Actor
     # Whether the transaction-scoped advisory lock asked of `unit_of_work` was granted.
@@ -100,6 +105,7 @@ class RolePasswords:
 
 
 def asyncpg_url(url: str) -> URL:
+    """`url` for SQLAlchemy's asyncpg dialect (Alembic migrations)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -109,65 +115,91 @@ def asyncpg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+asyncpg")
 
 
-def role_url(owner_url: str, role: str, password: str) -> URL:
-    return asyncpg_url(owner_url).set(username=role, password=password)
+def plain_dsn(url: str, *, role: str | None = None, password: str | None = None) -> str:
+    """A libpq-style DSN for asyncpg, optionally as another role; an embedded server's
+    socket directory stays in the `?host=` query, which asyncpg reads."""
+    parsed = asyncpg_url(url).set(drivername="postgresql")
+    if role is not None:
+        parsed = parsed.set(username=role, password=password)
+    return parsed.render_as_string(hide_password=False)
 
 
-def _json_text(value: Any) -> str:
-    # JSONB parameters: orjson is several times faster than the standard library here.
-    return orjson.dumps(value).decode()
+POOL_ACQUIRE_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0
+STATEMENT_TIMEOUT_S = 30.0
+CONNECTION_IDLE_LIFETIME_S = 300.0
 
 
-def create_engine(url: URL, *, pool_size: int) -> AsyncEngine:
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_timeout=10,
-        pool_recycle=3600,
-        # Errors must not carry request values (card numbers, emails) into logs.
-        hide_parameters=True,
-        json_serializer=_json_text,
-        json_deserializer=orjson.loads,
-        connect_args={"server_settings": {"application_name": "bastion"}, "timeout": 10},
-    )
+async def _prepare_connection(connection: Connection) -> None:
+    # JSON and JSONB columns in and out as Python values, through orjson.
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name, encoder=lambda value: orjson.dumps(value).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
 
 
-_SET_TENANT = text(
-    "SELECT set_config('bastion.merchant_id', :merchant_id, true), set_config('bastion.livemode', :livemode, true)"
-)
-_SET_TENANT_AND_TRY_LOCK = text(
-    "SELECT pg_try_advisory_xact_lock(:lock_id), "
-    "set_config('bastion.merchant_id', :merchant_id, true), set_config('bastion.livemode', :livemode, true)"
+_SET_TENANT = "SELECT set_config('bastion.merchant_id', $1, true), set_config('bastion.livemode', $2, true)"
+_SET_TENANT_AND_TRY_LOCK = (
+    "SELECT pg_try_advisory_xact_lock($3), set_config('bastion.merchant_id', $1, true), set_config('bastion.livemode', $2, true)"
 )
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    """A pool of connections as one role. The pool opens on first use, in the running event loop."""
+
+    def __init__(self, dsn: str, *, pool_size: int) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def _open(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        timeout=CONNECT_TIMEOUT_S,
+                        command_timeout=STATEMENT_TIMEOUT_S,
+                        max_inactive_connection_lifetime=CONNECTION_IDLE_LIFETIME_S,
+                        init=_prepare_connection,
+                        server_settings={"application_name": "bastion"},
+                    )
+        return self._pool
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction without tenant: for platform work (worker, auth lookups)."""
-        async with self.engine.begin() as connection:
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection outside any transaction (LISTEN, snapshots, DDL in tests)."""
+        pool = await self._open()
+        async with pool.acquire(timeout=POOL_ACQUIRE_TIMEOUT_S) as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A transaction without tenant: for platform work (worker, auth look-ups, admin)."""
+        async with self.connection() as connection, connection.transaction():
             yield connection
 
     @asynccontextmanager
     async def unit_of_work(self, tenant: Tenant, actor: Actor, *, try_lock_id: int | None = None) -> AsyncIterator[UnitOfWork]:
         """One transaction for `tenant`. With `try_lock_id`, also try (without waiting) for
         that transaction-scoped advisory lock in the same round trip; see `holds_lock`."""
-        params = {"merchant_id": tenant.merchant_id, "livemode": "true" if tenant.livemode else "false"}
-        async with self.engine.begin() as connection:
+        livemode = "true" if tenant.livemode else "false"
+        async with self.transaction() as connection:
             if try_lock_id is None:
-                await connection.execute(_SET_TENANT, params)
+                await connection.execute(_SET_TENANT, tenant.merchant_id, livemode)
                 yield UnitOfWork(connection=connection, tenant=tenant, actor=actor)
                 return
-            locked = (await connection.execute(_SET_TENANT_AND_TRY_LOCK, {**params, "lock_id": try_lock_id})).scalar_one()
+            locked = await connection.fetchval(_SET_TENANT_AND_TRY_LOCK, tenant.merchant_id, livemode, try_lock_id)
             yield UnitOfWork(connection=connection, tenant=tenant, actor=actor, holds_lock=bool(locked))
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with self.connection() as connection:
+            await connection.fetchval("SELECT 1")
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

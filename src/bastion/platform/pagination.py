@@ -2,14 +2,10 @@
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Column, Select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.kernel.errors import InvalidRequest
 from bastion.kernel.ids import is_id
-from bastion.platform.db import AnyRow
+from bastion.platform.db import AnyRow, Connection
 
 LIMIT_DEFAULT = 10
 LIMIT_MAX = 100
@@ -28,16 +24,22 @@ class Page:
     has_more: bool
 
 
-async def fetch_page(connection: AsyncConnection, query: Select[Any], id_column: Column[str], request: PageRequest) -> Page:
+async def fetch_page(connection: Connection, query: str, args: Sequence[object], request: PageRequest) -> Page:
+    """One page of `query`, a repository's constant `SELECT ... FROM t WHERE ...` over a
+    table with an `id` column, whose parameters are `args` ($1..$n); the cursor and the
+    limit become $n+1 and $n+2."""
+    cursor, limit = f"${len(args) + 1}", f"${len(args) + 2}"
     # One row beyond the limit tells whether there is more in the direction of travel.
     if request.ending_before is not None:
-        inner = query.where(id_column > request.ending_before).order_by(id_column.asc()).limit(request.limit + 1)
-        rows = list((await connection.execute(inner)).all())
-        has_more = len(rows) > request.limit
-        return Page(rows=list(reversed(rows[: request.limit])), has_more=has_more)
+        sql = f"{query} AND id > {cursor} ORDER BY id ASC LIMIT {limit}"
+        rows = list(await connection.fetch(sql, *args, request.ending_before, request.limit + 1))
+        return Page(rows=list(reversed(rows[: request.limit])), has_more=len(rows) > request.limit)
     if request.starting_after is not None:
-        query = query.where(id_column < request.starting_after)
-    rows = list((await connection.execute(query.order_by(id_column.desc()).limit(request.limit + 1))).all())
+        sql = f"{query} AND id < {cursor} ORDER BY id DESC LIMIT {limit}"
+        rows = list(await connection.fetch(sql, *args, request.starting_after, request.limit + 1))
+    else:
+        sql = f"{query} ORDER BY id DESC LIMIT {cursor}"
+        rows = list(await connection.fetch(sql, *args, request.limit + 1))
     return Page(rows=rows[: request.limit], has_more=len(rows) > request.limit)
 
 
