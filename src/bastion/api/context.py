@@ -94,7 +94,7 @@ class RequestContext:
                     param="Idempotency-Key",
                 )
             # A statement after the lock: its snapshot sees whatever the previous holder committed.
-            stored = await repository.stored_response(uow.connection, key)
+            stored = await repository.stored_response(uow.connection, uow.tenant, key)
             if stored is not None:
                 if stored["fingerprint"] != fingerprint:
                     raise IdempotencyError(

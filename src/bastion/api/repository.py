@@ -2,10 +2,12 @@
 
 from datetime import datetime
 
-from bastion.platform.db import AnyRow, Connection
+from bastion.platform.db import AnyRow, Connection, Tenant
 
-# Row-level security limits both to the unit of work's tenant.
-_STORED_RESPONSE = "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE key = $1"
+# Scoped by tenant in the query, and again by row-level security.
+_STORED_RESPONSE = (
+    "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE merchant_id = $1 AND livemode = $2 AND key = $3"
+)
 _STORE_RESPONSE = """
 INSERT INTO idempotency_keys (merchant_id, livemode, key, fingerprint, status_code, response_body)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -22,8 +24,8 @@ SELECT count(*) FROM deleted
 """
 
 
-async def stored_response(connection: Connection, key: str) -> AnyRow | None:
-    row: AnyRow | None = await connection.fetchrow(_STORED_RESPONSE, key)
+async def stored_response(connection: Connection, tenant: Tenant, key: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_STORED_RESPONSE, tenant.merchant_id, tenant.livemode, key)
     return row
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from bastion.kernel.clock import now
-from bastion.platform.db import AnyRow, Connection
+from bastion.platform.db import AnyRow, Connection, Tenant
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
 _COLUMNS = "id, merchant_id, livemode, type, data, request_id, created_at, published_at"
@@ -13,10 +13,11 @@ _COLUMNS = "id, merchant_id, livemode, type, data, request_id, created_at, publi
 _INSERT_EVENT = (
     "INSERT INTO events (id, merchant_id, livemode, type, data, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
-_GET = f"SELECT {_COLUMNS} FROM events WHERE id = $1"
-_EXISTS = "SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)"
-# For fetch_page: $1 is the event type, or NULL for every type.
-_PAGE = f"SELECT {_COLUMNS} FROM events WHERE ($1::text IS NULL OR type = $1)"
+# API reads name their tenant ($1, $2) on top of row-level security: isolation holds twice.
+_GET = f"SELECT {_COLUMNS} FROM events WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_EXISTS = "SELECT EXISTS (SELECT 1 FROM events WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+# For fetch_page: $3 is the event type, or NULL for every type.
+_PAGE = f"SELECT {_COLUMNS} FROM events WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR type = $3)"
 # SKIP LOCKED: relays running side by side each claim a different batch.
 _CLAIM_UNPUBLISHED = (
     f"SELECT {_COLUMNS} FROM events WHERE published_at IS NULL AND id <> ALL($1::text[])"
@@ -40,17 +41,17 @@ async def insert_event(
     await connection.execute(_INSERT_EVENT, event_id, merchant_id, livemode, event_type, data, request_id, created_at)
 
 
-async def get(connection: Connection, event_id: str) -> AnyRow | None:
-    row: AnyRow | None = await connection.fetchrow(_GET, event_id)
+async def get(connection: Connection, tenant: Tenant, event_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_GET, tenant.merchant_id, tenant.livemode, event_id)
     return row
 
 
-async def exists(connection: Connection, event_id: str) -> bool:
-    return bool(await connection.fetchval(_EXISTS, event_id))
+async def exists(connection: Connection, tenant: Tenant, event_id: str) -> bool:
+    return bool(await connection.fetchval(_EXISTS, tenant.merchant_id, tenant.livemode, event_id))
 
 
-async def page(connection: Connection, request: PageRequest, event_type: str | None) -> Page:
-    return await fetch_page(connection, _PAGE, (event_type,), request)
+async def page(connection: Connection, tenant: Tenant, request: PageRequest, event_type: str | None) -> Page:
+    return await fetch_page(connection, _PAGE, (tenant.merchant_id, tenant.livemode, event_type), request)
 
 
 async def claim_unpublished(connection: Connection, limit: int, skip_event_ids: Sequence[str] = ()) -> Sequence[AnyRow]:

@@ -48,7 +48,7 @@ def to_resource(row: AnyRow) -> dict[str, Any]:
 
 
 async def retrieve_event(uow: UnitOfWork, event_id: str) -> dict[str, Any]:
-    row = await repository.get(uow.connection, event_id) if is_id(event_id, "evt") else None
+    row = await repository.get(uow.connection, uow.tenant, event_id) if is_id(event_id, "evt") else None
     if row is None:
         raise ResourceMissing(f"No such event: '{event_id}'", param="id")
     return to_resource(row)
@@ -57,6 +57,8 @@ async def retrieve_event(uow: UnitOfWork, event_id: str) -> dict[str, Any]:
 async def list_events(uow: UnitOfWork, request: PageRequest, event_type: str | None) -> tuple[list[dict[str, Any]], bool]:
     if event_type is not None and event_type not in EVENT_TYPES:
         raise InvalidRequest(f"Unknown event type {event_type!r}", param="type")
-    await check_cursors(request, prefix="evt", noun="event", exists=lambda cursor: repository.exists(uow.connection, cursor))
-    page = await repository.page(uow.connection, request, event_type)
+    await check_cursors(
+        request, prefix="evt", noun="event", exists=lambda cursor: repository.exists(uow.connection, uow.tenant, cursor)
+    )
+    page = await repository.page(uow.connection, uow.tenant, request, event_type)
     return [to_resource(row) for row in page.rows], page.has_more

@@ -30,7 +30,11 @@ def customer_resource(row: AnyRow) -> dict[str, Any]:
 
 
 async def _live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool = False) -> AnyRow:
-    row = await repository.get_customer(uow.connection, customer_id, for_update=for_update) if is_id(customer_id, "cus") else None
+    row = (
+        await repository.get_customer(uow.connection, uow.tenant, customer_id, for_update=for_update)
+        if is_id(customer_id, "cus")
+        else None
+    )
     if row is None or row["deleted_at"] is not None:
         raise ResourceMissing(f"No such customer: '{customer_id}'", param="id")
     return row
@@ -59,7 +63,7 @@ async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> dict[str,
 
 
 async def retrieve_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
-    row = await repository.get_customer(uow.connection, customer_id) if is_id(customer_id, "cus") else None
+    row = await repository.get_customer(uow.connection, uow.tenant, customer_id) if is_id(customer_id, "cus") else None
     if row is None:
         raise ResourceMissing(f"No such customer: '{customer_id}'", param="id")
     if row["deleted_at"] is not None:
@@ -74,7 +78,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
         changes["metadata"] = merge_metadata(current["metadata"], request.metadata)
     before = customer_resource(current)
     fields = {name: current[name] for name in (*_CUSTOMER_FIELDS, "metadata")} | changes
-    row = await repository.update_customer(uow.connection, customer_id, **fields, updated_at=now())
+    row = await repository.update_customer(uow.connection, uow.tenant, customer_id, **fields, updated_at=now())
     after = customer_resource(row)
     previous = {key: before[key] for key in changes if before[key] != after[key]}
     await audit.record(
@@ -87,7 +91,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
 async def delete_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
     current = await _live_customer(uow, customer_id, for_update=True)
     before = customer_resource(current)
-    await repository.delete_customer(uow.connection, customer_id, now())
+    await repository.delete_customer(uow.connection, uow.tenant, customer_id, now())
     await audit.record(
         uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None
     )
@@ -97,7 +101,10 @@ async def delete_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
 
 async def list_customers(uow: UnitOfWork, request: PageRequest, email: str | None) -> tuple[list[dict[str, Any]], bool]:
     await check_cursors(
-        request, prefix="cus", noun="customer", exists=lambda cursor: repository.live_customer_exists(uow.connection, cursor)
+        request,
+        prefix="cus",
+        noun="customer",
+        exists=lambda cursor: repository.live_customer_exists(uow.connection, uow.tenant, cursor),
     )
-    page = await repository.page_customers(uow.connection, request, email)
+    page = await repository.page_customers(uow.connection, uow.tenant, request, email)
     return [customer_resource(row) for row in page.rows], page.has_more
