@@ -242,7 +242,12 @@ def serve(
     ]
     base = f"http://{host}:{port}"
     typer.echo(f"Bastion is running.\n  API:  {base}/v1\n  docs: {base}/docs\n  data: {settings.data_dir}")
-    typer.echo("  a test key: bastion merchant create --name Demo, then bastion apikey create --merchant mer_... --mode test")
+    # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.
+    bastion = sys.argv[0] if sys.argv[0].endswith("bastion") else "bastion"
+    typer.echo(
+        f"  a test key: {bastion} merchant create --name Demo --json, "
+        f"then {bastion} apikey create --merchant mer_... --mode test --json"
+    )
     try:
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
