@@ -39,11 +39,11 @@ from bastion import bootstrap
 from bastion.kernel.ids import new_id
 from bastion.merchants import create_api_key, create_merchant
 from bastion.platform.crypto import KeyedHasher, LocalKeyring
-from bastion.platform.db import Actor, Tenant
+from bastion.platform.db import Actor, Tenant, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the scratch-database helpers live with the tests
-from tests.support.postgres import TestDatabase, free_port, migrated_database, plain_url, server_url
+from tests.support.postgres import TestDatabase, free_port, migrated_database, server_url, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPO / "bench" / "results" / "api.json"
@@ -119,7 +119,7 @@ class Phase:
 
 
 async def fetch_value(url: str, query: str, *args: object) -> Any:
-    connection = await asyncpg.connect(plain_url(url))
+    connection = await asyncpg.connect(plain_dsn(url))
     try:
         return await connection.fetchval(query, *args)
     finally:
@@ -176,12 +176,7 @@ def api_process(database: TestDatabase, log: IO[bytes], workers: int) -> Iterato
             time.sleep(0.1)
         yield port, psutil.Process(process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def _ready(port: int) -> bool:
@@ -349,7 +344,7 @@ def pgbench_binary(bin_dir: Path | None) -> Path:
 
 def run_pgbench(pgbench: Path, url: str, clients: int) -> tuple[float, str]:
     """`pgbench -N` on the benchmark's database: its own pgbench_* tables, dropped after."""
-    libpq_url = plain_url(url)
+    libpq_url = plain_dsn(url)
 
     def run(*args: str) -> str:
         result = subprocess.run(

@@ -13,7 +13,8 @@ import httpx
 import pytest
 import structlog
 
-from bastion.platform.logging import PAN_MASK, configure_logging, get_logger
+from bastion.platform.logging import configure_logging, get_logger
+from bastion.platform.redaction import PAN_MASK
 from tests.support import postgres
 from tests.support.platform import Credentials, Platform
 

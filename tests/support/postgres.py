@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from bastion.platform import migrate
 from bastion.platform.crypto import LocalKeyring
-from bastion.platform.db import ServiceRoles
+from bastion.platform.db import ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
 
 
@@ -49,13 +49,8 @@ class TestDatabase:
         }
 
 
-def plain_url(url: str) -> str:
-    """A libpq/asyncpg URL (no SQLAlchemy driver suffix)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def _admin(url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(plain_url(url))
+    connection = await asyncpg.connect(plain_dsn(url))
     try:
         for statement in statements:
             await connection.execute(statement)
@@ -88,7 +83,7 @@ def fresh_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "
     prefix = f"{name_prefix[:8]}_{suffix}"
     data_dir = Path(tempfile.mkdtemp(prefix="bastion-test-data-"))
     asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    owner_url = make_url(plain_url(admin_url)).set(database=name).render_as_string(hide_password=False)
+    owner_url = make_url(plain_dsn(admin_url)).set(database=name).render_as_string(hide_password=False)
     try:
         yield TestDatabase(owner_url=owner_url, role_prefix=prefix, data_dir=data_dir, bin_dir=bin_dir)
     finally:
@@ -110,6 +105,19 @@ def migrated_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str 
         LocalKeyring.open(database.data_dir, create=True)
         asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
         yield database
+
+
+PROCESS_STOP_TIMEOUT_S = 10
+
+
+def stop_process(process: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM, then SIGKILL if it has not exited within PROCESS_STOP_TIMEOUT_S."""
+    process.terminate()
+    try:
+        process.wait(timeout=PROCESS_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=PROCESS_STOP_TIMEOUT_S)
 
 
 def free_port() -> int:
@@ -162,9 +170,5 @@ def running_api_process(database: TestDatabase, extra_env: dict[str, str] | None
                 time.sleep(0.1)
         yield ApiProcess(url=f"http://127.0.0.1:{port}", log_file=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         log.close()

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bastion.platform.logging import PAN_MASK, SECRET_MASK, luhn_valid, redact_text, redact_value
+from bastion.platform.redaction import PAN_MASK, SECRET_MASK, luhn_valid, redact_text, redact_value
 
 # Public test card numbers (Stripe's documentation), never real ones.
 TEST_CARDS = [

@@ -8,7 +8,7 @@ process up to `ttl_s` later. Failed look-ups are never remembered.
 import time
 from collections import OrderedDict
 
-from bastion.merchants import Principal, authenticate
+from bastion.merchants import Principal, authenticate, secret_digest
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Database
 
@@ -23,12 +23,12 @@ class Authenticator:
         self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     async def principal(self, secret: str) -> Principal:
-        digest = self.hasher.digest(secret)
+        digest = secret_digest(self.hasher, secret)
         cached = self._entries.get(digest)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
         async with self.database.transaction() as connection:
-            principal = await authenticate(connection, self.hasher, secret)
+            principal = await authenticate(connection, digest)
         if self.ttl_s > 0:
             self._entries[digest] = (principal, time.monotonic() + self.ttl_s)
             self._entries.move_to_end(digest)

@@ -61,15 +61,20 @@ def _param_of(location: tuple[Any, ...]) -> str | None:
     return parts[0] + "".join(f"[{part}]" for part in parts[1:])
 
 
-async def _bastion_error(_request: Request, error: Exception) -> JsonResponse:
-    if not isinstance(error, errors.BastionError):
-        raise error
+def response_for(error: errors.BastionError) -> JsonResponse:
+    """The HTTP answer to one of our errors, wherever it is caught (handler or edge middleware)."""
     status = status_of(error)
     if status == 500:
         _log.error("internal_error", error_type=type(error).__name__, message=error.message)
         return internal_error_response()
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, errors.RateLimited) else None
     return error_response(status, type_=error.type, code=error.code, message=error.message, param=error.param, headers=headers)
+
+
+async def _bastion_error(_request: Request, error: Exception) -> JsonResponse:
+    if not isinstance(error, errors.BastionError):
+        raise error
+    return response_for(error)
 
 
 async def _validation_error(request: Request, error: Exception) -> JsonResponse:

@@ -7,7 +7,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.api.errors import error_response, internal_error_response
+from bastion.api.errors import internal_error_response, response_for
+from bastion.kernel.errors import BodyTooLarge, InvalidRequest
 from bastion.kernel.ids import new_id
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.metrics import HttpMetrics
@@ -68,21 +69,13 @@ class EdgeMiddleware:
         try:
             body = await self._read_body(receive)
             if body is None:
-                response = error_response(
-                    413,
-                    type_="invalid_request_error",
-                    code="body_too_large",
-                    message=f"The request body exceeds {self.max_body_bytes} bytes",
+                await response_for(BodyTooLarge(f"The request body exceeds {self.max_body_bytes} bytes"))(
+                    scope, receive, send_with_headers
                 )
-                await response(scope, receive, send_with_headers)
             elif _carries_nul(scope, body):
-                response = error_response(
-                    400,
-                    type_="invalid_request_error",
-                    code="parameter_invalid",
-                    message="Text must not contain the NUL character (\\u0000)",
+                await response_for(InvalidRequest("Text must not contain the NUL character (\\u0000)"))(
+                    scope, receive, send_with_headers
                 )
-                await response(scope, receive, send_with_headers)
             else:
                 await self.app(scope, _replay(body), send_with_headers)
         except Exception:

@@ -5,9 +5,9 @@ import uuid
 from typing import Any
 
 from bastion.audit import repository
-from bastion.audit.redaction import redact_state
 from bastion.kernel.clock import now
 from bastion.platform.db import UnitOfWork
+from bastion.platform.redaction import redact_value
 
 
 async def record(
@@ -29,8 +29,8 @@ async def record(
             "action_type": action_type,
             "resource_type": resource_type,
             "resource_id": resource_id,
-            "before_state": redact_state(before) if before is not None else None,
-            "after_state": redact_state(after) if after is not None else None,
+            "before_state": redact_value(before),
+            "after_state": redact_value(after),
             "ip_address": uow.actor.ip_address,
             "device_id": uow.actor.device_id,
             "request_id": uow.actor.request_id,

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -83,14 +83,6 @@ _CHILD_STOP_TIMEOUT_S = 15
 _CLI_ACTOR = Actor(id=f"cli:{os.environ.get('USER', 'unknown')}")
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(make())
-
-
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
 def _print(resource: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(resource))
@@ -109,13 +101,13 @@ async def _with_owner_database(url: str, work: Callable[[Database], Awaitable[T]
 
 def _migrate(settings: Settings, url: str) -> None:
     bootstrap.keyring_create(settings)
-    _run(lambda: migrations.upgrade(url, settings.data_dir, ServiceRoles(settings.db_role_prefix)))
+    asyncio.run(migrations.upgrade(url, settings.data_dir, ServiceRoles(settings.db_role_prefix)))
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the schema and the service roles (safe to run at any time)."""
-    settings = _settings()
+    settings = Settings.from_env()
     with bootstrap.owner_url_for_command(settings) as url:
         _migrate(settings, url)
     typer.echo(f"migrated to {migrations.head_revision()}")
@@ -127,14 +119,14 @@ def merchant_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a merchant."""
-    settings = _settings()
+    settings = Settings.from_env()
 
     async def work(database: Database) -> dict[str, Any]:
         async with database.unit_of_work(Tenant(merchant_id=new_id("mer"), livemode=False), _CLI_ACTOR) as uow:
             return await create_merchant(uow, name)
 
     with bootstrap.owner_url_for_command(settings) as url:
-        _print(_run(lambda: _with_owner_database(url, work)), as_json)
+        _print(asyncio.run(_with_owner_database(url, work)), as_json)
 
 
 @apikey_app.command("create")
@@ -147,7 +139,7 @@ def apikey_create(
     """Create an API key; its secrets are printed once and stored only as keyed hashes."""
     if mode not in ("test", "live"):
         raise _fail("--mode must be test or live")
-    settings = _settings()
+    settings = Settings.from_env()
     hasher = bootstrap.key_hasher(settings)
 
     async def work(database: Database) -> dict[str, Any]:
@@ -163,19 +155,19 @@ def apikey_create(
         }
 
     with bootstrap.owner_url_for_command(settings) as url:
-        _print(_run(lambda: _with_owner_database(url, work)), as_json)
+        _print(asyncio.run(_with_owner_database(url, work)), as_json)
 
 
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
     """Recompute the audit hash chain and check every signed checkpoint (reads only; seals nothing)."""
-    settings = _settings()
+    settings = Settings.from_env()
 
     async def work(database: Database) -> VerifyReport:
         return await verify_chain(database, bootstrap.keyring(settings))
 
     with bootstrap.owner_url_for_command(settings) as url:
-        report = _run(lambda: _with_owner_database(url, work))
+        report = asyncio.run(_with_owner_database(url, work))
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(report)))
         if not report.ok:
@@ -196,7 +188,7 @@ def api(
     """Run the API server alone (`serve` runs it with the worker)."""
     import uvicorn
 
-    settings = _settings()
+    settings = Settings.from_env()
     configure_logging(settings.log_level)
     uvicorn.run(
         "bastion.bootstrap:create_api",
@@ -215,7 +207,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
 ) -> None:
     """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API and worker."""
-    settings = _settings()
+    settings = Settings.from_env()
     stopping = False
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -270,10 +262,10 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the background worker: outbox relay, audit sealer, janitor."""
-    settings = _settings()
+    settings = Settings.from_env()
     configure_logging(settings.log_level)
     url = bootstrap.owner_url(settings)
-    _run(lambda: run_worker(settings, url))
+    asyncio.run(run_worker(settings, url))
 
 
 def main() -> None:

@@ -118,12 +118,13 @@ def _check_names(subscribers: Sequence[Subscriber]) -> None:
 async def _deliver(database: Database, subscribers: Sequence[Subscriber], row: AnyRow) -> bool:
     """Hand one event to every subscriber that has not handled it yet; False if any failed."""
     delivered = True
+    resource = to_resource(row)
     for subscriber in subscribers:
         try:
             async with database.transaction() as connection:
                 if await repository.claim_inbox(connection, subscriber.name, row["id"]):
                     # A copy each: one subscriber's mutation must not leak into the next one's event.
-                    await subscriber.handle(connection, copy.deepcopy(to_resource(row)))
+                    await subscriber.handle(connection, copy.deepcopy(resource))
         except Exception:  # noqa: BLE001  (one subscriber's failure must not stop the others; the event is retried)
             _log.exception("outbox_delivery_failed", subscriber=subscriber.name, event_id=row["id"], event_type=row["type"])
             delivered = False

@@ -1,7 +1,7 @@
 """Money: an integer count of minor units and an ISO 4217 currency. No floats, ever.
 
 Exponents come from the ISO 4217 table (the `iso4217` package): JPY has 0 decimals,
-EUR 2, KWD 3. Codes without a minor unit (funds, precious metals, XXX) are refused.
+EUR 2, KWD 3. Codes without a minor unit (funds, precious metals, the "no currency" code) are refused.
 Amounts are bounded to a signed 64-bit integer, the width the ledger stores.
 """
 

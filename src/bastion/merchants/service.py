@@ -1,5 +1,6 @@
 """Use cases of merchants and API keys."""
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,11 +65,16 @@ async def create_api_key(uow: UnitOfWork, hasher: KeyedHasher, scopes: list[str]
     return IssuedKey(id=key_id, merchant_id=merchant_id, livemode=livemode, scopes=chosen, secret=secret, publishable=publishable)
 
 
-async def authenticate(connection: Connection, hasher: KeyedHasher, secret: str) -> Principal:
+def secret_digest(hasher: KeyedHasher, secret: str) -> str:
+    """The keyed hash an API secret is stored and found under; refuses what is not a secret key."""
     if not secret.startswith(("sk_test_", "sk_live_")):
         raise AuthenticationFailed("Invalid API key: use a secret key (sk_test_... or sk_live_...) as a Bearer token")
-    digest = hasher.digest(secret)
+    return hasher.digest(secret)
+
+
+async def authenticate(connection: Connection, digest: str) -> Principal:
+    """The key whose secret has `digest` (from `secret_digest`)."""
     row = await repository.api_key_by_hash(connection, digest)
-    if row is None or not hasher.matches(secret, row["secret_hash"]) or row["revoked"]:
+    if row is None or not hmac.compare_digest(digest, row["secret_hash"]) or row["revoked"]:
         raise AuthenticationFailed("Invalid API key provided")
     return Principal(key_id=row["id"], merchant_id=row["merchant_id"], livemode=row["livemode"], scopes=frozenset(row["scopes"]))

@@ -66,9 +66,6 @@ class KeyedHasher:
         data = value.encode() if isinstance(value, str) else value
         return hmac.new(self.key, data, sha256).hexdigest()
 
-    def matches(self, value: str | bytes, expected_hex: str) -> bool:
-        return hmac.compare_digest(self.digest(value), expected_hex)
-
 
 def public_key_id(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
