@@ -269,3 +269,27 @@ def test_serve_stops_on_sigterm_and_sigint_and_keeps_its_data(workdir: Path) -> 
         _assert_stopped(second, children, embedded, postmaster_pid)
     finally:
         _kill_group(second)
+
+
+@_as_root_only
+def test_binaries_the_service_user_cannot_read_are_copied_with_their_libraries(workdir: Path) -> None:
+    """A checkout under a private directory (a 0700 `mktemp -d`, /root): the service user
+    cannot reach the wheel, so the binaries run from a copy inside the data directory,
+    with the shared libraries their relative RPATH points at."""
+    wheel_install = _wheel_install_tree()[0]
+    hidden = workdir / "private"
+    hidden.mkdir(mode=0o700)
+    site = hidden / "site-packages"
+    shutil.copytree(wheel_install, site / "pgserver" / "pginstall", symlinks=True)
+    shutil.copytree(wheel_install.parent.parent / "pgserver.libs", site / "pgserver.libs", symlinks=True)
+    data_dir = workdir / "data"
+    _open_dirs(data_dir, below=workdir)
+
+    embedded = EmbeddedPostgres(data_dir, install_dir=site / "pgserver" / "pginstall")
+    embedded.start()
+    try:
+        assert embedded.bin_dir.is_relative_to(data_dir)
+        assert _psql(embedded, "SELECT 40 + 2") == "42"
+    finally:
+        embedded.stop()
+    assert hidden.stat().st_mode & 0o777 == 0o700

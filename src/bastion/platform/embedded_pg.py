@@ -58,13 +58,14 @@ class _RunAs:
 
 
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, install_dir: Path | None = None) -> None:
+        """`install_dir`: a `pginstall` laid out as in the pgserver wheel; default, the installed wheel's."""
         self.root = data_dir / "postgres"
         self.pgdata = self.root / "data"
         self.log_path = self.root / "server.log"
         self._run_as = self._service_user() if os.geteuid() == 0 else None
         self._socket_dir = self._choose_socket_dir()
-        self._install_dir = _bundled_install_dir()
+        self._install_dir = install_dir if install_dir is not None else _bundled_install_dir()
 
     @property
     def socket_dir(self) -> Path:
@@ -153,19 +154,30 @@ class EmbeddedPostgres:
         self.root.parent.chmod(self.root.parent.stat().st_mode | stat.S_IXOTH)
         self.root.chmod(0o711)
         if not (_others_can_traverse(self._install_dir) and _others_can_read_tree(self._install_dir)):
-            private_copy = self.root / "install"
-            if not (private_copy / "bin" / "postgres").exists():
-                shutil.copytree(self._install_dir, private_copy, symlinks=True, dirs_exist_ok=True)
-                for path in [private_copy, *private_copy.rglob("*")]:
-                    if not path.is_symlink():
-                        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
-            self._install_dir = private_copy
+            self._install_dir = self._private_copy()
         for directory in (self.pgdata, self._socket_dir):
             directory.mkdir(mode=0o700, exist_ok=True)
             os.chown(directory, run_as.uid, run_as.gid)
         if not self.log_path.exists():
             self.log_path.touch(mode=0o600)
         os.chown(self.log_path, run_as.uid, run_as.gid)
+
+    def _private_copy(self) -> Path:
+        """The wheel's binaries copied into the data directory, for a service user who cannot
+        read them where they are. The binaries find their shared libraries by a relative
+        RPATH (`$ORIGIN/../../../pgserver.libs`), so the copy keeps the wheel's layout:
+        `<root>/wheel/pgserver/pginstall` beside `<root>/wheel/pgserver.libs`."""
+        wheel = self.root / "wheel"
+        install = wheel / "pgserver" / "pginstall"
+        if not (install / "bin" / "postgres").exists():
+            libraries = self._install_dir.parent.parent / "pgserver.libs"
+            shutil.copytree(self._install_dir, install, symlinks=True, dirs_exist_ok=True)
+            if libraries.is_dir():
+                shutil.copytree(libraries, wheel / "pgserver.libs", symlinks=True, dirs_exist_ok=True)
+            for path in [wheel, *wheel.rglob("*")]:
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+        return install
 
     def _initdb(self) -> None:
         self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
