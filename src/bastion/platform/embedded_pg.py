@@ -65,7 +65,10 @@ class EmbeddedPostgres:
         self.log_path = self.root / "server.log"
         self._run_as = self._service_user() if os.geteuid() == 0 else None
         self._socket_dir = self._choose_socket_dir()
-        self._install_dir = install_dir if install_dir is not None else _bundled_install_dir()
+        source = install_dir if install_dir is not None else _bundled_install_dir()
+        # Decided here, not at start: every handle (status, stop) must run the same binaries.
+        hidden = self._run_as is not None and not (_others_can_traverse(source) and _others_can_read_tree(source))
+        self._install_dir = self._private_copy(source) if hidden else source
 
     @property
     def socket_dir(self) -> Path:
@@ -153,8 +156,6 @@ class EmbeddedPostgres:
         # Our own data directory: let the service user pass through, not list it.
         self.root.parent.chmod(self.root.parent.stat().st_mode | stat.S_IXOTH)
         self.root.chmod(0o711)
-        if not (_others_can_traverse(self._install_dir) and _others_can_read_tree(self._install_dir)):
-            self._install_dir = self._private_copy()
         for directory in (self.pgdata, self._socket_dir):
             directory.mkdir(mode=0o700, exist_ok=True)
             os.chown(directory, run_as.uid, run_as.gid)
@@ -162,7 +163,7 @@ class EmbeddedPostgres:
             self.log_path.touch(mode=0o600)
         os.chown(self.log_path, run_as.uid, run_as.gid)
 
-    def _private_copy(self) -> Path:
+    def _private_copy(self, source: Path) -> Path:
         """The wheel's binaries copied into the data directory, for a service user who cannot
         read them where they are. The binaries find their shared libraries by a relative
         RPATH (`$ORIGIN/../../../pgserver.libs`), so the copy keeps the wheel's layout:
@@ -170,8 +171,8 @@ class EmbeddedPostgres:
         wheel = self.root / "wheel"
         install = wheel / "pgserver" / "pginstall"
         if not (install / "bin" / "postgres").exists():
-            libraries = self._install_dir.parent.parent / "pgserver.libs"
-            shutil.copytree(self._install_dir, install, symlinks=True, dirs_exist_ok=True)
+            libraries = source.parent.parent / "pgserver.libs"
+            shutil.copytree(source, install, symlinks=True, dirs_exist_ok=True)
             if libraries.is_dir():
                 shutil.copytree(libraries, wheel / "pgserver.libs", symlinks=True, dirs_exist_ok=True)
             for path in [wheel, *wheel.rglob("*")]:
