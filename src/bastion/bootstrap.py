@@ -8,6 +8,7 @@ from fastapi import FastAPI
 import bastion.api.tables
 import bastion.audit.tables
 import bastion.events.tables
+import bastion.ledger.tables
 import bastion.merchants.tables
 import bastion.payments.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion.api.app import create_app

@@ -10,6 +10,7 @@ from bastion.api.janitor import expire_idempotency_keys
 from bastion.audit import seal_backlog
 from bastion.events import load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
+from bastion.ledger import expire_due_holds
 from bastion.platform.db import Database, ServiceRoles
 from bastion.platform.logging import get_logger
 from bastion.platform.settings import Settings
@@ -18,6 +19,7 @@ _log = get_logger(__name__)
 JANITOR_INTERVAL_S = 60.0
 WORKER_POOL_SIZE_MIN = 2
 AUDIT_SEALER_INTERVAL_S = 1.0
+HOLD_EXPIRY_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ def duties(settings: Settings, database: Database) -> list[Duty]:
     keyring = bootstrap.keyring(settings)
     return [
         Duty("audit_sealer", lambda: seal_backlog(database, keyring), AUDIT_SEALER_INTERVAL_S),
+        Duty("hold_expiry", lambda: expire_due_holds(database), HOLD_EXPIRY_INTERVAL_S),
         Duty("idempotency_janitor", lambda: expire_idempotency_keys(database, settings.idempotency_ttl_s), JANITOR_INTERVAL_S),
     ]
 

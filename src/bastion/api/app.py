@@ -17,6 +17,7 @@ from bastion.api.context import Services, scope_of
 from bastion.api.middleware import EdgeMiddleware
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
+from bastion.ledger.routes import router as ledger_router
 from bastion.payments.routes import router as customers_router
 from bastion.platform.metrics import HttpMetrics
 
@@ -91,6 +92,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(customers_router)
     app.include_router(events_router)
+    app.include_router(ledger_router)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
     app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
@@ -106,5 +108,10 @@ def create_app(services: Services) -> FastAPI:
 
     if unguarded := unguarded_routes(app):
         raise ConfigurationError(f"routes without a scope and not public: {', '.join(unguarded)}")
-    app.add_middleware(EdgeMiddleware, max_body_bytes=services.settings.max_body_bytes, metrics=metrics)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=services.settings.max_body_bytes,
+        large_body_paths={"/v1/ledger/entries/batch": services.settings.max_batch_body_bytes},
+        metrics=metrics,
+    )
     return app

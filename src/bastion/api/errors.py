@@ -35,10 +35,19 @@ def status_of(error: errors.BastionError) -> int:
 
 
 def error_response(
-    status: int, *, type_: str, code: str, message: str, param: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    *,
+    type_: str,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+    results: list[dict[str, Any]] | None = None,
 ) -> JsonResponse:
-    body = {"error": {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id_var.get()}}
-    return JsonResponse(body, status_code=status, headers=headers)
+    error: dict[str, Any] = {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id_var.get()}
+    if results is not None:
+        error["results"] = results
+    return JsonResponse({"error": error}, status_code=status, headers=headers)
 
 
 def internal_error_response() -> JsonResponse:
@@ -68,7 +77,15 @@ def response_for(error: errors.BastionError) -> JsonResponse:
         _log.error("internal_error", error_type=type(error).__name__, message=error.message)
         return internal_error_response()
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, errors.RateLimited) else None
-    return error_response(status, type_=error.type, code=error.code, message=error.message, param=error.param, headers=headers)
+    return error_response(
+        status,
+        type_=error.type,
+        code=error.code,
+        message=error.message,
+        param=error.param,
+        headers=headers,
+        results=error.results,
+    )
 
 
 async def _bastion_error(_request: Request, error: Exception) -> JsonResponse:

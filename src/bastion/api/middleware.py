@@ -38,9 +38,11 @@ _JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: HttpMetrics) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: dict[str, int], metrics: HttpMetrics) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Exact paths allowed a larger body than the rest, with their own limit.
+        self.large_body_paths = large_body_paths
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,11 +69,10 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            body = await self._read_body(receive)
+            limit = self.large_body_paths.get(scope["path"], self.max_body_bytes)
+            body = await self._read_body(receive, limit)
             if body is None:
-                await response_for(BodyTooLarge(f"The request body exceeds {self.max_body_bytes} bytes"))(
-                    scope, receive, send_with_headers
-                )
+                await response_for(BodyTooLarge(f"The request body exceeds {limit} bytes"))(scope, receive, send_with_headers)
             elif _carries_nul(scope, body):
                 await response_for(InvalidRequest("Text must not contain the NUL character (\\u0000)"))(
                     scope, receive, send_with_headers
@@ -99,7 +100,7 @@ class EdgeMiddleware:
             )
             request_id_var.reset(token)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
         """The whole body, or None once it passes the limit (read no further)."""
         chunks: list[bytes] = []
         size = 0
@@ -109,7 +110,7 @@ class EdgeMiddleware:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body", False):

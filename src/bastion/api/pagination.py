@@ -17,8 +17,8 @@ def _declared_query_params(dependant: Dependant) -> set[str]:
     return names
 
 
-def _reject_unknown_query_params(request: Request) -> None:
-    """Like Stripe, refuse what the list does not understand: a misspelt filter
+def reject_unknown_query_params(request: Request) -> None:
+    """Dependency: like Stripe, refuse what the route does not understand: a misspelt filter
     (`?emial=`) would otherwise silently return the unfiltered list."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
@@ -39,7 +39,7 @@ def page_request(
         str | None, Query(max_length=_CURSOR_LENGTH_MAX, description="Id of the first object of the next page")
     ] = None,
 ) -> PageRequest:
-    _reject_unknown_query_params(request)
+    reject_unknown_query_params(request)
     if starting_after is not None and ending_before is not None:
         raise InvalidRequest("Use at most one of starting_after and ending_before", param="ending_before")
     return PageRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)

@@ -1,8 +1,26 @@
-"""Shapes shared by every route's documentation: the error body."""
+"""Shapes shared by every route: metadata limits, and the documented error body."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
+
+T = TypeVar("T", str, str | None)
+
+METADATA_KEYS_MAX = 50
+METADATA_KEY_LENGTH_MAX = 40
+METADATA_VALUE_LENGTH_MAX = 500
+
+
+def checked_metadata(value: dict[str, T]) -> dict[str, T]:
+    """Stripe's metadata limits, for every object that carries metadata."""
+    if len(value) > METADATA_KEYS_MAX:
+        raise ValueError(f"at most {METADATA_KEYS_MAX} keys")
+    for key, item in value.items():
+        if not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX:
+            raise ValueError(f"keys must be 1 to {METADATA_KEY_LENGTH_MAX} characters")
+        if item is not None and len(item) > METADATA_VALUE_LENGTH_MAX:
+            raise ValueError(f"values must be at most {METADATA_VALUE_LENGTH_MAX} characters")
+    return value
 
 
 class ErrorDetail(BaseModel):
@@ -11,6 +29,8 @@ class ErrorDetail(BaseModel):
     message: str
     param: str | None
     request_id: str | None
+    # Only on a rejected batch: one item per rejected entry.
+    results: list[dict[str, Any]] | None = None
 
 
 class ErrorBody(BaseModel):

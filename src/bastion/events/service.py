@@ -10,7 +10,9 @@ from bastion.platform.db import AnyRow, UnitOfWork
 from bastion.platform.pagination import PageRequest, check_cursors
 
 # Every event type Bastion emits; GET /v1/events?type= accepts only these.
-EVENT_TYPES = frozenset({"customer.created", "customer.updated", "customer.deleted"})
+EVENT_TYPES = frozenset(
+    {"customer.created", "customer.updated", "customer.deleted", "ledger.account.created", "ledger.account.closed"}
+)
 
 
 async def emit(

@@ -1,10 +1,14 @@
 """The error tree. Each error has a stable `type` and `code`; HTTP status mapping
 lives only at the API edge (`bastion.api.errors`)."""
 
+from typing import Any
+
 
 class BastionError(Exception):
     type: str = "api_error"
     code: str = "internal_error"
+    # Per-item outcomes of a rejected batch, reported beside the error.
+    results: list[dict[str, Any]] | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)

@@ -5,7 +5,7 @@ import string
 from dataclasses import dataclass
 
 # Every scope a key can hold. Routes name one of these; a key holds a subset.
-SCOPES = frozenset({"customers:read", "customers:write", "events:read"})
+SCOPES = frozenset({"customers:read", "customers:write", "events:read", "ledger:read", "ledger:write"})
 
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 _SECRET_LENGTH = 40  # about 238 bits

@@ -5,9 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-METADATA_KEYS_MAX = 50
-METADATA_KEY_LENGTH_MAX = 40
-METADATA_VALUE_LENGTH_MAX = 500
+from bastion.api.schemas import checked_metadata
 
 _EMAIL = re.compile(
     r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
@@ -27,23 +25,12 @@ def _phone(value: str) -> str:
     return value
 
 
-def _metadata(value: dict[str, str | None]) -> dict[str, str | None]:
-    if len(value) > METADATA_KEYS_MAX:
-        raise ValueError(f"at most {METADATA_KEYS_MAX} keys")
-    for key, item in value.items():
-        if not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX:
-            raise ValueError(f"keys must be 1 to {METADATA_KEY_LENGTH_MAX} characters")
-        if item is not None and len(item) > METADATA_VALUE_LENGTH_MAX:
-            raise ValueError(f"values must be at most {METADATA_VALUE_LENGTH_MAX} characters")
-    return value
-
-
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512), AfterValidator(_email)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Description = Annotated[str, StringConstraints(max_length=350)]
 # A metadata value of null (or "") removes that key on update.
-Metadata = Annotated[dict[str, str | None], AfterValidator(_metadata)]
+Metadata = Annotated[dict[str, str | None], AfterValidator(checked_metadata)]
 
 
 class CustomerCreate(BaseModel):
