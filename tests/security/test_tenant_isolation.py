@@ -20,12 +20,18 @@ _TENANT_TABLES = {
     "audit_events": "merchant_id",
     "idempotency_keys": "merchant_id",
     "merchants": "id",
+    "ledger_accounts": "merchant_id",
+    "ledger_balances": "merchant_id",
+    "ledger_entries": "merchant_id",
+    "ledger_postings": "merchant_id",
+    "ledger_open_holds": "merchant_id",
 }
 
 
 @dataclass(frozen=True)
 class World:
-    """Two merchants, each with a customer (and so an event, audit rows and an idempotency key)."""
+    """Two merchants, each with a customer (and so an event, audit rows and an idempotency
+    key) and two ledger accounts with a hold between them."""
 
     a: Credentials
     b: Credentials
@@ -33,11 +39,13 @@ class World:
     b_customer: dict[str, Any]
     a_event_id: str
     b_event_id: str
+    a_ledger: dict[str, str]
+    b_ledger: dict[str, str]
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
         # A route with a path parameter not named here fails the test: add B's id for it.
-        return {"customer_id": self.b_customer["id"], "event_id": self.b_event_id}
+        return {"customer_id": self.b_customer["id"], "event_id": self.b_event_id, **self.b_ledger}
 
 
 async def _customer_and_event(platform: Platform, credentials: Credentials, email: str) -> tuple[dict[str, Any], str]:
@@ -50,12 +58,29 @@ async def _customer_and_event(platform: Platform, credentials: Credentials, emai
     return customer, str(event["id"])
 
 
+async def _ledger(platform: Platform, credentials: Credentials) -> dict[str, str]:
+    """Two accounts and a hold between them: ids for every ledger route's path."""
+    async with platform.client(credentials) as client:
+        accounts = [
+            (await client.post("/v1/ledger/accounts", json={"currency": "EUR", "type": "asset"})).json()["id"] for _ in range(2)
+        ]
+        postings = [
+            {"account": account, "direction": direction, "amount_minor": 500, "currency": "EUR"}
+            for account, direction in zip(accounts, ("debit", "credit"), strict=True)
+        ]
+        hold = await client.post("/v1/ledger/entries", json={"postings": postings, "pending": True})
+        assert hold.status_code == 200, hold.text
+    # Only account_id and entry_id name path parameters; the other account is for the lists.
+    return {"account_id": accounts[0], "entry_id": hold.json()["id"], "credited_account_id": accounts[1]}
+
+
 @pytest.fixture
 async def world(platform: Platform, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
     a_customer, a_event_id = await _customer_and_event(platform, merchant, "a@example.com")
     b_customer, b_event_id = await _customer_and_event(platform, other, "b@example.com")
-    return World(merchant, other, a_customer, b_customer, a_event_id, b_event_id)
+    a_ledger, b_ledger = await _ledger(platform, merchant), await _ledger(platform, other)
+    return World(merchant, other, a_customer, b_customer, a_event_id, b_event_id, a_ledger, b_ledger)
 
 
 def _guarded_api_routes(platform: Platform) -> list[tuple[str, APIRoute]]:
@@ -84,11 +109,15 @@ async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platfo
     async with platform.client(world.b) as client:
         assert (await client.get(f"/v1/customers/{world.b_customer['id']}")).json() == world.b_customer
         assert (await client.get(f"/v1/events/{world.b_event_id}")).status_code == 200
-        assert len((await client.get("/v1/events")).json()["data"]) == 1, "A's attempts must not act on B's objects"
+        assert len((await client.get("/v1/events")).json()["data"]) == 3, "A's attempts must not act on B's objects"
+        hold = (await client.get(f"/v1/ledger/entries/{world.b_ledger['entry_id']}")).json()
+        assert (hold["status"], hold["resolved_by"], hold["reversed_by"]) == ("pending", None, None)
 
 
 async def test_lists_show_only_the_callers_objects(platform: Platform, world: World) -> None:
-    a_ids = {world.a_customer["id"], world.a_event_id}
+    async with platform.owner.transaction() as connection:
+        a_events = {row["id"] for row in await connection.fetch("SELECT id FROM events WHERE merchant_id = $1", world.a.merchant_id)}
+    a_ids = {world.a_customer["id"], *a_events, *world.a_ledger.values()}
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):
