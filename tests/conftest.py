@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from bastion import bootstrap
+from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import TestDatabase, migrated_database, server_url
@@ -49,3 +51,11 @@ async def platform(test_database: TestDatabase, settings: Settings) -> AsyncIter
 async def merchant(platform: Platform) -> Credentials:
     """A fresh merchant with an all-scopes test key: tests never see each other's data."""
     return await platform.merchant()
+
+
+@pytest.fixture(scope="session")
+async def worker_database(settings: Settings, test_database: TestDatabase) -> AsyncIterator[Database]:
+    """The worker's role on the session's database (the relay, the sealer, the ledger's expiry job)."""
+    database = bootstrap.role_database(settings, test_database.owner_url, test_database.roles.worker)
+    yield database
+    await database.dispose()

@@ -80,13 +80,6 @@ async def test_every_customer_mutation_writes_an_audit_row(platform: Platform, m
 # --- who may not rewrite it ------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-async def worker_database(settings: Settings, test_database: TestDatabase) -> AsyncIterator[Database]:
-    database = bootstrap.role_database(settings, test_database.owner_url, test_database.roles.worker)
-    yield database
-    await database.dispose()
-
-
 @pytest.mark.parametrize(
     ("role", "statement"),
     [

@@ -1,58 +1,31 @@
 """The ledger over the real app and database: accounts, entries, holds, reversals,
 balances now and as of a moment, statements, batches, and bad input named by field."""
 
-from typing import Any
-
-import httpx
-
+from tests.support.ledger import create_account, get_balance, transfer
 from tests.support.platform import Credentials, Platform
-
-
-async def _account(client: httpx.AsyncClient, currency: str = "USD", **fields: Any) -> str:
-    response = await client.post("/v1/ledger/accounts", json={"currency": currency, "type": "asset", **fields})
-    assert response.status_code == 200, response.text
-    account_id: str = response.json()["id"]
-    return account_id
-
-
-def _transfer(debit: str, credit: str, amount: int, currency: str = "USD", **fields: Any) -> dict[str, Any]:
-    return {
-        "postings": [
-            {"account": debit, "direction": "debit", "amount_minor": amount, "currency": currency},
-            {"account": credit, "direction": "credit", "amount_minor": amount, "currency": currency},
-        ],
-        **fields,
-    }
-
-
-async def _balance(client: httpx.AsyncClient, account: str, **params: Any) -> dict[str, Any]:
-    response = await client.get(f"/v1/ledger/accounts/{account}/balance", params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_transfer_hold_post_void_reverse(platform: Platform, merchant: Credentials) -> None:
     async with platform.client(merchant) as client:
-        cash = await _account(client)
-        wallet = await _account(client, type="liability", code="wallet-1", flags={"credits_must_not_exceed_debits": False})
-        created = await client.post("/v1/ledger/entries", json=_transfer(cash, wallet, 1_000, reference="dep-1"))
+        cash = await create_account(client)
+        wallet = await create_account(client, type="liability", code="wallet-1", flags={"credits_must_not_exceed_debits": False})
+        created = await client.post("/v1/ledger/entries", json=transfer(cash, wallet, 1_000, reference="dep-1"))
         assert created.status_code == 200, created.text
         entry = created.json()
         assert entry["id"].startswith("le_")
         assert entry["status"] == "posted"
-        assert (await _balance(client, wallet))["posted"] == 1_000
-        assert (await _balance(client, cash))["posted"] == 1_000
+        assert (await get_balance(client, wallet))["posted"] == 1_000
+        assert (await get_balance(client, cash))["posted"] == 1_000
 
-        hold = (await client.post("/v1/ledger/entries", json=_transfer(wallet, cash, 300, pending=True, timeout_s=60))).json()
+        hold = (await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 300, pending=True, timeout_s=60))).json()
         assert hold["status"] == "pending", hold
-        wallet_balance = await _balance(client, wallet)
+        wallet_balance = await get_balance(client, wallet)
         assert (wallet_balance["posted"], wallet_balance["pending"], wallet_balance["available"]) == (1_000, -300, 700)
 
         posted = await client.post(f"/v1/ledger/entries/{hold['id']}/post", json={"amount_minor": 200})
         assert posted.status_code == 200, posted.text
         assert posted.json()["type"] == "post_pending"
-        wallet_balance = await _balance(client, wallet)
+        wallet_balance = await get_balance(client, wallet)
         assert (wallet_balance["posted"], wallet_balance["pending"], wallet_balance["available"]) == (800, 0, 800)
         again = await client.post(f"/v1/ledger/entries/{hold['id']}/void", json={})
         assert again.status_code == 400
@@ -61,7 +34,7 @@ async def test_transfer_hold_post_void_reverse(platform: Platform, merchant: Cre
 
         reversal = await client.post(f"/v1/ledger/entries/{entry['id']}/reverse", json={})
         assert reversal.status_code == 200, reversal.text
-        assert (await _balance(client, wallet))["posted"] == -200
+        assert (await get_balance(client, wallet))["posted"] == -200
         assert (await client.get(f"/v1/ledger/entries/{entry['id']}")).json()["reversed_by"] == reversal.json()["id"]
 
         statement = await client.get(f"/v1/ledger/accounts/{wallet}/statement")
@@ -69,20 +42,20 @@ async def test_transfer_hold_post_void_reverse(platform: Platform, merchant: Cre
         lines = statement.json()["data"]
         assert [line["balance_minor"] for line in lines] == [1_000, 800, -200]
 
-        replay = await client.post("/v1/ledger/entries", json=_transfer(cash, wallet, 1_000, reference="dep-1"))
+        replay = await client.post("/v1/ledger/entries", json=transfer(cash, wallet, 1_000, reference="dep-1"))
         assert replay.json()["id"] == entry["id"]
-        changed = await client.post("/v1/ledger/entries", json=_transfer(cash, wallet, 1_001, reference="dep-1"))
+        changed = await client.post("/v1/ledger/entries", json=transfer(cash, wallet, 1_001, reference="dep-1"))
         assert changed.status_code == 400
         assert changed.json()["error"]["param"] == "postings[0][amount_minor]"
 
         batch = await client.post(
-            "/v1/ledger/entries/batch", json={"entries": [_transfer(cash, wallet, n + 1) for n in range(100)]}
+            "/v1/ledger/entries/batch", json={"entries": [transfer(cash, wallet, n + 1) for n in range(100)]}
         )
         assert batch.status_code == 200, batch.text
         assert [item["result"] for item in batch.json()["results"]] == ["created"] * 100
         bad = await client.post(
             "/v1/ledger/entries/batch",
-            json={"entries": [_transfer(cash, wallet, 5), _transfer(cash, "la_01ABCDEFGHJKMNPQRSTVWXYZ01", 5)]},
+            json={"entries": [transfer(cash, wallet, 5), transfer(cash, "la_01ABCDEFGHJKMNPQRSTVWXYZ01", 5)]},
         )
         assert bad.status_code == 400, bad.text
         assert bad.json()["error"]["param"] == "entries[1][postings][1][account]"

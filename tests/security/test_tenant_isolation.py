@@ -116,7 +116,9 @@ async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platfo
 
 async def test_lists_show_only_the_callers_objects(platform: Platform, world: World) -> None:
     async with platform.owner.transaction() as connection:
-        a_events = {row["id"] for row in await connection.fetch("SELECT id FROM events WHERE merchant_id = $1", world.a.merchant_id)}
+        a_events = {
+            row["id"] for row in await connection.fetch("SELECT id FROM events WHERE merchant_id = $1", world.a.merchant_id)
+        }
     a_ids = {world.a_customer["id"], *a_events, *world.a_ledger.values()}
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -17,7 +18,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from typer.core import TyperGroup
 
-from bastion import bootstrap
+from bastion import bootstrap, ledger
 from bastion.audit import VerifyReport, verify_chain
 from bastion.kernel.errors import BastionError
 from bastion.kernel.ids import new_id
@@ -77,6 +78,8 @@ app.add_typer(merchant_app, name="merchant")
 app.add_typer(apikey_app, name="apikey")
 audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+ledger_app = typer.Typer(help="Inspect and check the ledger; create platform accounts.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 T = TypeVar("T")
 _CHILD_STOP_TIMEOUT_S = 15
@@ -177,6 +180,81 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Print the
         where = f" at seq {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         raise _fail(f"audit chain broken{where}: {report.reason}")
     typer.echo(f"audit chain intact: {report.rows_checked} rows, {report.checkpoints_checked} checkpoints")
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time with its offset, or Unix seconds."""
+    try:
+        moment = datetime.fromtimestamp(int(text), UTC) if text.isdigit() else datetime.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        raise _fail(f"--as-of {text!r} is neither an ISO 8601 time nor Unix seconds") from None
+    if moment.tzinfo is None:
+        raise _fail(f"--as-of {text!r} has no timezone: add one, like 2026-11-23T12:00:00+00:00 or Z")
+    return moment
+
+
+@ledger_app.command("balance")
+def ledger_balance(
+    account: Annotated[str, typer.Argument(help="The ledger account id, la_... (any merchant's, or the platform's).")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The balance at this moment: ISO 8601 with a timezone, or Unix seconds.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """An account's balance now or at a past moment: posted, pending, available and the four counters (reads only)."""
+    moment = _moment(as_of) if as_of is not None else None
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.transaction() as connection:
+            return await ledger.balance_any_tenant(connection, account, moment)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        _print(asyncio.run(_with_owner_database(url, work)), as_json)
+
+
+@ledger_app.command("check")
+def ledger_check(as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Check every invariant of the ledger over the whole journal; exit 1 with the first violation (reads only)."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> ledger.Violation | ledger.JournalSummary:
+        # One snapshot: entries committed while the check runs cannot look like faults.
+        async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
+            return await ledger.check_journal(connection)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        result = asyncio.run(_with_owner_database(url, work))
+    ok = isinstance(result, ledger.JournalSummary)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, **dataclasses.asdict(result)}))
+        if not ok:
+            raise typer.Exit(code=1)
+        return
+    if isinstance(result, ledger.Violation):
+        raise _fail(f"ledger check failed ({result.invariant}): {result.message}")
+    typer.echo(f"ledger consistent: {result.entries} entries, {result.postings} postings, {result.accounts} accounts checked")
+
+
+@ledger_app.command("create-account")
+def ledger_create_account(
+    currency: Annotated[str, typer.Option(help="ISO 4217 code, like USD.")],
+    type_: Annotated[ledger.AccountType, typer.Option("--type", help="The account type.")],
+    code: Annotated[str | None, typer.Option(help="A unique code for the account, like fees-usd.")] = None,
+    stripes: Annotated[int, typer.Option(help="Balance rows, for an account many payments post to at once.")] = 1,
+    live: Annotated[bool, typer.Option("--live", help="A live-mode account (default: test mode).")] = False,
+) -> None:
+    """Create a platform account (a fee account, say); prints its id."""
+    settings = Settings.from_env()
+    draft = ledger.AccountDraft(currency=currency, type=type_, code=code, stripes=stripes)
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.unit_of_work(Tenant(merchant_id=ledger.PLATFORM_MERCHANT_ID, livemode=live), _CLI_ACTOR) as uow:
+            return await ledger.create_account(uow, draft)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        created = asyncio.run(_with_owner_database(url, work))
+    typer.echo(created["id"])
 
 
 @app.command()

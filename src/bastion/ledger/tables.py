@@ -96,8 +96,18 @@ ledger_entries = Table(
         unique=True,
         postgresql_where=text("reference IS NOT NULL"),
     ),
-    Index("uq_ledger_entries_pending_entry_id", "pending_entry_id", unique=True),
-    Index("uq_ledger_entries_reverses_entry_id", "reverses_entry_id", unique=True),
+    Index(
+        "uq_ledger_entries_pending_entry_id",
+        "pending_entry_id",
+        unique=True,
+        postgresql_where=text("pending_entry_id IS NOT NULL"),
+    ),
+    Index(
+        "uq_ledger_entries_reverses_entry_id",
+        "reverses_entry_id",
+        unique=True,
+        postgresql_where=text("reverses_entry_id IS NOT NULL"),
+    ),
 )
 
 ledger_postings = Table(

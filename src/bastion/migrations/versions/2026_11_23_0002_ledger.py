@@ -190,8 +190,15 @@ def upgrade() -> None:
         postgresql_where=sa.text("reference IS NOT NULL"),
     )
     # A hold is resolved once, an entry reversed once: the database's answer to a race.
-    op.create_index("uq_ledger_entries_pending_entry_id", "ledger_entries", ["pending_entry_id"], unique=True)
-    op.create_index("uq_ledger_entries_reverses_entry_id", "ledger_entries", ["reverses_entry_id"], unique=True)
+    # Partial, so that the common entry (neither) adds nothing to these indexes.
+    for column in ("pending_entry_id", "reverses_entry_id"):
+        op.create_index(
+            f"uq_ledger_entries_{column}",
+            "ledger_entries",
+            [column],
+            unique=True,
+            postgresql_where=sa.text(f"{column} IS NOT NULL"),
+        )
     _policies("ledger_entries", _TENANT)
 
     op.create_table(
@@ -239,7 +246,8 @@ def upgrade() -> None:
     op.create_index("ix_ledger_open_holds_expires_at", "ledger_open_holds", ["expires_at"])
     _policies("ledger_open_holds", _TENANT)
     op.execute(f"GRANT SELECT, INSERT, DELETE ON ledger_open_holds TO {app}")
-    op.execute(f"GRANT SELECT, DELETE ON ledger_open_holds TO {worker}")
+    # INSERT too: the expiry job writes through the one journal statement, whose holds part inserts no row.
+    op.execute(f"GRANT SELECT, INSERT, DELETE ON ledger_open_holds TO {worker}")
 
     # Nothing in the journal is ever edited or deleted, whoever asks.
     op.execute(
