@@ -125,7 +125,7 @@ async def create_entry(body: EntryCreate, context: Writer) -> JsonResponse:
 @router.post("/entries/batch", summary="Post up to 8,000 entries atomically", responses=documented(Batch, writes=True))
 async def create_entries(body: BatchCreate, context: Writer) -> JsonResponse:
     async def post(uow: Any) -> dict[str, Any]:
-        results = await service.post_batch(uow, [entry.draft() for entry in body.entries])
+        results = await service.post_entries(uow, [entry.draft() for entry in body.entries])
         return {
             "object": "ledger.batch",
             "results": [{"index": item.index, "result": item.result, "id": item.entry["id"]} for item in results],

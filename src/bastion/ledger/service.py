@@ -476,9 +476,12 @@ def _new_plan(draft: EntryDraft, moment: datetime) -> _Plan:
     return _Plan(kind=EntryKind.STANDARD, draft=draft, effective_at=draft.effective_at or moment)
 
 
-async def post_entries(uow: UnitOfWork, drafts: Sequence[EntryDraft], *, platform: bool = False) -> list[EntryResult]:
+async def post_entries(
+    uow: UnitOfWork, drafts: Sequence[EntryDraft], *, platform: bool = False, as_batch: bool = True
+) -> list[EntryResult]:
     """Post `drafts` atomically inside the caller's unit of work: all are written, or
-    none and `BatchRejected` (or, for a single draft, its `LedgerRejected`) says why.
+    none and `BatchRejected` says why (with `as_batch=False`, a single draft's own
+    `LedgerRejected`, whose param names the field of the entry itself).
 
     A draft whose reference is already in the journal with the same content is not
     written again: its result is "exists". With `platform`, postings may also reach
@@ -496,7 +499,7 @@ async def post_entries(uow: UnitOfWork, drafts: Sequence[EntryDraft], *, platfor
     indexed = [
         (index, _new_plan(draft, moment)) for index, draft in enumerate(drafts) if index not in failures and index not in results
     ]
-    await _check_and_write(uow, indexed, failures, moment, platform=platform)
+    await _check_and_write(uow, indexed, failures, moment, platform=platform, as_batch=as_batch)
     for index, plan in indexed:
         results[index] = EntryResult(index, "created", _plan_body(plan, moment, uow.tenant.livemode))
     return [results[index] for index in range(len(drafts))]
@@ -504,7 +507,7 @@ async def post_entries(uow: UnitOfWork, drafts: Sequence[EntryDraft], *, platfor
 
 async def post_entry(uow: UnitOfWork, draft: EntryDraft, *, platform: bool = False) -> dict[str, Any]:
     """One entry; see `post_entries`."""
-    return (await post_entries(uow, [draft], platform=platform))[0].entry
+    return (await post_entries(uow, [draft], platform=platform, as_batch=False))[0].entry
 
 
 async def _answer_replays(
@@ -568,13 +571,13 @@ async def _check_and_write(
     moment: datetime,
     *,
     platform: bool,
+    as_batch: bool = False,
 ) -> None:
     """Lock, check every plan against the balances as the plans before it left them,
     and write them all, or raise with every rejection."""
-    total = len(indexed) + len(failures)
     if not indexed:
         if failures:
-            raise _rejection(failures, total=total)
+            raise _rejection(failures, as_batch=as_batch)
         return
     if platform:
         await repository.allow_platform_accounts(uow.connection)
@@ -590,7 +593,7 @@ async def _check_and_write(
         except LedgerRejected as error:
             failures[index] = error
     if failures:
-        raise _rejection(failures, total=total)
+        raise _rejection(failures, as_batch=as_batch)
     changed = {(row["account_id"], row["stripe"]): balances[(row["account_id"], row["stripe"])] for row in rows}
     # The rules once more, on exactly what is about to be written; the database checks them a third time.
     for _, plan in indexed:
@@ -611,8 +614,8 @@ async def _check_and_write(
         raise _unique_violation(error) from None
 
 
-def _rejection(failures: dict[int, LedgerRejected], *, total: int) -> LedgerRejected:
-    if total == 1:
+def _rejection(failures: dict[int, LedgerRejected], *, as_batch: bool) -> LedgerRejected:
+    if not as_batch:
         return next(iter(failures.values()))
     return BatchRejected(
         [
@@ -998,14 +1001,3 @@ async def check_journal(connection: Connection) -> Violation | JournalSummary:
             return describe(row)
     size = await repository.journal_size(connection)
     return JournalSummary(entries=int(size["entries"]), postings=int(size["postings"]), accounts=int(size["accounts"]))
-
-
-async def post_batch(uow: UnitOfWork, drafts: Sequence[EntryDraft]) -> list[EntryResult]:
-    """`post_entries` for a batch request: a rejection is a `BatchRejected` even for a
-    batch of one, so that its param names the field inside the batch (`entries[0][...]`)."""
-    try:
-        return await post_entries(uow, drafts)
-    except BatchRejected:
-        raise
-    except LedgerRejected as error:
-        raise BatchRejected([{"index": 0, "code": error.code, "message": error.message, "param": error.param}]) from None
