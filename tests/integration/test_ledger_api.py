@@ -1,6 +1,11 @@
 """The ledger over the real app and database: accounts, entries, holds, reversals,
 balances now and as of a moment, statements, batches, and bad input named by field."""
 
+from datetime import timedelta
+
+import pytest
+
+from bastion.ledger import service
 from tests.support.ledger import create_account, get_balance, transfer
 from tests.support.platform import Credentials, Platform
 
@@ -60,3 +65,29 @@ async def test_transfer_hold_post_void_reverse(platform: Platform, merchant: Cre
         assert bad.status_code == 400, bad.text
         assert bad.json()["error"]["param"] == "entries[1][postings][1][account]"
         assert bad.json()["error"]["results"][0]["code"] == "account_missing"
+
+
+async def test_a_write_releases_holds_past_their_expiry_before_the_job(
+    platform: Platform, merchant: Credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The funds a read shows as available can be spent at once: a hold past its expiry
+    is released by the write that needs its funds, not only by the worker's job."""
+    async with platform.client(merchant) as client:
+        cash = await create_account(client)
+        wallet = await create_account(client, type="liability", flags={"debits_must_not_exceed_credits": True})
+        assert (await client.post("/v1/ledger/entries", json=transfer(cash, wallet, 100))).status_code == 200
+        hold = (await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 60, pending=True, timeout_s=5))).json()
+        refused = await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 80))
+        assert refused.json()["error"]["code"] == "exceeds_credits", "the hold still reserves 60 of 100"
+
+        later = service.now() + timedelta(seconds=10)
+        monkeypatch.setattr(service, "now", lambda: later)
+        assert (await get_balance(client, wallet))["available"] == 100
+        spent = await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 80))
+        assert spent.status_code == 200, spent.text
+        released = (await client.get(f"/v1/ledger/entries/{hold['id']}")).json()
+        assert released["status"] == "expired"
+        expiry = (await client.get(f"/v1/ledger/entries/{released['resolved_by']}")).json()
+        assert (expiry["type"], expiry["pending_entry"]) == ("expire_pending", hold["id"])
+        balance = await get_balance(client, wallet)
+        assert (balance["posted"], balance["pending"], balance["available"]) == (20, 0, 20)

@@ -120,6 +120,30 @@ SELECT sum(debits_posted) AS debits_posted, sum(credits_posted) AS credits_poste
        sum(debits_pending) AS debits_pending, sum(credits_pending) AS credits_pending
 FROM ledger_balances WHERE account_id = $1
 """
+# The postings of this tenant's holds past their expiry that touch any of $3.
+_DUE_HOLD_POSTINGS = """
+SELECT p.* FROM ledger_postings p
+WHERE p.entry_id IN (
+    SELECT h.entry_id FROM ledger_open_holds h
+    WHERE h.merchant_id = $1 AND h.livemode = $2 AND h.expires_at <= $4
+      AND EXISTS (SELECT 1 FROM ledger_postings q WHERE q.entry_id = h.entry_id AND q.account_id = ANY($3::text[]))
+)
+ORDER BY p.entry_id, p.idx
+"""
+_TRY_LOCK_BALANCES = """
+SELECT b.* FROM ledger_balances b
+JOIN unnest($1::text[], $2::smallint[]) AS t(account_id, stripe) ON b.account_id = t.account_id AND b.stripe = t.stripe
+ORDER BY b.account_id, b.stripe
+FOR UPDATE OF b SKIP LOCKED
+"""
+_TRY_TAKE_DUE_HOLD = """
+DELETE FROM ledger_open_holds WHERE entry_id = (
+    SELECT entry_id FROM ledger_open_holds
+    WHERE merchant_id = $1 AND livemode = $2 AND entry_id = $3 AND expires_at <= $4
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING entry_id
+"""
 # Pending amounts of holds past their expiry that the job has not released yet: a read
 # leaves them out at once.
 _DUE_HOLD_COUNTERS = """
@@ -291,6 +315,22 @@ async def take_open_hold(connection: Connection, tenant: Tenant, entry_id: str) 
     concurrent posts, voids and expiries of one hold queue, and only the first wins."""
     row: AnyRow | None = await connection.fetchrow(_TAKE_OPEN_HOLD, tenant.merchant_id, tenant.livemode, entry_id)
     return row
+
+
+async def due_hold_postings(connection: Connection, tenant: Tenant, account_ids: Sequence[str], moment: datetime) -> list[AnyRow]:
+    return list(await connection.fetch(_DUE_HOLD_POSTINGS, tenant.merchant_id, tenant.livemode, list(account_ids), moment))
+
+
+async def try_lock_balances(connection: Connection, targets: Sequence[tuple[str, int]]) -> list[AnyRow]:
+    """Lock those balance rows that no other transaction holds; never waits."""
+    return list(
+        await connection.fetch(_TRY_LOCK_BALANCES, [account_id for account_id, _ in targets], [stripe for _, stripe in targets])
+    )
+
+
+async def try_take_due_hold(connection: Connection, tenant: Tenant, entry_id: str, moment: datetime) -> bool:
+    """Take a due hold off the open set, unless another transaction holds it; never waits."""
+    return await connection.fetchval(_TRY_TAKE_DUE_HOLD, tenant.merchant_id, tenant.livemode, entry_id, moment) is not None
 
 
 async def due_holds(connection: Connection, moment: datetime, limit: int) -> list[AnyRow]:

@@ -56,6 +56,7 @@ from bastion.platform.pagination import LIMIT_MAX, PageRequest, check_cursors
 EFFECTIVE_AT_SKEW_S = 5
 _STRIPE_SEED_MAX = 2**30
 _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+_LIMIT_CODES = frozenset({"exceeds_credits", "exceeds_debits"})
 EXPIRY_BATCH_MAX = 1_000
 
 
@@ -585,13 +586,23 @@ async def _check_and_write(
     targets = {(p.account_id, stripe) for _, plan in indexed for p, stripe in zip(plan.draft.postings, plan.stripes, strict=True)}
     targets |= {(account_id, stripe) for _, plan in indexed for account_id, stripe, _ in plan.releases}
     rows = await repository.lock_balances(uow.connection, uow.tenant, list(targets), stripe_seed=seed, platform=platform)
-    accounts = {row["account_id"]: _account_of(row) for row in rows}
-    balances = {(row["account_id"], row["stripe"]): _counters(row) for row in rows}
-    for index, plan in indexed:
-        try:
-            balances.update(_apply(plan, accounts, balances, seed))
-        except LedgerRejected as error:
-            failures[index] = error
+    accounts, balances, refused = _evaluate(indexed, rows, seed)
+    limited = {
+        account_id
+        for index, error in refused.items()
+        if error.code in _LIMIT_CODES
+        for account_id in _accounts_of(indexed, index)
+    }
+    if limited:
+        # Holds past their expiry that the job has not released yet would refuse
+        # funds a read already shows as available: release them here, if that needs no wait.
+        expiries, more_rows = await _release_due_holds(uow, limited, {(row["account_id"], row["stripe"]) for row in rows}, moment)
+        if expiries:
+            indexed = [*((-1 - n, plan) for n, plan in enumerate(expiries)), *indexed]
+            rows = [*rows, *more_rows]
+            accounts, balances, refused = _evaluate(indexed, rows, seed)
+            invariant(all(index >= 0 for index in refused), "releasing a hold never breaks a rule")
+    failures.update(refused)
     if failures:
         raise _rejection(failures, as_batch=as_batch)
     changed = {(row["account_id"], row["stripe"]): balances[(row["account_id"], row["stripe"])] for row in rows}
@@ -612,6 +623,64 @@ async def _check_and_write(
         )
     except asyncpg.UniqueViolationError as error:
         raise _unique_violation(error) from None
+
+
+def _evaluate(
+    indexed: Sequence[tuple[int, _Plan]], rows: Sequence[AnyRow], seed: int
+) -> tuple[dict[str, _Account], dict[tuple[str, int], Counters], dict[int, LedgerRejected]]:
+    """Each plan against the locked balances as the plans before it left them."""
+    accounts = {row["account_id"]: _account_of(row) for row in rows}
+    balances = {(row["account_id"], row["stripe"]): _counters(row) for row in rows}
+    refused: dict[int, LedgerRejected] = {}
+    for index, plan in indexed:
+        try:
+            balances.update(_apply(plan, accounts, balances, seed))
+        except LedgerRejected as error:
+            refused[index] = error
+    return accounts, balances, refused
+
+
+def _accounts_of(indexed: Sequence[tuple[int, _Plan]], index: int) -> set[str]:
+    return {posting.account_id for at, plan in indexed if at == index for posting in plan.draft.postings}
+
+
+async def _release_due_holds(
+    uow: UnitOfWork, accounts: set[str], locked: set[tuple[str, int]], moment: datetime
+) -> tuple[list[_Plan], list[AnyRow]]:
+    """Expiry plans for due holds on `accounts`, and the extra balance rows they lock.
+
+    Nothing here waits: a balance row or an open hold that another transaction holds is
+    skipped (SKIP LOCKED), so taking these locks out of order cannot deadlock; a hold
+    skipped here is left to the expiry job."""
+    postings: dict[str, list[AnyRow]] = {}
+    for posting in await repository.due_hold_postings(uow.connection, uow.tenant, list(accounts), moment):
+        postings.setdefault(posting["entry_id"], []).append(posting)
+    plans: list[_Plan] = []
+    more_rows: list[AnyRow] = []
+    for hold_id, hold_postings in postings.items():
+        missing = {(p["account_id"], p["stripe"]) for p in hold_postings} - locked
+        if missing:
+            got = await repository.try_lock_balances(uow.connection, sorted(missing))
+            more_rows += got
+            locked |= {(row["account_id"], row["stripe"]) for row in got}
+            if len(got) < len(missing):
+                continue
+        if not await repository.try_take_due_hold(uow.connection, uow.tenant, hold_id, moment):
+            continue
+        releases = tuple(
+            (p["account_id"], p["stripe"], -posting_counters(_direction(p), p["amount_minor"], pending=True))
+            for p in hold_postings
+        )
+        plans.append(
+            _Plan(
+                kind=EntryKind.EXPIRE_PENDING,
+                draft=EntryDraft(postings=()),
+                effective_at=moment,
+                pending_entry_id=hold_id,
+                releases=releases,
+            )
+        )
+    return plans, more_rows
 
 
 def _rejection(failures: dict[int, LedgerRejected], *, as_batch: bool) -> LedgerRejected:

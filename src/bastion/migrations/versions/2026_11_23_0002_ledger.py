@@ -69,16 +69,14 @@ def upgrade() -> None:
         _created_at(),
         sa.Column("closed_at", sa.DateTime(timezone=True)),
         sa.PrimaryKeyConstraint("id", name="pk_ledger_accounts"),
-        sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="ck_ledger_accounts_currency"),
-        sa.CheckConstraint("type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="ck_ledger_accounts_type"),
-        sa.CheckConstraint(f"stripes BETWEEN 1 AND {STRIPES_MAX}", name="ck_ledger_accounts_stripes"),
-        sa.CheckConstraint(
-            "NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)", name="ck_ledger_accounts_one_limit"
-        ),
+        sa.CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+        sa.CheckConstraint("type IN ('asset', 'liability', 'equity', 'revenue', 'expense')", name="type"),
+        sa.CheckConstraint(f"stripes BETWEEN 1 AND {STRIPES_MAX}", name="stripes"),
+        sa.CheckConstraint("NOT (debits_must_not_exceed_credits AND credits_must_not_exceed_debits)", name="one_limit"),
         # A limit is checked on one row; striped balances spread an account over several.
         sa.CheckConstraint(
             "stripes = 1 OR NOT (debits_must_not_exceed_credits OR credits_must_not_exceed_debits)",
-            name="ck_ledger_accounts_limit_unstriped",
+            name="limit_unstriped",
         ),
     )
     op.create_index("ix_ledger_accounts_merchant_id_livemode_id", "ledger_accounts", ["merchant_id", "livemode", "id"])
@@ -115,19 +113,19 @@ def upgrade() -> None:
         sa.Column("debits_pending", sa.BigInteger, nullable=False),
         sa.Column("credits_pending", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("account_id", "stripe", name="pk_ledger_balances"),
-        sa.CheckConstraint("stripe >= 0 AND stripe < stripes", name="ck_ledger_balances_stripe"),
+        sa.CheckConstraint("stripe >= 0 AND stripe < stripes", name="stripe"),
         sa.CheckConstraint(
             "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
-            name="ck_ledger_balances_not_negative",
+            name="not_negative",
         ),
         # TigerBeetle's account flags, as the database's own wall behind the service's check.
         sa.CheckConstraint(
             "NOT debits_must_not_exceed_credits OR debits_posted::numeric + debits_pending <= credits_posted",
-            name="ck_ledger_balances_debits_within_credits",
+            name="debits_within_credits",
         ),
         sa.CheckConstraint(
             "NOT credits_must_not_exceed_debits OR credits_posted::numeric + credits_pending <= debits_posted",
-            name="ck_ledger_balances_credits_within_debits",
+            name="credits_within_debits",
         ),
     )
     _policies("ledger_balances", _TENANT_OR_PLATFORM)
@@ -168,17 +166,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_ledger_entries"),
         sa.CheckConstraint(
             "kind IN ('standard', 'pending', 'post_pending', 'void_pending', 'expire_pending', 'reversal')",
-            name="ck_ledger_entries_kind",
+            name="kind",
         ),
-        sa.CheckConstraint("(kind = 'pending') = (expires_at IS NOT NULL)", name="ck_ledger_entries_expires_at"),
+        sa.CheckConstraint("(kind = 'pending') = (expires_at IS NOT NULL)", name="expires_at"),
         sa.CheckConstraint(
             "(kind IN ('post_pending', 'void_pending', 'expire_pending')) = (pending_entry_id IS NOT NULL)",
-            name="ck_ledger_entries_pending_entry_id",
+            name="pending_entry_id",
         ),
-        sa.CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="ck_ledger_entries_reverses_entry_id"),
+        sa.CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="reverses_entry_id"),
         sa.CheckConstraint(
             "num_nonnulls(fx_from, fx_to, fx_rate, fx_source, fx_quoted_at) IN (0, 5) AND (fx_rate IS NULL OR fx_rate > 0)",
-            name="ck_ledger_entries_fx",
+            name="fx",
         ),
     )
     op.create_index("ix_ledger_entries_merchant_id_livemode_id", "ledger_entries", ["merchant_id", "livemode", "id"])
@@ -220,8 +218,8 @@ def upgrade() -> None:
         sa.Column("is_pending", sa.Boolean, nullable=False),
         sa.Column("effective_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("entry_id", "idx", name="pk_ledger_postings"),
-        sa.CheckConstraint("amount_minor > 0", name="ck_ledger_postings_amount_positive"),
-        sa.CheckConstraint(f"idx >= 0 AND idx < {POSTINGS_MAX}", name="ck_ledger_postings_idx"),
+        sa.CheckConstraint("amount_minor > 0", name="amount_positive"),
+        sa.CheckConstraint(f"idx >= 0 AND idx < {POSTINGS_MAX}", name="idx"),
     )
     op.create_index(
         "ix_ledger_postings_account_id_effective_at_entry_id", "ledger_postings", ["account_id", "effective_at", "entry_id"]
@@ -245,9 +243,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_ledger_open_holds_expires_at", "ledger_open_holds", ["expires_at"])
     _policies("ledger_open_holds", _TENANT)
-    op.execute(f"GRANT SELECT, INSERT, DELETE ON ledger_open_holds TO {app}")
+    # UPDATE on one column only because SELECT ... FOR UPDATE SKIP LOCKED requires it
+    # (a write takes a due hold without waiting); no statement updates the table.
+    op.execute(f"GRANT SELECT, INSERT, DELETE, UPDATE (expires_at) ON ledger_open_holds TO {app}")
     # INSERT too: the expiry job writes through the one journal statement, whose holds part inserts no row.
-    op.execute(f"GRANT SELECT, INSERT, DELETE ON ledger_open_holds TO {worker}")
+    op.execute(f"GRANT SELECT, INSERT, DELETE, UPDATE (expires_at) ON ledger_open_holds TO {worker}")
 
     # Nothing in the journal is ever edited or deleted, whoever asks.
     op.execute(
