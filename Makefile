@@ -32,8 +32,14 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test
+# The peers the benchmarks measure beside Bastion (django-hordak): in the bench environment only.
+$(VENV)/.installed-bench: requirements/bench.txt $(VENV)/.installed-test
+	$(PIP) install --require-hashes --no-deps -r requirements/bench.txt
+	@touch $@
+
+bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/ledger.py
 
 # Re-lock after changing dependencies in pyproject.toml (needs pip-tools in the venv).
 lock: | $(BIN)/python
@@ -41,6 +47,7 @@ lock: | $(BIN)/python
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/build.txt requirements/build.in
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/main.txt pyproject.toml
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra test -o requirements/test.txt pyproject.toml
+	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/bench.txt requirements/bench.in
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

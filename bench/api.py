@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -226,20 +226,28 @@ def create_customer_request(port: int, secret: str, run_id: str, index: int) -> 
     return head.encode() + body
 
 
+async def timed_request(connection: HttpConnection, raw: bytes, index: int, phase: Phase) -> tuple[int, bytes] | None:
+    """One request, its latency recorded; None (the phase failed) when the connection
+    is in an unknown state and its client must stop."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            status, body = await connection.request(raw)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BenchFailed) as error:
+        phase.fail(f"request {index}: {type(error).__name__}: {error}")
+        return None
+    phase.latencies_s.append(time.perf_counter() - started)
+    return status, body
+
+
 async def client(port: int, key: ApiKey, run_id: str, phase: Phase) -> None:
     connection = await HttpConnection.open(port)
     try:
         while (index := phase.take()) is not None:
-            raw = create_customer_request(port, key.secret, run_id, index)
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                    status, body = await connection.request(raw)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BenchFailed) as error:
-                # The connection's state is unknown after this: this client stops.
-                phase.fail(f"request {index}: {type(error).__name__}: {error}")
+            answer = await timed_request(connection, create_customer_request(port, key.secret, run_id, index), index, phase)
+            if answer is None:
                 return
-            phase.latencies_s.append(time.perf_counter() - started)
+            status, body = answer
             if status != 200 or orjson.loads(body).get("object") != "customer":
                 phase.fail(f"request {index}: HTTP {status}: {body[:300]!r}")
     finally:
@@ -342,8 +350,8 @@ def pgbench_binary(bin_dir: Path | None) -> Path:
     return Path(found)
 
 
-def run_pgbench(pgbench: Path, url: str, clients: int) -> tuple[float, str]:
-    """`pgbench -N` on the benchmark's database: its own pgbench_* tables, dropped after."""
+def pgbench_command(pgbench: Path, url: str) -> Callable[..., str]:
+    """pgbench with the given arguments on `url`'s database: its output, or BenchFailed."""
     libpq_url = plain_dsn(url)
 
     def run(*args: str) -> str:
@@ -354,7 +362,17 @@ def run_pgbench(pgbench: Path, url: str, clients: int) -> tuple[float, str]:
             raise BenchFailed(f"pgbench {' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
         return result.stdout
 
-    version = subprocess.run([str(pgbench), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    return run
+
+
+def pgbench_version(pgbench: Path) -> str:
+    return subprocess.run([str(pgbench), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def run_pgbench(pgbench: Path, url: str, clients: int) -> tuple[float, str]:
+    """`pgbench -N` on the benchmark's database: its own pgbench_* tables, dropped after."""
+    run = pgbench_command(pgbench, url)
+    version = pgbench_version(pgbench)
     run("-i", "-q", "-s", str(PGBENCH_SCALE))
     try:
         threads = min(clients, os.cpu_count() or 1)
@@ -474,16 +492,21 @@ def bounded_int(low: int, high: int) -> Any:
     return parse
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Create customers over HTTP against pgbench -N on the same database.")
-    parser.add_argument("--count", type=bounded_int(1, COUNT_MAX), default=COUNT_DEFAULT, help="measured requests")
-    parser.add_argument("--clients", type=bounded_int(1, CLIENTS_MAX), default=CLIENTS_DEFAULT, help="concurrent clients")
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark with an API process and a database takes."""
     parser.add_argument("--api-workers", type=bounded_int(1, 8), default=1, help="API processes (bastion api --workers)")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BASTION_BENCH_DATABASE_URL"),
         help="an admin URL of an existing server (default: a fresh embedded PostgreSQL)",
     )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Create customers over HTTP against pgbench -N on the same database.")
+    parser.add_argument("--count", type=bounded_int(1, COUNT_MAX), default=COUNT_DEFAULT, help="measured requests")
+    parser.add_argument("--clients", type=bounded_int(1, CLIENTS_MAX), default=CLIENTS_DEFAULT, help="concurrent clients")
+    add_server_arguments(parser)
     return parser.parse_args()
 
 

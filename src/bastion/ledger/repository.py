@@ -389,10 +389,15 @@ WHERE CASE WHEN e.kind IN ('void_pending', 'expire_pending') THEN coalesce(c.pos
 ORDER BY e.id
 LIMIT 1
 """
+# A posting belongs to an entry of its own tenant (no foreign key: see ADR 8) and to an
+# account in its currency.
 _CHECK_POSTING_ACCOUNT = """
-SELECT p.entry_id, p.idx, p.account_id, p.currency, a.currency AS account_currency
-FROM ledger_postings p LEFT JOIN ledger_accounts a ON a.id = p.account_id
-WHERE a.id IS NULL OR a.currency <> p.currency
+SELECT p.entry_id, p.idx, p.account_id, p.currency, a.currency AS account_currency, e.id IS NULL AS orphan,
+    (e.merchant_id, e.livemode) IS DISTINCT FROM (p.merchant_id, p.livemode) AS other_tenant
+FROM ledger_postings p
+LEFT JOIN ledger_accounts a ON a.id = p.account_id
+LEFT JOIN ledger_entries e ON e.id = p.entry_id
+WHERE e.id IS NULL OR (e.merchant_id, e.livemode) <> (p.merchant_id, p.livemode) OR a.id IS NULL OR a.currency <> p.currency
 ORDER BY p.entry_id, p.idx
 LIMIT 1
 """

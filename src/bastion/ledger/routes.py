@@ -128,7 +128,7 @@ async def create_entries(body: BatchCreate, context: Writer) -> JsonResponse:
         results = await service.post_entries(uow, [entry.draft() for entry in body.entries])
         return {
             "object": "ledger.batch",
-            "results": [{"index": item.index, "result": item.result, "id": item.entry["id"]} for item in results],
+            "results": [{"index": item.index, "result": item.result, "id": item.entry_id} for item in results],
         }
 
     return await _posting(context, post)

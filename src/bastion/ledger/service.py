@@ -86,7 +86,13 @@ def nested_param(prefix: str, param: str | None) -> str:
 class EntryResult:
     index: int
     result: Literal["created", "exists"]
-    entry: dict[str, Any]
+    entry_id: str
+    # The entry resource, built on demand: a batch of 8,000 answers with ids only.
+    render: Callable[[], dict[str, Any]]
+
+    @property
+    def entry(self) -> dict[str, Any]:
+        return self.render()
 
 
 @dataclass(slots=True)
@@ -502,7 +508,7 @@ async def post_entries(
     ]
     await _check_and_write(uow, indexed, failures, moment, platform=platform, as_batch=as_batch)
     for index, plan in indexed:
-        results[index] = EntryResult(index, "created", _plan_body(plan, moment, uow.tenant.livemode))
+        results[index] = EntryResult(index, "created", plan.entry_id, partial(_plan_body, plan, moment, uow.tenant.livemode))
     return [results[index] for index in range(len(drafts))]
 
 
@@ -542,7 +548,7 @@ async def _answer_replays(
         difference = first_difference(_stored_draft(row, postings), drafts[index])
         reference = row["reference"]
         if difference is None:
-            results[index] = EntryResult(index, "exists", _stored_entry(row, postings))
+            results[index] = EntryResult(index, "exists", row["id"], partial(_stored_entry, row, postings))
         else:
             failures[index] = LedgerRejected(
                 f"The reference {reference!r} was already used for entry {row['id']} with a different {difference}",
@@ -987,6 +993,10 @@ def _posting_count(row: AnyRow) -> Violation:
 def _posting_account(row: AnyRow) -> Violation:
     entry_id, account_id = row["entry_id"], row["account_id"]
     posting = f"posting {row['idx']} of entry {entry_id}"
+    if row["orphan"]:
+        return Violation("posting_entry", f"{posting} belongs to no entry: entry {entry_id} does not exist", entry_id)
+    if row["other_tenant"]:
+        return Violation("posting_entry", f"{posting} carries another merchant or mode than its entry", entry_id)
     if row["account_currency"] is None:
         return Violation("posting_account", f"{posting} names account {account_id}, which does not exist", entry_id, account_id)
     message = f"{posting} is in {row['currency']}, but its account {account_id} holds {row['account_currency']}"

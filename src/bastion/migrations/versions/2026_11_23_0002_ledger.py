@@ -135,9 +135,9 @@ def upgrade() -> None:
     op.create_table(
         "ledger_entries",
         sa.Column("id", sa.Text, nullable=False),
-        sa.Column(
-            "merchant_id", sa.Text, sa.ForeignKey("merchants.id", name="fk_ledger_entries_merchant_id_merchants"), nullable=False
-        ),
+        # No foreign key to merchants: its check would share-lock the merchant's row for
+        # every entry, one hot row for all its writers; row-level security checks the tenant.
+        sa.Column("merchant_id", sa.Text, nullable=False),
         sa.Column("livemode", sa.Boolean, nullable=False),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("reference", sa.Text),
@@ -201,12 +201,8 @@ def upgrade() -> None:
 
     op.create_table(
         "ledger_postings",
-        sa.Column(
-            "entry_id",
-            sa.Text,
-            sa.ForeignKey("ledger_entries.id", name="fk_ledger_postings_entry_id_ledger_entries"),
-            nullable=False,
-        ),
+        # No foreign key: its check would lock the entry row once per posting (ADR 8).
+        sa.Column("entry_id", sa.Text, nullable=False),
         sa.Column("idx", sa.SmallInteger, nullable=False),
         sa.Column("merchant_id", sa.Text, nullable=False),
         sa.Column("livemode", sa.Boolean, nullable=False),
@@ -282,9 +278,17 @@ def upgrade() -> None:
             foreign_currency integer;
             unbalanced text;
         BEGIN
-            SELECT count(*), count(*) FILTER (WHERE a.currency IS DISTINCT FROM p.currency)
-              INTO posting_count, foreign_currency
-              FROM ledger_postings p LEFT JOIN ledger_accounts a ON a.id = p.account_id
+            -- One pass over the entry's postings; accounts looked up by primary key.
+            SELECT count(*),
+                   count(*) FILTER (
+                       WHERE (SELECT a.currency FROM ledger_accounts a WHERE a.id = p.account_id) IS DISTINCT FROM p.currency
+                   ),
+                   (SELECT t.currency FROM (
+                        SELECT q.currency FROM ledger_postings q WHERE q.entry_id = NEW.id GROUP BY q.currency
+                        HAVING sum(CASE WHEN q.is_credit THEN -q.amount_minor ELSE q.amount_minor END) <> 0 LIMIT 1
+                   ) t)
+              INTO posting_count, foreign_currency, unbalanced
+              FROM ledger_postings p
              WHERE p.entry_id = NEW.id;
             IF NEW.kind IN ('void_pending', 'expire_pending') THEN
                 IF posting_count <> 0 THEN
@@ -301,8 +305,6 @@ def upgrade() -> None:
                 RAISE EXCEPTION 'ledger entry % posts to an unknown account or in another currency than its account', NEW.id
                     USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_entry_balanced';
             END IF;
-            SELECT currency INTO unbalanced FROM ledger_postings WHERE entry_id = NEW.id
-             GROUP BY currency HAVING sum(CASE WHEN is_credit THEN -amount_minor ELSE amount_minor END) <> 0 LIMIT 1;
             IF unbalanced IS NOT NULL THEN
                 RAISE EXCEPTION 'ledger entry % does not balance in %', NEW.id, unbalanced
                     USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_entry_balanced';
