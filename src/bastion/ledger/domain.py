@@ -155,6 +155,10 @@ def posting_counters(direction: Direction, amount_minor: int, *, pending: bool) 
     return Counters(debits_posted=0 if credit else amount_minor, credits_posted=amount_minor if credit else 0)
 
 
+# The rejection codes of an account limit (TigerBeetle's result names), from `Limits.breach`.
+LIMIT_BREACHES = frozenset({"exceeds_credits", "exceeds_debits"})
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     debits_must_not_exceed_credits: bool

@@ -10,7 +10,7 @@ rejects an unbalanced entry at commit).
 
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -19,7 +19,7 @@ import asyncpg
 
 from bastion import audit, events
 from bastion.kernel.clock import now, unix_seconds
-from bastion.kernel.errors import IdempotencyInFlight, InvalidRequest, ResourceMissing, invariant
+from bastion.kernel.errors import BastionError, IdempotencyInFlight, InvalidRequest, ResourceMissing, invariant
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.money import AMOUNT_MINOR_MAX
 from bastion.ledger import repository
@@ -27,6 +27,7 @@ from bastion.ledger.domain import (
     BATCH_ENTRIES_MAX,
     HOLD_TIMEOUT_S_DEFAULT,
     HOLD_TIMEOUT_S_MAX,
+    LIMIT_BREACHES,
     POSTINGS_MAX,
     POSTINGS_MIN,
     RESOLUTIONS,
@@ -56,7 +57,6 @@ from bastion.platform.pagination import LIMIT_MAX, PageRequest, check_cursors
 EFFECTIVE_AT_SKEW_S = 5
 _STRIPE_SEED_MAX = 2**30
 _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
-_LIMIT_CODES = frozenset({"exceeds_credits", "exceeds_debits"})
 EXPIRY_BATCH_MAX = 1_000
 
 
@@ -546,12 +546,11 @@ async def _answer_replays(
         index = first_use[row["reference"]]
         postings = postings_by_entry.get(row["id"], [])
         difference = first_difference(_stored_draft(row, postings), drafts[index])
-        reference = row["reference"]
         if difference is None:
             results[index] = EntryResult(index, "exists", row["id"], partial(_stored_entry, row, postings))
         else:
             failures[index] = LedgerRejected(
-                f"The reference {reference!r} was already used for entry {row['id']} with a different {difference}",
+                f"The reference {row['reference']!r} was already used for entry {row['id']} with a different {difference}",
                 param=difference,
                 code="reference_reused",
             )
@@ -596,7 +595,7 @@ async def _check_and_write(
     limited = {
         account_id
         for index, error in refused.items()
-        if error.code in _LIMIT_CODES
+        if error.code in LIMIT_BREACHES
         for account_id in _accounts_of(indexed, index)
     }
     if limited:
@@ -628,7 +627,10 @@ async def _check_and_write(
             **_columns([plan for _, plan in indexed], changed, accounts, seed),
         )
     except asyncpg.UniqueViolationError as error:
-        raise _unique_violation(error) from None
+        answer = _unique_violation(error)
+        if answer is None:
+            raise
+        raise answer from None
 
 
 def _evaluate(
@@ -673,19 +675,7 @@ async def _release_due_holds(
                 continue
         if not await repository.try_take_due_hold(uow.connection, uow.tenant, hold_id, moment):
             continue
-        releases = tuple(
-            (p["account_id"], p["stripe"], -posting_counters(_direction(p), p["amount_minor"], pending=True))
-            for p in hold_postings
-        )
-        plans.append(
-            _Plan(
-                kind=EntryKind.EXPIRE_PENDING,
-                draft=EntryDraft(postings=()),
-                effective_at=moment,
-                pending_entry_id=hold_id,
-                releases=releases,
-            )
-        )
+        plans.append(_release_plan(EntryKind.EXPIRE_PENDING, hold_id, hold_postings, moment))
     return plans, more_rows
 
 
@@ -700,7 +690,8 @@ def _rejection(failures: dict[int, LedgerRejected], *, as_batch: bool) -> Ledger
     )
 
 
-def _unique_violation(error: asyncpg.UniqueViolationError) -> BaseException:
+def _unique_violation(error: asyncpg.UniqueViolationError) -> BastionError | None:
+    """Our answer to a race the unique indexes settled, or None for any other violation."""
     constraint = str(error.constraint_name or "")
     if constraint.endswith("_reference"):
         return IdempotencyInFlight(
@@ -710,8 +701,7 @@ def _unique_violation(error: asyncpg.UniqueViolationError) -> BaseException:
         )
     if constraint.endswith("_reverses_entry_id"):
         return LedgerRejected("This entry was reversed by a concurrent request", param="id", code="entry_already_reversed")
-    failure: BaseException = error
-    return failure
+    return None
 
 
 def _account_of(row: AnyRow) -> _Account:
@@ -836,8 +826,8 @@ async def _hold_plan(uow: UnitOfWork, hold_id: str, kind: EntryKind, amount_mino
         raise LedgerRejected(f"The entry '{hold_id}' is not a hold", param="id", code="entry_not_pending")
     taken = await repository.take_open_hold(uow.connection, uow.tenant, hold_id)
     if taken is None:
-        resolution = await repository.get_entry(uow.connection, uow.tenant, hold_id)
-        state = RESOLUTIONS[EntryKind(resolution["resolution"])] if resolution and resolution["resolution"] else "resolved"
+        current = await repository.get_entry(uow.connection, uow.tenant, hold_id)
+        state = RESOLUTIONS[EntryKind(current["resolution"])] if current and current["resolution"] else "resolved"
         raise LedgerRejected(f"The hold '{hold_id}' is already {state}", param="id", code=f"hold_already_{state}")
     moment = now()
     expired = taken["expires_at"] <= moment
@@ -846,17 +836,10 @@ async def _hold_plan(uow: UnitOfWork, hold_id: str, kind: EntryKind, amount_mino
     if kind != EntryKind.EXPIRE_PENDING and expired:
         raise LedgerRejected(f"The hold '{hold_id}' has expired", param="id", code="hold_expired")
     postings = await repository.postings_of(uow.connection, uow.tenant, [hold_id])
-    releases = tuple(
-        (
-            p["account_id"],
-            p["stripe"],
-            -posting_counters("credit" if p["is_credit"] else "debit", p["amount_minor"], pending=True),
-        )
-        for p in postings
-    )
-    draft = _stored_draft(hold, postings)
+    released = _release_plan(kind, hold_id, postings, moment)
     if kind != EntryKind.POST_PENDING:
-        return _Plan(kind=kind, draft=EntryDraft(postings=()), effective_at=moment, pending_entry_id=hold_id, releases=releases)
+        return released
+    draft = _stored_draft(hold, postings)
     posted = draft.postings
     if amount_minor is not None:
         if amount_minor < 1:
@@ -872,23 +855,24 @@ async def _hold_plan(uow: UnitOfWork, hold_id: str, kind: EntryKind, amount_mino
                 code="amount_exceeds_pending",
             )
         posted = scaled_postings(posted, amount_minor)
-    check_postings_balance(posted)
-    return _Plan(
-        kind=kind,
-        draft=EntryDraft(postings=posted, fx=draft.fx),
-        effective_at=moment,
-        pending_entry_id=hold_id,
-        stripes=tuple(p["stripe"] for p in postings),
-        releases=releases,
+    # Posted to the stripes that held it.
+    return replace(released, draft=EntryDraft(postings=posted, fx=draft.fx), stripes=tuple(p["stripe"] for p in postings))
+
+
+def _release_plan(kind: EntryKind, hold_id: str, postings: Sequence[AnyRow], moment: datetime) -> _Plan:
+    """An entry that resolves the hold: it gives back what the hold's postings reserved,
+    on the stripes that reserved it."""
+    releases = tuple(
+        (p["account_id"], p["stripe"], -posting_counters(_direction(p), p["amount_minor"], pending=True)) for p in postings
     )
+    return _Plan(kind=kind, draft=EntryDraft(postings=()), effective_at=moment, pending_entry_id=hold_id, releases=releases)
 
 
 async def _resolve(uow: UnitOfWork, plan: _Plan) -> dict[str, Any]:
     """Write an entry derived from the journal: its accounts, platform ones included,
     were checked when the entry it derives from was posted."""
-    moment = now()
-    await _check_and_write(uow, [(0, plan)], {}, moment, platform=True)
-    return _plan_body(plan, moment, uow.tenant.livemode)
+    await _check_and_write(uow, [(0, plan)], {}, plan.effective_at, platform=True)
+    return _plan_body(plan, plan.effective_at, uow.tenant.livemode)
 
 
 async def post_pending(uow: UnitOfWork, hold_id: str, amount_minor: int | None = None) -> dict[str, Any]:
