@@ -8,7 +8,8 @@ from bastion import bootstrap
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import TestDatabase, migrated_database, server_url
+from tests.support.postgres import ApiProcess, TestDatabase, migrated_database, running_vault, server_url
+from tests.support.softhsm import SoftHsmToken, prepare_token
 
 # A generous limit for tests that do not test rate limiting themselves.
 os.environ.setdefault("BASTION_RATE_LIMIT_PER_S", "100000")
@@ -30,13 +31,7 @@ def test_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
 
 @pytest.fixture(scope="session")
 def settings(test_database: TestDatabase) -> Settings:
-    os.environ.update(
-        {
-            "BASTION_DATABASE_URL": test_database.owner_url,
-            "BASTION_DATA_DIR": str(test_database.data_dir),
-            "BASTION_DB_ROLE_PREFIX": test_database.role_prefix,
-        }
-    )
+    os.environ.update({name: value for name, value in test_database.env().items() if name.startswith("BASTION_")})
     return Settings.from_env()
 
 
@@ -59,3 +54,16 @@ async def worker_database(settings: Settings, test_database: TestDatabase) -> As
     database = bootstrap.role_database(settings, test_database.owner_url, test_database.roles.worker)
     yield database
     await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> SoftHsmToken:
+    """The session's SoftHSM2 token (CI's, when it prepared one)."""
+    return prepare_token(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture(scope="session")
+def vault(test_database: TestDatabase, settings: Settings) -> Iterator[ApiProcess]:
+    """The session's `bastion vault` process (browser origin + mutual-TLS listener)."""
+    with running_vault(test_database) as process:
+        yield process

@@ -2,7 +2,9 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
 import bastion.api.tables
@@ -10,19 +12,26 @@ import bastion.audit.tables
 import bastion.events.tables
 import bastion.ledger.tables
 import bastion.merchants.tables
-import bastion.payments.tables  # noqa: F401  (every context registers its tables in the shared metadata)
+import bastion.payments.tables
+import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.errors import ConfigurationError
+from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
 from bastion.platform.crypto import KeyedHasher, LocalKeyring
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
+from bastion.platform.vault_client import VaultClient
+from bastion.vault.keyring import KeyEncryptionKeys, open_key_encryption_keys
+from bastion.vault.rotation import ensure_key_version
+from bastion.vault.service import Vault
 
 API_KEY_HASH_PURPOSE = "api-key-hash"
+VAULT_MARGIN_S = 5.0
 
 
 def owner_url(settings: Settings) -> str:
@@ -86,16 +95,66 @@ def api_services(settings: Settings, url: str) -> Services:
         database=database,
         authenticator=Authenticator(database, key_hasher(settings), settings.auth_cache_ttl_s),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        vault=VaultClient(
+            settings.vault_internal_url,
+            client_ssl_context(CertPaths.under(settings.data_dir)),
+            # A forward waits for the processor, and the vault's own limit comes first.
+            timeout_s=settings.vault_forward_timeout_s + VAULT_MARGIN_S,
+        ),
     )
 
 
 def create_api() -> FastAPI:
     """Uvicorn factory for `bastion api`: everything comes from the environment."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_file=settings.log_file("api"))
     return create_app(api_services(settings, owner_url(settings)))
 
 
 def keyring_create(settings: Settings) -> None:
     """Create the local keyring at install time if it does not exist yet."""
     LocalKeyring.open(settings.data_dir, create=True)
+
+
+def certs_create(settings: Settings) -> bool:
+    """The mutual-TLS certificates of the API and the vault; True when they were made now."""
+    return init_certs(settings.data_dir)[1]
+
+
+def vault_keys_directory(data_dir: Path) -> Path:
+    """Where the local keyring keeps the vault's key-encryption keys: apart from the platform keyring."""
+    return data_dir / "vault" / "keys"
+
+
+def vault_keys(settings: Settings) -> KeyEncryptionKeys:
+    """The vault's key-encryption keys: its own, never the platform keyring's."""
+    return open_key_encryption_keys(
+        settings.vault_keyring,
+        local_directory=vault_keys_directory(settings.data_dir),
+        pkcs11_module=settings.pkcs11_module,
+        pkcs11_token_label=settings.pkcs11_token_label,
+        pkcs11_pin=settings.pkcs11_pin,
+    )
+
+
+async def vault_keys_create(settings: Settings, url: str) -> int:
+    """The vault's first key version, at install; the active version afterwards."""
+    keys = vault_keys(settings)
+    database = owner_database(url)
+    try:
+        return await ensure_key_version(database, keys)
+    finally:
+        keys.close()
+        await database.dispose()
+
+
+def vault_runtime(settings: Settings, url: str) -> Vault:
+    database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).vault)
+    return Vault(
+        settings=settings,
+        database=database,
+        keys=vault_keys(settings),
+        hasher=key_hasher(settings),
+        # Processors are reached only through the allowlist, never by redirects.
+        processors=httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_forward_timeout_s), follow_redirects=False),
+    )

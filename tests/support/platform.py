@@ -10,7 +10,7 @@ from bastion.api.app import create_app
 from bastion.api.context import Services
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.ids import new_id
-from bastion.merchants import create_api_key, create_merchant
+from bastion.merchants import add_allowed_origin, create_api_key, create_merchant
 from bastion.platform.db import Actor, Tenant
 from bastion.platform.settings import Settings
 from tests.support.postgres import TestDatabase
@@ -50,6 +50,7 @@ class Platform:
             database=self.services.database,
             authenticator=self.services.authenticator,
             rate_limiter=RateLimiter(per_s, burst),
+            vault=self.services.vault,
         )
 
     async def create_customer(self, credentials: Credentials, **body: Any) -> dict[str, Any]:
@@ -74,6 +75,12 @@ class Platform:
             issued = await create_api_key(uow, self.services.authenticator.hasher, scopes)
         return Credentials(merchant_id=merchant_id, key_id=issued.id, secret=issued.secret, publishable=issued.publishable)
 
+    async def allow_origin(self, credentials: Credentials, origin: str) -> None:
+        """Register a page origin that may frame the merchant's card fields."""
+        async with self.owner.unit_of_work(Tenant(credentials.merchant_id, False), Actor(id="test")) as uow:
+            await add_allowed_origin(uow, origin)
+
     async def close(self) -> None:
+        await self.services.vault.close()
         await self.services.database.dispose()
         await self.owner.dispose()

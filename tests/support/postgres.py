@@ -13,17 +13,28 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from bastion import bootstrap
 from bastion.platform import migrate
+from bastion.platform.certs import init_certs
 from bastion.platform.crypto import LocalKeyring
 from bastion.platform.db import ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.vault.keyring import LocalKeyEncryptionKeys
+from bastion.vault.rotation import ensure_key_version
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,13 @@ class TestDatabase:
     role_prefix: str
     data_dir: Path
     bin_dir: Path | None
+    # The session's vault listens here when a test starts it (`running_vault`).
+    vault_port: int = field(default_factory=free_port)
+    vault_internal_port: int = field(default_factory=free_port)
+
+    @property
+    def vault_url(self) -> str:
+        return f"http://127.0.0.1:{self.vault_port}"
 
     @property
     def roles(self) -> ServiceRoles:
@@ -46,6 +64,8 @@ class TestDatabase:
             "BASTION_DATABASE_URL": self.owner_url,
             "BASTION_DATA_DIR": str(self.data_dir),
             "BASTION_DB_ROLE_PREFIX": self.role_prefix,
+            "BASTION_VAULT_PUBLIC_URL": self.vault_url,
+            "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{self.vault_internal_port}",
         }
 
 
@@ -100,11 +120,23 @@ def fresh_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "
 
 @contextmanager
 def migrated_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "bastion_test") -> Iterator[TestDatabase]:
-    """A fresh database with its keyring, migrated to head."""
+    """A fresh database with its keyring, certificates and vault key, migrated to head."""
     with fresh_database(admin_url, bin_dir, name_prefix=name_prefix) as database:
         LocalKeyring.open(database.data_dir, create=True)
+        init_certs(database.data_dir)
         asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
+        asyncio.run(_first_vault_key(database))
         yield database
+
+
+async def _first_vault_key(database: TestDatabase) -> None:
+    owner = bootstrap.owner_database(database.owner_url)
+    keys = LocalKeyEncryptionKeys(bootstrap.vault_keys_directory(database.data_dir))
+    try:
+        await ensure_key_version(owner, keys)
+    finally:
+        keys.close()
+        await owner.dispose()
 
 
 PROCESS_STOP_TIMEOUT_S = 10
@@ -118,13 +150,6 @@ def stop_process(process: "subprocess.Popen[bytes]") -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=PROCESS_STOP_TIMEOUT_S)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -150,25 +175,39 @@ def running_api(database: TestDatabase, extra_env: dict[str, str] | None = None)
 def running_api_process(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
     """A real `bastion api` process on 127.0.0.1; yields its URL and its captured logs."""
     port = free_port()
+    with _running(["api", "--host", "127.0.0.1", "--port", str(port)], [port], {**database.env(), **(extra_env or {})}) as log:
+        yield ApiProcess(url=f"http://127.0.0.1:{port}", log_file=log)
+
+
+@contextmanager
+def running_vault(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
+    """A real `bastion vault` process: its browser origin and its mutual-TLS listener on the
+    database's vault ports; yields the browser origin and the captured logs."""
+    ports = [database.vault_port, database.vault_internal_port]
+    command = ["vault", "--host", "127.0.0.1", "--port", str(ports[0]), "--internal-port", str(ports[1])]
+    with _running(command, ports, {**database.env(), **(extra_env or {})}) as log:
+        yield ApiProcess(url=database.vault_url, log_file=log)
+
+
+@contextmanager
+def _running(arguments: list[str], ports: list[int], env: dict[str, str]) -> Iterator[IO[bytes]]:
+    """`bastion <arguments>` until every port accepts connections; yields its log file."""
     log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below, after the process)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bastion", "api", "--host", "127.0.0.1", "--port", str(port)],
-        env={**database.env(), **(extra_env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen([sys.executable, "-m", "bastion", *arguments], env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     try:
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"bastion api did not start: {log.read().decode(errors='replace')[-3000:]}") from None
-                time.sleep(0.1)
-        yield ApiProcess(url=f"http://127.0.0.1:{port}", log_file=log)
+        for port in ports:
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        output = log.read().decode(errors="replace")[-3000:]
+                        raise RuntimeError(f"bastion {arguments[0]} did not start: {output}") from None
+                    time.sleep(0.1)
+        yield log
     finally:
         stop_process(process)
         log.close()

@@ -18,6 +18,7 @@ from bastion.api.middleware import EdgeMiddleware
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
+from bastion.payments.routes import payment_methods_router
 from bastion.payments.routes import router as customers_router
 from bastion.platform.metrics import HttpMetrics
 
@@ -74,6 +75,7 @@ def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await services.vault.close()
         await services.database.dispose()
 
     app = FastAPI(
@@ -91,6 +93,7 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(customers_router)
+    app.include_router(payment_methods_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document

@@ -25,6 +25,7 @@ from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings
+from bastion.platform.vault_client import VaultClient
 
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
 DEVICE_ID_LENGTH_MAX = 128
@@ -40,6 +41,7 @@ class Services:
     database: Database
     authenticator: Authenticator
     rate_limiter: RateLimiter
+    vault: VaultClient
 
 
 Command = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]

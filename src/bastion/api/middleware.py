@@ -62,8 +62,12 @@ class EdgeMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = list(message.get("headers", []))
-                headers.extend(_API_HEADERS)
-                headers.append((b"content-security-policy", csp))
+                # A page meant to be framed (the vault's card fields) sets its own policy,
+                # whose frame-ancestors replaces X-Frame-Options.
+                own_policy = any(name == b"content-security-policy" for name, _ in headers)
+                headers.extend(header for header in _API_HEADERS if not (own_policy and header[0] == b"x-frame-options"))
+                if not own_policy:
+                    headers.append((b"content-security-policy", csp))
                 headers.append((b"request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)

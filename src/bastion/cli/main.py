@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from typer.core import TyperGroup
 
@@ -22,12 +24,16 @@ from bastion import bootstrap, ledger
 from bastion.audit import VerifyReport, verify_chain
 from bastion.kernel.errors import BastionError
 from bastion.kernel.ids import new_id
-from bastion.merchants import create_api_key, create_merchant
+from bastion.merchants import add_allowed_origin, allowed_origins, create_api_key, create_merchant, remove_allowed_origin
 from bastion.platform import migrate as migrations
-from bastion.platform.db import Actor, Database, ServiceRoles, Tenant
+from bastion.platform.certs import CertPaths, uvicorn_ssl_options
+from bastion.platform.db import Actor, Database, ServiceRoles, Tenant, UnitOfWork
 from bastion.platform.embedded_pg import EmbeddedPostgres
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
+from bastion.vault import rotation
+from bastion.vault.scan import PanScan, scan_database, scan_logs
+from bastion.vault.server import serve_vault
 from bastion.worker import run_worker
 
 
@@ -80,6 +86,14 @@ audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 ledger_app = typer.Typer(help="Inspect and check the ledger; create platform accounts.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+origins_app = typer.Typer(help="The browser origins allowed to frame a merchant's card fields.", no_args_is_help=True)
+merchant_app.add_typer(origins_app, name="origins")
+certs_app = typer.Typer(help="The mutual-TLS certificates between the API and the vault.", no_args_is_help=True)
+app.add_typer(certs_app, name="certs")
+keys_app = typer.Typer(help="The vault's key-encryption keys: status and rotation.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+vault_app = typer.Typer(help="Run the card vault, or check that no card number escaped it.", invoke_without_command=True)
+app.add_typer(vault_app, name="vault")
 
 T = TypeVar("T")
 _CHILD_STOP_TIMEOUT_S = 15
@@ -103,8 +117,11 @@ async def _with_owner_database(url: str, work: Callable[[Database], Awaitable[T]
 
 
 def _migrate(settings: Settings, url: str) -> None:
+    """Everything an install needs, made once: keyring, certificates, schema, the vault's first key."""
     bootstrap.keyring_create(settings)
+    bootstrap.certs_create(settings)
     asyncio.run(migrations.upgrade(url, settings.data_dir, ServiceRoles(settings.db_role_prefix)))
+    asyncio.run(bootstrap.vault_keys_create(settings, url))
 
 
 @app.command()
@@ -159,6 +176,107 @@ def apikey_create(
 
     with bootstrap.owner_url_for_command(settings) as url:
         _print(asyncio.run(_with_owner_database(url, work)), as_json)
+
+
+def _origins_command(merchant: str, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> list[str]:
+        # Origins belong to the merchant, not to a mode; the audit row records test mode.
+        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=False), _CLI_ACTOR) as uow:
+            return await change(uow)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        origins = asyncio.run(_with_owner_database(url, work))
+    typer.echo("\n".join(origins) if origins else "(no origins: the card fields cannot be framed anywhere)")
+
+
+@origins_app.command("add")
+def origins_add(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    origin: Annotated[str, typer.Argument(help="A page origin like https://shop.example (http only for localhost).")],
+) -> None:
+    """Allow pages of ORIGIN to frame the merchant's card fields; prints the merchant's origins."""
+    _origins_command(merchant, lambda uow: add_allowed_origin(uow, origin))
+
+
+@origins_app.command("remove")
+def origins_remove(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    origin: Annotated[str, typer.Argument(help="An origin registered earlier.")],
+) -> None:
+    """Stop allowing ORIGIN; prints the merchant's origins."""
+    _origins_command(merchant, lambda uow: remove_allowed_origin(uow, origin))
+
+
+@origins_app.command("list")
+def origins_list(merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")]) -> None:
+    """The merchant's registered origins."""
+    _origins_command(merchant, allowed_origins)
+
+
+@certs_app.command("init")
+def certs_init() -> None:
+    """Create the private CA and the vault's and API's certificates, if they do not exist (`migrate` does it too)."""
+    settings = Settings.from_env()
+    created = bootstrap.certs_create(settings)
+    where = settings.data_dir / "certs"
+    typer.echo(f"certificates created in {where}" if created else f"certificates already present in {where}")
+
+
+@keys_app.command("status")
+def keys_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Key versions, their state, and how many cards and CVCs each one wraps."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> list[dict[str, Any]]:
+        return await rotation.key_status(database)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        versions = asyncio.run(_with_owner_database(url, work))
+    if as_json:
+        typer.echo(json.dumps(versions))
+        return
+    typer.echo(f"keyring: {settings.vault_keyring}")
+    for version in versions:
+        typer.echo(
+            f"v{version['version']}  {version['state']:<8}  {version['provider']:<6}  "
+            f"cards {version['cards']:>8}  cvcs {version['cvcs']:>6}"
+        )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=rotation.BATCH_SIZE_MAX, help="Data keys re-wrapped per transaction.")
+    ] = 500,
+) -> None:
+    """Make a new key version active and re-wrap every data key under it, in batches; run it again
+    to finish a rotation that was interrupted. The old version is retired once nothing refers to it."""
+    settings = Settings.from_env()
+    keys = bootstrap.vault_keys(settings)
+
+    async def work(database: Database) -> rotation.RotationReport:
+        total = await rotation.stale_count(database)
+        with Progress(
+            TextColumn("re-wrapping"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        ) as progress:
+            # The total is known only after the new version is active; until then, what is stale now.
+            task = progress.add_task("rotate", total=total or None)
+
+            def advance(done: int) -> None:
+                progress.update(task, advance=done, total=max(total, progress.tasks[0].completed + done))
+
+            return await rotation.rotate(database, keys, batch_size=batch_size, on_batch=advance)
+
+    try:
+        with bootstrap.owner_url_for_command(settings) as url:
+            report = asyncio.run(_with_owner_database(url, work))
+    finally:
+        keys.close()
+    resumed = " (finished an interrupted rotation)" if report.resumed else ""
+    retired = ", ".join(f"v{version}" for version in report.retired_versions) or "none"
+    typer.echo(f"active key version: v{report.active_version}{resumed}; re-wrapped {report.rewrapped}; retired: {retired}")
 
 
 @audit_app.command("verify")
@@ -267,7 +385,7 @@ def api(
     import uvicorn
 
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_file=settings.log_file("api"))
     uvicorn.run(
         "bastion.bootstrap:create_api",
         factory=True,
@@ -281,10 +399,12 @@ def api(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address the API and the vault listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+    vault_port: Annotated[int, typer.Option(help="Port of the vault's browser origin (card fields).")] = 8001,
+    vault_internal_port: Annotated[int, typer.Option(help="Port of the vault's mutual-TLS listener.")] = 8002,
 ) -> None:
-    """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API and worker."""
+    """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API, vault and worker."""
     settings = Settings.from_env()
     stopping = False
 
@@ -305,13 +425,27 @@ def serve(
         if embedded is not None:
             embedded.stop()
         raise
-    env = {**os.environ, "BASTION_DATABASE_URL": url, "BASTION_DATA_DIR": str(settings.data_dir)}
+    vault_public = f"http://{host}:{vault_port}"
+    log_dir = settings.log_dir or settings.data_dir / "logs"
+    env = {
+        **os.environ,
+        "BASTION_DATABASE_URL": url,
+        "BASTION_DATA_DIR": str(settings.data_dir),
+        "BASTION_LOG_DIR": str(log_dir),
+        "BASTION_VAULT_PUBLIC_URL": vault_public,
+        "BASTION_VAULT_INTERNAL_URL": f"https://{host}:{vault_internal_port}",
+    }
+    vault_command = ["vault", "--host", host, "--port", str(vault_port), "--internal-port", str(vault_internal_port)]
     children = [
+        subprocess.Popen([sys.executable, "-m", "bastion", *vault_command], env=env),
         subprocess.Popen([sys.executable, "-m", "bastion", "api", "--host", host, "--port", str(port)], env=env),
         subprocess.Popen([sys.executable, "-m", "bastion", "worker"], env=env),
     ]
     base = f"http://{host}:{port}"
-    typer.echo(f"Bastion is running.\n  API:  {base}/v1\n  docs: {base}/docs\n  data: {settings.data_dir}")
+    typer.echo(
+        f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n  demo:  {base}/demo/checkout\n"
+        f"  vault: {vault_public} (card fields)\n  data:  {settings.data_dir}\n  logs:  {log_dir}"
+    )
     # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.
     bastion = sys.argv[0] if sys.argv[0].endswith("bastion") else "bastion"
     typer.echo(
@@ -341,9 +475,63 @@ def serve(
 def worker() -> None:
     """Run the background worker: outbox relay, audit sealer, janitor."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_file=settings.log_file("worker"))
     url = bootstrap.owner_url(settings)
     asyncio.run(run_worker(settings, url))
+
+
+@vault_app.callback()
+def vault(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address both listeners use.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the browser origin (card fields, bastion.js, tokens).")] = 8001,
+    internal_port: Annotated[int, typer.Option(help="Port of the mutual-TLS listener the API calls.")] = 8002,
+) -> None:
+    """Run the card vault (its own origin and its mutual-TLS listener), unless a subcommand is given."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, log_file=settings.log_file("vault"))
+    url = bootstrap.owner_url(settings)
+    runtime = bootstrap.vault_runtime(settings, url)
+    ssl_options = uvicorn_ssl_options(CertPaths.under(settings.data_dir))
+    asyncio.run(
+        serve_vault(
+            runtime, public_host=host, public_port=port, internal_host=host, internal_port=internal_port, ssl_options=ssl_options
+        )
+    )
+
+
+@vault_app.command("scan-pan")
+def vault_scan_pan(
+    logs: Annotated[Path | None, typer.Option(help="The logs directory (default: the data directory's logs).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Search the API's tables (events included) and the logs for anything that looks like a card
+    number; exit 1 if anything is found. Findings are shown as BIN and last 4 only."""
+    settings = Settings.from_env()
+    log_dir = logs or settings.log_dir or settings.data_dir / "logs"
+
+    async def work(database: Database) -> PanScan:
+        async with database.connection() as connection:
+            return await scan_database(connection, "public")
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        in_database = asyncio.run(_with_owner_database(url, work))
+    in_logs = scan_logs(log_dir) if log_dir.is_dir() else PanScan(findings=[])
+    findings = in_database.findings + in_logs.findings
+    for note in in_database.incomplete + in_logs.incomplete:
+        typer.echo(f"warning: {note}", err=True)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(finding) for finding in findings]))
+    else:
+        for finding in findings:
+            typer.echo(f"{finding.location}: {finding.masked}")
+        typer.echo(f"{len(findings)} card number(s) found outside the vault" if findings else "no card numbers found")
+    if findings:
+        raise typer.Exit(code=1)
+    if not (in_database.clean and in_logs.clean):
+        raise _fail("the scan was incomplete (see the warnings): it proves nothing about what it did not read")
 
 
 def main() -> None:

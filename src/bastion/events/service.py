@@ -11,7 +11,14 @@ from bastion.platform.pagination import PageRequest, check_cursors
 
 # Every event type Bastion emits; GET /v1/events?type= accepts only these.
 EVENT_TYPES = frozenset(
-    {"customer.created", "customer.updated", "customer.deleted", "ledger.account.created", "ledger.account.closed"}
+    {
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "ledger.account.created",
+        "ledger.account.closed",
+        "payment_method.created",
+    }
 )
 
 

@@ -59,6 +59,21 @@ class RateLimited(BastionError):
         self.retry_after_s = retry_after_s
 
 
+class ProcessorUnavailable(BastionError):
+    """A processor did not answer in time, or answered what cannot be passed on: the outcome
+    is unknown to the caller, which records it so and asks again later."""
+
+    type = "api_error"
+    code = "processor_unavailable"
+
+
+class VaultUnavailable(BastionError):
+    """The vault did not answer: nothing was exchanged or forwarded as far as the API knows."""
+
+    type = "api_error"
+    code = "vault_unavailable"
+
+
 class InvariantViolated(BastionError):
     code = "invariant_violated"
 

@@ -3,9 +3,22 @@
 import secrets
 import string
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bastion.kernel.errors import InvalidRequest
 
 # Every scope a key can hold. Routes name one of these; a key holds a subset.
-SCOPES = frozenset({"customers:read", "customers:write", "events:read", "ledger:read", "ledger:write"})
+SCOPES = frozenset(
+    {
+        "customers:read",
+        "customers:write",
+        "events:read",
+        "ledger:read",
+        "ledger:write",
+        "payment_methods:read",
+        "payment_methods:write",
+    }
+)
 
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 _SECRET_LENGTH = 40  # about 238 bits
@@ -36,3 +49,26 @@ def secret_hint(secret: str) -> str:
 
 def unknown_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes) - SCOPES)
+
+
+ORIGINS_MAX = 20
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def normalized_origin(value: str) -> str:
+    """A browser origin as browsers send it (`https://shop.example:8443`): scheme, host, port.
+    Plain http only for a page on this machine, where it is still a secure context."""
+    parsed = urlsplit(value.strip())
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") or port == -1:
+        raise InvalidRequest(f"{value!r} is not an origin like https://shop.example", param="origin")
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise InvalidRequest(f"{value!r} is not an origin like https://shop.example", param="origin")
+    if parsed.scheme == "http" and parsed.hostname not in _LOCAL_HOSTS:
+        raise InvalidRequest("Card fields may be framed only by https pages (or http on localhost)", param="origin")
+    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    default_port = {"http": 80, "https": 443}[parsed.scheme]
+    return f"{parsed.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")

@@ -9,6 +9,8 @@ INSERT INTO api_keys (id, merchant_id, livemode, scopes, secret_hash, publishabl
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *
 """
+_ALLOWED_ORIGINS = "SELECT allowed_origins FROM merchants WHERE id = $1 FOR UPDATE"
+_SET_ALLOWED_ORIGINS = "UPDATE merchants SET allowed_origins = $2 WHERE id = $1"
 # Through a SECURITY DEFINER function: the API role has no grant on api_keys.
 _API_KEY_BY_HASH = "SELECT id, merchant_id, livemode, scopes, secret_hash, revoked FROM api_key_by_hash($1)"
 
@@ -42,3 +44,13 @@ async def insert_api_key(
 async def api_key_by_hash(connection: Connection, secret_hash: str) -> AnyRow | None:
     row: AnyRow | None = await connection.fetchrow(_API_KEY_BY_HASH, secret_hash)
     return row
+
+
+async def allowed_origins(connection: Connection, merchant_id: str) -> list[str] | None:
+    """The merchant's registered origins, its row locked for a change; None without such a merchant."""
+    origins: list[str] | None = await connection.fetchval(_ALLOWED_ORIGINS, merchant_id)
+    return origins
+
+
+async def set_allowed_origins(connection: Connection, merchant_id: str, origins: list[str]) -> None:
+    await connection.execute(_SET_ALLOWED_ORIGINS, merchant_id, origins)

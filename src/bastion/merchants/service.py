@@ -9,7 +9,15 @@ from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.merchants import repository
-from bastion.merchants.domain import SCOPES, Principal, generate_secret, secret_hint, unknown_scopes
+from bastion.merchants.domain import (
+    ORIGINS_MAX,
+    SCOPES,
+    Principal,
+    generate_secret,
+    normalized_origin,
+    secret_hint,
+    unknown_scopes,
+)
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Connection, UnitOfWork
 
@@ -78,3 +86,45 @@ async def authenticate(connection: Connection, digest: str) -> Principal:
     if row is None or not hmac.compare_digest(digest, row["secret_hash"]) or row["revoked"]:
         raise AuthenticationFailed("Invalid API key provided")
     return Principal(key_id=row["id"], merchant_id=row["merchant_id"], livemode=row["livemode"], scopes=frozenset(row["scopes"]))
+
+
+async def _origins(uow: UnitOfWork) -> list[str]:
+    origins = await repository.allowed_origins(uow.connection, uow.tenant.merchant_id)
+    if origins is None:
+        raise ResourceMissing(f"No such merchant: '{uow.tenant.merchant_id}'", param="merchant")
+    return origins
+
+
+async def _change_origins(uow: UnitOfWork, before: list[str], after: list[str]) -> list[str]:
+    if after != before:
+        await repository.set_allowed_origins(uow.connection, uow.tenant.merchant_id, after)
+        await audit.record(
+            uow,
+            action_type="merchant.allowed_origins.update",
+            resource_type="merchant",
+            resource_id=uow.tenant.merchant_id,
+            before={"allowed_origins": before},
+            after={"allowed_origins": after},
+        )
+    return after
+
+
+async def allowed_origins(uow: UnitOfWork) -> list[str]:
+    """The browser origins that may frame the merchant's card fields."""
+    return await _origins(uow)
+
+
+async def add_allowed_origin(uow: UnitOfWork, origin: str) -> list[str]:
+    before = await _origins(uow)
+    normalized = normalized_origin(origin)
+    if normalized not in before and len(before) >= ORIGINS_MAX:
+        raise InvalidRequest(f"A merchant can register at most {ORIGINS_MAX} origins", param="origin")
+    return await _change_origins(uow, before, sorted({*before, normalized}))
+
+
+async def remove_allowed_origin(uow: UnitOfWork, origin: str) -> list[str]:
+    before = await _origins(uow)
+    normalized = normalized_origin(origin)
+    if normalized not in before:
+        raise ResourceMissing(f"The origin {normalized!r} is not registered", param="origin")
+    return await _change_origins(uow, before, [item for item in before if item != normalized])

@@ -8,6 +8,8 @@ merchants = Table(
     Column("id", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Browser origins allowed to frame the vault's card fields (`frame-ancestors`).
+    Column("allowed_origins", ARRAY(Text), nullable=False, server_default="{}"),
 )
 
 api_keys = Table(

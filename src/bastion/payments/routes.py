@@ -9,7 +9,16 @@ from bastion.api.pagination import page_request
 from bastion.api.responses import JsonResponse, list_body
 from bastion.api.schemas import documented
 from bastion.payments import service
-from bastion.payments.schemas import Customer, CustomerCreate, CustomerList, CustomerUpdate, DeletedCustomer
+from bastion.payments.schemas import (
+    Customer,
+    CustomerCreate,
+    CustomerList,
+    CustomerUpdate,
+    DeletedCustomer,
+    PaymentMethod,
+    PaymentMethodCreate,
+    PaymentMethodList,
+)
 from bastion.platform.pagination import PageRequest
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -49,3 +58,35 @@ async def list_customers(
     async with context.read() as uow:
         data, has_more = await service.list_customers(uow, page, email)
     return JsonResponse(list_body("/v1/customers", data, has_more))
+
+
+payment_methods_router = APIRouter(prefix="/v1/payment_methods", tags=["payment methods"])
+
+PaymentMethodId = Annotated[str, Path(max_length=64, description="A payment method id, pm_...")]
+PaymentMethodReader = Annotated[RequestContext, Depends(Authorized("payment_methods:read"))]
+PaymentMethodWriter = Annotated[RequestContext, Depends(Authorized("payment_methods:write"))]
+
+
+@payment_methods_router.post(
+    "", summary="Create a card payment method from a single-use token", responses=documented(PaymentMethod, writes=True)
+)
+async def create_payment_method(body: PaymentMethodCreate, context: PaymentMethodWriter) -> JsonResponse:
+    vault = context.services.vault
+    return await context.command(lambda uow: service.create_payment_method(uow, vault, body))
+
+
+@payment_methods_router.get("/{payment_method_id}", summary="Retrieve a payment method", responses=documented(PaymentMethod))
+async def retrieve_payment_method(payment_method_id: PaymentMethodId, context: PaymentMethodReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await service.retrieve_payment_method(uow, payment_method_id))
+
+
+@payment_methods_router.get("", summary="List payment methods, newest first", responses=documented(PaymentMethodList))
+async def list_payment_methods(
+    context: PaymentMethodReader,
+    page: Annotated[PageRequest, Depends(page_request)],
+    customer: Annotated[str | None, Query(max_length=64, description="Only this customer's payment methods")] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        data, has_more = await service.list_payment_methods(uow, page, customer)
+    return JsonResponse(list_body("/v1/payment_methods", data, has_more))

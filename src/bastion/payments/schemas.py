@@ -1,7 +1,7 @@
 """Request bodies of the payments API. Unknown fields are rejected, every field is bounded."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -77,4 +77,48 @@ class CustomerList(BaseModel):
     object: str = "list"
     url: str
     data: list[Customer]
+    has_more: bool
+
+
+class CardToken(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    token: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="A single-use card token, tok_..., from bastion.js"
+    )
+
+
+class PaymentMethodCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["card"]
+    card: CardToken
+    customer: Annotated[str, StringConstraints(max_length=64)] | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class PaymentMethodCard(BaseModel):
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    funding: str
+    fingerprint: str = Field(description="Same card, same merchant: same fingerprint (a keyed HMAC, never a hash of the number)")
+
+
+class PaymentMethod(BaseModel):
+    id: str
+    object: Literal["payment_method"]
+    type: Literal["card"]
+    card: PaymentMethodCard
+    customer: str | None
+    metadata: dict[str, str]
+    created: int
+    livemode: bool
+
+
+class PaymentMethodList(BaseModel):
+    object: Literal["list"]
+    url: str
+    data: list[PaymentMethod]
     has_more: bool

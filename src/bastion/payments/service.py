@@ -4,13 +4,14 @@ from typing import Any
 
 from bastion import audit, events
 from bastion.kernel.clock import now, unix_seconds
-from bastion.kernel.errors import ResourceMissing
+from bastion.kernel.errors import BastionError, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.payments import repository
 from bastion.payments.domain import merge_metadata
-from bastion.payments.schemas import CustomerCreate, CustomerUpdate
+from bastion.payments.schemas import CustomerCreate, CustomerUpdate, PaymentMethodCreate
 from bastion.platform.db import AnyRow, UnitOfWork
 from bastion.platform.pagination import PageRequest, check_cursors
+from bastion.platform.vault_client import VaultClient
 
 _CUSTOMER_FIELDS = ("email", "name", "phone", "description")
 
@@ -29,14 +30,14 @@ def customer_resource(row: AnyRow) -> dict[str, Any]:
     }
 
 
-async def _live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool = False) -> AnyRow:
+async def _live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:
     row = (
         await repository.get_customer(uow.connection, uow.tenant, customer_id, for_update=for_update)
         if is_id(customer_id, "cus")
         else None
     )
     if row is None or row["deleted_at"] is not None:
-        raise ResourceMissing(f"No such customer: '{customer_id}'", param="id")
+        raise ResourceMissing(f"No such customer: '{customer_id}'", param=param)
     return row
 
 
@@ -108,3 +109,85 @@ async def list_customers(uow: UnitOfWork, request: PageRequest, email: str | Non
     )
     page = await repository.page_customers(uow.connection, uow.tenant, request, email)
     return [customer_resource(row) for row in page.rows], page.has_more
+
+
+def payment_method_resource(row: AnyRow) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "payment_method",
+        "type": row["type"],
+        "card": {
+            "brand": row["card_brand"],
+            "last4": row["card_last4"],
+            "exp_month": row["card_exp_month"],
+            "exp_year": row["card_exp_year"],
+            "funding": row["card_funding"],
+            "fingerprint": row["card_fingerprint"],
+        },
+        "customer": row["customer_id"],
+        "metadata": row["metadata"],
+        "created": unix_seconds(row["created_at"]),
+        "livemode": row["livemode"],
+    }
+
+
+async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: PaymentMethodCreate) -> dict[str, Any]:
+    """Exchange a single-use card token for a reusable payment method. The vault marks the
+    token used for this payment method's id; the card itself stays in the vault."""
+    if request.customer is not None:
+        await _live_customer(uow, request.customer, param="customer")
+    token = request.card.token
+    if not is_id(token, "tok"):
+        raise ResourceMissing(f"No such token: '{token}'", param="card[token]")
+    payment_method_id = new_id("pm")
+    try:
+        card = await vault.exchange_token(uow.tenant, token, payment_method_id)
+    except BastionError as error:
+        if error.param == "token":
+            error.param = "card[token]"
+        raise
+    row = await repository.insert_payment_method(
+        uow.connection,
+        uow.tenant,
+        payment_method_id=payment_method_id,
+        customer_id=request.customer,
+        card=card,
+        signals=card["signals"],
+        metadata=merge_metadata({}, request.metadata),
+        created_at=now(),
+    )
+    resource = payment_method_resource(row)
+    await audit.record(
+        uow,
+        action_type="payment_method.create",
+        resource_type="payment_method",
+        resource_id=row["id"],
+        before=None,
+        after=resource,
+    )
+    await events.emit(uow, "payment_method.created", resource)
+    return resource
+
+
+async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> dict[str, Any]:
+    row = (
+        await repository.get_payment_method(uow.connection, uow.tenant, payment_method_id)
+        if is_id(payment_method_id, "pm")
+        else None
+    )
+    if row is None:
+        raise ResourceMissing(f"No such payment method: '{payment_method_id}'", param="id")
+    return payment_method_resource(row)
+
+
+async def list_payment_methods(
+    uow: UnitOfWork, request: PageRequest, customer_id: str | None
+) -> tuple[list[dict[str, Any]], bool]:
+    await check_cursors(
+        request,
+        prefix="pm",
+        noun="payment method",
+        exists=lambda cursor: repository.payment_method_exists(uow.connection, uow.tenant, cursor),
+    )
+    page = await repository.page_payment_methods(uow.connection, uow.tenant, request, customer_id)
+    return [payment_method_resource(row) for row in page.rows], page.has_more

@@ -1,4 +1,16 @@
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Table, Text, func
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bastion.platform.schema import metadata
@@ -18,4 +30,27 @@ customers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("deleted_at", DateTime(timezone=True)),
     Index("ix_customers_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("customer_id", Text, ForeignKey("customers.id"), index=True),
+    Column("card_brand", Text, nullable=False),
+    Column("card_last4", Text, nullable=False),
+    Column("card_exp_month", SmallInteger, nullable=False),
+    Column("card_exp_year", SmallInteger, nullable=False),
+    Column("card_funding", Text, nullable=False),
+    Column("card_fingerprint", Text, nullable=False),
+    Column("vault_card_id", Text, nullable=False),
+    Column("signals", JSONB, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("vault_card_id"),
+    CheckConstraint("card_last4 ~ '^[0-9]{4}$'", name="card_last4"),
+    Index("ix_payment_methods_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
 )

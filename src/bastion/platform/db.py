@@ -59,7 +59,8 @@ class UnitOfWork:
 @dataclass(frozen=True, slots=True)
 class ServiceRoles:
     """Least-privilege roles: the API runs as `app` (row-level security applies),
-    the worker as `worker` (policies let it read across tenants, nothing more)."""
+    the worker as `worker` (policies let it read across tenants, nothing more), the
+    vault as `vault` (the only role with any grant on the `vault` schema)."""
 
     prefix: str
 
@@ -72,8 +73,12 @@ class ServiceRoles:
         return f"{self.prefix}_worker"
 
     @property
-    def all(self) -> tuple[str, str]:
-        return (self.app, self.worker)
+    def vault(self) -> str:
+        return f"{self.prefix}_vault"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.app, self.worker, self.vault)
 
 
 class RolePasswords:

@@ -5,6 +5,7 @@ import logging
 import sys
 from collections.abc import MutableMapping
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -36,8 +37,9 @@ _shared_processors: list[structlog.typing.Processor] = [
 ]
 
 
-def configure_logging(level: str = "info", stream: Any = None) -> None:
-    """Route structlog and the standard library (uvicorn, asyncio) through one redacting JSON renderer."""
+def configure_logging(level: str = "info", stream: Any = None, *, log_file: Path | None = None) -> None:
+    """Route structlog and the standard library (uvicorn, asyncio) through one redacting JSON
+    renderer, to stderr and, given `log_file`, appended to that file too."""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors,
         processors=[
@@ -47,10 +49,14 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
             structlog.processors.JSONRenderer(),
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers = [handler]
+    root.handlers = handlers
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []

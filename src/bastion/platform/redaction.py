@@ -8,6 +8,7 @@ Authorization header values and Bearer tokens.
 """
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 PAN_MASK = "[REDACTED PAN]"
@@ -40,21 +41,30 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _holds_pan(groups: list[str]) -> bool:
-    for start in range(len(groups)):
-        digits = ""
-        for group in groups[start:]:
-            digits += group
-            if len(digits) > PAN_LENGTH_MAX:
-                break
-            if len(digits) >= PAN_LENGTH_MIN and luhn_valid(digits):
-                return True
-    return False
+def card_numbers_in(text: str) -> Iterator[str]:
+    """The digits of every Luhn-valid 12-19 digit number in `text`, also split by spaces or
+    dashes, also beside other numbers: what the redactor masks, and what the PAN scanner
+    narrows down to numbers a card network could have issued."""
+    for run in _DIGIT_RUN.finditer(text):
+        groups = _DIGIT_SEPARATOR.split(run.group(0))
+        for start in range(len(groups)):
+            digits = ""
+            for group in groups[start:]:
+                digits += group
+                if len(digits) > PAN_LENGTH_MAX:
+                    break
+                if len(digits) >= PAN_LENGTH_MIN and luhn_valid(digits):
+                    yield digits
 
 
 def _mask_pan(match: re.Match[str]) -> str:
     run = match.group(0)
-    return PAN_MASK if _holds_pan(_DIGIT_SEPARATOR.split(run)) else run
+    return PAN_MASK if any(card_numbers_in(run)) else run
+
+
+def mask_card_numbers(value: str) -> str:
+    """`value` with every card number masked and nothing else touched (a processor's answer)."""
+    return _DIGIT_RUN.sub(_mask_pan, value)
 
 
 def redact_text(value: str) -> str:
@@ -62,7 +72,7 @@ def redact_text(value: str) -> str:
     value = _API_SECRET.sub(SECRET_MASK, value)
     value = _AUTHORIZATION.sub(lambda match: match.group(1) + SECRET_MASK, value)
     value = _BEARER.sub(lambda match: match.group(1) + SECRET_MASK, value)
-    value = _DIGIT_RUN.sub(_mask_pan, value)
+    value = mask_card_numbers(value)
     return _SENSITIVE_PAIR.sub(lambda match: match.group(1) + SECRET_MASK, value)
 
 

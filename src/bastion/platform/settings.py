@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bastion.kernel.errors import ConfigurationError
 
@@ -18,6 +19,40 @@ def _int(name: str, default: int, *, minimum: int, maximum: int) -> int:
     if not minimum <= value <= maximum:
         raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, got {value}")
     return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default)
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _origin(name: str, default: str) -> str:
+    """A scheme, host and optional port, without a path: a browser origin or a listener's base URL."""
+    value = os.environ.get(name, default).rstrip("/")
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path or parsed.query:
+        raise ConfigurationError(f"{name} must look like https://host:port, got {value!r}")
+    try:
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise ConfigurationError(f"{name} has an invalid port: {value!r}") from None
+    return value
+
+
+def _connectors(raw: str) -> dict[str, str]:
+    """`name=https://host:port,name=...`: the processors the vault may forward card data to."""
+    connectors: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, separator, url = item.partition("=")
+        if not separator or not name.isidentifier():
+            raise ConfigurationError(f"BASTION_VAULT_CONNECTORS: expected name=url, got {item!r}")
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(f"BASTION_VAULT_CONNECTORS: {name} needs an http(s) URL, got {url!r}")
+        connectors[name] = url.rstrip("/")
+    return connectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +73,28 @@ class Settings:
     # How long an API process remembers a successful key look-up (0: never).
     auth_cache_ttl_s: int
     log_level: str
+    # Each process also appends its log to `<log_dir>/<process>.log` (`bastion serve` sets it).
+    log_dir: Path | None
     # `module:attribute` import paths of the outbox relay's in-process subscribers.
     subscribers: tuple[str, ...]
+    # The vault's browser origin (hosted card fields, bastion.js, tokens) and its
+    # internal mTLS listener (token exchange, forwarding), which only the API reaches.
+    vault_public_url: str
+    vault_internal_url: str
+    vault_max_body_bytes: int
+    # Where the key-encryption keys live: `local` (key files) or `pkcs11` (an HSM).
+    vault_keyring: str
+    pkcs11_module: str | None
+    pkcs11_token_label: str | None
+    pkcs11_pin: str | None
+    # Live-mode cards under the local keyring only when an operator said so explicitly.
+    vault_local_keyring_in_live: bool
+    # Processor connectors the vault may forward card data to: name -> base URL.
+    vault_connectors: dict[str, str]
+    vault_forward_timeout_s: float
+
+    def log_file(self, process: str) -> Path | None:
+        return self.log_dir / f"{process}.log" if self.log_dir is not None else None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -58,5 +113,16 @@ class Settings:
             idempotency_ttl_s=_int("BASTION_IDEMPOTENCY_TTL_S", 86_400, minimum=86_400, maximum=30 * 86_400),
             auth_cache_ttl_s=_int("BASTION_AUTH_CACHE_TTL_S", 10, minimum=0, maximum=300),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
+            log_dir=Path(os.environ["BASTION_LOG_DIR"]).resolve() if os.environ.get("BASTION_LOG_DIR") else None,
             subscribers=tuple(path.strip() for path in os.environ.get("BASTION_SUBSCRIBERS", "").split(",") if path.strip()),
+            vault_public_url=_origin("BASTION_VAULT_PUBLIC_URL", "http://127.0.0.1:8001"),
+            vault_internal_url=_origin("BASTION_VAULT_INTERNAL_URL", "https://127.0.0.1:8002"),
+            vault_max_body_bytes=_int("BASTION_VAULT_MAX_BODY_BYTES", 16_384, minimum=1_024, maximum=1_048_576),
+            vault_keyring=_choice("BASTION_VAULT_KEYRING", "local", ("local", "pkcs11")),
+            pkcs11_module=os.environ.get("BASTION_PKCS11_MODULE") or None,
+            pkcs11_token_label=os.environ.get("BASTION_PKCS11_TOKEN_LABEL") or None,
+            pkcs11_pin=os.environ.get("BASTION_PKCS11_PIN") or None,
+            vault_local_keyring_in_live=_choice("BASTION_VAULT_LOCAL_KEYRING_IN_LIVE", "refuse", ("refuse", "allow")) == "allow",
+            vault_connectors=_connectors(os.environ.get("BASTION_VAULT_CONNECTORS", "")),
+            vault_forward_timeout_s=_int("BASTION_VAULT_FORWARD_TIMEOUT_MS", 10_000, minimum=100, maximum=60_000) / 1000,
         )

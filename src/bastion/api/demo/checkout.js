@@ -1,0 +1,83 @@
+// The demo shop's checkout: card fields from the vault (bastion.js), a token from them, and the
+// shop's own server exchanging that token for a payment method. This page never sees card data.
+(() => {
+  "use strict";
+
+  const config = document.documentElement.dataset;
+  const form = document.getElementById("checkout-form");
+  const payButton = document.getElementById("pay");
+  const status = document.getElementById("status");
+  const errorBox = document.getElementById("error");
+  const result = document.getElementById("result");
+
+  function showError(message) {
+    errorBox.textContent = message;
+  }
+
+  function showResult(paymentMethod) {
+    const card = paymentMethod.card || {};
+    const month = String(card.exp_month ?? "").padStart(2, "0");
+    document.getElementById("result-id").textContent = paymentMethod.id ?? "";
+    document.getElementById("result-brand").textContent = card.brand ?? "";
+    document.getElementById("result-last4").textContent = card.last4 ?? "";
+    document.getElementById("result-expiry").textContent = `${month}/${card.exp_year ?? ""}`;
+    document.getElementById("result-fingerprint").textContent = card.fingerprint ?? "";
+    result.hidden = false;
+  }
+
+  async function savePaymentMethod(tokenId) {
+    const response = await fetch("/demo/payment_methods", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: tokenId }),
+    });
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    if (!response.ok) {
+      throw new Error(body?.error?.message ?? `The shop's server answered with status ${response.status}.`);
+    }
+    return body;
+  }
+
+  let card;
+  try {
+    card = Bastion(config.publishableKey, { vaultOrigin: config.vaultOrigin }).mountCard("#card-element", {
+      onChange(state) {
+        // The fields show their own errors; this one is for problems outside them.
+        if (state.error === null && errorBox.textContent) {
+          showError("");
+        }
+      },
+    });
+  } catch (error) {
+    status.textContent = "unavailable";
+    showError(error.message);
+    return;
+  }
+
+  card.ready.then(() => {
+    status.textContent = "ready";
+    payButton.disabled = false;
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    payButton.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    showError("");
+    result.hidden = true;
+    try {
+      const { token } = await card.tokenize();
+      showResult(await savePaymentMethod(token.id));
+    } catch (error) {
+      showError(error.message);
+    } finally {
+      form.setAttribute("aria-busy", "false");
+      payButton.disabled = false;
+    }
+  });
+})();

@@ -1,0 +1,38 @@
+"""The vault's application factories: one app per listener, sharing one `Vault`."""
+
+from fastapi import FastAPI
+
+import bastion
+from bastion.api import errors, health
+from bastion.api.middleware import EdgeMiddleware
+from bastion.api.ratelimit import RateLimiter
+from bastion.platform.metrics import HttpMetrics
+from bastion.vault.routes import internal_router, public_router
+from bastion.vault.service import Vault
+
+
+def _app(vault: Vault, title: str, max_body_bytes: int) -> FastAPI:
+    app = FastAPI(title=title, version=bastion.__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    metrics = HttpMetrics()
+    app.state.vault = vault
+    app.state.metrics = metrics
+    errors.install(app)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, large_body_paths={}, metrics=metrics)
+    return app
+
+
+def create_public_app(vault: Vault) -> FastAPI:
+    """The browser origin: card fields, bastion.js, tokenization with a publishable key."""
+    app = _app(vault, "Bastion vault", vault.settings.vault_max_body_bytes)
+    app.state.rate_limiter = RateLimiter(vault.settings.rate_limit_per_s, vault.settings.rate_limit_burst)
+    app.include_router(public_router)
+    app.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
+    return app
+
+
+def create_internal_app(vault: Vault) -> FastAPI:
+    """The API's door, behind mutual TLS: token exchange and forwarding."""
+    app = _app(vault, "Bastion vault (internal)", vault.settings.max_body_bytes)
+    app.include_router(internal_router)
+    app.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
+    return app

@@ -1,0 +1,459 @@
+"""The vault's key-encryption keys (KEKs) and its card fingerprint root.
+
+A KEK only ever wraps 32-byte data keys (see `envelope`). Both providers wrap the same way,
+AES-256-GCM under the KEK with a random 12-byte nonce, so a wrapped key is
+nonce (12) || ciphertext (32) || tag (16) whichever provider made it:
+
+- `local`: one 32-byte key file per KEK version, `kek-v{n}.key`, and `fingerprint.key`, in a
+  directory private to the owner. For development and single-machine installs.
+- `pkcs11`: KEK version n is the non-extractable AES-256 key labelled `bastion-vault-kek-v{n}`
+  on an HSM token, used only inside the HSM (C_Encrypt/C_Decrypt with CKM_AES_GCM); the
+  fingerprint root is the non-extractable generic secret `bastion-vault-fingerprint`.
+
+Per-merchant fingerprint keys are HMAC-SHA256(root, b"bastion:fingerprint:" + merchant id) in
+both providers: the root is already uniformly random, so HKDF's extract step adds nothing and its
+single-block expand is this same HMAC; and CKM_SHA256_HMAC is what every HSM offers (SoftHSM2 has
+no CKM_HKDF_DERIVE). The fixed prefix keeps the root from serving any other purpose, and with one
+variable part after it the input is unambiguous.
+"""
+
+import hmac
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Protocol
+
+import pkcs11
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11.types import DecryptMixin, EncryptMixin, SignMixin
+
+from bastion.kernel.errors import BastionError, ConfigurationError, InvariantViolated, invariant
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+TAG_BYTES = 16
+WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES
+# Envelopes encode the version as an unsigned 32-bit integer.
+KEK_VERSION_MAX = 2**32 - 1
+# Merchants whose fingerprint key stays in memory (oldest dropped first): one HSM call each otherwise.
+FINGERPRINT_KEYS_CACHED_MAX = 10_000
+_FINGERPRINT_PREFIX = b"bastion:fingerprint:"
+_FINGERPRINT_ROOT_LABEL = "bastion-vault-fingerprint"
+
+
+class DecryptionFailed(BastionError):
+    """A wrapped key or ciphertext that does not authenticate: tampered, bound to another record,
+    or under a key version that did not make it. Never says more (no oracle)."""
+
+    code = "decryption_failed"
+
+
+class KeyEncryptionKeys(Protocol):
+    provider: str
+
+    def create_version(self, version: int) -> None:
+        """Create KEK `version` unless it exists; safe to re-run after a crash at any point."""
+        ...
+
+    def has_version(self, version: int) -> bool: ...
+
+    def wrap(self, version: int, data_key: bytes, aad: bytes) -> bytes:
+        """The 32-byte `data_key` encrypted and authenticated (with `aad`) under KEK `version`."""
+        ...
+
+    def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        """The data key; `DecryptionFailed` if `wrapped` or `aad` is not what `wrap` was given."""
+        ...
+
+    def fingerprint_key(self, merchant_id: str) -> bytes:
+        """The 32-byte HMAC key of `merchant_id`'s card fingerprints."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _check_version(version: int) -> None:
+    invariant(1 <= version <= KEK_VERSION_MAX, "a key-encryption key version is 1 to 2**32 - 1")
+
+
+def _kek_label(version: int) -> str:
+    return f"bastion-vault-kek-v{version}"
+
+
+class _MerchantKeys:
+    """Per-merchant fingerprint keys, derived once and kept up to a bound."""
+
+    def __init__(self, derive: Callable[[bytes], bytes]) -> None:
+        self._derive = derive
+        self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, merchant_id: str) -> bytes:
+        with self._lock:
+            key = self._keys.get(merchant_id)
+        if key is None:
+            # Derived outside the lock: a race costs one extra derivation of the same key.
+            key = self._derive(_FINGERPRINT_PREFIX + merchant_id.encode())
+            with self._lock:
+                if len(self._keys) >= FINGERPRINT_KEYS_CACHED_MAX:
+                    del self._keys[next(iter(self._keys))]  # dicts keep insertion order: the oldest
+                self._keys[merchant_id] = key
+        return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+# --- local -------------------------------------------------------------------------------------
+
+
+def _create_key_file(path: Path) -> None:
+    """A fresh random key at `path`, unless a key is there already. It is written and synced under
+    a temporary name (mkstemp: mode 0600) and hard-linked into place: a link never replaces, so a
+    crash leaves no key or a whole one, and a concurrent creator cannot overwrite a key that may
+    already wrap data (its link fails and the first key stands). A crash before the unlink can
+    leave a hidden `.kek-v{n}.key.*.tmp` file, which nothing reads."""
+    if path.exists():
+        return
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secrets.token_bytes(KEY_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the new name survives a power cut
+        finally:
+            os.close(directory)
+    finally:
+        os.unlink(temporary)
+
+
+def _read_key_file(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise ConfigurationError(f"the key file {path} must hold {KEY_BYTES} bytes")
+    return key
+
+
+class LocalKeyEncryptionKeys:
+    """Key files in `directory` (created 0700; refused if group or others may enter it)."""
+
+    provider = "local"
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.stat().st_mode & 0o077:
+            raise ConfigurationError(f"the key directory {directory} must be accessible to its owner only (mode 0700)")
+        self._directory = directory
+        self._keks: dict[int, AESGCM] = {}
+        root_path = directory / "fingerprint.key"
+        _create_key_file(root_path)
+        root = _read_key_file(root_path)
+        self._fingerprint_keys = _MerchantKeys(lambda message: hmac.new(root, message, sha256).digest())
+
+    def _path(self, version: int) -> Path:
+        return self._directory / f"kek-v{version}.key"
+
+    def _kek(self, version: int) -> AESGCM | None:
+        _check_version(version)
+        kek = self._keks.get(version)
+        if kek is None:
+            path = self._path(version)
+            if not path.exists():
+                return None
+            kek = self._keks[version] = AESGCM(_read_key_file(path))
+        return kek
+
+    def create_version(self, version: int) -> None:
+        _check_version(version)
+        _create_key_file(self._path(version))
+
+    def has_version(self, version: int) -> bool:
+        return self._kek(version) is not None
+
+    def wrap(self, version: int, data_key: bytes, aad: bytes) -> bytes:
+        invariant(len(data_key) == KEY_BYTES, "a data key is 32 bytes")
+        kek = self._kek(version)
+        if kek is None:
+            raise ConfigurationError(f"there is no key-encryption key version {version}: create it first")
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + kek.encrypt(nonce, data_key, aad)
+
+    def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        kek = self._kek(version)
+        if kek is None:
+            raise DecryptionFailed(f"there is no key-encryption key version {version}")
+        if len(wrapped) != WRAPPED_KEY_BYTES:
+            raise DecryptionFailed("the wrapped data key does not authenticate")
+        try:
+            return kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
+        except InvalidTag as error:
+            raise DecryptionFailed("the wrapped data key does not authenticate") from error
+
+    def fingerprint_key(self, merchant_id: str) -> bytes:
+        return self._fingerprint_keys.get(merchant_id)
+
+    def close(self) -> None:
+        self._keks.clear()
+        self._fingerprint_keys.clear()
+
+
+# --- pkcs11 ------------------------------------------------------------------------------------
+
+# python-pkcs11 initialises a module with C_Initialize(NULL), which promises the module that no two
+# threads call it at once; the module then takes no locks of its own (SoftHSM2 crashes when two
+# threads use two sessions). So every call into a module, on any session, holds this lock: one
+# session and one lock rather than a session per thread, which could not run in parallel anyway.
+# The calls release the GIL, so other Python threads run meanwhile.
+_PKCS11_LOCK = threading.Lock()
+
+# Compares PINs of keyrings sharing a login without keeping the PIN itself.
+_PIN_DIGEST_KEY = secrets.token_bytes(KEY_BYTES)
+
+# SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR; the standard says ENCRYPTED_DATA_INVALID.
+_TAG_REJECTED = (pkcs11.GeneralError, pkcs11.EncryptedDataInvalid, pkcs11.EncryptedDataLenRange)
+
+
+@dataclass
+class _Login:
+    """The process's one logged-in session on a token. PKCS#11 login belongs to the application,
+    not the session: a second C_Login fails with USER_ALREADY_LOGGED_IN without checking its PIN,
+    and any logout ends every session's access. So keyrings on one token share this session, and
+    the last to close logs out. Guarded by _PKCS11_LOCK."""
+
+    session: pkcs11.Session
+    pin_digest: bytes
+    users: int
+
+
+_logins: dict[tuple[str, str], _Login] = {}
+
+
+def _pin_digest(pin: str) -> bytes:
+    return hmac.new(_PIN_DIGEST_KEY, pin.encode(), sha256).digest()
+
+
+def _log_in(module_path: str, token_label: str, pin: str) -> _Login:
+    """Caller holds _PKCS11_LOCK."""
+    login = _logins.get((module_path, token_label))
+    if login is not None:
+        if not hmac.compare_digest(login.pin_digest, _pin_digest(pin)):
+            raise ConfigurationError(f"the PKCS#11 token {token_label!r} refused the PIN")
+        login.users += 1
+        return login
+    try:
+        token = pkcs11.lib(module_path).get_token(token_label=token_label)
+        session = token.open(rw=True, user_pin=pin)
+    except pkcs11.NoSuchToken as error:
+        raise ConfigurationError(f"there is no PKCS#11 token labelled {token_label!r} in {module_path}") from error
+    except (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange) as error:
+        raise ConfigurationError(f"the PKCS#11 token {token_label!r} refused the PIN") from error
+    except pkcs11.PinLocked as error:
+        raise ConfigurationError(f"the PIN of PKCS#11 token {token_label!r} is locked: its officer must reset it") from error
+    except pkcs11.PKCS11Error as error:
+        reason = f"{type(error).__name__} {error}".strip()
+        raise ConfigurationError(f"cannot open PKCS#11 token {token_label!r} with {module_path}: {reason}") from error
+    login = _logins[(module_path, token_label)] = _Login(session, _pin_digest(pin), users=1)
+    return login
+
+
+def _log_out(module_path: str, token_label: str, login: _Login) -> None:
+    """Caller holds _PKCS11_LOCK."""
+    login.users -= 1
+    if login.users == 0:
+        del _logins[(module_path, token_label)]
+        login.session.close()  # logs out, then closes
+
+
+class _Kek(Protocol):
+    """What python-pkcs11 makes of a key with encrypt and decrypt capabilities."""
+
+    def encrypt(self, data: bytes, **kwargs: Any) -> bytes | Iterator[bytes]: ...
+
+    def decrypt(self, data: bytes, **kwargs: Any) -> bytes | Iterator[bytes]: ...
+
+
+class _SigningKey(Protocol):
+    def sign(self, data: bytes, **kwargs: Any) -> bytes: ...
+
+
+def _as_kek(key: pkcs11.Object, label: str) -> _Kek:
+    if isinstance(key, EncryptMixin) and isinstance(key, DecryptMixin):
+        return key
+    raise ConfigurationError(f"the key labelled {label!r} on the PKCS#11 token cannot encrypt and decrypt")
+
+
+def _as_signing_key(key: pkcs11.Object, label: str) -> _SigningKey:
+    if isinstance(key, SignMixin):
+        return key
+    raise ConfigurationError(f"the key labelled {label!r} on the PKCS#11 token cannot sign")
+
+
+def _as_bytes(result: bytes | Iterator[bytes]) -> bytes:
+    # python-pkcs11 returns bytes for bytes input, an iterator only for streamed input.
+    if isinstance(result, bytes):
+        return result
+    raise InvariantViolated("a PKCS#11 operation on bytes returned an iterator")
+
+
+class Pkcs11KeyEncryptionKeys:
+    """KEKs and the fingerprint root inside an HSM token. Key handles are looked up once per
+    version and kept; the session stays open until `close`."""
+
+    provider = "pkcs11"
+
+    def __init__(self, module_path: str, token_label: str, pin: str) -> None:
+        self._module_path = module_path
+        self._token_label = token_label
+        self._keks: dict[int, _Kek] = {}
+        with _PKCS11_LOCK:
+            self._login: _Login | None = _log_in(module_path, token_label, pin)
+            try:
+                root = self._find(_FINGERPRINT_ROOT_LABEL, KeyType.GENERIC_SECRET)
+                if root is None:
+                    root = self._generate(_FINGERPRINT_ROOT_LABEL, KeyType.GENERIC_SECRET, MechanismFlag.SIGN)
+                self._fingerprint_root = _as_signing_key(root, _FINGERPRINT_ROOT_LABEL)
+            except BaseException:
+                _log_out(module_path, token_label, self._login)
+                raise
+        self._fingerprint_keys = _MerchantKeys(self._derive_fingerprint_key)
+
+    def _session(self) -> pkcs11.Session:
+        if self._login is None:
+            raise ConfigurationError("the PKCS#11 keyring is closed")
+        return self._login.session
+
+    def _find(self, label: str, key_type: KeyType) -> pkcs11.Object | None:
+        """Caller holds _PKCS11_LOCK. The search runs to its end: an unfinished one keeps the
+        session's operation open."""
+        found = list(
+            self._session().get_objects(
+                {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: key_type, Attribute.LABEL: label}
+            )
+        )
+        if len(found) > 1:
+            # Only two creators racing on a first use can do this; which key wrapped what is unknown.
+            raise ConfigurationError(f"{len(found)} keys are labelled {label!r} on the PKCS#11 token: resolve by hand")
+        return found[0] if found else None
+
+    def _generate(self, label: str, key_type: KeyType, capabilities: MechanismFlag) -> pkcs11.SecretKey:
+        """Caller holds _PKCS11_LOCK. A token key that never leaves the HSM, usable only for
+        `capabilities`, whose attributes cannot be changed or copied to a laxer object."""
+        return self._session().generate_key(
+            key_type,
+            KEY_BYTES * 8,
+            label=label,
+            store=True,
+            capabilities=capabilities,
+            template={
+                Attribute.PRIVATE: True,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.MODIFIABLE: False,
+                Attribute.COPYABLE: False,
+            },
+        )
+
+    def _kek(self, version: int) -> _Kek | None:
+        """Caller holds _PKCS11_LOCK."""
+        _check_version(version)
+        kek = self._keks.get(version)
+        if kek is None:
+            label = _kek_label(version)
+            found = self._find(label, KeyType.AES)
+            if found is None:
+                return None
+            kek = self._keks[version] = _as_kek(found, label)
+        return kek
+
+    def _derive_fingerprint_key(self, message: bytes) -> bytes:
+        with _PKCS11_LOCK:
+            self._session()  # raises once closed: the root's handle is gone with the session
+            return self._fingerprint_root.sign(message, mechanism=Mechanism.SHA256_HMAC)
+
+    def create_version(self, version: int) -> None:
+        # Generation is atomic in the HSM and found by label afterwards: re-running is safe.
+        with _PKCS11_LOCK:
+            if self._kek(version) is None:
+                label = _kek_label(version)
+                generated = self._generate(label, KeyType.AES, MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT)
+                self._keks[version] = _as_kek(generated, label)
+
+    def has_version(self, version: int) -> bool:
+        with _PKCS11_LOCK:
+            return self._kek(version) is not None
+
+    def wrap(self, version: int, data_key: bytes, aad: bytes) -> bytes:
+        invariant(len(data_key) == KEY_BYTES, "a data key is 32 bytes")
+        # Random nonces from the OS, not the HSM (one call fewer): unique with overwhelming
+        # probability for far more wraps than one KEK version sees between rotations.
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        with _PKCS11_LOCK:
+            kek = self._kek(version)
+            if kek is None:
+                raise ConfigurationError(f"there is no key-encryption key version {version}: create it first")
+            sealed = kek.encrypt(data_key, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad))
+        return nonce + _as_bytes(sealed)
+
+    def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
+        with _PKCS11_LOCK:
+            kek = self._kek(version)
+            if kek is None:
+                raise DecryptionFailed(f"there is no key-encryption key version {version}")
+            if len(wrapped) != WRAPPED_KEY_BYTES:
+                raise DecryptionFailed("the wrapped data key does not authenticate")
+            try:
+                data_key = kek.decrypt(
+                    wrapped[NONCE_BYTES:], mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(wrapped[:NONCE_BYTES], aad)
+                )
+            except _TAG_REJECTED as error:
+                raise DecryptionFailed("the wrapped data key does not authenticate") from error
+        return _as_bytes(data_key)
+
+    def fingerprint_key(self, merchant_id: str) -> bytes:
+        return self._fingerprint_keys.get(merchant_id)
+
+    def close(self) -> None:
+        with _PKCS11_LOCK:
+            login, self._login = self._login, None
+            self._keks.clear()
+            self._fingerprint_keys.clear()
+            if login is not None:
+                _log_out(self._module_path, self._token_label, login)
+
+
+def open_key_encryption_keys(
+    provider: str,
+    *,
+    local_directory: Path,
+    pkcs11_module: str | None,
+    pkcs11_token_label: str | None,
+    pkcs11_pin: str | None,
+) -> KeyEncryptionKeys:
+    """The configured keyring; `ConfigurationError` saying what is wrong otherwise."""
+    if provider == "local":
+        return LocalKeyEncryptionKeys(local_directory)
+    if provider == "pkcs11":
+        if not pkcs11_module or not pkcs11_token_label or not pkcs11_pin:
+            missing = [
+                name
+                for name, value in (("module path", pkcs11_module), ("token label", pkcs11_token_label), ("PIN", pkcs11_pin))
+                if not value
+            ]
+            raise ConfigurationError(f"the pkcs11 key-encryption keyring needs its {', '.join(missing)}")
+        return Pkcs11KeyEncryptionKeys(pkcs11_module, pkcs11_token_label, pkcs11_pin)
+    raise ConfigurationError(f"unknown key-encryption keyring provider {provider!r}: use local or pkcs11")

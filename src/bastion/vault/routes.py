@@ -1,0 +1,112 @@
+"""The vault's two listeners.
+
+Public (the browser origin): the hosted card fields page, its scripts, and tokenization
+with a publishable key. Internal (mutual TLS, only the API holds a client certificate):
+token exchange and forwarding to processors.
+"""
+
+import html
+from importlib import resources
+from string import Template
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import HTMLResponse, Response
+
+from bastion.api.ratelimit import RateLimiter
+from bastion.api.responses import JsonResponse
+from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ResourceMissing
+from bastion.vault import service
+from bastion.vault.schemas import Exchange, Forward, ForwardResponse, Token, TokenCreate
+
+public_router = APIRouter()
+internal_router = APIRouter(prefix="/internal/v1")
+
+_STATIC = resources.files("bastion.vault") / "static"
+_STATIC_TYPES = {
+    "bastion.js": "text/javascript; charset=utf-8",
+    "card-fields.js": "text/javascript; charset=utf-8",
+    "card-fields.css": "text/css; charset=utf-8",
+}
+_KEY_LENGTH_MAX = 200
+_ORIGIN_LENGTH_MAX = 300
+
+
+def _vault(request: Request) -> service.Vault:
+    vault: service.Vault = request.app.state.vault
+    return vault
+
+
+def fields_csp(frame_ancestors: tuple[str, ...]) -> str:
+    """The card fields page runs only its own script and talks only to its own origin;
+    only the merchant's registered origins may frame it (PCI DSS 6.4.3)."""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+        f"form-action 'none'; base-uri 'none'; frame-ancestors {' '.join(frame_ancestors) or chr(39) + 'none' + chr(39)}"
+    )
+
+
+@public_router.get("/v1/elements/card", include_in_schema=False)
+async def card_fields(
+    request: Request,
+    key: Annotated[str, Query(max_length=_KEY_LENGTH_MAX)],
+    origin: Annotated[str, Query(max_length=_ORIGIN_LENGTH_MAX)],
+) -> HTMLResponse:
+    vault = _vault(request)
+    publishable = await vault.publishable_key(key)
+    if origin not in publishable.allowed_origins:
+        raise InvalidRequest(
+            f"The origin {origin!r} is not registered for this merchant: register it with "
+            "`bastion merchant origins add` before framing the card fields there.",
+            param="origin",
+            code="origin_not_allowed",
+        )
+    page = Template((_STATIC / "card-fields.html").read_text()).substitute(
+        publishable_key=html.escape(key),
+        parent_origin=html.escape(origin),
+        vault_origin=html.escape(vault.settings.vault_public_url),
+    )
+    return HTMLResponse(page, headers={"Content-Security-Policy": fields_csp(publishable.allowed_origins)})
+
+
+@public_router.get("/static/{name}", include_in_schema=False)
+async def static_file(name: str) -> Response:
+    media_type = _STATIC_TYPES.get(name)
+    if media_type is None:
+        raise ResourceMissing(f"No such file: {name!r}", param="name")
+    # bastion.js is loaded by merchant pages on other origins.
+    headers = {"Cross-Origin-Resource-Policy": "cross-origin", "Cache-Control": "public, max-age=300"}
+    return Response((_STATIC / name).read_bytes(), media_type=media_type, headers=headers)
+
+
+def _publishable_key(authorization: str | None) -> str:
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise AuthenticationFailed("No publishable key provided: send `Authorization: Bearer pk_test_...`")
+    return key.strip()
+
+
+@public_router.post("/v1/tokens", status_code=201, response_model=Token)
+async def create_token(
+    request: Request,
+    body: TokenCreate,
+    authorization: Annotated[str | None, Header(max_length=_KEY_LENGTH_MAX)] = None,
+) -> JsonResponse:
+    """Tokenize a card typed into the hosted fields: a single-use `tok_...`, valid for 15 minutes."""
+    vault = _vault(request)
+    publishable = await vault.publishable_key(_publishable_key(authorization))
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.check(publishable.key_id)
+    return JsonResponse(await service.tokenize(vault, publishable, body), status_code=201)
+
+
+@internal_router.post("/tokens/{token_id}/exchange")
+async def exchange_token(request: Request, token_id: str, body: Exchange) -> JsonResponse:
+    """Use a single-use token for a payment method: the card's metadata, never its number."""
+    return JsonResponse(await service.exchange(_vault(request), body, token_id))
+
+
+@internal_router.post("/forward", response_model=ForwardResponse)
+async def forward(request: Request, body: Forward) -> JsonResponse:
+    """Send a request with card data filled in to an allowlisted processor; its answer comes back masked."""
+    return JsonResponse(await service.forward(_vault(request), body))

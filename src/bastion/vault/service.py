@@ -1,0 +1,305 @@
+"""Use cases of the vault: tokenize a card from the browser, exchange a token for the API,
+forward card data to a processor, sweep what has expired.
+
+Card data exists in clear only inside these functions, between the request that brought it
+and the envelope that seals it (or the processor request that carries it).
+"""
+
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from bastion.kernel.clock import now, unix_seconds
+from bastion.kernel.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    InvalidRequest,
+    PermissionDenied,
+    ProcessorUnavailable,
+    ResourceMissing,
+)
+from bastion.kernel.ids import is_id, new_id
+from bastion.platform.cache import TtlCache
+from bastion.platform.crypto import KeyedHasher
+from bastion.platform.db import Database, Tenant
+from bastion.platform.redaction import mask_card_numbers
+from bastion.platform.settings import Settings
+from bastion.vault import repository
+from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, clean_number
+from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
+from bastion.vault.keyring import KeyEncryptionKeys
+from bastion.vault.schemas import Exchange, Forward, TokenCreate, signals_document
+
+TOKEN_TTL = timedelta(minutes=15)
+# PCI DSS 3.3.1: the security code is kept only until authorization, and never an hour.
+CVC_TTL = timedelta(hours=1)
+_PUBLISHABLE_KEYS_MAX = 10_000
+# A new active key version can appear between reading it and writing under it (a rotation
+# retired the old one meanwhile): the write is refused and tried once more.
+_WRITE_ATTEMPTS = 2
+FORWARD_RESPONSE_BYTES_MAX = 1_048_576
+_PLACEHOLDER = re.compile(r"\{\{\s*card\.(number|exp_month|exp_year|cvc|name)\s*\}\}")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishableKey:
+    key_id: str
+    merchant_id: str
+    livemode: bool
+    allowed_origins: tuple[str, ...]
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(merchant_id=self.merchant_id, livemode=self.livemode)
+
+
+@dataclass
+class Vault:
+    """The vault's runtime: its own database role, its keyring, its processor client."""
+
+    settings: Settings
+    database: Database
+    keys: KeyEncryptionKeys
+    hasher: KeyedHasher
+    processors: httpx.AsyncClient
+
+    def __post_init__(self) -> None:
+        self._publishable: TtlCache[str, PublishableKey] = TtlCache(self.settings.auth_cache_ttl_s, _PUBLISHABLE_KEYS_MAX)
+        self._active_version: int | None = None
+
+    async def publishable_key(self, key: str) -> PublishableKey:
+        """The merchant behind a publishable key (`pk_test_...`): what the browser may present."""
+        if not key.startswith(("pk_test_", "pk_live_")):
+            raise AuthenticationFailed("Invalid publishable key: expected pk_test_... or pk_live_...")
+        digest = self.hasher.digest(key)
+        if (cached := self._publishable.get(digest)) is not None:
+            return cached
+        async with self.database.transaction() as connection:
+            row = await repository.publishable_key(connection, digest)
+        if row is None or row["revoked"] or not hmac.compare_digest(row["publishable_hash"], digest):
+            raise AuthenticationFailed("Invalid publishable key provided")
+        found = PublishableKey(
+            key_id=row["key_id"],
+            merchant_id=row["merchant_id"],
+            livemode=row["livemode"],
+            allowed_origins=tuple(row["allowed_origins"]),
+        )
+        self._publishable.put(digest, found)
+        return found
+
+    async def active_version(self, *, refresh: bool = False) -> int:
+        if self._active_version is None or refresh:
+            async with self.database.transaction() as connection:
+                version = await repository.active_key_version(connection)
+            if version is None:
+                raise ConfigurationError("the vault has no active key version: run `bastion migrate`")
+            self._active_version = version
+        return self._active_version
+
+    def check_keyring_for(self, livemode: bool) -> None:
+        if livemode and self.keys.provider == "local" and not self.settings.vault_local_keyring_in_live:
+            raise PermissionDenied(
+                "Live-mode cards need an HSM keyring (BASTION_VAULT_KEYRING=pkcs11); the local keyring "
+                "is for development and test mode.",
+                code="live_mode_requires_hsm",
+            )
+
+
+def card_details(request: TokenCreate) -> CardDetails:
+    """The card as typed, checked field by field; a 400 names the first bad one."""
+    card = request.card
+    number = clean_number(card.number, "card[number]")
+    check_expiry(card.exp_month, card.exp_year, now().date(), month_param="card[exp_month]", year_param="card[exp_year]")
+    details = CardDetails(number=number, exp_month=card.exp_month, exp_year=card.exp_year, cvc=card.cvc, name=card.name)
+    if card.cvc is not None:
+        check_cvc(card.cvc, details.brand, "card[cvc]")
+    if card.name is not None:
+        check_name(card.name, "card[name]")
+    return details
+
+
+def _card_plaintext(card: CardDetails) -> bytes:
+    return orjson.dumps({"number": card.number, "name": card.name})
+
+
+async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate) -> dict[str, Any]:
+    card = card_details(request)
+    vault.check_keyring_for(key.livemode)
+    tenant = key.tenant
+    card_id, token_id, moment = new_id("crd"), new_id("tok"), now()
+    card_fingerprint = fingerprint(vault.keys, tenant.merchant_id, card.number)
+    refresh = False
+    for _ in range(_WRITE_ATTEMPTS):
+        version = await vault.active_version(refresh=refresh)
+        sealed_card = seal(vault.keys, version, _card_plaintext(card), binding(card_id, tenant.merchant_id, "card"))
+        sealed_cvc = (
+            seal(vault.keys, version, card.cvc.encode(), binding(card_id, tenant.merchant_id, "cvc")) if card.cvc else None
+        )
+        new_card = repository.NewCard(
+            card_id=card_id,
+            token_id=token_id,
+            sealed_card=sealed_card,
+            sealed_cvc=sealed_cvc,
+            fingerprint=card_fingerprint,
+            brand=card.brand.value,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            funding=card.funding,
+            signals=signals_document(request.signals),
+            created_at=moment,
+            token_expires_at=moment + TOKEN_TTL,
+            cvc_expires_at=moment + CVC_TTL,
+        )
+        async with vault.database.transaction() as connection:
+            await repository.begin_write(connection, tenant)
+            if await repository.insert_card_and_token(connection, tenant, new_card):
+                return {
+                    "id": token_id,
+                    "object": "token",
+                    "card": {
+                        "brand": card.brand.value,
+                        "last4": card.last4,
+                        "exp_month": card.exp_month,
+                        "exp_year": card.exp_year,
+                        "funding": card.funding,
+                    },
+                    "created": unix_seconds(moment),
+                    "expires_at": unix_seconds(moment + TOKEN_TTL),
+                    "livemode": tenant.livemode,
+                }
+        refresh = True
+    raise ConfigurationError("the vault's key version changed twice during one tokenization")
+
+
+def card_metadata(row: Any) -> dict[str, Any]:
+    """What the API may know of a card: never the number, only brand, last 4, expiry, funding, fingerprint."""
+    return {
+        "vault_card_id": row["id"],
+        "brand": row["brand"],
+        "last4": row["last4"],
+        "exp_month": row["exp_month"],
+        "exp_year": row["exp_year"],
+        "funding": row["funding"],
+        "fingerprint": row["fingerprint"],
+    }
+
+
+async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, Any]:
+    """Use a single-use token once, for one payment method. A retry of the same exchange
+    (same payment method) answers the same; any other second use is refused."""
+    tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
+    if not is_id(token_id, "tok"):
+        raise ResourceMissing(f"No such token: '{token_id}'", param="token")
+    moment = now()
+    async with vault.database.transaction() as connection:
+        await repository.set_tenant(connection, tenant)
+        row = await repository.use_token(connection, tenant, token_id, request.payment_method_id, moment)
+        if row is not None:
+            return {**card_metadata(row), "signals": row["signals"]}
+        existing = await repository.get_token(connection, tenant, token_id)
+    if existing is None:
+        raise ResourceMissing(f"No such token: '{token_id}'", param="token")
+    if existing["used_at"] is not None:
+        if existing["payment_method_id"] == request.payment_method_id:
+            return {**card_metadata(existing), "signals": existing["signals"]}
+        raise InvalidRequest("This token has already been used; tokens are single-use.", param="token", code="token_already_used")
+    raise InvalidRequest("This token has expired; tokenize the card again.", param="token", code="token_expired")
+
+
+def _fill(template: str, fields: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda match: fields[match.group(1)], template)
+
+
+def _connector_url(vault: Vault, connector: str, path: str) -> str:
+    base = vault.settings.vault_connectors.get(connector)
+    if base is None:
+        raise InvalidRequest(f"Unknown connector '{connector}': it is not on the vault's allowlist.", param="connector")
+    url = base + path
+    # The path cannot leave the connector's host: the allowlist is by host, not by prefix.
+    if urlsplit(url).netloc != urlsplit(base).netloc:
+        raise InvalidRequest("The request path must stay on the connector's host.", param="request[path]")
+    return url
+
+
+async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
+    """Decrypt the card, fill the template, send it to the connector's allowlisted endpoint,
+    and return the processor's answer with card numbers masked."""
+    tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
+    url = _connector_url(vault, request.connector, request.request.path)
+    template = request.request
+    wanted = {match.group(1) for text in (template.body, *template.headers.values()) for match in _PLACEHOLDER.finditer(text)}
+    if not is_id(request.card, "crd"):
+        raise ResourceMissing(f"No such card: '{request.card}'", param="card")
+    # Read the card and take the CVC (which deletes it, PCI DSS 3.3.1) and commit before
+    # calling out: no transaction stays open across a processor call. A failed call has
+    # used the CVC all the same.
+    async with vault.database.transaction() as connection:
+        await repository.set_tenant(connection, tenant)
+        row = await repository.get_card(connection, tenant, request.card)
+        if row is None:
+            raise ResourceMissing(f"No such card: '{request.card}'", param="card")
+        sealed_cvc = await repository.take_cvc(connection, tenant, request.card, now()) if "cvc" in wanted else None
+    if "cvc" in wanted and sealed_cvc is None:
+        raise InvalidRequest(
+            "The card's security code is no longer held (used once, or older than one hour).",
+            param="request[body]",
+            code="cvc_unavailable",
+        )
+    card = orjson.loads(open_sealed(vault.keys, repository.sealed_from(row), binding(row["id"], tenant.merchant_id, "card")))
+    fields = {
+        "number": card["number"],
+        "name": card["name"] or "",
+        "exp_month": f"{row['exp_month']:02d}",
+        "exp_year": str(row["exp_year"]),
+        "cvc": _open_cvc(vault, sealed_cvc, row["id"], tenant.merchant_id),
+    }
+    headers = {name: _fill(value, fields) for name, value in template.headers.items()}
+    return await _send(vault, template.method, url, headers, _fill(template.body, fields))
+
+
+def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: str) -> str:
+    if sealed is None:
+        return ""
+    return open_sealed(vault.keys, sealed, binding(card_id, merchant_id, "cvc")).decode()
+
+
+async def _send(vault: Vault, method: str, url: str, headers: dict[str, str], body: str) -> dict[str, Any]:
+    try:
+        async with vault.processors.stream(method, url, headers=headers, content=body.encode()) as answer:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in answer.aiter_bytes():
+                size += len(chunk)
+                if size > FORWARD_RESPONSE_BYTES_MAX:
+                    raise ProcessorUnavailable(
+                        f"The processor's answer exceeds {FORWARD_RESPONSE_BYTES_MAX} bytes.", code="processor_response_too_large"
+                    )
+                chunks.append(chunk)
+    except httpx.TimeoutException:
+        raise ProcessorUnavailable("The processor did not answer in time.", code="processor_timeout") from None
+    except httpx.HTTPError as error:
+        raise ProcessorUnavailable(f"The processor could not be reached ({type(error).__name__}).") from None
+    return {
+        "status": answer.status_code,
+        "headers": {
+            name: mask_card_numbers(value) for name, value in answer.headers.items() if name.lower() in _RETURNED_HEADERS
+        },
+        "body": mask_card_numbers(b"".join(chunks).decode(errors="replace")),
+    }
+
+
+_RETURNED_HEADERS = frozenset({"content-type", "request-id", "x-request-id", "idempotency-key", "retry-after"})
+
+
+async def sweep(vault: Vault) -> int:
+    """Delete expired CVCs and the cards of tokens that expired unexchanged; rows deleted."""
+    async with vault.database.transaction() as connection:
+        await repository.begin_sweep(connection)
+        return await repository.delete_expired(connection, now())

@@ -1,0 +1,200 @@
+"""Tokenization on the vault's origin, exchange through the API, and the bad input of both:
+a clear 4xx naming the field, and nothing stored."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from bastion.platform.db import plain_dsn
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess, TestDatabase
+
+VISA = "4242424242424242"
+NEXT_YEAR = datetime.now(UTC).year + 1
+
+
+def card(**changes: Any) -> dict[str, Any]:
+    return {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": NEXT_YEAR, "cvc": "123", "name": "Ada Lovelace"} | changes
+
+
+async def tokenize(vault: ApiProcess, credentials: Credentials, body: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=vault.url, timeout=10) as client:
+        return await client.post(
+            "/v1/tokens",
+            json=body if body is not None else {"card": card()},
+            headers={"Authorization": f"Bearer {credentials.publishable}"},
+            **kwargs,
+        )
+
+
+async def token_id(vault: ApiProcess, credentials: Credentials, **changes: Any) -> str:
+    response = await tokenize(vault, credentials, {"card": card(**changes)})
+    assert response.status_code == 201, response.text
+    created: str = response.json()["id"]
+    return created
+
+
+async def exchange(platform: Platform, credentials: Credentials, token: str, **extra: Any) -> httpx.Response:
+    async with platform.client(credentials) as client:
+        return await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}, **extra})
+
+
+async def vault_rows(database: TestDatabase) -> dict[str, int]:
+    connection = await asyncpg.connect(plain_dsn(database.owner_url))
+    try:
+        return {
+            table: await connection.fetchval(f"SELECT count(*) FROM vault.{table}")  # table names are constants above
+            for table in ("cards", "cvcs", "tokens")
+        }
+    finally:
+        await connection.close()
+
+
+async def test_a_token_becomes_a_payment_method_with_metadata_only(
+    platform: Platform, vault: ApiProcess, merchant: Credentials
+) -> None:
+    response = await tokenize(vault, merchant)
+    assert response.status_code == 201, response.text
+    token = response.json()
+    assert token["id"].startswith("tok_")
+    assert token["card"] == {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": NEXT_YEAR, "funding": "credit"}
+    assert token["expires_at"] - token["created"] == 15 * 60
+    assert VISA not in response.text
+
+    created = await exchange(platform, merchant, token["id"], metadata={"order": "42"})
+    assert created.status_code == 200, created.text
+    method = created.json()
+    assert method["id"].startswith("pm_")
+    assert method["card"]["brand"] == "visa"
+    assert method["card"]["last4"] == "4242"
+    assert len(method["card"]["fingerprint"]) >= 32
+    assert VISA not in created.text
+
+    async with platform.client(merchant) as client:
+        fetched = await client.get(f"/v1/payment_methods/{method['id']}")
+        listed = await client.get("/v1/payment_methods")
+    assert fetched.json() == method
+    assert [item["id"] for item in listed.json()["data"]] == [method["id"]]
+
+
+async def test_fingerprints_match_for_one_card_and_merchant_only(platform: Platform, vault: ApiProcess) -> None:
+    first, second = await platform.merchant(), await platform.merchant()
+    prints = []
+    for credentials in (first, first, second):
+        created = await exchange(platform, credentials, await token_id(vault, credentials))
+        prints.append(created.json()["card"]["fingerprint"])
+    other_card = await exchange(platform, first, await token_id(vault, first, number="5555555555554444", cvc="123"))
+    assert prints[0] == prints[1], "same card, same merchant"
+    assert prints[0] != prints[2], "same card, another merchant"
+    assert other_card.json()["card"]["fingerprint"] != prints[0]
+
+
+async def test_a_token_is_single_use(platform: Platform, vault: ApiProcess, merchant: Credentials) -> None:
+    token = await token_id(vault, merchant)
+    assert (await exchange(platform, merchant, token)).status_code == 200
+    again = await exchange(platform, merchant, token)
+    assert again.status_code == 400
+    assert again.json()["error"]["code"] == "token_already_used"
+    assert again.json()["error"]["param"] == "card[token]"
+
+
+async def test_a_token_of_another_merchant_is_not_found(platform: Platform, vault: ApiProcess, merchant: Credentials) -> None:
+    other = await platform.merchant()
+    token = await token_id(vault, other)
+    response = await exchange(platform, merchant, token)
+    assert response.status_code == 404
+    assert response.json()["error"]["param"] == "card[token]"
+    # And it still works for its own merchant: the failed attempt used nothing.
+    assert (await exchange(platform, other, token)).status_code == 200
+
+
+async def test_an_expired_token_is_refused(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    token = await token_id(vault, merchant)
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        await connection.execute(
+            "UPDATE vault.tokens SET created_at = created_at - $2::interval, expires_at = expires_at - $2::interval WHERE id = $1",
+            token,
+            timedelta(minutes=16),
+        )
+    finally:
+        await connection.close()
+    response = await exchange(platform, merchant, token)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "token_expired"
+
+
+@pytest.mark.parametrize(
+    ("changes", "param", "code"),
+    [
+        ({"number": "4242424242424241"}, "card[number]", "incorrect_number"),
+        ({"number": "4242-4242-4242-42a2"}, "card[number]", "invalid_number"),
+        ({"number": "42424242424"}, "card[number]", "invalid_number"),
+        ({"number": "42424242424242424242"}, "card[number]", "invalid_number"),
+        ({"number": "378282246310005" + "0"}, "card[number]", "invalid_number"),
+        ({"exp_month": 13}, "card[exp_month]", "invalid_expiry_month"),
+        ({"exp_month": 0}, "card[exp_month]", "invalid_expiry_month"),
+        ({"exp_year": 2001}, "card[exp_year]", "invalid_expiry_year"),
+        ({"exp_year": NEXT_YEAR + 40}, "card[exp_year]", "invalid_expiry_year"),
+        ({"cvc": "12"}, "card[cvc]", "invalid_cvc"),
+        ({"cvc": "12a"}, "card[cvc]", "invalid_cvc"),
+        ({"name": " "}, "card[name]", "invalid_name"),
+        ({"number": 4242424242424242}, "card[number]", "parameter_invalid"),
+        ({"number": "4" * 41}, "card[number]", "parameter_invalid"),
+    ],
+)
+async def test_bad_card_input_names_the_field_and_stores_nothing(
+    vault: ApiProcess, merchant: Credentials, test_database: TestDatabase, changes: dict[str, Any], param: str, code: str
+) -> None:
+    before = await vault_rows(test_database)
+    response = await tokenize(vault, merchant, {"card": card(**changes)})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == (param, code)
+    assert "4242424242424241" not in response.text
+    assert await vault_rows(test_database) == before
+
+
+async def test_an_expired_card_is_refused(vault: ApiProcess, merchant: Credentials) -> None:
+    last_month = datetime.now(UTC).replace(day=1) - timedelta(days=1)
+    response = await tokenize(vault, merchant, {"card": card(exp_month=last_month.month, exp_year=last_month.year)})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "expired_card"
+
+
+async def test_oversized_unknown_and_unauthenticated_requests_are_refused(vault: ApiProcess, merchant: Credentials) -> None:
+    oversized = await tokenize(vault, merchant, {"card": card(), "signals": {"device": {"platform": "x" * 20_000}}})
+    assert oversized.status_code == 413
+    unknown = await tokenize(vault, merchant, {"card": card(), "pin": "1234"})
+    assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "pin")
+    async with httpx.AsyncClient(base_url=vault.url) as client:
+        anonymous = await client.post("/v1/tokens", json={"card": card()})
+        with_secret = await client.post("/v1/tokens", json={"card": card()}, headers={"Authorization": f"Bearer {merchant.secret}"})
+        forged = await client.post("/v1/tokens", json={"card": card()}, headers={"Authorization": "Bearer pk_test_nope"})
+    assert anonymous.status_code == 401
+    assert with_secret.status_code == 401, "a secret key never goes to the browser-facing vault"
+    assert forged.status_code == 401
+
+
+async def test_the_card_fields_page_is_framed_only_by_registered_origins(
+    platform: Platform, vault: ApiProcess, merchant: Credentials
+) -> None:
+    # Registered first: the vault remembers a publishable key's origins for a few seconds.
+    await platform.allow_origin(merchant, "https://shop.example")
+    async with httpx.AsyncClient(base_url=vault.url) as client:
+        refused = await client.get("/v1/elements/card", params={"key": merchant.publishable, "origin": "https://evil.example"})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "origin_not_allowed"
+        page = await client.get("/v1/elements/card", params={"key": merchant.publishable, "origin": "https://shop.example"})
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors https://shop.example" in policy
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "x-frame-options" not in page.headers
+    assert 'data-parent-origin="https://shop.example"' in page.text
