@@ -17,6 +17,7 @@ import bastion.vault.tables  # noqa: F401  (every context registers its tables i
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
+from bastion.api.demo.shop import ensure_demo_shop
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.errors import ConfigurationError
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
@@ -158,3 +159,12 @@ def vault_runtime(settings: Settings, url: str) -> Vault:
         # Processors are reached only through the allowlist, never by redirects.
         processors=httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_forward_timeout_s), follow_redirects=False),
     )
+
+
+async def demo_shop_create(settings: Settings, url: str, api_origin: str) -> str:
+    """The demo shop's merchant and test keys (made once), with `api_origin` allowed to frame the fields."""
+    database = owner_database(url)
+    try:
+        return await ensure_demo_shop(database, key_hasher(settings), settings.data_dir, api_origin)
+    finally:
+        await database.dispose()

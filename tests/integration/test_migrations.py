@@ -43,7 +43,16 @@ async def _look(database: postgres.TestDatabase, look: Callable[[Connection], T]
 
 
 def _public_tables(connection: Connection) -> set[str]:
-    return set(connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+    """Our tables as the metadata names them: `vault.cards` for the vault's, bare names in public."""
+    statement = text(
+        "SELECT CASE WHEN schemaname = 'public' THEN tablename ELSE schemaname || '.' || tablename END "
+        "FROM pg_tables WHERE schemaname IN ('public', 'vault')"
+    )
+    return set(connection.execute(statement).scalars())
+
+
+def _our_schemas(name: str | None, type_: str, _parent: object) -> bool:
+    return type_ != "schema" or name in (None, "vault")
 
 
 def _public_functions(connection: Connection) -> set[str]:
@@ -58,7 +67,8 @@ def _versions(connection: Connection) -> list[str]:
 
 
 def _drift(connection: Connection) -> list[Any]:
-    differences: list[Any] = compare_metadata(MigrationContext.configure(connection), metadata)
+    context = MigrationContext.configure(connection, opts={"include_schemas": True, "include_name": _our_schemas})
+    differences: list[Any] = compare_metadata(context, metadata)
     return differences
 
 

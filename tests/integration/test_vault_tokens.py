@@ -17,10 +17,18 @@ NEXT_YEAR = datetime.now(UTC).year + 1
 
 
 def card(**changes: Any) -> dict[str, Any]:
-    return {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": NEXT_YEAR, "cvc": "123", "name": "Ada Lovelace"} | changes
+    return {
+        "number": "4242 4242 4242 4242",
+        "exp_month": 12,
+        "exp_year": NEXT_YEAR,
+        "cvc": "123",
+        "name": "Ada Lovelace",
+    } | changes
 
 
-async def tokenize(vault: ApiProcess, credentials: Credentials, body: dict[str, Any] | None = None, **kwargs: Any) -> httpx.Response:
+async def tokenize(
+    vault: ApiProcess, credentials: Credentials, body: dict[str, Any] | None = None, **kwargs: Any
+) -> httpx.Response:
     async with httpx.AsyncClient(base_url=vault.url, timeout=10) as client:
         return await client.post(
             "/v1/tokens",
@@ -118,7 +126,8 @@ async def test_an_expired_token_is_refused(
     connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
     try:
         await connection.execute(
-            "UPDATE vault.tokens SET created_at = created_at - $2::interval, expires_at = expires_at - $2::interval WHERE id = $1",
+            "UPDATE vault.tokens SET created_at = created_at - $2::interval, expires_at = expires_at - $2::interval "
+            "WHERE id = $1",
             token,
             timedelta(minutes=16),
         )
@@ -149,7 +158,13 @@ async def test_an_expired_token_is_refused(
     ],
 )
 async def test_bad_card_input_names_the_field_and_stores_nothing(
-    vault: ApiProcess, merchant: Credentials, test_database: TestDatabase, changes: dict[str, Any], param: str, code: str
+    vault: ApiProcess,
+    merchant: Credentials,
+    test_database: TestDatabase,
+    *,
+    changes: dict[str, Any],
+    param: str,
+    code: str,
 ) -> None:
     before = await vault_rows(test_database)
     response = await tokenize(vault, merchant, {"card": card(**changes)})
@@ -174,7 +189,9 @@ async def test_oversized_unknown_and_unauthenticated_requests_are_refused(vault:
     assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "pin")
     async with httpx.AsyncClient(base_url=vault.url) as client:
         anonymous = await client.post("/v1/tokens", json={"card": card()})
-        with_secret = await client.post("/v1/tokens", json={"card": card()}, headers={"Authorization": f"Bearer {merchant.secret}"})
+        with_secret = await client.post(
+            "/v1/tokens", json={"card": card()}, headers={"Authorization": f"Bearer {merchant.secret}"}
+        )
         forged = await client.post("/v1/tokens", json={"card": card()}, headers={"Authorization": "Bearer pk_test_nope"})
     assert anonymous.status_code == 401
     assert with_secret.status_code == 401, "a secret key never goes to the browser-facing vault"

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from asyncpg.exceptions import InsufficientPrivilegeError
 from fastapi.routing import APIRoute
@@ -12,6 +13,7 @@ from fastapi.routing import APIRoute
 from bastion.api.app import route_scope, served_routes
 from bastion.platform.db import Actor, Connection, Tenant
 from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess
 
 # Tables that hold tenant rows, and the column naming their merchant.
 _TENANT_TABLES = {
@@ -25,13 +27,14 @@ _TENANT_TABLES = {
     "ledger_entries": "merchant_id",
     "ledger_postings": "merchant_id",
     "ledger_open_holds": "merchant_id",
+    "payment_methods": "merchant_id",
 }
 
 
 @dataclass(frozen=True)
 class World:
     """Two merchants, each with a customer (and so an event, audit rows and an idempotency
-    key) and two ledger accounts with a hold between them."""
+    key), two ledger accounts with a hold between them, and a card payment method."""
 
     a: Credentials
     b: Credentials
@@ -41,11 +44,18 @@ class World:
     b_event_id: str
     a_ledger: dict[str, str]
     b_ledger: dict[str, str]
+    a_payment_method_id: str
+    b_payment_method_id: str
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
         # A route with a path parameter not named here fails the test: add B's id for it.
-        return {"customer_id": self.b_customer["id"], "event_id": self.b_event_id, **self.b_ledger}
+        return {
+            "customer_id": self.b_customer["id"],
+            "event_id": self.b_event_id,
+            "payment_method_id": self.b_payment_method_id,
+            **self.b_ledger,
+        }
 
 
 async def _customer_and_event(platform: Platform, credentials: Credentials, email: str) -> tuple[dict[str, Any], str]:
@@ -74,13 +84,35 @@ async def _ledger(platform: Platform, credentials: Credentials) -> dict[str, str
     return {"account_id": accounts[0], "entry_id": hold.json()["id"], "credited_account_id": accounts[1]}
 
 
+async def _payment_method(platform: Platform, vault: ApiProcess, credentials: Credentials) -> str:
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+    async with httpx.AsyncClient(base_url=vault.url) as browser:
+        token = await browser.post("/v1/tokens", json={"card": card}, headers={"Authorization": f"Bearer {credentials.publishable}"})
+    assert token.status_code == 201, token.text
+    async with platform.client(credentials) as client:
+        created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token.json()["id"]}})
+    assert created.status_code == 200, created.text
+    return str(created.json()["id"])
+
+
 @pytest.fixture
-async def world(platform: Platform, merchant: Credentials) -> World:
+async def world(platform: Platform, vault: ApiProcess, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
     a_customer, a_event_id = await _customer_and_event(platform, merchant, "a@example.com")
     b_customer, b_event_id = await _customer_and_event(platform, other, "b@example.com")
     a_ledger, b_ledger = await _ledger(platform, merchant), await _ledger(platform, other)
-    return World(merchant, other, a_customer, b_customer, a_event_id, b_event_id, a_ledger, b_ledger)
+    return World(
+        merchant,
+        other,
+        a_customer,
+        b_customer,
+        a_event_id,
+        b_event_id,
+        a_ledger,
+        b_ledger,
+        await _payment_method(platform, vault, merchant),
+        await _payment_method(platform, vault, other),
+    )
 
 
 def _guarded_api_routes(platform: Platform) -> list[tuple[str, APIRoute]]:
@@ -109,7 +141,7 @@ async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platfo
     async with platform.client(world.b) as client:
         assert (await client.get(f"/v1/customers/{world.b_customer['id']}")).json() == world.b_customer
         assert (await client.get(f"/v1/events/{world.b_event_id}")).status_code == 200
-        assert len((await client.get("/v1/events")).json()["data"]) == 3, "A's attempts must not act on B's objects"
+        assert len((await client.get("/v1/events")).json()["data"]) == 4, "A's attempts must not act on B's objects"
         hold = (await client.get(f"/v1/ledger/entries/{world.b_ledger['entry_id']}")).json()
         assert (hold["status"], hold["resolved_by"], hold["reversed_by"]) == ("pending", None, None)
 
@@ -119,7 +151,7 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
         a_events = {
             row["id"] for row in await connection.fetch("SELECT id FROM events WHERE merchant_id = $1", world.a.merchant_id)
         }
-    a_ids = {world.a_customer["id"], *a_events, *world.a_ledger.values()}
+    a_ids = {world.a_customer["id"], *a_events, *world.a_ledger.values(), world.a_payment_method_id}
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):

@@ -14,6 +14,7 @@ from swagger_ui_bundle import swagger_ui_path
 import bastion
 from bastion.api import errors, health
 from bastion.api.context import Services, scope_of
+from bastion.api.demo import routes as demo
 from bastion.api.middleware import EdgeMiddleware
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
@@ -24,7 +25,7 @@ from bastion.platform.metrics import HttpMetrics
 
 _DOCS_ASSETS = "/docs/assets"
 # Deny by default: a route must require a scope or be listed here.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", _DOCS_ASSETS})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", _DOCS_ASSETS}) | demo.PUBLIC_PATHS
 
 
 def route_scope(route: APIRoute) -> str | None:
@@ -96,6 +97,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(payment_methods_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
+    app.include_router(demo.router)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
     app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
 

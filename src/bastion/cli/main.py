@@ -421,6 +421,7 @@ def serve(
             embedded.start()
         url = embedded.url() if embedded is not None else bootstrap.owner_url(settings)
         _migrate(settings, url)
+        asyncio.run(bootstrap.demo_shop_create(settings, url, f"http://{host}:{port}"))
     except BaseException:
         if embedded is not None:
             embedded.stop()

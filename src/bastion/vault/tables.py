@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import SchemaItem
@@ -44,7 +45,7 @@ key_versions = Table(
     Column("retired_at", DateTime(timezone=True)),
     CheckConstraint("version > 0", name="version"),
     CheckConstraint("state IN ('active', 'retiring', 'retired')", name="state"),
-    Index("uq_key_versions_one_active", func.true(), unique=True, postgresql_where="state = 'active'"),
+    Index("uq_key_versions_one_active", "state", unique=True, postgresql_where=text("state = 'active'")),
     schema=SCHEMA,
 )
 

@@ -123,7 +123,8 @@ def upgrade() -> None:
         sa.CheckConstraint("state IN ('active', 'retiring', 'retired')", name="ck_key_versions_state"),
         schema="vault",
     )
-    op.execute("CREATE UNIQUE INDEX uq_key_versions_one_active ON vault.key_versions ((true)) WHERE state = 'active'")
+    # At most one active version: the state is unique among active rows.
+    op.execute("CREATE UNIQUE INDEX uq_key_versions_one_active ON vault.key_versions (state) WHERE state = 'active'")
     op.execute(f"GRANT SELECT ON vault.key_versions TO {vault}")
 
     op.create_table(

@@ -1,0 +1,104 @@
+"""The demo shop's routes. It plays a merchant: its page gets only a token from the vault's
+card fields, and its server side exchanges that token with the merchant's secret key, over
+HTTP, through the whole API like any merchant server would."""
+
+import html
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.responses import HTMLResponse, Response
+
+from bastion.api.responses import JsonResponse
+from bastion.kernel.errors import ResourceMissing
+from bastion.platform.settings import Settings
+
+router = APIRouter(prefix="/demo", include_in_schema=False)
+PUBLIC_PATHS = frozenset({"/demo/checkout", "/demo/checkout.js", "/demo/checkout.css", "/demo/payment_methods"})
+
+_ASSETS = resources.files("bastion.api.demo")
+_EXCHANGE_TIMEOUT_S = 15.0
+
+
+def credentials_path(data_dir: Path) -> Path:
+    """Where `bastion serve` keeps the demo merchant's test keys (0600, never in the repository)."""
+    return data_dir / "secrets" / "demo.json"
+
+
+def save_credentials(data_dir: Path, credentials: dict[str, str]) -> None:
+    path = credentials_path(data_dir)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.touch(mode=0o600)
+    temporary.write_text(json.dumps(credentials))
+    os.replace(temporary, path)
+
+
+def load_credentials(data_dir: Path) -> dict[str, str] | None:
+    path = credentials_path(data_dir)
+    if not path.exists():
+        return None
+    loaded: dict[str, str] = json.loads(path.read_text())
+    return loaded
+
+
+def _credentials(settings: Settings) -> dict[str, str]:
+    loaded = load_credentials(settings.data_dir)
+    if loaded is None:
+        raise ResourceMissing("The demo shop is not set up: `bastion serve` creates it at start.", param="demo")
+    return loaded
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.services.settings
+    return settings
+
+
+@router.get("/checkout")
+async def checkout(request: Request) -> HTMLResponse:
+    settings = _settings(request)
+    vault_origin = settings.vault_public_url
+    page = Template((_ASSETS / "checkout.html").read_text()).substitute(
+        publishable_key=html.escape(_credentials(settings)["publishable"]), vault_origin=html.escape(vault_origin)
+    )
+    policy = (
+        f"default-src 'none'; script-src 'self' {vault_origin}; style-src 'self'; connect-src 'self'; "
+        f"frame-src {vault_origin}; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(page, headers={"Content-Security-Policy": policy})
+
+
+@router.get("/checkout.js")
+async def checkout_script() -> Response:
+    return Response((_ASSETS / "checkout.js").read_bytes(), media_type="text/javascript; charset=utf-8")
+
+
+@router.get("/checkout.css")
+async def checkout_style() -> Response:
+    return Response((_ASSETS / "checkout.css").read_bytes(), media_type="text/css; charset=utf-8")
+
+
+class DemoToken(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    token: Annotated[str, StringConstraints(max_length=64)]
+
+
+@router.post("/payment_methods")
+async def save_payment_method(request: Request, body: DemoToken) -> JsonResponse:
+    """The shop's server: exchange the token for a payment method with the secret key."""
+    secret = _credentials(_settings(request))["secret"]
+    transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
+    async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url), timeout=_EXCHANGE_TIMEOUT_S) as api:
+        answer = await api.post(
+            "/v1/payment_methods",
+            json={"type": "card", "card": {"token": body.token}, "metadata": {"source": "demo checkout"}},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    return JsonResponse(answer.json(), status_code=answer.status_code)
