@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench lock clean system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ $(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-main
 	$(BIN)/bastion serve
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
+
+# Chromium for the browser tests and SoftHSM2 for the PKCS#11 keyring, from Debian.
+system-packages:
+	@scripts/system-packages
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
@@ -37,7 +41,7 @@ $(VENV)/.installed-bench: requirements/bench.txt $(VENV)/.installed-test
 	$(PIP) install --require-hashes --no-deps -r requirements/bench.txt
 	@touch $@
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench system-packages
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/ledger.py
 

@@ -178,7 +178,10 @@ def _serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]
     with log.open("ab") as output:
         # Its own session: a SIGINT to the group is what Ctrl-C in a terminal sends.
         return subprocess.Popen(
-            [sys.executable, "-m", "bastion", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "bastion", "serve", "--host", "127.0.0.1", "--port", str(port)),
+                *("--vault-port", str(free_port()), "--vault-internal-port", str(free_port())),
+            ],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -210,6 +213,7 @@ def _children(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
     commands = [" ".join(child.cmdline()) for child in children]
     assert any("-m bastion api" in command for command in commands), commands
     assert any(command.endswith("-m bastion worker") for command in commands), commands
+    assert any("-m bastion vault" in command for command in commands), commands
     return children
 
 
@@ -218,7 +222,7 @@ def _assert_stopped(
 ) -> None:
     assert process.wait(timeout=_SERVE_STOP_TIMEOUT_S) == 0
     _gone, alive = psutil.wait_procs(children, timeout=_CHILD_GONE_TIMEOUT_S)
-    assert alive == [], "the API and worker stop with serve"
+    assert alive == [], "the API, vault and worker stop with serve"
     assert not (embedded.pgdata / "postmaster.pid").exists()
     assert not _alive(postmaster_pid), "the embedded PostgreSQL stops with serve"
     assert not embedded.is_running()
@@ -254,8 +258,9 @@ def test_serve_stops_on_sigterm_and_sigint_and_keeps_its_data(workdir: Path) -> 
     finally:
         _kill_group(first)
     printed = log.read_text(errors="replace")
-    assert f"API:  http://127.0.0.1:{port}/v1" in printed
-    assert f"docs: http://127.0.0.1:{port}/docs" in printed
+    assert f"API:   http://127.0.0.1:{port}/v1" in printed
+    assert f"docs:  http://127.0.0.1:{port}/docs" in printed
+    assert f"demo:  http://127.0.0.1:{port}/demo/checkout" in printed
     assert "bastion apikey create --merchant" in printed
 
     port = free_port()

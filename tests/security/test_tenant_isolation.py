@@ -86,8 +86,9 @@ async def _ledger(platform: Platform, credentials: Credentials) -> dict[str, str
 
 async def _payment_method(platform: Platform, vault: ApiProcess, credentials: Credentials) -> str:
     card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+    publishable = {"Authorization": f"Bearer {credentials.publishable}"}
     async with httpx.AsyncClient(base_url=vault.url) as browser:
-        token = await browser.post("/v1/tokens", json={"card": card}, headers={"Authorization": f"Bearer {credentials.publishable}"})
+        token = await browser.post("/v1/tokens", json={"card": card}, headers=publishable)
     assert token.status_code == 201, token.text
     async with platform.client(credentials) as client:
         created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token.json()["id"]}})

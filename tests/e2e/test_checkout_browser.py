@@ -1,0 +1,314 @@
+"""The card vault in a real browser: Debian's chromium driven by Playwright.
+
+A shopper types a test card into the vault's fields, framed by a merchant page on another
+origin; the merchant gets a token and exchanges it. Then the card number is looked for
+everywhere outside the vault: the merchant page's DOM and JavaScript state, the API's
+tables, events and logs (with `bastion vault scan-pan`). A third origin's messages to the
+merchant page and to the fields are ignored.
+"""
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Frame, Page, async_playwright
+
+from bastion import bootstrap
+from bastion.platform.db import plain_dsn
+from bastion.platform.settings import Settings
+from tests.support.cli import run_bastion
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_api_process
+
+# Debian's chromium (`make test` installs it: scripts/system-packages); never a downloaded browser.
+CHROMIUM = "/usr/bin/chromium"
+# What the probe of this machine found Chromium needs headless, offline and as root.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAN = "4242424242424242"
+PAN_TYPED = "4242 4242 4242 4242"
+TIMEOUT_MS = 20_000
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture(scope="module")
+def api(test_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiProcess, Path]]:
+    """A real API process whose logs also go to a directory of their own, for the scan."""
+    logs = tmp_path_factory.mktemp("api-logs")
+    with running_api_process(test_database, {"BASTION_LOG_DIR": str(logs)}) as process:
+        yield process, logs
+
+
+@contextmanager
+def _pages_server(pages: dict[str, str]) -> Iterator[str]:
+    """A static HTTP server on 127.0.0.1, an origin of its own for test pages; yields the origin."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path.split("?")[0])
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "").encode())
+
+        def log_message(self, *_args: Any) -> None:  # quiet: the test prints what matters
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def _fill_card(fields: Frame) -> None:
+    # Typed key by key, like a shopper: the behavioural signals see real keystrokes.
+    await fields.locator("#card-number").press_sequentially(PAN_TYPED, delay=15)
+    await fields.locator("#card-expiry").press_sequentially("12 / 40", delay=10)
+    await fields.locator("#card-cvc").press_sequentially("123", delay=10)
+    await fields.locator("#card-name").press_sequentially("Ada Lovelace", delay=5)
+
+
+async def _vault_frame(page: Page, vault_url: str) -> Frame:
+    await page.wait_for_selector("iframe", timeout=TIMEOUT_MS)
+    for _ in range(100):
+        frame = next((frame for frame in page.frames if frame.url.startswith(vault_url)), None)
+        if frame is not None:
+            await frame.wait_for_selector("#card-number", timeout=TIMEOUT_MS)
+            return frame
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no frame from the vault origin among {[frame.url for frame in page.frames]}")
+
+
+async def _page_state_without_card(page: Page) -> None:
+    """The merchant page never holds the card: not in its DOM, its globals, its storage."""
+    html = await page.content()
+    state = await page.evaluate(
+        """() => {
+            const seen = [];
+            for (const name of Object.getOwnPropertyNames(window)) {
+                let value;
+                try { value = window[name]; } catch (error) { continue; }
+                if (typeof value === "string") seen.push(value);
+                else if (value && typeof value === "object" && !(value instanceof Node) && value !== window) {
+                    try { seen.push(JSON.stringify(value)); } catch (error) { /* cyclic or host object */ }
+                }
+            }
+            let framed;
+            try { framed = String(document.querySelector("iframe").contentDocument); } catch (error) { framed = "blocked"; }
+            return {
+                globals: seen.join("\\n"),
+                storage: JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage}),
+                cookies: document.cookie,
+                inputs: Array.from(document.querySelectorAll("input")).map((input) => input.value).join("|"),
+                framed,
+            };
+        }"""
+    )
+    for where, text in [("DOM", html), *state.items()]:
+        assert PAN not in text.replace(" ", "").replace("-", ""), f"card number in the merchant page's {where}"
+    assert state["framed"] in ("null", "blocked"), "the merchant page must not reach into the vault's frame"
+
+
+async def _api_rows_without_card(test_database: TestDatabase, payment_method_id: str) -> dict[str, Any]:
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        method = await connection.fetchrow("SELECT * FROM payment_methods WHERE id = $1", payment_method_id)
+        event = await connection.fetchval(
+            "SELECT data::text FROM events WHERE type = 'payment_method.created' AND data->'object'->>'id' = $1",
+            payment_method_id,
+        )
+        audit = await connection.fetchval("SELECT after_state::text FROM audit_events WHERE resource_id = $1", payment_method_id)
+    finally:
+        await connection.close()
+    assert method is not None
+    assert event is not None, "the exchange emitted its event"
+    assert audit is not None, "the exchange wrote its audit row"
+    for text in (json.dumps(dict(method), default=str), event, audit):
+        assert PAN not in text
+    return dict(method)
+
+
+async def test_demo_checkout_tokenizes_in_the_vault_and_the_card_never_leaves_it(
+    *,
+    browser: Browser,
+    platform: Platform,
+    settings: Settings,
+    test_database: TestDatabase,
+    vault: ApiProcess,
+    api: tuple[ApiProcess, Path],
+) -> None:
+    api_process, logs = api
+    await bootstrap.demo_shop_create(settings, test_database.owner_url, api_process.url)
+    context = await browser.new_context()
+    page = await context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    await page.goto(f"{api_process.url}/demo/checkout")
+    fields = await _vault_frame(page, vault.url)
+    await page.wait_for_function("document.getElementById('status').textContent === 'ready'", timeout=TIMEOUT_MS)
+
+    await _fill_card(fields)
+    await page.click("#pay")
+    await page.wait_for_selector("#result:not([hidden])", timeout=TIMEOUT_MS)
+    payment_method_id = await page.text_content("#result-id")
+    assert payment_method_id is not None
+    assert payment_method_id.startswith("pm_")
+    assert await page.text_content("#result-last4") == "4242"
+    assert await page.text_content("#result-brand") == "visa"
+    assert await fields.input_value("#card-number") == "", "the fields forget the number once tokenized"
+
+    await _page_state_without_card(page)
+    assert not any(PAN in line.replace(" ", "") for line in console)
+    method = await _api_rows_without_card(test_database, payment_method_id)
+    signals = json.loads(method["signals"]) if isinstance(method["signals"], str) else method["signals"]
+    assert signals["behaviour"]["keystroke_count"] >= 16
+    assert signals["behaviour"]["pasted"] is False
+    assert signals["behaviour"]["inter_key_interval_ms"]["mean"] > 0
+    assert signals["device"]["timezone"]
+    assert len(signals["device"]["user_agent_sha256"]) == 64
+    await context.close()
+
+    # The suite's scan for card numbers, after the browser flows: the API schema (events
+    # included) and the logs of the API process that served them.
+    scanned = await run_bastion("vault", "scan-pan", "--logs", str(logs), env=test_database.env())
+    assert scanned.returncode == 0, scanned.stdout + scanned.stderr
+    assert "no card numbers found" in scanned.stdout
+    assert (logs / "api.log").stat().st_size > 0, "the scan read a log that exists"
+
+
+_MERCHANT_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script src="{vault}/static/bastion.js"></script></head>
+<body>
+<div id="card-element"></div>
+<iframe id="ads" src="{third}/attacker.html" title="ads"></iframe>
+<script>
+  window.seenMessages = [];
+  window.addEventListener("message", (event) => window.seenMessages.push(event.origin));
+  window.card = Bastion("{publishable}").mountCard("#card-element");
+</script>
+</body></html>
+"""
+# A frame from a third origin on the merchant page (an ad gone bad): it tells the merchant
+# page a token arrived, and asks the card fields to tokenize, for every id it can guess.
+_ATTACKER_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ads</title></head><body>
+<script>
+  window.attack = () => {
+    for (let id = 0; id < 50; id++) {
+      const forged = {type: "bastion:token", id: String(id), token: {id: "tok_forged", card: {last4: "0000"}}};
+      parent.postMessage(forged, "*");
+      parent.frames[0].postMessage({type: "bastion:tokenize", id: String(id)}, "*");
+    }
+  };
+</script></body></html>
+"""
+
+
+async def test_a_third_origin_cannot_forge_tokens_or_trigger_tokenization(
+    browser: Browser, platform: Platform, vault: ApiProcess, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    pages: dict[str, str] = {}
+    with _pages_server(pages) as merchant_origin, _pages_server({"/attacker.html": _ATTACKER_PAGE}) as third_origin:
+        pages["/shop.html"] = _MERCHANT_PAGE.format(vault=vault.url, third=third_origin, publishable=merchant.publishable)
+        await platform.allow_origin(merchant, merchant_origin)
+        await _third_origin_attack(
+            browser=browser,
+            platform=platform,
+            vault=vault,
+            merchant=merchant,
+            test_database=test_database,
+            merchant_origin=merchant_origin,
+            third_origin=third_origin,
+        )
+
+
+async def _third_origin_attack(
+    *,
+    browser: Browser,
+    platform: Platform,
+    vault: ApiProcess,
+    merchant: Credentials,
+    test_database: TestDatabase,
+    merchant_origin: str,
+    third_origin: str,
+) -> None:
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{merchant_origin}/shop.html")
+        fields = await _vault_frame(page, vault.url)
+        await page.evaluate("window.card.ready")
+        await _fill_card(fields)
+
+        attacker = next(frame for frame in page.frames if frame.url.startswith(third_origin))
+        await attacker.evaluate("window.attack()")
+        await asyncio.sleep(1.0)
+        assert await _tokens_of(test_database, merchant.merchant_id) == 0, "the fields ignored the third origin"
+
+        token = await page.evaluate("window.card.tokenize().then((result) => result.token.id)")
+        assert token.startswith("tok_")
+        assert token != "tok_forged"
+        assert await _tokens_of(test_database, merchant.merchant_id) == 1
+        async with platform.client(merchant) as client:
+            created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}})
+        assert created.status_code == 200, created.text
+        await _page_state_without_card(page)
+    finally:
+        await context.close()
+
+
+async def test_the_fields_refuse_to_be_framed_by_an_unregistered_origin(
+    browser: Browser, vault: ApiProcess, merchant: Credentials
+) -> None:
+    pages: dict[str, str] = {}
+    with _pages_server(pages) as origin:
+        pages["/shop.html"] = _MERCHANT_PAGE.format(vault=vault.url, third=origin, publishable=merchant.publishable)
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            await page.goto(f"{origin}/shop.html")
+            await page.wait_for_selector("iframe", timeout=TIMEOUT_MS)
+            await asyncio.sleep(1.0)
+            frame = next((frame for frame in page.frames if frame.url.startswith(vault.url)), None)
+            has_fields = frame is not None and await frame.locator("#card-number").count() > 0
+            assert not has_fields, "the vault refused the page: no card fields for an origin the merchant never registered"
+        finally:
+            await context.close()
+
+
+async def _tokens_of(test_database: TestDatabase, merchant_id: str) -> int:
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM vault.tokens WHERE merchant_id = $1", merchant_id))
+    finally:
+        await connection.close()
