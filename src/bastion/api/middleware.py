@@ -62,12 +62,14 @@ class EdgeMiddleware:
                 status = message["status"]
                 response_started = True
                 headers = list(message.get("headers", []))
-                # A page meant to be framed (the vault's card fields) sets its own policy,
-                # whose frame-ancestors replaces X-Frame-Options.
-                own_policy = any(name == b"content-security-policy" for name, _ in headers)
-                headers.extend(header for header in _API_HEADERS if not (own_policy and header[0] == b"x-frame-options"))
-                if not own_policy:
-                    headers.append((b"content-security-policy", csp))
+                # A route's own header wins over the default (bastion.js may be loaded
+                # cross-origin); a page with its own policy is meant to be framed where its
+                # frame-ancestors says, which replaces X-Frame-Options.
+                own = {name.lower() for name, _ in headers}
+                if b"content-security-policy" in own:
+                    own.add(b"x-frame-options")
+                defaults = [*_API_HEADERS, (b"content-security-policy", csp)]
+                headers.extend(header for header in defaults if header[0] not in own)
                 headers.append((b"request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)

@@ -22,9 +22,10 @@ from bastion.vault.keyring import KeyEncryptionKeys
 
 BATCH_SIZE_MAX = 10_000
 # A vault process that read the active version just before a rotation can still write
-# under the old one; such rows are re-wrapped by further passes, at most this many.
-_PASSES_MAX = 100
-_PASS_PAUSE_S = 0.1
+# under the old one for up to `service.ACTIVE_VERSION_TTL_S`; such rows are re-wrapped by further
+# passes, for at most _PASSES_MAX * _PASS_PAUSE_S (several times that TTL).
+_PASSES_MAX = 150
+_PASS_PAUSE_S = 0.2
 _PURPOSES = {"cards": "card", "cvcs": "cvc"}
 
 
@@ -134,7 +135,8 @@ async def rotate(
         retired += await _retire_unreferenced(database)
         if await stale_count(database) == 0:
             break
-        # Rows held by an exchange or a forward right now: give them a moment.
+        # Rows held by an exchange or a forward right now, or written by a vault process
+        # that has not yet read the new version: give them a moment.
         await asyncio.sleep(_PASS_PAUSE_S)
     return RotationReport(active_version=version, retired_versions=retired, rewrapped=rewrapped, resumed=resumed)
 

@@ -7,6 +7,7 @@ and the envelope that seals it (or the processor request that carries it).
 
 import hmac
 import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -40,6 +41,8 @@ TOKEN_TTL = timedelta(minutes=15)
 # PCI DSS 3.3.1: the security code is kept only until authorization, and never an hour.
 CVC_TTL = timedelta(hours=1)
 _PUBLISHABLE_KEYS_MAX = 10_000
+# How soon a vault process writes under a rotation's new key version (rotation waits longer).
+ACTIVE_VERSION_TTL_S = 5.0
 # A new active key version can appear between reading it and writing under it (a rotation
 # retired the old one meanwhile): the write is refused and tried once more.
 _WRITE_ATTEMPTS = 2
@@ -71,7 +74,7 @@ class Vault:
 
     def __post_init__(self) -> None:
         self._publishable: TtlCache[str, PublishableKey] = TtlCache(self.settings.auth_cache_ttl_s, _PUBLISHABLE_KEYS_MAX)
-        self._active_version: int | None = None
+        self._active_version: tuple[int | None, float] = (None, 0.0)
 
     async def publishable_key(self, key: str) -> PublishableKey:
         """The merchant behind a publishable key (`pk_test_...`): what the browser may present."""
@@ -94,13 +97,21 @@ class Vault:
         return found
 
     async def active_version(self, *, refresh: bool = False) -> int:
-        if self._active_version is None or refresh:
+        """The key version new data keys are wrapped under, read again every few seconds so
+        that a rotation's new version is taken up without a restart."""
+        version, read_at = self._active_version
+        if refresh or version is None or time.monotonic() - read_at > ACTIVE_VERSION_TTL_S:
             async with self.database.transaction() as connection:
                 version = await repository.active_key_version(connection)
             if version is None:
                 raise ConfigurationError("the vault has no active key version: run `bastion migrate`")
-            self._active_version = version
-        return self._active_version
+            self._active_version = (version, time.monotonic())
+        return version
+
+    async def close(self) -> None:
+        await self.processors.aclose()
+        await self.database.dispose()
+        self.keys.close()
 
     def check_keyring_for(self, livemode: bool) -> None:
         if livemode and self.keys.provider == "local" and not self.settings.vault_local_keyring_in_live:
