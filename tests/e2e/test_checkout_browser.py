@@ -174,7 +174,8 @@ async def test_demo_checkout_tokenizes_in_the_vault_and_the_card_never_leaves_it
     page.on("console", lambda message: console.append(message.text))
     await page.goto(f"{api_process.url}/demo/checkout")
     fields = await _vault_frame(page, vault.url)
-    await page.wait_for_function("document.getElementById('status').textContent === 'ready'", timeout=TIMEOUT_MS)
+    # A locator, not wait_for_function: the page's CSP forbids the evaluation that polls with.
+    await page.locator("#status", has_text="ready").wait_for(timeout=TIMEOUT_MS)
 
     await _fill_card(fields)
     await page.click("#pay")

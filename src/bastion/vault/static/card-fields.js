@@ -35,7 +35,11 @@
   const NUMBER_LENGTH_MAX = 19;
   const NAME_LENGTH_MAX = 100;
   const EXPIRY_YEARS_AHEAD_MAX = 20;
+  // The vault's bounds on signals (src/bastion/vault/schemas.py): beyond them it refuses the request.
   const LANGUAGES_MAX = 10;
+  const SIGNAL_TEXT_LENGTH_MAX = 64;
+  const KEYSTROKES_MAX = 10000;
+  const DURATION_MS_MAX = 86400000;
   const REQUEST_ID_LENGTH_MAX = 64;
 
   const root = document.documentElement;
@@ -367,20 +371,24 @@
     behaviour.lastKeyAt = now;
   }
 
-  const tenths = (value) => Math.round(value * 10) / 10;
+  const milliseconds = (value) => Math.round(Math.min(value, DURATION_MS_MAX) * 10) / 10;
 
   function behaviourSignals() {
     const count = behaviour.intervalCount;
+    const sinceFocus = behaviour.firstFocusAt === null ? null : Math.round(performance.now() - behaviour.firstFocusAt);
     return {
-      keystroke_count: behaviour.keystrokeCount,
-      inter_key_interval_ms: {
-        mean: count ? tenths(behaviour.intervalMean) : null,
-        stdev: count ? tenths(Math.sqrt(behaviour.intervalSquares / count)) : null,
-        min: count ? tenths(behaviour.intervalMin) : null,
-        max: count ? tenths(behaviour.intervalMax) : null,
-      },
+      keystroke_count: Math.min(behaviour.keystrokeCount, KEYSTROKES_MAX),
+      // No interval before a second key (a pasted number, say): no summary rather than zeros.
+      inter_key_interval_ms: count
+        ? {
+            mean: milliseconds(behaviour.intervalMean),
+            stdev: milliseconds(Math.sqrt(behaviour.intervalSquares / count)),
+            min: milliseconds(behaviour.intervalMin),
+            max: milliseconds(behaviour.intervalMax),
+          }
+        : null,
       pasted: behaviour.pasted,
-      time_to_complete_ms: behaviour.firstFocusAt === null ? null : Math.round(performance.now() - behaviour.firstFocusAt),
+      time_to_complete_ms: sinceFocus === null ? null : Math.min(sinceFocus, DURATION_MS_MAX),
     };
   }
 
@@ -392,9 +400,11 @@
 
   const userAgentSha256 = sha256Hex(navigator.userAgent).catch(() => null);
 
+  const shortText = (value) => (typeof value === "string" && value ? value.slice(0, SIGNAL_TEXT_LENGTH_MAX) : null);
+
   function timezone() {
     try {
-      return Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+      return shortText(Intl.DateTimeFormat().resolvedOptions().timeZone);
     } catch {
       return null;
     }
@@ -403,14 +413,14 @@
   async function deviceSignals() {
     return {
       timezone: timezone(),
-      languages: Array.from(navigator.languages || []).slice(0, LANGUAGES_MAX),
+      languages: Array.from(navigator.languages || [], shortText).filter(Boolean).slice(0, LANGUAGES_MAX),
       screen: {
         width: window.screen.width,
         height: window.screen.height,
         color_depth: window.screen.colorDepth,
         pixel_ratio: window.devicePixelRatio,
       },
-      platform: navigator.platform || null,
+      platform: shortText(navigator.platform),
       user_agent_sha256: await userAgentSha256,
     };
   }
