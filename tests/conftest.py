@@ -36,7 +36,9 @@ def settings(test_database: TestDatabase) -> Settings:
 
 
 @pytest.fixture(scope="session")
-async def platform(test_database: TestDatabase, settings: Settings) -> AsyncIterator[Platform]:
+async def platform(test_database: TestDatabase, settings: Settings, vault: ApiProcess) -> AsyncIterator[Platform]:
+    """The in-process API. It starts after the session's vault so that it stops first: its
+    client holds idle TLS connections to the vault, which would slow the vault's stop."""
     built = Platform(test_database, settings)
     yield built
     await built.close()

@@ -11,43 +11,7 @@ import pytest
 from bastion.platform.db import plain_dsn
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-
-VISA = "4242424242424242"
-NEXT_YEAR = datetime.now(UTC).year + 1
-
-
-def card(**changes: Any) -> dict[str, Any]:
-    return {
-        "number": "4242 4242 4242 4242",
-        "exp_month": 12,
-        "exp_year": NEXT_YEAR,
-        "cvc": "123",
-        "name": "Ada Lovelace",
-    } | changes
-
-
-async def tokenize(
-    vault: ApiProcess, credentials: Credentials, body: dict[str, Any] | None = None, **kwargs: Any
-) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=vault.url, timeout=10) as client:
-        return await client.post(
-            "/v1/tokens",
-            json=body if body is not None else {"card": card()},
-            headers={"Authorization": f"Bearer {credentials.publishable}"},
-            **kwargs,
-        )
-
-
-async def token_id(vault: ApiProcess, credentials: Credentials, **changes: Any) -> str:
-    response = await tokenize(vault, credentials, {"card": card(**changes)})
-    assert response.status_code == 201, response.text
-    created: str = response.json()["id"]
-    return created
-
-
-async def exchange(platform: Platform, credentials: Credentials, token: str, **extra: Any) -> httpx.Response:
-    async with platform.client(credentials) as client:
-        return await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}, **extra})
+from tests.support.vault import NEXT_YEAR, VISA, card, exchange, token_id, tokenize
 
 
 async def vault_rows(database: TestDatabase) -> dict[str, int]:

@@ -26,7 +26,7 @@ from bastion.platform.certs import init_certs
 from bastion.platform.crypto import LocalKeyring
 from bastion.platform.db import ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
-from bastion.vault.keyring import LocalKeyEncryptionKeys
+from bastion.vault.keyring import KeyEncryptionKeys, LocalKeyEncryptionKeys
 from bastion.vault.rotation import ensure_key_version
 
 
@@ -119,23 +119,28 @@ def fresh_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "
 
 
 @contextmanager
-def migrated_database(admin_url: str, bin_dir: Path | None, *, name_prefix: str = "bastion_test") -> Iterator[TestDatabase]:
-    """A fresh database with its keyring, certificates and vault key, migrated to head."""
+def migrated_database(
+    admin_url: str, bin_dir: Path | None, *, name_prefix: str = "bastion_test", vault_keys: KeyEncryptionKeys | None = None
+) -> Iterator[TestDatabase]:
+    """A fresh database with its keyring, certificates and vault key, migrated to head. The
+    vault's first key version is made in `vault_keys` (the caller's, left open), else in a
+    local keyring in the data directory."""
     with fresh_database(admin_url, bin_dir, name_prefix=name_prefix) as database:
         LocalKeyring.open(database.data_dir, create=True)
         init_certs(database.data_dir)
         asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
-        asyncio.run(_first_vault_key(database))
+        asyncio.run(_first_vault_key(database, vault_keys))
         yield database
 
 
-async def _first_vault_key(database: TestDatabase) -> None:
+async def _first_vault_key(database: TestDatabase, vault_keys: KeyEncryptionKeys | None) -> None:
     owner = bootstrap.owner_database(database.owner_url)
-    keys = LocalKeyEncryptionKeys(bootstrap.vault_keys_directory(database.data_dir))
+    keys = vault_keys or LocalKeyEncryptionKeys(bootstrap.vault_keys_directory(database.data_dir))
     try:
         await ensure_key_version(owner, keys)
     finally:
-        keys.close()
+        if vault_keys is None:
+            keys.close()
         await owner.dispose()
 
 
@@ -180,13 +185,16 @@ def running_api_process(database: TestDatabase, extra_env: dict[str, str] | None
 
 
 @contextmanager
-def running_vault(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
-    """A real `bastion vault` process: its browser origin and its mutual-TLS listener on the
-    database's vault ports; yields the browser origin and the captured logs."""
-    ports = [database.vault_port, database.vault_internal_port]
-    command = ["vault", "--host", "127.0.0.1", "--port", str(ports[0]), "--internal-port", str(ports[1])]
-    with _running(command, ports, {**database.env(), **(extra_env or {})}) as log:
-        yield ApiProcess(url=database.vault_url, log_file=log)
+def running_vault(
+    database: TestDatabase, extra_env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None
+) -> Iterator[ApiProcess]:
+    """A real `bastion vault` process: its browser origin and its mutual-TLS listener on
+    `ports` (default: the database's vault ports, which the session's vault holds); yields
+    the browser origin and the captured logs."""
+    public, internal = ports or (database.vault_port, database.vault_internal_port)
+    command = ["vault", "--host", "127.0.0.1", "--port", str(public), "--internal-port", str(internal)]
+    with _running(command, [public, internal], {**database.env(), **(extra_env or {})}) as log:
+        yield ApiProcess(url=f"http://127.0.0.1:{public}", log_file=log)
 
 
 @contextmanager

@@ -21,11 +21,12 @@ _SWEEP = "SELECT set_config('bastion.vault_sweep', 'on', true)"
 _PUBLISHABLE_KEY = "SELECT * FROM vault_merchant_by_publishable_key($1)"
 _ACTIVE_VERSION = "SELECT version FROM vault.key_versions WHERE state = 'active'"
 # One statement writes the card, its CVC (when one was given) and the token. The key
-# version must still be usable when the statement starts (after the shared lock), or
-# nothing is written and the caller retries with the new active version.
+# version must still be the active one when the statement starts (after the shared lock),
+# or nothing is written and the caller retries with the new active version: once a
+# rotation has begun, no new secret goes under the version it retires.
 _INSERT_CARD = """
 WITH version AS (
-    SELECT version FROM vault.key_versions WHERE version = $4 AND state <> 'retired'
+    SELECT version FROM vault.key_versions WHERE version = $4 AND state = 'active'
 ), card AS (
     INSERT INTO vault.cards (id, merchant_id, livemode, algorithm, key_version, wrapped_key, nonce, ciphertext,
                              fingerprint, brand, last4, exp_month, exp_year, funding, created_at)
@@ -92,6 +93,11 @@ SELECT EXISTS (SELECT 1 FROM vault.cards WHERE key_version = $1)
     OR EXISTS (SELECT 1 FROM vault.cvcs WHERE key_version = $1)
 """
 _LOCK_KEY_VERSIONS = f"SELECT pg_advisory_xact_lock({KEY_VERSIONS_LOCK})"
+# Session-scoped: held by `bastion keys rotate` for its whole run, released by the server
+# if the process dies.
+_ROTATION_LOCK = 0x0BA5_7C4C
+_TRY_LOCK_ROTATION = f"SELECT pg_try_advisory_lock({_ROTATION_LOCK})"
+_UNLOCK_ROTATION = f"SELECT pg_advisory_unlock({_ROTATION_LOCK})"
 # Rotation: the next rows still under an older version; rows in use by a concurrent
 # exchange or forward are skipped this round and picked up by the next.
 _STALE_CARDS = """
@@ -167,7 +173,7 @@ class NewCard:
 
 
 async def insert_card_and_token(connection: Connection, tenant: Tenant, card: NewCard) -> bool:
-    """Write the card, its CVC and its token; False when the key version was retired meanwhile."""
+    """Write the card, its CVC and its token; False when the key version is no longer the active one."""
     cvc = card.sealed_cvc
     token_id: str | None = await connection.fetchval(
         _INSERT_CARD,
@@ -253,6 +259,15 @@ async def counts_by_version(connection: Connection) -> dict[int, dict[str, int]]
 async def lock_key_versions(connection: Connection) -> None:
     """Wait until no tokenization is in flight, and keep new ones out until commit."""
     await connection.execute(_LOCK_KEY_VERSIONS)
+
+
+async def try_lock_rotation(connection: Connection) -> bool:
+    locked: bool = await connection.fetchval(_TRY_LOCK_ROTATION)
+    return locked
+
+
+async def unlock_rotation(connection: Connection) -> None:
+    await connection.execute(_UNLOCK_ROTATION)
 
 
 async def is_referenced(connection: Connection, version: int) -> bool:

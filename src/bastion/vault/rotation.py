@@ -21,9 +21,9 @@ from bastion.vault.envelope import binding, rewrap
 from bastion.vault.keyring import KeyEncryptionKeys
 
 BATCH_SIZE_MAX = 10_000
-# A vault process that read the active version just before a rotation can still write
-# under the old one for up to `service.ACTIVE_VERSION_TTL_S`; such rows are re-wrapped by further
-# passes, for at most _PASSES_MAX * _PASS_PAUSE_S (several times that TTL).
+# A tokenization whose write began just before a rotation made its new version active can
+# still land under the old one (the write checks the version as its statement starts); such
+# rows are re-wrapped by further passes, for at most _PASSES_MAX * _PASS_PAUSE_S.
 _PASSES_MAX = 150
 _PASS_PAUSE_S = 0.2
 _PURPOSES = {"cards": "card", "cvcs": "cvc"}
@@ -120,9 +120,22 @@ async def stale_count(database: Database) -> int:
 async def rotate(
     database: Database, keys: KeyEncryptionKeys, *, batch_size: int, on_batch: Callable[[int], None] | None = None
 ) -> RotationReport:
-    """Make a new key version active and move every data key to it (or finish an earlier rotation)."""
+    """Make a new key version active and move every data key to it (or finish an earlier
+    rotation). One rotation at a time: a second one is refused while the first runs."""
     if not 1 <= batch_size <= BATCH_SIZE_MAX:
         raise ConfigurationError(f"the batch size must be between 1 and {BATCH_SIZE_MAX}")
+    async with database.connection() as guard:
+        if not await repository.try_lock_rotation(guard):
+            raise ConfigurationError("another `bastion keys rotate` is running: let it finish")
+        try:
+            return await _rotate(database, keys, batch_size, on_batch)
+        finally:
+            await repository.unlock_rotation(guard)
+
+
+async def _rotate(
+    database: Database, keys: KeyEncryptionKeys, batch_size: int, on_batch: Callable[[int], None] | None
+) -> RotationReport:
     version, resumed = await _begin_rotation(database, keys)
     rewrapped = 0
     retired: list[int] = []
@@ -133,12 +146,21 @@ async def rotate(
                 if on_batch is not None:
                     on_batch(done)
         retired += await _retire_unreferenced(database)
-        if await stale_count(database) == 0:
-            break
-        # Rows held by an exchange or a forward right now, or written by a vault process
-        # that has not yet read the new version: give them a moment.
+        if await _finished(database):
+            return RotationReport(active_version=version, retired_versions=retired, rewrapped=rewrapped, resumed=resumed)
+        # Rows held by an exchange or a forward right now, or written by a tokenization
+        # that was already under way: give them a moment.
         await asyncio.sleep(_PASS_PAUSE_S)
-    return RotationReport(active_version=version, retired_versions=retired, rewrapped=rewrapped, resumed=resumed)
+    raise ConfigurationError(
+        f"rows under older key versions were still in use after {_PASSES_MAX} passes: "
+        "run `bastion keys rotate` again to finish (every ciphertext still decrypts)"
+    )
+
+
+async def _finished(database: Database) -> bool:
+    async with database.transaction() as connection:
+        versions = await repository.key_versions(connection)
+    return await stale_count(database) == 0 and not any(row["state"] == "retiring" for row in versions)
 
 
 async def key_status(database: Database) -> list[dict[str, Any]]:

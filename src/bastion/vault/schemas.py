@@ -112,7 +112,8 @@ class ForwardedRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
-    path: str = Field(pattern=r"^/[A-Za-z0-9/._~%-]*$", max_length=512)
+    # Not "//...": joined to anything, that names another host (a network-path reference).
+    path: str = Field(pattern=r"^/([A-Za-z0-9._~%-][A-Za-z0-9/._~%-]*)?$", max_length=512)
     headers: dict[str, Annotated[str, Field(max_length=1_024)]] = Field(default_factory=dict, max_length=FORWARD_HEADERS_MAX)
     body: str = Field(default="", max_length=FORWARD_BODY_CHARS_MAX)
 

@@ -5,6 +5,7 @@ only clients presenting a certificate of the install's private CA (the API)."""
 
 import asyncio
 import contextlib
+import math
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ from bastion.vault.service import Vault, sweep
 # Expired CVCs must be gone within the hour they are allowed (PCI DSS 3.3.1); a sweep
 # every minute keeps them well inside it.
 SWEEP_INTERVAL_S = 60.0
+_SHUTDOWN_MARGIN_S = 1
 _log = get_logger(__name__)
 
 
@@ -44,7 +46,16 @@ async def _sweep_forever(vault: Vault) -> None:
 async def serve_vault(
     vault: Vault, *, public_host: str, public_port: int, internal_host: str, internal_port: int, ssl_options: dict[str, Any]
 ) -> None:
-    common: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "off", "server_header": False}
+    common: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "off",
+        "server_header": False,
+        # On SIGTERM a request in flight gets as long as a forward may take, and then the
+        # listeners close regardless: closing an idle TLS keep-alive connection (the API's
+        # pool holds some) waits for the peer's close_notify, which an idle pool never sends.
+        "timeout_graceful_shutdown": math.ceil(vault.settings.vault_forward_timeout_s) + _SHUTDOWN_MARGIN_S,
+    }
     public = _Server(uvicorn.Config(create_public_app(vault), host=public_host, port=public_port, **common))
     internal = _Server(
         uvicorn.Config(create_internal_app(vault), host=internal_host, port=internal_port, **common, **ssl_options)
@@ -61,6 +72,4 @@ async def serve_vault(
         await asyncio.gather(public.serve(), internal.serve())
     finally:
         janitor.cancel()
-        await vault.processors.aclose()
-        await vault.database.dispose()
-        vault.keys.close()
+        await vault.close()

@@ -5,6 +5,7 @@ Card data exists in clear only inside these functions, between the request that 
 and the envelope that seals it (or the processor request that carries it).
 """
 
+import asyncio
 import hmac
 import re
 import time
@@ -29,7 +30,7 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.platform.cache import TtlCache
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Database, Tenant
-from bastion.platform.redaction import mask_card_numbers
+from bastion.platform.redaction import redact_text
 from bastion.platform.settings import Settings
 from bastion.vault import repository
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, clean_number
@@ -41,12 +42,16 @@ TOKEN_TTL = timedelta(minutes=15)
 # PCI DSS 3.3.1: the security code is kept only until authorization, and never an hour.
 CVC_TTL = timedelta(hours=1)
 _PUBLISHABLE_KEYS_MAX = 10_000
-# How soon a vault process writes under a rotation's new key version (rotation waits longer).
+# How long a vault process trusts the active key version it read. A write under a version
+# that a rotation has replaced meanwhile is refused and retried under the new one at once.
 ACTIVE_VERSION_TTL_S = 5.0
 # A new active key version can appear between reading it and writing under it (a rotation
-# retired the old one meanwhile): the write is refused and tried once more.
+# began meanwhile): the write is refused and tried once more.
 _WRITE_ATTEMPTS = 2
 FORWARD_RESPONSE_BYTES_MAX = 1_048_576
+# A round of the janitor deletes up to this many batches: a backlog of expired CVCs (a burst
+# of tokenizations an hour ago) goes in the next round, not a batch a minute (PCI DSS 3.3.1).
+SWEEP_BATCHES_MAX = 100
 _PLACEHOLDER = re.compile(r"\{\{\s*card\.(number|exp_month|exp_year|cvc|name)\s*\}\}")
 
 
@@ -283,7 +288,12 @@ def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: st
 
 async def _send(vault: Vault, method: str, url: str, headers: dict[str, str], body: str) -> dict[str, Any]:
     try:
-        async with vault.processors.stream(method, url, headers=headers, content=body.encode()) as answer:
+        # One deadline for the whole call: httpx's timeouts are per connect, read or write,
+        # so a processor that trickles its answer would otherwise hold the request forever.
+        async with (
+            asyncio.timeout(vault.settings.vault_forward_timeout_s),
+            vault.processors.stream(method, url, headers=headers, content=body.encode()) as answer,
+        ):
             chunks: list[bytes] = []
             size = 0
             async for chunk in answer.aiter_bytes():
@@ -293,16 +303,15 @@ async def _send(vault: Vault, method: str, url: str, headers: dict[str, str], bo
                         f"The processor's answer exceeds {FORWARD_RESPONSE_BYTES_MAX} bytes.", code="processor_response_too_large"
                     )
                 chunks.append(chunk)
-    except httpx.TimeoutException:
+    except (TimeoutError, httpx.TimeoutException):
         raise ProcessorUnavailable("The processor did not answer in time.", code="processor_timeout") from None
     except httpx.HTTPError as error:
         raise ProcessorUnavailable(f"The processor could not be reached ({type(error).__name__}).") from None
     return {
         "status": answer.status_code,
-        "headers": {
-            name: mask_card_numbers(value) for name, value in answer.headers.items() if name.lower() in _RETURNED_HEADERS
-        },
-        "body": mask_card_numbers(b"".join(chunks).decode(errors="replace")),
+        "headers": {name: redact_text(value) for name, value in answer.headers.items() if name.lower() in _RETURNED_HEADERS},
+        # Card numbers, security codes and secrets a processor may echo are masked like in logs.
+        "body": redact_text(b"".join(chunks).decode(errors="replace")),
     }
 
 
@@ -310,7 +319,15 @@ _RETURNED_HEADERS = frozenset({"content-type", "request-id", "x-request-id", "id
 
 
 async def sweep(vault: Vault) -> int:
-    """Delete expired CVCs and the cards of tokens that expired unexchanged; rows deleted."""
-    async with vault.database.transaction() as connection:
-        await repository.begin_sweep(connection)
-        return await repository.delete_expired(connection, now())
+    """Delete expired CVCs and the cards of tokens that expired unexchanged, a batch per
+    transaction until a batch comes back short (or SWEEP_BATCHES_MAX); rows deleted."""
+    deleted = 0
+    for _ in range(SWEEP_BATCHES_MAX):
+        async with vault.database.transaction() as connection:
+            await repository.begin_sweep(connection)
+            batch = await repository.delete_expired(connection, now())
+        deleted += batch
+        # Each kind is limited to a batch on its own: below one in all, neither was cut short.
+        if batch < repository.SWEEP_BATCH_MAX:
+            break
+    return deleted

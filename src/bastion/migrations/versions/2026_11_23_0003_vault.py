@@ -113,7 +113,7 @@ def upgrade() -> None:
 
     op.create_table(
         "key_versions",
-        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False, autoincrement=False),
         sa.Column("provider", sa.Text, nullable=False),
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
