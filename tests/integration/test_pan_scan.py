@@ -13,6 +13,7 @@ import pytest
 from bastion.platform.db import plain_dsn
 from bastion.platform.redaction import luhn_valid
 from bastion.vault.scan import LOG_PIECE_BYTES, PanFinding, PanScan, scan_database, scan_logs
+from tests.support.cli import run_bastion
 from tests.support.postgres import TestDatabase
 
 # Luhn-valid but no card: no network issues numbers starting with 1 (an order id, say).
@@ -144,3 +145,22 @@ def test_log_limits_are_reported(tmp_path: Path) -> None:
     stopped = scan_logs(tmp_path, findings_max=1)
     assert stopped.findings == [PanFinding(f"log {tmp_path / 'b.log'}:1", "424242******4242")]
     assert stopped.incomplete == [f"stopped at 1 findings, in log {tmp_path / 'b.log'}"]
+
+
+async def test_the_command_exits_1_on_a_finding_and_on_logs_it_could_not_read(
+    test_database: TestDatabase, tmp_path: Path
+) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "api.log").write_text('{"event": "request", "status": 200}\n')
+    assert (await run_bastion("vault", "scan-pan", "--logs", str(clean), env=test_database.env())).returncode == 0
+
+    (clean / "worker.log").write_text('{"event": "oops", "detail": "card 5555 5555 5555 4444"}\n')
+    found = await run_bastion("vault", "scan-pan", "--logs", str(clean), env=test_database.env())
+    assert found.returncode == 1
+    assert "555555******4444" in found.stdout
+    assert "5555555555554444" not in found.stdout + found.stderr
+
+    missing = await run_bastion("vault", "scan-pan", "--logs", str(tmp_path / "typo"), env=test_database.env())
+    assert missing.returncode == 1, "a scan that could not read the logs proves nothing"
+    assert "no logs directory" in missing.stderr

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from bastion import bootstrap
-from bastion.kernel.errors import InvalidRequest, ProcessorUnavailable, ResourceMissing
+from bastion.kernel.errors import InvalidRequest, PermissionDenied, ProcessorUnavailable, ResourceMissing
 from bastion.platform.certs import CertPaths, client_ssl_context
 from bastion.platform.db import Tenant
 from bastion.platform.redaction import PAN_MASK
@@ -195,6 +195,18 @@ async def test_only_allowlisted_connectors(
     with pytest.raises(InvalidRequest) as refused:
         await client.forward(_tenant(merchant), card=card, connector="evil", request=WITHOUT_CVC)
     assert (type(refused.value), refused.value.param) == (InvalidRequest, "connector")
+
+
+async def test_live_cards_go_only_to_https_connectors(
+    client: VaultClient, processor: tuple[EchoProcessor, str], merchant: Credentials
+) -> None:
+    echo, _url = processor
+    received = len(echo.received)
+    live = Tenant(merchant.merchant_id, livemode=True)
+    with pytest.raises(PermissionDenied) as refused:
+        await client.forward(live, card="crd_01M85AAAAAAAAAAAAAAAAAAAAA", connector="echo", request=WITHOUT_CVC)
+    assert refused.value.param == "connector"
+    assert len(echo.received) == received, "nothing was sent"
 
 
 @pytest.mark.parametrize(

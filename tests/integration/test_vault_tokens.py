@@ -1,6 +1,7 @@
 """Tokenization on the vault's origin, exchange through the API, and the bad input of both:
 a clear 4xx naming the field, and nothing stored."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,7 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from bastion.platform.db import plain_dsn
+from bastion.platform.db import Tenant, plain_dsn
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.vault import NEXT_YEAR, VISA, card, exchange, token_id, tokenize
@@ -179,3 +180,34 @@ async def test_the_card_fields_page_is_framed_only_by_registered_origins(
     assert "unsafe-inline" not in policy
     assert "x-frame-options" not in page.headers
     assert 'data-parent-origin="https://shop.example"' in page.text
+
+
+async def test_an_exchange_whose_api_transaction_was_lost_is_taken_over_by_the_retry(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    """The vault bound the token, then the API's transaction failed: the retry finishes the
+    job under the same payment method id, and no card stays bound to a missing one."""
+    token = await token_id(vault, merchant)
+    lost_id = "pm_01M85AAAAAAAAAAAAAAAAAAAAA"
+    tenant = Tenant(merchant.merchant_id, livemode=False)
+    bound = await platform.services.vault.exchange_token(tenant, token, lost_id)
+    assert bound["payment_method_id"] == lost_id
+    assert VISA not in str(bound)
+
+    retried = await exchange(platform, merchant, token)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["id"] == lost_id
+    again = await exchange(platform, merchant, token)
+    assert (again.status_code, again.json()["error"]["code"]) == (400, "token_already_used")
+
+
+async def test_concurrent_exchanges_of_one_token_make_one_payment_method(
+    platform: Platform, vault: ApiProcess, merchant: Credentials
+) -> None:
+    token = await token_id(vault, merchant)
+    answers = await asyncio.gather(*(exchange(platform, merchant, token) for _ in range(8)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] + [400] * 7, [answer.text for answer in answers]
+    assert {answer.json()["error"]["code"] for answer in answers if answer.status_code == 400} == {"token_already_used"}
+    async with platform.client(merchant) as client:
+        assert len((await client.get("/v1/payment_methods")).json()["data"]) == 1

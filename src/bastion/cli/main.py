@@ -426,7 +426,9 @@ def serve(
         if embedded is not None:
             embedded.stop()
         raise
-    vault_public = f"http://{host}:{vault_port}"
+    # A browser cannot use 0.0.0.0 as an origin: a wildcard address is shown as loopback.
+    browser_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  (compared, not bound)
+    vault_public = os.environ.get("BASTION_VAULT_PUBLIC_URL", f"http://{browser_host}:{vault_port}")
     log_dir = settings.log_dir or settings.data_dir / "logs"
     env = {
         **os.environ,
@@ -434,9 +436,13 @@ def serve(
         "BASTION_DATA_DIR": str(settings.data_dir),
         "BASTION_LOG_DIR": str(log_dir),
         "BASTION_VAULT_PUBLIC_URL": vault_public,
-        "BASTION_VAULT_INTERNAL_URL": f"https://{host}:{vault_internal_port}",
+        "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{vault_internal_port}",
     }
-    vault_command = ["vault", "--host", host, "--port", str(vault_port), "--internal-port", str(vault_internal_port)]
+    # The mutual-TLS listener serves only the API beside it: on loopback, whatever --host says.
+    vault_command = [
+        *("vault", "--host", host, "--port", str(vault_port)),
+        *("--internal-host", "127.0.0.1", "--internal-port", str(vault_internal_port)),
+    ]
     children = [
         subprocess.Popen([sys.executable, "-m", "bastion", *vault_command], env=env),
         subprocess.Popen([sys.executable, "-m", "bastion", "api", "--host", host, "--port", str(port)], env=env),
@@ -484,8 +490,9 @@ def worker() -> None:
 @vault_app.callback()
 def vault(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address both listeners use.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address of the browser origin's listener.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the browser origin (card fields, bastion.js, tokens).")] = 8001,
+    internal_host: Annotated[str, typer.Option(help="Address of the mutual-TLS listener the API calls.")] = "127.0.0.1",
     internal_port: Annotated[int, typer.Option(help="Port of the mutual-TLS listener the API calls.")] = 8002,
 ) -> None:
     """Run the card vault (its own origin and its mutual-TLS listener), unless a subcommand is given."""
@@ -498,7 +505,12 @@ def vault(
     ssl_options = uvicorn_ssl_options(CertPaths.under(settings.data_dir))
     asyncio.run(
         serve_vault(
-            runtime, public_host=host, public_port=port, internal_host=host, internal_port=internal_port, ssl_options=ssl_options
+            runtime,
+            public_host=host,
+            public_port=port,
+            internal_host=internal_host,
+            internal_port=internal_port,
+            ssl_options=ssl_options,
         )
     )
 
@@ -519,7 +531,11 @@ def vault_scan_pan(
 
     with bootstrap.owner_url_for_command(settings) as url:
         in_database = asyncio.run(_with_owner_database(url, work))
-    in_logs = scan_logs(log_dir) if log_dir.is_dir() else PanScan(findings=[])
+    in_logs = (
+        scan_logs(log_dir)
+        if log_dir.is_dir()
+        else PanScan(findings=[], incomplete=[f"no logs directory at {log_dir}: the logs were not scanned"])
+    )
     findings = in_database.findings + in_logs.findings
     for note in in_database.incomplete + in_logs.incomplete:
         typer.echo(f"warning: {note}", err=True)

@@ -93,6 +93,7 @@ _INSERT_PAYMENT_METHOD = """
 INSERT INTO payment_methods (id, merchant_id, livemode, type, customer_id, card_brand, card_last4, card_exp_month,
                              card_exp_year, card_funding, card_fingerprint, vault_card_id, signals, metadata, created_at)
 VALUES ($1, $2, $3, 'card', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT DO NOTHING
 RETURNING *
 """
 _GET_PAYMENT_METHOD = "SELECT * FROM payment_methods WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
@@ -113,9 +114,10 @@ async def insert_payment_method(
     signals: dict[str, Any],
     metadata: dict[str, str],
     created_at: datetime,
-) -> AnyRow:
-    """A card payment method from the vault's metadata of the card (never the card itself)."""
-    row: AnyRow = await connection.fetchrow(
+) -> AnyRow | None:
+    """A card payment method from the vault's metadata of the card (never the card itself);
+    None when a concurrent exchange of the same token created it first."""
+    row: AnyRow | None = await connection.fetchrow(
         _INSERT_PAYMENT_METHOD,
         payment_method_id,
         tenant.merchant_id,

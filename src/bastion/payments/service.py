@@ -4,7 +4,7 @@ from typing import Any
 
 from bastion import audit, events
 from bastion.kernel.clock import now, unix_seconds
-from bastion.kernel.errors import BastionError, ResourceMissing
+from bastion.kernel.errors import BastionError, InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.payments import repository
 from bastion.payments.domain import merge_metadata
@@ -131,21 +131,31 @@ def payment_method_resource(row: AnyRow) -> dict[str, Any]:
     }
 
 
+def _token_used() -> InvalidRequest:
+    return InvalidRequest(
+        "This token has already been used; tokens are single-use.", param="card[token]", code="token_already_used"
+    )
+
+
 async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: PaymentMethodCreate) -> dict[str, Any]:
-    """Exchange a single-use card token for a reusable payment method. The vault marks the
-    token used for this payment method's id; the card itself stays in the vault."""
+    """Exchange a single-use card token for a reusable payment method. The vault binds the
+    token's card to this payment method's id; the card itself stays in the vault."""
     if request.customer is not None:
         await _live_customer(uow, request.customer, param="customer")
     token = request.card.token
     if not is_id(token, "tok"):
         raise ResourceMissing(f"No such token: '{token}'", param="card[token]")
-    payment_method_id = new_id("pm")
     try:
-        card = await vault.exchange_token(uow.tenant, token, payment_method_id)
+        card = await vault.exchange_token(uow.tenant, token, new_id("pm"))
     except BastionError as error:
         if error.param == "token":
             error.param = "card[token]"
         raise
+    # The vault names the payment method the token is bound to: ours, or that of an earlier
+    # exchange whose transaction here never committed (then this one takes its place).
+    payment_method_id = card["payment_method_id"]
+    if await repository.payment_method_exists(uow.connection, uow.tenant, payment_method_id):
+        raise _token_used()
     row = await repository.insert_payment_method(
         uow.connection,
         uow.tenant,
@@ -156,6 +166,8 @@ async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: Pa
         metadata=merge_metadata({}, request.metadata),
         created_at=now(),
     )
+    if row is None:
+        raise _token_used()
     resource = payment_method_resource(row)
     await audit.record(
         uow,

@@ -208,8 +208,10 @@ def card_metadata(row: Any) -> dict[str, Any]:
 
 
 async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, Any]:
-    """Use a single-use token once, for one payment method. A retry of the same exchange
-    (same payment method) answers the same; any other second use is refused."""
+    """Use a single-use token once, binding its card to `payment_method_id`. A token used
+    before answers with the card and the payment method it is bound to: the API refuses the
+    second use, unless that payment method never committed on its side (then it takes that
+    id, and no card stays bound to a payment method that does not exist)."""
     tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
     if not is_id(token_id, "tok"):
         raise ResourceMissing(f"No such token: '{token_id}'", param="token")
@@ -217,26 +219,26 @@ async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, 
     async with vault.database.transaction() as connection:
         await repository.set_tenant(connection, tenant)
         row = await repository.use_token(connection, tenant, token_id, request.payment_method_id, moment)
-        if row is not None:
-            return {**card_metadata(row), "signals": row["signals"]}
-        existing = await repository.get_token(connection, tenant, token_id)
-    if existing is None:
+        if row is None:
+            row = await repository.get_token(connection, tenant, token_id)
+    if row is None:
         raise ResourceMissing(f"No such token: '{token_id}'", param="token")
-    if existing["used_at"] is not None:
-        if existing["payment_method_id"] == request.payment_method_id:
-            return {**card_metadata(existing), "signals": existing["signals"]}
-        raise InvalidRequest("This token has already been used; tokens are single-use.", param="token", code="token_already_used")
-    raise InvalidRequest("This token has expired; tokenize the card again.", param="token", code="token_expired")
+    if row["payment_method_id"] is None:
+        raise InvalidRequest("This token has expired; tokenize the card again.", param="token", code="token_expired")
+    return {**card_metadata(row), "payment_method_id": row["payment_method_id"], "signals": row["signals"]}
 
 
 def _fill(template: str, fields: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda match: fields[match.group(1)], template)
 
 
-def _connector_url(vault: Vault, connector: str, path: str) -> str:
+def _connector_url(vault: Vault, tenant: Tenant, connector: str, path: str) -> str:
     base = vault.settings.vault_connectors.get(connector)
     if base is None:
         raise InvalidRequest(f"Unknown connector '{connector}': it is not on the vault's allowlist.", param="connector")
+    if tenant.livemode and not base.startswith("https://"):
+        # PCI DSS 4.2.1: a live card crosses the network only under TLS.
+        raise PermissionDenied(f"Live-mode cards go only to https connectors; '{connector}' is not.", param="connector")
     url = base + path
     # The path cannot leave the connector's host: the allowlist is by host, not by prefix.
     if urlsplit(url).netloc != urlsplit(base).netloc:
@@ -248,7 +250,7 @@ async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
     """Decrypt the card, fill the template, send it to the connector's allowlisted endpoint,
     and return the processor's answer with card numbers masked."""
     tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
-    url = _connector_url(vault, request.connector, request.request.path)
+    url = _connector_url(vault, tenant, request.connector, request.request.path)
     template = request.request
     wanted = {match.group(1) for text in (template.body, *template.headers.values()) for match in _PLACEHOLDER.finditer(text)}
     if not is_id(request.card, "crd"):
