@@ -24,12 +24,13 @@ from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
 from bastion.platform.crypto import KeyedHasher, LocalKeyring
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.platform.heap import freeze_startup_objects
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault.keyring import KeyEncryptionKeys, open_key_encryption_keys
 from bastion.vault.rotation import ensure_key_version
-from bastion.vault.service import Vault
+from bastion.vault.service import PROCESSOR_CONNECTIONS_MAX, PROCESSOR_KEEP_ALIVE_S, Vault
 
 API_KEY_HASH_PURPOSE = "api-key-hash"
 VAULT_MARGIN_S = 5.0
@@ -109,7 +110,9 @@ def create_api() -> FastAPI:
     """Uvicorn factory for `bastion api`: everything comes from the environment."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, log_file=settings.log_file("api"))
-    return create_app(api_services(settings, owner_url(settings)))
+    app = create_app(api_services(settings, owner_url(settings)))
+    freeze_startup_objects()
+    return app
 
 
 def keyring_create(settings: Settings) -> None:
@@ -157,7 +160,15 @@ def vault_runtime(settings: Settings, url: str) -> Vault:
         keys=vault_keys(settings),
         hasher=key_hasher(settings),
         # Processors are reached only through the allowlist, never by redirects.
-        processors=httpx.AsyncClient(timeout=httpx.Timeout(settings.vault_forward_timeout_s), follow_redirects=False),
+        processors=httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.vault_forward_timeout_s),
+            limits=httpx.Limits(
+                max_connections=PROCESSOR_CONNECTIONS_MAX,
+                max_keepalive_connections=PROCESSOR_CONNECTIONS_MAX,
+                keepalive_expiry=PROCESSOR_KEEP_ALIVE_S,
+            ),
+            follow_redirects=False,
+        ),
     )
 
 

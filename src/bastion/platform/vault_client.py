@@ -18,6 +18,10 @@ from bastion.kernel.errors import (
 from bastion.platform.db import Tenant
 
 CONNECTIONS_MAX = 100
+# The vault closes a connection idle for VAULT_KEEP_ALIVE_S; the client lets go of it well
+# before, so it never sends a request down a connection the vault is closing at that moment.
+VAULT_KEEP_ALIVE_S = 5
+CLIENT_KEEP_ALIVE_S = 2.0
 _ERRORS: dict[int, type[BastionError]] = {
     400: InvalidRequest,
     401: AuthenticationFailed,
@@ -34,7 +38,11 @@ class VaultClient:
             base_url=base_url,
             verify=ssl_context,
             timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=CONNECTIONS_MAX, max_keepalive_connections=CONNECTIONS_MAX),
+            limits=httpx.Limits(
+                max_connections=CONNECTIONS_MAX,
+                max_keepalive_connections=CONNECTIONS_MAX,
+                keepalive_expiry=CLIENT_KEEP_ALIVE_S,
+            ),
         )
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

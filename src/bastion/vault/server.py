@@ -12,7 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from bastion.platform.heap import freeze_startup_objects
 from bastion.platform.logging import get_logger
+from bastion.platform.vault_client import VAULT_KEEP_ALIVE_S
 from bastion.vault.app import create_internal_app, create_public_app
 from bastion.vault.service import Vault, sweep
 
@@ -51,6 +53,7 @@ async def serve_vault(
         "access_log": False,
         "lifespan": "off",
         "server_header": False,
+        "timeout_keep_alive": VAULT_KEEP_ALIVE_S,
         # On SIGTERM a request in flight gets as long as a forward may take, and then the
         # listeners close regardless: closing an idle TLS keep-alive connection (the API's
         # pool holds some) waits for the peer's close_notify, which an idle pool never sends.
@@ -68,6 +71,7 @@ async def serve_vault(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
     janitor = asyncio.create_task(_sweep_forever(vault))
+    freeze_startup_objects()
     try:
         await asyncio.gather(public.serve(), internal.serve())
     finally:

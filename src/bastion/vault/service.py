@@ -39,6 +39,13 @@ from bastion.vault.keyring import KeyEncryptionKeys
 from bastion.vault.schemas import Exchange, Forward, TokenCreate, signals_document
 
 TOKEN_TTL = timedelta(minutes=15)
+# A forward is never retried (the processor may have acted on it), so an idle connection is
+# dropped long before common server keep-alives (5 s for uvicorn and Node.js) could close it
+# under a request going out.
+PROCESSOR_KEEP_ALIVE_S = 2.0
+# Open connections to processors, all connectors together; a forward beyond waits for one
+# within its deadline.
+PROCESSOR_CONNECTIONS_MAX = 100
 # PCI DSS 3.3.1: the security code is kept only until authorization, and never an hour.
 CVC_TTL = timedelta(hours=1)
 _PUBLISHABLE_KEYS_MAX = 10_000
