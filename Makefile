@@ -44,6 +44,7 @@ $(VENV)/.installed-bench: requirements/bench.txt $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench system-packages
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/vault.py
 
 # Re-lock after changing dependencies in pyproject.toml (needs pip-tools in the venv).
 lock: | $(BIN)/python
