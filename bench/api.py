@@ -46,10 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the scratch-data
 from tests.support.postgres import TestDatabase, free_port, migrated_database, server_url, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_PATH = REPO / "bench" / "results" / "api.json"
 DOC_PATH = REPO / "docs" / "benchmarks.md"
-DOC_START = "<!-- bench:api:start -->"
-DOC_END = "<!-- bench:api:end -->"
 DOC_HEADER = (
     "# Benchmarks\n\n"
     "Speed is measured in `bench/`, never asserted in tests. Each benchmark runs its peers in the same run "
@@ -443,7 +440,8 @@ def table(results: dict[str, Any]) -> str:
 
 def doc_section(results: dict[str, Any]) -> str:
     box = results["machine"]
-    return f"""{DOC_START}
+    start, end = doc_markers("api")
+    return f"""{start}
 ## API: create customer
 
 Latest run: {results["timestamp"]}
@@ -467,19 +465,37 @@ than on separate machines; the ratio to pgbench is the number to compare across 
 Reproduce: `make bench`, or `.venv/bin/python bench/api.py --count {COUNT_DEFAULT} --clients {CLIENTS_DEFAULT}`;
 add `--database-url postgresql://user:pass@host/postgres` (or set `BASTION_BENCH_DATABASE_URL`) to run against
 an existing server, where a private database and roles are created and dropped.
-{DOC_END}"""
+{end}"""
 
 
-def update_doc(results: dict[str, Any]) -> None:
-    section = doc_section(results)
+def doc_markers(name: str) -> tuple[str, str]:
+    """The comments around benchmark `name`'s own section of docs/benchmarks.md."""
+    return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+
+
+def write_results(name: str, results: dict[str, Any], section: str, *, quick: bool = False) -> None:
+    """A full run goes to bench/results/<name>.json and, as `section`, between its markers in
+    docs/benchmarks.md (appended when they are missing). A quick run is a smoke test: its
+    JSON goes to a temporary file and the repository is left alone."""
+    text = json.dumps(results, indent=2) + "\n"
+    if quick:
+        with tempfile.NamedTemporaryFile("w", prefix=f"bastion-bench-{name}-", suffix=".json", delete=False) as scratch:
+            scratch.write(text)
+        print(f"quick run: results in {scratch.name}, nothing written to the repository")
+        return
+    results_path = REPO / "bench" / "results" / f"{name}.json"
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(text)
+    start_marker, end_marker = doc_markers(name)
     current = DOC_PATH.read_text() if DOC_PATH.exists() else DOC_HEADER
-    start, end = current.find(DOC_START), current.find(DOC_END)
+    start, end = current.find(start_marker), current.find(end_marker)
     if start != -1 and end > start:
-        updated = current[:start] + section + current[end + len(DOC_END) :]
+        updated = current[:start] + section + current[end + len(end_marker) :]
     else:
         updated = current.rstrip("\n") + "\n\n" + section + "\n"
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
     DOC_PATH.write_text(updated)
+    print(f"wrote {results_path.relative_to(REPO)} and {DOC_PATH.relative_to(REPO)}")
 
 
 def bounded_int(low: int, high: int) -> Any:
@@ -562,11 +578,8 @@ def main() -> None:
     except BenchFailed as error:
         print(f"benchmark failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
-    update_doc(results)
     print(table(results))
-    print(f"wrote {RESULTS_PATH.relative_to(REPO)} and {DOC_PATH.relative_to(REPO)}")
+    write_results("api", results, doc_section(results))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import importlib
 import importlib.metadata
-import json
 import os
 import random
 import re
@@ -71,6 +70,7 @@ from bench.api import (
     api_process,
     bounded_int,
     cpu_s,
+    doc_markers,
     log_tail,
     machine,
     percentile_ms,
@@ -81,14 +81,12 @@ from bench.api import (
     prepare,
     timed_request,
     verdict,
+    write_results,
 )
 from tests.support.postgres import TestDatabase, migrated_database, server_url
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_PATH = REPO / "bench" / "results" / "ledger.json"
-DOC_PATH = REPO / "docs" / "benchmarks.md"
-DOC_START = "<!-- bench:ledger:start -->"
-DOC_END = "<!-- bench:ledger:end -->"
+DOC_START, DOC_END = doc_markers("ledger")
 
 CURRENCY = "USD"
 ACTOR = Actor(id="bench")
@@ -1042,17 +1040,6 @@ to run against an existing server, where a private database and roles are create
 {DOC_END}"""
 
 
-def update_doc(results: dict[str, Any]) -> None:
-    section = doc_section(results)
-    current = DOC_PATH.read_text()
-    start, end = current.find(DOC_START), current.find(DOC_END)
-    if start != -1 and end > start:
-        updated = current[:start] + section + current[end + len(DOC_END) :]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOC_PATH.write_text(updated)
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Post ledger entries against pgbench TPC-B and django-hordak.")
     parser.add_argument("--quick", action="store_true", help="a smoke run in seconds; writes only a temporary JSON")
@@ -1075,15 +1062,7 @@ def main() -> None:
         print(f"benchmark failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     print(table(results))
-    if args.quick:
-        with tempfile.NamedTemporaryFile("w", prefix="bastion-bench-ledger-", suffix=".json", delete=False) as scratch:
-            scratch.write(json.dumps(results, indent=2) + "\n")
-        print(f"quick run: results in {scratch.name}, nothing written to the repository")
-        return
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
-    update_doc(results)
-    print(f"wrote {RESULTS_PATH.relative_to(REPO)} and {DOC_PATH.relative_to(REPO)}")
+    write_results("ledger", results, doc_section(results), quick=args.quick)
 
 
 if __name__ == "__main__":

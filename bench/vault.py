@@ -64,6 +64,7 @@ from bench.api import (
     HttpConnection,
     Phase,
     bounded_int,
+    doc_markers,
     fetch_value,
     log_tail,
     machine,
@@ -73,6 +74,7 @@ from bench.api import (
     pgbench_version,
     timed_request,
     verdict,
+    write_results,
 )
 from bench.ledger import PHASE_TIME_LIMIT_S, Cpu, Meter, Rate, measure, revision, server_cpu
 from tests.support.postgres import (
@@ -89,10 +91,7 @@ from tests.support.softhsm import prepare_token
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS_PATH = REPO / "bench" / "results" / "vault.json"
-DOC_PATH = REPO / "docs" / "benchmarks.md"
-DOC_START = "<!-- bench:vault:start -->"
-DOC_END = "<!-- bench:vault:end -->"
+DOC_START, DOC_END = doc_markers("vault")
 
 CLIENTS_DEFAULT = 16
 CLIENTS_MAX = 64
@@ -1007,17 +1006,6 @@ need py-spy (`.venv/bin/pip install py-spy`; not a dependency); `--profile-dir D
 {DOC_END}"""
 
 
-def update_doc(results: dict[str, Any]) -> None:
-    section = doc_section(results)
-    current = DOC_PATH.read_text()
-    start, end = current.find(DOC_START), current.find(DOC_END)
-    if start != -1 and end > start:
-        updated = current[:start] + section + current[end + len(DOC_END) :]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOC_PATH.write_text(updated)
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Tokenize, forward, seal and open cards in the vault, against pgbench.")
     parser.add_argument("--quick", action="store_true", help="a smoke run in seconds; writes only a temporary JSON")
@@ -1044,15 +1032,7 @@ def main() -> None:
         print(f"benchmark failed: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     print(table(results))
-    if args.quick:
-        with tempfile.NamedTemporaryFile("w", prefix="bastion-bench-vault-", suffix=".json", delete=False) as scratch:
-            scratch.write(json.dumps(results, indent=2) + "\n")
-        print(f"quick run: results in {scratch.name}, nothing written to the repository")
-        return
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
-    update_doc(results)
-    print(f"wrote {RESULTS_PATH.relative_to(REPO)} and {DOC_PATH.relative_to(REPO)}")
+    write_results("vault", results, doc_section(results), quick=args.quick)
 
 
 if __name__ == "__main__":
