@@ -184,6 +184,7 @@ async def test_each_listener_serves_only_its_own_routes(
     async with httpx.AsyncClient(base_url=vault.url, timeout=CLIENT_TIMEOUT_S) as public:
         assert (await public.post("/internal/v1/forward", json=forward)).status_code == 404
         assert (await public.post("/internal/v1/tokens/tok_x/exchange", json={})).status_code == 404
+        assert (await public.get("/readyz")).status_code == 200
     async with httpx.AsyncClient(
         base_url=settings.vault_internal_url,
         verify=client_ssl_context(CertPaths.under(test_database.data_dir)),
@@ -192,3 +193,26 @@ async def test_each_listener_serves_only_its_own_routes(
         tokens = await internal.post("/v1/tokens", headers={"Authorization": f"Bearer {merchant.publishable}"}, json={})
         assert tokens.status_code == 404
         assert (await internal.get("/static/bastion.js")).status_code == 404
+        assert (await internal.get("/readyz")).status_code == 200
+
+
+async def test_metrics_of_both_listeners_only_behind_mutual_tls(
+    settings: Settings, test_database: TestDatabase, vault: ApiProcess, merchant: Credentials
+) -> None:
+    await token_id(vault, merchant)
+    async with httpx.AsyncClient(base_url=vault.url, timeout=CLIENT_TIMEOUT_S) as public:
+        assert (await public.get("/metrics")).status_code == 404
+    async with httpx.AsyncClient(
+        base_url=settings.vault_internal_url,
+        verify=client_ssl_context(CertPaths.under(test_database.data_dir)),
+        timeout=CLIENT_TIMEOUT_S,
+    ) as internal:
+        response = await internal.get("/metrics")
+    assert response.status_code == 200
+    tokenized = [
+        line
+        for line in response.text.splitlines()
+        if line.startswith("bastion_http_requests_total{") and 'route="/v1/tokens"' in line and 'status="201"' in line
+    ]
+    assert len(tokenized) == 1
+    assert float(tokenized[0].rsplit(" ", 1)[1]) >= 1

@@ -90,6 +90,7 @@ def create_app(services: Services) -> FastAPI:
     )
     metrics = HttpMetrics()
     app.state.services = services
+    app.state.database = services.database
     app.state.metrics = metrics
     errors.install(app)
     app.include_router(health.router)

@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from bastion.api.context import Services
 from bastion.api.responses import JsonResponse
+from bastion.platform.db import Database
 from bastion.platform.logging import get_logger
 from bastion.platform.metrics import HttpMetrics
 
@@ -20,9 +20,10 @@ async def healthz() -> JsonResponse:
 
 @router.get("/readyz", summary="Readiness: the database answers")
 async def readyz(request: Request) -> JsonResponse:
-    services: Services = request.app.state.services
+    """The database of the app's process: the API's or the vault's (`app.state.database`)."""
+    database: Database = request.app.state.database
     try:
-        await services.database.ping()
+        await database.ping()
     except Exception as error:  # noqa: BLE001  (any failure means not ready; the reason goes to the log)
         _log.warning("readiness_failed", error_type=type(error).__name__)
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)

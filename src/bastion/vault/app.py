@@ -1,4 +1,5 @@
-"""The vault's application factories: one app per listener, sharing one `Vault`."""
+"""The vault's application factories: one app per listener, sharing one `Vault` and one
+set of HTTP metrics."""
 
 from fastapi import FastAPI
 
@@ -11,28 +12,30 @@ from bastion.vault.routes import internal_router, public_router
 from bastion.vault.service import Vault
 
 
-def _app(vault: Vault, title: str, max_body_bytes: int) -> FastAPI:
+def _app(vault: Vault, metrics: HttpMetrics, title: str, max_body_bytes: int) -> FastAPI:
     app = FastAPI(title=title, version=bastion.__version__, docs_url=None, redoc_url=None, openapi_url=None)
-    metrics = HttpMetrics()
     app.state.vault = vault
+    app.state.database = vault.database
     app.state.metrics = metrics
     errors.install(app)
     app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes, large_body_paths={}, metrics=metrics)
+    app.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", health.readyz, methods=["GET"], include_in_schema=False)
     return app
 
 
-def create_public_app(vault: Vault) -> FastAPI:
+def create_public_app(vault: Vault, metrics: HttpMetrics) -> FastAPI:
     """The browser origin: card fields, bastion.js, tokenization with a publishable key."""
-    app = _app(vault, "Bastion vault", vault.settings.vault_max_body_bytes)
+    app = _app(vault, metrics, "Bastion vault", vault.settings.vault_max_body_bytes)
     app.state.rate_limiter = RateLimiter(vault.settings.rate_limit_per_s, vault.settings.rate_limit_burst)
     app.include_router(public_router)
-    app.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
     return app
 
 
-def create_internal_app(vault: Vault) -> FastAPI:
-    """The API's door, behind mutual TLS: token exchange and forwarding."""
-    app = _app(vault, "Bastion vault (internal)", vault.settings.max_body_bytes)
+def create_internal_app(vault: Vault, metrics: HttpMetrics) -> FastAPI:
+    """The API's door, behind mutual TLS: token exchange and forwarding, and the metrics of
+    both listeners (shoppers' browsers have no business reading them)."""
+    app = _app(vault, metrics, "Bastion vault (internal)", vault.settings.max_body_bytes)
     app.include_router(internal_router)
-    app.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/metrics", health.metrics, methods=["GET"], include_in_schema=False)
     return app

@@ -14,6 +14,7 @@ import uvicorn
 
 from bastion.platform.heap import freeze_startup_objects
 from bastion.platform.logging import get_logger
+from bastion.platform.metrics import HttpMetrics
 from bastion.platform.vault_client import VAULT_KEEP_ALIVE_S
 from bastion.vault.app import create_internal_app, create_public_app
 from bastion.vault.service import Vault, sweep
@@ -59,9 +60,10 @@ async def serve_vault(
         # pool holds some) waits for the peer's close_notify, which an idle pool never sends.
         "timeout_graceful_shutdown": math.ceil(vault.settings.vault_forward_timeout_s) + _SHUTDOWN_MARGIN_S,
     }
-    public = _Server(uvicorn.Config(create_public_app(vault), host=public_host, port=public_port, **common))
+    metrics = HttpMetrics()
+    public = _Server(uvicorn.Config(create_public_app(vault, metrics), host=public_host, port=public_port, **common))
     internal = _Server(
-        uvicorn.Config(create_internal_app(vault), host=internal_host, port=internal_port, **common, **ssl_options)
+        uvicorn.Config(create_internal_app(vault, metrics), host=internal_host, port=internal_port, **common, **ssl_options)
     )
 
     def stop() -> None:
