@@ -186,13 +186,14 @@ def running_api_process(database: TestDatabase, extra_env: dict[str, str] | None
 
 @contextmanager
 def running_vault(
-    database: TestDatabase, extra_env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None
+    database: TestDatabase, extra_env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None, workers: int = 1
 ) -> Iterator[ApiProcess]:
-    """A real `bastion vault` process: its browser origin and its mutual-TLS listener on
-    `ports` (default: the database's vault ports, which the session's vault holds); yields
-    the browser origin and the captured logs."""
+    """A real `bastion vault` (`workers` processes): its browser origin and its mutual-TLS
+    listener on `ports` (default: the database's vault ports, which the session's vault
+    holds); yields the browser origin and the captured logs."""
     public, internal = ports or (database.vault_port, database.vault_internal_port)
     command = ["vault", "--host", "127.0.0.1", "--port", str(public), "--internal-port", str(internal)]
+    command += ["--workers", str(workers)]
     with _running(command, [public, internal], {**database.env(), **(extra_env or {})}) as log:
         yield ApiProcess(url=f"http://127.0.0.1:{public}", log_file=log)
 

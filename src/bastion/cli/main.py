@@ -33,7 +33,7 @@ from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
 from bastion.vault import rotation
 from bastion.vault.scan import PanScan, scan_database, scan_logs
-from bastion.vault.server import serve_vault
+from bastion.vault.server import VAULT_WORKERS_MAX, VaultSockets, serve_vault, supervise
 from bastion.worker import run_worker
 
 
@@ -487,32 +487,39 @@ def worker() -> None:
     asyncio.run(run_worker(settings, url))
 
 
+def _serve_vault_process(sockets: VaultSockets, janitor: bool) -> None:
+    """One vault process; `bastion vault --workers N` spawns N of them."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, log_file=settings.log_file("vault"))
+    runtime = bootstrap.vault_runtime(settings, bootstrap.owner_url(settings))
+    ssl_options = uvicorn_ssl_options(CertPaths.under(settings.data_dir))
+    asyncio.run(serve_vault(runtime, sockets, ssl_options, janitor=janitor))
+
+
 @vault_app.callback()
 def vault(
     ctx: typer.Context,
+    *,
     host: Annotated[str, typer.Option(help="Address of the browser origin's listener.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the browser origin (card fields, bastion.js, tokens).")] = 8001,
     internal_host: Annotated[str, typer.Option(help="Address of the mutual-TLS listener the API calls.")] = "127.0.0.1",
     internal_port: Annotated[int, typer.Option(help="Port of the mutual-TLS listener the API calls.")] = 8002,
+    workers: Annotated[
+        int, typer.Option(min=1, max=VAULT_WORKERS_MAX, help="Vault processes sharing both ports (one of them sweeps).")
+    ] = 1,
 ) -> None:
     """Run the card vault (its own origin and its mutual-TLS listener), unless a subcommand is given."""
     if ctx.invoked_subcommand is not None:
         return
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, log_file=settings.log_file("vault"))
-    url = bootstrap.owner_url(settings)
-    runtime = bootstrap.vault_runtime(settings, url)
-    ssl_options = uvicorn_ssl_options(CertPaths.under(settings.data_dir))
-    asyncio.run(
-        serve_vault(
-            runtime,
-            public_host=host,
-            public_port=port,
-            internal_host=internal_host,
-            internal_port=internal_port,
-            ssl_options=ssl_options,
-        )
-    )
+    try:
+        sockets = VaultSockets.bind((host, port), (internal_host, internal_port))
+    except OSError as error:
+        raise _fail(f"cannot listen on {host}:{port} and {internal_host}:{internal_port}: {error.strerror}") from None
+    if workers == 1:
+        _serve_vault_process(sockets, janitor=True)
+        return
+    forward_timeout_s = Settings.from_env().vault_forward_timeout_s
+    raise typer.Exit(supervise(_serve_vault_process, sockets, workers=workers, forward_timeout_s=forward_timeout_s))
 
 
 @vault_app.command("scan-pan")

@@ -1,4 +1,5 @@
-"""`bastion vault`: the two listeners of the vault in one process, and its janitor.
+"""`bastion vault`: the two listeners of the vault in one process, and its janitor; with
+`--workers`, several such processes on the same two sockets.
 
 The public listener is the browser origin of the card fields; the internal one accepts
 only clients presenting a certificate of the install's private CA (the API)."""
@@ -6,8 +7,13 @@ only clients presenting a certificate of the install's private CA (the API)."""
 import asyncio
 import contextlib
 import math
+import multiprocessing
+import multiprocessing.connection
 import signal
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -22,6 +28,7 @@ from bastion.vault.service import Vault, sweep
 # Expired CVCs must be gone within the hour they are allowed (PCI DSS 3.3.1); a sweep
 # every minute keeps them well inside it.
 SWEEP_INTERVAL_S = 60.0
+VAULT_WORKERS_MAX = 64
 _SHUTDOWN_MARGIN_S = 1
 _log = get_logger(__name__)
 
@@ -46,9 +53,41 @@ async def _sweep_forever(vault: Vault) -> None:
         await asyncio.sleep(SWEEP_INTERVAL_S)
 
 
-async def serve_vault(
-    vault: Vault, *, public_host: str, public_port: int, internal_host: str, internal_port: int, ssl_options: dict[str, Any]
-) -> None:
+def graceful_shutdown_s(forward_timeout_s: float) -> int:
+    """How long requests in flight get on SIGTERM: as long as a forward may take, and a second."""
+    return math.ceil(forward_timeout_s) + _SHUTDOWN_MARGIN_S
+
+
+@dataclass(frozen=True)
+class VaultSockets:
+    """Both listeners' sockets, bound once before any vault process starts: with `--workers`
+    every process serves the same two ports, and the kernel gives each connection to one."""
+
+    public: socket.socket
+    internal: socket.socket
+
+    @classmethod
+    def bind(cls, public: tuple[str, int], internal: tuple[str, int]) -> "VaultSockets":
+        return cls(public=_bound(*public), internal=_bound(*internal))
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY on accepted connections only when
+    # the socket says it is TCP, and without it every answer waits on a delayed ACK (~40 ms).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    bound = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.bind((host, port))
+    except OSError:
+        bound.close()
+        raise
+    bound.set_inheritable(True)
+    return bound
+
+
+async def serve_vault(vault: Vault, sockets: VaultSockets, ssl_options: dict[str, Any], *, janitor: bool) -> None:
+    """Serve both listeners until SIGINT or SIGTERM; `janitor` in one vault process only."""
     common: dict[str, Any] = {
         "log_config": None,
         "access_log": False,
@@ -58,13 +97,11 @@ async def serve_vault(
         # On SIGTERM a request in flight gets as long as a forward may take, and then the
         # listeners close regardless: closing an idle TLS keep-alive connection (the API's
         # pool holds some) waits for the peer's close_notify, which an idle pool never sends.
-        "timeout_graceful_shutdown": math.ceil(vault.settings.vault_forward_timeout_s) + _SHUTDOWN_MARGIN_S,
+        "timeout_graceful_shutdown": graceful_shutdown_s(vault.settings.vault_forward_timeout_s),
     }
     metrics = HttpMetrics()
-    public = _Server(uvicorn.Config(create_public_app(vault, metrics), host=public_host, port=public_port, **common))
-    internal = _Server(
-        uvicorn.Config(create_internal_app(vault, metrics), host=internal_host, port=internal_port, **common, **ssl_options)
-    )
+    public = _Server(uvicorn.Config(create_public_app(vault, metrics), **common))
+    internal = _Server(uvicorn.Config(create_internal_app(vault, metrics), **common, **ssl_options))
 
     def stop() -> None:
         public.should_exit = internal.should_exit = True
@@ -72,10 +109,51 @@ async def serve_vault(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
-    janitor = asyncio.create_task(_sweep_forever(vault))
+    sweeping = asyncio.create_task(_sweep_forever(vault)) if janitor else None
     freeze_startup_objects()
     try:
-        await asyncio.gather(public.serve(), internal.serve())
+        await asyncio.gather(public.serve(sockets=[sockets.public]), internal.serve(sockets=[sockets.internal]))
     finally:
-        janitor.cancel()
+        if sweeping is not None:
+            sweeping.cancel()
         await vault.close()
+
+
+def supervise(
+    target: Callable[[VaultSockets, bool], None], sockets: VaultSockets, *, workers: int, forward_timeout_s: float
+) -> int:
+    """Run `target` in `workers` processes (the first one sweeps) until SIGINT or SIGTERM, or
+    until one of them exits: then the others are stopped too and the exit status is 1, so that
+    whatever runs the vault restarts all of it rather than serving on with fewer processes.
+
+    Processes are spawned, not forked: each builds its own pools, keyring session and event loop."""
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=target, args=(sockets, index == 0), name=f"bastion-vault-{index}") for index in range(workers)
+    ]
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for process in processes:
+        process.start()
+    multiprocessing.connection.wait([process.sentinel for process in processes])
+    asked_to_stop = stopping
+    if not asked_to_stop:
+        _log.error("vault_process_exited", exit_codes=[process.exitcode for process in processes])
+        stop(signal.SIGTERM, None)
+    # Each process gets its own graceful shutdown, and a second more to exit.
+    deadline = time.monotonic() + graceful_shutdown_s(forward_timeout_s) + _SHUTDOWN_MARGIN_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    return 0 if asked_to_stop else 1
