@@ -49,7 +49,7 @@ class TestPkcs11Envelope(EnvelopeBehaviour):
 def token_session(softhsm_token: SoftHsmToken, open_keys: OpenKeys) -> Iterator[pkcs11.Session]:
     """A public session of the test's own: it sees private objects while a keyring holds the
     login (login belongs to the application), and closing it does not log out."""
-    open_keys()
+    open_keys().create_fingerprint_root()
     session = pkcs11.lib(softhsm_token.module_path).get_token(token_label=softhsm_token.token_label).open()
     yield session
     session.close()

@@ -58,6 +58,7 @@ class EnvelopeBehaviour:
     @pytest.fixture
     def keys(self, open_keys: OpenKeys) -> KeyEncryptionKeys:
         keys = open_keys()
+        keys.create_fingerprint_root()
         keys.create_version(1)
         return keys
 
@@ -146,6 +147,10 @@ class EnvelopeBehaviour:
         assert fingerprint(keys, "mer_1", "5555555555554444") != visa
         assert visa != hashlib.sha256(b"4242424242424242").hexdigest()[:FINGERPRINT_HEX_CHARS]
         assert len(keys.fingerprint_key("mer_1")) == 32
+        reopened = open_keys()
+        reopened.create_fingerprint_root()  # a second install step changes nothing
+        assert reopened.has_fingerprint_root()
+        assert fingerprint(reopened, "mer_1", "4242424242424242") == visa
 
     def test_threads_share_a_keyring(self, keys: KeyEncryptionKeys) -> None:
         def round_trips(thread: int) -> None:
@@ -180,6 +185,7 @@ def _mode(path: Path) -> int:
 def test_local_key_files_are_private(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     keys = LocalKeyEncryptionKeys(directory)
+    keys.create_fingerprint_root()
     keys.create_version(1)
     assert _mode(directory) == 0o700
     assert _mode(directory / "fingerprint.key") == 0o600
@@ -197,6 +203,19 @@ def test_local_create_version_never_replaces_a_key(tmp_path: Path) -> None:
     (directory / ".kek-v1.key.crashed.tmp").write_bytes(os.urandom(32))
     LocalKeyEncryptionKeys(directory).create_version(1)
     assert (directory / "kek-v1.key").read_bytes() == kek
+
+
+def test_a_lost_fingerprint_root_is_never_silently_replaced(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    installed = LocalKeyEncryptionKeys(directory)
+    installed.create_fingerprint_root()
+    installed.create_version(1)
+    (directory / "fingerprint.key").unlink()
+    keys = LocalKeyEncryptionKeys(directory)
+    assert not keys.has_fingerprint_root()
+    with pytest.raises(ConfigurationError, match="holds no card fingerprint root: restore it"):
+        fingerprint(keys, "mer_1", "4242424242424242")
+    assert not (directory / "fingerprint.key").exists()
 
 
 def test_local_keyring_refuses_a_shared_directory(tmp_path: Path) -> None:

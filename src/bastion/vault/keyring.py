@@ -72,8 +72,16 @@ class KeyEncryptionKeys(Protocol):
         """The data key; `DecryptionFailed` if `wrapped` or `aad` is not what `wrap` was given."""
         ...
 
+    def create_fingerprint_root(self) -> None:
+        """Create the fingerprint root unless it exists. At install only (with the first key
+        version): a new root would give every card a new fingerprint."""
+        ...
+
+    def has_fingerprint_root(self) -> bool: ...
+
     def fingerprint_key(self, merchant_id: str) -> bytes:
-        """The 32-byte HMAC key of `merchant_id`'s card fingerprints."""
+        """The 32-byte HMAC key of `merchant_id`'s card fingerprints; `ConfigurationError`
+        without a fingerprint root."""
         ...
 
     def close(self) -> None: ...
@@ -81,6 +89,13 @@ class KeyEncryptionKeys(Protocol):
 
 def _check_version(version: int) -> None:
     invariant(1 <= version <= KEK_VERSION_MAX, "a key-encryption key version is 1 to 2**32 - 1")
+
+
+def _no_fingerprint_root(where: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"{where} holds no card fingerprint root: restore it from the keyring's backup (a new root "
+        "would give every card a new fingerprint, and the same card would no longer match itself)"
+    )
 
 
 def _kek_label(version: int) -> str:
@@ -160,10 +175,16 @@ class LocalKeyEncryptionKeys:
             raise ConfigurationError(f"the key directory {directory} must be accessible to its owner only (mode 0700)")
         self._directory = directory
         self._keks: dict[int, AESGCM] = {}
-        root_path = directory / "fingerprint.key"
-        _create_key_file(root_path)
-        root = _read_key_file(root_path)
-        self._fingerprint_keys = _MerchantKeys(lambda message: hmac.new(root, message, sha256).digest())
+        self._root_path = directory / "fingerprint.key"
+        self._root: bytes | None = None
+        self._fingerprint_keys = _MerchantKeys(self._derive_fingerprint_key)
+
+    def _derive_fingerprint_key(self, message: bytes) -> bytes:
+        if self._root is None:
+            if not self._root_path.exists():
+                raise _no_fingerprint_root(f"the key directory {self._directory}")
+            self._root = _read_key_file(self._root_path)
+        return hmac.new(self._root, message, sha256).digest()
 
     def _path(self, version: int) -> Path:
         return self._directory / f"kek-v{version}.key"
@@ -181,6 +202,12 @@ class LocalKeyEncryptionKeys:
     def create_version(self, version: int) -> None:
         _check_version(version)
         _create_key_file(self._path(version))
+
+    def create_fingerprint_root(self) -> None:
+        _create_key_file(self._root_path)
+
+    def has_fingerprint_root(self) -> bool:
+        return self._root_path.exists()
 
     def has_version(self, version: int) -> bool:
         return self._kek(version) is not None
@@ -323,10 +350,7 @@ class Pkcs11KeyEncryptionKeys:
         with _PKCS11_LOCK:
             self._login: _Login | None = _log_in(module_path, token_label, pin)
             try:
-                root = self._find(_FINGERPRINT_ROOT_LABEL, KeyType.GENERIC_SECRET)
-                if root is None:
-                    root = self._generate(_FINGERPRINT_ROOT_LABEL, KeyType.GENERIC_SECRET, MechanismFlag.SIGN)
-                self._fingerprint_root = _as_signing_key(root, _FINGERPRINT_ROOT_LABEL)
+                self._fingerprint_root = self._find_fingerprint_root()
             except BaseException:
                 _log_out(module_path, token_label, self._login)
                 raise
@@ -380,9 +404,28 @@ class Pkcs11KeyEncryptionKeys:
             kek = self._keks[version] = _as_kek(found, label)
         return kek
 
+    def _find_fingerprint_root(self) -> _SigningKey | None:
+        root = self._find(_FINGERPRINT_ROOT_LABEL, KeyType.GENERIC_SECRET)
+        return None if root is None else _as_signing_key(root, _FINGERPRINT_ROOT_LABEL)
+
+    def create_fingerprint_root(self) -> None:
+        # Generation is atomic in the HSM and found by label afterwards: re-running is safe.
+        with _PKCS11_LOCK:
+            if self._fingerprint_root is None:
+                self._fingerprint_root = self._find_fingerprint_root()
+            if self._fingerprint_root is None:
+                generated = self._generate(_FINGERPRINT_ROOT_LABEL, KeyType.GENERIC_SECRET, MechanismFlag.SIGN)
+                self._fingerprint_root = _as_signing_key(generated, _FINGERPRINT_ROOT_LABEL)
+
+    def has_fingerprint_root(self) -> bool:
+        with _PKCS11_LOCK:
+            return self._find_fingerprint_root() is not None
+
     def _derive_fingerprint_key(self, message: bytes) -> bytes:
         with _PKCS11_LOCK:
             self._session()  # raises once closed: the root's handle is gone with the session
+            if self._fingerprint_root is None:
+                raise _no_fingerprint_root(f"the PKCS#11 token {self._token_label!r}")
             return self._fingerprint_root.sign(message, mechanism=Mechanism.SHA256_HMAC)
 
     def create_version(self, version: int) -> None:

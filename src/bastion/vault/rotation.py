@@ -46,10 +46,22 @@ async def ensure_key_version(database: Database, keys: KeyEncryptionKeys) -> int
         _check_provider(versions, keys)
         return int(active[0])
     invariant(not versions, "key versions exist but none is active")
+    # The install: the fingerprint root is made only here, never again (see the keyring).
+    keys.create_fingerprint_root()
     keys.create_version(1)
     async with database.transaction() as connection:
         await repository.insert_key_version(connection, 1, keys.provider, "active")
     return 1
+
+
+async def check_keyring(database: Database, keys: KeyEncryptionKeys) -> None:
+    """`ConfigurationError` unless `keys` holds every key version in use and the fingerprint
+    root: a vault process checks before it serves."""
+    async with database.transaction() as connection:
+        versions = await repository.key_versions(connection)
+    if not any(row["state"] == "active" for row in versions):
+        raise ConfigurationError("the vault has no key version yet: run `bastion migrate` first")
+    _check_provider(versions, keys)
 
 
 def _check_provider(versions: list[Any], keys: KeyEncryptionKeys) -> None:
@@ -61,6 +73,10 @@ def _check_provider(versions: list[Any], keys: KeyEncryptionKeys) -> None:
             )
         if row["state"] != "retired" and not keys.has_version(row["version"]):
             raise ConfigurationError(f"the {keys.provider} keyring does not hold key version {row['version']}")
+    if not keys.has_fingerprint_root():
+        raise ConfigurationError(
+            f"the {keys.provider} keyring holds no card fingerprint root: restore it from the keyring's backup"
+        )
 
 
 async def _begin_rotation(database: Database, keys: KeyEncryptionKeys) -> tuple[int, bool]:

@@ -23,6 +23,7 @@ from bastion.platform.logging import get_logger
 from bastion.platform.metrics import HttpMetrics
 from bastion.platform.vault_client import VAULT_KEEP_ALIVE_S
 from bastion.vault.app import create_internal_app, create_public_app
+from bastion.vault.rotation import check_keyring
 from bastion.vault.service import Vault, sweep
 
 # Expired CVCs must be gone within the hour they are allowed (PCI DSS 3.3.1); a sweep
@@ -88,6 +89,7 @@ def _bound(host: str, port: int) -> socket.socket:
 
 async def serve_vault(vault: Vault, sockets: VaultSockets, ssl_options: dict[str, Any], *, janitor: bool) -> None:
     """Serve both listeners until SIGINT or SIGTERM; `janitor` in one vault process only."""
+    await check_keyring(vault.database, vault.keys)
     common: dict[str, Any] = {
         "log_config": None,
         "access_log": False,
