@@ -473,6 +473,25 @@ def doc_markers(name: str) -> tuple[str, str]:
     return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
 
 
+def run_and_report(
+    name: str,
+    run: Callable[[], dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    section: Callable[[dict[str, Any]], str],
+    *,
+    quick: bool = False,
+) -> None:
+    """Run benchmark `name`: a failure is one line and exit status 1; results are printed as
+    `table` and written (see `write_results`)."""
+    try:
+        results = run()
+    except BenchFailed as error:
+        print(f"benchmark failed: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(table(results))
+    write_results(name, results, section(results), quick=quick)
+
+
 def write_results(name: str, results: dict[str, Any], section: str, *, quick: bool = False) -> None:
     """A full run goes to bench/results/<name>.json and, as `section`, between its markers in
     docs/benchmarks.md (appended when they are missing). A quick run is a smoke test: its
@@ -573,13 +592,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args()
-    try:
-        results = bench(args)
-    except BenchFailed as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(table(results))
-    write_results("api", results, doc_section(results))
+    run_and_report("api", lambda: bench(args), table, doc_section)
 
 
 if __name__ == "__main__":

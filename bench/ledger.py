@@ -79,9 +79,9 @@ from bench.api import (
     pgbench_version,
     postgres_processes,
     prepare,
+    run_and_report,
     timed_request,
     verdict,
-    write_results,
 )
 from tests.support.postgres import TestDatabase, migrated_database, server_url
 
@@ -1056,13 +1056,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     sizes = Sizes.quick() if args.quick else Sizes.full(args.count, args.accounts)
-    try:
-        results = bench(args, sizes)
-    except BenchFailed as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(table(results))
-    write_results("ledger", results, doc_section(results), quick=args.quick)
+    run_and_report("ledger", lambda: bench(args, sizes), table, doc_section, quick=args.quick)
 
 
 if __name__ == "__main__":

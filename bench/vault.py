@@ -72,9 +72,9 @@ from bench.api import (
     pgbench_binary,
     pgbench_command,
     pgbench_version,
+    run_and_report,
     timed_request,
     verdict,
-    write_results,
 )
 from bench.ledger import PHASE_TIME_LIMIT_S, Cpu, Meter, Rate, measure, revision, server_cpu
 from tests.support.postgres import (
@@ -1087,13 +1087,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     sizes = Sizes.quick() if args.quick else Sizes.full(args.count)
-    try:
-        results = bench(args, sizes)
-    except BenchFailed as error:
-        print(f"benchmark failed: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(table(results))
-    write_results("vault", results, doc_section(results), quick=args.quick)
+    run_and_report("vault", lambda: bench(args, sizes), table, doc_section, quick=args.quick)
 
 
 if __name__ == "__main__":
