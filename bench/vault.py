@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -80,6 +79,7 @@ from bench.ledger import PHASE_TIME_LIMIT_S, Cpu, Meter, Rate, measure, revision
 from tests.support.postgres import (
     ApiProcess,
     TestDatabase,
+    accepts_connections,
     free_port,
     migrated_database,
     running_vault,
@@ -258,14 +258,10 @@ def create_merchant(database: TestDatabase) -> Merchant:
 
 def wait_for_port(port: int, process: "subprocess.Popen[bytes]", name: str, log: IO[bytes]) -> None:
     deadline = time.monotonic() + PROCESS_START_TIMEOUT_S
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise BenchFailed(f"{name} did not start on port {port}:\n{log_tail(log)}") from None
-            time.sleep(0.1)
+    while not accepts_connections(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise BenchFailed(f"{name} did not start on port {port}:\n{log_tail(log)}")
+        time.sleep(0.1)
 
 
 async def echo_processor(scope: dict[str, Any], receive: Any, send: Any) -> None:

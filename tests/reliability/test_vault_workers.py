@@ -20,7 +20,7 @@ from bastion.platform.db import Tenant
 from bastion.platform.vault_client import VaultClient
 from bastion.vault.server import VaultSockets
 from tests.support.platform import Credentials
-from tests.support.postgres import TestDatabase, free_port
+from tests.support.postgres import TestDatabase, accepts_connections, free_port
 from tests.support.vault import card
 
 WORKERS = 2
@@ -57,18 +57,10 @@ def wait_for_workers(process: "subprocess.Popen[bytes]", public: int, internal: 
     while time.monotonic() < deadline:
         assert process.poll() is None, "the vault exited while starting"
         workers = spawned(process)
-        if len(workers) == WORKERS and all(_accepts(port) for port in (public, internal)):
+        if len(workers) == WORKERS and all(accepts_connections(port) for port in (public, internal)):
             return workers
         time.sleep(0.1)
     raise AssertionError(f"{WORKERS} vault processes did not start within {START_TIMEOUT_S} s")
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def log_text(log: IO[bytes]) -> str:
@@ -100,7 +92,7 @@ async def test_workers_serve_both_ports_and_stop_together(test_database: TestDat
         process.send_signal(signal.SIGTERM)
         assert process.wait(STOP_TIMEOUT_S) == 0, log_text(log)
         assert not any(worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers)
-        assert not _accepts(public)
+        assert not accepts_connections(public)
 
 
 async def test_a_dead_worker_stops_the_others_and_the_vault_exits_1(test_database: TestDatabase) -> None:

@@ -143,6 +143,15 @@ def _context(*, trusted_ca: Path, certificate: tuple[Path, Path] | None) -> ssl.
     return context
 
 
+def _as_the_api(settings: Settings, database: TestDatabase) -> httpx.AsyncClient:
+    """A client of the internal listener holding the API's certificate."""
+    return httpx.AsyncClient(
+        base_url=settings.vault_internal_url,
+        verify=client_ssl_context(CertPaths.under(database.data_dir)),
+        timeout=CLIENT_TIMEOUT_S,
+    )
+
+
 async def _healthz(url: str, context: ssl.SSLContext | None = None) -> httpx.Response:
     async with httpx.AsyncClient(verify=context or True, timeout=CLIENT_TIMEOUT_S) as client:
         return await client.get(f"{url}/healthz")
@@ -185,11 +194,7 @@ async def test_each_listener_serves_only_its_own_routes(
         assert (await public.post("/internal/v1/forward", json=forward)).status_code == 404
         assert (await public.post("/internal/v1/tokens/tok_x/exchange", json={})).status_code == 404
         assert (await public.get("/readyz")).status_code == 200
-    async with httpx.AsyncClient(
-        base_url=settings.vault_internal_url,
-        verify=client_ssl_context(CertPaths.under(test_database.data_dir)),
-        timeout=CLIENT_TIMEOUT_S,
-    ) as internal:
+    async with _as_the_api(settings, test_database) as internal:
         tokens = await internal.post("/v1/tokens", headers={"Authorization": f"Bearer {merchant.publishable}"}, json={})
         assert tokens.status_code == 404
         assert (await internal.get("/static/bastion.js")).status_code == 404
@@ -202,11 +207,7 @@ async def test_metrics_of_both_listeners_only_behind_mutual_tls(
     await token_id(vault, merchant)
     async with httpx.AsyncClient(base_url=vault.url, timeout=CLIENT_TIMEOUT_S) as public:
         assert (await public.get("/metrics")).status_code == 404
-    async with httpx.AsyncClient(
-        base_url=settings.vault_internal_url,
-        verify=client_ssl_context(CertPaths.under(test_database.data_dir)),
-        timeout=CLIENT_TIMEOUT_S,
-    ) as internal:
+    async with _as_the_api(settings, test_database) as internal:
         response = await internal.get("/metrics")
     assert response.status_code == 200
     tokenized = [

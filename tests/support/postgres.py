@@ -30,6 +30,15 @@ from bastion.vault.keyring import KeyEncryptionKeys, LocalKeyEncryptionKeys
 from bastion.vault.rotation import ensure_key_version
 
 
+def accepts_connections(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -206,16 +215,12 @@ def _running(arguments: list[str], ports: list[int], env: dict[str, str]) -> Ite
     deadline = time.monotonic() + 30
     try:
         for port in ports:
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        output = log.read().decode(errors="replace")[-3000:]
-                        raise RuntimeError(f"bastion {arguments[0]} did not start: {output}") from None
-                    time.sleep(0.1)
+            while not accepts_connections(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")[-3000:]
+                    raise RuntimeError(f"bastion {arguments[0]} did not start: {output}")
+                time.sleep(0.1)
         yield log
     finally:
         stop_process(process)

@@ -131,12 +131,6 @@ def payment_method_resource(row: AnyRow) -> dict[str, Any]:
     }
 
 
-def _token_used() -> InvalidRequest:
-    return InvalidRequest(
-        "This token has already been used; tokens are single-use.", param="card[token]", code="token_already_used"
-    )
-
-
 async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: PaymentMethodCreate) -> dict[str, Any]:
     """Exchange a single-use card token for a reusable payment method. The vault binds the
     token's card to this payment method's id; the card itself stays in the vault."""
@@ -152,14 +146,12 @@ async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: Pa
             error.param = "card[token]"
         raise
     # The vault names the payment method the token is bound to: ours, or that of an earlier
-    # exchange whose transaction here never committed (then this one takes its place).
-    payment_method_id = card["payment_method_id"]
-    if await repository.payment_method_exists(uow.connection, uow.tenant, payment_method_id):
-        raise _token_used()
+    # exchange whose transaction here never committed (then this one takes its place). If that
+    # payment method exists, or a concurrent exchange is creating it, the insert does nothing.
     row = await repository.insert_payment_method(
         uow.connection,
         uow.tenant,
-        payment_method_id=payment_method_id,
+        payment_method_id=card["payment_method_id"],
         customer_id=request.customer,
         card=card,
         signals=card["signals"],
@@ -167,7 +159,9 @@ async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: Pa
         created_at=now(),
     )
     if row is None:
-        raise _token_used()
+        raise InvalidRequest(
+            "This token has already been used; tokens are single-use.", param="card[token]", code="token_already_used"
+        )
     resource = payment_method_resource(row)
     await audit.record(
         uow,

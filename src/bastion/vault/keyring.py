@@ -91,7 +91,8 @@ def _check_version(version: int) -> None:
     invariant(1 <= version <= KEK_VERSION_MAX, "a key-encryption key version is 1 to 2**32 - 1")
 
 
-def _no_fingerprint_root(where: str) -> ConfigurationError:
+def missing_fingerprint_root(where: str) -> ConfigurationError:
+    """The refusal when `where` (a key directory, an HSM token, a keyring) lost its fingerprint root."""
     return ConfigurationError(
         f"{where} holds no card fingerprint root: restore it from the keyring's backup (a new root "
         "would give every card a new fingerprint, and the same card would no longer match itself)"
@@ -182,7 +183,7 @@ class LocalKeyEncryptionKeys:
     def _derive_fingerprint_key(self, message: bytes) -> bytes:
         if self._root is None:
             if not self._root_path.exists():
-                raise _no_fingerprint_root(f"the key directory {self._directory}")
+                raise missing_fingerprint_root(f"the key directory {self._directory}")
             self._root = _read_key_file(self._root_path)
         return hmac.new(self._root, message, sha256).digest()
 
@@ -425,7 +426,7 @@ class Pkcs11KeyEncryptionKeys:
         with _PKCS11_LOCK:
             self._session()  # raises once closed: the root's handle is gone with the session
             if self._fingerprint_root is None:
-                raise _no_fingerprint_root(f"the PKCS#11 token {self._token_label!r}")
+                raise missing_fingerprint_root(f"the PKCS#11 token {self._token_label!r}")
             return self._fingerprint_root.sign(message, mechanism=Mechanism.SHA256_HMAC)
 
     def create_version(self, version: int) -> None:

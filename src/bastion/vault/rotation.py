@@ -18,7 +18,7 @@ from bastion.kernel.errors import ConfigurationError, invariant
 from bastion.platform.db import Database
 from bastion.vault import repository
 from bastion.vault.envelope import binding, rewrap
-from bastion.vault.keyring import KeyEncryptionKeys
+from bastion.vault.keyring import KeyEncryptionKeys, missing_fingerprint_root
 
 BATCH_SIZE_MAX = 10_000
 # A tokenization whose write began just before a rotation made its new version active can
@@ -43,7 +43,7 @@ async def ensure_key_version(database: Database, keys: KeyEncryptionKeys) -> int
         versions = await repository.key_versions(connection)
     active = [row["version"] for row in versions if row["state"] == "active"]
     if active:
-        _check_provider(versions, keys)
+        _check_keyring_holds(versions, keys)
         return int(active[0])
     invariant(not versions, "key versions exist but none is active")
     # The install: the fingerprint root is made only here, never again (see the keyring).
@@ -61,10 +61,10 @@ async def check_keyring(database: Database, keys: KeyEncryptionKeys) -> None:
         versions = await repository.key_versions(connection)
     if not any(row["state"] == "active" for row in versions):
         raise ConfigurationError("the vault has no key version yet: run `bastion migrate` first")
-    _check_provider(versions, keys)
+    _check_keyring_holds(versions, keys)
 
 
-def _check_provider(versions: list[Any], keys: KeyEncryptionKeys) -> None:
+def _check_keyring_holds(versions: list[Any], keys: KeyEncryptionKeys) -> None:
     for row in versions:
         if row["state"] != "retired" and row["provider"] != keys.provider:
             raise ConfigurationError(
@@ -74,9 +74,7 @@ def _check_provider(versions: list[Any], keys: KeyEncryptionKeys) -> None:
         if row["state"] != "retired" and not keys.has_version(row["version"]):
             raise ConfigurationError(f"the {keys.provider} keyring does not hold key version {row['version']}")
     if not keys.has_fingerprint_root():
-        raise ConfigurationError(
-            f"the {keys.provider} keyring holds no card fingerprint root: restore it from the keyring's backup"
-        )
+        raise missing_fingerprint_root(f"the {keys.provider} keyring")
 
 
 async def _begin_rotation(database: Database, keys: KeyEncryptionKeys) -> tuple[int, bool]:
@@ -84,7 +82,7 @@ async def _begin_rotation(database: Database, keys: KeyEncryptionKeys) -> tuple[
     retiring (resume), otherwise a new one."""
     async with database.transaction() as connection:
         versions = await repository.key_versions(connection)
-    _check_provider(versions, keys)
+    _check_keyring_holds(versions, keys)
     active = next(row["version"] for row in versions if row["state"] == "active")
     if any(row["state"] == "retiring" for row in versions):
         return int(active), True
