@@ -3,7 +3,10 @@
 in a logs directory, found exactly, shown masked; Luhn-valid numbers that no card network
 issues (order ids) left alone; its limits reported."""
 
+import hashlib
+import json
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 
 from bastion.platform.db import plain_dsn
 from bastion.platform.redaction import luhn_valid
-from bastion.vault.scan import LOG_PIECE_BYTES, PanFinding, PanScan, scan_database, scan_logs
+from bastion.vault.scan import LOG_PIECE_BYTES, PanFinding, PanScan, card_numbers_outside_hex, scan_database, scan_logs
 from tests.support.cli import run_bastion
 from tests.support.postgres import TestDatabase
 
@@ -65,20 +68,82 @@ async def schema(connection: asyncpg.Connection) -> AsyncIterator[str]:
         await connection.execute(f"DROP SCHEMA {name} CASCADE")
 
 
+PLANTED_FINDINGS = [
+    PanFinding("events column data row id=evt_1", "424242******4242"),
+    PanFinding('table no id column Body "quoted" row ctid=(0,1)', "305693******0004"),
+    PanFinding("table throwaway column note row id=row_1", "424242******4242"),
+    PanFinding("table throwaway column note row id=row_2", "555555******4444"),
+    PanFinding("table throwaway column payload row id=row_3", "378282*****0005"),
+    PanFinding("table throwaway column raw row id=row_5", "601111******1117"),
+]
+
+
 async def test_planted_card_numbers_are_found_masked_and_nothing_else(connection: asyncpg.Connection, schema: str) -> None:
     assert luhn_valid(ORDER_ID)
     scan = await scan_database(connection, schema)
-    assert sorted(scan.findings, key=lambda finding: finding.location) == [
-        PanFinding("events column data row id=evt_1", "424242******4242"),
-        PanFinding('table no id column Body "quoted" row ctid=(0,1)', "305693******0004"),
-        PanFinding("table throwaway column note row id=row_1", "424242******4242"),
-        PanFinding("table throwaway column note row id=row_2", "555555******4444"),
-        PanFinding("table throwaway column payload row id=row_3", "378282*****0005"),
-        PanFinding("table throwaway column raw row id=row_5", "601111******1117"),
-    ]
+    assert sorted(scan.findings, key=lambda finding: finding.location) == PLANTED_FINDINGS
     assert scan.incomplete == []
     assert not scan.clean
     _shows_no_full_number(scan)
+
+
+def _digest_rows(count: int) -> list[tuple[int, str, str, str, str]]:
+    """What an installation's tables fill with: keyed hashes and chain hashes (hex, either case),
+    idempotency keys and request ids (UUIDs), and both inside JSON, as audit rows hold them."""
+    rows = []
+    for index in range(count):
+        digest = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
+        key = str(uuid.uuid4())
+        rows.append((index, digest, digest.upper(), key, json.dumps({"prev_hash": digest, "idempotency_key": key})))
+    return rows
+
+
+async def test_tens_of_thousands_of_digests_and_uuids_scan_clean_beside_planted_numbers(
+    connection: asyncpg.Connection, schema: str
+) -> None:
+    # One in about 2,500 random SHA-256 digests holds a Luhn-valid run with a card network's
+    # prefix, and UUIDs' digit groups join across their dashes: read as text, these rows
+    # give dozens of false findings.
+    await connection.execute(
+        f"CREATE TABLE {schema}.digests (id bigint PRIMARY KEY, row_hash text, chain_hash text, request_id uuid, detail jsonb)"
+    )
+    await connection.copy_records_to_table("digests", schema_name=schema, records=_digest_rows(40_000))
+    scan = await scan_database(connection, schema)
+    assert sorted(scan.findings, key=lambda finding: finding.location) == PLANTED_FINDINGS
+    assert scan.incomplete == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242424242424242",
+        "4242 4242 4242 4242",
+        "4242-4242-4242-4242",
+        "4242424242424242 at the start of a line",
+        "at the end of a line 4242424242424242\n",
+        '{"card": {"number": "4242424242424242"}}',
+        '{"number":"4242 4242 4242 4242","sha":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}',
+        "key=01J9ZK4242424242424242",  # glued to letters that no hex string has
+        "card_4242424242424242",
+        "id=44107812-ab12-4c3d-8e9f-0123456789ab paid with 4242 4242 4242 4242",
+        "qty 1 4242 4242 4242 4242",
+    ],
+)
+def test_a_card_number_in_text_is_found_wherever_it_is_delimited(text: str) -> None:
+    assert list(card_numbers_outside_hex(text)) == ["4242424242424242"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9f86d081884c7d659a2feaa0c55ad0fa4242424242424242f4f1b2b0b822cd1",  # a digest with a Visa-looking run
+        "9F86D081E4242424242424242C0F00A08",
+        "44107812-4242-4242-4242-424242424242",  # a UUID of digits
+        '{"row_hash": "ab4242424242424242"}',
+    ],
+)
+def test_hex_words_and_uuids_hold_no_card_number(text: str) -> None:
+    assert list(card_numbers_outside_hex(text)) == []
 
 
 async def test_database_limits_are_reported(connection: asyncpg.Connection, schema: str) -> None:
@@ -100,7 +165,11 @@ async def test_an_empty_schema_is_clean(connection: asyncpg.Connection) -> None:
 def test_a_planted_card_number_in_a_log_is_found_with_its_file_and_line(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     (logs / "api").mkdir(parents=True)
-    (logs / "clean.log").write_text(f'{{"event": "order", "order_id": {ORDER_ID}}}\n' * 3 + "ref 1234-5678\n")
+    (logs / "clean.log").write_text(
+        f'{{"event": "order", "order_id": {ORDER_ID}}}\n' * 3
+        + "ref 1234-5678\n"
+        + "".join(f'{{"row_hash": "{digest}", "request_id": "{key}"}}\n' for _, digest, _, key, _ in _digest_rows(5_000))
+    )
     planted = logs / "api" / "2026-11-23.log"
     planted.write_text(
         '{"event": "request", "path": "/v1/customers"}\n'

@@ -84,7 +84,7 @@ class EdgeMiddleware:
                     scope, receive, send_with_headers
                 )
             else:
-                await self.app(scope, _replay(body), send_with_headers)
+                await self.app(scope, _replay(body, receive), send_with_headers)
         except Exception:
             # Answered here, not by Starlette's outermost handler, so that the 500 still
             # carries the security headers and the request id (in the log line too).
@@ -128,17 +128,20 @@ def _carries_nul(scope: Scope, body: bytes) -> bool:
     return "\x00" in scope["path"] or b"%00" in scope["query_string"] or _JSON_NUL_ESCAPE.search(body) is not None
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then the connection's own messages: a streaming response listens
+    for `http.disconnect` while it sends, and stops when one comes, so only the client's own
+    disconnect may say so."""
     sent = False
 
-    async def receive() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return await receive()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive
+    return replayed
 
 
 def _route_template(scope: Scope) -> str:

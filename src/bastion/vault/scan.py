@@ -3,8 +3,9 @@ the API's database schema (events included) and the logs directory.
 
 A finding is a number a card network could have issued (`looks_like_card_number`: known IIN,
 its length, Luhn-valid), found the way the log redactor finds them (`card_numbers_in`: also
-split by spaces or dashes, also beside other numbers). It is shown as BIN + last 4, never in
-full, and so is anything else the scanner reports (a row id or a path is redacted too).
+split by spaces or dashes, also beside other numbers) in text that is not a hex string or a
+UUID (`card_numbers_outside_hex`). It is shown as BIN + last 4, never in full, and so is
+anything else the scanner reports (a row id or a path is redacted too).
 
 Limits, each reported in `PanScan.incomplete` when reached:
 - FINDINGS_MAX findings per scan, then the scan stops;
@@ -13,7 +14,9 @@ Limits, each reported in `PanScan.incomplete` when reached:
 """
 
 import os
+import re
 import stat
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,14 @@ LOG_BYTES_MAX_DEFAULT = 1 << 30
 LOG_PIECE_BYTES = 64 * 1024
 _CURSOR_PREFETCH = 500
 _RUN_CHARS = "0123456789 -"
+# Words that hold digits but no card number: UUIDs, whose digit groups would join across their
+# dashes, and hex strings with a letter (digests, keys, nonces), in which a Luhn-valid run with a
+# card network's prefix is chance: about 4 in 10,000 SHA-256 digests hold one. A card number in
+# text is delimited; one glued to hex letters ("beef4242...") is not read as one. Words end at
+# anything but an ASCII letter or digit, so `_`, quotes, spaces and dashes all delimit. Every
+# match consumes whole words, so each starts where a word does (linear: no backtracking).
+_WORD = re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])|[0-9A-Za-z]+")
+_HEX_DIGITS = frozenset(string.hexdigits)
 
 # Candidate columns: string types (text, varchar, char, name, domains over them), json, jsonb,
 # bytea, and arrays of those. Plain tables and partitions only: a partitioned parent holds no
@@ -109,7 +120,7 @@ class _Findings:
         return len(self.found) >= self.maximum
 
     def add(self, text: str, location: str) -> None:
-        for shown in dict.fromkeys(masked(number) for number in card_numbers_in(text) if looks_like_card_number(number)):
+        for shown in dict.fromkeys(masked(number) for number in card_numbers_outside_hex(text)):
             if self.full:
                 return
             # The location quotes a row id or a path: not trusted to be free of card numbers.
@@ -118,6 +129,18 @@ class _Findings:
     def scan(self, incomplete: list[str]) -> PanScan:
         # Notes name tables and paths: redacted like locations.
         return PanScan(list(self.found), [redact_text(note) for note in incomplete])
+
+
+def card_numbers_outside_hex(text: str) -> Iterator[str]:
+    """Numbers a card network could have issued, in `text` less its UUIDs and hex words (each
+    replaced by a letter, so that the digits on either side stay apart)."""
+    return (number for number in card_numbers_in(_WORD.sub(_without_hex_word, text)) if looks_like_card_number(number))
+
+
+def _without_hex_word(match: re.Match[str]) -> str:
+    word = match.group(0)
+    is_hex = "-" in word or (not word.isdigit() and _HEX_DIGITS.issuperset(word))  # a dash: the UUID alternative
+    return "x" if is_hex else word
 
 
 async def scan_database(
