@@ -15,7 +15,7 @@ the first vault key), one real `bastion vault` process:
   PKCS#11 keyring on a SoftHSM2 token of its own, single thread;
 - with py-spy installed: profiles of the vault under tokenize and forward load, after the measured phases.
 
-Every loop is bounded in count and time. Every token must be a 201 and the database must
+Every loop is bounded in count and time. Every token must be a 200 and the database must
 then hold exactly the cards tokenized, every forward a 200 from the processor, every opened
 card its plaintext, or the run fails.
 
@@ -358,7 +358,7 @@ def tokenize_client(port: int, merchant: Merchant) -> Callable[[Phase], Awaitabl
                 if answer is None:
                     return
                 status, body = answer
-                if status != 201 or orjson.loads(body).get("object") != "token":
+                if status != 200 or orjson.loads(body).get("object") != "token":
                     phase.fail(failure(index, status, body))
         finally:
             await connection.close()
@@ -511,7 +511,7 @@ async def exchanged_cards(vault_url: str, client: VaultClient, merchant: Merchan
             created = await browser.post(
                 "/v1/tokens", json={"card": card}, headers={"Authorization": f"Bearer {merchant.publishable}"}
             )
-            if created.status_code != 201:
+            if created.status_code != 200:
                 raise BenchFailed(failure(index, created.status_code, created.content))
             exchanged = await client.exchange_token(merchant.tenant, created.json()["id"], new_id("pm"))
             cards.append(exchanged["vault_card_id"])

@@ -86,7 +86,7 @@ def _publishable_key(authorization: str | None) -> str:
     return key.strip()
 
 
-@public_router.post("/v1/tokens", status_code=201, response_model=Token)
+@public_router.post("/v1/tokens", response_model=Token)
 async def create_token(
     request: Request,
     body: TokenCreate,
@@ -97,7 +97,7 @@ async def create_token(
     publishable = await vault.publishable_key(_publishable_key(authorization))
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.check(publishable.key_id)
-    return JsonResponse(await service.tokenize(vault, publishable, body), status_code=201)
+    return JsonResponse(await service.tokenize(vault, publishable, body))
 
 
 @internal_router.post("/tokens/{token_id}/exchange")

@@ -609,7 +609,7 @@
       });
       return;
     }
-    const token = result.status === 201 ? tokenFrom(result.answer) : null;
+    const token = result.status === 200 ? tokenFrom(result.answer) : null;
     if (!token) {
       const error = errorFrom(result.answer, result.status);
       const target = FIELD_BY_PARAM[error.param];
