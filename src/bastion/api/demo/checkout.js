@@ -54,28 +54,40 @@
       },
     });
   } catch (error) {
-    status.textContent = "unavailable";
+    status.textContent = "";
     showError(error.message);
     return;
   }
 
-  card.ready.then(() => {
-    status.textContent = "ready";
-    payButton.disabled = false;
-  });
+  // Once the fields are there they speak for themselves: the enabled button is the signal.
+  card.ready.then(
+    () => {
+      status.textContent = "";
+      payButton.disabled = false;
+    },
+    (error) => {
+      status.textContent = "";
+      showError(error.message);
+    },
+  );
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     payButton.disabled = true;
     form.setAttribute("aria-busy", "true");
+    status.textContent = "Saving the card\u2026";
     showError("");
     result.hidden = true;
     try {
       const { token } = await card.tokenize();
       showResult(await savePaymentMethod(token.id));
     } catch (error) {
-      showError(error.message);
+      // An error about a card field is already shown under that field, which has the focus.
+      if (!error.param?.startsWith("card[")) {
+        showError(error.message);
+      }
     } finally {
+      status.textContent = "";
       form.setAttribute("aria-busy", "false");
       payButton.disabled = false;
     }

@@ -4,7 +4,7 @@
 //
 //   const bastion = Bastion("pk_test_...");
 //   const card = bastion.mountCard("#card-element", { onChange(state) { ... } });
-//   await card.ready;
+//   await card.ready;   // rejects with code "origin_not_allowed" if the vault refused the page
 //   const { token } = await card.tokenize();
 //
 // The one global is `Bastion`.
@@ -12,6 +12,11 @@
   "use strict";
 
   const TOKENIZE_TIMEOUT_MS = 30000;
+  // How long the fields may take to say they are ready once their iframe has loaded. They say so
+  // as their page finishes loading, so a loaded frame that stays silent holds the browser's
+  // error page: most often its refusal to frame the vault for an origin the merchant did not
+  // register (else an unknown key, or a vault that could not be reached).
+  const FRAME_READY_TIMEOUT_MS = 5000;
   const FRAME_HEIGHT_INITIAL_PX = 260;
   const FRAME_HEIGHT_MAX_PX = 2000;
 
@@ -81,9 +86,29 @@
     let destroyed = false;
     let pending = null; // at most one tokenize() at a time: { id, resolve, reject, timer }
     let markReady;
-    const ready = new Promise((resolve) => {
+    let markNotAllowed;
+    const ready = new Promise((resolve, reject) => {
       markReady = resolve;
+      markNotAllowed = reject;
     });
+    let readyTimer = null;
+
+    // Starts once the frame has loaded, whatever it holds (the fields or the browser's error page),
+    // so that a slow network is not mistaken for a refusal.
+    function onFrameLoad() {
+      iframe.removeEventListener("load", onFrameLoad);
+      readyTimer = setTimeout(() => {
+        const origin = window.location.origin;
+        markNotAllowed(
+          new BastionError(
+            `The card fields did not load: ${vaultOrigin} refused to be framed by ${origin}, or could not ` +
+              `be reached. Register this page's origin for the merchant with: ` +
+              `bastion merchant origins add --merchant mer_... ${origin} (and check the publishable key).`,
+            { code: "origin_not_allowed", param: "origin", type: "invalid_request_error" },
+          ),
+        );
+      }, FRAME_READY_TIMEOUT_MS);
+    }
 
     function settle(outcome) {
       const request = pending;
@@ -98,6 +123,7 @@
       if (!isObject(data) || typeof data.type !== "string") return;
       switch (data.type) {
         case "bastion:ready":
+          clearTimeout(readyTimer);
           markReady();
           break;
         case "bastion:change":
@@ -165,11 +191,16 @@
           }
         }, TOKENIZE_TIMEOUT_MS);
         pending = { id, resolve, reject, timer };
-        ready.then(() => {
-          if (pending && pending.id === id && iframe.contentWindow) {
-            iframe.contentWindow.postMessage({ type: "bastion:tokenize", id }, vaultOrigin);
-          }
-        });
+        ready.then(
+          () => {
+            if (pending && pending.id === id && iframe.contentWindow) {
+              iframe.contentWindow.postMessage({ type: "bastion:tokenize", id }, vaultOrigin);
+            }
+          },
+          (error) => {
+            if (pending && pending.id === id) settle((request) => request.reject(error));
+          },
+        );
       });
     }
 
@@ -177,6 +208,8 @@
       if (destroyed) return;
       destroyed = true;
       window.removeEventListener("message", onMessage);
+      iframe.removeEventListener("load", onFrameLoad);
+      clearTimeout(readyTimer);
       if (pending) {
         settle((request) => request.reject(new BastionError("The card fields were destroyed.", { code: "destroyed" })));
       }
@@ -185,6 +218,7 @@
 
     // Listen before the iframe exists, so its first message cannot be missed.
     window.addEventListener("message", onMessage);
+    iframe.addEventListener("load", onFrameLoad);
     container.appendChild(iframe);
     return Object.freeze({ ready, tokenize, destroy });
   }
