@@ -7,12 +7,12 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-import bastion.api.tables
 import bastion.audit.tables
 import bastion.events.tables
 import bastion.ledger.tables
 import bastion.merchants.tables
 import bastion.payments.tables
+import bastion.platform.idempotency.tables
 import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
@@ -20,11 +20,13 @@ from bastion.api.context import Services
 from bastion.api.demo.shop import ensure_demo_shop
 from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.errors import ConfigurationError
+from bastion.payments.service import payment_method_phases
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
 from bastion.platform.crypto import KeyedHasher, LocalKeyring
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
 from bastion.platform.heap import freeze_startup_objects
+from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
@@ -92,16 +94,22 @@ def key_hasher(settings: Settings) -> KeyedHasher:
 
 def api_services(settings: Settings, url: str) -> Services:
     database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).app)
+    vault = VaultClient(
+        settings.vault_internal_url,
+        client_ssl_context(CertPaths.under(settings.data_dir)),
+        # A forward waits for the processor, and the vault's own limit comes first.
+        timeout_s=settings.vault_forward_timeout_s + VAULT_MARGIN_S,
+    )
+    # Every command in phases, by name: what the janitor may resume.
+    phased = [payment_method_phases(vault)]
     return Services(
         settings=settings,
         database=database,
         authenticator=Authenticator(database, key_hasher(settings), settings.auth_cache_ttl_s),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
-        vault=VaultClient(
-            settings.vault_internal_url,
-            client_ssl_context(CertPaths.under(settings.data_dir)),
-            # A forward waits for the processor, and the vault's own limit comes first.
-            timeout_s=settings.vault_forward_timeout_s + VAULT_MARGIN_S,
+        vault=vault,
+        commands=PhasedCommands(
+            database, {phases.name: phases for phases in phased}, hold_timeout_s=settings.idempotency_hold_timeout_s
         ),
     )
 

@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bastion import bootstrap
-from bastion.api.janitor import expire_idempotency_keys
 from bastion.audit import seal_backlog
 from bastion.events import load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger import expire_due_holds
 from bastion.platform.db import Database, ServiceRoles
+from bastion.platform.idempotency.janitor import expire_idempotency_keys
 from bastion.platform.logging import get_logger
 from bastion.platform.settings import Settings
 

@@ -9,9 +9,9 @@ import httpx
 
 from bastion import bootstrap
 from bastion.api.context import IDEMPOTENCY_KEY_LENGTH_MAX
-from bastion.api.janitor import expire_idempotency_keys
 from bastion.kernel.clock import now
 from bastion.kernel.ids import new_id
+from bastion.platform.idempotency.janitor import expire_idempotency_keys
 from tests.support.platform import Credentials, Platform
 
 CONCURRENT_REQUESTS = 50

@@ -1,5 +1,6 @@
 """An in-process Bastion on the test database: the real app, the real roles, over ASGI."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +46,7 @@ class Platform:
         )
 
     def with_rate_limit(self, per_s: int, burst: int) -> Services:
-        return Services(
-            settings=self.settings,
-            database=self.services.database,
-            authenticator=self.services.authenticator,
-            rate_limiter=RateLimiter(per_s, burst),
-            vault=self.services.vault,
-        )
+        return dataclasses.replace(self.services, rate_limiter=RateLimiter(per_s, burst))
 
     async def create_customer(self, credentials: Credentials, **body: Any) -> dict[str, Any]:
         """POST /v1/customers and insist on success."""

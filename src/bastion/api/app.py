@@ -1,5 +1,7 @@
 """The API application factory."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +23,7 @@ from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
 from bastion.payments.routes import payment_methods_router
 from bastion.payments.routes import router as customers_router
+from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
 
 _DOCS_ASSETS = "/docs/assets"
@@ -75,7 +78,11 @@ def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        janitor = asyncio.create_task(resume_abandoned_forever(services.commands))
         yield
+        janitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await janitor
         await services.vault.close()
         await services.database.dispose()
 

@@ -16,13 +16,14 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from bastion.api import repository
 from bastion.api.authentication import Authenticator
 from bastion.api.ratelimit import RateLimiter
 from bastion.api.responses import JsonResponse
 from bastion.kernel.errors import AuthenticationFailed, IdempotencyError, IdempotencyInFlight, InvalidRequest, PermissionDenied
+from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
+from bastion.platform.idempotency import PhasedCommands, Phases, State, repository
 from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
@@ -42,6 +43,7 @@ class Services:
     authenticator: Authenticator
     rate_limiter: RateLimiter
     vault: VaultClient
+    commands: PhasedCommands
 
 
 Command = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
@@ -78,13 +80,17 @@ class RequestContext:
         async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
             yield uow
 
+    def _idempotency_key(self) -> str | None:
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX:
+            raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters", param="Idempotency-Key")
+        return key
+
     async def command(self, operation: Command) -> JsonResponse:
         """Run a state change in one transaction, with Stripe's idempotency semantics:
         a replay returns the stored response with `Idempotent-Replayed: true`, a
         concurrent duplicate gets 409, a reused key with another request gets 400."""
-        key = self.request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_LENGTH_MAX:
-            raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters", param="Idempotency-Key")
+        key = self._idempotency_key()
         if key is None:
             async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
                 return JsonResponse(await operation(uow))
@@ -96,7 +102,7 @@ class RequestContext:
                     param="Idempotency-Key",
                 )
             # A statement after the lock: its snapshot sees whatever the previous holder committed.
-            stored = await repository.stored_response(uow.connection, uow.tenant, key)
+            stored = await repository.stored(uow.connection, uow.tenant, key)
             if stored is not None:
                 if stored["fingerprint"] != fingerprint:
                     raise IdempotencyError(
@@ -108,15 +114,20 @@ class RequestContext:
                 )
             body = orjson.dumps(await operation(uow))
             await repository.store_response(
-                uow.connection,
-                merchant_id=self.tenant.merchant_id,
-                livemode=self.tenant.livemode,
-                key=key,
-                fingerprint=fingerprint,
-                status_code=200,
-                response_body=body.decode(),
+                uow.connection, uow.tenant, key=key, fingerprint=fingerprint, status_code=200, response_body=body.decode()
             )
             return JsonResponse(body)
+
+    async def phased(self, phases: Phases, start: Callable[[UnitOfWork], Awaitable[State]]) -> JsonResponse:
+        """Run a command that calls outside Bastion in phases (`bastion.platform.idempotency.runner`),
+        with the same idempotency semantics as `command`. Without an Idempotency-Key the request
+        id serves as one, so that the janitor can still finish the command if it is cut short."""
+        key = self._idempotency_key() or self.actor.request_id or new_id("req")
+        answer = await self.services.commands.run(
+            self.tenant, self.actor, key=key, fingerprint=await _fingerprint(self.request), phases=phases, start=start
+        )
+        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+        return JsonResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 class Authorized:

@@ -71,8 +71,8 @@ PaymentMethodWriter = Annotated[RequestContext, Depends(Authorized("payment_meth
     "", summary="Create a card payment method from a single-use token", responses=documented(PaymentMethod, writes=True)
 )
 async def create_payment_method(body: PaymentMethodCreate, context: PaymentMethodWriter) -> JsonResponse:
-    vault = context.services.vault
-    return await context.command(lambda uow: service.create_payment_method(uow, vault, body))
+    phases = context.services.commands.registry[service.CREATE_PAYMENT_METHOD]
+    return await context.phased(phases, lambda uow: service.start_payment_method(uow, body))
 
 
 @payment_methods_router.get("/{payment_method_id}", summary="Retrieve a payment method", responses=documented(PaymentMethod))

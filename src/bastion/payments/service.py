@@ -9,7 +9,8 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.payments import repository
 from bastion.payments.domain import merge_metadata
 from bastion.payments.schemas import CustomerCreate, CustomerUpdate, PaymentMethodCreate
-from bastion.platform.db import AnyRow, UnitOfWork
+from bastion.platform.db import AnyRow, Tenant, UnitOfWork
+from bastion.platform.idempotency import Outcome, Phases, State
 from bastion.platform.pagination import PageRequest, check_cursors
 from bastion.platform.vault_client import VaultClient
 
@@ -131,48 +132,67 @@ def payment_method_resource(row: AnyRow) -> dict[str, Any]:
     }
 
 
-async def create_payment_method(uow: UnitOfWork, vault: VaultClient, request: PaymentMethodCreate) -> dict[str, Any]:
-    """Exchange a single-use card token for a reusable payment method. The vault binds the
-    token's card to this payment method's id; the card itself stays in the vault."""
+CREATE_PAYMENT_METHOD = "payment_method.create"
+
+
+async def start_payment_method(uow: UnitOfWork, request: PaymentMethodCreate) -> State:
+    """Phase 1 of creating a payment method: the checks, and the id the vault binds the token's card to."""
     if request.customer is not None:
         await _live_customer(uow, request.customer, param="customer")
-    token = request.card.token
-    if not is_id(token, "tok"):
-        raise ResourceMissing(f"No such token: '{token}'", param="card[token]")
-    try:
-        card = await vault.exchange_token(uow.tenant, token, new_id("pm"))
-    except BastionError as error:
-        if error.param == "token":
-            error.param = "card[token]"
-        raise
-    # The vault names the payment method the token is bound to: ours, or that of an earlier
-    # exchange whose transaction here never committed (then this one takes its place). If that
-    # payment method exists, or a concurrent exchange is creating it, the insert does nothing.
-    row = await repository.insert_payment_method(
-        uow.connection,
-        uow.tenant,
-        payment_method_id=card["payment_method_id"],
-        customer_id=request.customer,
-        card=card,
-        signals=card["signals"],
-        metadata=merge_metadata({}, request.metadata),
-        created_at=now(),
-    )
-    if row is None:
-        raise InvalidRequest(
-            "This token has already been used; tokens are single-use.", param="card[token]", code="token_already_used"
+    if not is_id(request.card.token, "tok"):
+        raise ResourceMissing(f"No such token: '{request.card.token}'", param="card[token]")
+    return {
+        "token": request.card.token,
+        "payment_method_id": new_id("pm"),
+        "customer": request.customer,
+        "metadata": merge_metadata({}, request.metadata),
+    }
+
+
+def payment_method_phases(vault: VaultClient) -> Phases:
+    """Exchange a single-use card token for a reusable payment method, in phases: the vault
+    is called between two transactions. The card itself stays in the vault."""
+
+    async def exchange(tenant: Tenant, state: State) -> Outcome:
+        # Safe to repeat: the vault binds a token to one payment method id and answers the same again.
+        try:
+            return await vault.exchange_token(tenant, state["token"], state["payment_method_id"])
+        except BastionError as error:
+            if error.param == "token":
+                error.param = "card[token]"
+            raise
+
+    async def record(uow: UnitOfWork, state: State, card: Outcome) -> dict[str, Any]:
+        # The vault names the payment method the token is bound to: ours, or that of an earlier
+        # exchange whose command never finished (then this one takes its place). If that
+        # payment method exists, or a concurrent exchange is creating it, the insert does nothing.
+        row = await repository.insert_payment_method(
+            uow.connection,
+            uow.tenant,
+            payment_method_id=card["payment_method_id"],
+            customer_id=state["customer"],
+            card=card,
+            signals=card["signals"],
+            metadata=state["metadata"],
+            created_at=now(),
         )
-    resource = payment_method_resource(row)
-    await audit.record(
-        uow,
-        action_type="payment_method.create",
-        resource_type="payment_method",
-        resource_id=row["id"],
-        before=None,
-        after=resource,
-    )
-    await events.emit(uow, "payment_method.created", resource)
-    return resource
+        if row is None:
+            raise InvalidRequest(
+                "This token has already been used; tokens are single-use.", param="card[token]", code="token_already_used"
+            )
+        resource = payment_method_resource(row)
+        await audit.record(
+            uow,
+            action_type="payment_method.create",
+            resource_type="payment_method",
+            resource_id=row["id"],
+            before=None,
+            after=resource,
+        )
+        await events.emit(uow, "payment_method.created", resource)
+        return resource
+
+    return Phases(name=CREATE_PAYMENT_METHOD, call=exchange, finish=record)
 
 
 async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> dict[str, Any]:

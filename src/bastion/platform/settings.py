@@ -70,6 +70,9 @@ class Settings:
     rate_limit_per_s: int
     rate_limit_burst: int
     idempotency_ttl_s: int
+    # How long a phased command's holder may hold its key before a retry or the janitor
+    # takes it over as abandoned: longer than any outside call's own deadline.
+    idempotency_hold_timeout_s: int
     # How long an API process remembers a successful key look-up (0: never).
     auth_cache_ttl_s: int
     log_level: str
@@ -111,6 +114,7 @@ class Settings:
             rate_limit_per_s=_int("BASTION_RATE_LIMIT_PER_S", 100, minimum=1, maximum=1_000_000),
             rate_limit_burst=_int("BASTION_RATE_LIMIT_BURST", 200, minimum=1, maximum=1_000_000),
             idempotency_ttl_s=_int("BASTION_IDEMPOTENCY_TTL_S", 86_400, minimum=86_400, maximum=30 * 86_400),
+            idempotency_hold_timeout_s=_int("BASTION_IDEMPOTENCY_HOLD_TIMEOUT_S", 90, minimum=1, maximum=3_600),
             auth_cache_ttl_s=_int("BASTION_AUTH_CACHE_TTL_S", 10, minimum=0, maximum=300),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
             log_dir=Path(os.environ["BASTION_LOG_DIR"]).resolve() if os.environ.get("BASTION_LOG_DIR") else None,

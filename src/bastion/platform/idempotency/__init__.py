@@ -1,0 +1,5 @@
+"""Idempotency keys: stored responses (Stripe's semantics) and commands in phases."""
+
+from bastion.platform.idempotency.runner import Answer, Outcome, PhasedCommands, Phases, State
+
+__all__ = ["Answer", "Outcome", "PhasedCommands", "Phases", "State"]
