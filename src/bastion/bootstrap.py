@@ -18,7 +18,6 @@ from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
 from bastion.api.demo.shop import ensure_demo_shop
-from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.errors import ConfigurationError
 from bastion.payments.service import payment_method_phases
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
@@ -26,6 +25,7 @@ from bastion.platform.crypto import KeyedHasher, LocalKeyring
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
 from bastion.platform.heap import freeze_startup_objects
+from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings

@@ -9,10 +9,10 @@ import httpx
 from bastion import bootstrap
 from bastion.api.app import create_app
 from bastion.api.context import Services
-from bastion.api.ratelimit import RateLimiter
 from bastion.kernel.ids import new_id
 from bastion.merchants import add_allowed_origin, create_api_key, create_merchant
 from bastion.platform.db import Actor, Tenant
+from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.settings import Settings
 from tests.support.postgres import TestDatabase
 

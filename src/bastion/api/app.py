@@ -14,15 +14,15 @@ from starlette.responses import HTMLResponse
 from swagger_ui_bundle import swagger_ui_path
 
 import bastion
-from bastion.api import errors, health
 from bastion.api.context import Services, scope_of
 from bastion.api.demo import routes as demo
-from bastion.api.middleware import EdgeMiddleware
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
 from bastion.payments.routes import payment_methods_router
 from bastion.payments.routes import router as customers_router
+from bastion.platform.http import errors, health
+from bastion.platform.http.middleware import EdgeMiddleware
 from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
 
@@ -59,7 +59,7 @@ def unguarded_routes(app: FastAPI) -> list[str]:
 
 def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """FastAPI documents a 422 for every route with inputs; Bastion answers bad input with
-    a 400 and its own error body (`bastion.api.errors`), so the document must not say 422."""
+    a 400 and its own error body (`bastion.platform.http.errors`), so the document must not say 422."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:

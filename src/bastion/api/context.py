@@ -17,12 +17,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bastion.api.authentication import Authenticator
-from bastion.api.ratelimit import RateLimiter
-from bastion.api.responses import JsonResponse
 from bastion.kernel.errors import AuthenticationFailed, IdempotencyError, IdempotencyInFlight, InvalidRequest, PermissionDenied
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
+from bastion.platform.http.ratelimit import RateLimiter
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.idempotency import PhasedCommands, Phases, State, repository
 from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings

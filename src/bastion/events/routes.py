@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.api.pagination import page_request
-from bastion.api.responses import JsonResponse, list_body
-from bastion.api.schemas import documented
 from bastion.events import service
 from bastion.events.schemas import Event, EventList
+from bastion.platform.http.pagination import page_request
+from bastion.platform.http.responses import JsonResponse, list_body
+from bastion.platform.http.schemas import documented
 from bastion.platform.pagination import PageRequest
 
 router = APIRouter(prefix="/v1/events", tags=["events"])

@@ -1,5 +1,5 @@
 """The error tree. Each error has a stable `type` and `code`; HTTP status mapping
-lives only at the API edge (`bastion.api.errors`)."""
+lives only at the HTTP edge (`bastion.platform.http.errors`)."""
 
 from typing import Any
 

@@ -6,9 +6,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, Command, RequestContext
-from bastion.api.pagination import page_request, reject_unknown_query_params
-from bastion.api.responses import JsonResponse, list_body
-from bastion.api.schemas import documented
 from bastion.kernel.errors import IdempotencyInFlight
 from bastion.ledger import service
 from bastion.ledger.domain import AccountType
@@ -27,6 +24,9 @@ from bastion.ledger.schemas import (
     HoldPost,
     Statement,
 )
+from bastion.platform.http.pagination import page_request, reject_unknown_query_params
+from bastion.platform.http.responses import JsonResponse, list_body
+from bastion.platform.http.schemas import documented
 from bastion.platform.pagination import LIMIT_DEFAULT, LIMIT_MAX, PageRequest
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bastion.api.schemas import checked_metadata
 from bastion.kernel.money import AMOUNT_MINOR_MAX
 from bastion.ledger.domain import (
     BATCH_ENTRIES_MAX,
@@ -21,6 +20,7 @@ from bastion.ledger.domain import (
     FxQuote,
     PostingDraft,
 )
+from bastion.platform.http.schemas import checked_metadata
 
 # Unix seconds up to the last second of year 9999.
 UNIX_SECONDS_MAX = 253_402_300_799

@@ -4,9 +4,9 @@ set of HTTP metrics."""
 from fastapi import FastAPI
 
 import bastion
-from bastion.api import errors, health
-from bastion.api.middleware import EdgeMiddleware
-from bastion.api.ratelimit import RateLimiter
+from bastion.platform.http import errors, health
+from bastion.platform.http.middleware import EdgeMiddleware
+from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.metrics import HttpMetrics
 from bastion.vault.routes import internal_router, public_router
 from bastion.vault.service import Vault

@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import HTMLResponse, Response
 
-from bastion.api.ratelimit import RateLimiter
-from bastion.api.responses import JsonResponse
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ResourceMissing
+from bastion.platform.http.ratelimit import RateLimiter
+from bastion.platform.http.responses import JsonResponse
 from bastion.vault import service
 from bastion.vault.schemas import Exchange, Forward, ForwardResponse, Token, TokenCreate
 

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import HTMLResponse, Response
 
-from bastion.api.responses import JsonResponse
 from bastion.kernel.errors import ResourceMissing
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.settings import Settings
 
 router = APIRouter(prefix="/demo", include_in_schema=False)

@@ -7,9 +7,9 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.api.errors import internal_error_response, response_for
 from bastion.kernel.errors import BodyTooLarge, InvalidRequest
 from bastion.kernel.ids import new_id
+from bastion.platform.http.errors import internal_error_response, response_for
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.metrics import HttpMetrics
 

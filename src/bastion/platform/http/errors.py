@@ -9,8 +9,8 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from bastion.api.responses import JsonResponse
 from bastion.kernel import errors
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.logging import get_logger, request_id_var
 
 _log = get_logger(__name__)
@@ -169,5 +169,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.BastionError, _bastion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    # Other exceptions become a 500 in `bastion.api.middleware`, inside the edge, so that
+    # Other exceptions become a 500 in `bastion.platform.http.middleware`, inside the edge, so that
     # the response still carries the security headers and the request id.

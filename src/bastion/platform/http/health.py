@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from bastion.api.responses import JsonResponse
 from bastion.platform.db import Database
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.logging import get_logger
 from bastion.platform.metrics import HttpMetrics
 
