@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 
 import bastion.audit.tables
+import bastion.customers.tables
 import bastion.events.tables
 import bastion.ledger.tables
 import bastion.merchants.tables

@@ -16,11 +16,11 @@ from swagger_ui_bundle import swagger_ui_path
 import bastion
 from bastion.api.context import Services, scope_of
 from bastion.api.demo import routes as demo
+from bastion.customers.routes import router as customers_router
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
-from bastion.payments.routes import payment_methods_router
-from bastion.payments.routes import router as customers_router
+from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
 from bastion.platform.http.middleware import EdgeMiddleware
 from bastion.platform.idempotency.janitor import resume_abandoned_forever

@@ -1,1 +1,1 @@
-"""Payments: customers now; payment methods, intents, refunds, disputes and payouts later."""
+"""Payments: payment methods now; intents, refunds, disputes and payouts next."""

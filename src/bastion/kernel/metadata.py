@@ -1,4 +1,4 @@
-"""Pure rules of the payments context."""
+"""Metadata, Stripe's way: up to 50 string pairs a merchant attaches to an object."""
 
 
 def merge_metadata(current: dict[str, str], changes: dict[str, str | None] | None) -> dict[str, str]:
