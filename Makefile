@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # The peers the benchmarks measure beside Bastion (django-hordak): in the bench environment only.
 $(VENV)/.installed-bench: requirements/bench.txt $(VENV)/.installed-test
