@@ -7,10 +7,10 @@ a scope nor a place on the public list.
 
 import hashlib
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import Depends, Request
@@ -46,7 +46,8 @@ class Services:
     commands: PhasedCommands
 
 
-Command = Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
+# The answer is a context's resource (a TypedDict, ADR 11).
+Command = Callable[[UnitOfWork], Awaitable[Mapping[str, object]]]
 
 
 def _lock_id(tenant: Tenant, key: str) -> int:

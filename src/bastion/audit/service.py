@@ -2,7 +2,7 @@
 row commits with the change it describes or not at all."""
 
 import uuid
-from typing import Any
+from collections.abc import Mapping
 
 from bastion.audit import repository
 from bastion.kernel.clock import now
@@ -16,8 +16,8 @@ async def record(
     action_type: str,
     resource_type: str,
     resource_id: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    before: Mapping[str, object] | None,
+    after: Mapping[str, object] | None,
 ) -> None:
     await repository.insert_event(
         uow.connection,

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
 from bastion.customers import service
-from bastion.customers.schemas import Customer, CustomerCreate, CustomerList, CustomerUpdate, DeletedCustomer
+from bastion.customers.resources import Customer, CustomerList, DeletedCustomer
+from bastion.customers.schemas import CustomerCreate, CustomerUpdate
 from bastion.platform.http.pagination import page_request
-from bastion.platform.http.responses import JsonResponse, list_body
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented
 from bastion.platform.pagination import PageRequest
 
@@ -47,5 +48,4 @@ async def list_customers(
     email: Annotated[str | None, Query(max_length=512, description="Only customers with this exact email")] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        data, has_more = await service.list_customers(uow, page, email)
-    return JsonResponse(list_body("/v1/customers", data, has_more))
+        return JsonResponse(await service.list_customers(uow, page, email))

@@ -1,4 +1,4 @@
-"""Request bodies and answers of the customers API. Unknown fields are rejected, every field is bounded."""
+"""Request bodies of the customers API. Unknown fields are rejected, every field is bounded."""
 
 import re
 from typing import Annotated
@@ -53,28 +53,3 @@ class CustomerUpdate(BaseModel):
     phone: Phone | None = None
     description: Description | None = None
     metadata: Metadata | None = None
-
-
-class Customer(BaseModel):
-    id: str
-    object: str = "customer"
-    email: str | None
-    name: str | None
-    phone: str | None
-    description: str | None
-    metadata: dict[str, str]
-    created: int
-    livemode: bool
-
-
-class DeletedCustomer(BaseModel):
-    id: str
-    object: str = "customer"
-    deleted: bool
-
-
-class CustomerList(BaseModel):
-    object: str = "list"
-    url: str
-    data: list[Customer]
-    has_more: bool

@@ -1,9 +1,11 @@
 """Use cases of the customers context. Each takes the caller's unit of work and never commits."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bastion import audit, events
 from bastion.customers import repository
+from bastion.customers.resources import Customer, CustomerList, DeletedCustomer
 from bastion.customers.schemas import CustomerCreate, CustomerUpdate
 from bastion.kernel.clock import now, unix_seconds
 from bastion.kernel.errors import ResourceMissing
@@ -15,18 +17,26 @@ from bastion.platform.pagination import PageRequest, check_cursors
 _CUSTOMER_FIELDS = ("email", "name", "phone", "description")
 
 
-def customer_resource(row: AnyRow) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "customer",
-        "email": row["email"],
-        "name": row["name"],
-        "phone": row["phone"],
-        "description": row["description"],
-        "metadata": row["metadata"],
-        "created": unix_seconds(row["created_at"]),
-        "livemode": row["livemode"],
-    }
+def customer_resource(row: AnyRow) -> Customer:
+    return Customer(
+        id=row["id"],
+        object="customer",
+        email=row["email"],
+        name=row["name"],
+        phone=row["phone"],
+        description=row["description"],
+        metadata=row["metadata"],
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+    )
+
+
+def deleted_customer_resource(customer_id: str) -> DeletedCustomer:
+    return DeletedCustomer(id=customer_id, object="customer", deleted=True)
+
+
+def customer_list(rows: Sequence[AnyRow], has_more: bool) -> CustomerList:
+    return CustomerList(object="list", url="/v1/customers", data=[customer_resource(row) for row in rows], has_more=has_more)
 
 
 async def live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:
@@ -41,7 +51,7 @@ async def live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool =
     return row
 
 
-async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> dict[str, Any]:
+async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> Customer:
     moment = now()
     row = await repository.insert_customer(
         uow.connection,
@@ -63,16 +73,16 @@ async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> dict[str,
     return resource
 
 
-async def retrieve_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
+async def retrieve_customer(uow: UnitOfWork, customer_id: str) -> Customer | DeletedCustomer:
     row = await repository.get_customer(uow.connection, uow.tenant, customer_id) if is_id(customer_id, "cus") else None
     if row is None:
         raise ResourceMissing(f"No such customer: '{customer_id}'", param="id")
     if row["deleted_at"] is not None:
-        return {"id": row["id"], "object": "customer", "deleted": True}
+        return deleted_customer_resource(row["id"])
     return customer_resource(row)
 
 
-async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUpdate) -> dict[str, Any]:
+async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUpdate) -> Customer:
     current = await live_customer(uow, customer_id, for_update=True)
     changes: dict[str, Any] = {name: getattr(request, name) for name in _CUSTOMER_FIELDS if name in request.model_fields_set}
     if "metadata" in request.model_fields_set:
@@ -81,7 +91,10 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
     fields = {name: current[name] for name in (*_CUSTOMER_FIELDS, "metadata")} | changes
     row = await repository.update_customer(uow.connection, uow.tenant, customer_id, **fields, updated_at=now())
     after = customer_resource(row)
-    previous = {key: before[key] for key in changes if before[key] != after[key]}
+    # The changed fields are named at run time, so both answers are read here as plain mappings.
+    old: Mapping[str, object] = before
+    new: Mapping[str, object] = after
+    previous = {key: old[key] for key in changes if old[key] != new[key]}
     await audit.record(
         uow, action_type="customer.update", resource_type="customer", resource_id=row["id"], before=before, after=after
     )
@@ -89,7 +102,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
     return after
 
 
-async def delete_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
+async def delete_customer(uow: UnitOfWork, customer_id: str) -> DeletedCustomer:
     current = await live_customer(uow, customer_id, for_update=True)
     before = customer_resource(current)
     await repository.delete_customer(uow.connection, uow.tenant, customer_id, now())
@@ -97,10 +110,10 @@ async def delete_customer(uow: UnitOfWork, customer_id: str) -> dict[str, Any]:
         uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None
     )
     await events.emit(uow, "customer.deleted", before)
-    return {"id": customer_id, "object": "customer", "deleted": True}
+    return deleted_customer_resource(customer_id)
 
 
-async def list_customers(uow: UnitOfWork, request: PageRequest, email: str | None) -> tuple[list[dict[str, Any]], bool]:
+async def list_customers(uow: UnitOfWork, request: PageRequest, email: str | None) -> CustomerList:
     await check_cursors(
         request,
         prefix="cus",
@@ -108,4 +121,4 @@ async def list_customers(uow: UnitOfWork, request: PageRequest, email: str | Non
         exists=lambda cursor: repository.live_customer_exists(uow.connection, uow.tenant, cursor),
     )
     page = await repository.page_customers(uow.connection, uow.tenant, request, email)
-    return [customer_resource(row) for row in page.rows], page.has_more
+    return customer_list(page.rows, page.has_more)

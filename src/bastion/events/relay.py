@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from bastion.events import repository
+from bastion.events.resources import Event
 from bastion.events.service import to_resource
 from bastion.kernel.errors import ConfigurationError, InvariantViolated, invariant
 from bastion.platform.db import AnyRow, Connection, Database
@@ -53,7 +54,7 @@ class Subscriber(Protocol):
         """Stable and unique: the inbox is keyed by it, so renaming redelivers every unpublished event."""
         ...
 
-    async def handle(self, connection: Connection, event: dict[str, Any]) -> None:
+    async def handle(self, connection: Connection, event: Event) -> None:
         """Apply the effect of `event` (the public event resource) on `connection`, the open
         transaction that holds this subscriber's inbox row: both commit or neither does."""
         ...

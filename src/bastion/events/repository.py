@@ -2,8 +2,8 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
+from bastion.events.resources import EventData
 from bastion.kernel.clock import now
 from bastion.platform.db import AnyRow, Connection, Tenant
 from bastion.platform.pagination import Page, PageRequest, fetch_page
@@ -34,7 +34,7 @@ async def insert_event(
     merchant_id: str,
     livemode: bool,
     event_type: str,
-    data: dict[str, Any],
+    data: EventData,
     request_id: str | None,
     created_at: datetime,
 ) -> None:

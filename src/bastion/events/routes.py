@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
 from bastion.events import service
-from bastion.events.schemas import Event, EventList
+from bastion.events.resources import Event, EventList
 from bastion.platform.http.pagination import page_request
-from bastion.platform.http.responses import JsonResponse, list_body
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented
 from bastion.platform.pagination import PageRequest
 
@@ -30,5 +30,4 @@ async def list_events(
     type: Annotated[str | None, Query(max_length=64, description="Only events of this type, e.g. customer.created")] = None,  # noqa: A002
 ) -> JsonResponse:
     async with context.read() as uow:
-        data, has_more = await service.list_events(uow, page, type)
-    return JsonResponse(list_body("/v1/events", data, has_more))
+        return JsonResponse(await service.list_events(uow, page, type))

@@ -1,8 +1,9 @@
 """Emitting events into the outbox, and reading them back for GET /v1/events."""
 
-from typing import Any
+from collections.abc import Sequence
 
 from bastion.events import repository
+from bastion.events.resources import AnyResource, Event, EventData, EventList, EventRequest
 from bastion.kernel.clock import now, unix_seconds
 from bastion.kernel.errors import InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
@@ -22,14 +23,18 @@ EVENT_TYPES = frozenset(
 )
 
 
-async def emit(
-    uow: UnitOfWork, event_type: str, resource: dict[str, Any], previous_attributes: dict[str, Any] | None = None
-) -> str:
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unregistered event type {event_type!r}")
-    data: dict[str, Any] = {"object": resource}
+def event_data(resource: AnyResource, previous_attributes: AnyResource | None) -> EventData:
+    data = EventData(object=resource)
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
+    return data
+
+
+async def emit(uow: UnitOfWork, event_type: str, resource: AnyResource, previous_attributes: AnyResource | None = None) -> str:
+    """Add an event to the outbox, in the caller's transaction: `resource` is the context's
+    resource as the API answers it after the change."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unregistered event type {event_type!r}")
     event_id = new_id("evt")
     await repository.insert_event(
         uow.connection,
@@ -37,37 +42,41 @@ async def emit(
         merchant_id=uow.tenant.merchant_id,
         livemode=uow.tenant.livemode,
         event_type=event_type,
-        data=data,
+        data=event_data(resource, previous_attributes),
         request_id=uow.actor.request_id,
         created_at=now(),
     )
     return event_id
 
 
-def to_resource(row: AnyRow) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "event",
-        "type": row["type"],
-        "created": unix_seconds(row["created_at"]),
-        "livemode": row["livemode"],
-        "data": row["data"],
-        "request": {"id": row["request_id"]},
-    }
+def to_resource(row: AnyRow) -> Event:
+    return Event(
+        id=row["id"],
+        object="event",
+        type=row["type"],
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+        data=row["data"],
+        request=EventRequest(id=row["request_id"]),
+    )
 
 
-async def retrieve_event(uow: UnitOfWork, event_id: str) -> dict[str, Any]:
+def event_list(rows: Sequence[AnyRow], has_more: bool) -> EventList:
+    return EventList(object="list", url="/v1/events", data=[to_resource(row) for row in rows], has_more=has_more)
+
+
+async def retrieve_event(uow: UnitOfWork, event_id: str) -> Event:
     row = await repository.get(uow.connection, uow.tenant, event_id) if is_id(event_id, "evt") else None
     if row is None:
         raise ResourceMissing(f"No such event: '{event_id}'", param="id")
     return to_resource(row)
 
 
-async def list_events(uow: UnitOfWork, request: PageRequest, event_type: str | None) -> tuple[list[dict[str, Any]], bool]:
+async def list_events(uow: UnitOfWork, request: PageRequest, event_type: str | None) -> EventList:
     if event_type is not None and event_type not in EVENT_TYPES:
         raise InvalidRequest(f"Unknown event type {event_type!r}", param="type")
     await check_cursors(
         request, prefix="evt", noun="event", exists=lambda cursor: repository.exists(uow.connection, uow.tenant, cursor)
     )
     page = await repository.page(uow.connection, uow.tenant, request, event_type)
-    return [to_resource(row) for row in page.rows], page.has_more
+    return event_list(page.rows, page.has_more)

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
 from bastion.payments import service
-from bastion.payments.schemas import PaymentMethod, PaymentMethodCreate, PaymentMethodList
+from bastion.payments.resources import PaymentMethod, PaymentMethodList
+from bastion.payments.schemas import PaymentMethodCreate
 from bastion.platform.http.pagination import page_request
-from bastion.platform.http.responses import JsonResponse, list_body
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented
 from bastion.platform.pagination import PageRequest
 
@@ -38,5 +39,4 @@ async def list_payment_methods(
     customer: Annotated[str | None, Query(max_length=64, description="Only this customer's payment methods")] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        data, has_more = await service.list_payment_methods(uow, page, customer)
-    return JsonResponse(list_body("/v1/payment_methods", data, has_more))
+        return JsonResponse(await service.list_payment_methods(uow, page, customer))

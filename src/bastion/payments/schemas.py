@@ -25,30 +25,3 @@ class PaymentMethodCreate(BaseModel):
     card: CardToken
     customer: Annotated[str, StringConstraints(max_length=64)] | None = None
     metadata: Metadata = Field(default_factory=dict)
-
-
-class PaymentMethodCard(BaseModel):
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
-    funding: str
-    fingerprint: str = Field(description="Same card, same merchant: same fingerprint (a keyed HMAC, never a hash of the number)")
-
-
-class PaymentMethod(BaseModel):
-    id: str
-    object: Literal["payment_method"]
-    type: Literal["card"]
-    card: PaymentMethodCard
-    customer: str | None
-    metadata: dict[str, str]
-    created: int
-    livemode: bool
-
-
-class PaymentMethodList(BaseModel):
-    object: Literal["list"]
-    url: str
-    data: list[PaymentMethod]
-    has_more: bool

@@ -1,6 +1,6 @@
 """Use cases of the payments context. Each takes the caller's unit of work and never commits."""
 
-from typing import Any
+from collections.abc import Sequence
 
 from bastion import audit, customers, events
 from bastion.kernel.clock import now, unix_seconds
@@ -8,6 +8,7 @@ from bastion.kernel.errors import BastionError, InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.payments import repository
+from bastion.payments.resources import PaymentMethod, PaymentMethodCard, PaymentMethodList
 from bastion.payments.schemas import PaymentMethodCreate
 from bastion.platform.db import AnyRow, Tenant, UnitOfWork
 from bastion.platform.idempotency import Outcome, Phases, State
@@ -15,24 +16,30 @@ from bastion.platform.pagination import PageRequest, check_cursors
 from bastion.platform.vault_client import VaultClient
 
 
-def payment_method_resource(row: AnyRow) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "payment_method",
-        "type": row["type"],
-        "card": {
-            "brand": row["card_brand"],
-            "last4": row["card_last4"],
-            "exp_month": row["card_exp_month"],
-            "exp_year": row["card_exp_year"],
-            "funding": row["card_funding"],
-            "fingerprint": row["card_fingerprint"],
-        },
-        "customer": row["customer_id"],
-        "metadata": row["metadata"],
-        "created": unix_seconds(row["created_at"]),
-        "livemode": row["livemode"],
-    }
+def payment_method_resource(row: AnyRow) -> PaymentMethod:
+    return PaymentMethod(
+        id=row["id"],
+        object="payment_method",
+        type=row["type"],
+        card=PaymentMethodCard(
+            brand=row["card_brand"],
+            last4=row["card_last4"],
+            exp_month=row["card_exp_month"],
+            exp_year=row["card_exp_year"],
+            funding=row["card_funding"],
+            fingerprint=row["card_fingerprint"],
+        ),
+        customer=row["customer_id"],
+        metadata=row["metadata"],
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+    )
+
+
+def payment_method_list(rows: Sequence[AnyRow], has_more: bool) -> PaymentMethodList:
+    return PaymentMethodList(
+        object="list", url="/v1/payment_methods", data=[payment_method_resource(row) for row in rows], has_more=has_more
+    )
 
 
 CREATE_PAYMENT_METHOD = "payment_method.create"
@@ -65,7 +72,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
                 error.param = "card[token]"
             raise
 
-    async def record(uow: UnitOfWork, state: State, card: Outcome) -> dict[str, Any]:
+    async def record(uow: UnitOfWork, state: State, card: Outcome) -> PaymentMethod:
         # The vault names the payment method the token is bound to: ours, or that of an earlier
         # exchange whose command never finished (then this one takes its place). If that
         # payment method exists, or a concurrent exchange is creating it, the insert does nothing.
@@ -98,7 +105,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
     return Phases(name=CREATE_PAYMENT_METHOD, call=exchange, finish=record)
 
 
-async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> dict[str, Any]:
+async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> PaymentMethod:
     row = (
         await repository.get_payment_method(uow.connection, uow.tenant, payment_method_id)
         if is_id(payment_method_id, "pm")
@@ -109,9 +116,7 @@ async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> di
     return payment_method_resource(row)
 
 
-async def list_payment_methods(
-    uow: UnitOfWork, request: PageRequest, customer_id: str | None
-) -> tuple[list[dict[str, Any]], bool]:
+async def list_payment_methods(uow: UnitOfWork, request: PageRequest, customer_id: str | None) -> PaymentMethodList:
     await check_cursors(
         request,
         prefix="pm",
@@ -119,4 +124,4 @@ async def list_payment_methods(
         exists=lambda cursor: repository.payment_method_exists(uow.connection, uow.tenant, cursor),
     )
     page = await repository.page_payment_methods(uow.connection, uow.tenant, request, customer_id)
-    return [payment_method_resource(row) for row in page.rows], page.has_more
+    return payment_method_list(page.rows, page.has_more)

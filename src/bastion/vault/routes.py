@@ -17,7 +17,8 @@ from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, Resource
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
 from bastion.vault import service
-from bastion.vault.schemas import Exchange, Forward, ForwardResponse, Token, TokenCreate
+from bastion.vault.resources import Token
+from bastion.vault.schemas import Exchange, Forward, ForwardResponse, TokenCreate
 
 public_router = APIRouter()
 internal_router = APIRouter(prefix="/internal/v1")

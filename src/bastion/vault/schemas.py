@@ -73,23 +73,6 @@ class TokenCreate(BaseModel):
     signals: Signals = Field(default_factory=Signals)
 
 
-class TokenCard(BaseModel):
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
-    funding: str
-
-
-class Token(BaseModel):
-    id: str
-    object: Literal["token"]
-    card: TokenCard
-    created: int
-    expires_at: int
-    livemode: bool
-
-
 class TenantRequest(BaseModel):
     """The internal listener serves only the API, authenticated by its client certificate;
     the API names the merchant it acts for."""

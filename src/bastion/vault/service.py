@@ -10,7 +10,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +36,7 @@ from bastion.vault import repository
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
 from bastion.vault.keyring import KeyEncryptionKeys
+from bastion.vault.resources import Token, TokenCard
 from bastion.vault.schemas import Exchange, Forward, TokenCreate, signals_document
 
 TOKEN_TTL = timedelta(minutes=15)
@@ -147,11 +148,28 @@ def card_details(request: TokenCreate) -> CardDetails:
     return details
 
 
+def token_resource(token_id: str, card: CardDetails, created_at: datetime, livemode: bool) -> Token:
+    return Token(
+        id=token_id,
+        object="token",
+        card=TokenCard(
+            brand=card.brand.value,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            funding=card.funding,
+        ),
+        created=unix_seconds(created_at),
+        expires_at=unix_seconds(created_at + TOKEN_TTL),
+        livemode=livemode,
+    )
+
+
 def _card_plaintext(card: CardDetails) -> bytes:
     return orjson.dumps({"number": card.number, "name": card.name})
 
 
-async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate) -> dict[str, Any]:
+async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate) -> Token:
     card = card_details(request)
     vault.check_keyring_for(key.livemode)
     tenant = key.tenant
@@ -183,20 +201,7 @@ async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate) -> d
         async with vault.database.transaction() as connection:
             await repository.begin_write(connection, tenant)
             if await repository.insert_card_and_token(connection, tenant, new_card):
-                return {
-                    "id": token_id,
-                    "object": "token",
-                    "card": {
-                        "brand": card.brand.value,
-                        "last4": card.last4,
-                        "exp_month": card.exp_month,
-                        "exp_year": card.exp_year,
-                        "funding": card.funding,
-                    },
-                    "created": unix_seconds(moment),
-                    "expires_at": unix_seconds(moment + TOKEN_TTL),
-                    "livemode": tenant.livemode,
-                }
+                return token_resource(token_id, card, moment, tenant.livemode)
         refresh = True
     raise ConfigurationError("the vault's key version changed twice during one tokenization")
 

@@ -11,6 +11,7 @@ from starlette.routing import Match
 
 from bastion.kernel import errors
 from bastion.platform.http.responses import JsonResponse
+from bastion.platform.http.schemas import ErrorBody, ErrorDetail
 from bastion.platform.logging import get_logger, request_id_var
 
 _log = get_logger(__name__)
@@ -46,10 +47,10 @@ def error_response(
     headers: dict[str, str] | None = None,
     results: list[dict[str, Any]] | None = None,
 ) -> JsonResponse:
-    error: dict[str, Any] = {"type": type_, "code": code, "message": message, "param": param, "request_id": request_id_var.get()}
+    error = ErrorDetail(type=type_, code=code, message=message, param=param, request_id=request_id_var.get())
     if results is not None:
         error["results"] = results
-    return JsonResponse({"error": error}, status_code=status, headers=headers)
+    return JsonResponse(ErrorBody(error=error), status_code=status, headers=headers)
 
 
 def internal_error_response() -> JsonResponse:

@@ -1,8 +1,8 @@
-"""Shapes shared by every route: metadata limits, and the documented error body."""
+"""Shapes shared by every route: metadata limits, and the error body (ADR 11)."""
 
-from typing import Any, TypeVar
+from typing import Any, NotRequired, TypeVar
 
-from pydantic import BaseModel
+from typing_extensions import TypedDict
 
 T = TypeVar("T", str, str | None)
 
@@ -23,23 +23,24 @@ def checked_metadata(value: dict[str, T]) -> dict[str, T]:
     return value
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(TypedDict):
     type: str
     code: str
     message: str
     param: str | None
     request_id: str | None
     # Only on a rejected batch: one item per rejected entry.
-    results: list[dict[str, Any]] | None = None
+    results: NotRequired[list[dict[str, Any]]]
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(TypedDict):
     error: ErrorDetail
 
 
-def documented(model: type[BaseModel] | Any, *, writes: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a route: its 200 body and every error it can return."""
-    responses: dict[int | str, dict[str, Any]] = {200: {"model": model}}
+def documented(resource: object, *, writes: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: its 200 body, `resource` (a context's resource
+    TypedDict, or a union of them), and every error it can return."""
+    responses: dict[int | str, dict[str, Any]] = {200: {"model": resource}}
     errors = {
         400: "Invalid request",
         401: "Missing or invalid API key",

@@ -21,7 +21,7 @@ the retry or the janitor to finish.
 """
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ class Phases:
 
     name: str
     call: Callable[[Tenant, State], Awaitable[Outcome]]
-    finish: Callable[[UnitOfWork, State, Outcome], Awaitable[dict[str, Any]]]
+    finish: Callable[[UnitOfWork, State, Outcome], Awaitable[Mapping[str, object]]]
 
 
 @dataclass(frozen=True, slots=True)
