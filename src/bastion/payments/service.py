@@ -117,6 +117,9 @@ async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> Pa
 
 
 async def list_payment_methods(uow: UnitOfWork, request: PageRequest, customer_id: str | None) -> PaymentMethodList:
+    if customer_id is not None:
+        # An unknown customer (another merchant's included) is named, as Stripe does, not an empty list.
+        await customers.live_customer(uow, customer_id, param="customer")
     await check_cursors(
         request,
         prefix="pm",
