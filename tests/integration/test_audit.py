@@ -77,6 +77,42 @@ async def test_every_customer_mutation_writes_an_audit_row(platform: Platform, m
         assert started <= row["created_at"] <= finished
 
 
+async def test_the_device_id_header_reaches_the_audit_row(platform: Platform, merchant: Credentials) -> None:
+    async with platform.client(merchant) as client:
+        created = await client.post("/v1/customers", json={"name": "Ada"}, headers={"Bastion-Device-Id": "dev_checkout_7"})
+        untagged = await client.post("/v1/customers", json={"name": "Grace"})
+    async with platform.owner.transaction() as connection:
+        [tagged_row] = await repository.events_for_resource(connection, created.json()["id"])
+        [untagged_row] = await repository.events_for_resource(connection, untagged.json()["id"])
+    assert tagged_row["device_id"] == "dev_checkout_7"
+    assert untagged_row["device_id"] is None
+
+
+async def test_merchant_api_key_and_origin_changes_write_audit_rows(platform: Platform) -> None:
+    credentials = await platform.merchant(name="Audited shop")
+    await platform.allow_origin(credentials, "https://shop.example")
+    async with platform.owner.transaction() as connection:
+        merchant_rows = await repository.events_for_resource(connection, credentials.merchant_id)
+        [key_row] = await repository.events_for_resource(connection, credentials.key_id)
+    assert [(row["action_type"], row["resource_type"]) for row in merchant_rows] == [
+        ("merchant.create", "merchant"),
+        ("merchant.allowed_origins.update", "merchant"),
+    ]
+    created, origins = merchant_rows
+    assert created["before_state"] is None
+    assert created["after_state"]["name"] == "Audited shop"
+    assert origins["before_state"]["allowed_origins"] == []
+    assert origins["after_state"]["allowed_origins"] == ["https://shop.example"]
+    assert (key_row["action_type"], key_row["resource_type"], key_row["merchant_id"]) == (
+        "api_key.create",
+        "api_key",
+        credentials.merchant_id,
+    )
+    # Shown once, never kept: no secret in the audit row.
+    assert credentials.secret not in str(key_row["after_state"])
+    assert credentials.publishable not in str(key_row["after_state"])
+
+
 # --- who may not rewrite it ------------------------------------------------------------
 
 

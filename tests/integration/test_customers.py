@@ -136,3 +136,14 @@ async def test_authentication_and_scopes(platform: Platform, merchant: Credentia
         denied = await client.post("/v1/customers", json={})
         assert denied.status_code == 403
         assert denied.json()["error"]["type"] == "permission_error"
+
+
+async def test_the_email_filter_returns_the_match_only(platform: Platform, merchant: Credentials) -> None:
+    wanted = await platform.create_customer(merchant, email="ada@example.com")
+    await platform.create_customer(merchant, email="grace@example.com")
+    await platform.create_customer(merchant)
+    async with platform.client(merchant) as client:
+        listed = (await client.get("/v1/customers", params={"email": "ada@example.com"})).json()["data"]
+        nobody = (await client.get("/v1/customers", params={"email": "nobody@example.com"})).json()["data"]
+    assert listed == [wanted]
+    assert nobody == []

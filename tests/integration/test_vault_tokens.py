@@ -11,7 +11,7 @@ import pytest
 
 from bastion.platform.db import Tenant, plain_dsn
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import ApiProcess, TestDatabase
+from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_vault
 from tests.support.vault import NEXT_YEAR, VISA, card, exchange, token_id, tokenize
 
 
@@ -213,3 +213,18 @@ async def test_concurrent_exchanges_of_one_token_make_one_payment_method(
     assert {answer.json()["error"]["code"] for answer in answers if answer.status_code == 400} == {"token_already_used"}
     async with platform.client(merchant) as client:
         assert len((await client.get("/v1/payment_methods")).json()["data"]) == 1
+
+
+async def test_tokenization_is_rate_limited_per_publishable_key(
+    platform: Platform, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    other = await platform.merchant(name="Other shop")
+    limits = {"BASTION_RATE_LIMIT_PER_S": "1", "BASTION_RATE_LIMIT_BURST": "3"}
+    with running_vault(test_database, limits, ports=(free_port(), free_port())) as limited:
+        answers = [await tokenize(limited, merchant) for _ in range(4)]
+        others = await tokenize(limited, other)
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert (refused.json()["error"]["type"], refused.json()["error"]["code"]) == ("rate_limit_error", "rate_limit")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert others.status_code == 200, "another key's shoppers still tokenize"
