@@ -162,27 +162,41 @@ def test_the_api_certificate_is_answered(paths: CertPaths, vault_url: str) -> No
     assert response.text == "ok"
 
 
-def _refused(vault_url: str, context: ssl.SSLContext) -> None:
-    with httpx.Client(verify=context, timeout=REQUEST_TIMEOUT_S) as client, pytest.raises(httpx.TransportError):
-        # TLS 1.3 ends the client's handshake before the server has judged its certificate:
-        # the refusal arrives as a failed connect, a reset or a closed connection.
-        client.get(vault_url)
+def _refused(paths: CertPaths, vault_url: str, context: ssl.SSLContext) -> None:
+    """The listener, alive and answering the API's certificate, closes the TLS connection of
+    `context` without an HTTP answer. TLS 1.3 ends the client's side of the handshake before
+    the server has judged its certificate, so the refusal shows on the first read: the
+    connection closes (or an alert arrives). A listener that is down fails the connect, and
+    one that let the client in would answer the request."""
+    with httpx.Client(verify=client_ssl_context(paths), timeout=REQUEST_TIMEOUT_S) as client:
+        assert client.get(vault_url).status_code == 200, "the listener answers the API's certificate"
+    url = httpx.URL(vault_url)
+    try:
+        with (
+            socket.create_connection((url.host, url.port), timeout=REQUEST_TIMEOUT_S) as raw,
+            context.wrap_socket(raw, server_hostname=url.host) as tls,
+        ):
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: vault\r\n\r\n")
+            answer = tls.recv(1024)
+    except (ssl.SSLError, ConnectionResetError):
+        return  # refused with an alert or a reset
+    assert answer == b"", f"the listener answered instead of refusing: {answer!r}"
 
 
 def test_a_client_without_a_certificate_is_refused(paths: CertPaths, vault_url: str) -> None:
-    _refused(vault_url, ssl.create_default_context(cafile=paths.ca_cert))
+    _refused(paths, vault_url, ssl.create_default_context(cafile=paths.ca_cert))
 
 
 def test_a_certificate_from_another_ca_is_refused(paths: CertPaths, other_paths: CertPaths, vault_url: str) -> None:
     context = ssl.create_default_context(cafile=paths.ca_cert)  # trusts the vault, so only the server can refuse
     context.load_cert_chain(other_paths.api_cert, other_paths.api_key)
-    _refused(vault_url, context)
+    _refused(paths, vault_url, context)
 
 
 def test_a_certificate_of_the_ca_not_meant_for_clients_is_refused(paths: CertPaths, vault_url: str) -> None:
     context = ssl.create_default_context(cafile=paths.ca_cert)
     context.load_cert_chain(paths.vault_cert, paths.vault_key)  # serverAuth only
-    _refused(vault_url, context)
+    _refused(paths, vault_url, context)
 
 
 def test_plain_http_is_refused(vault_url: str) -> None:
