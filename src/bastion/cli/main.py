@@ -1,6 +1,7 @@
 """`bastion`: serve, migrate, and administer merchants, keys and the audit trail."""
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -8,13 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, TypeVar
 
 import asyncpg
+import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.exc import SQLAlchemyError, StatementError
@@ -29,11 +33,11 @@ from bastion.platform import migrate as migrations
 from bastion.platform.certs import CertPaths, uvicorn_ssl_options
 from bastion.platform.db import Actor, Database, ServiceRoles, Tenant, UnitOfWork
 from bastion.platform.embedded_pg import EmbeddedPostgres
-from bastion.platform.logging import configure_logging
+from bastion.platform.logging import configure_logging, console_line
 from bastion.platform.settings import Settings
 from bastion.vault import rotation
 from bastion.vault.scan import PanScan, scan_database, scan_logs
-from bastion.vault.server import VAULT_WORKERS_MAX, VaultSockets, serve_vault, supervise
+from bastion.vault.server import VAULT_WORKERS_MAX, VaultSockets, bound_socket, serve_vault, supervise
 from bastion.worker import run_worker
 
 
@@ -97,6 +101,12 @@ app.add_typer(vault_app, name="vault")
 
 T = TypeVar("T")
 _CHILD_STOP_TIMEOUT_S = 15
+# How long serve waits for every listener to answer, and how often and how patiently it asks.
+_START_TIMEOUT_S = 60
+_PROBE_INTERVAL_S = 0.1
+_PROBE_TIMEOUT_S = 1.0
+# How long the last lines of a stopped child may take to reach the terminal.
+_CONSOLE_DRAIN_TIMEOUT_S = 2.0
 _CLI_ACTOR = Actor(id=f"cli:{os.environ.get('USER', 'unknown')}")
 
 
@@ -397,14 +407,135 @@ def api(
     )
 
 
+@dataclass(frozen=True)
+class _Child:
+    """A process `serve` started, named as its command and its log file; `console` shows its
+    stderr on ours, in short form, when `serve` is not verbose."""
+
+    name: str
+    process: "subprocess.Popen[bytes]"
+    console: threading.Thread | None
+
+    @classmethod
+    def start(cls, arguments: list[str], env: dict[str, str], *, verbose: bool) -> "_Child":
+        name = arguments[0]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bastion", *arguments], env=env, stderr=None if verbose else subprocess.PIPE
+        )
+        console = None
+        if process.stderr is not None:
+            console = threading.Thread(target=_show_console, args=(name, process.stderr), name=f"console-{name}", daemon=True)
+            console.start()
+        return cls(name, process, console)
+
+    def finish_console(self) -> None:
+        """Once it has stopped: wait until what it wrote last is on the terminal (a little, at most)."""
+        if self.console is not None:
+            self.console.join(_CONSOLE_DRAIN_TIMEOUT_S)
+
+    def stopped(self, when: str, log_dir: Path) -> typer.Exit:
+        """One line saying that it stopped, after its own last words."""
+        self.finish_console()
+        log_file = log_dir / f"{self.name}.log"
+        return _fail(f"the {self.name} stopped {when} (exit code {self.process.returncode}); its log: {log_file}")
+
+
+def _show_console(name: str, stderr: IO[bytes]) -> None:
+    with stderr:
+        for raw in stderr:
+            line = console_line(name, raw.decode(errors="replace"))
+            if line is not None:
+                typer.echo(line, err=True)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One listener `serve` waits for before it says that Bastion is running."""
+
+    listener: str
+    answers: Callable[[], bool]
+
+
+def _http_answers(url: str) -> bool:
+    try:
+        # trust_env off: a proxy from the environment must not stand between serve and its own children.
+        return httpx.get(url, timeout=_PROBE_TIMEOUT_S, trust_env=False).status_code == httpx.codes.OK
+    except httpx.TransportError:
+        return False
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_ports_free(listeners: list[tuple[str, str, int]]) -> None:
+    """Each (option, host, port) can be listened on, or one line naming the port and the option
+    that changes it. All are held at once, so one port given to two options fails too."""
+    with contextlib.ExitStack() as held:
+        for option, host, port in listeners:
+            try:
+                # Listening too: two sockets with SO_REUSEADDR may share a port until one listens.
+                held.enter_context(bound_socket(host, port)).listen()
+            except OSError as error:
+                reason = (error.strerror or str(error)).lower()
+                if isinstance(error, socket.gaierror):
+                    raise _fail(f"cannot listen on {host}: {reason}; check --host") from None
+                raise _fail(f"cannot listen on {host}:{port}: {reason}; choose another port with {option}") from None
+
+
+def _wait_until_answering(
+    children: list[_Child], probes: list[_Probe], stop_requested: Callable[[], bool], log_dir: Path
+) -> bool:
+    """True once every probe answers with every child still running; False if a stop was asked
+    for meanwhile. A child that stops, or a listener silent for _START_TIMEOUT_S, ends it with one line."""
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    waiting = probes
+    while not stop_requested():
+        for child in children:
+            if child.process.poll() is not None:
+                raise child.stopped("during start-up", log_dir)
+        waiting = [probe for probe in waiting if not probe.answers()]
+        if not waiting:
+            return True
+        if time.monotonic() > deadline:
+            raise _fail(f"{waiting[0].listener} did not answer within {_START_TIMEOUT_S} s; the logs: {log_dir}")
+        time.sleep(_PROBE_INTERVAL_S)
+    return False
+
+
+def _stop(children: list[_Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.process.wait(timeout=_CHILD_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        child.finish_console()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address the API and the vault listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
     vault_port: Annotated[int, typer.Option(help="Port of the vault's browser origin (card fields).")] = 8001,
     vault_internal_port: Annotated[int, typer.Option(help="Port of the vault's mutual-TLS listener.")] = 8002,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Every process's full JSON log on the terminal, not only warnings and errors.")
+    ] = False,
 ) -> None:
     """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API, vault and worker."""
+    # Before anything starts: a taken port is one line, with nothing to stop.
+    # The mutual-TLS listener serves only the API beside it: on loopback, whatever --host says.
+    _ensure_ports_free(
+        [("--port", host, port), ("--vault-port", host, vault_port), ("--vault-internal-port", "127.0.0.1", vault_internal_port)]
+    )
     settings = Settings.from_env()
     stopping = False
 
@@ -438,44 +569,44 @@ def serve(
         "BASTION_VAULT_PUBLIC_URL": vault_public,
         "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{vault_internal_port}",
     }
-    # The mutual-TLS listener serves only the API beside it: on loopback, whatever --host says.
     vault_command = [
         *("vault", "--host", host, "--port", str(vault_port)),
         *("--internal-host", "127.0.0.1", "--internal-port", str(vault_internal_port)),
     ]
-    children = [
-        subprocess.Popen([sys.executable, "-m", "bastion", *vault_command], env=env),
-        subprocess.Popen([sys.executable, "-m", "bastion", "api", "--host", host, "--port", str(port)], env=env),
-        subprocess.Popen([sys.executable, "-m", "bastion", "worker"], env=env),
+    # Asked where a browser would ask: a wildcard address is not one to connect to.
+    probe_host = f"[{browser_host}]" if ":" in browser_host else browser_host
+    probes = [
+        _Probe(f"the API on port {port}", lambda: _http_answers(f"http://{probe_host}:{port}/healthz")),
+        _Probe(f"the vault on port {vault_port}", lambda: _http_answers(f"http://{probe_host}:{vault_port}/healthz")),
+        _Probe(f"the vault on port {vault_internal_port}", lambda: _accepts_connections("127.0.0.1", vault_internal_port)),
     ]
-    base = f"http://{host}:{port}"
-    typer.echo(
-        f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n  demo:  {base}/demo/checkout\n"
-        f"  vault: {vault_public} (card fields)\n  data:  {settings.data_dir}\n  logs:  {log_dir}"
-    )
-    # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.
-    bastion = sys.argv[0] if sys.argv[0].endswith("bastion") else "bastion"
-    typer.echo(
-        f"  a test key: {bastion} merchant create --name Demo --json, "
-        f"then {bastion} apikey create --merchant mer_... --mode test --json"
-    )
+    children: list[_Child] = []
+    ended: _Child | None = None  # the child whose exit stopped the others
     try:
-        while not stopping and all(child.poll() is None for child in children):
+        for arguments in (vault_command, ["api", "--host", host, "--port", str(port)], ["worker"]):
+            children.append(_Child.start(arguments, env, verbose=verbose))  # noqa: PERF401  (one by one: all started get stopped)
+        if not _wait_until_answering(children, probes, lambda: stopping, log_dir):
+            return
+        base = f"http://{host}:{port}"
+        typer.echo(
+            f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n  demo:  {base}/demo/checkout\n"
+            f"  vault: {vault_public} (card fields)\n  data:  {settings.data_dir}\n  logs:  {log_dir}"
+        )
+        # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.
+        bastion = sys.argv[0] if sys.argv[0].endswith("bastion") else "bastion"
+        typer.echo(
+            f"  a test key: {bastion} merchant create --name Demo --json, "
+            f"then {bastion} apikey create --merchant mer_... --mode test --json"
+        )
+        while not stopping and ended is None:
             time.sleep(0.2)
+            ended = next((child for child in children if child.process.poll() is not None), None)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=_CHILD_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children)
         if embedded is not None:
             embedded.stop()
-    failed = [child.args for child in children if child.returncode not in (0, -signal.SIGTERM)]
-    if failed and not stopping:
-        raise _fail(f"a process stopped unexpectedly: {failed}")
+    if ended is not None and not stopping:
+        raise ended.stopped("unexpectedly", log_dir)
 
 
 @app.command()

@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 
 from bastion.platform.heap import freeze_startup_objects
-from bastion.platform.logging import get_logger
+from bastion.platform.logging import bind_log_fields, get_logger
 from bastion.platform.metrics import HttpMetrics
 from bastion.platform.vault_client import VAULT_KEEP_ALIVE_S
 from bastion.vault.app import create_internal_app, create_public_app
@@ -69,10 +69,11 @@ class VaultSockets:
 
     @classmethod
     def bind(cls, public: tuple[str, int], internal: tuple[str, int]) -> "VaultSockets":
-        return cls(public=_bound(*public), internal=_bound(*internal))
+        return cls(public=bound_socket(*public), internal=bound_socket(*internal))
 
 
-def _bound(host: str, port: int) -> socket.socket:
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` as Bastion's listeners bind theirs, not yet listening."""
     # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY on accepted connections only when
     # the socket says it is TCP, and without it every answer waits on a delayed ACK (~40 ms).
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -85,6 +86,14 @@ def _bound(host: str, port: int) -> socket.socket:
         raise
     bound.set_inheritable(True)
     return bound
+
+
+async def _serve_listener(server: _Server, listener: socket.socket, name: str) -> None:
+    # Both servers log uvicorn's lines ("Started server process [pid]", "Shutting down", ...)
+    # in one process: the listener's name, bound in this task's context, tells them apart.
+    # Requests accepted here run in a copy of this context, so their records carry it too.
+    bind_log_fields(listener=name)
+    await server.serve(sockets=[listener])
 
 
 async def serve_vault(vault: Vault, sockets: VaultSockets, ssl_options: dict[str, Any], *, janitor: bool) -> None:
@@ -114,7 +123,9 @@ async def serve_vault(vault: Vault, sockets: VaultSockets, ssl_options: dict[str
     sweeping = asyncio.create_task(_sweep_forever(vault)) if janitor else None
     freeze_startup_objects()
     try:
-        await asyncio.gather(public.serve(sockets=[sockets.public]), internal.serve(sockets=[sockets.internal]))
+        await asyncio.gather(
+            _serve_listener(public, sockets.public, "public"), _serve_listener(internal, sockets.internal, "internal")
+        )
     finally:
         if sweeping is not None:
             sweeping.cancel()

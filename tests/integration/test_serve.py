@@ -1,0 +1,233 @@
+"""`bastion serve` as a user runs it, against a database of its own: a taken port is one line
+naming the option that changes it; the banner comes once every listener answers; the terminal
+then shows warnings and errors in short form (`--verbose`: every JSON line); no log line is
+written twice; a process that stops is named with its log file, and everything stops with it."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.postgres import TestDatabase, accepts_connections, free_port, migrated_database, stop_process
+
+# Every test here starts `bastion serve`, which starts three processes.
+pytestmark = pytest.mark.slow
+
+_OPTIONS = ("--port", "--vault-port", "--vault-internal-port")
+_BANNER = "Bastion is running."
+_BANNER_LAST_LINE = re.compile(r"^  a test key: .* --json$", re.MULTILINE)
+_BANNER_TIMEOUT_S = 90
+_EXIT_TIMEOUT_S = 60
+_OUTPUT_TIMEOUT_S = 15
+_GONE_TIMEOUT_S = 5
+# What uvicorn logs, as a warning, on bytes that are not HTTP; the vault names its listener.
+_SHORT_WARNINGS = (
+    re.compile(r"\d\d:\d\d:\d\d api WARNING Invalid HTTP request received\."),
+    re.compile(r"\d\d:\d\d:\d\d vault WARNING Invalid HTTP request received\. listener=public"),
+)
+
+
+@dataclass(frozen=True)
+class _Serve:
+    process: "subprocess.Popen[bytes]"
+    output: Path
+    ports: dict[str, int]
+
+    def printed(self) -> str:
+        """What serve and its processes wrote to the terminal (stdout and stderr) so far."""
+        return self.output.read_text(errors="replace")
+
+    def wait_until(self, condition: Callable[[str], bool], timeout_s: float, what: str) -> str:
+        """The output, once `condition` holds for it; fails after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not condition(printed := self.printed()):
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {what} within {timeout_s} s: {printed[-3000:]}")
+            time.sleep(0.05)
+        return printed
+
+    def after_banner(self) -> list[str]:
+        """The lines printed after the banner, once the whole banner is printed."""
+
+        def banner_printed(printed: str) -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"bastion serve exited with {self.process.returncode}: {printed[-3000:]}")
+            return _BANNER_LAST_LINE.search(printed) is not None
+
+        printed = self.wait_until(banner_printed, _BANNER_TIMEOUT_S, "banner")
+        banner_end = _BANNER_LAST_LINE.search(printed)
+        assert banner_end is not None
+        return printed[banner_end.end() :].splitlines()[1:]
+
+    def left_running(self) -> list[psutil.Process]:
+        """What serve started that still runs after it (the whole session: serve leads its own)."""
+        members: list[psutil.Process] = []
+        for process in psutil.process_iter():
+            try:
+                if os.getsid(process.pid) == self.process.pid and process.status() != psutil.STATUS_ZOMBIE:
+                    members.append(process)
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                continue
+        _gone, alive = psutil.wait_procs(members, timeout=_GONE_TIMEOUT_S)
+        return list(alive)
+
+
+@pytest.fixture(scope="module")
+def serve_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
+    """Not the session's: each start of serve registers one more origin for its demo shop."""
+    with migrated_database(*pg_server) as database:
+        yield database
+
+
+@pytest.fixture
+def serve_env(serve_database: TestDatabase, tmp_path: Path) -> dict[str, str]:
+    """The environment of a serve with logs of the test's own; the vault's URLs are serve's to set."""
+    env = {name: value for name, value in serve_database.env().items() if not name.startswith("BASTION_VAULT_")}
+    return {**env, "BASTION_LOG_DIR": str(tmp_path / "logs")}
+
+
+def _free_ports() -> dict[str, int]:
+    return {option: free_port() for option in _OPTIONS}
+
+
+@contextmanager
+def _serving(env: dict[str, str], output: Path, *options: str, ports: dict[str, int] | None = None) -> Iterator[_Serve]:
+    """`bastion serve` on 127.0.0.1 (`ports`, default free ones), stopped at the end with whatever it started."""
+    ports = ports or _free_ports()
+    command = [sys.executable, "-m", "bastion", "serve", "--host", "127.0.0.1"]
+    command += [word for option, port in ports.items() for word in (option, str(port))]
+    with output.open("wb") as terminal:
+        # Its own session, to find everything it started.
+        process = subprocess.Popen(
+            [*command, *options], env=env, stdout=terminal, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    serve = _Serve(process, output, ports)
+    try:
+        yield serve
+    finally:
+        if process.poll() is None:
+            stop_process(process)
+        for leftover in serve.left_running():
+            leftover.kill()
+
+
+def _send_invalid_request(port: int) -> None:
+    """Bytes that are not HTTP: uvicorn answers 400 and logs a warning."""
+    with socket.create_connection(("127.0.0.1", port), timeout=_OUTPUT_TIMEOUT_S) as connection:
+        connection.sendall(b"not http\r\n\r\n")
+        assert connection.recv(64).startswith(b"HTTP/1.1 400")
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("option", _OPTIONS)
+def test_a_taken_port_is_one_line_naming_it_and_its_option(serve_env: dict[str, str], tmp_path: Path, option: str) -> None:
+    ports = _free_ports()
+    with (
+        socket.create_server(("127.0.0.1", ports[option])),
+        _serving(serve_env, tmp_path / "terminal.txt", ports=ports) as serve,
+    ):
+        returncode = serve.process.wait(timeout=_EXIT_TIMEOUT_S)
+        assert serve.left_running() == []
+    printed = serve.printed()
+    assert _BANNER not in printed
+    lines = printed.splitlines()
+    assert returncode == 1
+    assert len(lines) == 1, lines
+    assert f"127.0.0.1:{ports[option]}" in lines[0]
+    assert lines[0].startswith("error: ")
+    assert lines[0].endswith(f" {option}")
+
+
+def test_the_banner_comes_once_every_listener_answers_then_warnings_in_short_form(
+    serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    with _serving(serve_env, tmp_path / "terminal.txt") as serve:
+        serve.after_banner()
+        # At once, without a retry: the banner said they answer.
+        assert httpx.get(f"http://127.0.0.1:{serve.ports['--port']}/healthz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{serve.ports['--vault-port']}/healthz").status_code == 200
+        assert accepts_connections(serve.ports["--vault-internal-port"])
+        _send_invalid_request(serve.ports["--port"])
+        _send_invalid_request(serve.ports["--vault-port"])
+
+        def both_warned(_printed: str) -> bool:
+            lines = serve.after_banner()
+            return all(any(pattern.fullmatch(line) for line in lines) for pattern in _SHORT_WARNINGS)
+
+        serve.wait_until(both_warned, _OUTPUT_TIMEOUT_S, "warning of the API and the vault in short form")
+        # Each process writes its records in order: the info records of the requests above came first.
+        after = serve.after_banner()
+    assert [line for line in after if _is_json(line)] == []
+    for pattern in _SHORT_WARNINGS:
+        assert len([line for line in after if pattern.fullmatch(line)]) == 1, after
+
+
+def test_no_log_line_is_written_twice(serve_env: dict[str, str], tmp_path: Path) -> None:
+    with _serving(serve_env, tmp_path / "terminal.txt") as serve:
+        serve.after_banner()
+        # Not trusting the banner's timing: this test is about the log files.
+        serve.wait_until(
+            lambda _printed: all(accepts_connections(port) for port in serve.ports.values()), _OUTPUT_TIMEOUT_S, "listeners"
+        )
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{serve.ports['--vault-port']}/healthz").status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{serve.ports['--port']}/healthz").status_code == 200
+        # Stopped, so that the log files hold the shutdown's lines too.
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(timeout=_EXIT_TIMEOUT_S) == 0
+    log_dir = Path(serve_env["BASTION_LOG_DIR"])
+    for name in ("api", "vault", "worker"):
+        lines = (log_dir / f"{name}.log").read_text().splitlines()
+        # Each record has a time of its own: a line written twice is the same record apart from it.
+        records = [json.dumps({**json.loads(line), "timestamp": None}, sort_keys=True) for line in lines]
+        assert [record for record, count in Counter(records).items() if count > 1] == [], name
+    vault_events = [json.loads(line)["event"] for line in (log_dir / "vault.log").read_text().splitlines()]
+    assert vault_events.count("request") >= 3
+    assert any(event.startswith("Finished server process") for event in vault_events)
+
+
+def test_verbose_streams_every_json_line(serve_env: dict[str, str], tmp_path: Path) -> None:
+    with _serving(serve_env, tmp_path / "terminal.txt", "--verbose") as serve:
+        serve.after_banner()
+        assert httpx.get(f"http://127.0.0.1:{serve.ports['--port']}/healthz").status_code == 200
+
+        def request_logged(_printed: str) -> bool:
+            records = [json.loads(line) for line in serve.after_banner() if _is_json(line)]
+            return any(record.get("event") == "request" and record.get("level") == "info" for record in records)
+
+        serve.wait_until(request_logged, _OUTPUT_TIMEOUT_S, "JSON record of the request")
+
+
+def test_a_process_that_stops_is_named_with_its_log_and_everything_stops(serve_env: dict[str, str], tmp_path: Path) -> None:
+    # The worker refuses to start with a pool of one connection; the API and the vault accept it.
+    with _serving({**serve_env, "BASTION_DB_POOL_SIZE": "1"}, tmp_path / "terminal.txt") as serve:
+        returncode = serve.process.wait(timeout=_EXIT_TIMEOUT_S)
+        assert serve.left_running() == []
+    lines = serve.printed().splitlines()
+    assert returncode == 1
+    log = Path(serve_env["BASTION_LOG_DIR"]) / "worker.log"
+    # Before the banner or just after it: the worker has no port to wait for.
+    stopped = r"error: the worker stopped (during start-up|unexpectedly) \(exit code 1\); its log: "
+    assert re.fullmatch(stopped + re.escape(str(log)), lines[-1]), lines
+    # The worker's own reason, shown as it wrote it.
+    assert any(line.startswith("worker: error: the worker needs BASTION_DB_POOL_SIZE") for line in lines[:-1]), lines
