@@ -1,0 +1,91 @@
+"""`bastion ledger`."""
+
+import asyncio
+import dataclasses
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from bastion import bootstrap, ledger
+from bastion.cli.common import CLI_ACTOR, fail, print_resource, with_owner_database
+from bastion.platform.db import Database, Tenant
+from bastion.platform.settings import Settings
+
+ledger_app = typer.Typer(help="Inspect and check the ledger; create platform accounts.", no_args_is_help=True)
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time with its offset, or Unix seconds."""
+    try:
+        moment = datetime.fromtimestamp(int(text), UTC) if text.isdigit() else datetime.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        raise fail(f"--as-of {text!r} is neither an ISO 8601 time nor Unix seconds") from None
+    if moment.tzinfo is None:
+        raise fail(f"--as-of {text!r} has no timezone: add one, like 2026-11-23T12:00:00+00:00 or Z")
+    return moment
+
+
+@ledger_app.command("balance")
+def ledger_balance(
+    account: Annotated[str, typer.Argument(help="The ledger account id, la_... (any merchant's, or the platform's).")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The balance at this moment: ISO 8601 with a timezone, or Unix seconds.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """An account's balance now or at a past moment: posted, pending, available and the four counters (reads only)."""
+    moment = _moment(as_of) if as_of is not None else None
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.transaction() as connection:
+            return await ledger.balance_any_tenant(connection, account, moment)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        print_resource(asyncio.run(with_owner_database(url, work)), as_json)
+
+
+@ledger_app.command("check")
+def ledger_check(as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Check every invariant of the ledger over the whole journal; exit 1 with the first violation (reads only)."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> ledger.Violation | ledger.JournalSummary:
+        # One snapshot: entries committed while the check runs cannot look like faults.
+        async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
+            return await ledger.check_journal(connection)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        result = asyncio.run(with_owner_database(url, work))
+    ok = isinstance(result, ledger.JournalSummary)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, **dataclasses.asdict(result)}))
+        if not ok:
+            raise typer.Exit(code=1)
+        return
+    if isinstance(result, ledger.Violation):
+        raise fail(f"ledger check failed ({result.invariant}): {result.message}")
+    typer.echo(f"ledger consistent: {result.entries} entries, {result.postings} postings, {result.accounts} accounts checked")
+
+
+@ledger_app.command("create-account")
+def ledger_create_account(
+    currency: Annotated[str, typer.Option(help="ISO 4217 code, like USD.")],
+    type_: Annotated[ledger.AccountType, typer.Option("--type", help="The account type.")],
+    code: Annotated[str | None, typer.Option(help="A unique code for the account, like fees-usd.")] = None,
+    stripes: Annotated[int, typer.Option(help="Balance rows, for an account many payments post to at once.")] = 1,
+    live: Annotated[bool, typer.Option("--live", help="A live-mode account (default: test mode).")] = False,
+) -> None:
+    """Create a platform account (a fee account, say); prints its id."""
+    settings = Settings.from_env()
+    draft = ledger.AccountDraft(currency=currency, type=type_, code=code, stripes=stripes)
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.unit_of_work(Tenant(merchant_id=ledger.PLATFORM_MERCHANT_ID, livemode=live), CLI_ACTOR) as uow:
+            return await ledger.create_account(uow, draft)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        created = asyncio.run(with_owner_database(url, work))
+    typer.echo(created["id"])

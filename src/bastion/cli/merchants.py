@@ -1,0 +1,101 @@
+"""`bastion merchant` (with `origins`) and `bastion apikey`."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import typer
+
+from bastion import bootstrap
+from bastion.cli.common import CLI_ACTOR, fail, print_resource, with_owner_database
+from bastion.kernel.ids import new_id
+from bastion.merchants import add_allowed_origin, allowed_origins, create_api_key, create_merchant, remove_allowed_origin
+from bastion.platform.db import Database, Tenant, UnitOfWork
+from bastion.platform.settings import Settings
+
+merchant_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+origins_app = typer.Typer(help="The browser origins allowed to frame a merchant's card fields.", no_args_is_help=True)
+merchant_app.add_typer(origins_app, name="origins")
+
+
+@merchant_app.command("create")
+def merchant_create(
+    name: Annotated[str, typer.Option(help="The merchant's display name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a merchant."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.unit_of_work(Tenant(merchant_id=new_id("mer"), livemode=False), CLI_ACTOR) as uow:
+            return await create_merchant(uow, name)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        print_resource(asyncio.run(with_owner_database(url, work)), as_json)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    mode: Annotated[str, typer.Option(help="test or live.")] = "test",
+    scope: Annotated[list[str] | None, typer.Option(help="A scope to grant; repeat for several. Default: all.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key; its secrets are printed once and stored only as keyed hashes."""
+    if mode not in ("test", "live"):
+        raise fail("--mode must be test or live")
+    settings = Settings.from_env()
+    hasher = bootstrap.key_hasher(settings)
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=mode == "live"), CLI_ACTOR) as uow:
+            issued = await create_api_key(uow, hasher, scope)
+        return {
+            "id": issued.id,
+            "merchant": issued.merchant_id,
+            "livemode": issued.livemode,
+            "scopes": issued.scopes,
+            "secret": issued.secret,
+            "publishable": issued.publishable,
+        }
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        print_resource(asyncio.run(with_owner_database(url, work)), as_json)
+
+
+def _origins_command(merchant: str, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> list[str]:
+        # Origins belong to the merchant, not to a mode; the audit row records test mode.
+        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=False), CLI_ACTOR) as uow:
+            return await change(uow)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        origins = asyncio.run(with_owner_database(url, work))
+    typer.echo("\n".join(origins) if origins else "(no origins: the card fields cannot be framed anywhere)")
+
+
+@origins_app.command("add")
+def origins_add(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    origin: Annotated[str, typer.Argument(help="A page origin like https://shop.example (http only for localhost).")],
+) -> None:
+    """Allow pages of ORIGIN to frame the merchant's card fields; prints the merchant's origins."""
+    _origins_command(merchant, lambda uow: add_allowed_origin(uow, origin))
+
+
+@origins_app.command("remove")
+def origins_remove(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    origin: Annotated[str, typer.Argument(help="An origin registered earlier.")],
+) -> None:
+    """Stop allowing ORIGIN; prints the merchant's origins."""
+    _origins_command(merchant, lambda uow: remove_allowed_origin(uow, origin))
+
+
+@origins_app.command("list")
+def origins_list(merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")]) -> None:
+    """The merchant's registered origins."""
+    _origins_command(merchant, allowed_origins)
