@@ -15,6 +15,7 @@ import bastion.merchants.tables
 import bastion.payments.tables
 import bastion.platform.idempotency.tables
 import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
+from bastion import customers, events, ledger, payments
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
@@ -37,6 +38,9 @@ from bastion.vault.service import PROCESSOR_CONNECTIONS_MAX, PROCESSOR_KEEP_ALIV
 
 API_KEY_HASH_PURPOSE = "api-key-hash"
 VAULT_MARGIN_S = 5.0
+
+# Every event type each context declares, known to the outbox in every process that wires parts.
+events.register_event_types(customers.EVENT_TYPES | ledger.EVENT_TYPES | payments.EVENT_TYPES)
 
 
 def owner_url(settings: Settings) -> str:

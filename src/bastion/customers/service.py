@@ -5,6 +5,7 @@ from typing import Any
 
 from bastion import audit, events
 from bastion.customers import repository
+from bastion.customers.events import CUSTOMER_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED
 from bastion.customers.resources import Customer, CustomerList, DeletedCustomer
 from bastion.customers.schemas import CustomerCreate, CustomerUpdate
 from bastion.kernel.clock import now, unix_seconds
@@ -69,7 +70,7 @@ async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> Customer:
     await audit.record(
         uow, action_type="customer.create", resource_type="customer", resource_id=row["id"], before=None, after=resource
     )
-    await events.emit(uow, "customer.created", resource)
+    await events.emit(uow, CUSTOMER_CREATED, resource)
     return resource
 
 
@@ -98,7 +99,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
     await audit.record(
         uow, action_type="customer.update", resource_type="customer", resource_id=row["id"], before=before, after=after
     )
-    await events.emit(uow, "customer.updated", after, previous_attributes=previous)
+    await events.emit(uow, CUSTOMER_UPDATED, after, previous_attributes=previous)
     return after
 
 
@@ -109,7 +110,7 @@ async def delete_customer(uow: UnitOfWork, customer_id: str) -> DeletedCustomer:
     await audit.record(
         uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None
     )
-    await events.emit(uow, "customer.deleted", before)
+    await events.emit(uow, CUSTOMER_DELETED, before)
     return deleted_customer_resource(customer_id)
 
 

@@ -2,6 +2,15 @@
 
 from bastion.events.relay import Subscriber, load_subscribers, publish_pending, run_relay
 from bastion.events.resources import Event
-from bastion.events.service import EVENT_TYPES, emit
+from bastion.events.service import emit, register_event_types, registered_event_types
 
-__all__ = ["EVENT_TYPES", "Event", "Subscriber", "emit", "load_subscribers", "publish_pending", "run_relay"]
+__all__ = [
+    "Event",
+    "Subscriber",
+    "emit",
+    "load_subscribers",
+    "publish_pending",
+    "register_event_types",
+    "registered_event_types",
+    "run_relay",
+]

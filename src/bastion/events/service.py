@@ -1,26 +1,30 @@
 """Emitting events into the outbox, and reading them back for GET /v1/events."""
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 from bastion.events import repository
 from bastion.events.resources import AnyResource, Event, EventData, EventList, EventRequest
 from bastion.kernel.clock import now, unix_seconds
-from bastion.kernel.errors import InvalidRequest, ResourceMissing
+from bastion.kernel.errors import InvalidRequest, ResourceMissing, invariant
 from bastion.kernel.ids import is_id, new_id
 from bastion.platform.db import AnyRow, UnitOfWork
 from bastion.platform.pagination import PageRequest, check_cursors
 
-# Every event type Bastion emits; GET /v1/events?type= accepts only these.
-EVENT_TYPES = frozenset(
-    {
-        "customer.created",
-        "customer.updated",
-        "customer.deleted",
-        "ledger.account.created",
-        "ledger.account.closed",
-        "payment_method.created",
-    }
-)
+# Every event type a context declares in its events.py, registered by bootstrap: emit and
+# GET /v1/events?type= accept only these.
+_EVENT_TYPE = re.compile(r"[a-z_]+(?:\.[a-z_]+)+")
+_registered: set[str] = set()
+
+
+def register_event_types(event_types: Iterable[str]) -> None:
+    for event_type in event_types:
+        invariant(_EVENT_TYPE.fullmatch(event_type) is not None, f"event type {event_type!r} is not noun.verb")
+        _registered.add(event_type)
+
+
+def registered_event_types() -> frozenset[str]:
+    return frozenset(_registered)
 
 
 def event_data(resource: AnyResource, previous_attributes: AnyResource | None) -> EventData:
@@ -33,7 +37,7 @@ def event_data(resource: AnyResource, previous_attributes: AnyResource | None) -
 async def emit(uow: UnitOfWork, event_type: str, resource: AnyResource, previous_attributes: AnyResource | None = None) -> str:
     """Add an event to the outbox, in the caller's transaction: `resource` is the context's
     resource as the API answers it after the change."""
-    if event_type not in EVENT_TYPES:
+    if event_type not in _registered:
         raise ValueError(f"unregistered event type {event_type!r}")
     event_id = new_id("evt")
     await repository.insert_event(
@@ -73,7 +77,7 @@ async def retrieve_event(uow: UnitOfWork, event_id: str) -> Event:
 
 
 async def list_events(uow: UnitOfWork, request: PageRequest, event_type: str | None) -> EventList:
-    if event_type is not None and event_type not in EVENT_TYPES:
+    if event_type is not None and event_type not in _registered:
         raise InvalidRequest(f"Unknown event type {event_type!r}", param="type")
     await check_cursors(
         request, prefix="evt", noun="event", exists=lambda cursor: repository.exists(uow.connection, uow.tenant, cursor)

@@ -13,6 +13,7 @@ from bastion.ledger.domain import (
     LedgerRejected,
     PostingDraft,
 )
+from bastion.ledger.events import EVENT_TYPES
 from bastion.ledger.service import (
     BatchRejected,
     EntryResult,
@@ -31,6 +32,7 @@ from bastion.ledger.service import (
 )
 
 __all__ = [
+    "EVENT_TYPES",
     "PLATFORM_MERCHANT_ID",
     "AccountDraft",
     "AccountType",

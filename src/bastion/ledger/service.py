@@ -50,6 +50,7 @@ from bastion.ledger.domain import (
     posting_counters,
     scaled_postings,
 )
+from bastion.ledger.events import LEDGER_ACCOUNT_CLOSED, LEDGER_ACCOUNT_CREATED
 from bastion.platform.db import Actor, AnyRow, Connection, Database, Tenant, UnitOfWork
 from bastion.platform.pagination import LIMIT_MAX, PageRequest, check_cursors
 
@@ -180,7 +181,7 @@ async def create_account(uow: UnitOfWork, draft: AccountDraft) -> dict[str, Any]
         before=None,
         after=resource,
     )
-    await events.emit(uow, "ledger.account.created", resource)
+    await events.emit(uow, LEDGER_ACCOUNT_CREATED, resource)
     return resource
 
 
@@ -210,7 +211,7 @@ async def close_account(uow: UnitOfWork, account_id: str) -> dict[str, Any]:
         before=before,
         after=after,
     )
-    await events.emit(uow, "ledger.account.closed", after, previous_attributes={"closed": False})
+    await events.emit(uow, LEDGER_ACCOUNT_CLOSED, after, previous_attributes={"closed": False})
     return after
 
 

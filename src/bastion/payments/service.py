@@ -8,6 +8,7 @@ from bastion.kernel.errors import BastionError, InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.payments import repository
+from bastion.payments.events import PAYMENT_METHOD_CREATED
 from bastion.payments.resources import PaymentMethod, PaymentMethodCard, PaymentMethodList
 from bastion.payments.schemas import PaymentMethodCreate
 from bastion.platform.db import AnyRow, Tenant, UnitOfWork
@@ -99,7 +100,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
             before=None,
             after=resource,
         )
-        await events.emit(uow, "payment_method.created", resource)
+        await events.emit(uow, PAYMENT_METHOD_CREATED, resource)
         return resource
 
     return Phases(name=CREATE_PAYMENT_METHOD, call=exchange, finish=record)
