@@ -1,6 +1,9 @@
 """`bastion vault --workers N`: N spawned processes serve the same two ports; they stop
 together on SIGTERM, and when one dies the others are stopped and the vault exits 1."""
 
+import asyncio
+import contextlib
+import json
 import signal
 import socket
 import subprocess
@@ -9,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
@@ -27,6 +30,7 @@ WORKERS = 2
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 TOKENS = 20
+CONCURRENT_TOKENS = 4
 
 
 @contextmanager
@@ -72,14 +76,20 @@ async def test_workers_serve_both_ports_and_stop_together(test_database: TestDat
     public, internal = free_port(), free_port()
     with workers_vault(test_database, public, internal) as (process, log):
         workers = wait_for_workers(process, public, internal)
-        tokens = []
-        for _ in range(TOKENS):  # a connection each, so that the kernel may hand them to either process
+
+        async def tokenize() -> str:
+            # A connection each, so that the kernel may hand each to either process.
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{public}", timeout=10) as client:
                 response = await client.post(
                     "/v1/tokens", json={"card": card()}, headers={"Authorization": f"Bearer {merchant.publishable}"}
                 )
             assert response.status_code == 200, response.text
-            tokens.append(response.json()["id"])
+            return str(response.json()["id"])
+
+        # Concurrent, so that one process busy with a request leaves the next to the other.
+        tokens: list[str] = []
+        for _ in range(TOKENS // CONCURRENT_TOKENS):
+            tokens += await asyncio.gather(*[tokenize() for _ in range(CONCURRENT_TOKENS)])
         context = client_ssl_context(CertPaths.under(test_database.data_dir))
         client = VaultClient(f"https://127.0.0.1:{internal}", context, timeout_s=10)
         try:
@@ -93,6 +103,18 @@ async def test_workers_serve_both_ports_and_stop_together(test_database: TestDat
         assert process.wait(STOP_TIMEOUT_S) == 0, log_text(log)
         assert not any(worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers)
         assert not accepts_connections(public)
+        served_by = {record["pid"] for record in _records(log_text(log)) if record.get("path") == "/v1/tokens"}
+        assert served_by == {worker.pid for worker in workers}, "every process serves a share of the requests"
+
+
+def _records(text: str) -> list[dict[str, Any]]:
+    records = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
+    return records
 
 
 async def test_a_dead_worker_stops_the_others_and_the_vault_exits_1(test_database: TestDatabase) -> None:

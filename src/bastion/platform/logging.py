@@ -4,6 +4,7 @@ terminal (`console_line`)."""
 
 import json
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from contextvars import ContextVar
@@ -31,11 +32,18 @@ def _add_request_id(_logger: Any, _method: str, event_dict: MutableMapping[str, 
     return event_dict
 
 
+def _add_process_id(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # Several processes share a port (`--workers`) and a log directory: which one said it.
+    event_dict.setdefault("pid", os.getpid())
+    return event_dict
+
+
 _shared_processors: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     _add_request_id,
+    _add_process_id,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
@@ -106,6 +114,7 @@ def console_line(process: str, line: str) -> str | None:
     event = fields.pop("event", "")
     exception = fields.pop("exception", None)
     fields.pop("logger", None)
+    fields.pop("pid", None)
     pairs = (f"{key}={_console_value(value)}" for key, value in fields.items())
     text = " ".join((moment, process, level, str(event), *pairs))
     return text if exception is None else f"{text}\n{exception}"
