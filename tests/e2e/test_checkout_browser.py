@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from playwright.async_api import Browser, Frame, Page, ViewportSize
+from playwright.async_api import Browser, Frame, Page, Route, ViewportSize
 
 from bastion import bootstrap
 from bastion.platform.db import plain_dsn
@@ -208,20 +208,27 @@ _MERCHANT_PAGE = """<!DOCTYPE html>
 </script>
 </body></html>
 """
-# A frame from a third origin on the merchant page (an ad gone bad): it tells the merchant
-# page a token arrived, and asks the card fields to tokenize, for every id it can guess.
+# A frame from a third origin on the merchant page (an ad gone bad) that knows the id of the
+# pending tokenize() (the test hands it over: real ids are random): it tells the merchant page
+# that a token arrived for it, and asks the card fields to tokenize under it again.
 _ATTACKER_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ads</title></head><body>
 <script>
-  window.attack = () => {
-    for (let id = 0; id < 50; id++) {
-      const forged = {type: "bastion:token", id: String(id), token: {id: "tok_forged", card: {last4: "0000"}}};
-      parent.postMessage(forged, "*");
-      parent.frames[0].postMessage({type: "bastion:tokenize", id: String(id)}, "*");
+  window.attack = (id) => {
+    parent.postMessage({type: "bastion:token", id, token: {id: "tok_forged", card: {last4: "0000"}}}, "*");
+    for (let index = 0; index < parent.frames.length; index++) {
+      if (parent.frames[index] !== window) parent.frames[index].postMessage({type: "bastion:tokenize", id}, "*");
     }
   };
 </script></body></html>
 """
+# Run in the card fields' frame: the ids of the tokenize requests that reach it, from anyone.
+_RECORD_TOKENIZE_IDS = """() => {
+  window.tokenizeIds = [];
+  window.addEventListener("message", (event) => {
+    if (event.data && event.data.type === "bastion:tokenize") window.tokenizeIds.push([event.origin, event.data.id]);
+  });
+}"""
 
 
 async def test_a_third_origin_cannot_forge_tokens_or_trigger_tokenization(
@@ -261,14 +268,46 @@ async def _third_origin_attack(
         await _fill_card(fields)
 
         attacker = next(frame for frame in page.frames if frame.url.startswith(third_origin))
-        await attacker.evaluate("window.attack()")
-        await asyncio.sleep(1.0)
-        assert await _tokens_of(test_database, merchant.merchant_id) == 0, "the fields ignored the third origin"
+        await fields.evaluate(_RECORD_TOKENIZE_IDS)
+        # The vault's answer waits until the attack is over: the tokenize() stays pending meanwhile.
+        attack_over = asyncio.Event()
 
-        token = await page.evaluate("window.card.tokenize().then((result) => result.token.id)")
+        async def hold(route: Route) -> None:
+            await attack_over.wait()
+            await route.continue_()
+
+        await context.route(f"{vault.url}/v1/tokens", hold)
+        await page.evaluate(
+            """() => {
+                window.settled = null;
+                window.pending = window.card.tokenize().then((result) => result.token.id);
+                window.pending.finally(() => { window.settled = true; });
+            }"""
+        )
+        for _ in range(int(TIMEOUT_MS / 50)):
+            received = await fields.evaluate("window.tokenizeIds")
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        [(sender, pending_id)] = received
+        assert sender == merchant_origin
+
+        await attacker.evaluate("(id) => window.attack(id)", pending_id)
+        # Both forged messages arrived, with the right id, and neither was taken.
+        for _ in range(int(TIMEOUT_MS / 50)):
+            arrived = len(await fields.evaluate("window.tokenizeIds")) == 2
+            if arrived and third_origin in await page.evaluate("window.seenMessages"):
+                break
+            await asyncio.sleep(0.05)
+        assert await fields.evaluate("window.tokenizeIds") == [[merchant_origin, pending_id], [third_origin, pending_id]]
+        assert third_origin in await page.evaluate("window.seenMessages"), "the forged token reached the merchant page"
+        assert await page.evaluate("window.settled") is None, "the forged token did not settle tokenize()"
+        attack_over.set()
+
+        token = await page.evaluate("window.pending")
         assert token.startswith("tok_")
-        assert token != "tok_forged"
-        assert await _tokens_of(test_database, merchant.merchant_id) == 1
+        assert token != "tok_forged", "the forged token was ignored"
+        assert await _tokens_of(test_database, merchant.merchant_id) == 1, "the third origin's tokenize was ignored"
         async with platform.client(merchant) as client:
             created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}})
         assert created.status_code == 200, created.text
