@@ -121,7 +121,8 @@ async def test_a_command_whose_client_never_retries_is_finished_by_the_janitor(
     await _killed_at("phased.called", test_database, credentials, token, "pm-abandoned")
     assert (await _effects(test_database, credentials, token))["payment_methods"] == 0
 
-    with running_api_process(test_database, {"BASTION_IDEMPOTENCY_HOLD_TIMEOUT_S": str(HOLD_TIMEOUT_S)}) as api:
+    janitor_env = {"BASTION_IDEMPOTENCY_HOLD_TIMEOUT_S": str(HOLD_TIMEOUT_S), "BASTION_IDEMPOTENCY_RESUME_INTERVAL_S": "1"}
+    with running_api_process(test_database, janitor_env) as api:
         deadline = time.monotonic() + FINISH_TIMEOUT_S
         while (await _effects(test_database, credentials, token))["payment_methods"] == 0:
             assert time.monotonic() < deadline, "the janitor did not finish the abandoned command"

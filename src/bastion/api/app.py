@@ -78,7 +78,9 @@ def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        janitor = asyncio.create_task(resume_abandoned_forever(services.commands))
+        janitor = asyncio.create_task(
+            resume_abandoned_forever(services.commands, services.settings.idempotency_resume_interval_s)
+        )
         yield
         janitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):

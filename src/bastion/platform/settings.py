@@ -73,6 +73,8 @@ class Settings:
     # How long a phased command's holder may hold its key before a retry or the janitor
     # takes it over as abandoned: longer than any outside call's own deadline.
     idempotency_hold_timeout_s: int
+    # How often each API process's janitor looks for abandoned phased commands to finish.
+    idempotency_resume_interval_s: int
     # How long an API process remembers a successful key look-up (0: never).
     auth_cache_ttl_s: int
     log_level: str
@@ -115,6 +117,7 @@ class Settings:
             rate_limit_burst=_int("BASTION_RATE_LIMIT_BURST", 200, minimum=1, maximum=1_000_000),
             idempotency_ttl_s=_int("BASTION_IDEMPOTENCY_TTL_S", 86_400, minimum=86_400, maximum=30 * 86_400),
             idempotency_hold_timeout_s=_int("BASTION_IDEMPOTENCY_HOLD_TIMEOUT_S", 90, minimum=1, maximum=3_600),
+            idempotency_resume_interval_s=_int("BASTION_IDEMPOTENCY_RESUME_INTERVAL_S", 30, minimum=1, maximum=3_600),
             auth_cache_ttl_s=_int("BASTION_AUTH_CACHE_TTL_S", 10, minimum=0, maximum=300),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
             log_dir=Path(os.environ["BASTION_LOG_DIR"]).resolve() if os.environ.get("BASTION_LOG_DIR") else None,

@@ -12,7 +12,6 @@ from bastion.platform.idempotency.runner import PhasedCommands
 from bastion.platform.logging import get_logger
 
 DELETE_BATCH_MAX = 1_000
-RESUME_INTERVAL_S = 30.0
 # Reads the abandoned keys; each resumed command keeps the caller it recorded.
 JANITOR_ACTOR = Actor(id="idempotency_janitor")
 
@@ -30,14 +29,14 @@ async def expire_idempotency_keys(database: Database, ttl_s: int) -> int:
             return deleted_total
 
 
-async def resume_abandoned_forever(commands: PhasedCommands) -> None:
-    """Finish abandoned commands every RESUME_INTERVAL_S (sooner with a shorter hold timeout), until cancelled."""
-    interval_s = min(RESUME_INTERVAL_S, commands.hold_timeout_s)
+async def resume_abandoned_forever(commands: PhasedCommands, interval_s: float) -> None:
+    """Finish abandoned commands every `interval_s`, until cancelled. The first round waits too:
+    a client retrying right after a restart is answered by its own retry."""
     while True:
+        await asyncio.sleep(interval_s)
         try:
             finished = await commands.resume_abandoned(JANITOR_ACTOR)
             if finished:
                 _log.info("phased_commands_resumed", count=finished)
         except Exception:  # noqa: BLE001  (a failed round is logged; the next one tries again)
             _log.exception("phased_commands_resume_failed")
-        await asyncio.sleep(interval_s)
