@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test lint bench lock clean system-packages
+.PHONY: run test test-fast lint bench lock clean system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(VENV)/.installed-main
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
+
+# The quick loop: no browser, no process kills, no `bastion` command processes.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not processes"
 
 # Chromium for the browser tests and SoftHSM2 for the PKCS#11 keyring, from Debian.
 system-packages:

@@ -15,6 +15,8 @@ from tests.support import postgres
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 
+pytestmark = pytest.mark.processes
+
 _TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
 
 

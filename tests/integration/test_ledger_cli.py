@@ -23,6 +23,8 @@ from tests.support.ledger import create_account, get_balance, transfer
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import TestDatabase, migrated_database
 
+pytestmark = pytest.mark.processes
+
 _ACTOR = Actor(id="test")
 
 

@@ -6,6 +6,8 @@ from tests.support.cli import run_bastion
 from tests.support.platform import Credentials
 from tests.support.postgres import TestDatabase
 
+pytestmark = pytest.mark.processes
+
 
 async def test_origins_are_added_normalized_listed_and_removed(test_database: TestDatabase, merchant: Credentials) -> None:
     env = test_database.env()
