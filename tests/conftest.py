@@ -8,7 +8,7 @@ from bastion import bootstrap
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import ApiProcess, TestDatabase, migrated_database, running_vault, server_url
+from tests.support.postgres import ApiProcess, TestDatabase, migrated_database, running_api_process, running_vault, server_url
 from tests.support.softhsm import SoftHsmToken, prepare_token
 
 # A generous limit for tests that do not test rate limiting themselves.
@@ -62,6 +62,13 @@ async def worker_database(settings: Settings, test_database: TestDatabase) -> As
 def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> SoftHsmToken:
     """The session's SoftHSM2 token (CI's, when it prepared one)."""
     return prepare_token(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture(scope="session")
+def api_process(test_database: TestDatabase, vault: ApiProcess) -> Iterator[ApiProcess]:
+    """A real `bastion api` process on the session's database, for what only a served app shows."""
+    with running_api_process(test_database) as process:
+        yield process
 
 
 @pytest.fixture(scope="session")

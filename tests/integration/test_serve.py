@@ -21,6 +21,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.logs import log_records
 from tests.support.postgres import TestDatabase, accepts_connections, free_port, migrated_database, stop_process
 
 # Every test here starts `bastion serve`, which starts three processes.
@@ -131,14 +132,6 @@ def _send_invalid_request(port: int) -> None:
         assert connection.recv(64).startswith(b"HTTP/1.1 400")
 
 
-def _is_json(line: str) -> bool:
-    try:
-        json.loads(line)
-    except ValueError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("option", _OPTIONS)
 def test_a_taken_port_is_one_line_naming_it_and_its_option(serve_env: dict[str, str], tmp_path: Path, option: str) -> None:
     ports = _free_ports()
@@ -177,7 +170,7 @@ def test_the_banner_comes_once_every_listener_answers_then_warnings_in_short_for
         serve.wait_until(both_warned, _OUTPUT_TIMEOUT_S, "warning of the API and the vault in short form")
         # Each process writes its records in order: the info records of the requests above came first.
         after = serve.after_banner()
-    assert [line for line in after if _is_json(line)] == []
+    assert log_records(after) == []
     for pattern in _SHORT_WARNINGS:
         assert len([line for line in after if pattern.fullmatch(line)]) == 1, after
 
@@ -212,7 +205,7 @@ def test_verbose_streams_every_json_line(serve_env: dict[str, str], tmp_path: Pa
         assert httpx.get(f"http://127.0.0.1:{serve.ports['--port']}/healthz").status_code == 200
 
         def request_logged(_printed: str) -> bool:
-            records = [json.loads(line) for line in serve.after_banner() if _is_json(line)]
+            records = log_records(serve.after_banner())
             return any(record.get("event") == "request" and record.get("level") == "info" for record in records)
 
         serve.wait_until(request_logged, _OUTPUT_TIMEOUT_S, "JSON record of the request")

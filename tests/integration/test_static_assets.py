@@ -4,25 +4,17 @@ scripts. A streaming response stops when it hears `http.disconnect`, so the edge
 invent one after replaying the body it read."""
 
 import re
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import httpx
-import pytest
 from swagger_ui_bundle import swagger_ui_path
 
-from tests.support.postgres import ApiProcess, TestDatabase, running_api_process
+from tests.support.postgres import ApiProcess
 
 
-@pytest.fixture(scope="module")
-def api(test_database: TestDatabase) -> Iterator[ApiProcess]:
-    with running_api_process(test_database) as process:
-        yield process
-
-
-async def test_every_asset_of_the_docs_page_arrives_whole(api: ApiProcess) -> None:
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+async def test_every_asset_of_the_docs_page_arrives_whole(api_process: ApiProcess) -> None:
+    async with httpx.AsyncClient(base_url=api_process.url, timeout=10) as client:
         page = await client.get("/docs")
         assert page.status_code == 200
         assets = re.findall(r"""(?:src|href)=['"](/docs/assets/[^'"]+)['"]""", page.text)
@@ -33,7 +25,7 @@ async def test_every_asset_of_the_docs_page_arrives_whole(api: ApiProcess) -> No
             expected = (Path(swagger_ui_path) / path.removeprefix("/docs/assets/")).read_bytes()
             assert response.headers["content-length"] == str(len(expected)), path
             assert response.content == expected, path
-    assert "ASGI callable returned without completing response" not in api.logs()
+    assert "ASGI callable returned without completing response" not in api_process.logs()
 
 
 async def test_the_vaults_static_files_arrive_whole(vault: ApiProcess) -> None:

@@ -2,8 +2,6 @@
 together on SIGTERM, and when one dies the others are stopped and the vault exits 1."""
 
 import asyncio
-import contextlib
-import json
 import signal
 import socket
 import subprocess
@@ -12,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
@@ -22,6 +20,7 @@ from bastion.platform.certs import CertPaths, client_ssl_context
 from bastion.platform.db import Tenant
 from bastion.platform.vault_client import VaultClient
 from bastion.vault.server import VaultSockets
+from tests.support.logs import log_records
 from tests.support.platform import Credentials
 from tests.support.postgres import TestDatabase, accepts_connections, free_port
 from tests.support.vault import card
@@ -103,18 +102,8 @@ async def test_workers_serve_both_ports_and_stop_together(test_database: TestDat
         assert process.wait(STOP_TIMEOUT_S) == 0, log_text(log)
         assert not any(worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE for worker in workers)
         assert not accepts_connections(public)
-        served_by = {record["pid"] for record in _records(log_text(log)) if record.get("path") == "/v1/tokens"}
+        served_by = {record["pid"] for record in log_records(log_text(log).splitlines()) if record.get("path") == "/v1/tokens"}
         assert served_by == {worker.pid for worker in workers}, "every process serves a share of the requests"
-
-
-def _records(text: str) -> list[dict[str, Any]]:
-    records = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict):
-                records.append(record)
-    return records
 
 
 async def test_a_dead_worker_stops_the_others_and_the_vault_exits_1(test_database: TestDatabase) -> None:

@@ -2,7 +2,6 @@
 process and its captured stderr, and through an exception logged in process."""
 
 import io
-import json
 import logging
 import secrets
 import string
@@ -16,6 +15,7 @@ import structlog
 from bastion.platform.logging import configure_logging, get_logger
 from bastion.platform.redaction import PAN_MASK
 from tests.support import postgres
+from tests.support.logs import log_records
 from tests.support.platform import Credentials, Platform
 
 # Public test card numbers (Stripe's documentation), never real ones.
@@ -33,16 +33,12 @@ def _random_secret(prefix: str) -> str:
     return prefix + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
 
 
-def _log_records(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
 def _wait_for_request_logs(api: postgres.ApiProcess, request_ids: list[str]) -> str:
     """The logs once every request has its line: the access log is written after the response."""
     deadline = time.monotonic() + LOG_WAIT_S
     while True:
         text = api.logs()
-        logged = {record.get("request_id") for record in _log_records(text)}
+        logged = {record.get("request_id") for record in log_records(text.splitlines())}
         missing = [request_id for request_id in request_ids if request_id not in logged]
         if not missing:
             return text
@@ -144,7 +140,7 @@ def test_a_logged_exception_renders_a_redacted_traceback(captured_logs: io.Strin
         int(f"declined card {CARDS[0]} ({_written_forms(CARDS[2])[1]}) for key {secret}")
     except ValueError:
         get_logger("tests.redaction").exception("charge_failed", card=CARDS[1])
-    records = _log_records(captured_logs.getvalue())
+    records = log_records(captured_logs.getvalue().splitlines())
     assert len(records) == 1, captured_logs.getvalue()
     record = records[0]
     traceback = str(record["exception"])

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from asyncpg.exceptions import InsufficientPrivilegeError
 from fastapi.routing import APIRoute
@@ -15,6 +14,7 @@ from bastion.api.app import route_scope, served_routes
 from bastion.platform.db import Actor, Connection, Tenant
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
+from tests.support.vault import token_id
 
 # Tables that hold tenant rows, and the column naming their merchant.
 _TENANT_TABLES = {
@@ -86,13 +86,9 @@ async def _ledger(platform: Platform, credentials: Credentials) -> dict[str, str
 
 
 async def _payment_method(platform: Platform, vault: ApiProcess, credentials: Credentials) -> str:
-    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
-    publishable = {"Authorization": f"Bearer {credentials.publishable}"}
-    async with httpx.AsyncClient(base_url=vault.url) as browser:
-        token = await browser.post("/v1/tokens", json={"card": card}, headers=publishable)
-    assert token.status_code == 200, token.text
+    token = await token_id(vault, credentials)
     async with platform.client(credentials) as client:
-        created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token.json()["id"]}})
+        created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}})
     assert created.status_code == 200, created.text
     return str(created.json()["id"])
 
@@ -316,7 +312,7 @@ async def _writes(platform: Platform, world: World) -> dict[str, int]:
 async def test_references_to_another_merchants_objects_are_missing_and_write_nothing(
     platform: Platform, vault: ApiProcess, world: World, walls: str
 ) -> None:
-    a_token, b_token = (await _token(vault, world.a)), (await _token(vault, world.b))
+    a_token, b_token = (await token_id(vault, world.a)), (await token_id(vault, world.b))
 
     def legs(debit: str, credit: str) -> list[dict[str, Any]]:
         return [
@@ -357,13 +353,3 @@ async def test_references_to_another_merchants_objects_are_missing_and_write_not
             assert code in ("resource_missing", "account_missing"), (method, path, response.text)
             assert error["param"] == param, (method, path, response.text)
     assert await _writes(platform, world) == before, "a refused reference wrote nothing"
-
-
-async def _token(vault: ApiProcess, credentials: Credentials) -> str:
-    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
-    async with httpx.AsyncClient(base_url=vault.url) as browser:
-        token = await browser.post(
-            "/v1/tokens", json={"card": card}, headers={"Authorization": f"Bearer {credentials.publishable}"}
-        )
-    assert token.status_code == 200, token.text
-    return str(token.json()["id"])

@@ -17,13 +17,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bastion.api.authentication import Authenticator
-from bastion.kernel.errors import AuthenticationFailed, IdempotencyError, IdempotencyInFlight, InvalidRequest, PermissionDenied
+from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
-from bastion.platform.idempotency import PhasedCommands, Phases, State, repository
+from bastion.platform.idempotency import Answer, PhasedCommands, Phases, State, key_in_use, repository, stored_answer
 from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
@@ -98,21 +98,12 @@ class RequestContext:
         fingerprint = await _fingerprint(self.request)
         async with self.services.database.unit_of_work(self.tenant, self.actor, try_lock_id=_lock_id(self.tenant, key)) as uow:
             if not uow.holds_lock:
-                raise IdempotencyInFlight(
-                    "A request with this Idempotency-Key is still being processed; retry after it completes",
-                    param="Idempotency-Key",
-                )
+                raise key_in_use()
             # A statement after the lock: its snapshot sees whatever the previous holder committed.
             stored = await repository.stored(uow.connection, uow.tenant, key)
-            if stored is not None:
-                if stored["fingerprint"] != fingerprint:
-                    raise IdempotencyError(
-                        "Keys for idempotent requests can only be used with the same endpoint and parameters",
-                        param="Idempotency-Key",
-                    )
-                return JsonResponse(
-                    stored["response_body"].encode(), status_code=stored["status_code"], headers={"Idempotent-Replayed": "true"}
-                )
+            replayed = None if stored is None else stored_answer(stored, fingerprint)
+            if replayed is not None:
+                return _answer_response(replayed)
             body = orjson.dumps(await operation(uow))
             await repository.store_response(
                 uow.connection, uow.tenant, key=key, fingerprint=fingerprint, status_code=200, response_body=body.decode()
@@ -127,8 +118,12 @@ class RequestContext:
         answer = await self.services.commands.run(
             self.tenant, self.actor, key=key, fingerprint=await _fingerprint(self.request), phases=phases, start=start
         )
-        headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
-        return JsonResponse(answer.body, status_code=answer.status_code, headers=headers)
+        return _answer_response(answer)
+
+
+def _answer_response(answer: Answer) -> JsonResponse:
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JsonResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 class Authorized:

@@ -2,7 +2,7 @@
 
 from bastion.events.relay import Subscriber, load_subscribers, publish_pending, run_relay
 from bastion.events.resources import Event
-from bastion.events.service import emit, register_event_types, registered_event_types
+from bastion.events.service import emit, register_event_types
 
 __all__ = [
     "Event",
@@ -11,6 +11,5 @@ __all__ = [
     "load_subscribers",
     "publish_pending",
     "register_event_types",
-    "registered_event_types",
     "run_relay",
 ]

@@ -23,10 +23,6 @@ def register_event_types(event_types: Iterable[str]) -> None:
         _registered.add(event_type)
 
 
-def registered_event_types() -> frozenset[str]:
-    return frozenset(_registered)
-
-
 def event_data(resource: AnyResource, previous_attributes: AnyResource | None) -> EventData:
     data = EventData(object=resource)
     if previous_attributes is not None:

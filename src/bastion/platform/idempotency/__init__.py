@@ -1,5 +1,13 @@
 """Idempotency keys: stored responses (Stripe's semantics) and commands in phases."""
 
-from bastion.platform.idempotency.runner import Answer, Outcome, PhasedCommands, Phases, State
+from bastion.platform.idempotency.runner import (
+    Answer,
+    Outcome,
+    PhasedCommands,
+    Phases,
+    State,
+    key_in_use,
+    stored_answer,
+)
 
-__all__ = ["Answer", "Outcome", "PhasedCommands", "Phases", "State"]
+__all__ = ["Answer", "Outcome", "PhasedCommands", "Phases", "State", "key_in_use", "stored_answer"]

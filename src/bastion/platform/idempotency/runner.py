@@ -88,18 +88,14 @@ class PhasedCommands:
                     uow.connection, tenant, key=key, fingerprint=fingerprint, command=phases.name, state=recorded, at=held_at
                 )
                 if not claimed:
-                    raise _in_flight()
+                    raise key_in_use()
             else:
-                if stored["fingerprint"] != fingerprint:
-                    raise IdempotencyError(
-                        "Keys for idempotent requests can only be used with the same endpoint and parameters",
-                        param="Idempotency-Key",
-                    )
-                if stored["recovery_point"] == "finished":
-                    return Answer(stored["status_code"], stored["response_body"].encode(), replayed=True)
+                replayed = stored_answer(stored, fingerprint)
+                if replayed is not None:
+                    return replayed
                 taken = await self._take_over(uow, stored, key, held_at)
                 if taken is None:
-                    raise _in_flight()
+                    raise key_in_use()
                 actor, state = taken
         failpoints.reached("phased.started")
         return await self._call_and_finish(tenant, actor, state, key, phases)
@@ -153,7 +149,19 @@ class PhasedCommands:
         return Answer(200, body, replayed=False)
 
 
-def _in_flight() -> IdempotencyInFlight:
+def stored_answer(stored: AnyRow, fingerprint: str) -> Answer | None:
+    """The answer a key stored for this same request (Stripe's replay), None while its command
+    has not finished; a key used for another request is an `idempotency_error`."""
+    if stored["fingerprint"] != fingerprint:
+        raise IdempotencyError(
+            "Keys for idempotent requests can only be used with the same endpoint and parameters", param="Idempotency-Key"
+        )
+    if stored["recovery_point"] != "finished":
+        return None
+    return Answer(stored["status_code"], stored["response_body"].encode(), replayed=True)
+
+
+def key_in_use() -> IdempotencyInFlight:
     return IdempotencyInFlight(
         "A request with this Idempotency-Key is still being processed; retry after it completes", param="Idempotency-Key"
     )
