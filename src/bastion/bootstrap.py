@@ -20,6 +20,7 @@ from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
 from bastion.api.demo.shop import ensure_demo_shop
+from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
 from bastion.payments.service import payment_method_phases
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
@@ -80,13 +81,13 @@ def role_dsn(settings: Settings, url: str, role: str) -> str:
     return plain_dsn(url, role=role, password=_role_password(settings, role))
 
 
-def role_database(settings: Settings, url: str, role: str) -> Database:
-    return Database(role_dsn(settings, url, role), pool_size=settings.db_pool_size)
+def role_database(settings: Settings, url: str, role: str, *, clock: Clock = SYSTEM_CLOCK) -> Database:
+    return Database(role_dsn(settings, url, role), pool_size=settings.db_pool_size, clock=clock)
 
 
-def owner_database(url: str, *, pool_size: int = 2) -> Database:
+def owner_database(url: str, *, pool_size: int = 2, clock: Clock = SYSTEM_CLOCK) -> Database:
     """The owner role: migrations' peer for administrative commands (bypasses row-level security)."""
-    return Database(plain_dsn(url), pool_size=pool_size)
+    return Database(plain_dsn(url), pool_size=pool_size, clock=clock)
 
 
 def keyring(settings: Settings) -> LocalKeyring:
@@ -97,8 +98,8 @@ def key_hasher(settings: Settings) -> KeyedHasher:
     return KeyedHasher(keyring(settings).secret(API_KEY_HASH_PURPOSE))
 
 
-def api_services(settings: Settings, url: str) -> Services:
-    database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).app)
+def api_services(settings: Settings, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Services:
+    database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).app, clock=clock)
     vault = VaultClient(
         settings.vault_internal_url,
         client_ssl_context(CertPaths.under(settings.data_dir)),

@@ -9,7 +9,7 @@ import httpx
 
 from bastion import bootstrap
 from bastion.api.context import IDEMPOTENCY_KEY_LENGTH_MAX
-from bastion.kernel.clock import now
+from bastion.kernel.clock import SYSTEM_CLOCK
 from bastion.kernel.ids import new_id
 from bastion.platform.idempotency.janitor import expire_idempotency_keys
 from tests.support.platform import Credentials, Platform
@@ -152,7 +152,7 @@ async def test_janitor_expires_only_keys_older_than_the_ttl(platform: Platform, 
     async with platform.owner.transaction() as connection:
         await connection.execute(
             "UPDATE idempotency_keys SET created_at = $1 WHERE merchant_id = $2 AND key = $3",
-            now() - timedelta(seconds=ttl_s + 60),
+            SYSTEM_CLOCK.now() - timedelta(seconds=ttl_s + 60),
             merchant.merchant_id,
             old_key,
         )

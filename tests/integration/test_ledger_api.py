@@ -3,9 +3,6 @@ balances now and as of a moment, statements, batches, and bad input named by fie
 
 from datetime import timedelta
 
-import pytest
-
-from bastion.ledger import service
 from tests.support.ledger import create_account, get_balance, transfer
 from tests.support.platform import Credentials, Platform
 
@@ -67,9 +64,7 @@ async def test_transfer_hold_post_void_reverse(platform: Platform, merchant: Cre
         assert bad.json()["error"]["results"][0]["code"] == "account_missing"
 
 
-async def test_a_write_releases_holds_past_their_expiry_before_the_job(
-    platform: Platform, merchant: Credentials, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_write_releases_holds_past_their_expiry_before_the_job(platform: Platform, merchant: Credentials) -> None:
     """The funds a read shows as available can be spent at once: a hold past its expiry
     is released by the write that needs its funds, not only by the worker's job."""
     async with platform.client(merchant) as client:
@@ -80,10 +75,9 @@ async def test_a_write_releases_holds_past_their_expiry_before_the_job(
         refused = await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 80))
         assert refused.json()["error"]["code"] == "exceeds_credits", "the hold still reserves 60 of 100"
 
-        later = service.now() + timedelta(seconds=10)
-        monkeypatch.setattr(service, "now", lambda: later)
-        assert (await get_balance(client, wallet))["available"] == 100
-        spent = await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 80))
+        with platform.clock.shifted(timedelta(seconds=10)):
+            assert (await get_balance(client, wallet))["available"] == 100
+            spent = await client.post("/v1/ledger/entries", json=transfer(wallet, cash, 80))
         assert spent.status_code == 200, spent.text
         released = (await client.get(f"/v1/ledger/entries/{hold['id']}")).json()
         assert released["status"] == "expired"

@@ -18,17 +18,17 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar
 
 import hypothesis
-import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from bastion import bootstrap, ledger
 from bastion.kernel.ids import new_id
-from bastion.ledger import service
+from bastion.ledger import accounts, entries, holds
 from bastion.ledger.domain import Direction
 from bastion.merchants import create_merchant
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
+from tests.support.clock import ManualClock
 from tests.support.postgres import TestDatabase
 
 T = TypeVar("T")
@@ -69,16 +69,6 @@ class _LoopThread:
         self.loop.close()
 
 
-class _Clock:
-    """The ledger's `now`: moves only when a rule advances it."""
-
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-
 @dataclass(frozen=True)
 class _World:
     """What every example shares: the loop, the pools (app, worker, owner) and the clock."""
@@ -87,7 +77,7 @@ class _World:
     app: Database
     worker: Database
     owner: Database
-    clock: _Clock
+    clock: ManualClock
 
 
 # The model
@@ -306,7 +296,7 @@ def _split(data: st.DataObject, total: int, parts: int) -> list[int]:
 
 
 async def _retrieve_entry(uow: UnitOfWork, entry_id: str) -> dict[str, Any]:
-    return await service.retrieve_entry(uow, entry_id)
+    return await entries.retrieve_entry(uow, entry_id)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -535,7 +525,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.integers(1, CLOCK_STEP_S_MAX))
     def advance_clock(self, seconds: int) -> None:
-        self.world.clock.moment += timedelta(seconds=seconds)
+        self.world.clock.advance(timedelta(seconds=seconds))
 
     @precondition(lambda self: bool(self.model.holds))
     @rule(data=st.data())
@@ -550,10 +540,10 @@ class LedgerMachine(RuleBasedStateMachine):
             faults = {"hold_not_due"}
         else:
             # Checked on read: expired before the job releases it.
-            shown = self.world.loop.run(self._read(lambda uow: service.retrieve_entry(uow, hold.id)))
+            shown = self.world.loop.run(self._read(lambda uow: entries.retrieve_entry(uow, hold.id)))
             assert shown["status"] == "expired", shown
             faults, after = self.model.predict((), pending=False, releases=hold.postings)
-        entry = self.expect(self.attempt(lambda uow: service.expire_hold(uow, hold.id)), faults, "expire hold")
+        entry = self.expect(self.attempt(lambda uow: holds.expire_hold(uow, hold.id)), faults, "expire hold")
         if entry is not None:
             self.model.apply(after)
             hold.resolution = "expired"
@@ -601,7 +591,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def close_account(self, data: st.DataObject) -> None:
         account = data.draw(st.sampled_from(sorted(self.model.accounts.values(), key=lambda a: a.id)), label="account")
-        closed = self.expect(self.attempt(lambda uow: service.close_account(uow, account.id)), set(), "close account")
+        closed = self.expect(self.attempt(lambda uow: accounts.close_account(uow, account.id)), set(), "close account")
         assert closed is not None
         assert closed["closed"] is True
         account.closed = True
@@ -672,17 +662,18 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.snapshots[self.now] = {account_id: self.model.visible(account_id, self.now) for account_id in balances}
 
 
-def test_ledger_agrees_with_its_model(settings: Settings, test_database: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ledger_agrees_with_its_model(settings: Settings, test_database: TestDatabase) -> None:
     loop = _LoopThread()
     roles = test_database.roles
+    # The ledger's time, on every pool: it moves only when a rule advances it.
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     world = _World(
         loop=loop,
-        app=bootstrap.role_database(settings, test_database.owner_url, roles.app),
-        worker=bootstrap.role_database(settings, test_database.owner_url, roles.worker),
-        owner=bootstrap.owner_database(test_database.owner_url),
-        clock=_Clock(),
+        app=bootstrap.role_database(settings, test_database.owner_url, roles.app, clock=clock),
+        worker=bootstrap.role_database(settings, test_database.owner_url, roles.worker, clock=clock),
+        owner=bootstrap.owner_database(test_database.owner_url, clock=clock),
+        clock=clock,
     )
-    monkeypatch.setattr(service, "now", world.clock)
     try:
 
         class Machine(LedgerMachine):

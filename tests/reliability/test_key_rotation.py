@@ -17,7 +17,7 @@ from typing import IO, Any
 import pytest
 
 from bastion import bootstrap
-from bastion.kernel.clock import now
+from bastion.kernel.clock import SYSTEM_CLOCK
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
@@ -204,7 +204,7 @@ async def test_rotation_killed_again_and_again_then_finished(private_database: T
 def _written_by_hand(keys: KeyEncryptionKeys, version: int, merchant_id: str) -> repository.NewCard:
     """The rows tokenization writes for a Visa with CVC 123, sealed under `version`."""
     card = CardDetails(number=VISA, exp_month=12, exp_year=NEXT_YEAR, cvc="123", name=None)
-    card_id, moment = new_id("crd"), now()
+    card_id, moment = new_id("crd"), SYSTEM_CLOCK.now()
     return repository.NewCard(
         card_id=card_id,
         token_id=new_id("tok"),

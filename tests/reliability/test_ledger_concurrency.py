@@ -16,7 +16,8 @@ import pytest
 
 from bastion import bootstrap, ledger
 from bastion.kernel.errors import IdempotencyInFlight
-from bastion.ledger import service
+from bastion.ledger.entries import retrieve_entry
+from bastion.ledger.holds import expire_hold
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
@@ -187,7 +188,7 @@ async def test_concurrent_transfers_keep_every_snapshot_balanced(
         net = dict.fromkeys(currencies, 0)
         async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
             await connection.execute(_SET_TENANT, merchant.merchant_id)
-            uow = UnitOfWork(connection=connection, tenant=tenant, actor=ACTOR)
+            uow = UnitOfWork(connection=connection, tenant=tenant, actor=ACTOR, clock=database.clock)
             for account_id in every_account:
                 shown = await ledger.balance(uow, account_id)
                 net[shown["currency"]] += shown["debits_posted"] - shown["credits_posted"]
@@ -381,7 +382,7 @@ Outcome = dict[str, Any] | ledger.LedgerRejected
 
 
 async def _retrieve_entry(uow: UnitOfWork, entry_id: str) -> dict[str, Any]:
-    return await service.retrieve_entry(uow, entry_id)
+    return await retrieve_entry(uow, entry_id)
 
 
 async def _outcome(operation: Awaitable[dict[str, Any]]) -> Outcome:
@@ -486,7 +487,7 @@ async def test_due_holds_raced_by_the_job_and_by_hand_expire_once(
         await asyncio.sleep((EXPIRING_HOLDS - 1 - index) * STAGGER_S)
         return list(
             await asyncio.gather(
-                _outcome(_in_uow(database, tenant, lambda uow: service.expire_hold(uow, hold_id))),
+                _outcome(_in_uow(database, tenant, lambda uow: expire_hold(uow, hold_id))),
                 _outcome(_in_uow(database, tenant, lambda uow: ledger.post_pending(uow, hold_id))),
                 _outcome(_in_uow(database, tenant, lambda uow: ledger.void_pending(uow, hold_id))),
             )

@@ -14,6 +14,7 @@ from bastion.merchants import add_allowed_origin, create_api_key, create_merchan
 from bastion.platform.db import Actor, Tenant
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.settings import Settings
+from tests.support.clock import ShiftedClock
 from tests.support.postgres import TestDatabase
 
 
@@ -33,8 +34,10 @@ class Platform:
     def __init__(self, database: TestDatabase, settings: Settings) -> None:
         self.database = database
         self.settings = settings
-        self.owner = bootstrap.owner_database(database.owner_url)
-        self.services = bootstrap.api_services(settings, database.owner_url)
+        # The API's time: a test may move it ahead with `clock.shifted(...)`.
+        self.clock = ShiftedClock()
+        self.owner = bootstrap.owner_database(database.owner_url, clock=self.clock)
+        self.services = bootstrap.api_services(settings, database.owner_url, clock=self.clock)
         self.app = create_app(self.services)
 
     def client(self, credentials: Credentials | None = None, **kwargs: Any) -> httpx.AsyncClient:

@@ -5,7 +5,6 @@ import uuid
 from collections.abc import Mapping
 
 from bastion.audit import repository
-from bastion.kernel.clock import now
 from bastion.platform.db import UnitOfWork
 from bastion.platform.redaction import redact_value
 
@@ -34,6 +33,6 @@ async def record(
             "ip_address": uow.actor.ip_address,
             "device_id": uow.actor.device_id,
             "request_id": uow.actor.request_id,
-            "created_at": now(),
+            "created_at": uow.now(),
         },
     )

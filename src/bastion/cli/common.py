@@ -5,7 +5,7 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import asyncpg
@@ -61,7 +61,7 @@ class Commands(TyperGroup):
             raise fail(message) from None
 
 
-def print_resource(resource: dict[str, Any], as_json: bool) -> None:
+def print_resource(resource: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(resource))
     else:

@@ -4,7 +4,7 @@ import asyncio
 import dataclasses
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -39,9 +39,9 @@ def ledger_balance(
     moment = _moment(as_of) if as_of is not None else None
     settings = Settings.from_env()
 
-    async def work(database: Database) -> dict[str, Any]:
+    async def work(database: Database) -> ledger.Balance:
         async with database.transaction() as connection:
-            return await ledger.balance_any_tenant(connection, account, moment)
+            return await ledger.balance_any_tenant(connection, account, as_of=moment, moment=database.clock.now())
 
     with bootstrap.owner_url_for_command(settings) as url:
         print_resource(asyncio.run(with_owner_database(url, work)), as_json)
@@ -82,7 +82,7 @@ def ledger_create_account(
     settings = Settings.from_env()
     draft = ledger.AccountDraft(currency=currency, type=type_, code=code, stripes=stripes)
 
-    async def work(database: Database) -> dict[str, Any]:
+    async def work(database: Database) -> ledger.Account:
         async with database.unit_of_work(Tenant(merchant_id=ledger.PLATFORM_MERCHANT_ID, livemode=live), CLI_ACTOR) as uow:
             return await ledger.create_account(uow, draft)
 

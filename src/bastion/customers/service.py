@@ -8,7 +8,7 @@ from bastion.customers import repository
 from bastion.customers.events import CUSTOMER_CREATED, CUSTOMER_DELETED, CUSTOMER_UPDATED
 from bastion.customers.resources import Customer, CustomerList, DeletedCustomer
 from bastion.customers.schemas import CustomerCreate, CustomerUpdate
-from bastion.kernel.clock import now, unix_seconds
+from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
@@ -53,7 +53,7 @@ async def live_customer(uow: UnitOfWork, customer_id: str, *, for_update: bool =
 
 
 async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> Customer:
-    moment = now()
+    moment = uow.now()
     row = await repository.insert_customer(
         uow.connection,
         customer_id=new_id("cus"),
@@ -90,7 +90,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
         changes["metadata"] = merge_metadata(current["metadata"], request.metadata)
     before = customer_resource(current)
     fields = {name: current[name] for name in (*_CUSTOMER_FIELDS, "metadata")} | changes
-    row = await repository.update_customer(uow.connection, uow.tenant, customer_id, **fields, updated_at=now())
+    row = await repository.update_customer(uow.connection, uow.tenant, customer_id, **fields, updated_at=uow.now())
     after = customer_resource(row)
     # The changed fields are named at run time, so both answers are read here as plain mappings.
     old: Mapping[str, object] = before
@@ -106,7 +106,7 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
 async def delete_customer(uow: UnitOfWork, customer_id: str) -> DeletedCustomer:
     current = await live_customer(uow, customer_id, for_update=True)
     before = customer_resource(current)
-    await repository.delete_customer(uow.connection, uow.tenant, customer_id, now())
+    await repository.delete_customer(uow.connection, uow.tenant, customer_id, uow.now())
     await audit.record(
         uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None
     )

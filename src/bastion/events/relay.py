@@ -157,7 +157,7 @@ async def publish_pending(
             else:
                 tracker.failed(row["id"])
         if published:
-            await repository.mark_published(claim, published)
+            await repository.mark_published(claim, published, database.clock.now())
     return len(published)
 
 

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bastion.events.resources import EventData
-from bastion.kernel.clock import now
 from bastion.platform.db import AnyRow, Connection, Tenant
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
@@ -59,8 +58,8 @@ async def claim_unpublished(connection: Connection, limit: int, skip_event_ids: 
     return rows
 
 
-async def mark_published(connection: Connection, event_ids: list[str]) -> None:
-    await connection.execute(_MARK_PUBLISHED, event_ids, now())
+async def mark_published(connection: Connection, event_ids: list[str], moment: datetime) -> None:
+    await connection.execute(_MARK_PUBLISHED, event_ids, moment)
 
 
 async def claim_inbox(connection: Connection, subscriber: str, event_id: str) -> bool:

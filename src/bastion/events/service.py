@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 
 from bastion.events import repository
 from bastion.events.resources import AnyResource, Event, EventData, EventList, EventRequest
-from bastion.kernel.clock import now, unix_seconds
+from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import InvalidRequest, ResourceMissing, invariant
 from bastion.kernel.ids import is_id, new_id
 from bastion.platform.db import AnyRow, UnitOfWork
@@ -44,7 +44,7 @@ async def emit(uow: UnitOfWork, event_type: str, resource: AnyResource, previous
         event_type=event_type,
         data=event_data(resource, previous_attributes),
         request_id=uow.actor.request_id,
-        created_at=now(),
+        created_at=uow.now(),
     )
     return event_id
 

@@ -1,8 +1,26 @@
+"""Time, from one injectable clock.
+
+Code that needs the time asks the clock it was given: `uow.now()` inside a unit of work,
+`database.clock.now()` in jobs. Tests hand the database a clock they can move, instead of
+patching module attributes.
+"""
+
 from datetime import UTC, datetime
+from typing import Protocol
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware (UTC)."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 def unix_seconds(moment: datetime) -> int:

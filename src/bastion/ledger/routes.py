@@ -1,31 +1,29 @@
 """HTTP routes of the ledger: thin, they only translate."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, Command, RequestContext
-from bastion.kernel.errors import IdempotencyInFlight
-from bastion.ledger import service
+from bastion.ledger import accounts, entries, holds, posting
 from bastion.ledger.domain import AccountType
-from bastion.ledger.schemas import (
-    UNIX_SECONDS_MAX,
+from bastion.ledger.errors import ReferenceInFlight
+from bastion.ledger.resources import (
     Account,
-    AccountCreate,
     AccountList,
+    AccountTypeName,
     Balance,
     Batch,
-    BatchCreate,
+    BatchResult,
     Entry,
-    EntryCreate,
     EntryList,
-    EntryReverse,
-    HoldPost,
     Statement,
 )
+from bastion.ledger.schemas import UNIX_SECONDS_MAX, AccountCreate, BatchCreate, EntryCreate, EntryReverse, HoldPost
+from bastion.platform.db import UnitOfWork
 from bastion.platform.http.pagination import page_request, reject_unknown_query_params
-from bastion.platform.http.responses import JsonResponse, list_body
+from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented
 from bastion.platform.pagination import LIMIT_DEFAULT, LIMIT_MAX, PageRequest
 
@@ -43,15 +41,13 @@ async def _posting(context: RequestContext, operation: Command) -> JsonResponse:
     run it once more, so that it answers with that entry."""
     try:
         return await context.command(operation)
-    except IdempotencyInFlight as error:
-        if error.code != "reference_in_flight":
-            raise
+    except ReferenceInFlight:
         return await context.command(operation)
 
 
 @router.post("/accounts", summary="Create a ledger account", responses=documented(Account, writes=True))
 async def create_account(body: AccountCreate, context: Writer) -> JsonResponse:
-    return await context.command(lambda uow: service.create_account(uow, body.draft()))
+    return await context.command(lambda uow: accounts.create_account(uow, body.draft()))
 
 
 @router.get("/accounts", summary="List ledger accounts, newest first", responses=documented(AccountList))
@@ -61,25 +57,25 @@ async def list_accounts(
     code: Annotated[str | None, Query(max_length=64, description="Only the account with this code")] = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$", description="Only accounts in this currency")] = None,
     type: Annotated[  # noqa: A002  (the API's name for the account type)
-        Literal["asset", "liability", "equity", "revenue", "expense"] | None, Query(description="Only accounts of this type")
+        AccountTypeName | None, Query(description="Only accounts of this type")
     ] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        data, has_more = await service.list_accounts(
+        listed = await accounts.list_accounts(
             uow, page, code=code, currency=currency, type_=AccountType(type) if type is not None else None
         )
-    return JsonResponse(list_body("/v1/ledger/accounts", data, has_more))
+    return JsonResponse(listed)
 
 
 @router.get("/accounts/{account_id}", summary="Retrieve a ledger account", responses=documented(Account))
 async def retrieve_account(account_id: AccountId, context: Reader) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await service.retrieve_account(uow, account_id))
+        return JsonResponse(await accounts.retrieve_account(uow, account_id))
 
 
 @router.post("/accounts/{account_id}/close", summary="Close a ledger account", responses=documented(Account, writes=True))
 async def close_account(account_id: AccountId, context: Writer) -> JsonResponse:
-    return await context.command(lambda uow: service.close_account(uow, account_id))
+    return await context.command(lambda uow: accounts.close_account(uow, account_id))
 
 
 @router.get(
@@ -97,7 +93,7 @@ async def retrieve_balance(
 ) -> JsonResponse:
     moment = datetime.fromtimestamp(as_of, UTC) if as_of is not None else None
     async with context.read() as uow:
-        return JsonResponse(await service.balance(uow, account_id, moment))
+        return JsonResponse(await accounts.balance(uow, account_id, moment))
 
 
 @router.get(
@@ -113,23 +109,22 @@ async def retrieve_statement(
     starting_after: Annotated[str | None, Query(max_length=64, description="The entry of the previous page's last line")] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        body, has_more = await service.statement(uow, account_id, limit=limit, starting_after=starting_after)
-    return JsonResponse({**body, "has_more": has_more})
+        return JsonResponse(await accounts.statement(uow, account_id, limit=limit, starting_after=starting_after))
 
 
 @router.post("/entries", summary="Post an entry (or a hold)", responses=documented(Entry, writes=True))
 async def create_entry(body: EntryCreate, context: Writer) -> JsonResponse:
-    return await _posting(context, lambda uow: service.post_entry(uow, body.draft()))
+    return await _posting(context, lambda uow: posting.post_entry(uow, body.draft()))
 
 
 @router.post("/entries/batch", summary="Post up to 8,000 entries atomically", responses=documented(Batch, writes=True))
 async def create_entries(body: BatchCreate, context: Writer) -> JsonResponse:
-    async def post(uow: Any) -> dict[str, Any]:
-        results = await service.post_entries(uow, [entry.draft() for entry in body.entries])
-        return {
-            "object": "ledger.batch",
-            "results": [{"index": item.index, "result": item.result, "id": item.entry_id} for item in results],
-        }
+    async def post(uow: UnitOfWork) -> Batch:
+        results = await posting.post_entries(uow, [entry.draft() for entry in body.entries])
+        return Batch(
+            object="ledger.batch",
+            results=[BatchResult(index=item.index, result=item.result, id=item.entry_id) for item in results],
+        )
 
     return await _posting(context, post)
 
@@ -141,26 +136,25 @@ async def list_entries(
     account: Annotated[str | None, Query(max_length=64, description="Only entries that post to this account")] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        data, has_more = await service.list_entries(uow, page, account)
-    return JsonResponse(list_body("/v1/ledger/entries", data, has_more))
+        return JsonResponse(await entries.list_entries(uow, page, account))
 
 
 @router.get("/entries/{entry_id}", summary="Retrieve a ledger entry", responses=documented(Entry))
 async def retrieve_entry(entry_id: EntryId, context: Reader) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await service.retrieve_entry(uow, entry_id))
+        return JsonResponse(await entries.retrieve_entry(uow, entry_id))
 
 
 @router.post("/entries/{entry_id}/post", summary="Post a hold, in full or in part", responses=documented(Entry, writes=True))
 async def post_hold(entry_id: EntryId, body: HoldPost, context: Writer) -> JsonResponse:
-    return await context.command(lambda uow: service.post_pending(uow, entry_id, body.amount_minor))
+    return await context.command(lambda uow: holds.post_pending(uow, entry_id, body.amount_minor))
 
 
 @router.post("/entries/{entry_id}/void", summary="Void a hold", responses=documented(Entry, writes=True))
 async def void_hold(entry_id: EntryId, context: Writer) -> JsonResponse:
-    return await context.command(lambda uow: service.void_pending(uow, entry_id))
+    return await context.command(lambda uow: holds.void_pending(uow, entry_id))
 
 
 @router.post("/entries/{entry_id}/reverse", summary="Reverse an entry", responses=documented(Entry, writes=True))
 async def reverse_entry(entry_id: EntryId, body: EntryReverse, context: Writer) -> JsonResponse:
-    return await context.command(lambda uow: service.reverse_entry(uow, entry_id, body.description))
+    return await context.command(lambda uow: holds.reverse_entry(uow, entry_id, body.description))

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 
 from bastion import audit, customers, events
-from bastion.kernel.clock import now, unix_seconds
+from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import BastionError, InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
@@ -85,7 +85,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
             card=card,
             signals=card["signals"],
             metadata=state["metadata"],
-            created_at=now(),
+            created_at=uow.now(),
         )
         if row is None:
             raise InvalidRequest(

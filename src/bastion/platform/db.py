@@ -16,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeAlias
 
@@ -24,6 +25,7 @@ import orjson
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
 
 # A result row, as repositories return them: read columns with row["name"].
@@ -52,8 +54,12 @@ class UnitOfWork:
     connection: Connection
     tenant: Tenant
     actor: Actor
+    clock: Clock
     # Whether the transaction-scoped advisory lock asked of `unit_of_work` was granted.
     holds_lock: bool = False
+
+    def now(self) -> datetime:
+        return self.clock.now()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +163,11 @@ _SET_TENANT_AND_TRY_LOCK = (
 
 
 class Database:
-    """A pool of connections as one role. The pool opens on first use, in the running event loop."""
+    """A pool of connections as one role. The pool opens on first use, in the running event loop.
+    `clock` is the time every unit of work and job on this database reads."""
 
-    def __init__(self, dsn: str, *, pool_size: int) -> None:
+    def __init__(self, dsn: str, *, pool_size: int, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._dsn = dsn
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
@@ -207,10 +215,10 @@ class Database:
         async with self.transaction() as connection:
             if try_lock_id is None:
                 await connection.execute(_SET_TENANT, tenant.merchant_id, livemode)
-                yield UnitOfWork(connection=connection, tenant=tenant, actor=actor)
+                yield UnitOfWork(connection=connection, tenant=tenant, actor=actor, clock=self.clock)
                 return
             locked = await connection.fetchval(_SET_TENANT_AND_TRY_LOCK, tenant.merchant_id, livemode, try_lock_id)
-            yield UnitOfWork(connection=connection, tenant=tenant, actor=actor, holds_lock=bool(locked))
+            yield UnitOfWork(connection=connection, tenant=tenant, actor=actor, clock=self.clock, holds_lock=bool(locked))
 
     async def ping(self) -> None:
         async with self.connection() as connection:

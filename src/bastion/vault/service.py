@@ -10,14 +10,14 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from bastion.kernel.clock import now, unix_seconds
+from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -135,11 +135,11 @@ class Vault:
             )
 
 
-def card_details(request: TokenCreate) -> CardDetails:
+def card_details(request: TokenCreate, today: date) -> CardDetails:
     """The card as typed, checked field by field; a 400 names the first bad one."""
     card = request.card
     number = clean_number(card.number, "card[number]")
-    check_expiry(card.exp_month, card.exp_year, now().date(), month_param="card[exp_month]", year_param="card[exp_year]")
+    check_expiry(card.exp_month, card.exp_year, today, month_param="card[exp_month]", year_param="card[exp_year]")
     details = CardDetails(number=number, exp_month=card.exp_month, exp_year=card.exp_year, cvc=card.cvc, name=card.name)
     if card.cvc is not None:
         check_cvc(card.cvc, details.brand, "card[cvc]")
@@ -170,10 +170,11 @@ def _card_plaintext(card: CardDetails) -> bytes:
 
 
 async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate) -> Token:
-    card = card_details(request)
+    moment = vault.database.clock.now()
+    card = card_details(request, moment.date())
     vault.check_keyring_for(key.livemode)
     tenant = key.tenant
-    card_id, token_id, moment = new_id("crd"), new_id("tok"), now()
+    card_id, token_id = new_id("crd"), new_id("tok")
     card_fingerprint = fingerprint(vault.keys, tenant.merchant_id, card.number)
     refresh = False
     for _ in range(_WRITE_ATTEMPTS):
@@ -227,7 +228,7 @@ async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, 
     tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
     if not is_id(token_id, "tok"):
         raise ResourceMissing(f"No such token: '{token_id}'", param="token")
-    moment = now()
+    moment = vault.database.clock.now()
     async with vault.database.transaction() as connection:
         await repository.set_tenant(connection, tenant)
         row = await repository.use_token(connection, tenant, token_id, request.payment_method_id, moment)
@@ -275,7 +276,9 @@ async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
         row = await repository.get_card(connection, tenant, request.card)
         if row is None:
             raise ResourceMissing(f"No such card: '{request.card}'", param="card")
-        sealed_cvc = await repository.take_cvc(connection, tenant, request.card, now()) if "cvc" in wanted else None
+        sealed_cvc = (
+            await repository.take_cvc(connection, tenant, request.card, vault.database.clock.now()) if "cvc" in wanted else None
+        )
     if "cvc" in wanted and sealed_cvc is None:
         raise InvalidRequest(
             "The card's security code is no longer held (used once, or older than one hour).",
@@ -339,7 +342,7 @@ async def sweep(vault: Vault) -> int:
     for _ in range(SWEEP_BATCHES_MAX):
         async with vault.database.transaction() as connection:
             await repository.begin_sweep(connection)
-            batch = await repository.delete_expired(connection, now())
+            batch = await repository.delete_expired(connection, vault.database.clock.now())
         deleted += batch
         # Each kind is limited to a batch on its own: below one in all, neither was cut short.
         if batch < repository.SWEEP_BATCH_MAX:

@@ -5,7 +5,6 @@ commands call: the vault client)."""
 import asyncio
 from datetime import timedelta
 
-from bastion.kernel.clock import now
 from bastion.platform.db import Actor, Database
 from bastion.platform.idempotency import repository
 from bastion.platform.idempotency.runner import PhasedCommands
@@ -23,7 +22,8 @@ async def expire_idempotency_keys(database: Database, ttl_s: int) -> int:
     deleted_total = 0
     while True:
         async with database.transaction() as connection:
-            deleted = await repository.delete_expired(connection, now() - timedelta(seconds=ttl_s), DELETE_BATCH_MAX)
+            expired_before = database.clock.now() - timedelta(seconds=ttl_s)
+            deleted = await repository.delete_expired(connection, expired_before, DELETE_BATCH_MAX)
         deleted_total += deleted
         if deleted < DELETE_BATCH_MAX:
             return deleted_total

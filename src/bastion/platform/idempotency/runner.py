@@ -28,7 +28,6 @@ from typing import Any
 
 import orjson
 
-from bastion.kernel.clock import now
 from bastion.kernel.errors import BastionError, IdempotencyError, IdempotencyInFlight
 from bastion.platform import failpoints
 from bastion.platform.db import Actor, AnyRow, Database, Tenant, UnitOfWork
@@ -77,7 +76,7 @@ class PhasedCommands:
         phases: Phases,
         start: Callable[[UnitOfWork], Awaitable[State]],
     ) -> Answer:
-        held_at = now()
+        held_at = self.database.clock.now()
         async with self.database.unit_of_work(tenant, actor) as uow:
             stored = await repository.stored(uow.connection, tenant, key)
             if stored is None:
@@ -102,7 +101,7 @@ class PhasedCommands:
 
     async def resume_abandoned(self, actor: Actor) -> int:
         """Finish commands that nobody holds or whose holder is gone, a batch at most; how many."""
-        held_at = now()
+        held_at = self.database.clock.now()
         async with self.database.transaction() as connection:
             keys = await repository.abandoned(
                 connection, locked_before=held_at - timedelta(seconds=self.hold_timeout_s), count_max=ABANDONED_BATCH_MAX

@@ -1,0 +1,216 @@
+"""Ledger accounts: opening, closing and listing them, their balances and statements."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bastion import audit, events
+from bastion.kernel.clock import unix_seconds
+from bastion.kernel.errors import InvalidRequest, ResourceMissing
+from bastion.kernel.ids import is_id, new_id
+from bastion.ledger import repository
+from bastion.ledger.domain import AccountDraft, AccountType, Counters
+from bastion.ledger.domain import Balance as BalanceFigures
+from bastion.ledger.errors import AccountCodeTaken
+from bastion.ledger.events import LEDGER_ACCOUNT_CLOSED, LEDGER_ACCOUNT_CREATED
+from bastion.ledger.resources import (
+    Account,
+    AccountFlags,
+    AccountList,
+    Balance,
+    Statement,
+    StatementLine,
+)
+from bastion.platform.db import AnyRow, Connection, UnitOfWork
+from bastion.platform.pagination import LIMIT_MAX, PageRequest, check_cursors
+
+_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def account_resource(row: AnyRow) -> Account:
+    return Account(
+        id=row["id"],
+        object="ledger.account",
+        currency=row["currency"],
+        type=row["type"],
+        code=row["code"],
+        name=row["name"],
+        exchange=row["exchange"],
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+            credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+        ),
+        stripes=row["stripes"],
+        closed=row["closed_at"] is not None,
+        metadata=row["metadata"],
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+    )
+
+
+def account_list(rows: Sequence[AnyRow], has_more: bool) -> AccountList:
+    return AccountList(object="list", url="/v1/ledger/accounts", data=[account_resource(row) for row in rows], has_more=has_more)
+
+
+async def create_account(uow: UnitOfWork, draft: AccountDraft) -> Account:
+    draft.check()
+    row = await repository.insert_account(
+        uow.connection,
+        uow.tenant.merchant_id,
+        uow.tenant.livemode,
+        {
+            "id": new_id("la"),
+            "currency": draft.currency,
+            "type": draft.type.value,
+            "code": draft.code,
+            "name": draft.name,
+            "exchange": draft.exchange,
+            "debits_must_not_exceed_credits": draft.debits_must_not_exceed_credits,
+            "credits_must_not_exceed_debits": draft.credits_must_not_exceed_debits,
+            "stripes": draft.stripes,
+            "metadata": dict(draft.metadata),
+            "created_at": uow.now(),
+        },
+    )
+    if row is None:
+        raise AccountCodeTaken(f"A ledger account with code {draft.code!r} already exists", param="code")
+    resource = account_resource(row)
+    await audit.record(
+        uow,
+        action_type="ledger.account.create",
+        resource_type="ledger.account",
+        resource_id=row["id"],
+        before=None,
+        after=resource,
+    )
+    await events.emit(uow, LEDGER_ACCOUNT_CREATED, resource)
+    return resource
+
+
+async def _account(uow: UnitOfWork, account_id: str) -> AnyRow:
+    row = await repository.get_account(uow.connection, uow.tenant, account_id) if is_id(account_id, "la") else None
+    if row is None:
+        raise ResourceMissing(f"No such ledger account: '{account_id}'", param="id")
+    return row
+
+
+async def retrieve_account(uow: UnitOfWork, account_id: str) -> Account:
+    return account_resource(await _account(uow, account_id))
+
+
+async def close_account(uow: UnitOfWork, account_id: str) -> Account:
+    """A closed account takes no new postings; its holds can still be voided or expire."""
+    before = account_resource(await _account(uow, account_id))
+    if before["closed"]:
+        return before
+    await repository.close_account(uow.connection, uow.tenant, account_id, uow.now())
+    after = account_resource(await _account(uow, account_id))
+    await audit.record(
+        uow,
+        action_type="ledger.account.close",
+        resource_type="ledger.account",
+        resource_id=account_id,
+        before=before,
+        after=after,
+    )
+    await events.emit(uow, LEDGER_ACCOUNT_CLOSED, after, previous_attributes={"closed": False})
+    return after
+
+
+async def list_accounts(
+    uow: UnitOfWork, request: PageRequest, *, code: str | None, currency: str | None, type_: AccountType | None
+) -> AccountList:
+    await check_cursors(
+        request,
+        prefix="la",
+        noun="ledger account",
+        exists=lambda cursor: repository.account_exists(uow.connection, uow.tenant, cursor),
+    )
+    page = await repository.page_accounts(
+        uow.connection, uow.tenant, request, code=code, currency=currency, type_=type_.value if type_ is not None else None
+    )
+    return account_list(page.rows, page.has_more)
+
+
+# Balances
+
+
+def balance_resource(account: AnyRow, counters: Counters, as_of: datetime | None) -> Balance:
+    figures = BalanceFigures(AccountType(account["type"]), counters)
+    return Balance(
+        object="ledger.balance",
+        account=account["id"],
+        currency=account["currency"],
+        as_of=unix_seconds(as_of) if as_of is not None else None,
+        debits_posted=counters.debits_posted,
+        credits_posted=counters.credits_posted,
+        debits_pending=counters.debits_pending,
+        credits_pending=counters.credits_pending,
+        posted=figures.posted,
+        pending=figures.pending,
+        available=figures.available,
+        livemode=account["livemode"],
+    )
+
+
+async def account_counters(connection: Connection, account_id: str, *, as_of: datetime | None, moment: datetime) -> Counters:
+    """The four counters at `moment` (holds past their expiry already left out) or at `as_of`."""
+    if as_of is not None:
+        return repository.counters_of(await repository.counters_as_of(connection, account_id, as_of))
+    stored = repository.counters_of(await repository.account_counters(connection, account_id))
+    if stored.debits_pending == 0 and stored.credits_pending == 0:
+        return stored
+    due = await repository.due_hold_counters(connection, account_id, moment)
+    return stored + -Counters(debits_pending=int(due["debits_pending"]), credits_pending=int(due["credits_pending"]))
+
+
+async def balance(uow: UnitOfWork, account_id: str, as_of: datetime | None = None) -> Balance:
+    account = await _account(uow, account_id)
+    return balance_resource(account, await account_counters(uow.connection, account_id, as_of=as_of, moment=uow.now()), as_of)
+
+
+async def balance_any_tenant(connection: Connection, account_id: str, *, as_of: datetime | None, moment: datetime) -> Balance:
+    """An account's balance, whichever merchant (or the platform) holds it: for the
+    operator's CLI, which connects as the owner."""
+    account = await repository.get_account_any_tenant(connection, account_id) if is_id(account_id, "la") else None
+    if account is None:
+        raise ResourceMissing(f"No such ledger account: '{account_id}'", param="account")
+    return balance_resource(account, await account_counters(connection, account_id, as_of=as_of, moment=moment), as_of)
+
+
+async def statement(uow: UnitOfWork, account_id: str, *, limit: int, starting_after: str | None) -> Statement:
+    """Posted entries on the account, oldest first, each with the balance after it."""
+    account = await _account(uow, account_id)
+    after: tuple[datetime, str] = (_BEGINNING, "")
+    if starting_after is not None:
+        moment = (
+            await repository.posting_time(uow.connection, account_id, starting_after) if is_id(starting_after, "le") else None
+        )
+        if moment is None:
+            raise InvalidRequest(f"No posted entry '{starting_after}' on this account", param="starting_after")
+        after = (moment, starting_after)
+    sign = 1 if AccountType(account["type"]).debit_normal else -1
+    debits_before, credits_before = await repository.posted_before(uow.connection, account_id, after)
+    opening = sign * int(debits_before - credits_before)
+    rows = await repository.statement_lines(uow.connection, account_id, after, min(limit, LIMIT_MAX) + 1)
+    running = opening
+    lines: list[StatementLine] = []
+    for row in rows[:limit]:
+        debit, credit = int(row["debit_minor"]), int(row["credit_minor"])
+        running += sign * (debit - credit)
+        lines.append(
+            StatementLine(
+                entry=row["entry_id"],
+                effective_at=unix_seconds(row["effective_at"]),
+                debit_minor=debit,
+                credit_minor=credit,
+                balance_minor=running,
+            )
+        )
+    return Statement(
+        object="ledger.statement",
+        account=account_id,
+        currency=account["currency"],
+        opening_balance_minor=opening,
+        data=lines,
+        has_more=len(rows) > limit,
+    )
