@@ -13,8 +13,8 @@ from pkcs11 import Attribute, ObjectClass
 
 from bastion.kernel.errors import ConfigurationError
 from bastion.vault.envelope import open_sealed, seal
+from bastion.vault.errors import DecryptionFailed
 from bastion.vault.keyring import (
-    DecryptionFailed,
     KeyEncryptionKeys,
     LocalKeyEncryptionKeys,
     Pkcs11KeyEncryptionKeys,

@@ -23,8 +23,8 @@ from bastion.vault.envelope import (
     rewrap,
     seal,
 )
+from bastion.vault.errors import DecryptionFailed
 from bastion.vault.keyring import (
-    DecryptionFailed,
     KeyEncryptionKeys,
     LocalKeyEncryptionKeys,
     open_key_encryption_keys,

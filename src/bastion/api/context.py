@@ -21,6 +21,7 @@ from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, Permissi
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
+from bastion.platform.http.errors import BodyInvalidJson
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.idempotency import Answer, PhasedCommands, Phases, State, key_in_use, repository, stored_answer
@@ -61,7 +62,7 @@ async def _fingerprint(request: Request) -> str:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
     except orjson.JSONDecodeError:
         # FastAPI's parser also takes NaN and Infinity, which are not JSON (RFC 8259).
-        raise InvalidRequest("The request body is not valid JSON", code="body_invalid_json") from None
+        raise BodyInvalidJson("The request body is not valid JSON") from None
     return hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), canonical])).hexdigest()
 
 

@@ -10,12 +10,10 @@ class BastionError(Exception):
     # Per-item outcomes of a rejected batch, reported beside the error.
     results: list[dict[str, Any]] | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
-        if code is not None:
-            self.code = code
 
 
 class InvalidRequest(BastionError):

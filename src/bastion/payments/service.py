@@ -4,10 +4,11 @@ from collections.abc import Sequence
 
 from bastion import audit, customers, events
 from bastion.kernel.clock import unix_seconds
-from bastion.kernel.errors import BastionError, InvalidRequest, ResourceMissing
+from bastion.kernel.errors import BastionError, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.payments import repository
+from bastion.payments.errors import TokenAlreadyUsed
 from bastion.payments.events import PAYMENT_METHOD_CREATED
 from bastion.payments.resources import PaymentMethod, PaymentMethodCard, PaymentMethodList
 from bastion.payments.schemas import PaymentMethodCreate
@@ -88,9 +89,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
             created_at=uow.now(),
         )
         if row is None:
-            raise InvalidRequest(
-                "This token has already been used; tokens are single-use.", param="card[token]", code="token_already_used"
-            )
+            raise TokenAlreadyUsed("This token has already been used; tokens are single-use.", param="card[token]")
         resource = payment_method_resource(row)
         await audit.record(
             uow,

@@ -59,9 +59,10 @@ class VaultClient:
             kind = _ERRORS.get(response.status_code)
             if kind is None:
                 raise VaultUnavailable(f"The vault failed ({response.status_code}).")
-            raise kind(
-                str(error.get("message", "The vault refused the request")), param=error.get("param"), code=error.get("code")
-            )
+            refusal = kind(str(error.get("message", "The vault refused the request")), param=error.get("param"))
+            # Passed on as the vault said it: its codes are defined in its own zone (`bastion.vault.errors`).
+            refusal.code = str(error.get("code", refusal.code))
+            raise refusal
         return answer
 
     async def exchange_token(self, tenant: Tenant, token_id: str, payment_method_id: str) -> dict[str, Any]:

@@ -9,8 +9,16 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from bastion.kernel.errors import InvalidRequest
 from bastion.platform.redaction import luhn_valid
+from bastion.vault.errors import (
+    CardExpired,
+    CardNumberIncorrect,
+    CardNumberInvalid,
+    CvcInvalid,
+    ExpiryMonthInvalid,
+    ExpiryYearInvalid,
+    NameInvalid,
+)
 
 
 class Brand(StrEnum):
@@ -129,48 +137,40 @@ def clean_number(raw: str, param: str) -> str:
     """The digits of a card number typed with spaces or dashes; a 400 naming `param` otherwise."""
     digits = _NUMBER_SEPARATORS.sub("", raw)
     if not _DIGITS.fullmatch(digits):
-        raise InvalidRequest("The card number must contain only digits, spaces or dashes.", param=param, code="invalid_number")
+        raise CardNumberInvalid("The card number must contain only digits, spaces or dashes.", param=param)
     if not NUMBER_LENGTH_MIN <= len(digits) <= NUMBER_LENGTH_MAX:
-        raise InvalidRequest(
-            f"The card number must have {NUMBER_LENGTH_MIN} to {NUMBER_LENGTH_MAX} digits.", param=param, code="invalid_number"
-        )
+        raise CardNumberInvalid(f"The card number must have {NUMBER_LENGTH_MIN} to {NUMBER_LENGTH_MAX} digits.", param=param)
     lengths = _lengths(digits)
     if lengths and len(digits) not in lengths:
-        raise InvalidRequest(
-            f"A {brand_for(digits).value} card number has {' or '.join(map(str, lengths))} digits.",
-            param=param,
-            code="invalid_number",
+        raise CardNumberInvalid(
+            f"A {brand_for(digits).value} card number has {' or '.join(map(str, lengths))} digits.", param=param
         )
     if not luhn_valid(digits):
-        raise InvalidRequest("The card number is not a valid card number.", param=param, code="incorrect_number")
+        raise CardNumberIncorrect("The card number is not a valid card number.", param=param)
     return digits
 
 
 def check_expiry(exp_month: int, exp_year: int, today: date, *, month_param: str, year_param: str) -> None:
     """A card is valid through the last day of its expiry month."""
     if not 1 <= exp_month <= 12:
-        raise InvalidRequest("The expiry month must be between 1 and 12.", param=month_param, code="invalid_expiry_month")
+        raise ExpiryMonthInvalid("The expiry month must be between 1 and 12.", param=month_param)
     if not today.year <= exp_year <= today.year + EXPIRY_YEARS_AHEAD_MAX:
-        raise InvalidRequest(
-            f"The expiry year must be between {today.year} and {today.year + EXPIRY_YEARS_AHEAD_MAX}.",
-            param=year_param,
-            code="invalid_expiry_year",
+        raise ExpiryYearInvalid(
+            f"The expiry year must be between {today.year} and {today.year + EXPIRY_YEARS_AHEAD_MAX}.", param=year_param
         )
     if (exp_year, exp_month) < (today.year, today.month):
-        raise InvalidRequest("The card has expired.", param=month_param, code="expired_card")
+        raise CardExpired("The card has expired.", param=month_param)
 
 
 def check_cvc(cvc: str, brand: Brand, param: str) -> None:
     length = 4 if brand is Brand.AMEX else 3
     if not (_DIGITS.fullmatch(cvc) and len(cvc) == length):
-        raise InvalidRequest(f"The security code of a {brand.value} card has {length} digits.", param=param, code="invalid_cvc")
+        raise CvcInvalid(f"The security code of a {brand.value} card has {length} digits.", param=param)
 
 
 def check_name(name: str, param: str) -> None:
     if not name.strip() or len(name) > NAME_LENGTH_MAX or any(ord(char) < 32 for char in name):
-        raise InvalidRequest(
-            f"The cardholder name must be 1 to {NAME_LENGTH_MAX} printable characters.", param=param, code="invalid_name"
-        )
+        raise NameInvalid(f"The cardholder name must be 1 to {NAME_LENGTH_MAX} printable characters.", param=param)
 
 
 def masked(number: str) -> str:

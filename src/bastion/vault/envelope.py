@@ -24,7 +24,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bastion.kernel.errors import invariant
-from bastion.vault.keyring import KEY_BYTES, NONCE_BYTES, DecryptionFailed, KeyEncryptionKeys
+from bastion.vault.errors import DecryptionFailed
+from bastion.vault.keyring import KEY_BYTES, NONCE_BYTES, KeyEncryptionKeys
 
 ALGORITHM_AES256GCM_WRAPPED = 1
 PURPOSES = frozenset({"card", "cvc"})

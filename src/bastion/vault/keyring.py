@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.types import DecryptMixin, EncryptMixin, SignMixin
 
-from bastion.kernel.errors import BastionError, ConfigurationError, InvariantViolated, invariant
+from bastion.kernel.errors import ConfigurationError, InvariantViolated, invariant
+from bastion.vault.errors import DecryptionFailed
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -46,13 +47,6 @@ KEK_VERSION_MAX = 2**32 - 1
 FINGERPRINT_KEYS_CACHED_MAX = 10_000
 _FINGERPRINT_PREFIX = b"bastion:fingerprint:"
 _FINGERPRINT_ROOT_LABEL = "bastion-vault-fingerprint"
-
-
-class DecryptionFailed(BastionError):
-    """A wrapped key or ciphertext that does not authenticate: tampered, bound to another record,
-    or under a key version that did not make it. Never says more (no oracle)."""
-
-    code = "decryption_failed"
 
 
 class KeyEncryptionKeys(Protocol):

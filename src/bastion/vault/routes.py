@@ -13,10 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import HTMLResponse, Response
 
-from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ResourceMissing
+from bastion.kernel.errors import AuthenticationFailed, ResourceMissing
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
 from bastion.vault import service
+from bastion.vault.errors import OriginNotAllowed
 from bastion.vault.resources import Token
 from bastion.vault.schemas import Exchange, Forward, ForwardResponse, TokenCreate
 
@@ -56,11 +57,10 @@ async def card_fields(
     vault = _vault(request)
     publishable = await vault.publishable_key(key)
     if origin not in publishable.allowed_origins:
-        raise InvalidRequest(
+        raise OriginNotAllowed(
             f"The origin {origin!r} is not registered for this merchant: register it with "
             "`bastion merchant origins add` before framing the card fields there.",
             param="origin",
-            code="origin_not_allowed",
         )
     page = Template((_STATIC / "card-fields.html").read_text()).substitute(
         publishable_key=html.escape(key),

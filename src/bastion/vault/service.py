@@ -35,6 +35,7 @@ from bastion.platform.settings import Settings
 from bastion.vault import repository
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
+from bastion.vault.errors import CvcUnavailable, LiveModeRequiresHsm, ProcessorResponseTooLarge, ProcessorTimeout, TokenExpired
 from bastion.vault.keyring import KeyEncryptionKeys
 from bastion.vault.resources import Token, TokenCard
 from bastion.vault.schemas import Exchange, Forward, TokenCreate, signals_document
@@ -128,10 +129,9 @@ class Vault:
 
     def check_keyring_for(self, livemode: bool) -> None:
         if livemode and self.keys.provider == "local" and not self.settings.vault_local_keyring_in_live:
-            raise PermissionDenied(
+            raise LiveModeRequiresHsm(
                 "Live-mode cards need an HSM keyring (BASTION_VAULT_KEYRING=pkcs11); the local keyring "
                 "is for development and test mode.",
-                code="live_mode_requires_hsm",
             )
 
 
@@ -237,7 +237,7 @@ async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, 
     if row is None:
         raise ResourceMissing(f"No such token: '{token_id}'", param="token")
     if row["payment_method_id"] is None:
-        raise InvalidRequest("This token has expired; tokenize the card again.", param="token", code="token_expired")
+        raise TokenExpired("This token has expired; tokenize the card again.", param="token")
     return {**card_metadata(row), "payment_method_id": row["payment_method_id"], "signals": row["signals"]}
 
 
@@ -280,10 +280,9 @@ async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
             await repository.take_cvc(connection, tenant, request.card, vault.database.clock.now()) if "cvc" in wanted else None
         )
     if "cvc" in wanted and sealed_cvc is None:
-        raise InvalidRequest(
+        raise CvcUnavailable(
             "The card's security code is no longer held (used once, or older than one hour).",
             param="request[body]",
-            code="cvc_unavailable",
         )
     card = orjson.loads(open_sealed(vault.keys, repository.sealed_from(row), binding(row["id"], tenant.merchant_id, "card")))
     fields = {
@@ -316,12 +315,10 @@ async def _send(vault: Vault, method: str, url: str, headers: dict[str, str], bo
             async for chunk in answer.aiter_bytes():
                 size += len(chunk)
                 if size > FORWARD_RESPONSE_BYTES_MAX:
-                    raise ProcessorUnavailable(
-                        f"The processor's answer exceeds {FORWARD_RESPONSE_BYTES_MAX} bytes.", code="processor_response_too_large"
-                    )
+                    raise ProcessorResponseTooLarge(f"The processor's answer exceeds {FORWARD_RESPONSE_BYTES_MAX} bytes.")
                 chunks.append(chunk)
     except (TimeoutError, httpx.TimeoutException):
-        raise ProcessorUnavailable("The processor did not answer in time.", code="processor_timeout") from None
+        raise ProcessorTimeout("The processor did not answer in time.") from None
     except httpx.HTTPError as error:
         raise ProcessorUnavailable(f"The processor could not be reached ({type(error).__name__}).") from None
     return {

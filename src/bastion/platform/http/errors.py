@@ -16,8 +16,69 @@ from bastion.platform.logging import get_logger, request_id_var
 
 _log = get_logger(__name__)
 
+
+# Refusals of the request's shape, found before any context sees it.
+
+
+class ParameterUnknown(errors.InvalidRequest):
+    """A body field or query parameter the operation does not take."""
+
+    code = "parameter_unknown"
+
+
+class ParameterMissing(errors.InvalidRequest):
+    """A required field is absent."""
+
+    code = "parameter_missing"
+
+
+class BodyMissing(errors.InvalidRequest):
+    """The operation needs a JSON object body and got none."""
+
+    code = "body_missing"
+
+
+class BodyInvalid(errors.InvalidRequest):
+    """The body is JSON, but not an object."""
+
+    code = "body_invalid"
+
+
+class BodyInvalidJson(errors.InvalidRequest):
+    """The body is not valid JSON (RFC 8259: no NaN, no Infinity)."""
+
+    code = "body_invalid_json"
+
+
+class ContentTypeUnsupported(errors.InvalidRequest):
+    """A body sent as anything but JSON."""
+
+    code = "content_type_unsupported"
+
+
+class RouteMissing(errors.InvalidRequest):
+    """No operation at this URL."""
+
+    code = "route_missing"
+
+
+class MethodNotAllowed(errors.InvalidRequest):
+    """The URL exists, but not with this method; the `Allow` header lists those it takes."""
+
+    code = "method_not_allowed"
+
+
+class HttpError(errors.InvalidRequest):
+    """Any other HTTP-level refusal by the framework, with the status it chose."""
+
+    code = "http_error"
+
+
 _STATUS: list[tuple[type[errors.BastionError], int]] = [
     (errors.ResourceMissing, 404),
+    (RouteMissing, 404),
+    (MethodNotAllowed, 405),
+    (ContentTypeUnsupported, 415),
     (errors.BodyTooLarge, 413),
     (errors.IdempotencyInFlight, 409),
     (errors.IdempotencyError, 400),
@@ -55,7 +116,8 @@ def error_response(
 
 def internal_error_response() -> JsonResponse:
     """The one body of every unexpected failure: it tells the caller nothing about the cause."""
-    return error_response(500, type_="api_error", code="internal_error", message="An internal error occurred")
+    unexpected = errors.BastionError
+    return error_response(500, type_=unexpected.type, code=unexpected.code, message="An internal error occurred")
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -73,13 +135,15 @@ def _param_of(location: tuple[Any, ...]) -> str | None:
     return parts[0] + "".join(f"[{part}]" for part in parts[1:])
 
 
-def response_for(error: errors.BastionError) -> JsonResponse:
-    """The HTTP answer to one of our errors, wherever it is caught (handler or edge middleware)."""
-    status = status_of(error)
+def response_for(error: errors.BastionError, *, status: int | None = None, headers: dict[str, str] | None = None) -> JsonResponse:
+    """The HTTP answer to one of our errors, wherever it is caught (handler or edge middleware);
+    `status` only where the framework chose it."""
+    status = status_of(error) if status is None else status
     if status == 500:
         _log.error("internal_error", error_type=type(error).__name__, message=error.message)
         return internal_error_response()
-    headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, errors.RateLimited) else None
+    if isinstance(error, errors.RateLimited):
+        headers = {"Retry-After": str(error.retry_after_s)}
     return error_response(
         status,
         type_=error.type,
@@ -104,37 +168,24 @@ async def _validation_error(request: Request, error: Exception) -> JsonResponse:
     kind = str(first.get("type", ""))
     location = tuple(first.get("loc", ()))
     if kind == "json_invalid":
-        return error_response(
-            400, type_="invalid_request_error", code="body_invalid_json", message="The request body is not valid JSON"
-        )
+        return response_for(BodyInvalidJson("The request body is not valid JSON"))
     param = _param_of(location)
     if kind == "extra_forbidden":
-        return error_response(
-            400,
-            type_="invalid_request_error",
-            code="parameter_unknown",
-            message=f"Received unknown parameter: {param}",
-            param=param,
-        )
+        return response_for(ParameterUnknown(f"Received unknown parameter: {param}", param=param))
     if kind == "missing" and param is None:
-        return error_response(400, type_="invalid_request_error", code="body_missing", message="A JSON object body is required")
+        return response_for(BodyMissing("A JSON object body is required"))
     if location[:1] == ("body",) and param is None:
         # FastAPI leaves a body sent as anything but JSON unparsed, so it fails as a whole.
         if not _is_json(request.headers.get("content-type")):
-            return error_response(
-                415,
-                type_="invalid_request_error",
-                code="content_type_unsupported",
-                message="Send the request body as a JSON object with the header `Content-Type: application/json`",
+            return response_for(
+                ContentTypeUnsupported("Send the request body as a JSON object with the header `Content-Type: application/json`")
             )
-        return error_response(
-            400, type_="invalid_request_error", code="body_invalid", message="The request body must be a JSON object"
-        )
-    code = "parameter_missing" if kind == "missing" else "parameter_invalid"
+        return response_for(BodyInvalid("The request body must be a JSON object"))
     # Pydantic prefixes messages of custom validators with "Value error, ".
     reason = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     message = f"Invalid {param}: {reason}".removesuffix(".")
-    return error_response(400, type_="invalid_request_error", code=code, message=message, param=param)
+    refusal = ParameterMissing if kind == "missing" else errors.InvalidRequest
+    return response_for(refusal(message, param=param))
 
 
 def _allowed_methods(request: Request) -> str:
@@ -153,17 +204,11 @@ async def _http_error(request: Request, error: Exception) -> JsonResponse:
     if not isinstance(error, HTTPException):
         raise error
     if error.status_code == 404:
-        return error_response(404, type_="invalid_request_error", code="route_missing", message="Unrecognized request URL")
+        return response_for(RouteMissing("Unrecognized request URL"))
     if error.status_code == 405:
         allowed = _allowed_methods(request)
-        return error_response(
-            405,
-            type_="invalid_request_error",
-            code="method_not_allowed",
-            message=f"Method not allowed on this URL; it accepts {allowed}",
-            headers={"Allow": allowed},
-        )
-    return error_response(error.status_code, type_="invalid_request_error", code="http_error", message=str(error.detail))
+        return response_for(MethodNotAllowed(f"Method not allowed on this URL; it accepts {allowed}"), headers={"Allow": allowed})
+    return response_for(HttpError(str(error.detail)), status=error.status_code)
 
 
 def install(app: FastAPI) -> None:

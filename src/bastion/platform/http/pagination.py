@@ -5,6 +5,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from bastion.kernel.errors import InvalidRequest, InvariantViolated
+from bastion.platform.http.errors import ParameterUnknown
 from bastion.platform.pagination import LIMIT_DEFAULT, LIMIT_MAX, PageRequest
 
 _CURSOR_LENGTH_MAX = 64
@@ -26,7 +27,7 @@ def reject_unknown_query_params(request: Request) -> None:
     declared = _declared_query_params(route.dependant)
     for name in request.query_params:
         if name not in declared:
-            raise InvalidRequest(f"Received unknown parameter: {name}", param=name, code="parameter_unknown")
+            raise ParameterUnknown(f"Received unknown parameter: {name}", param=name)
 
 
 def page_request(
