@@ -15,7 +15,6 @@ _BEGIN_WRITE = (
     "SELECT set_config('bastion.merchant_id', $1, true), set_config('bastion.livemode', $2, true), "
     f"pg_advisory_xact_lock_shared({KEY_VERSIONS_LOCK})"
 )
-_SET_TENANT = "SELECT set_config('bastion.merchant_id', $1, true), set_config('bastion.livemode', $2, true)"
 _SWEEP = "SELECT set_config('bastion.vault_sweep', 'on', true)"
 
 _PUBLISHABLE_KEY = "SELECT * FROM vault_merchant_by_publishable_key($1)"
@@ -132,10 +131,6 @@ def sealed_from(row: AnyRow) -> Sealed:
 async def begin_write(connection: Connection, tenant: Tenant) -> None:
     """Open a tenant's write: row-level security and the shared key-version lock."""
     await connection.execute(_BEGIN_WRITE, tenant.merchant_id, "true" if tenant.livemode else "false")
-
-
-async def set_tenant(connection: Connection, tenant: Tenant) -> None:
-    await connection.execute(_SET_TENANT, tenant.merchant_id, "true" if tenant.livemode else "false")
 
 
 async def begin_sweep(connection: Connection) -> None:

@@ -29,7 +29,7 @@ from bastion.kernel.errors import (
 from bastion.kernel.ids import is_id, new_id
 from bastion.platform.cache import TtlCache
 from bastion.platform.crypto import KeyedHasher
-from bastion.platform.db import Database, Tenant
+from bastion.platform.db import Actor, Database, Tenant
 from bastion.platform.redaction import redact_text
 from bastion.platform.settings import Settings
 from bastion.vault import repository
@@ -41,6 +41,8 @@ from bastion.vault.resources import Token, TokenCard
 from bastion.vault.schemas import Exchange, Forward, TokenCreate, signals_document
 
 TOKEN_TTL = timedelta(minutes=15)
+# The vault writes no audit rows: its units of work name the vault as their actor.
+VAULT_ACTOR = Actor(id="vault")
 # A forward is never retried (the processor may have acted on it), so an idle connection is
 # dropped long before common server keep-alives (5 s for uvicorn and Node.js) could close it
 # under a request going out.
@@ -228,12 +230,10 @@ async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, 
     tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
     if not is_id(token_id, "tok"):
         raise ResourceMissing(f"No such token: '{token_id}'", param="token")
-    moment = vault.database.clock.now()
-    async with vault.database.transaction() as connection:
-        await repository.set_tenant(connection, tenant)
-        row = await repository.use_token(connection, tenant, token_id, request.payment_method_id, moment)
+    async with vault.database.unit_of_work(tenant, VAULT_ACTOR) as uow:
+        row = await repository.use_token(uow.connection, tenant, token_id, request.payment_method_id, uow.now())
         if row is None:
-            row = await repository.get_token(connection, tenant, token_id)
+            row = await repository.get_token(uow.connection, tenant, token_id)
     if row is None:
         raise ResourceMissing(f"No such token: '{token_id}'", param="token")
     if row["payment_method_id"] is None:
@@ -271,14 +271,11 @@ async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
     # Read the card and take the CVC (which deletes it, PCI DSS 3.3.1) and commit before
     # calling out: no transaction stays open across a processor call. A failed call has
     # used the CVC all the same.
-    async with vault.database.transaction() as connection:
-        await repository.set_tenant(connection, tenant)
-        row = await repository.get_card(connection, tenant, request.card)
+    async with vault.database.unit_of_work(tenant, VAULT_ACTOR) as uow:
+        row = await repository.get_card(uow.connection, tenant, request.card)
         if row is None:
             raise ResourceMissing(f"No such card: '{request.card}'", param="card")
-        sealed_cvc = (
-            await repository.take_cvc(connection, tenant, request.card, vault.database.clock.now()) if "cvc" in wanted else None
-        )
+        sealed_cvc = await repository.take_cvc(uow.connection, tenant, request.card, uow.now()) if "cvc" in wanted else None
     if "cvc" in wanted and sealed_cvc is None:
         raise CvcUnavailable(
             "The card's security code is no longer held (used once, or older than one hour).",
