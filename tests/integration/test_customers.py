@@ -45,7 +45,7 @@ async def test_create_retrieve_update_delete(platform: Platform, merchant: Crede
         ({"name": "x" * 257}, "name", "parameter_invalid"),
         ({"description": "d" * 351}, "description", "parameter_invalid"),
         ({"metadata": {f"k{i}": "v" for i in range(51)}}, "metadata", "parameter_invalid"),
-        ({"metadata": {"k": "v" * 501}}, "metadata", "parameter_invalid"),
+        ({"metadata": {"k": "v" * 501}}, "metadata[k]", "parameter_invalid"),
         ({"metadata": {"k" * 41: "v"}}, "metadata", "parameter_invalid"),
         ({"metadata": {"k": 1}}, "metadata[k]", "parameter_invalid"),
         ({"emial": "jenny@example.com"}, "emial", "parameter_unknown"),
@@ -97,16 +97,17 @@ async def test_pagination(platform: Platform, merchant: Credentials) -> None:
         assert [c["id"] for c in back["data"]] == newest_first[2:4]
         assert back["has_more"] is True
 
-        for params, param in (
-            ({"limit": 0}, "limit"),
-            ({"limit": 101}, "limit"),
-            ({"limit": "ten"}, "limit"),
-            ({"starting_after": "cus_nope"}, "starting_after"),
-            ({"ending_before": "evt_01M84JBVTJ99ERYXDBX1KDYTHZ"}, "ending_before"),
-            ({"starting_after": ids[0], "ending_before": ids[1]}, "ending_before"),
+        for params, status, code, param in (
+            ({"limit": 0}, 400, "parameter_invalid", "limit"),
+            ({"limit": 101}, 400, "parameter_invalid", "limit"),
+            ({"limit": "ten"}, 400, "parameter_invalid", "limit"),
+            # A cursor that is not a customer of this list is an unknown object, as an id in a path is.
+            ({"starting_after": "cus_nope"}, 404, "resource_missing", "starting_after"),
+            ({"ending_before": "evt_01M84JBVTJ99ERYXDBX1KDYTHZ"}, 404, "resource_missing", "ending_before"),
+            ({"starting_after": ids[0], "ending_before": ids[1]}, 400, "cursors_exclusive", "ending_before"),
         ):
             response = await client.get("/v1/customers", params=params)
-            assert response.status_code == 400, (params, response.text)
+            assert (response.status_code, response.json()["error"]["code"]) == (status, code), (params, response.text)
             assert response.json()["error"]["param"] == param
 
 

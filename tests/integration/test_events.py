@@ -90,19 +90,19 @@ async def test_bad_list_parameters_are_named(platform: Platform, merchant: Crede
     await platform.create_customer(other, name="elsewhere")
     (foreign_event,) = await _event_ids(platform, other)
     async with platform.client(merchant) as client:
-        for params, param in (
-            ({"type": "customer.exploded"}, "type"),
-            ({"limit": 0}, "limit"),
-            ({"limit": 101}, "limit"),
-            ({"starting_after": "evt_nope"}, "starting_after"),
-            ({"starting_after": "cus_01M84JBVTJ99ERYXDBX1KDYTHZ"}, "starting_after"),
-            ({"ending_before": new_id("evt")}, "ending_before"),
+        for params, status, param in (
+            ({"type": "customer.exploded"}, 400, "type"),
+            ({"limit": 0}, 400, "limit"),
+            ({"limit": 101}, 400, "limit"),
+            ({"starting_after": "evt_nope"}, 404, "starting_after"),
+            ({"starting_after": "cus_01M84JBVTJ99ERYXDBX1KDYTHZ"}, 404, "starting_after"),
+            ({"ending_before": new_id("evt")}, 404, "ending_before"),
             # Another merchant's event exists, but not for this merchant.
-            ({"ending_before": foreign_event}, "ending_before"),
-            ({"typ": "customer.created"}, "typ"),
+            ({"ending_before": foreign_event}, 404, "ending_before"),
+            ({"typ": "customer.created"}, 400, "typ"),
         ):
             response = await client.get("/v1/events", params=params)
-            assert response.status_code == 400, (params, response.text)
+            assert response.status_code == status, (params, response.text)
             error = response.json()["error"]
             assert error["type"] == "invalid_request_error"
             assert error["param"] == param, params

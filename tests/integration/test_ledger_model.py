@@ -492,8 +492,10 @@ class LedgerMachine(RuleBasedStateMachine):
         posted = hold.postings
         after: dict[str, Tally] = {}
         if not faults and amount_minor is not None:
-            if amount_minor < 1 or len(posted) != 2:
+            if amount_minor < 1:
                 faults = {"parameter_invalid"}
+            elif len(posted) != 2:
+                faults = {"partial_post_unsupported"}
             elif amount_minor > posted[0].amount_minor:
                 faults = {"amount_exceeds_pending"}
             else:

@@ -103,12 +103,14 @@ def test_effective_at_may_be_ahead_by_the_skew_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("pending", "timeout_s"), [(False, 60), (True, 0), (True, HOLD_TIMEOUT_S_MAX + 1)], ids=["not a hold", "zero", "too long"]
+    ("pending", "timeout_s", "code"),
+    [(False, 60, "timeout_without_hold"), (True, 0, "parameter_invalid"), (True, HOLD_TIMEOUT_S_MAX + 1, "parameter_invalid")],
+    ids=["not a hold", "zero", "too long"],
 )
-def test_timeout_is_for_holds_within_bounds(pending: bool, timeout_s: int) -> None:
+def test_timeout_is_for_holds_within_bounds(pending: bool, timeout_s: int, code: str) -> None:
     with pytest.raises(errors.LedgerRejected) as error:
         check_draft(EntryDraft(postings=transfer(CASH, WALLET, 1), pending=pending, timeout_s=timeout_s), NOW)
-    assert refusal(error) == ("parameter_invalid", "timeout_s")
+    assert refusal(error) == (code, "timeout_s")
 
 
 def test_a_hold_expires_after_its_timeout_or_the_default() -> None:

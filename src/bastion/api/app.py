@@ -23,6 +23,7 @@ from bastion.ledger.routes import router as ledger_router
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
 from bastion.platform.http.middleware import EdgeMiddleware
+from bastion.platform.http.schemas import state_text_without_nul
 from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
 
@@ -57,9 +58,10 @@ def unguarded_routes(app: FastAPI) -> list[str]:
     ]
 
 
-def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI documents a 422 for every route with inputs; Bastion answers bad input with
-    a 400 and its own error body (`bastion.platform.http.errors`), so the document must not say 422."""
+def _published_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The document as the server behaves: FastAPI documents a 422 for every route with
+    inputs, but Bastion answers bad input with a 400 and its own error body
+    (`bastion.platform.http.errors`); and no text may hold NUL."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -70,6 +72,7 @@ def _openapi_without_422(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 operation["responses"].pop("422", None)
         for name in ("HTTPValidationError", "ValidationError"):
             document.get("components", {}).get("schemas", {}).pop(name, None)
+        state_text_without_nul(document)
         return document
 
     return openapi
@@ -108,7 +111,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.include_router(demo.router)
-    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
+    app.openapi = _published_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
     app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)

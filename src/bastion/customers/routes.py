@@ -10,12 +10,12 @@ from bastion.customers.resources import Customer, CustomerList, DeletedCustomer
 from bastion.customers.schemas import CustomerCreate, CustomerUpdate
 from bastion.platform.http.pagination import page_request
 from bastion.platform.http.responses import JsonResponse
-from bastion.platform.http.schemas import documented
+from bastion.platform.http.schemas import documented, id_schema
 from bastion.platform.pagination import PageRequest
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
-CustomerId = Annotated[str, Path(max_length=64, description="A customer id, cus_...")]
+CustomerId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("cus"), description="A customer id, cus_...")]
 Reader = Annotated[RequestContext, Depends(Authorized("customers:read"))]
 Writer = Annotated[RequestContext, Depends(Authorized("customers:write"))]
 
@@ -44,7 +44,7 @@ async def delete_customer(customer_id: CustomerId, context: Writer) -> JsonRespo
 @router.get("", summary="List customers, newest first", responses=documented(CustomerList))
 async def list_customers(
     context: Reader,
-    page: Annotated[PageRequest, Depends(page_request)],
+    page: Annotated[PageRequest, Depends(page_request("cus"))],
     email: Annotated[str | None, Query(max_length=512, description="Only customers with this exact email")] = None,
 ) -> JsonResponse:
     async with context.read() as uow:

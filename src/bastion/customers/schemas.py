@@ -5,12 +5,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bastion.platform.http.schemas import checked_metadata
+from bastion.platform.http.schemas import MetadataChanges
 
 _EMAIL = re.compile(
     r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )
-_PHONE = re.compile(r"\+?[0-9][0-9 ()\-.]{3,30}")
+# At least four digits, the first after an optional +, with spaces, dashes, dots or parentheses between.
+_PHONE = re.compile(r"\+?[0-9](?:[ ()\-.]*[0-9]){3}[0-9 ()\-.]*")
 
 
 def _email(value: str) -> str:
@@ -20,17 +21,26 @@ def _email(value: str) -> str:
 
 
 def _phone(value: str) -> str:
-    if not _PHONE.fullmatch(value) or sum(ch.isdigit() for ch in value) < 4:
+    if not _PHONE.fullmatch(value):
         raise ValueError("must be a phone number: digits with optional leading +, spaces, dashes, dots or parentheses")
     return value
 
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=512), AfterValidator(_email)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32), AfterValidator(_phone)]
+# The patterns are stated in the document as the validators check them (which word their errors).
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=512),
+    AfterValidator(_email),
+    Field(json_schema_extra={"pattern": f"^{_EMAIL.pattern}$"}),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=32),
+    AfterValidator(_phone),
+    Field(json_schema_extra={"pattern": f"^{_PHONE.pattern}$"}),
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 Description = Annotated[str, StringConstraints(max_length=350)]
-# A metadata value of null (or "") removes that key on update.
-Metadata = Annotated[dict[str, str | None], AfterValidator(checked_metadata)]
 
 
 class CustomerCreate(BaseModel):
@@ -40,7 +50,7 @@ class CustomerCreate(BaseModel):
     name: Name | None = None
     phone: Phone | None = None
     description: Description | None = None
-    metadata: Metadata = Field(default_factory=dict)
+    metadata: MetadataChanges = Field(default_factory=dict)
 
 
 class CustomerUpdate(BaseModel):
@@ -52,4 +62,4 @@ class CustomerUpdate(BaseModel):
     name: Name | None = None
     phone: Phone | None = None
     description: Description | None = None
-    metadata: Metadata | None = None
+    metadata: MetadataChanges | None = None

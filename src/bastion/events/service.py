@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from bastion.events import repository
 from bastion.events.resources import AnyResource, Event, EventData, EventList, EventRequest
@@ -21,6 +22,12 @@ def register_event_types(event_types: Iterable[str]) -> None:
     for event_type in event_types:
         invariant(_EVENT_TYPE.fullmatch(event_type) is not None, f"event type {event_type!r} is not noun.verb")
         _registered.add(event_type)
+
+
+def document_event_types(schema: dict[str, Any]) -> None:
+    """The event types registered at bootstrap, as an enum in the OpenAPI document (built on
+    its first request, after bootstrap)."""
+    schema["enum"] = sorted(_registered)
 
 
 def event_data(resource: AnyResource, previous_attributes: AnyResource | None) -> EventData:

@@ -26,5 +26,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{''.join(reversed(chars))}"
 
 
+def id_pattern(prefix: str) -> str:
+    """The regular expression (anchored) of `prefix`'s ids, as the OpenAPI document states it."""
+    return f"^{prefix}_{_BODY_PATTERN}$"
+
+
 def is_id(value: str, prefix: str) -> bool:
     return re.fullmatch(f"{prefix}_{_BODY_PATTERN}", value) is not None

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from bastion import audit, events
 from bastion.kernel.clock import unix_seconds
-from bastion.kernel.errors import InvalidRequest, ResourceMissing
+from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.ledger import repository
 from bastion.ledger.domain import AccountDraft, AccountType, Counters
@@ -186,7 +186,7 @@ async def statement(uow: UnitOfWork, account_id: str, *, limit: int, starting_af
             await repository.posting_time(uow.connection, account_id, starting_after) if is_id(starting_after, "le") else None
         )
         if moment is None:
-            raise InvalidRequest(f"No posted entry '{starting_after}' on this account", param="starting_after")
+            raise ResourceMissing(f"No posted entry '{starting_after}' on this account", param="starting_after")
         after = (moment, starting_after)
     sign = 1 if AccountType(account["type"]).debit_normal else -1
     debits_before, credits_before = await repository.posted_before(uow.connection, account_id, after)

@@ -46,7 +46,9 @@ from bastion.ledger.errors import (
     HoldNotDue,
     LedgerRejected,
     LimitExceeded,
+    PartialPostUnsupported,
     StripesWithLimit,
+    TimeoutWithoutHold,
     TooManyCurrencies,
 )
 
@@ -383,7 +385,7 @@ def check_draft(draft: EntryDraft, moment: datetime) -> None:
         raise EffectiveAtFuture("effective_at must not be in the future", param="effective_at")
     if draft.timeout_s is not None:
         if not draft.pending:
-            raise LedgerRejected("timeout_s is only for holds (pending: true)", param="timeout_s")
+            raise TimeoutWithoutHold("timeout_s is only for holds (pending: true)", param="timeout_s")
         if not 1 <= draft.timeout_s <= HOLD_TIMEOUT_S_MAX:
             raise LedgerRejected(f"timeout_s must be 1 to {HOLD_TIMEOUT_S_MAX} seconds", param="timeout_s")
 
@@ -438,7 +440,7 @@ def resolution_plan(
         if amount_minor < 1:
             raise LedgerRejected("amount_minor must be positive", param="amount_minor")
         if len(posted) != 2:
-            raise LedgerRejected(
+            raise PartialPostUnsupported(
                 "Only a hold of two postings can be posted for a smaller amount; post it in full", param="amount_minor"
             )
         if amount_minor > posted[0].amount_minor:

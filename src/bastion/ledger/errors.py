@@ -137,6 +137,18 @@ class ReferenceInFlight(IdempotencyInFlight):
     code = "reference_in_flight"
 
 
+class TimeoutWithoutHold(LedgerRejected):
+    """`timeout_s` on an entry that is not a hold (`pending: true`)."""
+
+    code = "timeout_without_hold"
+
+
+class PartialPostUnsupported(LedgerRejected):
+    """Posting part of a hold of more than two postings: post it in full."""
+
+    code = "partial_post_unsupported"
+
+
 class EntryNotPending(LedgerRejected):
     """Posting or voiding an entry that is not a hold."""
 

@@ -24,13 +24,13 @@ from bastion.ledger.schemas import UNIX_SECONDS_MAX, AccountCreate, BatchCreate,
 from bastion.platform.db import UnitOfWork
 from bastion.platform.http.pagination import page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
-from bastion.platform.http.schemas import documented
+from bastion.platform.http.schemas import Currency, documented, id_schema
 from bastion.platform.pagination import LIMIT_DEFAULT, LIMIT_MAX, PageRequest
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
-AccountId = Annotated[str, Path(max_length=64, description="A ledger account id, la_...")]
-EntryId = Annotated[str, Path(max_length=64, description="A ledger entry id, le_...")]
+AccountId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("la"), description="A ledger account id, la_...")]
+EntryId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("le"), description="A ledger entry id, le_...")]
 Reader = Annotated[RequestContext, Depends(Authorized("ledger:read"))]
 Writer = Annotated[RequestContext, Depends(Authorized("ledger:write"))]
 KnownQuery = Depends(reject_unknown_query_params)
@@ -53,9 +53,9 @@ async def create_account(body: AccountCreate, context: Writer) -> JsonResponse:
 @router.get("/accounts", summary="List ledger accounts, newest first", responses=documented(AccountList))
 async def list_accounts(
     context: Reader,
-    page: Annotated[PageRequest, Depends(page_request)],
+    page: Annotated[PageRequest, Depends(page_request("la"))],
     code: Annotated[str | None, Query(max_length=64, description="Only the account with this code")] = None,
-    currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$", description="Only accounts in this currency")] = None,
+    currency: Annotated[Currency | None, Query(description="Only accounts in this currency")] = None,
     type: Annotated[  # noqa: A002  (the API's name for the account type)
         AccountTypeName | None, Query(description="Only accounts of this type")
     ] = None,
@@ -106,7 +106,10 @@ async def retrieve_statement(
     account_id: AccountId,
     context: Reader,
     limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description=f"1 to {LIMIT_MAX} lines per page")] = LIMIT_DEFAULT,
-    starting_after: Annotated[str | None, Query(max_length=64, description="The entry of the previous page's last line")] = None,
+    starting_after: Annotated[
+        str | None,
+        Query(max_length=64, json_schema_extra=id_schema("le"), description="The entry of the previous page's last line"),
+    ] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await accounts.statement(uow, account_id, limit=limit, starting_after=starting_after))
@@ -132,8 +135,10 @@ async def create_entries(body: BatchCreate, context: Writer) -> JsonResponse:
 @router.get("/entries", summary="List ledger entries, newest first", responses=documented(EntryList))
 async def list_entries(
     context: Reader,
-    page: Annotated[PageRequest, Depends(page_request)],
-    account: Annotated[str | None, Query(max_length=64, description="Only entries that post to this account")] = None,
+    page: Annotated[PageRequest, Depends(page_request("le"))],
+    account: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("la"), description="Only entries that post to this account")
+    ] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await entries.list_entries(uow, page, account))

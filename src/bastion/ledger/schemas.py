@@ -20,19 +20,17 @@ from bastion.ledger.domain import (
     FxQuote,
     PostingDraft,
 )
-from bastion.platform.http.schemas import checked_metadata
+from bastion.platform.http.schemas import WHOLE, Currency, Metadata, id_schema
 
 # Unix seconds up to the last second of year 9999.
 UNIX_SECONDS_MAX = 253_402_300_799
 FX_RATE_DIGITS_MAX = 24
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-AmountMinor = Annotated[int, Field(ge=1, le=AMOUNT_MINOR_MAX, description="Minor units of the currency, 1 to 2^63-1")]
-UnixSeconds = Annotated[int, Field(ge=0, le=UNIX_SECONDS_MAX)]
-ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+AmountMinor = Annotated[int, Field(ge=1, le=AMOUNT_MINOR_MAX, description="Minor units of the currency, 1 to 2^63-1"), WHOLE]
+UnixSeconds = Annotated[int, Field(ge=0, le=UNIX_SECONDS_MAX), WHOLE]
+AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64), Field(json_schema_extra=id_schema("la"))]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(max_length=350)]
-Metadata = Annotated[dict[str, str], AfterValidator(checked_metadata)]
 
 
 def _rate(value: str) -> str:
@@ -67,7 +65,9 @@ class AccountCreate(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     exchange: bool = Field(False, description="Conversions between currencies pass through exchange accounts")
     flags: Flags = Field(default_factory=Flags)
-    stripes: int = Field(1, ge=1, le=STRIPES_MAX, description="Balance rows for a hot account; no limit flags when above 1")
+    stripes: Annotated[int, Field(ge=1, le=STRIPES_MAX), WHOLE] = Field(
+        1, description="Balance rows for a hot account; no limit flags when above 1"
+    )
     metadata: Metadata = Field(default_factory=dict)
 
     def draft(self) -> AccountDraft:
@@ -85,7 +85,7 @@ class AccountCreate(_Strict):
 
 
 class PostingIn(_Strict):
-    account: ObjectId
+    account: AccountId
     direction: Literal["debit", "credit"]
     amount_minor: AmountMinor
     currency: Currency
@@ -94,7 +94,13 @@ class PostingIn(_Strict):
 class FxIn(_Strict):
     from_currency: Currency
     to_currency: Currency
-    rate: Annotated[str, StringConstraints(max_length=64), AfterValidator(_rate)]
+    rate: Annotated[
+        str,
+        StringConstraints(max_length=FX_RATE_DIGITS_MAX),
+        AfterValidator(_rate),
+        # What the validator takes, as the document says it: a positive decimal without exponent.
+        Field(json_schema_extra={"pattern": r"^(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)$"}),
+    ]
     source: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     quoted_at: UnixSeconds
 
@@ -106,7 +112,9 @@ class EntryCreate(_Strict):
     effective_at: UnixSeconds | None = Field(None, description="When the entry takes effect (Unix seconds); now if left out")
     postings: list[PostingIn] = Field(min_length=POSTINGS_MIN, max_length=POSTINGS_MAX)
     pending: bool = Field(False, description="A hold: reserve now, post, void or let expire later")
-    timeout_s: int | None = Field(None, ge=1, le=HOLD_TIMEOUT_S_MAX, description="Seconds until a hold expires")
+    timeout_s: Annotated[int, Field(ge=1, le=HOLD_TIMEOUT_S_MAX), WHOLE] | None = Field(
+        None, description="Seconds until a hold expires"
+    )
     fx: FxIn | None = None
 
     def draft(self) -> EntryDraft:

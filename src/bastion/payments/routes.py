@@ -10,12 +10,14 @@ from bastion.payments.resources import PaymentMethod, PaymentMethodList
 from bastion.payments.schemas import PaymentMethodCreate
 from bastion.platform.http.pagination import page_request
 from bastion.platform.http.responses import JsonResponse
-from bastion.platform.http.schemas import documented
+from bastion.platform.http.schemas import documented, id_schema
 from bastion.platform.pagination import PageRequest
 
 router = APIRouter(prefix="/v1/payment_methods", tags=["payment methods"])
 
-PaymentMethodId = Annotated[str, Path(max_length=64, description="A payment method id, pm_...")]
+PaymentMethodId = Annotated[
+    str, Path(max_length=64, json_schema_extra=id_schema("pm"), description="A payment method id, pm_...")
+]
 PaymentMethodReader = Annotated[RequestContext, Depends(Authorized("payment_methods:read"))]
 PaymentMethodWriter = Annotated[RequestContext, Depends(Authorized("payment_methods:write"))]
 
@@ -35,8 +37,10 @@ async def retrieve_payment_method(payment_method_id: PaymentMethodId, context: P
 @router.get("", summary="List payment methods, newest first", responses=documented(PaymentMethodList))
 async def list_payment_methods(
     context: PaymentMethodReader,
-    page: Annotated[PageRequest, Depends(page_request)],
-    customer: Annotated[str | None, Query(max_length=64, description="Only this customer's payment methods")] = None,
+    page: Annotated[PageRequest, Depends(page_request("pm"))],
+    customer: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("cus"), description="Only this customer's payment methods")
+    ] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await service.list_payment_methods(uow, page, customer))

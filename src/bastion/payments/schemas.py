@@ -2,19 +2,16 @@
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from bastion.platform.http.schemas import checked_metadata
-
-# A metadata value of null (or "") removes that key on update.
-Metadata = Annotated[dict[str, str | None], AfterValidator(checked_metadata)]
+from bastion.platform.http.schemas import MetadataChanges, id_schema
 
 
 class CardToken(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     token: Annotated[str, StringConstraints(max_length=64)] = Field(
-        description="A single-use card token, tok_..., from bastion.js"
+        json_schema_extra=id_schema("tok"), description="A single-use card token, tok_..., from bastion.js"
     )
 
 
@@ -23,5 +20,5 @@ class PaymentMethodCreate(BaseModel):
 
     type: Literal["card"]
     card: CardToken
-    customer: Annotated[str, StringConstraints(max_length=64)] | None = None
-    metadata: Metadata = Field(default_factory=dict)
+    customer: Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("cus"))] | None = None
+    metadata: MetadataChanges = Field(default_factory=dict)

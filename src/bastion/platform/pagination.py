@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id
 from bastion.platform.db import AnyRow, Connection
 
@@ -44,7 +44,7 @@ async def fetch_page(connection: Connection, query: str, args: Sequence[object],
 
 
 async def check_cursors(request: PageRequest, *, prefix: str, noun: str, exists: Callable[[str], Awaitable[bool]]) -> None:
-    """A cursor must be the id of an object of the listed collection, else 400 naming it."""
+    """A cursor must be the id of an object of the listed collection, else `resource_missing` naming it."""
     for param, cursor in (("starting_after", request.starting_after), ("ending_before", request.ending_before)):
         if cursor is not None and not (is_id(cursor, prefix) and await exists(cursor)):
-            raise InvalidRequest(f"No such {noun}: '{cursor}'", param=param)
+            raise ResourceMissing(f"No such {noun}: '{cursor}'", param=param)

@@ -26,6 +26,12 @@ class ParameterUnknown(errors.InvalidRequest):
     code = "parameter_unknown"
 
 
+class CursorsExclusive(errors.InvalidRequest):
+    """Both `starting_after` and `ending_before` on one list request."""
+
+    code = "cursors_exclusive"
+
+
 class ParameterMissing(errors.InvalidRequest):
     """A required field is absent."""
 
@@ -191,13 +197,13 @@ async def _validation_error(request: Request, error: Exception) -> JsonResponse:
 def _allowed_methods(request: Request) -> str:
     # Starlette names only the methods of the first route matching the path; a URL served
     # by several routes (GET and POST /v1/customers) accepts the methods of all of them.
-    methods = {
-        method
-        for context in iter_route_contexts(request.app.routes)
-        if context.matches(request.scope)[0] is not Match.NONE
-        for method in context.methods or ()
-    }
-    return ", ".join(sorted(methods))
+    # A route spelt out in full wins over one that matches through a path parameter:
+    # /v1/ledger/entries/batch is its own resource, not an entry whose id is "batch".
+    matching = [
+        context for context in iter_route_contexts(request.app.routes) if context.matches(request.scope)[0] is not Match.NONE
+    ]
+    literal = [context for context in matching if "{" not in (context.path or "{")]
+    return ", ".join(sorted({method for context in literal or matching for method in context.methods or ()}))
 
 
 async def _http_error(request: Request, error: Exception) -> JsonResponse:

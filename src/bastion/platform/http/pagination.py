@@ -1,11 +1,13 @@
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from bastion.kernel.errors import InvalidRequest, InvariantViolated
-from bastion.platform.http.errors import ParameterUnknown
+from bastion.kernel.errors import InvariantViolated
+from bastion.platform.http.errors import CursorsExclusive, ParameterUnknown
+from bastion.platform.http.schemas import id_schema
 from bastion.platform.pagination import LIMIT_DEFAULT, LIMIT_MAX, PageRequest
 
 _CURSOR_LENGTH_MAX = 64
@@ -30,17 +32,34 @@ def reject_unknown_query_params(request: Request) -> None:
             raise ParameterUnknown(f"Received unknown parameter: {name}", param=name)
 
 
-def page_request(
-    request: Request,
-    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description=f"1 to {LIMIT_MAX} objects per page")] = LIMIT_DEFAULT,
-    starting_after: Annotated[
-        str | None, Query(max_length=_CURSOR_LENGTH_MAX, description="Id of the last object of the previous page")
-    ] = None,
-    ending_before: Annotated[
-        str | None, Query(max_length=_CURSOR_LENGTH_MAX, description="Id of the first object of the next page")
-    ] = None,
-) -> PageRequest:
-    reject_unknown_query_params(request)
-    if starting_after is not None and ending_before is not None:
-        raise InvalidRequest("Use at most one of starting_after and ending_before", param="ending_before")
-    return PageRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
+def page_request(prefix: str) -> Callable[..., PageRequest]:
+    """Dependency for a list of objects with ids `prefix_...`: the page size and the cursors,
+    which must be ids of that list."""
+    cursor_schema = id_schema(prefix)
+
+    def page(
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=LIMIT_MAX, description=f"1 to {LIMIT_MAX} objects per page")] = LIMIT_DEFAULT,
+        starting_after: Annotated[
+            str | None,
+            Query(
+                max_length=_CURSOR_LENGTH_MAX,
+                json_schema_extra=cursor_schema,
+                description="Id of the last object of the previous page",
+            ),
+        ] = None,
+        ending_before: Annotated[
+            str | None,
+            Query(
+                max_length=_CURSOR_LENGTH_MAX,
+                json_schema_extra=cursor_schema,
+                description="Id of the first object of the next page",
+            ),
+        ] = None,
+    ) -> PageRequest:
+        reject_unknown_query_params(request)
+        if starting_after is not None and ending_before is not None:
+            raise CursorsExclusive("Use at most one of starting_after and ending_before", param="ending_before")
+        return PageRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
+
+    return page

@@ -1,8 +1,12 @@
 """Shapes shared by every route: metadata limits, and the error body (ADR 11)."""
 
-from typing import Any, NotRequired, TypeVar
+from typing import Annotated, Any, NotRequired, TypeVar
 
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 from typing_extensions import TypedDict
+
+from bastion.kernel.ids import id_pattern
+from bastion.kernel.money import CURRENCIES
 
 T = TypeVar("T", str, str | None)
 
@@ -12,15 +16,62 @@ METADATA_VALUE_LENGTH_MAX = 500
 
 
 def checked_metadata(value: dict[str, T]) -> dict[str, T]:
-    """Stripe's metadata limits, for every object that carries metadata."""
+    """Stripe's metadata limits on keys, for every object that carries metadata (the
+    values' length is checked by their type)."""
     if len(value) > METADATA_KEYS_MAX:
         raise ValueError(f"at most {METADATA_KEYS_MAX} keys")
-    for key, item in value.items():
-        if not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX:
-            raise ValueError(f"keys must be 1 to {METADATA_KEY_LENGTH_MAX} characters")
-        if item is not None and len(item) > METADATA_VALUE_LENGTH_MAX:
-            raise ValueError(f"values must be at most {METADATA_VALUE_LENGTH_MAX} characters")
+    if any(not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX for key in value):
+        raise ValueError(f"keys must be 1 to {METADATA_KEY_LENGTH_MAX} characters")
     return value
+
+
+_METADATA_KEYS = {
+    "maxProperties": METADATA_KEYS_MAX,
+    "propertyNames": {"type": "string", "minLength": 1, "maxLength": METADATA_KEY_LENGTH_MAX},
+}
+_MetadataValue = Annotated[str, StringConstraints(max_length=METADATA_VALUE_LENGTH_MAX)]
+# Up to 50 pairs of strings a merchant attaches to an object.
+Metadata = Annotated[dict[str, _MetadataValue], AfterValidator(checked_metadata), Field(json_schema_extra=_METADATA_KEYS)]
+# The same, where a value of null (or "") removes that key (Stripe's update rule, also taken on create).
+MetadataChanges = Annotated[
+    dict[str, _MetadataValue | None], AfterValidator(checked_metadata), Field(json_schema_extra=_METADATA_KEYS)
+]
+
+
+# Floats are exact integers up to here: a larger one may not be the number the client wrote.
+_EXACT_FLOAT_MAX = 2**53
+
+
+def _whole(value: object) -> object:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_MAX:
+        return int(value)
+    return value
+
+
+# The last item of every integer of a request body, after its bounds (`Annotated[int,
+# Field(ge=...), WHOLE]`, so that the bounds stay in the document). JSON Schema's `integer`
+# includes 3005.0, which strict models refuse: such a number is taken as the integer it is,
+# as long as a float holds it exactly.
+WHOLE = BeforeValidator(_whole)
+
+
+def _known_currency(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError("must be an ISO 4217 currency code with a minor unit, like EUR")
+    return value
+
+
+# A currency, as every request takes it: the ISO 4217 codes the server knows, listed in the document.
+Currency = Annotated[str, AfterValidator(_known_currency), WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES)})]
+
+
+def id_schema(prefix: str) -> dict[str, Any]:
+    """What the OpenAPI document says of an id wherever it is taken (path, query or body):
+    its pattern. The server answers a malformed id as it answers an unknown one, with
+    `resource_missing` naming the field, as Stripe does; so the pattern is documented
+    (`json_schema_extra`) rather than checked by the framework, whose refusal would be a
+    `parameter_invalid`."""
+    return {"pattern": id_pattern(prefix)}
 
 
 class ErrorDetail(TypedDict):
@@ -55,3 +106,40 @@ def documented(resource: object, *, writes: bool = False) -> dict[int | str, dic
     for status, description in errors.items():
         responses[status] = {"model": ErrorBody, "description": description}
     return responses
+
+
+# JSON Schema's pattern for text without NUL, which the edge refuses in any request (PostgreSQL
+# cannot store it; `platform/http/middleware.py`).
+_WITHOUT_NUL = "^[^\\u0000]*$"
+
+
+def state_text_without_nul(document: dict[str, Any]) -> None:
+    """Say in the OpenAPI `document` that no text a request carries may hold NUL: every string
+    schema of a parameter or request body without a pattern or enum of its own gets one."""
+    components: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    visited: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+            return
+        if not isinstance(node, dict):
+            return
+        reference = node.get("$ref")
+        if isinstance(reference, str):
+            name = reference.rsplit("/", 1)[-1]
+            if name not in visited:
+                visited.add(name)
+                visit(components[name])
+            return
+        if node.get("type") == "string" and not {"pattern", "enum", "const"} & node.keys():
+            node["pattern"] = _WITHOUT_NUL
+        for value in node.values():
+            visit(value)
+
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                visit(parameter.get("schema"))
+            visit(operation.get("requestBody"))
