@@ -29,6 +29,14 @@ def test_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
         yield database
 
 
+@pytest.fixture
+def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
+    """A migrated database of the test's own, for what the session's shared one cannot show
+    (a backlog that is all there is, a scan that must find nothing)."""
+    with migrated_database(*pg_server) as database:
+        yield database
+
+
 @pytest.fixture(scope="session")
 def settings(test_database: TestDatabase) -> Settings:
     os.environ.update({name: value for name, value in test_database.env().items() if name.startswith("BASTION_")})

@@ -188,8 +188,11 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
             for cursor in sorted(b_ids):
                 # Another merchant's id as a cursor is unknown, exactly like an id that never existed.
                 response = await client.get(path, params={"starting_after": cursor})
-                assert response.status_code == 400, (path, cursor, response.text)
-                assert response.json()["error"]["param"] == "starting_after"
+                assert response.status_code == 404, (path, cursor, response.text)
+                assert (response.json()["error"]["code"], response.json()["error"]["param"]) == (
+                    "resource_missing",
+                    "starting_after",
+                )
         by_email = (await client.get("/v1/customers", params={"email": world.b_customer["email"]})).json()["data"]
     assert by_email == []
 

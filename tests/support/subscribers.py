@@ -1,7 +1,7 @@
 """Outbox subscribers for tests. Each records one row per handled event in `relay_effects`,
 a table without a unique constraint, so that a second effect of one event would show.
 
-The worker subprocess of tests/reliability loads `effect_recorder` via BASTION_SUBSCRIBERS.
+The worker subprocess of tests/events/test_relay_kill.py loads `effect_recorder` via BASTION_SUBSCRIBERS.
 """
 
 import asyncio

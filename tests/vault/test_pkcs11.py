@@ -21,7 +21,7 @@ from bastion.vault.keyring import (
     open_key_encryption_keys,
 )
 from tests.support.softhsm import SoftHsmToken
-from tests.unit.test_vault_envelope import AAD, CARD, EnvelopeBehaviour, OpenKeys
+from tests.vault.test_envelope import AAD, CARD, EnvelopeBehaviour, OpenKeys
 
 SUBPROCESS_TIMEOUT_S = 60
 # Versions only these tests create on the session's token (the shared behaviours use 1 and 2).

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +27,7 @@ from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault import repository, service
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import ApiProcess, TestDatabase, free_port, migrated_database, running_vault
+from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_vault
 from tests.support.vault import NEXT_YEAR, VISA, exchange, settings_for, token_id, vault_in_process
 
 FORWARD_TIMEOUT_MS = 500
@@ -323,13 +322,6 @@ SELECT (SELECT count(*) FROM vault.cvcs WHERE expires_at <= now()) AS expired_cv
        (SELECT count(*) FROM vault.cards WHERE payment_method_id IS NULL) AS abandoned_cards,
        (SELECT count(*) FROM vault.cards WHERE payment_method_id IS NOT NULL) AS exchanged_cards
 """
-
-
-@pytest.fixture
-def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
-    """A database of the test's own, so that the backlog is all there is to sweep."""
-    with migrated_database(*pg_server) as database:
-        yield database
 
 
 async def test_one_sweep_clears_a_backlog_larger_than_a_batch(private_database: TestDatabase) -> None:

@@ -217,19 +217,20 @@ def test_log_limits_are_reported(tmp_path: Path) -> None:
 
 
 async def test_the_command_exits_1_on_a_finding_and_on_logs_it_could_not_read(
-    test_database: TestDatabase, tmp_path: Path
+    private_database: TestDatabase, tmp_path: Path
 ) -> None:
+    # A database of its own: the session's holds card numbers that other tests typed into free text.
     clean = tmp_path / "clean"
     clean.mkdir()
     (clean / "api.log").write_text('{"event": "request", "status": 200}\n')
-    assert (await run_bastion("vault", "scan-pan", "--logs", str(clean), env=test_database.env())).returncode == 0
+    assert (await run_bastion("vault", "scan-pan", "--logs", str(clean), env=private_database.env())).returncode == 0
 
     (clean / "worker.log").write_text('{"event": "oops", "detail": "card 5555 5555 5555 4444"}\n')
-    found = await run_bastion("vault", "scan-pan", "--logs", str(clean), env=test_database.env())
+    found = await run_bastion("vault", "scan-pan", "--logs", str(clean), env=private_database.env())
     assert found.returncode == 1
     assert "555555******4444" in found.stdout
     assert "5555555555554444" not in found.stdout + found.stderr
 
-    missing = await run_bastion("vault", "scan-pan", "--logs", str(tmp_path / "typo"), env=test_database.env())
+    missing = await run_bastion("vault", "scan-pan", "--logs", str(tmp_path / "typo"), env=private_database.env())
     assert missing.returncode == 1, "a scan that could not read the logs proves nothing"
     assert "no logs directory" in missing.stderr
