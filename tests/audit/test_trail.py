@@ -33,7 +33,7 @@ from bastion.platform.db import Actor, Connection, Database, Tenant
 from bastion.platform.settings import Settings
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import TestDatabase, migrated_database
+from tests.support.postgres import TestDatabase, cloned_database, migrated_database
 
 WORKER_SEAL_WAIT_S = 30
 PROCESS_STOP_TIMEOUT_S = 10
@@ -183,30 +183,47 @@ class Chain:
             return await connection.fetchval(statement, *args)
 
 
-@pytest.fixture
-def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
+def _chain(database: TestDatabase, settings: Settings) -> Chain:
+    private_settings = dataclasses.replace(
+        settings, data_dir=database.data_dir, database_url=database.owner_url, db_role_prefix=database.role_prefix
+    )
+    return Chain(
+        database=database,
+        owner=bootstrap.owner_database(database.owner_url),
+        sealer=bootstrap.role_database(private_settings, database.owner_url, database.roles.worker),
+        keyring=bootstrap.keyring(private_settings),
+    )
+
+
+async def _seal_a_chain(database: TestDatabase, settings: Settings) -> None:
+    """CHAIN_ROW_COUNT rows, sealed by the worker role (so its grants are what the sealer needs)."""
+    built = _chain(database, settings)
+    try:
+        await built.record(CHAIN_ROW_COUNT)
+        assert await seal_backlog(built.sealer, built.keyring, batch_size_max=CHAIN_BATCH_SIZE) == CHAIN_ROW_COUNT
+    finally:
+        await built.sealer.dispose()
+        await built.owner.dispose()
+
+
+@pytest.fixture(scope="module")
+def chain_template(pg_server: tuple[str, Path | None], settings: Settings) -> Iterator[TestDatabase]:
+    """A sealed chain, made once: each test tampers with a copy of its own."""
     with migrated_database(*pg_server) as database:
+        asyncio.run(_seal_a_chain(database, settings))
         yield database
 
 
 @pytest.fixture
-async def sealed_chain(private_database: TestDatabase, settings: Settings) -> AsyncIterator[Chain]:
-    """CHAIN_ROW_COUNT rows, sealed by the worker role (so its grants are what the sealer needs)."""
-    private_settings = dataclasses.replace(
-        settings,
-        data_dir=private_database.data_dir,
-        database_url=private_database.owner_url,
-        db_role_prefix=private_database.role_prefix,
-    )
-    built = Chain(
-        database=private_database,
-        owner=bootstrap.owner_database(private_database.owner_url),
-        sealer=bootstrap.role_database(private_settings, private_database.owner_url, private_database.roles.worker),
-        keyring=bootstrap.keyring(private_settings),
-    )
+def chain_database(pg_server: tuple[str, Path | None], chain_template: TestDatabase) -> Iterator[TestDatabase]:
+    with cloned_database(pg_server[0], chain_template) as database:
+        yield database
+
+
+@pytest.fixture
+async def sealed_chain(chain_database: TestDatabase, settings: Settings) -> AsyncIterator[Chain]:
+    built = _chain(chain_database, settings)
     try:
-        await built.record(CHAIN_ROW_COUNT)
-        assert await seal_backlog(built.sealer, built.keyring, batch_size_max=CHAIN_BATCH_SIZE) == CHAIN_ROW_COUNT
         yield built
     finally:
         await built.sealer.dispose()
@@ -241,6 +258,7 @@ async def test_only_one_sealer_at_a_time(sealed_chain: Chain) -> None:
     assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 3
 
 
+@pytest.mark.processes
 async def test_intact_chain_verifies_and_verify_seals_nothing(sealed_chain: Chain) -> None:
     await sealed_chain.record(2)  # queued, not yet sealed: pending is not tampering
     report = await sealed_chain.verify()
@@ -383,19 +401,21 @@ async def test_tampering_is_found_at_the_first_bad_seq(
     assert report.reason is not None
     assert reason_part in report.reason
 
-    code, stdout, stderr = await sealed_chain.cli("audit", "verify", "--json")
-    assert code == 1, stderr
-    assert json.loads(stdout) == dataclasses.asdict(report)
 
-
+@pytest.mark.processes
 async def test_cli_names_the_broken_seq(sealed_chain: Chain) -> None:
+    """The command reports what `verify_chain` finds: the line, and with --json the whole report."""
     async with sealed_chain.owner.transaction() as connection:
         await _alter_row(connection, sealed_chain.keyring)
     code, stdout, stderr = await sealed_chain.cli("audit", "verify")
     assert (code, stdout) == (1, "")
     assert stderr == "error: audit chain broken at seq 5: row hash mismatch: the row was altered or forged\n"
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify", "--json")
+    assert code == 1, stderr
+    assert json.loads(stdout) == dataclasses.asdict(await sealed_chain.verify())
 
 
+@pytest.mark.processes
 async def test_row_written_behind_the_trigger_is_reported(sealed_chain: Chain) -> None:
     hidden_id = uuid.uuid4()
     async with sealed_chain.owner.transaction() as connection:
@@ -432,6 +452,7 @@ async def _sealed_count(owner: Database, resource_id: str) -> int:
         return int(await connection.fetchval(statement, resource_id))
 
 
+@pytest.mark.processes
 async def test_worker_seals_rows_written_through_the_api(
     platform: Platform, merchant: Credentials, test_database: TestDatabase
 ) -> None:

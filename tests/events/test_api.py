@@ -304,6 +304,7 @@ def test_load_subscribers() -> None:
         assert "\n" not in raised.value.message
 
 
+@pytest.mark.processes
 def test_worker_refuses_a_bad_subscriber_path(test_database: postgres.TestDatabase) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bastion", "worker"],

@@ -5,11 +5,10 @@ tampering. Tampering runs on a private database per case, never on the session's
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from tests.support.cli import Ran, run_bastion
 from tests.support.ledger import create_account, get_balance, transfer
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import TestDatabase, migrated_database
+from tests.support.postgres import TestDatabase
 
 pytestmark = pytest.mark.processes
 
@@ -211,12 +210,6 @@ async def _journal(owner: Database) -> dict[str, str]:
         "voided_hold": voided_hold["id"],
         "new": new_id("le"),
     }
-
-
-@pytest.fixture
-def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
-    with migrated_database(*pg_server) as database:
-        yield database
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ async def redaction_merchant(platform: Platform) -> Credentials:
     return await platform.merchant()
 
 
+@pytest.mark.processes
 def test_api_logs_hold_no_card_number_secret_or_bearer_value(
     test_database: postgres.TestDatabase, redaction_merchant: Credentials
 ) -> None:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -140,6 +140,20 @@ def migrated_database(
         asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
         asyncio.run(_first_vault_key(database, vault_keys))
         yield database
+
+
+@contextmanager
+def cloned_database(admin_url: str, template: TestDatabase) -> Iterator[TestDatabase]:
+    """A copy of `template`'s database (its roles and data directory shared), dropped at the
+    end: a private database in a fraction of a migration's time. Nothing may be connected to
+    the template while it is copied."""
+    source = make_url(template.owner_url)
+    name = f"{source.database}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{source.database}"'))
+    try:
+        yield replace(template, owner_url=source.set(database=name).render_as_string(hide_password=False))
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _first_vault_key(database: TestDatabase, vault_keys: KeyEncryptionKeys | None) -> None:

@@ -341,6 +341,7 @@ async def test_one_sweep_clears_a_backlog_larger_than_a_batch(private_database: 
     assert tuple(left) == (0, 0, BACKLOG)
 
 
+@pytest.mark.processes
 async def test_the_vault_stops_while_the_api_keeps_a_connection_open(test_database: TestDatabase) -> None:
     """The API's pool keeps idle TLS connections to the vault and never answers a close on
     them: SIGTERM stops the vault all the same, once a request in flight could have ended."""

@@ -59,13 +59,6 @@ FROM vault.key_versions v WHERE v.state = 'active'
 _ADVISORY_WAITERS = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1"
 
 
-@pytest.fixture
-def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
-    """A database of the test's own: rotating the session's would disturb its running vault."""
-    with migrated_database(*pg_server) as database:
-        yield database
-
-
 async def _create_cards(vault: service.Vault, publishable_keys: list[str], count: int) -> dict[str, tuple[str, str]]:
     """`count` cards with CVCs, through the vault's own tokenization, spread over the merchants
     of `publishable_keys`; what each must open to (number, CVC), by token id."""

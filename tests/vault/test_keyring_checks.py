@@ -2,21 +2,13 @@
 and nothing makes a replacement behind the operator's back: a new fingerprint root would
 give every card a new fingerprint, and a new key version would leave cards undecryptable."""
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from bastion import bootstrap
 from tests.support.cli import run_bastion
-from tests.support.postgres import TestDatabase, free_port, migrated_database
+from tests.support.postgres import TestDatabase, free_port
 
-
-@pytest.fixture
-def private_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]:
-    """A database and data directory of the test's own, whose keys it may delete."""
-    with migrated_database(*pg_server) as database:
-        yield database
+pytestmark = pytest.mark.processes
 
 
 @pytest.mark.parametrize(

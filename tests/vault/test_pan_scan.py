@@ -216,6 +216,7 @@ def test_log_limits_are_reported(tmp_path: Path) -> None:
     assert stopped.incomplete == [f"stopped at 1 findings, in log {tmp_path / 'b.log'}"]
 
 
+@pytest.mark.processes
 async def test_the_command_exits_1_on_a_finding_and_on_logs_it_could_not_read(
     private_database: TestDatabase, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import IO
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
+import pytest
 
 from bastion.kernel.ids import new_id
 from bastion.platform.certs import CertPaths, client_ssl_context
@@ -24,6 +25,8 @@ from tests.support.logs import log_records
 from tests.support.platform import Credentials
 from tests.support.postgres import TestDatabase, accepts_connections, free_port
 from tests.support.vault import card
+
+pytestmark = pytest.mark.processes
 
 WORKERS = 2
 START_TIMEOUT_S = 30.0
