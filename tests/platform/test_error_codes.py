@@ -9,7 +9,7 @@ import bastion.api.context
 import bastion.customers
 import bastion.kernel.money
 import bastion.ledger
-import bastion.merchants
+import bastion.merchants.errors
 import bastion.payments.errors
 import bastion.platform.http.errors
 import bastion.vault.errors

@@ -5,7 +5,7 @@ import string
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bastion.kernel.errors import InvalidRequest
+from bastion.merchants.errors import OriginInvalid
 
 # Every scope a key can hold. Routes name one of these; a key holds a subset.
 SCOPES = frozenset(
@@ -64,11 +64,11 @@ def normalized_origin(value: str) -> str:
     except ValueError:
         port = -1
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") or port == -1:
-        raise InvalidRequest(f"{value!r} is not an origin like https://shop.example", param="origin")
+        raise OriginInvalid(f"{value!r} is not an origin like https://shop.example", param="origin")
     if parsed.query or parsed.fragment or parsed.username or parsed.password:
-        raise InvalidRequest(f"{value!r} is not an origin like https://shop.example", param="origin")
+        raise OriginInvalid(f"{value!r} is not an origin like https://shop.example", param="origin")
     if parsed.scheme == "http" and parsed.hostname not in _LOCAL_HOSTS:
-        raise InvalidRequest("Card fields may be framed only by https pages (or http on localhost)", param="origin")
+        raise OriginInvalid("Card fields may be framed only by https pages (or http on localhost)", param="origin")
     host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
     default_port = {"http": 80, "https": 443}[parsed.scheme]
     return f"{parsed.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")

@@ -18,6 +18,7 @@ from bastion.merchants.domain import (
     secret_hint,
     unknown_scopes,
 )
+from bastion.merchants.errors import OriginsLimitReached, ScopeUnknown
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Connection, UnitOfWork
 
@@ -54,7 +55,7 @@ async def create_api_key(uow: UnitOfWork, hasher: KeyedHasher, scopes: list[str]
         raise ResourceMissing(f"No such merchant: '{merchant_id}'", param="merchant")
     chosen = sorted(SCOPES) if not scopes else sorted(set(scopes))
     if unknown := unknown_scopes(chosen):
-        raise InvalidRequest(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))}", param="scope")
+        raise ScopeUnknown(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))}", param="scope")
     secret = generate_secret("sk", uow.tenant.livemode)
     publishable = generate_secret("pk", uow.tenant.livemode)
     row = await repository.insert_api_key(
@@ -118,7 +119,7 @@ async def add_allowed_origin(uow: UnitOfWork, origin: str) -> list[str]:
     before = await _origins(uow)
     normalized = normalized_origin(origin)
     if normalized not in before and len(before) >= ORIGINS_MAX:
-        raise InvalidRequest(f"A merchant can register at most {ORIGINS_MAX} origins", param="origin")
+        raise OriginsLimitReached(f"A merchant can register at most {ORIGINS_MAX} origins", param="origin")
     return await _change_origins(uow, before, sorted({*before, normalized}))
 
 

@@ -1,0 +1,37 @@
+"""The origins that may frame a merchant's card fields, without a database."""
+
+import pytest
+
+from bastion.merchants.domain import normalized_origin
+from bastion.merchants.errors import OriginInvalid
+
+
+@pytest.mark.parametrize(
+    ("typed", "origin"),
+    [
+        ("https://shop.example", "https://shop.example"),
+        ("https://Shop.Example:443/", "https://shop.example"),
+        ("https://shop.example:8443", "https://shop.example:8443"),
+        ("http://localhost:3000", "http://localhost:3000"),
+        ("http://[::1]:3000", "http://[::1]:3000"),
+    ],
+)
+def test_origins_are_normalized(typed: str, origin: str) -> None:
+    assert normalized_origin(typed) == origin
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "http://shop.example",
+        "https://shop.example/checkout",
+        "https://user@shop.example",
+        "shop.example",
+        "https://shop.example:99999",
+        "https://shop.example?x=1",
+    ],
+)
+def test_what_is_not_an_https_origin_is_refused_by_name(typed: str) -> None:
+    with pytest.raises(OriginInvalid) as refused:
+        normalized_origin(typed)
+    assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")
