@@ -200,7 +200,7 @@ async def _journal(owner: Database) -> dict[str, str]:
         await ledger.post_pending(uow, posted_hold["id"], 250)
         voided_hold = await ledger.post_entry(uow, ledger.EntryDraft(postings=_move(wallet, cash, 300), pending=True))
         await ledger.void_pending(uow, voided_hold["id"])
-        await ledger.reverse_entry(uow, with_fee["id"])
+        await ledger.reverse_entry(uow, with_fee["id"], platform=True)
     return {
         "merchant": merchant_id,
         "cash": cash,

@@ -503,3 +503,31 @@ async def test_the_merchant_api_does_not_reach_platform_accounts(platform: Platf
         assert (error["status"], error["code"]) == (404, "resource_missing")
         listed = await _ok(await client.get("/v1/ledger/accounts", params={"limit": 100}))
         assert fees not in {account["id"] for account in listed["data"]}
+
+
+async def test_the_merchant_api_does_not_resolve_or_reverse_platform_entries(
+    platform: Platform, merchant: Credentials, books: Books
+) -> None:
+    """Entries the facade wrote onto the platform's accounts (fees) are the writer's to undo:
+    the merchant's API refuses to reverse them or to post or void their holds, and writes nothing."""
+    async with platform.owner.unit_of_work(Tenant(ledger.PLATFORM_MERCHANT_ID, livemode=False), Actor(id="test")) as uow:
+        created = await ledger.create_account(uow, ledger.AccountDraft(currency="USD", type=ledger.AccountType.REVENUE))
+    fees: str = created["id"]
+    books = dataclasses.replace(books, extra=(fees,))
+    async with platform.services.database.unit_of_work(Tenant(merchant.merchant_id, livemode=False), Actor(id="test")) as uow:
+        fee = ledger.EntryDraft(
+            postings=(ledger.PostingDraft(books.wallet, "debit", 30, "USD"), ledger.PostingDraft(fees, "credit", 30, "USD"))
+        )
+        charged = await ledger.post_entry(uow, fee, platform=True)
+        held = await ledger.post_entry(uow, dataclasses.replace(fee, pending=True), platform=True)
+    async with platform.client(merchant) as client:
+        for path in (f"{_ENTRIES}/{charged['id']}/reverse", f"{_ENTRIES}/{held['id']}/post", f"{_ENTRIES}/{held['id']}/void"):
+            before = await books.state(platform)
+            response = await client.post(path, json={})
+            assert response.status_code == 403, (path, response.text)
+            assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("platform_entry", "id")
+            assert await books.state(platform) == before, "a refused request must write nothing"
+        own = await client.post(_ENTRIES, json=transfer(books.cash, books.wallet, 5))
+        assert (await client.post(f"{_ENTRIES}/{own.json()['id']}/reverse", json={})).status_code == 200
+    async with platform.services.database.unit_of_work(Tenant(merchant.merchant_id, livemode=False), Actor(id="test")) as uow:
+        assert (await ledger.void_pending(uow, held["id"], platform=True))["type"] == "void_pending"

@@ -5,7 +5,7 @@ client settles by retrying (409)."""
 
 from typing import Any
 
-from bastion.kernel.errors import IdempotencyInFlight, InvalidRequest
+from bastion.kernel.errors import IdempotencyInFlight, InvalidRequest, PermissionDenied
 
 
 class LedgerRejected(InvalidRequest):
@@ -147,6 +147,13 @@ class PartialPostUnsupported(LedgerRejected):
     """Posting part of a hold of more than two postings: post it in full."""
 
     code = "partial_post_unsupported"
+
+
+class PlatformEntry(PermissionDenied):
+    """Resolving or reversing, through the merchant's API, an entry that moves money on the
+    platform's own accounts (its fees): only the context that wrote it may."""
+
+    code = "platform_entry"
 
 
 class EntryNotPending(LedgerRejected):

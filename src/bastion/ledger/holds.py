@@ -4,7 +4,7 @@ expiry job. Each writes one entry derived from the journal, through the posting 
 from bastion.ledger import repository
 from bastion.ledger.domain import EntryKind, Plan, already_resolved, resolution_plan, reversal_plan
 from bastion.ledger.entries import entry_resource, entry_row, stored_draft
-from bastion.ledger.errors import EntryNotPending, LedgerRejected
+from bastion.ledger.errors import EntryNotPending, LedgerRejected, PlatformEntry
 from bastion.ledger.posting import write_plans
 from bastion.ledger.resources import Entry
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
@@ -34,34 +34,43 @@ async def _hold_plan(uow: UnitOfWork, hold_id: str, kind: EntryKind, amount_mino
     )
 
 
-async def _resolve(uow: UnitOfWork, plan: Plan) -> Entry:
-    """Write an entry derived from the journal: its accounts, platform ones included,
-    were checked when the entry it derives from was posted."""
+async def _resolve(uow: UnitOfWork, plan: Plan, *, platform: bool) -> Entry:
+    """Write an entry derived from the journal: its accounts were checked when the entry it
+    derives from was posted. One that moves the platform's accounts is written only with
+    `platform` (a context's own resolution, or the expiry job), never for the merchant's API."""
+    accounts = {p.account_id for p in plan.draft.postings} | {account_id for account_id, _, _ in plan.releases}
+    if not platform and await repository.foreign_accounts(uow.connection, uow.tenant, sorted(accounts)):
+        target = plan.pending_entry_id or plan.reverses_entry_id
+        raise PlatformEntry(
+            f"The entry '{target}' moves the platform's accounts: it is not resolved or reversed here", param="id"
+        )
     await write_plans(uow, [(0, plan)], {}, plan.effective_at, platform=True)
     return entry_resource(plan, created_at=plan.effective_at, livemode=uow.tenant.livemode, moment=plan.effective_at)
 
 
-async def post_pending(uow: UnitOfWork, hold_id: str, amount_minor: int | None = None) -> Entry:
-    """Post a hold, in full or for a smaller amount; the rest of the reservation is released."""
-    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.POST_PENDING, amount_minor))
+async def post_pending(uow: UnitOfWork, hold_id: str, amount_minor: int | None = None, *, platform: bool = False) -> Entry:
+    """Post a hold, in full or for a smaller amount; the rest of the reservation is released.
+    With `platform`, also a hold on the platform's accounts (see `_resolve`)."""
+    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.POST_PENDING, amount_minor), platform=platform)
 
 
-async def void_pending(uow: UnitOfWork, hold_id: str) -> Entry:
-    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.VOID_PENDING, None))
+async def void_pending(uow: UnitOfWork, hold_id: str, *, platform: bool = False) -> Entry:
+    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.VOID_PENDING, None), platform=platform)
 
 
-async def reverse_entry(uow: UnitOfWork, entry_id: str, description: str | None = None) -> Entry:
+async def reverse_entry(uow: UnitOfWork, entry_id: str, description: str | None = None, *, platform: bool = False) -> Entry:
     """A new entry with every posting mirrored; the original stays as it was."""
     row = await entry_row(uow, entry_id)
     original = stored_draft(row, await repository.postings_of(uow.connection, uow.tenant, [entry_id]))
     kind = EntryKind(row["kind"])
     plan = reversal_plan(entry_id, kind, original, reversed_by=row["reversed_by"], description=description, moment=uow.now())
-    return await _resolve(uow, plan)
+    return await _resolve(uow, plan, platform=platform)
 
 
 async def expire_hold(uow: UnitOfWork, hold_id: str) -> Entry:
-    """Release a hold past its expiry (the expiry job's step, one hold per transaction)."""
-    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.EXPIRE_PENDING, None))
+    """Release a hold past its expiry (the expiry job's step, one hold per transaction): the
+    platform's holds too, since a hold expires whoever wrote it."""
+    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.EXPIRE_PENDING, None), platform=True)
 
 
 async def expire_due_holds(database: Database, *, limit: int = EXPIRY_BATCH_MAX) -> int:

@@ -50,6 +50,7 @@ _LIST_ACCOUNTS = """
 SELECT * FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2
 AND ($3::text IS NULL OR code = $3) AND ($4::text IS NULL OR currency = $4) AND ($5::text IS NULL OR type = $5)
 """
+_OWN_ACCOUNTS = "SELECT id FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = ANY($3::text[])"
 _ACCOUNT_EXISTS = "SELECT EXISTS (SELECT 1 FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
 _LOCK_ACCOUNT_STRIPES = """
 SELECT stripe FROM ledger_balances WHERE merchant_id = $1 AND livemode = $2 AND account_id = $3 ORDER BY stripe FOR UPDATE
@@ -233,6 +234,12 @@ async def get_account_any_tenant(connection: Connection, account_id: str) -> Any
     """For the operator's CLI, which runs as the owner over every tenant."""
     row: AnyRow | None = await connection.fetchrow(_ACCOUNT_ANY_TENANT, account_id)
     return row
+
+
+async def foreign_accounts(connection: Connection, tenant: Tenant, account_ids: Sequence[str]) -> list[str]:
+    """Those of `account_ids` that are not the tenant's: the platform's, for an entry of the tenant's."""
+    own = {row["id"] for row in await connection.fetch(_OWN_ACCOUNTS, tenant.merchant_id, tenant.livemode, list(account_ids))}
+    return sorted(set(account_ids) - own)
 
 
 async def account_exists(connection: Connection, tenant: Tenant, account_id: str) -> bool:
