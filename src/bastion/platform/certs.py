@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bastion.platform.secret_files import check_private
+
 VALIDITY_DAYS_DEFAULT = 825  # the longest validity TLS clients still accept for a server certificate
 # Issued a little in the past so that a host whose clock runs slightly behind accepts them at once.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -110,6 +112,7 @@ def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
+    check_private(paths.vault_key)
     context.load_cert_chain(paths.vault_cert, paths.vault_key)
     # The private CA is the only issuer trusted: no system store is loaded on a server context.
     context.load_verify_locations(cafile=paths.ca_cert)
@@ -121,6 +124,7 @@ def client_ssl_context(paths: CertPaths) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname checking and CERT_REQUIRED by default
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_verify_locations(cafile=paths.ca_cert)
+    check_private(paths.api_key)
     context.load_cert_chain(paths.api_cert, paths.api_key)
     return context
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.kernel.errors import ConfigurationError
+from bastion.platform.secret_files import read_secret, write_secret
 
 _ROOT_KEY_BYTES = 32
 
@@ -41,12 +42,8 @@ class LocalKeyring:
         if not path.exists():
             if not create:
                 raise ConfigurationError(f"no keyring at {path}: run `bastion migrate` first")
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
-            temporary.touch(mode=0o600)
-            temporary.write_bytes(secrets.token_bytes(_ROOT_KEY_BYTES))
-            temporary.replace(path)
-        return cls(path.read_bytes())
+            write_secret(path, secrets.token_bytes(_ROOT_KEY_BYTES))
+        return cls(read_secret(path))
 
     def secret(self, purpose: str) -> bytes:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"bastion:{purpose}".encode()).derive(self._root_key)

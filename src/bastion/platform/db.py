@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
+from bastion.platform.secret_files import read_secret, write_secret
 
 # A result row, as repositories return them: read columns with row["name"].
 AnyRow: TypeAlias = asyncpg.Record
@@ -96,7 +97,7 @@ class RolePasswords:
     def load(self) -> dict[str, str]:
         if not self.path.exists():
             return {}
-        loaded: dict[str, str] = json.loads(self.path.read_text())
+        loaded: dict[str, str] = json.loads(read_secret(self.path))
         return loaded
 
     def ensure(self, roles: ServiceRoles) -> dict[str, str]:
@@ -107,11 +108,7 @@ class RolePasswords:
                 passwords[role] = secrets.token_urlsafe(32)
                 changed = True
         if changed:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(".tmp")
-            temporary.touch(mode=0o600)
-            temporary.write_text(json.dumps(passwords))
-            temporary.replace(self.path)
+            write_secret(self.path, json.dumps(passwords).encode())
         return passwords
 
 

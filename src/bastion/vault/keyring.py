@@ -35,6 +35,7 @@ from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, Obje
 from pkcs11.types import DecryptMixin, EncryptMixin, SignMixin
 
 from bastion.kernel.errors import ConfigurationError, InvariantViolated, invariant
+from bastion.platform.secret_files import read_secret
 from bastion.vault.errors import DecryptionFailed
 
 KEY_BYTES = 32
@@ -153,7 +154,7 @@ def _create_key_file(path: Path) -> None:
 
 
 def _read_key_file(path: Path) -> bytes:
-    key = path.read_bytes()
+    key = read_secret(path)
     if len(key) != KEY_BYTES:
         raise ConfigurationError(f"the key file {path} must hold {KEY_BYTES} bytes")
     return key

@@ -4,7 +4,6 @@ HTTP, through the whole API like any merchant server would."""
 
 import html
 import json
-import os
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -17,6 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from bastion.kernel.errors import ResourceMissing
 from bastion.platform.http.responses import JsonResponse
+from bastion.platform.secret_files import read_secret, write_secret
 from bastion.platform.settings import Settings
 
 router = APIRouter(prefix="/demo", include_in_schema=False)
@@ -32,19 +32,14 @@ def credentials_path(data_dir: Path) -> Path:
 
 
 def save_credentials(data_dir: Path, credentials: dict[str, str]) -> None:
-    path = credentials_path(data_dir)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.touch(mode=0o600)
-    temporary.write_text(json.dumps(credentials))
-    os.replace(temporary, path)
+    write_secret(credentials_path(data_dir), json.dumps(credentials).encode())
 
 
 def load_credentials(data_dir: Path) -> dict[str, str] | None:
     path = credentials_path(data_dir)
     if not path.exists():
         return None
-    loaded: dict[str, str] = json.loads(path.read_text())
+    loaded: dict[str, str] = json.loads(read_secret(path))
     return loaded
 
 
