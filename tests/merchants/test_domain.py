@@ -14,6 +14,8 @@ from bastion.merchants.errors import OriginInvalid
         ("https://shop.example:8443", "https://shop.example:8443"),
         ("http://localhost:3000", "http://localhost:3000"),
         ("http://[::1]:3000", "http://[::1]:3000"),
+        # As browsers send it in `Origin`: an international name in its ASCII form.
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
     ],
 )
 def test_origins_are_normalized(typed: str, origin: str) -> None:
@@ -32,6 +34,26 @@ def test_origins_are_normalized(typed: str, origin: str) -> None:
     ],
 )
 def test_what_is_not_an_https_origin_is_refused_by_name(typed: str) -> None:
+    with pytest.raises(OriginInvalid) as refused:
+        normalized_origin(typed)
+    assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "https://*.shop.example",
+        "https://shop.example;script-src",
+        "https://shop example",
+        'https://"shop.example',
+        "https://shop.example,https://other.example",
+        "https://-shop.example",
+        "https://shop..example",
+        "https://shop_1.example",
+    ],
+)
+def test_what_could_widen_frame_ancestors_is_refused(typed: str) -> None:
+    """The origins go into the card fields' `frame-ancestors`: one host each, nothing else."""
     with pytest.raises(OriginInvalid) as refused:
         normalized_origin(typed)
     assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")

@@ -1,5 +1,7 @@
 """Pure rules of merchants and API keys."""
 
+import ipaddress
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -55,6 +57,28 @@ ORIGINS_MAX = 20
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_HOSTNAME_LENGTH_MAX = 253
+
+
+def _ascii_host(hostname: str) -> str | None:
+    """The host as browsers send it in `Origin` (an IP address, or a DNS name in its ASCII,
+    punycode form), or None when it is neither: a wildcard, whitespace, `;`, `,` or a quote
+    would otherwise reach the card fields' `frame-ancestors` policy."""
+    try:
+        return str(ipaddress.ip_address(hostname))
+    except ValueError:
+        pass
+    try:
+        encoded = hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    labels = encoded.split(".")
+    if len(encoded) > _HOSTNAME_LENGTH_MAX or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    return encoded
+
+
 def normalized_origin(value: str) -> str:
     """A browser origin as browsers send it (`https://shop.example:8443`): scheme, host, port.
     Plain http only for a page on this machine, where it is still a secure context."""
@@ -67,8 +91,11 @@ def normalized_origin(value: str) -> str:
         raise OriginInvalid(f"{value!r} is not an origin like https://shop.example", param="origin")
     if parsed.query or parsed.fragment or parsed.username or parsed.password:
         raise OriginInvalid(f"{value!r} is not an origin like https://shop.example", param="origin")
-    if parsed.scheme == "http" and parsed.hostname not in _LOCAL_HOSTS:
+    hostname = _ascii_host(parsed.hostname)
+    if hostname is None:
+        raise OriginInvalid(f"{value!r} does not name one host (no wildcards, spaces or punctuation)", param="origin")
+    if parsed.scheme == "http" and hostname not in _LOCAL_HOSTS:
         raise OriginInvalid("Card fields may be framed only by https pages (or http on localhost)", param="origin")
-    host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    host = f"[{hostname}]" if ":" in hostname else hostname
     default_port = {"http": 80, "https": 443}[parsed.scheme]
     return f"{parsed.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")
