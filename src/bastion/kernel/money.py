@@ -19,10 +19,15 @@ CURRENCIES = frozenset(_EXPONENTS)
 
 
 class CurrencyMismatch(InvalidRequest):
+    """Amounts in two currencies added or subtracted."""
+
     code = "currency_mismatch"
 
 
 class AmountOutOfRange(InvalidRequest):
+    """An amount, or a sum or difference of two, beyond -(2^63-1) to 2^63-1 minor units (what the
+    ledger stores)."""
+
     code = "amount_out_of_range"
 
 

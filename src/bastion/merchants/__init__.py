@@ -1,6 +1,7 @@
-"""Merchants, their API keys, scopes and modes."""
+"""Merchants, their API keys, scopes and modes, and the errors its functions refuse with."""
 
 from bastion.merchants.domain import SCOPES, Principal
+from bastion.merchants.errors import OriginInvalid, OriginsLimitReached, ScopeUnknown
 from bastion.merchants.service import (
     IssuedKey,
     add_allowed_origin,
@@ -15,7 +16,10 @@ from bastion.merchants.service import (
 __all__ = [
     "SCOPES",
     "IssuedKey",
+    "OriginInvalid",
+    "OriginsLimitReached",
     "Principal",
+    "ScopeUnknown",
     "add_allowed_origin",
     "allowed_origins",
     "authenticate",
