@@ -22,13 +22,6 @@ SHARED_CODES = {
     # account's, a LedgerRejected like every refusal its batches collect.
     "currency_mismatch": {"bastion.kernel.money.CurrencyMismatch", "bastion.ledger.errors.CurrencyMismatch"},
 }
-# Ledger classes with a code and no docstring of their own (their row in docs/api.md says
-# when); the ledger's owner deletes this set once each has one.
-LEDGER_CLASSES_PENDING_DOCSTRINGS = {
-    "bastion.ledger.errors.HoldAlreadyPosted",
-    "bastion.ledger.errors.HoldAlreadyVoided",
-    "bastion.ledger.errors.HoldAlreadyExpired",
-}
 
 
 def _name(cls: type) -> str:
@@ -93,7 +86,7 @@ def test_each_code_is_defined_by_one_class() -> None:
 
 def test_every_code_says_when() -> None:
     silent = {_name(cls) for cls in _error_classes() if "code" in vars(cls) and not (cls.__doc__ or "").strip()}
-    assert silent == LEDGER_CLASSES_PENDING_DOCSTRINGS
+    assert silent == set()
 
 
 def test_the_code_table_in_the_docs_is_the_classes() -> None:

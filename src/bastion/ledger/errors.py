@@ -169,14 +169,20 @@ class HoldAlreadyResolved(LedgerRejected):
 
 
 class HoldAlreadyPosted(HoldAlreadyResolved):
+    """Resolving a hold that an earlier request posted."""
+
     code = "hold_already_posted"
 
 
 class HoldAlreadyVoided(HoldAlreadyResolved):
+    """Resolving a hold that an earlier request voided."""
+
     code = "hold_already_voided"
 
 
 class HoldAlreadyExpired(HoldAlreadyResolved):
+    """Resolving a hold that expired (its funds went back) before this request."""
+
     code = "hold_already_expired"
 
 
