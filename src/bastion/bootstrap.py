@@ -33,6 +33,7 @@ from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
+from bastion.vault import events as vault_events
 from bastion.vault.keyring import KeyEncryptionKeys, open_key_encryption_keys
 from bastion.vault.rotation import ensure_key_version
 from bastion.vault.service import PROCESSOR_CONNECTIONS_MAX, PROCESSOR_KEEP_ALIVE_S, Vault
@@ -41,7 +42,9 @@ API_KEY_HASH_PURPOSE = "api-key-hash"
 VAULT_MARGIN_S = 5.0
 
 # Every event type each context declares, known to the outbox in every process that wires parts.
-events.register_event_types(customers.EVENT_TYPES | ledger.EVENT_TYPES | payments.EVENT_TYPES)
+events.register_event_types(
+    customers.EVENT_TYPES | ledger.EVENT_TYPES | payments.EVENT_TYPES | vault_events.EVENT_TYPES,
+)
 
 
 def owner_url(settings: Settings) -> str:

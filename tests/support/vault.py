@@ -36,13 +36,17 @@ def card(**changes: Any) -> dict[str, Any]:
 
 
 async def tokenize(
-    vault: ApiProcess, credentials: Credentials, body: dict[str, Any] | None = None, **kwargs: Any
+    vault: ApiProcess,
+    credentials: Credentials,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
     async with httpx.AsyncClient(base_url=vault.url, timeout=10) as client:
         return await client.post(
             "/v1/tokens",
             json=body if body is not None else {"card": card()},
-            headers={"Authorization": f"Bearer {credentials.publishable}"},
+            headers={"Authorization": f"Bearer {credentials.publishable}", **(headers or {})},
             **kwargs,
         )
 
@@ -84,7 +88,8 @@ async def vault_in_process(settings: Settings) -> AsyncIterator[service.Vault]:
 async def tokenize_in_process(vault: service.Vault, publishable: str, **changes: Any) -> str:
     """The use case behind POST /v1/tokens; the token's id."""
     key = await vault.publishable_key(publishable)
-    created = await service.tokenize(vault, key, TokenCreate.model_validate({"card": card(**changes)}))
+    request = TokenCreate.model_validate({"card": card(**changes)})
+    created = await service.tokenize(vault, key, request, service.Client(ip_address=None, device=None, request_id=None))
     token: str = created["id"]
     return token
 

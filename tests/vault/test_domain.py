@@ -2,7 +2,9 @@
 be, each refusal by its class and field, and what of a card may be shown. Only the
 sandbox's test card numbers appear here."""
 
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -13,30 +15,48 @@ from bastion.vault import errors
 from bastion.vault.domain import (
     EXPIRY_YEARS_AHEAD_MAX,
     NAME_LENGTH_MAX,
+    TEST_CARD_NUMBERS,
     Brand,
     CardDetails,
     brand_for,
     check_cvc,
     check_expiry,
     check_name,
+    check_test_card,
     clean_number,
     looks_like_card_number,
     masked,
 )
 
 TODAY = date(2026, 12, 5)
-# The sandbox's test cards (docs/security/vault.md, "Test cards"): number, brand, funding.
-TEST_CARDS = [
-    ("4242424242424242", Brand.VISA, "credit"),
-    ("4000056655665556", Brand.VISA, "debit"),
-    ("5555555555554444", Brand.MASTERCARD, "credit"),
-    ("5200828282828210", Brand.MASTERCARD, "debit"),
-    ("378282246310005", Brand.AMEX, "credit"),
-    ("6011111111111117", Brand.DISCOVER, "credit"),
-    ("30569309025904", Brand.DINERS, "credit"),
-    ("3566002020360505", Brand.JCB, "credit"),
-    ("6200000000000005", Brand.UNIONPAY, "credit"),
-]
+_BRANDS = {
+    "Visa": Brand.VISA,
+    "Mastercard": Brand.MASTERCARD,
+    "American Express": Brand.AMEX,
+    "Discover": Brand.DISCOVER,
+    "Diners Club": Brand.DINERS,
+    "JCB": Brand.JCB,
+    "UnionPay": Brand.UNIONPAY,
+}
+
+
+def _documented_test_cards() -> list[tuple[str, Brand, str]]:
+    """The sandbox's test cards as docs/vault-fields.md lists them: number, brand, funding."""
+    text = (Path(__file__).parents[2] / "docs" / "vault-fields.md").read_text()
+    rows = re.findall(r"^\| ([0-9]{12,19}) \| ([A-Za-z ]+?)(?: \([^)]*\))? \| ([a-z]+) \|", text, re.MULTILINE)
+    return [(number, _BRANDS[brand], funding) for number, brand, funding in rows]
+
+
+TEST_CARDS = _documented_test_cards()
+
+
+def test_the_documented_test_cards_are_the_ones_test_mode_takes() -> None:
+    assert sorted(number for number, _, _ in TEST_CARDS) == sorted(TEST_CARD_NUMBERS)
+    for number in TEST_CARD_NUMBERS:
+        check_test_card(number, "card[number]")
+    with pytest.raises(errors.LiveCardInTestMode) as refused:
+        check_test_card("4111111111111111", "card[number]")
+    assert refused.value.param == "card[number]"
 
 
 def _check_digit(payload: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bastion.kernel.errors import ConfigurationError
+from bastion.platform.db import Tenant
 from bastion.vault.envelope import (
     ALGORITHM_AES256GCM_WRAPPED,
     FINGERPRINT_HEX_CHARS,
@@ -34,6 +35,7 @@ OpenKeys = Callable[[], KeyEncryptionKeys]
 
 CARD = b'{"number": "4242424242424242", "name": "Ada Lovelace"}'
 AAD = binding("card_1", "mer_1", "card")
+LIVE_1 = Tenant("mer_1", livemode=True)
 THREADS = 4
 ROUND_TRIPS_PER_THREAD = 50
 THREAD_TIMEOUT_S = 60
@@ -139,25 +141,33 @@ class EnvelopeBehaviour:
         assert open_sealed(reopened, sealed, AAD) == CARD
 
     def test_fingerprints(self, open_keys: OpenKeys, keys: KeyEncryptionKeys) -> None:
-        visa = fingerprint(keys, "mer_1", "4242424242424242")
+        visa = fingerprint(keys, LIVE_1, "4242424242424242")
         assert len(bytes.fromhex(visa)) * 2 == FINGERPRINT_HEX_CHARS
-        assert fingerprint(keys, "mer_1", "4242424242424242") == visa
-        assert fingerprint(open_keys(), "mer_1", "4242424242424242") == visa  # the root persists
-        assert fingerprint(keys, "mer_2", "4242424242424242") != visa
-        assert fingerprint(keys, "mer_1", "5555555555554444") != visa
+        assert fingerprint(keys, LIVE_1, "4242424242424242") == visa
+        assert fingerprint(open_keys(), LIVE_1, "4242424242424242") == visa  # the root persists
+        assert fingerprint(keys, Tenant("mer_2", livemode=True), "4242424242424242") != visa
+        assert fingerprint(keys, LIVE_1, "5555555555554444") != visa
         assert visa != hashlib.sha256(b"4242424242424242").hexdigest()[:FINGERPRINT_HEX_CHARS]
-        assert len(keys.fingerprint_key("mer_1")) == 32
+        assert len(keys.fingerprint_key("mer_1", livemode=True)) == 32
         reopened = open_keys()
         reopened.create_fingerprint_root()  # a second install step changes nothing
         assert reopened.has_fingerprint_root()
-        assert fingerprint(reopened, "mer_1", "4242424242424242") == visa
+        assert fingerprint(reopened, LIVE_1, "4242424242424242") == visa
+
+    def test_a_test_mode_fingerprint_says_nothing_of_the_live_one(self, keys: KeyEncryptionKeys) -> None:
+        """A test secret key could otherwise confirm a live card: tokenize candidates in test
+        mode and compare their fingerprints with a live payment method's (issue 12, item 1)."""
+        test_1 = Tenant("mer_1", livemode=False)
+        assert fingerprint(keys, test_1, "4242424242424242") != fingerprint(keys, LIVE_1, "4242424242424242")
+        assert fingerprint(keys, test_1, "4242424242424242") == fingerprint(keys, test_1, "4242424242424242")
+        assert keys.fingerprint_key("mer_1", livemode=False) != keys.fingerprint_key("mer_1", livemode=True)
 
     def test_threads_share_a_keyring(self, keys: KeyEncryptionKeys) -> None:
         def round_trips(thread: int) -> None:
             for index in range(ROUND_TRIPS_PER_THREAD):
                 aad = binding(f"card_{thread}_{index}", f"mer_{thread}", "card")
                 assert open_sealed(keys, seal(keys, 1, CARD, aad), aad) == CARD
-                fingerprint(keys, f"mer_{thread}_{index}", "4242424242424242")
+                fingerprint(keys, Tenant(f"mer_{thread}_{index}", livemode=False), "4242424242424242")
 
         with ThreadPoolExecutor(max_workers=THREADS) as pool:
             for running in [pool.submit(round_trips, thread) for thread in range(THREADS)]:
@@ -214,7 +224,7 @@ def test_a_lost_fingerprint_root_is_never_silently_replaced(tmp_path: Path) -> N
     keys = LocalKeyEncryptionKeys(directory)
     assert not keys.has_fingerprint_root()
     with pytest.raises(ConfigurationError, match="holds no card fingerprint root: restore it"):
-        fingerprint(keys, "mer_1", "4242424242424242")
+        fingerprint(keys, LIVE_1, "4242424242424242")
     assert not (directory / "fingerprint.key").exists()
 
 

@@ -19,7 +19,7 @@ import pytest
 from bastion import bootstrap
 from bastion.kernel.clock import SYSTEM_CLOCK
 from bastion.kernel.ids import new_id
-from bastion.platform.db import Database
+from bastion.platform.db import Database, Tenant
 from bastion.platform.settings import Settings
 from bastion.vault import repository, rotation, service
 from bastion.vault.domain import CardDetails
@@ -203,7 +203,7 @@ def _written_by_hand(keys: KeyEncryptionKeys, version: int, merchant_id: str) ->
         token_id=new_id("tok"),
         sealed_card=seal(keys, version, service._card_plaintext(card), binding(card_id, merchant_id, "card")),
         sealed_cvc=seal(keys, version, b"123", binding(card_id, merchant_id, "cvc")),
-        fingerprint=fingerprint(keys, merchant_id, VISA),
+        fingerprint=fingerprint(keys, Tenant(merchant_id, livemode=False), VISA),
         brand=card.brand.value,
         last4=card.last4,
         exp_month=card.exp_month,

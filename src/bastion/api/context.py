@@ -6,7 +6,6 @@ a scope nor a place on the public list.
 """
 
 import hashlib
-import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, Permissi
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
+from bastion.platform.http.client_ip import client_ip
 from bastion.platform.http.errors import BodyInvalidJson
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
@@ -150,20 +150,11 @@ class Authorized:
             )
         actor = Actor(
             id=principal.key_id,
-            ip_address=_client_ip(request),
+            ip_address=client_ip(request),
             device_id=device_id,
             request_id=request_id_var.get(),
         )
         return RequestContext(request=request, services=services, principal=principal, actor=actor)
-
-
-def _client_ip(request: Request) -> str | None:
-    # Unix-socket and test transports give no IP; the audit column is INET.
-    host = request.client.host if request.client else None
-    try:
-        return str(ipaddress.ip_address(host)) if host else None
-    except ValueError:
-        return None
 
 
 def scope_of(dependency: object) -> str | None:

@@ -12,7 +12,7 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
 _BODY_PATTERN = f"[{_ALPHABET}]{{{_BODY_LENGTH}}}"
 
-PREFIXES = frozenset({"mer", "key", "cus", "evt", "req", "la", "le", "tok", "crd", "pm"})
+PREFIXES = frozenset({"mer", "key", "cus", "evt", "req", "la", "le", "tok", "crd", "pm", "cts"})
 
 
 def new_id(prefix: str) -> str:

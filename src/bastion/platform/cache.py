@@ -4,6 +4,10 @@ import time
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
+# A key look-up that found nothing is remembered this long: a flood of one bad key costs one
+# database query per interval, and a key created meanwhile works at most this much later.
+UNKNOWN_KEY_TTL_S = 5.0
+
 K = TypeVar("K")
 V = TypeVar("V")
 

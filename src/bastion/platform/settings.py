@@ -87,6 +87,14 @@ class Settings:
     vault_public_url: str
     vault_internal_url: str
     vault_max_body_bytes: int
+    # Tokenizations per second (and burst) from one client IP; a key's own bucket is the
+    # larger `rate_limit_*`, so one client cannot use up a shop's budget.
+    vault_tokenize_per_ip_per_s: int
+    vault_tokenize_per_ip_burst: int
+    # Card testing (vault/card_testing.py): counted attempts within its window per client IP
+    # or device, and refused cards per publishable key, before tokenization pauses.
+    vault_card_testing_per_client: int
+    vault_card_testing_per_key: int
     # Where the key-encryption keys live: `local` (key files) or `pkcs11` (an HSM).
     vault_keyring: str
     pkcs11_module: str | None
@@ -125,6 +133,10 @@ class Settings:
             vault_public_url=_origin("BASTION_VAULT_PUBLIC_URL", "http://127.0.0.1:8001"),
             vault_internal_url=_origin("BASTION_VAULT_INTERNAL_URL", "https://127.0.0.1:8002"),
             vault_max_body_bytes=_int("BASTION_VAULT_MAX_BODY_BYTES", 16_384, minimum=1_024, maximum=1_048_576),
+            vault_tokenize_per_ip_per_s=_int("BASTION_VAULT_TOKENIZE_PER_IP_PER_S", 2, minimum=1, maximum=1_000_000),
+            vault_tokenize_per_ip_burst=_int("BASTION_VAULT_TOKENIZE_PER_IP_BURST", 20, minimum=1, maximum=1_000_000),
+            vault_card_testing_per_client=_int("BASTION_VAULT_CARD_TESTING_PER_CLIENT", 20, minimum=1, maximum=1_000_000),
+            vault_card_testing_per_key=_int("BASTION_VAULT_CARD_TESTING_PER_KEY", 500, minimum=1, maximum=1_000_000),
             vault_keyring=_choice("BASTION_VAULT_KEYRING", "local", ("local", "pkcs11")),
             pkcs11_module=os.environ.get("BASTION_PKCS11_MODULE") or None,
             pkcs11_token_label=os.environ.get("BASTION_PKCS11_TOKEN_LABEL") or None,

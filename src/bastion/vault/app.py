@@ -27,7 +27,11 @@ def _app(vault: Vault, metrics: HttpMetrics, title: str, max_body_bytes: int) ->
 def create_public_app(vault: Vault, metrics: HttpMetrics) -> FastAPI:
     """The browser origin: card fields, bastion.js, tokenization with a publishable key."""
     app = _app(vault, metrics, "Bastion vault", vault.settings.vault_max_body_bytes)
-    app.state.rate_limiter = RateLimiter(vault.settings.rate_limit_per_s, vault.settings.rate_limit_burst)
+    settings = vault.settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, per="publishable key")
+    app.state.ip_rate_limiter = RateLimiter(
+        settings.vault_tokenize_per_ip_per_s, settings.vault_tokenize_per_ip_burst, per="client"
+    )
     app.include_router(public_router)
     return app
 

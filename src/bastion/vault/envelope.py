@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bastion.kernel.errors import invariant
+from bastion.platform.db import Tenant
 from bastion.vault.errors import DecryptionFailed
 from bastion.vault.keyring import KEY_BYTES, NONCE_BYTES, KeyEncryptionKeys
 
@@ -101,9 +102,11 @@ def rewrap(keys: KeyEncryptionKeys, sealed: Sealed, aad: bytes, new_version: int
     )
 
 
-def fingerprint(keys: KeyEncryptionKeys, merchant_id: str, number: str) -> str:
-    """Same card number and merchant, same fingerprint; a keyed HMAC, so the fingerprint of a
-    known number cannot be computed (nor a number searched for) without the keyring. `number`
-    is the card's digits only, as `domain.clean_number` returns them."""
+def fingerprint(keys: KeyEncryptionKeys, tenant: Tenant, number: str) -> str:
+    """Same card number, merchant and mode, same fingerprint; a keyed HMAC, so the fingerprint
+    of a known number cannot be computed (nor a number searched for) without the keyring, and a
+    test-mode fingerprint says nothing of the live one. `number` is the card's digits only, as
+    `domain.clean_number` returns them."""
     invariant(number.isascii() and number.isdigit(), "a card number is fingerprinted as digits only")
-    return hmac.new(keys.fingerprint_key(merchant_id), number.encode(), sha256).hexdigest()[:FINGERPRINT_HEX_CHARS]
+    key = keys.fingerprint_key(tenant.merchant_id, tenant.livemode)
+    return hmac.new(key, number.encode(), sha256).hexdigest()[:FINGERPRINT_HEX_CHARS]

@@ -1,7 +1,7 @@
 """Why the vault refuses a card, a token or a forward: one class per stable code.
 Card codes are Stripe's, so that card forms written for Stripe show the same messages."""
 
-from bastion.kernel.errors import BastionError, InvalidRequest, PermissionDenied, ProcessorUnavailable
+from bastion.kernel.errors import BastionError, InvalidRequest, PermissionDenied, ProcessorUnavailable, RateLimited
 
 
 class CardNumberInvalid(InvalidRequest):
@@ -44,6 +44,19 @@ class NameInvalid(InvalidRequest):
     """The cardholder name is empty, too long or has control characters."""
 
     code = "invalid_name"
+
+
+class LiveCardInTestMode(InvalidRequest):
+    """A test-mode key tokenized a number that is not one of the sandbox's test cards."""
+
+    code = "live_card_in_test_mode"
+
+
+class CardTestingSuspected(RateLimited):
+    """A client IP, device or publishable key tried too many cards, or failed too often, within
+    the card-testing window: its tokenizations wait until `Retry-After`."""
+
+    code = "card_testing_suspected"
 
 
 class OriginNotAllowed(InvalidRequest):

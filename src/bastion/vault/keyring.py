@@ -10,11 +10,14 @@ nonce (12) || ciphertext (32) || tag (16) whichever provider made it:
   on an HSM token, used only inside the HSM (C_Encrypt/C_Decrypt with CKM_AES_GCM); the
   fingerprint root is the non-extractable generic secret `bastion-vault-fingerprint`.
 
-Per-merchant fingerprint keys are HMAC-SHA256(root, b"bastion:fingerprint:" + merchant id) in
-both providers: the root is already uniformly random, so HKDF's extract step adds nothing and its
+Fingerprint keys, one per merchant and mode, are HMAC-SHA256(root, prefix + merchant id) in both
+providers, the prefix `bastion:fingerprint:` in live mode and `bastion:fingerprint:test:` in test
+mode: the root is already uniformly random, so HKDF's extract step adds nothing and its
 single-block expand is this same HMAC; and CKM_SHA256_HMAC is what every HSM offers (SoftHSM2 has
-no CKM_HKDF_DERIVE). The fixed prefix keeps the root from serving any other purpose, and with one
-variable part after it the input is unambiguous.
+no CKM_HKDF_DERIVE). The fixed prefixes keep the root from serving any other purpose; merchant ids
+start with `mer_`, never `test:`, so no two inputs coincide. Test mode has a key of its own so
+that a test secret key cannot confirm a live card by its fingerprint; live mode keeps the
+derivation it had before modes were split, so live fingerprints did not change.
 """
 
 import hmac
@@ -46,7 +49,7 @@ WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES
 KEK_VERSION_MAX = 2**32 - 1
 # Merchants whose fingerprint key stays in memory (oldest dropped first): one HSM call each otherwise.
 FINGERPRINT_KEYS_CACHED_MAX = 10_000
-_FINGERPRINT_PREFIX = b"bastion:fingerprint:"
+_FINGERPRINT_PREFIX = {True: b"bastion:fingerprint:", False: b"bastion:fingerprint:test:"}
 _FINGERPRINT_ROOT_LABEL = "bastion-vault-fingerprint"
 
 
@@ -74,9 +77,9 @@ class KeyEncryptionKeys(Protocol):
 
     def has_fingerprint_root(self) -> bool: ...
 
-    def fingerprint_key(self, merchant_id: str) -> bytes:
-        """The 32-byte HMAC key of `merchant_id`'s card fingerprints; `ConfigurationError`
-        without a fingerprint root."""
+    def fingerprint_key(self, merchant_id: str, livemode: bool) -> bytes:
+        """The 32-byte HMAC key of `merchant_id`'s card fingerprints in one mode;
+        `ConfigurationError` without a fingerprint root."""
         ...
 
     def close(self) -> None: ...
@@ -99,23 +102,23 @@ def _kek_label(version: int) -> str:
 
 
 class _MerchantKeys:
-    """Per-merchant fingerprint keys, derived once and kept up to a bound."""
+    """Fingerprint keys per merchant and mode, derived once and kept up to a bound."""
 
     def __init__(self, derive: Callable[[bytes], bytes]) -> None:
         self._derive = derive
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[tuple[str, bool], bytes] = {}
         self._lock = threading.Lock()
 
-    def get(self, merchant_id: str) -> bytes:
+    def get(self, merchant_id: str, livemode: bool) -> bytes:
         with self._lock:
-            key = self._keys.get(merchant_id)
+            key = self._keys.get((merchant_id, livemode))
         if key is None:
             # Derived outside the lock: a race costs one extra derivation of the same key.
-            key = self._derive(_FINGERPRINT_PREFIX + merchant_id.encode())
+            key = self._derive(_FINGERPRINT_PREFIX[livemode] + merchant_id.encode())
             with self._lock:
                 if len(self._keys) >= FINGERPRINT_KEYS_CACHED_MAX:
                     del self._keys[next(iter(self._keys))]  # dicts keep insertion order: the oldest
-                self._keys[merchant_id] = key
+                self._keys[(merchant_id, livemode)] = key
         return key
 
     def clear(self) -> None:
@@ -227,8 +230,8 @@ class LocalKeyEncryptionKeys:
         except InvalidTag as error:
             raise DecryptionFailed("the wrapped data key does not authenticate") from error
 
-    def fingerprint_key(self, merchant_id: str) -> bytes:
-        return self._fingerprint_keys.get(merchant_id)
+    def fingerprint_key(self, merchant_id: str, livemode: bool) -> bytes:
+        return self._fingerprint_keys.get(merchant_id, livemode)
 
     def close(self) -> None:
         self._keks.clear()
@@ -463,8 +466,8 @@ class Pkcs11KeyEncryptionKeys:
                 raise DecryptionFailed("the wrapped data key does not authenticate") from error
         return _as_bytes(data_key)
 
-    def fingerprint_key(self, merchant_id: str) -> bytes:
-        return self._fingerprint_keys.get(merchant_id)
+    def fingerprint_key(self, merchant_id: str, livemode: bool) -> bytes:
+        return self._fingerprint_keys.get(merchant_id, livemode)
 
     def close(self) -> None:
         with _PKCS11_LOCK:

@@ -1,11 +1,13 @@
 """All SQL of the vault. Only the vault's role (and the owner, for rotation) runs it."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bastion.platform.db import AnyRow, Connection, Tenant
 from bastion.vault.envelope import Sealed
+from bastion.vault.resources import CardTestingSignal
 
 # Tokenization holds this advisory lock shared; retiring a key version takes it
 # exclusively, so that no card can be written under a version while it is retired.
@@ -18,6 +20,7 @@ _BEGIN_WRITE = (
 _SWEEP = "SELECT set_config('bastion.vault_sweep', 'on', true)"
 
 _PUBLISHABLE_KEY = "SELECT * FROM vault_merchant_by_publishable_key($1)"
+_RECORD_CARD_TESTING = "SELECT vault_record_card_testing($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 _ACTIVE_VERSION = "SELECT version FROM vault.key_versions WHERE state = 'active'"
 # One statement writes the card, its CVC (when one was given) and the token. The key
 # version must still be the active one when the statement starts (after the shared lock),
@@ -142,6 +145,34 @@ async def publishable_key(connection: Connection, publishable_hash: str) -> AnyR
     """The merchant, mode and registered origins of a publishable key, by its keyed hash."""
     row: AnyRow | None = await connection.fetchrow(_PUBLISHABLE_KEY, publishable_hash)
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class CardTestingRecord:
+    audit_id: uuid.UUID
+    event_id: str
+    signal: CardTestingSignal
+    ip_address: str | None
+    device_id: str | None
+    request_id: str | None
+    created_at: datetime
+
+
+async def record_card_testing(connection: Connection, tenant: Tenant, record: CardTestingRecord) -> None:
+    """One audit row and one `radar.card_testing_suspected` event, in the API's tables."""
+    await connection.execute(
+        _RECORD_CARD_TESTING,
+        record.audit_id,
+        record.event_id,
+        tenant.merchant_id,
+        tenant.livemode,
+        record.signal["id"],
+        record.signal,
+        record.ip_address,
+        record.device_id,
+        record.request_id,
+        record.created_at,
+    )
 
 
 async def active_key_version(connection: Connection) -> int | None:

@@ -14,8 +14,10 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from bastion.kernel.errors import AuthenticationFailed, ResourceMissing
+from bastion.platform.http.client_ip import client_ip
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
+from bastion.platform.logging import request_id_var
 from bastion.vault import service
 from bastion.vault.errors import OriginNotAllowed
 from bastion.vault.resources import Token
@@ -95,10 +97,16 @@ async def create_token(
 ) -> JsonResponse:
     """Tokenize a card typed into the hosted fields: a single-use `tok_...`, valid for 15 minutes."""
     vault = _vault(request)
+    ip_address = client_ip(request)
+    # The client's own bucket first, before its key is even looked up: a publishable key is
+    # public, so the key's (larger) bucket alone would let one client spend a shop's budget.
+    per_ip: RateLimiter = request.app.state.ip_rate_limiter
+    per_ip.check(ip_address or "unknown")
     publishable = await vault.publishable_key(_publishable_key(authorization))
-    limiter: RateLimiter = request.app.state.rate_limiter
-    limiter.check(publishable.key_id)
-    return JsonResponse(await service.tokenize(vault, publishable, body))
+    per_key: RateLimiter = request.app.state.rate_limiter
+    per_key.check(publishable.key_id)
+    client = service.Client(ip_address=ip_address, device=service.device_of(body.signals.device), request_id=request_id_var.get())
+    return JsonResponse(await service.tokenize(vault, publishable, body, client))
 
 
 @internal_router.post("/tokens/{token_id}/exchange")

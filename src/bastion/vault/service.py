@@ -9,8 +9,10 @@ import asyncio
 import hmac
 import re
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from hashlib import sha256
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,18 +29,19 @@ from bastion.kernel.errors import (
     ResourceMissing,
 )
 from bastion.kernel.ids import is_id, new_id
-from bastion.platform.cache import TtlCache
+from bastion.platform.cache import UNKNOWN_KEY_TTL_S, TtlCache
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Actor, Database, Tenant
 from bastion.platform.redaction import redact_text
 from bastion.platform.settings import Settings
 from bastion.vault import repository
-from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, clean_number
+from bastion.vault.card_testing import WINDOW_S, CardTestingGuard, Limits, Subject, SubjectKind, Tripped
+from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, check_test_card, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
 from bastion.vault.errors import CvcUnavailable, LiveModeRequiresHsm, ProcessorResponseTooLarge, ProcessorTimeout, TokenExpired
 from bastion.vault.keyring import KeyEncryptionKeys
-from bastion.vault.resources import Token, TokenCard
-from bastion.vault.schemas import Exchange, Forward, TokenCreate, signals_document
+from bastion.vault.resources import CardTestingSignal, Token, TokenCard
+from bastion.vault.schemas import DeviceSignals, Exchange, Forward, TokenCreate, signals_document
 
 TOKEN_TTL = timedelta(minutes=15)
 # The vault writes no audit rows: its units of work name the vault as their actor.
@@ -78,6 +81,32 @@ class PublishableKey:
         return Tenant(merchant_id=self.merchant_id, livemode=self.livemode)
 
 
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is tokenizing: the browser's address, its device as the card fields describe it, and
+    the request, for the card-testing record."""
+
+    ip_address: str | None
+    device: str | None
+    request_id: str | None
+
+    def subjects(self, key: PublishableKey) -> list[Subject]:
+        subjects = [Subject(SubjectKind.PUBLISHABLE_KEY, key.key_id)]
+        if self.ip_address is not None:
+            subjects.append(Subject(SubjectKind.CLIENT_IP, self.ip_address))
+        if self.device is not None:
+            subjects.append(Subject(SubjectKind.DEVICE, self.device))
+        return subjects
+
+
+def device_of(signals: DeviceSignals) -> str | None:
+    """A digest of what the card fields saw of the device, when they saw its user agent; a
+    client that sends no signals is counted by its IP address and key only."""
+    if signals.user_agent_sha256 is None:
+        return None
+    return sha256(orjson.dumps(signals.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
 @dataclass
 class Vault:
     """The vault's runtime: its own database role, its keyring, its processor client."""
@@ -87,10 +116,14 @@ class Vault:
     keys: KeyEncryptionKeys
     hasher: KeyedHasher
     processors: httpx.AsyncClient
+    card_testing: CardTestingGuard = field(init=False)
 
     def __post_init__(self) -> None:
         self._publishable: TtlCache[str, PublishableKey] = TtlCache(self.settings.auth_cache_ttl_s, _PUBLISHABLE_KEYS_MAX)
+        self._unknown_publishable: TtlCache[str, bool] = TtlCache(UNKNOWN_KEY_TTL_S, _PUBLISHABLE_KEYS_MAX)
         self._active_version: tuple[int | None, float] = (None, 0.0)
+        limits = Limits(self.settings.vault_card_testing_per_client, self.settings.vault_card_testing_per_key)
+        self.card_testing = CardTestingGuard(limits)
 
     async def publishable_key(self, key: str) -> PublishableKey:
         """The merchant behind a publishable key (`pk_test_...`): what the browser may present."""
@@ -99,9 +132,12 @@ class Vault:
         digest = self.hasher.digest(key)
         if (cached := self._publishable.get(digest)) is not None:
             return cached
+        if self._unknown_publishable.get(digest):
+            raise AuthenticationFailed("Invalid publishable key provided")
         async with self.database.transaction() as connection:
             row = await repository.publishable_key(connection, digest)
         if row is None or row["revoked"] or not hmac.compare_digest(row["publishable_hash"], digest):
+            self._unknown_publishable.put(digest, True)
             raise AuthenticationFailed("Invalid publishable key provided")
         found = PublishableKey(
             key_id=row["key_id"],
@@ -171,13 +207,59 @@ def _card_plaintext(card: CardDetails) -> bytes:
     return orjson.dumps({"number": card.number, "name": card.name})
 
 
-async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate) -> Token:
+async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate, client: Client) -> Token:
+    """Seal the card and issue its token, unless the client is throttled for card testing (429
+    before any check) or the card is refused (counted towards card testing)."""
+    subjects = client.subjects(key)
+    vault.card_testing.check(subjects)
     moment = vault.database.clock.now()
-    card = card_details(request, moment.date())
+    try:
+        card = card_details(request, moment.date())
+        if not key.livemode:
+            check_test_card(card.number, "card[number]")
+    except InvalidRequest:
+        await _record(vault, key, client, vault.card_testing.observe(subjects, None))
+        raise
     vault.check_keyring_for(key.livemode)
-    tenant = key.tenant
+    token = await _seal_and_store(vault, key.tenant, request, card, moment)
+    await _record(vault, key, client, vault.card_testing.observe(subjects, card.number))
+    return token
+
+
+async def _record(vault: Vault, key: PublishableKey, client: Client, tripped: list[Tripped]) -> None:
+    """An audit row and an event for each subject that just passed its card-testing limit."""
+    for each in tripped:
+        moment = vault.database.clock.now()
+        signal = CardTestingSignal(
+            id=new_id("cts"),
+            object="card_testing_signal",
+            subject=each.subject.kind.value,
+            client_ip=client.ip_address,
+            device=client.device,
+            publishable_key=key.key_id,
+            failures=each.failures,
+            distinct_cards=each.distinct_cards,
+            window_s=int(WINDOW_S),
+            throttled_until=unix_seconds(moment) + int(each.throttled_for_s),
+            created=unix_seconds(moment),
+            livemode=key.livemode,
+        )
+        record = repository.CardTestingRecord(
+            audit_id=uuid.uuid4(),
+            event_id=new_id("evt"),
+            signal=signal,
+            ip_address=client.ip_address,
+            device_id=client.device,
+            request_id=client.request_id,
+            created_at=moment,
+        )
+        async with vault.database.transaction() as connection:
+            await repository.record_card_testing(connection, key.tenant, record)
+
+
+async def _seal_and_store(vault: Vault, tenant: Tenant, request: TokenCreate, card: CardDetails, moment: datetime) -> Token:
     card_id, token_id = new_id("crd"), new_id("tok")
-    card_fingerprint = fingerprint(vault.keys, tenant.merchant_id, card.number)
+    card_fingerprint = fingerprint(vault.keys, tenant, card.number)
     refresh = False
     for _ in range(_WRITE_ATTEMPTS):
         version = await vault.active_version(refresh=refresh)

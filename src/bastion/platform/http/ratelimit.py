@@ -1,5 +1,6 @@
-"""Per-key token buckets, in process. Each API node limits on its own, so a cluster of
-N nodes admits up to N times the rate; the limit protects each node and the database."""
+"""Token buckets per key (an API key, a publishable key, a client address), in process. Each
+node limits on its own, so a cluster of N nodes admits up to N times the rate; the limit
+protects each node and the database."""
 
 import math
 import time
@@ -18,9 +19,10 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, rate_per_s: int, burst: int) -> None:
+    def __init__(self, rate_per_s: int, burst: int, *, per: str = "API key") -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
+        self.per = per
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def check(self, key: str) -> None:
@@ -33,5 +35,5 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         if bucket.tokens < 1.0:
             wait_s = max(1, math.ceil((1.0 - bucket.tokens) / self.rate_per_s))
-            raise RateLimited(f"Too many requests: at most {self.rate_per_s} per second per API key", retry_after_s=wait_s)
+            raise RateLimited(f"Too many requests: at most {self.rate_per_s} per second per {self.per}", retry_after_s=wait_s)
         bucket.tokens -= 1.0
