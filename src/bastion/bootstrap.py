@@ -1,5 +1,6 @@
 """The one place where concrete parts are wired together."""
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,7 @@ from bastion.platform.vault_client import VaultClient
 from bastion.vault import events as vault_events
 from bastion.vault.keyring import KeyEncryptionKeys, open_key_encryption_keys
 from bastion.vault.rotation import ensure_key_version
-from bastion.vault.service import PROCESSOR_CONNECTIONS_MAX, PROCESSOR_KEEP_ALIVE_S, Vault
+from bastion.vault.service import PROCESSOR_CONNECTIONS_MAX, PROCESSOR_KEEP_ALIVE_S, Processors, Vault
 
 API_KEY_HASH_PURPOSE = "api-key-hash"
 VAULT_MARGIN_S = 5.0
@@ -176,16 +177,30 @@ def vault_runtime(settings: Settings, url: str) -> Vault:
         database=database,
         keys=vault_keys(settings),
         hasher=key_hasher(settings),
-        # Processors are reached only through the allowlist, never by redirects.
-        processors=httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.vault_forward_timeout_s),
-            limits=httpx.Limits(
-                max_connections=PROCESSOR_CONNECTIONS_MAX,
-                max_keepalive_connections=PROCESSOR_CONNECTIONS_MAX,
-                keepalive_expiry=PROCESSOR_KEEP_ALIVE_S,
-            ),
-            follow_redirects=False,
+        processors=Processors(
+            shared=_processor_client(settings, ssl.create_default_context()),
+            pinned={
+                name: _processor_client(settings, ssl.create_default_context(cafile=ca))
+                for name, ca in settings.vault_connector_cas.items()
+            },
         ),
+    )
+
+
+def _processor_client(settings: Settings, verify: ssl.SSLContext) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=httpx.Timeout(settings.vault_forward_timeout_s),
+        limits=httpx.Limits(
+            max_connections=PROCESSOR_CONNECTIONS_MAX,
+            max_keepalive_connections=PROCESSOR_CONNECTIONS_MAX,
+            keepalive_expiry=PROCESSOR_KEEP_ALIVE_S,
+        ),
+        # Processors are reached only through the allowlist, never by redirects, and neither
+        # HTTPS_PROXY nor SSL_CERT_FILE in the environment may reroute card data or change whom
+        # it trusts.
+        follow_redirects=False,
+        trust_env=False,
     )
 
 

@@ -8,10 +8,13 @@ session's vault has no connectors)."""
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,16 +22,18 @@ import pytest
 import uvicorn
 
 from bastion import bootstrap
-from bastion.kernel.errors import InvalidRequest, PermissionDenied, ProcessorUnavailable, ResourceMissing
-from bastion.platform.certs import CertPaths, client_ssl_context
+from bastion.kernel.errors import ConfigurationError, InvalidRequest, PermissionDenied, ProcessorUnavailable, ResourceMissing
+from bastion.kernel.ids import new_id
+from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
 from bastion.platform.db import Tenant
 from bastion.platform.redaction import PAN_MASK
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault import repository, service
+from bastion.vault.schemas import Exchange, Forward
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_vault
-from tests.support.vault import NEXT_YEAR, VISA, exchange, settings_for, token_id, vault_in_process
+from tests.support.vault import NEXT_YEAR, VISA, exchange, settings_for, token_id, tokenize_in_process, vault_in_process
 
 FORWARD_TIMEOUT_MS = 500
 SERVER_START_TIMEOUT_S = 10.0
@@ -102,13 +107,12 @@ class EchoProcessor:
         await send({"type": "http.response.body", "body": json.dumps({"id": "ch_test", "received": received}).encode()})
 
 
-@pytest.fixture(scope="module")
-def processor() -> Iterator[tuple[EchoProcessor, str]]:
-    """The echo processor on a free port of 127.0.0.1, served from a thread of its own."""
-    app = EchoProcessor()
+@contextmanager
+def _serving(app: "EchoProcessor", **tls: Any) -> Iterator[int]:
+    """`app` on a free port of 127.0.0.1 (with `tls`, uvicorn's ssl_* options), from a thread of its own."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1, **tls
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="echo-processor", daemon=True)
@@ -119,10 +123,18 @@ def processor() -> Iterator[tuple[EchoProcessor, str]]:
         assert time.monotonic() < deadline, "the echo processor did not start"
         time.sleep(0.01)
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        yield port
     finally:
         server.should_exit = True
         thread.join(SERVER_STOP_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def processor() -> Iterator[tuple[EchoProcessor, str]]:
+    """The echo processor over plain HTTP."""
+    app = EchoProcessor()
+    with _serving(app) as port:
+        yield app, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -204,8 +216,163 @@ async def test_live_cards_go_only_to_https_connectors(
     live = Tenant(merchant.merchant_id, livemode=True)
     with pytest.raises(PermissionDenied) as refused:
         await client.forward(live, card="crd_01M85AAAAAAAAAAAAAAAAAAAAA", connector="echo", request=WITHOUT_CVC)
-    assert refused.value.param == "connector"
+    assert (refused.value.code, refused.value.param) == ("connector_not_tls", "connector")
     assert len(echo.received) == received, "nothing was sent"
+
+
+async def test_the_first_forward_of_any_kind_takes_the_cvc(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
+) -> None:
+    card = await _vault_card(platform, vault, merchant)
+    assert (await client.forward(_tenant(merchant), card=card, connector="echo", request=WITHOUT_CVC))["status"] == 200
+    async with platform.owner.transaction() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM vault.cvcs WHERE card_id = $1", card) == 0
+    with pytest.raises(InvalidRequest) as unavailable:
+        await client.forward(_tenant(merchant), card=card, connector="echo", request=CHARGE)
+    assert unavailable.value.code == "cvc_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("headers", "param"),
+    [
+        ({"X-Forwarded-For": "10.0.0.1"}, "request[headers][X-Forwarded-For]"),
+        ({"Host": "evil.example"}, "request[headers][Host]"),
+        ({"Authorization": "Basic {{card.number}}"}, "request[headers][Authorization]"),
+        ({"Idempotency-Key": "{{ card.cvc }}"}, "request[headers][Idempotency-Key]"),
+    ],
+)
+async def test_headers_come_from_an_allowlist_and_carry_no_card_data(
+    platform: Platform,
+    vault: ApiProcess,
+    merchant: Credentials,
+    client: VaultClient,
+    processor: tuple[EchoProcessor, str],
+    *,
+    headers: dict[str, str],
+    param: str,
+) -> None:
+    card = await _vault_card(platform, vault, merchant)
+    sent_before = len(processor[0].received)
+    with pytest.raises(InvalidRequest) as refused:
+        await client.forward(_tenant(merchant), card=card, connector="echo", request={**CHARGE, "headers": headers})
+    assert (refused.value.code, refused.value.param) == ("parameter_invalid", param)
+    assert len(processor[0].received) == sent_before, "nothing was sent"
+    # Refused before the card was read: the CVC is still there for a good request.
+    assert (await client.forward(_tenant(merchant), card=card, connector="echo", request=CHARGE))["status"] == 200
+
+
+async def test_the_caller_gets_the_fields_it_asked_for_not_the_raw_answer(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
+) -> None:
+    card = await _vault_card(platform, vault, merchant)
+    fields = {"charge": "/id", "number": "/received/number", "name": "/received/name", "missing": "/nothing/0"}
+    answer = await client.forward(_tenant(merchant), card=card, connector="echo", request=WITHOUT_CVC, answer=fields)
+    assert answer["status"] == 200
+    assert answer["body"] is None
+    assert answer["fields"] == {"charge": "ch_test", "number": PAN_MASK, "name": "Ada Lovelace", "missing": None}
+
+
+async def test_proxy_settings_in_the_environment_are_ignored(
+    platform: Platform,
+    vault: ApiProcess,
+    merchant: Credentials,
+    test_database: TestDatabase,
+    processor: tuple[EchoProcessor, str],
+) -> None:
+    """A proxy named in the vault's environment would see every card the vault forwards."""
+    card = await _vault_card(platform, vault, merchant)
+    with _recording_listener() as proxied:
+        proxy = f"http://127.0.0.1:{proxied.port}"
+        ports = (free_port(), free_port())
+        env = {"BASTION_VAULT_CONNECTORS": f"echo={processor[1]}", "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy}
+        with running_vault(test_database, env, ports=ports):
+            answer = await _forward_through(test_database, ports[1], _tenant(merchant), card, WITHOUT_CVC)
+    assert answer["status"] == 200
+    assert proxied.connections == 0
+
+
+async def test_a_pinned_connector_trusts_its_own_ca_only(
+    platform: Platform, merchant: Credentials, test_database: TestDatabase, tmp_path: Path
+) -> None:
+    processor_ca, _ = init_certs(tmp_path / "processor")
+    other_ca, _ = init_certs(tmp_path / "other")
+    with _serving(EchoProcessor(), ssl_certfile=str(processor_ca.vault_cert), ssl_keyfile=str(processor_ca.vault_key)) as port:
+        url = f"https://127.0.0.1:{port}"
+        settings = settings_for(
+            test_database,
+            vault_connectors={"pinned": url, "pinned_elsewhere": url, "system_cas": url},
+            vault_connector_cas={"pinned": processor_ca.ca_cert, "pinned_elsewhere": other_ca.ca_cert},
+        )
+        async with vault_in_process(settings) as vault:
+            card = await _bound_card(vault, merchant)
+            answers = {}
+            for connector in ("pinned", "pinned_elsewhere", "system_cas"):
+                forward = Forward.model_validate(
+                    {**_tenant_fields(merchant), "connector": connector, "card": card, "request": WITHOUT_CVC}
+                )
+                try:
+                    answers[connector] = (await service.forward(vault, forward))["status"]
+                except ProcessorUnavailable as failed:
+                    answers[connector] = failed.code
+    assert answers == {"pinned": 200, "pinned_elsewhere": "processor_unavailable", "system_cas": "processor_unavailable"}
+
+
+def _tenant_fields(credentials: Credentials) -> dict[str, Any]:
+    return {"merchant_id": credentials.merchant_id, "livemode": False}
+
+
+async def _bound_card(vault: service.Vault, credentials: Credentials) -> str:
+    """A card tokenized and bound to a payment method id in the vault alone."""
+    token = await tokenize_in_process(vault, credentials.publishable)
+    bound = await service.exchange(vault, Exchange(**_tenant_fields(credentials), payment_method_id=new_id("pm")), token)
+    card: str = bound["vault_card_id"]
+    return card
+
+
+@dataclass
+class _Listener:
+    port: int
+    connections: int = 0
+
+
+@contextmanager
+def _recording_listener() -> Iterator[_Listener]:
+    """A TCP listener on 127.0.0.1 that counts the connections it gets and closes them."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.1)
+    listener = _Listener(port=server.getsockname()[1])
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            listener.connections += 1
+            connection.close()
+
+    thread = threading.Thread(target=accept, name="recording-listener", daemon=True)
+    thread.start()
+    try:
+        yield listener
+    finally:
+        stop.set()
+        thread.join(SERVER_STOP_TIMEOUT_S)
+        server.close()
+
+
+async def _forward_through(
+    database: TestDatabase, internal_port: int, tenant: Tenant, card: str, request: dict[str, Any]
+) -> dict[str, Any]:
+    paths = CertPaths.under(database.data_dir)
+    vault_client = VaultClient(f"https://127.0.0.1:{internal_port}", client_ssl_context(paths), timeout_s=CLIENT_TIMEOUT_S)
+    try:
+        return await vault_client.forward(tenant, card=card, connector="echo", request=request)
+    finally:
+        await vault_client.close()
 
 
 @pytest.mark.parametrize(
@@ -353,3 +520,21 @@ async def test_the_vault_stops_while_the_api_keeps_a_connection_open(test_databa
             stopping = time.monotonic()
         # Leaving the block sent SIGTERM and waited (SIGKILL after PROCESS_STOP_TIMEOUT_S).
         assert time.monotonic() - stopping < STOPPED_WITHIN_S
+
+
+@pytest.mark.parametrize(
+    ("connector_cas", "message"),
+    [
+        ("plain=/etc/hostname", "not an https connector"),
+        ("nowhere=/etc/hostname", "not an https connector"),
+        ("secure=/no/such/ca.pem", "does not exist"),
+        ("secure", "expected name=/path/to/ca.pem"),
+    ],
+)
+def test_a_pin_names_an_https_connector_and_an_existing_file(
+    monkeypatch: pytest.MonkeyPatch, connector_cas: str, message: str
+) -> None:
+    monkeypatch.setenv("BASTION_VAULT_CONNECTORS", "plain=http://127.0.0.1:9,secure=https://127.0.0.1:9")
+    monkeypatch.setenv("BASTION_VAULT_CONNECTOR_CAS", connector_cas)
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env()

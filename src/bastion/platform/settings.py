@@ -55,6 +55,21 @@ def _connectors(raw: str) -> dict[str, str]:
     return connectors
 
 
+def _connector_cas(raw: str, connectors: dict[str, str]) -> dict[str, Path]:
+    """`name=/path/ca.pem,...`: connectors whose server certificate must chain to that CA alone."""
+    pinned: dict[str, Path] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, separator, path = item.partition("=")
+        if not separator or not path:
+            raise ConfigurationError(f"BASTION_VAULT_CONNECTOR_CAS: expected name=/path/to/ca.pem, got {item!r}")
+        if not connectors.get(name, "").startswith("https://"):
+            raise ConfigurationError(f"BASTION_VAULT_CONNECTOR_CAS: {name} is not an https connector of BASTION_VAULT_CONNECTORS")
+        if not Path(path).is_file():
+            raise ConfigurationError(f"BASTION_VAULT_CONNECTOR_CAS: {name}'s CA file {path} does not exist")
+        pinned[name] = Path(path).resolve()
+    return pinned
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
@@ -104,6 +119,8 @@ class Settings:
     vault_local_keyring_in_live: bool
     # Processor connectors the vault may forward card data to: name -> base URL.
     vault_connectors: dict[str, str]
+    # Connectors pinned to a CA of their own: name -> CA bundle; the system's CAs do not count.
+    vault_connector_cas: dict[str, Path]
     vault_forward_timeout_s: float
 
     def log_file(self, process: str) -> Path | None:
@@ -114,6 +131,7 @@ class Settings:
         prefix = os.environ.get("BASTION_DB_ROLE_PREFIX", "bastion")
         if not prefix.isidentifier() or not prefix.islower() or len(prefix) > 40:
             raise ConfigurationError("BASTION_DB_ROLE_PREFIX must be a lower-case identifier of at most 40 characters")
+        connectors = _connectors(os.environ.get("BASTION_VAULT_CONNECTORS", ""))
         return cls(
             data_dir=Path(os.environ.get("BASTION_DATA_DIR", ".bastion")).resolve(),
             database_url=os.environ.get("BASTION_DATABASE_URL") or None,
@@ -142,6 +160,7 @@ class Settings:
             pkcs11_token_label=os.environ.get("BASTION_PKCS11_TOKEN_LABEL") or None,
             pkcs11_pin=os.environ.get("BASTION_PKCS11_PIN") or None,
             vault_local_keyring_in_live=_choice("BASTION_VAULT_LOCAL_KEYRING_IN_LIVE", "refuse", ("refuse", "allow")) == "allow",
-            vault_connectors=_connectors(os.environ.get("BASTION_VAULT_CONNECTORS", "")),
+            vault_connectors=connectors,
+            vault_connector_cas=_connector_cas(os.environ.get("BASTION_VAULT_CONNECTOR_CAS", ""), connectors),
             vault_forward_timeout_s=_int("BASTION_VAULT_FORWARD_TIMEOUT_MS", 10_000, minimum=100, maximum=60_000) / 1000,
         )

@@ -37,6 +37,9 @@ class VaultClient:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             verify=ssl_context,
+            # Neither HTTPS_PROXY nor SSL_CERT_FILE in the environment may reroute or re-trust
+            # the API's door to the vault: only the install's private CA and the vault's URL.
+            trust_env=False,
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(
                 max_connections=CONNECTIONS_MAX,
@@ -72,18 +75,21 @@ class VaultClient:
             {"merchant_id": tenant.merchant_id, "livemode": tenant.livemode, "payment_method_id": payment_method_id},
         )
 
-    async def forward(self, tenant: Tenant, *, card: str, connector: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Have the vault send `request` (a template with `{{card.number}}`...) to a connector."""
-        return await self._post(
-            "/internal/v1/forward",
-            {
-                "merchant_id": tenant.merchant_id,
-                "livemode": tenant.livemode,
-                "card": card,
-                "connector": connector,
-                "request": request,
-            },
-        )
+    async def forward(
+        self, tenant: Tenant, *, card: str, connector: str, request: dict[str, Any], answer: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Have the vault send `request` (a template with `{{card.number}}`... in its body) to a
+        connector; with `answer` (name -> JSON Pointer), only those fields of its answer come back."""
+        body: dict[str, Any] = {
+            "merchant_id": tenant.merchant_id,
+            "livemode": tenant.livemode,
+            "card": card,
+            "connector": connector,
+            "request": request,
+        }
+        if answer is not None:
+            body["answer"] = {"fields": answer}
+        return await self._post("/internal/v1/forward", body)
 
     async def close(self) -> None:
         await self._client.aclose()

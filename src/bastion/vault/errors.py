@@ -71,6 +71,12 @@ class LiveModeRequiresHsm(PermissionDenied):
     code = "live_mode_requires_hsm"
 
 
+class ConnectorNotTls(PermissionDenied):
+    """A live-mode forward to a connector whose URL is not https (PCI DSS 4.2.1)."""
+
+    code = "connector_not_tls"
+
+
 class TokenExpired(InvalidRequest):
     """The token was not exchanged within its 15 minutes."""
 

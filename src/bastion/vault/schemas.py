@@ -15,6 +15,7 @@ _DURATION_MS_MAX = 86_400_000
 _KEYSTROKES_MAX = 10_000
 FORWARD_BODY_CHARS_MAX = 65_536
 FORWARD_HEADERS_MAX = 20
+FORWARD_FIELDS_MAX = 50
 
 
 class CardInput(BaseModel):
@@ -89,8 +90,8 @@ class Exchange(TenantRequest):
 
 class ForwardedRequest(BaseModel):
     """What to send to the processor. `{{card.number}}`, `{{card.exp_month}}`,
-    `{{card.exp_year}}`, `{{card.cvc}}` and `{{card.name}}` in the body or a header value
-    are filled in by the vault."""
+    `{{card.exp_year}}`, `{{card.cvc}}` and `{{card.name}}` in the body are filled in by the
+    vault; headers come from an allowlist and carry no card data (`vault/forwarding.py`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -101,16 +102,31 @@ class ForwardedRequest(BaseModel):
     body: str = Field(default="", max_length=FORWARD_BODY_CHARS_MAX)
 
 
+class AnswerFields(BaseModel):
+    """The fields the caller wants from the processor's JSON answer: name -> JSON Pointer
+    (RFC 6901). With them the vault returns those values only, never the raw body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[
+        Annotated[str, Field(pattern="^[a-z][a-z0-9_]{0,63}$")],
+        Annotated[str, Field(pattern="^(/[^/]*)*$", max_length=256)],
+    ] = Field(min_length=1, max_length=FORWARD_FIELDS_MAX)
+
+
 class Forward(TenantRequest):
     connector: str = Field(max_length=64)
     card: str = Field(max_length=64, description="The vault card behind a payment method (`vault_card_id`).")
     request: ForwardedRequest
+    answer: AnswerFields | None = None
 
 
 class ForwardResponse(BaseModel):
     status: int
     headers: dict[str, str]
-    body: str
+    # The raw answer, card numbers and secrets masked, when no `answer.fields` were asked for.
+    body: str | None
+    fields: dict[str, Any] | None
 
 
 def signals_document(signals: Signals) -> dict[str, Any]:

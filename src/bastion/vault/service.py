@@ -6,8 +6,8 @@ and the envelope that seals it (or the processor request that carries it).
 """
 
 import asyncio
+import contextlib
 import hmac
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,7 +24,6 @@ from bastion.kernel.errors import (
     AuthenticationFailed,
     ConfigurationError,
     InvalidRequest,
-    PermissionDenied,
     ProcessorUnavailable,
     ResourceMissing,
 )
@@ -32,13 +31,21 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.platform.cache import UNKNOWN_KEY_TTL_S, TtlCache
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Actor, Database, Tenant
-from bastion.platform.redaction import redact_text
+from bastion.platform.redaction import redact_text, redact_value
 from bastion.platform.settings import Settings
 from bastion.vault import repository
 from bastion.vault.card_testing import WINDOW_S, CardTestingGuard, Limits, Subject, SubjectKind, Tripped
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, check_test_card, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
-from bastion.vault.errors import CvcUnavailable, LiveModeRequiresHsm, ProcessorResponseTooLarge, ProcessorTimeout, TokenExpired
+from bastion.vault.errors import (
+    ConnectorNotTls,
+    CvcUnavailable,
+    LiveModeRequiresHsm,
+    ProcessorResponseTooLarge,
+    ProcessorTimeout,
+    TokenExpired,
+)
+from bastion.vault.forwarding import check_template, fill, placeholders, pointed
 from bastion.vault.keyring import KeyEncryptionKeys
 from bastion.vault.resources import CardTestingSignal, Token, TokenCard
 from bastion.vault.schemas import DeviceSignals, Exchange, Forward, TokenCreate, signals_document
@@ -66,7 +73,6 @@ FORWARD_RESPONSE_BYTES_MAX = 1_048_576
 # A round of the janitor deletes up to this many batches: a backlog of expired CVCs (a burst
 # of tokenizations an hour ago) goes in the next round, not a batch a minute (PCI DSS 3.3.1).
 SWEEP_BATCHES_MAX = 100
-_PLACEHOLDER = re.compile(r"\{\{\s*card\.(number|exp_month|exp_year|cvc|name)\s*\}\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,22 @@ def device_of(signals: DeviceSignals) -> str | None:
 
 
 @dataclass
+class Processors:
+    """The HTTP clients to processors: one for the connectors that trust the system's CAs, and
+    one per connector pinned to a CA of its own."""
+
+    shared: httpx.AsyncClient
+    pinned: dict[str, httpx.AsyncClient]
+
+    def of(self, connector: str) -> httpx.AsyncClient:
+        return self.pinned.get(connector, self.shared)
+
+    async def aclose(self) -> None:
+        for client in (self.shared, *self.pinned.values()):
+            await client.aclose()
+
+
+@dataclass
 class Vault:
     """The vault's runtime: its own database role, its keyring, its processor client."""
 
@@ -115,7 +137,7 @@ class Vault:
     database: Database
     keys: KeyEncryptionKeys
     hasher: KeyedHasher
-    processors: httpx.AsyncClient
+    processors: Processors
     card_testing: CardTestingGuard = field(init=False)
 
     def __post_init__(self) -> None:
@@ -323,17 +345,13 @@ async def exchange(vault: Vault, request: Exchange, token_id: str) -> dict[str, 
     return {**card_metadata(row), "payment_method_id": row["payment_method_id"], "signals": row["signals"]}
 
 
-def _fill(template: str, fields: dict[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda match: fields[match.group(1)], template)
-
-
 def _connector_url(vault: Vault, tenant: Tenant, connector: str, path: str) -> str:
     base = vault.settings.vault_connectors.get(connector)
     if base is None:
         raise InvalidRequest(f"Unknown connector '{connector}': it is not on the vault's allowlist.", param="connector")
     if tenant.livemode and not base.startswith("https://"):
         # PCI DSS 4.2.1: a live card crosses the network only under TLS.
-        raise PermissionDenied(f"Live-mode cards go only to https connectors; '{connector}' is not.", param="connector")
+        raise ConnectorNotTls(f"Live-mode cards go only to https connectors; '{connector}' is not.", param="connector")
     url = base + path
     # The path cannot leave the connector's host: the allowlist is by host, not by prefix.
     if urlsplit(url).netloc != urlsplit(base).netloc:
@@ -342,25 +360,27 @@ def _connector_url(vault: Vault, tenant: Tenant, connector: str, path: str) -> s
 
 
 async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
-    """Decrypt the card, fill the template, send it to the connector's allowlisted endpoint,
-    and return the processor's answer with card numbers masked."""
+    """Decrypt the card, fill the template's body, send it to the connector's allowlisted
+    endpoint, and return the fields the caller asked for from the answer (or, without any, the
+    answer with card numbers masked)."""
     tenant = Tenant(merchant_id=request.merchant_id, livemode=request.livemode)
     url = _connector_url(vault, tenant, request.connector, request.request.path)
     template = request.request
-    wanted = {match.group(1) for text in (template.body, *template.headers.values()) for match in _PLACEHOLDER.finditer(text)}
+    check_template(template.path, template.headers)
+    wanted = placeholders(template.body)
     if not is_id(request.card, "crd"):
         raise ResourceMissing(f"No such card: '{request.card}'", param="card")
-    # Read the card and take the CVC (which deletes it, PCI DSS 3.3.1) and commit before
-    # calling out: no transaction stays open across a processor call. A failed call has
-    # used the CVC all the same.
+    # Read the card and take its CVC, and commit before calling out: no transaction stays
+    # open across a processor call. The first forward takes the CVC whether it uses it or not
+    # (PCI DSS 3.3.1: kept only until authorization), and a failed call has used it all the same.
     async with vault.database.unit_of_work(tenant, VAULT_ACTOR) as uow:
         row = await repository.get_card(uow.connection, tenant, request.card)
         if row is None:
             raise ResourceMissing(f"No such card: '{request.card}'", param="card")
-        sealed_cvc = await repository.take_cvc(uow.connection, tenant, request.card, uow.now()) if "cvc" in wanted else None
+        sealed_cvc = await repository.take_cvc(uow.connection, tenant, request.card, uow.now())
     if "cvc" in wanted and sealed_cvc is None:
         raise CvcUnavailable(
-            "The card's security code is no longer held (used once, or older than one hour).",
+            "The card's security code is no longer held (taken by an earlier forward, or older than one hour).",
             param="request[body]",
         )
     card = orjson.loads(open_sealed(vault.keys, repository.sealed_from(row), binding(row["id"], tenant.merchant_id, "card")))
@@ -369,10 +389,27 @@ async def forward(vault: Vault, request: Forward) -> dict[str, Any]:
         "name": card["name"] or "",
         "exp_month": f"{row['exp_month']:02d}",
         "exp_year": str(row["exp_year"]),
-        "cvc": _open_cvc(vault, sealed_cvc, row["id"], tenant.merchant_id),
+        "cvc": _open_cvc(vault, sealed_cvc, row["id"], tenant.merchant_id) if "cvc" in wanted else "",
     }
-    headers = {name: _fill(value, fields) for name, value in template.headers.items()}
-    return await _send(vault, template.method, url, headers, _fill(template.body, fields))
+    outgoing = httpx.Request(template.method, url, headers=template.headers, content=fill(template.body, fields).encode())
+    status, headers, body = await _send(vault, request.connector, outgoing)
+    answer: dict[str, Any] = {"status": status, "headers": headers, "body": None, "fields": None}
+    if request.answer is None:
+        # Card numbers, security codes and secrets a processor may echo are masked like in logs.
+        answer["body"] = redact_text(body.decode(errors="replace"))
+    else:
+        answer["fields"] = _answer_fields(body, request.answer.fields)
+    return answer
+
+
+def _answer_fields(body: bytes, pointers: dict[str, str]) -> dict[str, Any]:
+    """The asked-for values of a JSON answer, masked like logs; None where there is none (or
+    the answer is not JSON)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = None
+    return {name: redact_value(pointed(document, pointer)) for name, pointer in pointers.items()}
 
 
 def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: str) -> str:
@@ -381,13 +418,14 @@ def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: st
     return open_sealed(vault.keys, sealed, binding(card_id, merchant_id, "cvc")).decode()
 
 
-async def _send(vault: Vault, method: str, url: str, headers: dict[str, str], body: str) -> dict[str, Any]:
+async def _send(vault: Vault, connector: str, outgoing: httpx.Request) -> tuple[int, dict[str, str], bytes]:
+    """The processor's status, the headers passed on (masked) and its raw body."""
     try:
         # One deadline for the whole call: httpx's timeouts are per connect, read or write,
         # so a processor that trickles its answer would otherwise hold the request forever.
         async with (
             asyncio.timeout(vault.settings.vault_forward_timeout_s),
-            vault.processors.stream(method, url, headers=headers, content=body.encode()) as answer,
+            contextlib.aclosing(await vault.processors.of(connector).send(outgoing, stream=True)) as answer,
         ):
             chunks: list[bytes] = []
             size = 0
@@ -400,12 +438,8 @@ async def _send(vault: Vault, method: str, url: str, headers: dict[str, str], bo
         raise ProcessorTimeout("The processor did not answer in time.") from None
     except httpx.HTTPError as error:
         raise ProcessorUnavailable(f"The processor could not be reached ({type(error).__name__}).") from None
-    return {
-        "status": answer.status_code,
-        "headers": {name: redact_text(value) for name, value in answer.headers.items() if name.lower() in _RETURNED_HEADERS},
-        # Card numbers, security codes and secrets a processor may echo are masked like in logs.
-        "body": redact_text(b"".join(chunks).decode(errors="replace")),
-    }
+    returned = {name: redact_text(value) for name, value in answer.headers.items() if name.lower() in _RETURNED_HEADERS}
+    return answer.status_code, returned, b"".join(chunks)
 
 
 _RETURNED_HEADERS = frozenset({"content-type", "request-id", "x-request-id", "idempotency-key", "retry-after"})
