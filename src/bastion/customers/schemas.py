@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from bastion.platform.http.schemas import MetadataChanges
+from bastion.platform.http.schemas import FREE_TEXT, MetadataChanges
 
 _EMAIL = re.compile(
     r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
@@ -39,8 +39,8 @@ Phone = Annotated[
     AfterValidator(_phone),
     Field(json_schema_extra={"pattern": f"^{_PHONE.pattern}$"}),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
-Description = Annotated[str, StringConstraints(max_length=350)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256), FREE_TEXT]
+Description = Annotated[str, StringConstraints(max_length=350), FREE_TEXT]
 
 
 class CustomerCreate(BaseModel):

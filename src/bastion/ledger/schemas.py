@@ -20,7 +20,7 @@ from bastion.ledger.domain import (
     FxQuote,
     PostingDraft,
 )
-from bastion.platform.http.schemas import WHOLE, Currency, Metadata, id_schema
+from bastion.platform.http.schemas import FREE_TEXT, WHOLE, Currency, Metadata, id_schema
 
 # Unix seconds up to the last second of year 9999.
 UNIX_SECONDS_MAX = 253_402_300_799
@@ -29,8 +29,8 @@ FX_RATE_DIGITS_MAX = 24
 AmountMinor = Annotated[int, Field(ge=1, le=AMOUNT_MINOR_MAX, description="Minor units of the currency, 1 to 2^63-1"), WHOLE]
 UnixSeconds = Annotated[int, Field(ge=0, le=UNIX_SECONDS_MAX), WHOLE]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=64), Field(json_schema_extra=id_schema("la"))]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Description = Annotated[str, StringConstraints(max_length=350)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=255), FREE_TEXT]
+Description = Annotated[str, StringConstraints(max_length=350), FREE_TEXT]
 
 
 def _rate(value: str) -> str:
@@ -61,8 +61,8 @@ class Flags(_Strict):
 class AccountCreate(_Strict):
     currency: Currency
     type: Literal["asset", "liability", "equity", "revenue", "expense"]
-    code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")] | None = None
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    code: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$"), FREE_TEXT] | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256), FREE_TEXT] | None = None
     exchange: bool = Field(False, description="Conversions between currencies pass through exchange accounts")
     flags: Flags = Field(default_factory=Flags)
     stripes: Annotated[int, Field(ge=1, le=STRIPES_MAX), WHOLE] = Field(
@@ -101,7 +101,7 @@ class FxIn(_Strict):
         # What the validator takes, as the document says it: a positive decimal without exponent.
         Field(json_schema_extra={"pattern": r"^(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)$"}),
     ]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=100), FREE_TEXT]
     quoted_at: UnixSeconds
 
 

@@ -1,4 +1,5 @@
-"""Shapes shared by every route: metadata limits, and the error body (ADR 11)."""
+"""Shapes shared by every route: free text without card numbers, metadata limits, and the
+error body (ADR 11)."""
 
 from typing import Annotated, Any, NotRequired, TypeVar
 
@@ -7,8 +8,36 @@ from typing_extensions import TypedDict
 
 from bastion.kernel.ids import id_pattern
 from bastion.kernel.money import CURRENCIES
+from bastion.platform.redaction import card_numbers_in
 
 T = TypeVar("T", str, str | None)
+
+_CARD_NUMBER_REFUSAL = (
+    "looks like a card number (a Luhn-valid run of 12 to 19 digits); card numbers go to the vault "
+    "through the card fields, never in free text"
+)
+
+
+def without_card_numbers(value: T) -> T:
+    """Free text as it may be stored: refused when it holds a card number, with or without
+    spaces or dashes (the same detection as log redaction)."""
+    if value is not None and any(card_numbers_in(value)):
+        raise ValueError(_CARD_NUMBER_REFUSAL)
+    return value
+
+
+# The last item of every free-text field of a request (names, descriptions, references,
+# metadata): a card number there would be stored, logged and sent in events outside the vault.
+FREE_TEXT = AfterValidator(without_card_numbers)
+
+
+def _metadata_keys_without_card_numbers(value: object) -> object:
+    # Keys are checked before the values, and named by `metadata` alone: a field named after
+    # a key would put the card number in the error's `param`.
+    if isinstance(value, dict) and any(isinstance(key, str) and any(card_numbers_in(key)) for key in value):
+        raise ValueError(f"a key {_CARD_NUMBER_REFUSAL}")
+    return value
+
 
 METADATA_KEYS_MAX = 50
 METADATA_KEY_LENGTH_MAX = 40
@@ -29,12 +58,21 @@ _METADATA_KEYS = {
     "maxProperties": METADATA_KEYS_MAX,
     "propertyNames": {"type": "string", "minLength": 1, "maxLength": METADATA_KEY_LENGTH_MAX},
 }
-_MetadataValue = Annotated[str, StringConstraints(max_length=METADATA_VALUE_LENGTH_MAX)]
+_MetadataValue = Annotated[str, StringConstraints(max_length=METADATA_VALUE_LENGTH_MAX), FREE_TEXT]
+_NO_CARD_NUMBER_KEYS = BeforeValidator(_metadata_keys_without_card_numbers)
 # Up to 50 pairs of strings a merchant attaches to an object.
-Metadata = Annotated[dict[str, _MetadataValue], AfterValidator(checked_metadata), Field(json_schema_extra=_METADATA_KEYS)]
+Metadata = Annotated[
+    dict[str, _MetadataValue],
+    _NO_CARD_NUMBER_KEYS,
+    AfterValidator(checked_metadata),
+    Field(json_schema_extra=_METADATA_KEYS),
+]
 # The same, where a value of null (or "") removes that key (Stripe's update rule, also taken on create).
 MetadataChanges = Annotated[
-    dict[str, _MetadataValue | None], AfterValidator(checked_metadata), Field(json_schema_extra=_METADATA_KEYS)
+    dict[str, _MetadataValue | None],
+    _NO_CARD_NUMBER_KEYS,
+    AfterValidator(checked_metadata),
+    Field(json_schema_extra=_METADATA_KEYS),
 ]
 
 

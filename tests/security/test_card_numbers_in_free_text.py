@@ -1,0 +1,168 @@
+"""No card number is stored in free text (issue 12, item 3): every free-text field of the API
+(names, descriptions, references, codes, sources, metadata keys and values) refuses a
+Luhn-valid run of 12 to 19 digits, with or without spaces or dashes, with `400
+parameter_invalid` naming the field; nothing is written and nothing of it is logged. The
+routes are checked one by one, and the document is walked so that a new free-text field
+cannot be added without its row here."""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bastion.platform.http.schemas import without_card_numbers
+from tests.support.platform import Credentials, Platform
+
+CARD = "4242424242424242"
+WRITTEN = (CARD, "4242 4242 4242 4242", "4242-4242-4242-4242", f"order {CARD} paid")
+ACCOUNT = "la_01M00000000000000000000000"
+
+
+def _entry(**fields: Any) -> dict[str, Any]:
+    postings = [
+        {"account": ACCOUNT, "direction": "debit", "amount_minor": 100, "currency": "EUR"},
+        {"account": ACCOUNT, "direction": "credit", "amount_minor": 100, "currency": "EUR"},
+    ]
+    return {"postings": postings, **fields}
+
+
+def _fx(source: str) -> dict[str, Any]:
+    return {"from_currency": "EUR", "to_currency": "USD", "rate": "1.1", "source": source, "quoted_at": 1_700_000_000}
+
+
+Body = Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Field:
+    method: str
+    path: str
+    param: str  # as the error names it
+    body: Body  # a request carrying the text in that field
+    # Account codes take no spaces: the digits alone.
+    forms: tuple[str, ...] = WRITTEN
+
+
+def _payment_method(metadata: dict[str, str]) -> dict[str, Any]:
+    return {"type": "card", "card": {"token": "tok_x"}, "metadata": metadata}
+
+
+def _account(**fields: Any) -> dict[str, Any]:
+    return {"currency": "EUR", "type": "asset", **fields}
+
+
+FREE_TEXT = [
+    Field("POST", "/v1/customers", "name", lambda text: {"name": text}),
+    Field("POST", "/v1/customers", "description", lambda text: {"description": text}),
+    Field("POST", "/v1/customers", "metadata[note]", lambda text: {"metadata": {"note": text}}),
+    Field("POST", "/v1/customers", "metadata", lambda text: {"metadata": {text: "x"}}),
+    Field("POST", "/v1/customers/{customer}", "name", lambda text: {"name": text}),
+    Field("POST", "/v1/customers/{customer}", "description", lambda text: {"description": text}),
+    Field("POST", "/v1/customers/{customer}", "metadata[note]", lambda text: {"metadata": {"note": text}}),
+    Field("POST", "/v1/customers/{customer}", "metadata", lambda text: {"metadata": {text: "x"}}),
+    Field("POST", "/v1/payment_methods", "metadata[note]", lambda text: _payment_method({"note": text})),
+    Field("POST", "/v1/payment_methods", "metadata", lambda text: _payment_method({text: "x"})),
+    Field("POST", "/v1/ledger/accounts", "name", lambda text: _account(name=text)),
+    Field("POST", "/v1/ledger/accounts", "code", lambda text: _account(code=text), forms=(CARD,)),
+    Field("POST", "/v1/ledger/accounts", "metadata[note]", lambda text: _account(metadata={"note": text})),
+    Field("POST", "/v1/ledger/entries", "reference", lambda text: _entry(reference=text)),
+    Field("POST", "/v1/ledger/entries", "description", lambda text: _entry(description=text)),
+    Field("POST", "/v1/ledger/entries", "metadata[note]", lambda text: _entry(metadata={"note": text})),
+    Field("POST", "/v1/ledger/entries", "fx[source]", lambda text: _entry(fx=_fx(text))),
+    Field("POST", "/v1/ledger/entries/batch", "entries[0][description]", lambda text: {"entries": [_entry(description=text)]}),
+    Field("POST", "/v1/ledger/entries/batch", "entries[0][reference]", lambda text: {"entries": [_entry(reference=text)]}),
+    Field(
+        "POST",
+        "/v1/ledger/entries/batch",
+        "entries[0][metadata][note]",
+        lambda text: {"entries": [_entry(metadata={"note": text})]},
+    ),
+    Field("POST", "/v1/ledger/entries/batch", "entries[0][fx][source]", lambda text: {"entries": [_entry(fx=_fx(text))]}),
+    Field("POST", "/v1/ledger/entries/{entry}/reverse", "description", lambda text: {"description": text}),
+]
+
+
+async def _path(platform: Platform, merchant: Credentials, template: str) -> str:
+    if "{customer}" in template:
+        customer = await platform.create_customer(merchant, name="Ada")
+        return template.replace("{customer}", customer["id"])
+    return template.replace("{entry}", "le_01M00000000000000000000000")
+
+
+async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
+    async with platform.owner.transaction() as connection:
+        return {
+            table: await connection.fetchval(f"SELECT count(*) FROM {table} WHERE merchant_id = $1", merchant.merchant_id)
+            for table in ("customers", "ledger_accounts", "ledger_entries", "audit_events", "events")  # constants
+        }
+
+
+@pytest.mark.parametrize("field", FREE_TEXT, ids=lambda field: f"{field.path} {field.param}")
+async def test_a_card_number_in_free_text_is_refused_naming_the_field(
+    platform: Platform, merchant: Credentials, capfd: pytest.CaptureFixture[str], field: Field
+) -> None:
+    url = await _path(platform, merchant, field.path)
+    before = await _written(platform, merchant)
+    async with platform.client(merchant) as client:
+        answers = [await client.request(field.method, url, json=field.body(text)) for text in field.forms]
+    for text, answer in zip(field.forms, answers, strict=True):
+        assert answer.status_code == 400, (text, answer.text)
+        error = answer.json()["error"]
+        assert (error["code"], error["param"]) == ("parameter_invalid", field.param), answer.text
+        assert "card number" in error["message"]
+        assert "vault" in error["message"]
+        assert "4242" not in answer.text
+    assert await _written(platform, merchant) == before, "nothing written"
+    logged = capfd.readouterr()
+    assert "4242" not in logged.out + logged.err, "nothing of it logged"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["order 12345", "+44 20 7946 0958", "2026-12-05", "invoice 123456789012345", "4242424242424241", "ref 1234-5678-9012"],
+)
+def test_text_with_numbers_that_are_not_card_numbers_is_taken(text: str) -> None:
+    assert without_card_numbers(text) == text
+
+
+def _free_text_fields(node: Any, components: dict[str, Any], path: str, found: set[str], seen: frozenset[str]) -> None:
+    """The fields of a request body that take free text: strings with no pattern, enum or
+    format of their own (beyond the edge's no-NUL pattern), and metadata maps."""
+    if not isinstance(node, dict):
+        return
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name not in seen:
+            _free_text_fields(components[name], components, path, found, seen | {name})
+        return
+    for alternative in node.get("anyOf", []) + node.get("allOf", []):
+        _free_text_fields(alternative, components, path, found, seen)
+    plain_string = node.get("type") == "string" and not {"enum", "const", "format"} & node.keys()
+    if plain_string and node.get("pattern") in (None, "^[^\\u0000]*$"):
+        found.add(path)
+    if node.get("type") == "object" and isinstance(node.get("additionalProperties"), dict):
+        found.add(f"{path}[*]")
+    for name, child in node.get("properties", {}).items():
+        _free_text_fields(child, components, f"{path}[{name}]" if path else name, found, seen)
+    if isinstance(node.get("items"), dict):
+        _free_text_fields(node["items"], components, f"{path}[0]", found, seen)
+
+
+def test_every_free_text_field_of_the_document_is_checked_here(platform: Platform) -> None:
+    document = platform.app.openapi()
+    components = document["components"]["schemas"]
+    documented: set[tuple[str, str, str]] = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            found: set[str] = set()
+            _free_text_fields(schema, components, "", found, frozenset())
+            documented |= {(method.upper(), path, field) for field in found}
+    checked = set()
+    for field in FREE_TEXT:
+        template = field.path.replace("{customer}", "{customer_id}").replace("{entry}", "{entry_id}")
+        checked.add((field.method, template, re.sub(r"\[note\]$", "[*]", field.param)))
+    unchecked = {row for row in documented if row not in checked and not row[2].endswith("[token]")}
+    assert unchecked == set(), "a free-text field without a row in FREE_TEXT"
