@@ -131,5 +131,6 @@ def create_app(services: Services) -> FastAPI:
         max_body_bytes=services.settings.max_body_bytes,
         large_body_paths={"/v1/ledger/entries/batch": services.settings.max_batch_body_bytes},
         metrics=metrics,
+        authenticate=services.authenticator.check_headers,
     )
     return app

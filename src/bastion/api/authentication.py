@@ -6,6 +6,8 @@ process up to `ttl_s` later. A failed look-up is remembered for `UNKNOWN_KEY_TTL
 a client repeating a bad key does not cost a query each time.
 """
 
+from starlette.datastructures import Headers
+
 from bastion.kernel.errors import AuthenticationFailed
 from bastion.merchants import Principal, authenticate, secret_digest
 from bastion.platform.cache import UNKNOWN_KEY_TTL_S, TtlCache
@@ -21,6 +23,14 @@ class Authenticator:
         self.hasher = hasher
         self._principals: TtlCache[str, Principal] = TtlCache(ttl_s, ENTRIES_MAX)
         self._unknown: TtlCache[str, str] = TtlCache(UNKNOWN_KEY_TTL_S, ENTRIES_MAX)
+
+    async def check_headers(self, headers: Headers) -> None:
+        """The edge's check of a request with a large body, before it is read: a valid secret
+        key as `Authorization: Bearer` (its scopes are the route's to check)."""
+        scheme, _, secret = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise AuthenticationFailed("No API key provided: send `Authorization: Bearer sk_test_...`")
+        await self.principal(secret.strip())
 
     async def principal(self, secret: str) -> Principal:
         digest = secret_digest(self.hasher, secret)

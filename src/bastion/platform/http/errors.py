@@ -74,6 +74,12 @@ class MethodNotAllowed(errors.InvalidRequest):
     code = "method_not_allowed"
 
 
+class TooManyLargeRequests(errors.RateLimited):
+    """More requests with bodies over 64 KiB at once than a process reads together."""
+
+    code = "too_many_large_requests"
+
+
 class HttpError(errors.InvalidRequest):
     """Any other HTTP-level refusal by the framework, with the status it chose."""
 

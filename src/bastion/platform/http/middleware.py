@@ -1,15 +1,18 @@
 """The edge of every HTTP request, as one pure ASGI middleware (no per-request task
-overhead): request id, body size limit, NUL refusal, security headers, metrics and an
-access log."""
+overhead): request id, body size limit, authentication before a large body, NUL refusal,
+security headers, metrics and an access log."""
 
+import asyncio
 import re
 import time
+from collections.abc import Awaitable, Callable
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bastion.kernel.errors import BodyTooLarge, InvalidRequest
+from bastion.kernel.errors import BastionError, BodyTooLarge, InvalidRequest
 from bastion.kernel.ids import new_id
-from bastion.platform.http.errors import internal_error_response, response_for
+from bastion.platform.http.errors import TooManyLargeRequests, internal_error_response, response_for
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.metrics import HttpMetrics
 
@@ -35,15 +38,41 @@ _DOCS_CSP = (
 # every route at once, not as a database error. In a JSON body it can only be the escape
 # \u0000 after an even number of backslashes (an odd number escapes the backslash itself).
 _JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+# A body larger than this is read only once the request's credentials are checked, so that
+# nobody without a key can make the server buffer megabytes; and only so many such bodies
+# are read at once by each process.
+LARGE_BODY_BYTES = 65_536
+LARGE_BODIES_AT_ONCE = 8
+# Checks the request's credentials from its headers; raises AuthenticationFailed.
+Authenticate = Callable[[Headers], Awaitable[None]]
+
+
+class _LargeBodyRefused(Exception):
+    """Why a body over LARGE_BODY_BYTES is not read: the answer to send instead."""
+
+    def __init__(self, refusal: BastionError) -> None:
+        self.refusal = refusal
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, large_body_paths: dict[str, int], metrics: HttpMetrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        large_body_paths: dict[str, int],
+        metrics: HttpMetrics,
+        authenticate: Authenticate | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         # Exact paths allowed a larger body than the rest, with their own limit.
         self.large_body_paths = large_body_paths
         self.metrics = metrics
+        # None where every body fits under LARGE_BODY_BYTES or the listener authenticates the
+        # connection itself (the vault's: its browser origin's limit, its mutual TLS).
+        self.authenticate = authenticate
+        self._large_bodies = asyncio.Semaphore(LARGE_BODIES_AT_ONCE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,7 +105,11 @@ class EdgeMiddleware:
 
         try:
             limit = self.large_body_paths.get(scope["path"], self.max_body_bytes)
-            body = await self._read_body(receive, limit)
+            try:
+                body = await self._read_body(scope, receive, limit)
+            except _LargeBodyRefused as refused:
+                await response_for(refused.refusal)(scope, receive, send_with_headers)
+                return
             if body is None:
                 await response_for(BodyTooLarge(f"The request body exceeds {limit} bytes"))(scope, receive, send_with_headers)
             elif _carries_nul(scope, body):
@@ -106,21 +139,62 @@ class EdgeMiddleware:
             )
             request_id_var.reset(token)
 
-    async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
-        """The whole body, or None once it passes the limit (read no further)."""
+    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes | None:
+        """The whole body, or None once it passes the limit (read no further). Past
+        LARGE_BODY_BYTES (announced by Content-Length, or reached while reading), the
+        credentials are checked first and a slot among the large bodies taken."""
+        headers = Headers(scope=scope)
+        announced = headers.get("content-length", "")
+        size = int(announced) if announced.isdigit() else None
+        large = size is not None and size > LARGE_BODY_BYTES
+        if large:
+            await self._admit_large(headers)
+        try:
+            if size is not None and size > limit:
+                return None
+            return await self._read_chunks(receive, limit, None if large else headers)
+        finally:
+            if large:
+                self._large_bodies.release()
+
+    async def _admit_large(self, headers: Headers) -> None:
+        if self.authenticate is not None:
+            try:
+                await self.authenticate(headers)
+            except BastionError as refusal:
+                raise _LargeBodyRefused(refusal) from None
+        if self._large_bodies.locked():
+            raise _LargeBodyRefused(
+                TooManyLargeRequests(
+                    f"Too many requests with bodies over {LARGE_BODY_BYTES} bytes at once; retry shortly.", retry_after_s=1
+                )
+            )
+        await self._large_bodies.acquire()
+
+    async def _read_chunks(self, receive: Receive, limit: int, unannounced: Headers | None) -> bytes | None:
+        """`unannounced`: the headers of a body whose size was not announced as large; it is
+        admitted as large when it grows past LARGE_BODY_BYTES."""
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        admitted = False
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    return None
+                if unannounced is not None and not admitted and size > LARGE_BODY_BYTES:
+                    await self._admit_large(unannounced)
+                    admitted = True
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        finally:
+            if admitted:
+                self._large_bodies.release()
         return b"".join(chunks)
 
 
