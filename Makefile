@@ -22,7 +22,7 @@ $(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-main
 
 run: $(VENV)/.installed-main
-	$(BIN)/bastion serve $(ARGS)
+	$(BIN)/bastion serve --demo $(ARGS)
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest

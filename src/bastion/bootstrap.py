@@ -32,6 +32,7 @@ from bastion.platform.heap import freeze_startup_objects
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.logging import configure_logging
+from bastion.platform.metrics import create_metrics_token, read_metrics_token
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault import events as vault_events
@@ -121,6 +122,7 @@ def api_services(settings: Settings, url: str, *, clock: Clock = SYSTEM_CLOCK) -
         commands=PhasedCommands(
             database, {phases.name: phases for phases in phased}, hold_timeout_s=settings.idempotency_hold_timeout_s
         ),
+        metrics_token=read_metrics_token(settings.data_dir),
     )
 
 
@@ -136,6 +138,10 @@ def create_api() -> FastAPI:
 def keyring_create(settings: Settings) -> None:
     """Create the local keyring at install time if it does not exist yet."""
     LocalKeyring.open(settings.data_dir, create=True)
+
+
+def metrics_token_create(settings: Settings) -> None:
+    create_metrics_token(settings.data_dir)
 
 
 def certs_create(settings: Settings) -> bool:

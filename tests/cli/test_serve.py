@@ -21,6 +21,7 @@ import httpx
 import psutil
 import pytest
 
+from bastion.platform.metrics import metrics_token_path
 from tests.support.logs import log_records
 from tests.support.postgres import TestDatabase, accepts_connections, free_port, migrated_database, stop_process
 
@@ -173,6 +174,20 @@ def test_the_banner_comes_once_every_listener_answers_then_warnings_in_short_for
     assert log_records(after) == []
     for pattern in _SHORT_WARNINGS:
         assert len([line for line in after if pattern.fullmatch(line)]) == 1, after
+
+
+def test_the_demo_shop_runs_only_when_asked_and_metrics_need_the_token(serve_env: dict[str, str], tmp_path: Path) -> None:
+    token = metrics_token_path(Path(serve_env["BASTION_DATA_DIR"])).read_text().strip()
+    for options, demo_status in (((), 404), (("--demo",), 200)):
+        with _serving(serve_env, tmp_path / "terminal.txt", *options) as serve:
+            serve.after_banner()
+            banner = serve.printed()
+            api = f"http://127.0.0.1:{serve.ports['--port']}"
+            assert httpx.get(f"{api}/demo/checkout").status_code == demo_status
+            assert ("demo:  " in banner) is (demo_status == 200)
+            assert httpx.get(f"{api}/metrics").status_code == 401
+            assert httpx.get(f"{api}/metrics", headers={"Authorization": f"Bearer {token}x"}).status_code == 401
+            assert httpx.get(f"{api}/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
 def test_no_log_line_is_written_twice(serve_env: dict[str, str], tmp_path: Path) -> None:

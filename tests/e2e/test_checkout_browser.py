@@ -46,9 +46,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def api(test_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiProcess, Path]]:
-    """A real API process whose logs also go to a directory of their own, for the scan."""
+    """A real API process with the demo shop, whose logs also go to a directory of their own, for the scan."""
     logs = tmp_path_factory.mktemp("api-logs")
-    with running_api_process(test_database, {"BASTION_LOG_DIR": str(logs)}) as process:
+    with running_api_process(test_database, {"BASTION_LOG_DIR": str(logs), "BASTION_DEMO": "on"}) as process:
         yield process, logs
 
 

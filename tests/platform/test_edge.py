@@ -1,6 +1,7 @@
 """The HTTP edge over the real app: security headers and request ids on every response,
 JSON-only bodies, readiness, metrics labelled by route template, strict list parameters."""
 
+import dataclasses
 import re
 
 import httpx
@@ -8,7 +9,9 @@ from fastapi.routing import APIRoute
 from prometheus_client.parser import text_string_to_metric_families
 
 from bastion.api.app import create_app, route_scope, served_routes
+from bastion.api.demo.routes import SAVES_BURST
 from bastion.kernel.ids import new_id
+from bastion.platform.metrics import metrics_token_path
 from tests.support.platform import Credentials, Platform
 
 _SECURITY_HEADERS = {
@@ -52,7 +55,7 @@ async def test_every_response_carries_security_headers_and_request_id(platform: 
         (merchant, "POST", "/v1/customers", too_large, 413),
         (None, "GET", "/healthz", None, 200),
         (None, "GET", "/readyz", None, 200),
-        (None, "GET", "/metrics", None, 200),
+        (None, "GET", "/metrics", None, 401),
         (None, "GET", "/openapi.json", None, 200),
         (None, "GET", "/docs", None, 200),
     ]
@@ -117,6 +120,35 @@ async def test_bodies_must_be_sent_as_json(platform: Platform, merchant: Credent
     assert unauthenticated.status_code == 401, "authentication comes before the body is judged"
 
 
+async def test_metrics_need_the_scrape_token(platform: Platform, merchant: Credentials) -> None:
+    """Not public, and not for merchants: the token made at install (0600), compared in constant time."""
+    token_file = metrics_token_path(platform.settings.data_dir)
+    assert token_file.stat().st_mode & 0o077 == 0
+    async with platform.client() as client:
+        refused = [
+            await client.get("/metrics"),
+            await client.get("/metrics", headers=merchant.headers),
+            await client.get("/metrics", headers={"Authorization": f"Bearer {token_file.read_text().strip()[:-1]}"}),
+        ]
+        scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+    assert [answer.status_code for answer in refused] == [401, 401, 401]
+    assert scraped.status_code == 200
+    assert "bastion_http_requests_total" in scraped.text
+
+
+async def test_the_demo_shop_is_served_only_when_asked_and_its_saves_are_limited(platform: Platform) -> None:
+    async with platform.client() as client:
+        assert (await client.get("/demo/checkout")).status_code == 404
+    services = dataclasses.replace(platform.services, settings=dataclasses.replace(platform.settings, demo=True))
+    transport = httpx.ASGITransport(app=create_app(services), client=("203.0.113.9", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test") as client:
+        saves = [await client.post("/demo/payment_methods", json={"token": "tok_x"}) for _ in range(SAVES_BURST + 1)]
+    statuses = [answer.status_code for answer in saves]
+    assert 429 not in statuses[:SAVES_BURST], statuses
+    assert statuses[SAVES_BURST] == 429
+    assert "per client" in saves[SAVES_BURST].json()["error"]["message"]
+
+
 async def test_readyz_answers_with_the_database_up(platform: Platform) -> None:
     async with platform.client() as client:
         response = await client.get("/readyz")
@@ -124,9 +156,13 @@ async def test_readyz_answers_with_the_database_up(platform: Platform) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-async def _samples(client: httpx.AsyncClient) -> dict[tuple[str, str, str, str], float]:
+def _scraper(platform: Platform) -> dict[str, str]:
+    return {"Authorization": f"Bearer {platform.services.metrics_token.decode()}"}
+
+
+async def _samples(client: httpx.AsyncClient, scraper: dict[str, str]) -> dict[tuple[str, str, str, str], float]:
     """(sample name, method, route, status) -> value of the HTTP metrics."""
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers=scraper)
     assert response.status_code == 200
     samples = {}
     for family in text_string_to_metric_families(response.text):
@@ -142,12 +178,12 @@ async def test_metrics_are_labelled_by_route_template_and_status(platform: Platf
     unknown_path = f"/v1/unknown-{new_id('req')}"
     async with platform.client(merchant) as client:
         customer = (await client.post("/v1/customers", json={})).json()
-        before = await _samples(client)
+        before = await _samples(client, _scraper(platform))
         assert (await client.get(f"/v1/customers/{customer['id']}")).status_code == 200
         assert (await client.get(f"/v1/customers/{new_id('cus')}")).status_code == 404
         assert (await client.get(unknown_path)).status_code == 404
-        after = await _samples(client)
-        exposition = (await client.get("/metrics")).text
+        after = await _samples(client, _scraper(platform))
+        exposition = (await client.get("/metrics", headers=_scraper(platform))).text
     for name in ("bastion_http_requests_total", "bastion_http_request_duration_seconds_count"):
         for route, status in ((template, "200"), (template, "404"), ("unmatched", "404")):
             key = (name, "GET", route, status)

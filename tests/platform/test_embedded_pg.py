@@ -260,7 +260,7 @@ def test_serve_stops_on_sigterm_and_sigint_and_keeps_its_data(workdir: Path) -> 
     printed = log.read_text(errors="replace")
     assert f"API:   http://127.0.0.1:{port}/v1" in printed
     assert f"docs:  http://127.0.0.1:{port}/docs" in printed
-    assert f"demo:  http://127.0.0.1:{port}/demo/checkout" in printed
+    assert "demo:" not in printed, "no demo shop unless asked for with --demo"
     assert "bastion apikey create --merchant" in printed
 
     port = free_port()

@@ -26,6 +26,7 @@ from bastion.platform.certs import init_certs
 from bastion.platform.crypto import LocalKeyring
 from bastion.platform.db import ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.platform.metrics import create_metrics_token
 from bastion.vault.keyring import KeyEncryptionKeys, LocalKeyEncryptionKeys
 from bastion.vault.rotation import ensure_key_version
 
@@ -136,6 +137,7 @@ def migrated_database(
     local keyring in the data directory."""
     with fresh_database(admin_url, bin_dir, name_prefix=name_prefix) as database:
         LocalKeyring.open(database.data_dir, create=True)
+        create_metrics_token(database.data_dir)
         init_certs(database.data_dir)
         asyncio.run(migrate.upgrade(database.owner_url, database.data_dir, database.roles))
         asyncio.run(_first_vault_key(database, vault_keys))

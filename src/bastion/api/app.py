@@ -23,12 +23,14 @@ from bastion.ledger.routes import router as ledger_router
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
 from bastion.platform.http.middleware import EdgeMiddleware
+from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.schemas import state_text_without_nul
 from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
 
 _DOCS_ASSETS = "/docs/assets"
-# Deny by default: a route must require a scope or be listed here.
+# Deny by default: a route must require a scope or be listed here, as public or (`/metrics`,
+# the scrape token; the demo shop, served only with `--demo`) behind a check of its own.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", _DOCS_ASSETS}) | demo.PUBLIC_PATHS
 
 
@@ -110,7 +112,10 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(payment_methods_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
-    app.include_router(demo.router)
+    app.state.metrics_token = services.metrics_token
+    if services.settings.demo:
+        app.include_router(demo.router)
+        app.state.demo_rate_limiter = RateLimiter(demo.SAVES_PER_S, demo.SAVES_BURST, per="client")
     app.openapi = _published_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
     app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
 

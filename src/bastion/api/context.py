@@ -45,6 +45,8 @@ class Services:
     rate_limiter: RateLimiter
     vault: VaultClient
     commands: PhasedCommands
+    # What a scraper presents to `/metrics` (`secrets/metrics.token`).
+    metrics_token: bytes
 
 
 # The answer is a context's resource (a TypedDict, ADR 11).

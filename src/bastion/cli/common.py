@@ -78,8 +78,9 @@ async def with_owner_database(url: str, work: Callable[[Database], Awaitable[T]]
 
 
 def install(settings: Settings, url: str) -> None:
-    """Everything an install needs, made once: keyring, certificates, schema, the vault's first key."""
+    """Everything an install needs, made once: keyring, metrics token, certificates, schema, the vault's first key."""
     bootstrap.keyring_create(settings)
+    bootstrap.metrics_token_create(settings)
     bootstrap.certs_create(settings)
     asyncio.run(migrations.upgrade(url, settings.data_dir, ServiceRoles(settings.db_role_prefix)))
     asyncio.run(bootstrap.vault_keys_create(settings, url))

@@ -178,12 +178,16 @@ def _stop(children: list[_Child]) -> None:
 
 
 def serve(
+    *,
     host: Annotated[str, typer.Option(help="Address the API and the vault listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
     vault_port: Annotated[int, typer.Option(help="Port of the vault's browser origin (card fields).")] = 8001,
     vault_internal_port: Annotated[int, typer.Option(help="Port of the vault's mutual-TLS listener.")] = 8002,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Every process's full JSON log on the terminal, not only warnings and errors.")
+    ] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also serve the demo shop (a test merchant's checkout page) on the API's origin.")
     ] = False,
 ) -> None:
     """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API, vault and worker."""
@@ -194,6 +198,8 @@ def serve(
     )
     settings = Settings.from_env()
     stopping = False
+    # A browser cannot use 0.0.0.0 as an origin: a wildcard address is shown as loopback.
+    browser_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  (compared, not bound)
 
     def request_stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -208,14 +214,13 @@ def serve(
             embedded.start()
         url = embedded.url() if embedded is not None else bootstrap.owner_url(settings)
         install(settings, url)
-        asyncio.run(bootstrap.demo_shop_create(settings, url, f"http://{host}:{port}"))
+        if demo:
+            asyncio.run(bootstrap.demo_shop_create(settings, url, f"http://{_url_host(browser_host)}:{port}"))
     except BaseException:
         if embedded is not None:
             embedded.stop()
         raise
-    # A browser cannot use 0.0.0.0 as an origin: a wildcard address is shown as loopback.
-    browser_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  (compared, not bound)
-    vault_public = os.environ.get("BASTION_VAULT_PUBLIC_URL", f"http://{browser_host}:{vault_port}")
+    vault_public = os.environ.get("BASTION_VAULT_PUBLIC_URL", f"http://{_url_host(browser_host)}:{vault_port}")
     log_dir = settings.log_dir or settings.data_dir / "logs"
     env = {
         **os.environ,
@@ -224,13 +229,14 @@ def serve(
         "BASTION_LOG_DIR": str(log_dir),
         "BASTION_VAULT_PUBLIC_URL": vault_public,
         "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{vault_internal_port}",
+        "BASTION_DEMO": "on" if demo else "off",
     }
     vault_command = [
         *("vault", "--host", host, "--port", str(vault_port)),
         *("--internal-host", "127.0.0.1", "--internal-port", str(vault_internal_port)),
     ]
     # Asked where a browser would ask: a wildcard address is not one to connect to.
-    probe_host = f"[{browser_host}]" if ":" in browser_host else browser_host
+    probe_host = _url_host(browser_host)
     probes = [
         _Probe(f"the API on port {port}", lambda: _http_answers(f"http://{probe_host}:{port}/healthz")),
         _Probe(f"the vault on port {vault_port}", lambda: _http_answers(f"http://{probe_host}:{vault_port}/healthz")),
@@ -243,9 +249,10 @@ def serve(
             children.append(_Child.start(arguments, env, verbose=verbose))  # noqa: PERF401  (one by one: all started get stopped)
         if not _wait_until_answering(children, probes, lambda: stopping, log_dir):
             return
-        base = f"http://{host}:{port}"
+        base = f"http://{probe_host}:{port}"
+        demo_line = f"  demo:  {base}/demo/checkout\n" if demo else ""
         typer.echo(
-            f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n  demo:  {base}/demo/checkout\n"
+            f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n{demo_line}"
             f"  vault: {vault_public} (card fields)\n  data:  {settings.data_dir}\n  logs:  {log_dir}"
         )
         # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.
@@ -263,6 +270,11 @@ def serve(
             embedded.stop()
     if ended is not None and not stopping:
         raise ended.stopped("unexpectedly", log_dir)
+
+
+def _url_host(host: str) -> str:
+    """`host` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def worker() -> None:

@@ -95,6 +95,8 @@ class Settings:
     log_level: str
     # Each process also appends its log to `<log_dir>/<process>.log` (`bastion serve` sets it).
     log_dir: Path | None
+    # The demo shop on the API's origin (`bastion serve --demo`): off unless asked for.
+    demo: bool
     # `module:attribute` import paths of the outbox relay's in-process subscribers.
     subscribers: tuple[str, ...]
     # The vault's browser origin (hosted card fields, bastion.js, tokens) and its
@@ -147,6 +149,7 @@ class Settings:
             auth_cache_ttl_s=_int("BASTION_AUTH_CACHE_TTL_S", 10, minimum=0, maximum=300),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
             log_dir=Path(os.environ["BASTION_LOG_DIR"]).resolve() if os.environ.get("BASTION_LOG_DIR") else None,
+            demo=_choice("BASTION_DEMO", "off", ("off", "on")) == "on",
             subscribers=tuple(path.strip() for path in os.environ.get("BASTION_SUBSCRIBERS", "").split(",") if path.strip()),
             vault_public_url=_origin("BASTION_VAULT_PUBLIC_URL", "http://127.0.0.1:8001"),
             vault_internal_url=_origin("BASTION_VAULT_INTERNAL_URL", "https://127.0.0.1:8002"),

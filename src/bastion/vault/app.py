@@ -41,5 +41,7 @@ def create_internal_app(vault: Vault, metrics: HttpMetrics) -> FastAPI:
     both listeners (shoppers' browsers have no business reading them)."""
     app = _app(vault, metrics, "Bastion vault (internal)", vault.settings.max_body_bytes)
     app.include_router(internal_router)
+    # Only the API's certificate gets this far: no token on top of mutual TLS.
+    app.state.metrics_token = None
     app.add_api_route("/metrics", health.metrics, methods=["GET"], include_in_schema=False)
     return app

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import HTMLResponse, Response
 
 from bastion.kernel.errors import ResourceMissing
+from bastion.platform.http.client_ip import client_ip
+from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.secret_files import read_secret, write_secret
 from bastion.platform.settings import Settings
@@ -24,6 +26,10 @@ PUBLIC_PATHS = frozenset({"/demo/checkout", "/demo/checkout.js", "/demo/checkout
 
 _ASSETS = resources.files("bastion.api.demo")
 _EXCHANGE_TIMEOUT_S = 15.0
+# The demo's write route spends the demo merchant's budget with its secret key, for anyone
+# who can reach the page: a few saves per client address.
+SAVES_PER_S = 1
+SAVES_BURST = 5
 
 
 def credentials_path(data_dir: Path) -> Path:
@@ -88,6 +94,8 @@ class DemoToken(BaseModel):
 @router.post("/payment_methods")
 async def save_payment_method(request: Request, body: DemoToken) -> JsonResponse:
     """The shop's server: exchange the token for a payment method with the secret key."""
+    limiter: RateLimiter = request.app.state.demo_rate_limiter
+    limiter.check(client_ip(request) or "unknown")
     secret = _credentials(_settings(request))["secret"]
     transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
     async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url), timeout=_EXCHANGE_TIMEOUT_S) as api:

@@ -1,9 +1,13 @@
-"""Public operational routes: liveness, readiness and Prometheus metrics."""
+"""Operational routes: liveness and readiness (public), and Prometheus metrics (behind the
+scrape token on the API; on the vault, behind its mutual TLS)."""
+
+import hmac
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from bastion.kernel.errors import AuthenticationFailed
 from bastion.platform.db import Database
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.logging import get_logger
@@ -32,5 +36,14 @@ async def readyz(request: Request) -> JsonResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    """`app.state.metrics_token`: the bearer token a scraper must present, or None where the
+    listener authenticates its clients itself (the vault's mutual TLS)."""
+    token: bytes | None = request.app.state.metrics_token
+    if token is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token):
+            raise AuthenticationFailed(
+                "Metrics need the scrape token: `Authorization: Bearer <contents of secrets/metrics.token>` (docs/operations.md)"
+            )
     registry: HttpMetrics = request.app.state.metrics
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
