@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bastion import bootstrap
-from bastion.audit import seal_backlog
+from bastion.audit import CheckpointLog, FileCheckpointLog, anchor_latest, seal_backlog
 from bastion.events import load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger import expire_due_holds
+from bastion.platform.crypto import Keyring
 from bastion.platform.db import Database, ServiceRoles
 from bastion.platform.idempotency.janitor import expire_idempotency_keys
 from bastion.platform.logging import get_logger
@@ -41,10 +42,19 @@ async def _repeat(duty: Duty, stop: asyncio.Event) -> None:
             continue
 
 
+async def _seal_and_anchor(database: Database, keyring: Keyring, anchor: CheckpointLog) -> int:
+    """Seal what is queued, then copy the newest checkpoint out of the database: after the
+    seal's commit, and again each round until the log has it (docs/audit.md)."""
+    sealed = await seal_backlog(database, keyring)
+    await anchor_latest(database, anchor)
+    return sealed
+
+
 def duties(settings: Settings, database: Database) -> list[Duty]:
     keyring = bootstrap.keyring(settings)
+    anchor = FileCheckpointLog(settings.audit_checkpoint_log)
     return [
-        Duty("audit_sealer", lambda: seal_backlog(database, keyring), AUDIT_SEALER_INTERVAL_S),
+        Duty("audit_sealer", lambda: _seal_and_anchor(database, keyring, anchor), AUDIT_SEALER_INTERVAL_S),
         Duty("hold_expiry", lambda: expire_due_holds(database), HOLD_EXPIRY_INTERVAL_S),
         Duty("idempotency_janitor", lambda: expire_idempotency_keys(database, settings.idempotency_ttl_s), JANITOR_INTERVAL_S),
     ]

@@ -24,7 +24,17 @@ from asyncpg.exceptions import InsufficientPrivilegeError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bastion import bootstrap
-from bastion.audit import VerifyReport, chain, record, repository, seal_backlog, seal_pending, verify_chain
+from bastion.audit import (
+    FileCheckpointLog,
+    VerifyReport,
+    anchor_latest,
+    chain,
+    record,
+    repository,
+    seal_backlog,
+    seal_pending,
+    verify_chain,
+)
 from bastion.audit.tables import audit_events
 from bastion.kernel.errors import InvariantViolated
 from bastion.kernel.ids import new_id
@@ -150,6 +160,8 @@ class Chain:
     owner: Database
     sealer: Database
     keyring: LocalKeyring
+    # The external checkpoint log: of this chain's own (clones share their template's data directory).
+    anchor: FileCheckpointLog
 
     async def record(self, count: int) -> None:
         """Audit rows of varied shapes (IPv4 and IPv6, nested JSON, non-ASCII text) through the real `record`."""
@@ -171,11 +183,12 @@ class Chain:
                 )
 
     async def verify(self) -> VerifyReport:
-        return await verify_chain(self.owner, self.keyring)
+        return await verify_chain(self.owner, self.keyring, self.anchor)
 
     async def cli(self, *args: str) -> tuple[int, str, str]:
         """`bastion <args>` as a real process on this database: exit code, stdout, stderr."""
-        ran = await run_bastion(*args, env=self.database.env())
+        env = {**self.database.env(), "BASTION_AUDIT_CHECKPOINT_LOG": str(self.anchor.path)}
+        ran = await run_bastion(*args, env=env)
         return ran.returncode, ran.stdout, ran.stderr
 
     async def scalar(self, statement: str, *args: Any) -> Any:
@@ -183,7 +196,7 @@ class Chain:
             return await connection.fetchval(statement, *args)
 
 
-def _chain(database: TestDatabase, settings: Settings) -> Chain:
+def _chain(database: TestDatabase, settings: Settings, anchor: Path) -> Chain:
     private_settings = dataclasses.replace(
         settings, data_dir=database.data_dir, database_url=database.owner_url, db_role_prefix=database.role_prefix
     )
@@ -192,12 +205,13 @@ def _chain(database: TestDatabase, settings: Settings) -> Chain:
         owner=bootstrap.owner_database(database.owner_url),
         sealer=bootstrap.role_database(private_settings, database.owner_url, database.roles.worker),
         keyring=bootstrap.keyring(private_settings),
+        anchor=FileCheckpointLog(anchor),
     )
 
 
-async def _seal_a_chain(database: TestDatabase, settings: Settings) -> None:
+async def _seal_a_chain(database: TestDatabase, settings: Settings, anchor: Path) -> None:
     """CHAIN_ROW_COUNT rows, sealed by the worker role (so its grants are what the sealer needs)."""
-    built = _chain(database, settings)
+    built = _chain(database, settings, anchor)
     try:
         await built.record(CHAIN_ROW_COUNT)
         assert await seal_backlog(built.sealer, built.keyring, batch_size_max=CHAIN_BATCH_SIZE) == CHAIN_ROW_COUNT
@@ -207,10 +221,12 @@ async def _seal_a_chain(database: TestDatabase, settings: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def chain_template(pg_server: tuple[str, Path | None], settings: Settings) -> Iterator[TestDatabase]:
+def chain_template(
+    pg_server: tuple[str, Path | None], settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestDatabase]:
     """A sealed chain, made once: each test tampers with a copy of its own."""
     with migrated_database(*pg_server) as database:
-        asyncio.run(_seal_a_chain(database, settings))
+        asyncio.run(_seal_a_chain(database, settings, tmp_path_factory.mktemp("template") / "checkpoints.log"))
         yield database
 
 
@@ -221,8 +237,8 @@ def chain_database(pg_server: tuple[str, Path | None], chain_template: TestDatab
 
 
 @pytest.fixture
-async def sealed_chain(chain_database: TestDatabase, settings: Settings) -> AsyncIterator[Chain]:
-    built = _chain(chain_database, settings)
+async def sealed_chain(chain_database: TestDatabase, settings: Settings, tmp_path: Path) -> AsyncIterator[Chain]:
+    built = _chain(chain_database, settings, tmp_path / "audit" / "checkpoints.log")
     try:
         yield built
     finally:
@@ -460,13 +476,24 @@ async def test_worker_seals_rows_written_through_the_api(
         customer_id = (await client.post("/v1/customers", json={"name": "to be sealed"})).json()["id"]
         assert (await client.post(f"/v1/customers/{customer_id}", json={"name": "sealed"})).status_code == 200
 
+    # The worker copies its newest checkpoint out of the database, where `bastion audit verify` reads it.
+    anchor = FileCheckpointLog(test_database.data_dir / "audit" / "checkpoints.log")
+
+    async def sealed_and_anchored() -> bool:
+        if await _sealed_count(platform.owner, customer_id) < 2:
+            return False
+        async with platform.owner.transaction() as connection:
+            newest = await repository.latest_checkpoint(connection)
+        anchored = anchor.latest()
+        return newest is not None and anchored is not None and anchored.seq >= newest["seq"]
+
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bastion", "worker", env=test_database.env(), stdout=log, stderr=log
         )
         try:
             deadline = time.monotonic() + WORKER_SEAL_WAIT_S
-            while await _sealed_count(platform.owner, customer_id) < 2:
+            while not await sealed_and_anchored():
                 if process.returncode is not None or time.monotonic() > deadline:
                     log.seek(0)
                     pytest.fail(f"the worker did not seal the rows: {log.read().decode(errors='replace')[-3000:]}")
@@ -480,8 +507,68 @@ async def test_worker_seals_rows_written_through_the_api(
                 await process.wait()
         assert process.returncode == 0
 
-    report = await verify_chain(platform.owner, LocalKeyring.open(test_database.data_dir, create=False))
+    report = await verify_chain(platform.owner, LocalKeyring.open(test_database.data_dir, create=False), anchor)
     assert report.ok, report
+
+
+# --- the external checkpoint log (issue 12, item 9)
+
+
+async def _delete_tail_with_checkpoints(connection: Connection) -> None:
+    """What an intruder with a superuser connection does to hide the newest rows."""
+    await connection.execute("DELETE FROM audit_events WHERE id IN (SELECT event_id FROM audit_seals WHERE seq > 8)")
+    await connection.execute("DELETE FROM audit_seals WHERE seq > 8")
+    await connection.execute("DELETE FROM audit_checkpoints WHERE seq > 8")
+
+
+@pytest.mark.processes
+async def test_deleting_the_newest_rows_with_their_checkpoints_is_found_by_the_external_log(sealed_chain: Chain) -> None:
+    assert await anchor_latest(sealed_chain.sealer, sealed_chain.anchor)
+    assert (anchored := sealed_chain.anchor.latest()) is not None
+    assert anchored.seq == CHAIN_ROW_COUNT
+    async with sealed_chain.owner.transaction() as connection:
+        await _delete_tail_with_checkpoints(connection)
+
+    inside = await verify_chain(sealed_chain.owner, sealed_chain.keyring, None)
+    assert inside.ok, "the database alone cannot show it: the reason for the external log"
+    report = await sealed_chain.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 9), report
+    assert report.reason is not None
+    assert "audit row 9 is missing" in report.reason
+    code, stdout, stderr = await sealed_chain.cli("audit", "verify")
+    assert (code, stdout) == (1, "")
+    assert stderr.startswith("error: audit chain broken at seq 9: audit row 9 is missing: the external checkpoint log vouches")
+
+
+async def test_a_checkpoint_is_anchored_after_its_commit_and_a_missed_one_the_next_round(sealed_chain: Chain) -> None:
+    assert await anchor_latest(sealed_chain.sealer, sealed_chain.anchor)
+    assert not await anchor_latest(sealed_chain.sealer, sealed_chain.anchor), "nothing new: nothing appended"
+    await sealed_chain.record(2)
+    # Sealed and committed, and the worker stopped before anchoring: the log is one behind.
+    assert await seal_pending(sealed_chain.sealer, sealed_chain.keyring) == 2
+    assert (await sealed_chain.verify()).ok, "a log behind the database is no tampering"
+    assert await anchor_latest(sealed_chain.sealer, sealed_chain.anchor)
+    anchored = sealed_chain.anchor.latest()
+    assert anchored is not None
+    assert anchored.seq == CHAIN_ROW_COUNT + 2
+    # A line cut short by a crash mid-write was never appended.
+    with sealed_chain.anchor.path.open("ab") as log:
+        log.write(b'{"seq": 99, "chain_hash": "')
+    assert sealed_chain.anchor.latest() == anchored
+    assert (await sealed_chain.verify()).ok
+    assert sealed_chain.anchor.path.stat().st_mode & 0o077 == 0
+
+
+async def test_an_edited_external_log_is_found(sealed_chain: Chain) -> None:
+    assert await anchor_latest(sealed_chain.sealer, sealed_chain.anchor)
+    anchored = sealed_chain.anchor.latest()
+    assert anchored is not None
+    # The newest line moved past the chain's end: its signature no longer holds.
+    sealed_chain.anchor.append(dataclasses.replace(anchored, seq=anchored.seq + 5))
+    report = await sealed_chain.verify()
+    assert (report.ok, report.first_bad_seq) == (False, anchored.seq + 5)
+    assert report.reason is not None
+    assert "not signed by this install" in report.reason
 
 
 async def test_sealer_refuses_to_extend_a_truncated_chain(sealed_chain: Chain) -> None:

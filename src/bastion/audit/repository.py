@@ -139,6 +139,12 @@ async def checkpoints_through(connection: Connection, after_seq: int | None, las
 
 
 _LAST_CHECKPOINT_SEQ = "SELECT max(seq) FROM audit_checkpoints"
+_LATEST_CHECKPOINT = f"{_CHECKPOINTS_SELECT} ORDER BY seq DESC LIMIT 1"
+
+
+async def latest_checkpoint(connection: Connection) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_LATEST_CHECKPOINT)
+    return row
 
 
 async def last_checkpoint_seq(connection: Connection) -> int | None:

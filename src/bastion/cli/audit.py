@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bastion import bootstrap
-from bastion.audit import VerifyReport, verify_chain
+from bastion.audit import FileCheckpointLog, VerifyReport, verify_chain
 from bastion.cli.common import fail, with_owner_database
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
@@ -18,11 +18,11 @@ audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
 
 @audit_app.command("verify")
 def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
-    """Recompute the audit hash chain and check every signed checkpoint (reads only; seals nothing)."""
+    """Recompute the audit hash chain, check every signed checkpoint and the external checkpoint log (reads only)."""
     settings = Settings.from_env()
 
     async def work(database: Database) -> VerifyReport:
-        return await verify_chain(database, bootstrap.keyring(settings))
+        return await verify_chain(database, bootstrap.keyring(settings), FileCheckpointLog(settings.audit_checkpoint_log))
 
     with bootstrap.owner_url_for_command(settings) as url:
         report = asyncio.run(with_owner_database(url, work))

@@ -95,6 +95,8 @@ class Settings:
     log_level: str
     # Each process also appends its log to `<log_dir>/<process>.log` (`bastion serve` sets it).
     log_dir: Path | None
+    # The append-only log of audit checkpoints, outside the database (docs/audit.md).
+    audit_checkpoint_log: Path
     # The demo shop on the API's origin (`bastion serve --demo`): off unless asked for.
     demo: bool
     # `module:attribute` import paths of the outbox relay's in-process subscribers.
@@ -134,8 +136,9 @@ class Settings:
         if not prefix.isidentifier() or not prefix.islower() or len(prefix) > 40:
             raise ConfigurationError("BASTION_DB_ROLE_PREFIX must be a lower-case identifier of at most 40 characters")
         connectors = _connectors(os.environ.get("BASTION_VAULT_CONNECTORS", ""))
+        data_dir = Path(os.environ.get("BASTION_DATA_DIR", ".bastion")).resolve()
         return cls(
-            data_dir=Path(os.environ.get("BASTION_DATA_DIR", ".bastion")).resolve(),
+            data_dir=data_dir,
             database_url=os.environ.get("BASTION_DATABASE_URL") or None,
             db_role_prefix=prefix,
             db_pool_size=_int("BASTION_DB_POOL_SIZE", 20, minimum=1, maximum=200),
@@ -149,6 +152,9 @@ class Settings:
             auth_cache_ttl_s=_int("BASTION_AUTH_CACHE_TTL_S", 10, minimum=0, maximum=300),
             log_level=os.environ.get("BASTION_LOG_LEVEL", "info"),
             log_dir=Path(os.environ["BASTION_LOG_DIR"]).resolve() if os.environ.get("BASTION_LOG_DIR") else None,
+            audit_checkpoint_log=Path(
+                os.environ.get("BASTION_AUDIT_CHECKPOINT_LOG") or data_dir / "audit" / "checkpoints.log"
+            ).resolve(),
             demo=_choice("BASTION_DEMO", "off", ("off", "on")) == "on",
             subscribers=tuple(path.strip() for path in os.environ.get("BASTION_SUBSCRIBERS", "").split(",") if path.strip()),
             vault_public_url=_origin("BASTION_VAULT_PUBLIC_URL", "http://127.0.0.1:8001"),
