@@ -19,7 +19,36 @@ from bastion.merchants.errors import OriginInvalid
     ],
 )
 def test_origins_are_normalized(typed: str, origin: str) -> None:
-    assert normalized_origin(typed) == origin
+    assert normalized_origin(typed, livemode=False) == origin
+    if origin.startswith("https://"):
+        assert normalized_origin(typed, livemode=True) == origin
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["http://localhost:3000", "http://127.0.0.1:8000", "http://[::1]:3000", "HTTP://LOCALHOST", "http://localhost.:3000"],
+)
+def test_live_mode_takes_https_pages_only(typed: str) -> None:
+    """A page on plain http, even on this machine, never frames live card fields."""
+    with pytest.raises(OriginInvalid) as refused:
+        normalized_origin(typed, livemode=True)
+    assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example",
+        "http://localhost@evil.example",
+        "http://evil.example#@localhost",
+        "http://0x7f000001",
+        "http://127.1",
+    ],
+)
+def test_what_only_looks_like_localhost_is_not_taken_as_it(typed: str) -> None:
+    with pytest.raises(OriginInvalid):
+        normalized_origin(typed, livemode=False)
 
 
 @pytest.mark.parametrize(
@@ -34,9 +63,10 @@ def test_origins_are_normalized(typed: str, origin: str) -> None:
     ],
 )
 def test_what_is_not_an_https_origin_is_refused_by_name(typed: str) -> None:
-    with pytest.raises(OriginInvalid) as refused:
-        normalized_origin(typed)
-    assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")
+    for livemode in (False, True):
+        with pytest.raises(OriginInvalid) as refused:
+            normalized_origin(typed, livemode=livemode)
+        assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")
 
 
 @pytest.mark.parametrize(
@@ -54,6 +84,7 @@ def test_what_is_not_an_https_origin_is_refused_by_name(typed: str) -> None:
 )
 def test_what_could_widen_frame_ancestors_is_refused(typed: str) -> None:
     """The origins go into the card fields' `frame-ancestors`: one host each, nothing else."""
-    with pytest.raises(OriginInvalid) as refused:
-        normalized_origin(typed)
-    assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")
+    for livemode in (False, True):
+        with pytest.raises(OriginInvalid) as refused:
+            normalized_origin(typed, livemode=livemode)
+        assert (refused.value.code, refused.value.param) == ("origin_invalid", "origin")

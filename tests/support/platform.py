@@ -73,9 +73,9 @@ class Platform:
             issued = await create_api_key(uow, self.services.authenticator.hasher, scopes)
         return Credentials(merchant_id=merchant_id, key_id=issued.id, secret=issued.secret, publishable=issued.publishable)
 
-    async def allow_origin(self, credentials: Credentials, origin: str) -> None:
-        """Register a page origin that may frame the merchant's card fields."""
-        async with self.owner.unit_of_work(Tenant(credentials.merchant_id, False), Actor(id="test")) as uow:
+    async def allow_origin(self, credentials: Credentials, origin: str, *, livemode: bool = False) -> None:
+        """Register a page origin that may frame the merchant's card fields in one mode."""
+        async with self.owner.unit_of_work(Tenant(credentials.merchant_id, livemode), Actor(id="test")) as uow:
             await add_allowed_origin(uow, origin)
 
     async def close(self) -> None:

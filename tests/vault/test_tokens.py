@@ -2,6 +2,7 @@
 a clear 4xx naming the field, and nothing stored."""
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -182,6 +183,24 @@ async def test_the_card_fields_page_is_framed_only_by_registered_origins(
     assert "unsafe-inline" not in policy
     assert "x-frame-options" not in page.headers
     assert 'data-parent-origin="https://shop.example"' in page.text
+
+
+async def test_origins_are_per_mode(platform: Platform, vault: ApiProcess, merchant: Credentials) -> None:
+    """A page registered for test mode does not frame live card fields, and the reverse."""
+    live = await platform.api_key(merchant.merchant_id, livemode=True)
+    # Registered first: the vault remembers a publishable key's origins for a few seconds.
+    await platform.allow_origin(merchant, "https://staging.shop.example")
+    await platform.allow_origin(live, "https://shop.example", livemode=True)
+    answers = {}
+    async with httpx.AsyncClient(base_url=vault.url) as client:
+        for key, origin in itertools.product((merchant, live), ("https://staging.shop.example", "https://shop.example")):
+            page = await client.get("/v1/elements/card", params={"key": key.publishable, "origin": origin})
+            answers[key is live, origin] = (page.status_code, page.headers.get("content-security-policy", ""))
+    assert answers[False, "https://staging.shop.example"][0] == 200
+    assert answers[False, "https://shop.example"][0] == 400
+    assert answers[True, "https://staging.shop.example"][0] == 400
+    assert answers[True, "https://shop.example"][0] == 200
+    assert answers[True, "https://shop.example"][1].endswith("frame-ancestors https://shop.example")
 
 
 async def test_an_exchange_whose_api_transaction_was_lost_is_taken_over_by_the_retry(

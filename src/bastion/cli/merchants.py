@@ -64,12 +64,11 @@ def apikey_create(
         print_resource(asyncio.run(with_owner_database(url, work)), as_json)
 
 
-def _origins_command(merchant: str, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:
+def _origins_command(merchant: str, live: bool, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:
     settings = Settings.from_env()
 
     async def work(database: Database) -> list[str]:
-        # Origins belong to the merchant, not to a mode; the audit row records test mode.
-        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=False), CLI_ACTOR) as uow:
+        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=live), CLI_ACTOR) as uow:
             return await change(uow)
 
     with bootstrap.owner_url_for_command(settings) as url:
@@ -77,25 +76,33 @@ def _origins_command(merchant: str, change: Callable[[UnitOfWork], Awaitable[lis
     typer.echo("\n".join(origins) if origins else "(no origins: the card fields cannot be framed anywhere)")
 
 
+# Origins are per mode, like keys: a test page never frames live card fields.
+_LIVE = typer.Option("--live", help="Live mode's origins (https only); test mode's without it.")
+
+
 @origins_app.command("add")
 def origins_add(
     merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
-    origin: Annotated[str, typer.Argument(help="A page origin like https://shop.example (http only for localhost).")],
+    origin: Annotated[str, typer.Argument(help="A page origin like https://shop.example (test mode: also http on localhost).")],
+    live: Annotated[bool, _LIVE] = False,
 ) -> None:
-    """Allow pages of ORIGIN to frame the merchant's card fields; prints the merchant's origins."""
-    _origins_command(merchant, lambda uow: add_allowed_origin(uow, origin))
+    """Allow pages of ORIGIN to frame the merchant's card fields in one mode; prints that mode's origins."""
+    _origins_command(merchant, live, lambda uow: add_allowed_origin(uow, origin))
 
 
 @origins_app.command("remove")
 def origins_remove(
     merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
     origin: Annotated[str, typer.Argument(help="An origin registered earlier.")],
+    live: Annotated[bool, _LIVE] = False,
 ) -> None:
-    """Stop allowing ORIGIN; prints the merchant's origins."""
-    _origins_command(merchant, lambda uow: remove_allowed_origin(uow, origin))
+    """Stop allowing ORIGIN in one mode; prints that mode's origins."""
+    _origins_command(merchant, live, lambda uow: remove_allowed_origin(uow, origin))
 
 
 @origins_app.command("list")
-def origins_list(merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")]) -> None:
-    """The merchant's registered origins."""
-    _origins_command(merchant, allowed_origins)
+def origins_list(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")], live: Annotated[bool, _LIVE] = False
+) -> None:
+    """The merchant's registered origins in one mode."""
+    _origins_command(merchant, live, allowed_origins)

@@ -79,9 +79,10 @@ def _ascii_host(hostname: str) -> str | None:
     return encoded
 
 
-def normalized_origin(value: str) -> str:
+def normalized_origin(value: str, *, livemode: bool) -> str:
     """A browser origin as browsers send it (`https://shop.example:8443`): scheme, host, port.
-    Plain http only for a page on this machine, where it is still a secure context."""
+    Live mode: https only. Test mode: also plain http for a page on this machine, where it is
+    still a secure context."""
     parsed = urlsplit(value.strip())
     try:
         port = parsed.port
@@ -94,8 +95,10 @@ def normalized_origin(value: str) -> str:
     hostname = _ascii_host(parsed.hostname)
     if hostname is None:
         raise OriginInvalid(f"{value!r} does not name one host (no wildcards, spaces or punctuation)", param="origin")
-    if parsed.scheme == "http" and hostname not in _LOCAL_HOSTS:
-        raise OriginInvalid("Card fields may be framed only by https pages (or http on localhost)", param="origin")
+    if parsed.scheme == "http" and (livemode or hostname not in _LOCAL_HOSTS):
+        raise OriginInvalid(
+            "Card fields may be framed only by https pages (and, in test mode, http on localhost)", param="origin"
+        )
     host = f"[{hostname}]" if ":" in hostname else hostname
     default_port = {"http": 80, "https": 443}[parsed.scheme]
     return f"{parsed.scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")

@@ -9,8 +9,15 @@ INSERT INTO api_keys (id, merchant_id, livemode, scopes, secret_hash, publishabl
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *
 """
-_ALLOWED_ORIGINS = "SELECT allowed_origins FROM merchants WHERE id = $1 FOR UPDATE"
-_SET_ALLOWED_ORIGINS = "UPDATE merchants SET allowed_origins = $2 WHERE id = $1"
+# Per mode: the column is chosen between two constants, never spliced from input.
+_ALLOWED_ORIGINS = {
+    False: "SELECT allowed_origins FROM merchants WHERE id = $1 FOR UPDATE",
+    True: "SELECT live_allowed_origins FROM merchants WHERE id = $1 FOR UPDATE",
+}
+_SET_ALLOWED_ORIGINS = {
+    False: "UPDATE merchants SET allowed_origins = $2 WHERE id = $1",
+    True: "UPDATE merchants SET live_allowed_origins = $2 WHERE id = $1",
+}
 # Through a SECURITY DEFINER function: the API role has no grant on api_keys.
 _API_KEY_BY_HASH = "SELECT id, merchant_id, livemode, scopes, secret_hash, revoked FROM api_key_by_hash($1)"
 
@@ -46,11 +53,11 @@ async def api_key_by_hash(connection: Connection, secret_hash: str) -> AnyRow | 
     return row
 
 
-async def allowed_origins(connection: Connection, merchant_id: str) -> list[str] | None:
-    """The merchant's registered origins, its row locked for a change; None without such a merchant."""
-    origins: list[str] | None = await connection.fetchval(_ALLOWED_ORIGINS, merchant_id)
+async def allowed_origins(connection: Connection, merchant_id: str, livemode: bool) -> list[str] | None:
+    """The merchant's registered origins in one mode, its row locked for a change; None without such a merchant."""
+    origins: list[str] | None = await connection.fetchval(_ALLOWED_ORIGINS[livemode], merchant_id)
     return origins
 
 
-async def set_allowed_origins(connection: Connection, merchant_id: str, origins: list[str]) -> None:
-    await connection.execute(_SET_ALLOWED_ORIGINS, merchant_id, origins)
+async def set_allowed_origins(connection: Connection, merchant_id: str, livemode: bool, origins: list[str]) -> None:
+    await connection.execute(_SET_ALLOWED_ORIGINS[livemode], merchant_id, origins)

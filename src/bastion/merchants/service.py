@@ -90,7 +90,7 @@ async def authenticate(connection: Connection, digest: str) -> Principal:
 
 
 async def _origins(uow: UnitOfWork) -> list[str]:
-    origins = await repository.allowed_origins(uow.connection, uow.tenant.merchant_id)
+    origins = await repository.allowed_origins(uow.connection, uow.tenant.merchant_id, uow.tenant.livemode)
     if origins is None:
         raise ResourceMissing(f"No such merchant: '{uow.tenant.merchant_id}'", param="merchant")
     return origins
@@ -98,7 +98,7 @@ async def _origins(uow: UnitOfWork) -> list[str]:
 
 async def _change_origins(uow: UnitOfWork, before: list[str], after: list[str]) -> list[str]:
     if after != before:
-        await repository.set_allowed_origins(uow.connection, uow.tenant.merchant_id, after)
+        await repository.set_allowed_origins(uow.connection, uow.tenant.merchant_id, uow.tenant.livemode, after)
         await audit.record(
             uow,
             action_type="merchant.allowed_origins.update",
@@ -111,13 +111,13 @@ async def _change_origins(uow: UnitOfWork, before: list[str], after: list[str]) 
 
 
 async def allowed_origins(uow: UnitOfWork) -> list[str]:
-    """The browser origins that may frame the merchant's card fields."""
+    """The browser origins that may frame the merchant's card fields in the unit of work's mode."""
     return await _origins(uow)
 
 
 async def add_allowed_origin(uow: UnitOfWork, origin: str) -> list[str]:
     before = await _origins(uow)
-    normalized = normalized_origin(origin)
+    normalized = normalized_origin(origin, livemode=uow.tenant.livemode)
     if normalized not in before and len(before) >= ORIGINS_MAX:
         raise OriginsLimitReached(f"A merchant can register at most {ORIGINS_MAX} origins", param="origin")
     return await _change_origins(uow, before, sorted({*before, normalized}))
@@ -125,7 +125,8 @@ async def add_allowed_origin(uow: UnitOfWork, origin: str) -> list[str]:
 
 async def remove_allowed_origin(uow: UnitOfWork, origin: str) -> list[str]:
     before = await _origins(uow)
-    normalized = normalized_origin(origin)
+    # Any origin may be removed, whatever the mode's rule for adding one.
+    normalized = normalized_origin(origin, livemode=False)
     if normalized not in before:
         raise ResourceMissing(f"The origin {normalized!r} is not registered", param="origin")
     return await _change_origins(uow, before, [item for item in before if item != normalized])

@@ -9,7 +9,9 @@ merchants = Table(
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Browser origins allowed to frame the vault's card fields (`frame-ancestors`).
+    # The card fields' origins, per mode: test mode's here, live mode's (https only) beside.
     Column("allowed_origins", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("live_allowed_origins", ARRAY(Text), nullable=False, server_default="{}"),
 )
 
 api_keys = Table(
