@@ -175,6 +175,60 @@ def test_the_server_is_postgresql_18_and_an_older_data_dir_is_never_started(work
     assert not embedded.is_running()
 
 
+def _psql_without_password(embedded: EmbeddedPostgres) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
+    argv = [str(embedded.bin_dir / "psql"), "-X", "-w", "-h", str(embedded.socket_dir), "-p", "5432", "-U", "postgres"]
+    return subprocess.run(
+        [*argv, "-d", "postgres", "-c", "SELECT 1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "PGPASSFILE": os.devnull},
+        timeout=_COMMAND_TIMEOUT_S,
+    )
+
+
+def test_the_superuser_needs_its_password(workdir: Path) -> None:
+    """scram-sha-256 for every role on the socket: a local process without the password (kept
+    0600 in the data directory's secrets) does not get in as the owner."""
+    data_dir = workdir / "data"
+    embedded = EmbeddedPostgres(data_dir)
+    embedded.start()
+    try:
+        refused = _psql_without_password(embedded)
+        assert refused.returncode != 0
+        assert "password" in refused.stderr
+        assert _psql(embedded, "SELECT 1") == "1", "with the password of the URL it does"
+        assert embedded.password_path.stat().st_mode & 0o077 == 0
+        assert _psql(embedded, "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'") == "0"
+    finally:
+        embedded.stop()
+
+
+def test_a_cluster_that_trusted_its_socket_is_switched_to_passwords(workdir: Path) -> None:
+    data_dir = workdir / "data"
+    embedded = EmbeddedPostgres(data_dir)
+    # What earlier Bastions made: the socket trusted, the superuser without a password.
+    embedded.start()
+    try:
+        _psql(embedded, "ALTER ROLE postgres PASSWORD NULL")
+    finally:
+        embedded.stop()
+    hba = embedded.pgdata / "pg_hba.conf"
+    hba.write_text(hba.read_text().replace("scram-sha-256", "trust"))
+
+    again = EmbeddedPostgres(data_dir)
+    again.start()
+    try:
+        assert _psql(again, "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'") == "0"
+        refused = _psql_without_password(again)
+        assert refused.returncode != 0
+        assert "password" in refused.stderr
+        assert _psql(again, "SELECT 1") == "1"
+    finally:
+        again.stop()
+
+
 def test_a_long_data_dir_path_uses_a_short_socket_dir(workdir: Path) -> None:
     data_dir = workdir / ("d" * 60) / ("e" * 60) / "data"
     _open_dirs(data_dir.parent, below=workdir)

