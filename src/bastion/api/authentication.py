@@ -13,6 +13,7 @@ from bastion.merchants import Principal, authenticate, secret_digest
 from bastion.platform.cache import UNKNOWN_KEY_TTL_S, TtlCache
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Database
+from bastion.platform.http.credentials import bearer_token
 
 ENTRIES_MAX = 10_000
 
@@ -27,10 +28,10 @@ class Authenticator:
     async def check_headers(self, headers: Headers) -> None:
         """The edge's check of a request with a large body, before it is read: a valid secret
         key as `Authorization: Bearer` (its scopes are the route's to check)."""
-        scheme, _, secret = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        secret = bearer_token(headers.get("authorization"))
+        if secret is None:
             raise AuthenticationFailed("No API key provided: send `Authorization: Bearer sk_test_...`")
-        await self.principal(secret.strip())
+        await self.principal(secret)
 
     async def principal(self, secret: str) -> Principal:
         digest = secret_digest(self.hasher, secret)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bastion.audit import repository
-from bastion.platform.db import Database
+from bastion.platform.db import AnyRow, Database
 
 # How much of the file's end is read to find its last line: far more than one line.
 _TAIL_BYTES = 8_192
@@ -30,6 +30,11 @@ class Checkpoint:
     chain_hash: str
     key_id: str
     signature: str
+
+    @classmethod
+    def from_row(cls, row: AnyRow) -> "Checkpoint":
+        """An `audit_checkpoints` row."""
+        return cls(seq=row["seq"], chain_hash=row["chain_hash"], key_id=row["key_id"], signature=row["signature"])
 
 
 class CheckpointLog(Protocol):
@@ -93,7 +98,5 @@ async def anchor_latest(database: Database, log: CheckpointLog) -> bool:
     anchored = log.latest()
     if anchored is not None and anchored.seq >= newest["seq"]:
         return False
-    log.append(
-        Checkpoint(seq=newest["seq"], chain_hash=newest["chain_hash"], key_id=newest["key_id"], signature=newest["signature"])
-    )
+    log.append(Checkpoint.from_row(newest))
     return True

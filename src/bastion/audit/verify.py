@@ -53,23 +53,19 @@ def _seal_problem(keys: _Keys, seal: AnyRow, expected_seq: int, prev_hash: str, 
     return None
 
 
-def _checkpoint_problem(keys: _Keys, checkpoint: AnyRow, chain_hash: str) -> str | None:
-    if checkpoint["key_id"] != keys.key_id:
-        return f"checkpoint signed by unknown key {checkpoint['key_id']!r} (expected {keys.key_id!r})"
-    if not chain.checkpoint_signature_valid(
-        keys.public_key, checkpoint["seq"], checkpoint["chain_hash"], checkpoint["signature"]
-    ):
+def _signature_problem(keys: _Keys, checkpoint: Checkpoint) -> str | None:
+    if checkpoint.key_id != keys.key_id:
+        return f"checkpoint signed by unknown key {checkpoint.key_id!r} (expected {keys.key_id!r})"
+    if not chain.checkpoint_signature_valid(keys.public_key, checkpoint.seq, checkpoint.chain_hash, checkpoint.signature):
         return "checkpoint signature is invalid"
-    if not chain.hashes_equal(checkpoint["chain_hash"], chain_hash):
-        return "checkpoint chain_hash differs from the recomputed chain"
     return None
 
 
-def _anchor_problem(keys: _Keys, anchored: Checkpoint) -> str | None:
-    if anchored.key_id != keys.key_id or not chain.checkpoint_signature_valid(
-        keys.public_key, anchored.seq, anchored.chain_hash, anchored.signature
-    ):
-        return f"the external checkpoint log's newest line (seq {anchored.seq}) is not signed by this install: the log was edited"
+def _checkpoint_problem(keys: _Keys, checkpoint: AnyRow, chain_hash: str) -> str | None:
+    if problem := _signature_problem(keys, Checkpoint.from_row(checkpoint)):
+        return problem
+    if not chain.hashes_equal(checkpoint["chain_hash"], chain_hash):
+        return "checkpoint chain_hash differs from the recomputed chain"
     return None
 
 
@@ -105,8 +101,12 @@ async def verify_chain(database: Database, keyring: Keyring, anchor: CheckpointL
     last_seq, prev_hash = 0, chain.GENESIS_HASH
 
     anchored = anchor.latest() if anchor is not None else None
-    if anchored is not None and (problem := _anchor_problem(keys, anchored)):
-        return VerifyReport.broken(rows_checked, checkpoints_checked, anchored.seq, problem)
+    if anchored is not None and (problem := _signature_problem(keys, anchored)):
+        reason = (
+            f"the external checkpoint log's newest line (seq {anchored.seq}) is not signed by this install "
+            f"({problem}): the log was edited"
+        )
+        return VerifyReport.broken(rows_checked, checkpoints_checked, anchored.seq, reason)
 
     async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
         after_seq: int | None = None

@@ -11,15 +11,14 @@ for `THROTTLE_S`: its tokenizations answer 429 `card_testing_suspected` at once,
 card check or database write.
 """
 
-import hmac
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from hashlib import sha256
 
+from bastion.platform.crypto import KeyedHasher
 from bastion.vault.errors import CardTestingSuspected
 
 WINDOW_S = 600.0
@@ -53,12 +52,11 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Tripped:
-    """A subject that just passed its limit: recorded once per throttle."""
+    """A subject that just passed its limit: recorded once per throttle (of THROTTLE_S)."""
 
     subject: Subject
     failures: int
     distinct_cards: int
-    throttled_for_s: float
 
 
 @dataclass(slots=True)
@@ -84,8 +82,8 @@ class CardTestingGuard:
         self.limits = limits
         self._monotonic = monotonic
         self._windows: OrderedDict[Subject, _Window] = OrderedDict()
-        # Cards are remembered by a keyed hash that lives only in this process's memory.
-        self._card_key = secrets.token_bytes(32)
+        # Cards are remembered by a keyed hash whose key lives only in this process's memory.
+        self._cards = KeyedHasher(secrets.token_bytes(32))
 
     def check(self, subjects: Iterable[Subject]) -> None:
         """Refuse at once when any of `subjects` is throttled."""
@@ -101,7 +99,7 @@ class CardTestingGuard:
         """Count one attempt: `card_number` (digits) when the card was tokenized, None when it
         was refused. The subjects this attempt put over their limit."""
         now = self._monotonic()
-        card = None if card_number is None else hmac.new(self._card_key, card_number.encode(), sha256).hexdigest()
+        card = None if card_number is None else self._cards.digest(card_number)
         tripped: list[Tripped] = []
         for subject in subjects:
             window = self._window(subject)
@@ -113,7 +111,7 @@ class CardTestingGuard:
                 window.cards[card] = now
             if window.count() > self.limits.of(subject) and window.throttled_until <= now:
                 window.throttled_until = now + THROTTLE_S
-                tripped.append(Tripped(subject, len(window.failures), len(window.cards), THROTTLE_S))
+                tripped.append(Tripped(subject, len(window.failures), len(window.cards)))
         return tripped
 
     def _window(self, subject: Subject) -> _Window:

@@ -152,8 +152,6 @@ class CardTestingRecord:
     audit_id: uuid.UUID
     event_id: str
     signal: CardTestingSignal
-    ip_address: str | None
-    device_id: str | None
     request_id: str | None
     created_at: datetime
 
@@ -168,8 +166,9 @@ async def record_card_testing(connection: Connection, tenant: Tenant, record: Ca
         tenant.livemode,
         record.signal["id"],
         record.signal,
-        record.ip_address,
-        record.device_id,
+        # The audit row's own columns, as every audit row has them.
+        record.signal["client_ip"],
+        record.signal["device"],
         record.request_id,
         record.created_at,
     )

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response
 
 from bastion.kernel.errors import AuthenticationFailed, ResourceMissing
 from bastion.platform.http.client_ip import client_ip
+from bastion.platform.http.credentials import bearer_token
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.logging import request_id_var
@@ -83,10 +84,10 @@ async def static_file(name: str) -> Response:
 
 
 def _publishable_key(authorization: str | None) -> str:
-    scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key:
+    key = bearer_token(authorization)
+    if key is None:
         raise AuthenticationFailed("No publishable key provided: send `Authorization: Bearer pk_test_...`")
-    return key.strip()
+    return key
 
 
 @public_router.post("/v1/tokens", response_model=Token)

@@ -34,7 +34,7 @@ from bastion.platform.db import Actor, Database, Tenant
 from bastion.platform.redaction import redact_text, redact_value
 from bastion.platform.settings import Settings
 from bastion.vault import repository
-from bastion.vault.card_testing import WINDOW_S, CardTestingGuard, Limits, Subject, SubjectKind, Tripped
+from bastion.vault.card_testing import THROTTLE_S, WINDOW_S, CardTestingGuard, Limits, Subject, SubjectKind, Tripped
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, check_test_card, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
 from bastion.vault.errors import (
@@ -262,7 +262,7 @@ async def _record(vault: Vault, key: PublishableKey, client: Client, tripped: li
             failures=each.failures,
             distinct_cards=each.distinct_cards,
             window_s=int(WINDOW_S),
-            throttled_until=unix_seconds(moment) + int(each.throttled_for_s),
+            throttled_until=unix_seconds(moment) + int(THROTTLE_S),
             created=unix_seconds(moment),
             livemode=key.livemode,
         )
@@ -270,8 +270,6 @@ async def _record(vault: Vault, key: PublishableKey, client: Client, tripped: li
             audit_id=uuid.uuid4(),
             event_id=new_id("evt"),
             signal=signal,
-            ip_address=client.ip_address,
-            device_id=client.device,
             request_id=client.request_id,
             created_at=moment,
         )

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from bastion.kernel.errors import AuthenticationFailed
 from bastion.platform.db import Database
+from bastion.platform.http.credentials import bearer_token
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.logging import get_logger
 from bastion.platform.metrics import HttpMetrics
@@ -40,8 +41,8 @@ async def metrics(request: Request) -> Response:
     listener authenticates its clients itself (the vault's mutual TLS)."""
     token: bytes | None = request.app.state.metrics_token
     if token is not None:
-        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token):
+        presented = bearer_token(request.headers.get("authorization"))
+        if presented is None or not hmac.compare_digest(presented.encode(), token):
             raise AuthenticationFailed(
                 "Metrics need the scrape token: `Authorization: Bearer <contents of secrets/metrics.token>` (docs/operations.md)"
             )

@@ -47,13 +47,6 @@ LARGE_BODIES_AT_ONCE = 8
 Authenticate = Callable[[Headers], Awaitable[None]]
 
 
-class _LargeBodyRefused(Exception):
-    """Why a body over LARGE_BODY_BYTES is not read: the answer to send instead."""
-
-    def __init__(self, refusal: BastionError) -> None:
-        self.refusal = refusal
-
-
 class EdgeMiddleware:
     def __init__(
         self,
@@ -107,8 +100,8 @@ class EdgeMiddleware:
             limit = self.large_body_paths.get(scope["path"], self.max_body_bytes)
             try:
                 body = await self._read_body(scope, receive, limit)
-            except _LargeBodyRefused as refused:
-                await response_for(refused.refusal)(scope, receive, send_with_headers)
+            except BastionError as refused:  # a large body not admitted: answered without reading it
+                await response_for(refused)(scope, receive, send_with_headers)
                 return
             if body is None:
                 await response_for(BodyTooLarge(f"The request body exceeds {limit} bytes"))(scope, receive, send_with_headers)
@@ -142,7 +135,8 @@ class EdgeMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes | None:
         """The whole body, or None once it passes the limit (read no further). Past
         LARGE_BODY_BYTES (announced by Content-Length, or reached while reading), the
-        credentials are checked first and a slot among the large bodies taken."""
+        credentials are checked first and a slot among the large bodies taken: their refusal
+        (a BastionError) is raised before anything more is read."""
         headers = Headers(scope=scope)
         announced = headers.get("content-length", "")
         size = int(announced) if announced.isdigit() else None
@@ -159,15 +153,10 @@ class EdgeMiddleware:
 
     async def _admit_large(self, headers: Headers) -> None:
         if self.authenticate is not None:
-            try:
-                await self.authenticate(headers)
-            except BastionError as refusal:
-                raise _LargeBodyRefused(refusal) from None
+            await self.authenticate(headers)
         if self._large_bodies.locked():
-            raise _LargeBodyRefused(
-                TooManyLargeRequests(
-                    f"Too many requests with bodies over {LARGE_BODY_BYTES} bytes at once; retry shortly.", retry_after_s=1
-                )
+            raise TooManyLargeRequests(
+                f"Too many requests with bodies over {LARGE_BODY_BYTES} bytes at once; retry shortly.", retry_after_s=1
             )
         await self._large_bodies.acquire()
 
