@@ -20,14 +20,17 @@ from bastion import customers, events, ledger, payments
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
+from bastion.api.demo.routes import load_credentials
 from bastion.api.demo.shop import ensure_demo_shop
+from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
 from bastion.payments.service import payment_method_phases
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
-from bastion.platform.crypto import KeyedHasher, LocalKeyring
+from bastion.platform.crypto import DerivedKeys, KeyedHasher, LocalKeyring, signing_purpose
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.platform.grant import Grant
 from bastion.platform.heap import freeze_startup_objects
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.idempotency import PhasedCommands
@@ -81,9 +84,9 @@ def _role_password(settings: Settings, role: str) -> str:
     return passwords[role]
 
 
-def role_dsn(settings: Settings, url: str, role: str) -> str:
+def role_dsn(settings: Settings, url: str, role: str, *, application_name: str | None = None) -> str:
     """The DSN of `role` on the server of `url`, with the password generated at migration."""
-    return plain_dsn(url, role=role, password=_role_password(settings, role))
+    return plain_dsn(url, role=role, password=_role_password(settings, role), application_name=application_name)
 
 
 def role_database(settings: Settings, url: str, role: str, *, clock: Clock = SYSTEM_CLOCK) -> Database:
@@ -92,7 +95,7 @@ def role_database(settings: Settings, url: str, role: str, *, clock: Clock = SYS
 
 def owner_database(url: str, *, pool_size: int = 2, clock: Clock = SYSTEM_CLOCK) -> Database:
     """The owner role: migrations' peer for administrative commands (bypasses row-level security)."""
-    return Database(plain_dsn(url), pool_size=pool_size, clock=clock)
+    return Database(plain_dsn(url, application_name="bastion-owner"), pool_size=pool_size, clock=clock)
 
 
 def keyring(settings: Settings) -> LocalKeyring:
@@ -103,8 +106,38 @@ def key_hasher(settings: Settings) -> KeyedHasher:
     return KeyedHasher(keyring(settings).secret(API_KEY_HASH_PURPOSE))
 
 
-def api_services(settings: Settings, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Services:
-    database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).app, clock=clock)
+# Each process's grant (ADR 15): its role, and the keyring purposes it serves. The API and the
+# vault both find API keys by their keyed hash; only the worker seals the audit chain.
+def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
+    return Grant(
+        database_dsn=role_dsn(settings, url, ServiceRoles(settings.db_role_prefix).app, application_name="bastion-api"),
+        keys=keyring(settings).derive([API_KEY_HASH_PURPOSE]),
+        metrics_token=read_metrics_token(settings.data_dir),
+        demo_keys=load_credentials(settings.data_dir) if demo else None,
+    )
+
+
+def vault_grant(settings: Settings, url: str) -> Grant:
+    return Grant(
+        database_dsn=role_dsn(settings, url, ServiceRoles(settings.db_role_prefix).vault, application_name="bastion-vault"),
+        keys=keyring(settings).derive([API_KEY_HASH_PURPOSE]),
+        pkcs11_pin=settings.pkcs11_pin if settings.vault_keyring == "pkcs11" else None,
+    )
+
+
+def worker_grant(settings: Settings, url: str) -> Grant:
+    return Grant(
+        database_dsn=role_dsn(settings, url, ServiceRoles(settings.db_role_prefix).worker, application_name="bastion-worker"),
+        keys=keyring(settings).derive([CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)]),
+    )
+
+
+def granted_database(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Database:
+    return Database(grant.database_dsn, pool_size=settings.db_pool_size, clock=clock)
+
+
+def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Services:
+    database = granted_database(settings, grant, clock=clock)
     vault = VaultClient(
         settings.vault_internal_url,
         client_ssl_context(CertPaths.under(settings.data_dir)),
@@ -116,21 +149,34 @@ def api_services(settings: Settings, url: str, *, clock: Clock = SYSTEM_CLOCK) -
     return Services(
         settings=settings,
         database=database,
-        authenticator=Authenticator(database, key_hasher(settings), settings.auth_cache_ttl_s),
+        authenticator=Authenticator(
+            database, KeyedHasher(DerivedKeys(grant.keys).secret(API_KEY_HASH_PURPOSE)), settings.auth_cache_ttl_s
+        ),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         vault=vault,
         commands=PhasedCommands(
             database, {phases.name: phases for phases in phased}, hold_timeout_s=settings.idempotency_hold_timeout_s
         ),
-        metrics_token=read_metrics_token(settings.data_dir),
+        metrics_token=_metrics_token(grant),
+        demo_keys=grant.demo_keys,
     )
 
 
+def _metrics_token(grant: Grant) -> bytes:
+    if grant.metrics_token is None:
+        raise ConfigurationError("this process was not granted the metrics token: it is not the API")
+    return grant.metrics_token
+
+
 def create_api() -> FastAPI:
-    """Uvicorn factory for `bastion api`: everything comes from the environment."""
+    """Uvicorn factory for `bastion api` on its own: its grant comes from the data directory."""
     settings = Settings.from_env()
+    return api_app(settings, api_grant(settings, owner_url(settings), demo=settings.demo))
+
+
+def api_app(settings: Settings, grant: Grant) -> FastAPI:
     configure_logging(settings.log_level, log_file=settings.log_file("api"))
-    app = create_app(api_services(settings, owner_url(settings)))
+    app = create_app(api_services(settings, grant))
     freeze_startup_objects()
     return app
 
@@ -154,20 +200,20 @@ def vault_keys_directory(data_dir: Path) -> Path:
     return data_dir / "vault" / "keys"
 
 
-def vault_keys(settings: Settings) -> KeyEncryptionKeys:
+def vault_keys(settings: Settings, *, pkcs11_pin: str | None) -> KeyEncryptionKeys:
     """The vault's key-encryption keys: its own, never the platform keyring's."""
     return open_key_encryption_keys(
         settings.vault_keyring,
         local_directory=vault_keys_directory(settings.data_dir),
         pkcs11_module=settings.pkcs11_module,
         pkcs11_token_label=settings.pkcs11_token_label,
-        pkcs11_pin=settings.pkcs11_pin,
+        pkcs11_pin=pkcs11_pin,
     )
 
 
 async def vault_keys_create(settings: Settings, url: str) -> int:
     """The vault's first key version, at install; the active version afterwards."""
-    keys = vault_keys(settings)
+    keys = vault_keys(settings, pkcs11_pin=settings.pkcs11_pin)
     database = owner_database(url)
     try:
         return await ensure_key_version(database, keys)
@@ -176,13 +222,12 @@ async def vault_keys_create(settings: Settings, url: str) -> int:
         await database.dispose()
 
 
-def vault_runtime(settings: Settings, url: str) -> Vault:
-    database = role_database(settings, url, ServiceRoles(settings.db_role_prefix).vault)
+def vault_runtime(settings: Settings, grant: Grant) -> Vault:
     return Vault(
         settings=settings,
-        database=database,
-        keys=vault_keys(settings),
-        hasher=key_hasher(settings),
+        database=granted_database(settings, grant),
+        keys=vault_keys(settings, pkcs11_pin=grant.pkcs11_pin),
+        hasher=KeyedHasher(DerivedKeys(grant.keys).secret(API_KEY_HASH_PURPOSE)),
         processors=Processors(
             shared=_processor_client(settings, ssl.create_default_context()),
             pinned={

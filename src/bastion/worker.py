@@ -10,8 +10,9 @@ from bastion.audit import CheckpointLog, FileCheckpointLog, anchor_latest, seal_
 from bastion.events import load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger import expire_due_holds
-from bastion.platform.crypto import Keyring
-from bastion.platform.db import Database, ServiceRoles
+from bastion.platform.crypto import DerivedKeys, Keyring
+from bastion.platform.db import Database
+from bastion.platform.grant import Grant
 from bastion.platform.idempotency.janitor import expire_idempotency_keys
 from bastion.platform.logging import get_logger
 from bastion.platform.settings import Settings
@@ -50,8 +51,7 @@ async def _seal_and_anchor(database: Database, keyring: Keyring, anchor: Checkpo
     return sealed
 
 
-def duties(settings: Settings, database: Database) -> list[Duty]:
-    keyring = bootstrap.keyring(settings)
+def duties(settings: Settings, database: Database, keyring: Keyring) -> list[Duty]:
     anchor = FileCheckpointLog(settings.audit_checkpoint_log)
     return [
         Duty("audit_sealer", lambda: _seal_and_anchor(database, keyring, anchor), AUDIT_SEALER_INTERVAL_S),
@@ -60,16 +60,14 @@ def duties(settings: Settings, database: Database) -> list[Duty]:
     ]
 
 
-async def run_worker(settings: Settings, url: str) -> None:
+async def run_worker(settings: Settings, grant: Grant) -> None:
     if settings.db_pool_size < WORKER_POOL_SIZE_MIN:
         raise ConfigurationError(
             f"the worker needs BASTION_DB_POOL_SIZE of at least {WORKER_POOL_SIZE_MIN}: "
             "the relay holds a batch open while each delivery runs in its own transaction"
         )
-    worker_role = ServiceRoles(settings.db_role_prefix).worker
     subscribers = load_subscribers(settings.subscribers)
-    listen_dsn = bootstrap.role_dsn(settings, url, worker_role)
-    database = bootstrap.role_database(settings, url, worker_role)
+    database = bootstrap.granted_database(settings, grant)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -77,7 +75,8 @@ async def run_worker(settings: Settings, url: str) -> None:
     _log.info("worker_started")
     try:
         await asyncio.gather(
-            run_relay(database, listen_dsn, subscribers, stop), *(_repeat(duty, stop) for duty in duties(settings, database))
+            run_relay(database, grant.database_dsn, subscribers, stop),
+            *(_repeat(duty, stop) for duty in duties(settings, database, DerivedKeys(grant.keys))),
         )
     finally:
         await database.dispose()

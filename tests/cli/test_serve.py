@@ -3,6 +3,8 @@ naming the option that changes it; the banner comes once every listener answers;
 then shows warnings and errors in short form (`--verbose`: every JSON line); no log line is
 written twice; a process that stops is named with its log file, and everything stops with it."""
 
+import asyncio
+import base64
 import json
 import os
 import re
@@ -16,11 +18,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+import asyncpg
 import httpx
 import psutil
 import pytest
 
+from bastion.platform.db import plain_dsn
 from bastion.platform.metrics import metrics_token_path
 from tests.support.logs import log_records
 from tests.support.postgres import TestDatabase, accepts_connections, free_port, migrated_database, stop_process
@@ -239,3 +244,78 @@ def test_a_process_that_stops_is_named_with_its_log_and_everything_stops(serve_e
     assert re.fullmatch(stopped + re.escape(str(log)), lines[-1]), lines
     # The worker's own reason, shown as it wrote it.
     assert any(line.startswith("worker: error: the worker needs BASTION_DB_POOL_SIZE") for line in lines[:-1]), lines
+
+
+def _secrets_serve_holds(env: dict[str, str]) -> dict[str, str]:
+    """Every secret in the data directory and in serve's environment, as text a child's
+    environment could hold it in, by name."""
+    data_dir = Path(env["BASTION_DATA_DIR"])
+    root = (data_dir / "secrets" / "keyring.key").read_bytes()
+    held = {
+        "the owner's URL": env["BASTION_DATABASE_URL"],
+        "the HSM PIN": env["BASTION_PKCS11_PIN"],
+        "PGPASSWORD": env["PGPASSWORD"],
+        "the keyring root (hex)": root.hex(),
+        "the keyring root (base64)": base64.b64encode(root).decode(),
+        "the metrics token": metrics_token_path(data_dir).read_text().strip(),
+    }
+    owner_password = urlsplit(env["BASTION_DATABASE_URL"]).password
+    if owner_password:
+        held["the owner's password"] = unquote(owner_password)
+    for role, password in json.loads((data_dir / "secrets" / "db_roles.json").read_text()).items():
+        held[f"{role}'s password"] = password
+    return held
+
+
+async def _connections_by_process(owner_url: str) -> dict[str, set[str]]:
+    """The database roles each of serve's processes is connected as, by its application name."""
+    connection = await asyncpg.connect(plain_dsn(owner_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT application_name, usename FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'bastion-%'"
+        )
+    finally:
+        await connection.close()
+    roles: dict[str, set[str]] = {}
+    for row in rows:
+        roles.setdefault(row["application_name"], set()).add(row["usename"])
+    return roles
+
+
+def test_each_process_holds_only_its_own_grant(serve_env: dict[str, str], serve_database: TestDatabase, tmp_path: Path) -> None:
+    # Secrets serve is given in its environment that no child may inherit.
+    env = {**serve_env, "BASTION_PKCS11_PIN": "pin-for-serve-alone", "PGPASSWORD": "password-for-serve-alone"}
+    held = _secrets_serve_holds(env)
+    secrets_dir = Path(env["BASTION_DATA_DIR"]).resolve() / "secrets"
+    with _serving(env, tmp_path / "terminal.txt") as serve:
+        serve.after_banner()
+        # Each process connects: the API to look up a key, the vault's janitor, the worker's relay.
+        api = f"http://127.0.0.1:{serve.ports['--port']}"
+        assert httpx.get(f"{api}/v1/customers", headers={"Authorization": "Bearer sk_test_unknown"}).status_code == 401
+        children = {child.cmdline()[3]: child for child in psutil.Process(serve.process.pid).children()}
+        assert set(children) == {"api", "vault", "worker"}, children
+        for name, child in children.items():
+            environ = child.environ()
+            assert environ.get("BASTION_GRANT") == "stdin", name
+            assert {"BASTION_DATABASE_URL", "BASTION_PKCS11_PIN", "PGPASSWORD"}.isdisjoint(environ), name
+            everything = "\n".join(f"{key}={value}" for key, value in environ.items())
+            assert [what for what, secret in held.items() if secret in everything] == [], name
+            files = [Path(os.readlink(f"/proc/{child.pid}/fd/{fd}")) for fd in os.listdir(f"/proc/{child.pid}/fd")]
+            assert [file for file in files if file.is_relative_to(secrets_dir)] == [], name
+            # The grant arrived on stdin, which is /dev/null once read.
+            assert os.readlink(f"/proc/{child.pid}/fd/0") == os.devnull, name
+        roles = serve_database.roles
+
+        def each_connected_as_its_role(_printed: str) -> bool:
+            connected = asyncio.run(_connections_by_process(serve_database.owner_url))
+            expected = {
+                "bastion-api": {roles.app},
+                "bastion-vault": {roles.vault},
+                "bastion-worker": {roles.worker},
+                "bastion-relay": {roles.worker},
+            }
+            assert all(connected.get(name, expected[name]) == expected[name] for name in expected), connected
+            return connected == expected
+
+        serve.wait_until(each_connected_as_its_role, _OUTPUT_TIMEOUT_S, "connection of each process as its own role")

@@ -45,10 +45,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def api(test_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiProcess, Path]]:
-    """A real API process with the demo shop, whose logs also go to a directory of their own, for the scan."""
+def api(
+    settings: Settings, test_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiProcess, Path]]:
+    """A real API process with the demo shop, whose logs also go to a directory of their own, for
+    the scan. The shop exists before the API starts, as under `serve`: its keys are in the API's grant."""
     logs = tmp_path_factory.mktemp("api-logs")
-    with running_api_process(test_database, {"BASTION_LOG_DIR": str(logs), "BASTION_DEMO": "on"}) as process:
+    port = free_port()
+    asyncio.run(bootstrap.demo_shop_create(settings, test_database.owner_url, f"http://127.0.0.1:{port}"))
+    with running_api_process(test_database, {"BASTION_LOG_DIR": str(logs), "BASTION_DEMO": "on"}, port=port) as process:
         yield process, logs
 
 
@@ -156,7 +161,6 @@ async def test_demo_checkout_tokenizes_in_the_vault_and_the_card_never_leaves_it
     api: tuple[ApiProcess, Path],
 ) -> None:
     api_process, logs = api
-    await bootstrap.demo_shop_create(settings, test_database.owner_url, api_process.url)
     context = await browser.new_context()
     page = await context.new_page()
     console: list[str] = []
@@ -359,7 +363,6 @@ async def test_the_demo_checkout_reads_well_on_a_390px_phone(
     *, browser: Browser, settings: Settings, test_database: TestDatabase, vault: ApiProcess, api: tuple[ApiProcess, Path]
 ) -> None:
     api_process, _logs = api
-    await bootstrap.demo_shop_create(settings, test_database.owner_url, api_process.url)
     context = await browser.new_context(viewport=PHONE_VIEWPORT)
     try:
         page = await context.new_page()

@@ -37,7 +37,8 @@ class Platform:
         # The API's time: a test may move it ahead with `clock.shifted(...)`.
         self.clock = ShiftedClock()
         self.owner = bootstrap.owner_database(database.owner_url, clock=self.clock)
-        self.services = bootstrap.api_services(settings, database.owner_url, clock=self.clock)
+        grant = bootstrap.api_grant(settings, database.owner_url, demo=False)
+        self.services = bootstrap.api_services(settings, grant, clock=self.clock)
         self.app = create_app(self.services)
 
     def client(self, credentials: Credentials | None = None, **kwargs: Any) -> httpx.AsyncClient:

@@ -202,9 +202,11 @@ def running_api(database: TestDatabase, extra_env: dict[str, str] | None = None)
 
 
 @contextmanager
-def running_api_process(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
-    """A real `bastion api` process on 127.0.0.1; yields its URL and its captured logs."""
-    port = free_port()
+def running_api_process(
+    database: TestDatabase, extra_env: dict[str, str] | None = None, *, port: int | None = None
+) -> Iterator[ApiProcess]:
+    """A real `bastion api` process on 127.0.0.1 (`port`, default a free one); yields its URL and its captured logs."""
+    port = port or free_port()
     with _running(["api", "--host", "127.0.0.1", "--port", str(port)], [port], {**database.env(), **(extra_env or {})}) as log:
         yield ApiProcess(url=f"http://127.0.0.1:{port}", log_file=log)
 

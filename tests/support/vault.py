@@ -78,7 +78,7 @@ def settings_for(database: TestDatabase, **changes: Any) -> Settings:
 async def vault_in_process(settings: Settings) -> AsyncIterator[service.Vault]:
     """The vault's runtime as `bastion vault` builds it (its role, its keyring), without the listeners."""
     assert settings.database_url is not None
-    vault = bootstrap.vault_runtime(settings, settings.database_url)
+    vault = bootstrap.vault_runtime(settings, bootstrap.vault_grant(settings, settings.database_url))
     try:
         yield vault
     finally:

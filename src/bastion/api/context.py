@@ -47,6 +47,8 @@ class Services:
     commands: PhasedCommands
     # What a scraper presents to `/metrics` (`secrets/metrics.token`).
     metrics_token: bytes
+    # The demo shop merchant's test keys (`secrets/demo.json`), when the demo runs.
+    demo_keys: Mapping[str, str] | None = None
 
 
 # The answer is a context's resource (a TypedDict, ADR 11).

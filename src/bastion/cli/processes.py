@@ -21,12 +21,16 @@ from bastion import bootstrap
 from bastion.cli.common import fail, install
 from bastion.platform import migrate as migrations
 from bastion.platform.embedded_pg import EmbeddedPostgres
+from bastion.platform.grant import GRANT_ENV, Grant
 from bastion.platform.logging import configure_logging, console_line
 from bastion.platform.settings import Settings
 from bastion.vault.server import bound_socket
 from bastion.worker import run_worker
 
 _CHILD_STOP_TIMEOUT_S = 15
+# Secrets in serve's environment that no child gets: each has its own part in its grant. libpq's
+# PGPASSWORD too, which asyncpg would otherwise fall back on.
+_SERVE_ONLY = frozenset({"BASTION_DATABASE_URL", "BASTION_PKCS11_PIN", "PGPASSWORD"})
 # How long serve waits for every listener to answer, and how often and how patiently it asks.
 _START_TIMEOUT_S = 60
 _PROBE_INTERVAL_S = 0.1
@@ -53,15 +57,12 @@ def api(
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, log_file=settings.log_file("api"))
-    uvicorn.run(
-        "bastion.bootstrap:create_api",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-    )
+    grant = Grant.received()
+    if grant is not None and workers != 1:
+        raise fail("a grant from `bastion serve` serves one API process: run it with --workers 1")
+    # Run alone, each API process builds its app, and its grant, from the data directory.
+    app = bootstrap.api_app(settings, grant) if grant is not None else "bastion.bootstrap:create_api"
+    uvicorn.run(app, factory=grant is None, host=host, port=port, workers=workers, log_config=None, access_log=False)
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,16 @@ class _Child:
     console: threading.Thread | None
 
     @classmethod
-    def start(cls, arguments: list[str], env: dict[str, str], *, verbose: bool) -> "_Child":
+    def start(cls, arguments: list[str], env: dict[str, str], grant: Grant, *, verbose: bool) -> "_Child":
         name = arguments[0]
         process = subprocess.Popen(
-            [sys.executable, "-m", "bastion", *arguments], env=env, stderr=None if verbose else subprocess.PIPE
+            [sys.executable, "-m", "bastion", *arguments],
+            env={**env, GRANT_ENV: "stdin"},
+            stdin=subprocess.PIPE,
+            stderr=None if verbose else subprocess.PIPE,
         )
+        assert process.stdin is not None  # noqa: S101  (asked for just above)
+        grant.send(process.stdin)
         console = None
         if process.stderr is not None:
             console = threading.Thread(target=_show_console, args=(name, process.stderr), name=f"console-{name}", daemon=True)
@@ -222,9 +228,9 @@ def serve(
         raise
     vault_public = os.environ.get("BASTION_VAULT_PUBLIC_URL", f"http://{_url_host(browser_host)}:{vault_port}")
     log_dir = settings.log_dir or settings.data_dir / "logs"
+    # Each child gets its grant on stdin; the secrets serve was given stay with serve.
     env = {
-        **os.environ,
-        "BASTION_DATABASE_URL": url,
+        **{name: value for name, value in os.environ.items() if name not in _SERVE_ONLY},
         "BASTION_DATA_DIR": str(settings.data_dir),
         "BASTION_LOG_DIR": str(log_dir),
         "BASTION_VAULT_PUBLIC_URL": vault_public,
@@ -242,11 +248,17 @@ def serve(
         _Probe(f"the vault on port {vault_port}", lambda: _http_answers(f"http://{probe_host}:{vault_port}/healthz")),
         _Probe(f"the vault on port {vault_internal_port}", lambda: _accepts_connections("127.0.0.1", vault_internal_port)),
     ]
+    grants = {
+        "vault": bootstrap.vault_grant(settings, url),
+        "api": bootstrap.api_grant(settings, url, demo=demo),
+        "worker": bootstrap.worker_grant(settings, url),
+    }
     children: list[_Child] = []
     ended: _Child | None = None  # the child whose exit stopped the others
     try:
         for arguments in (vault_command, ["api", "--host", host, "--port", str(port)], ["worker"]):
-            children.append(_Child.start(arguments, env, verbose=verbose))  # noqa: PERF401  (one by one: all started get stopped)
+            # One by one: all started get stopped.
+            children.append(_Child.start(arguments, env, grants[arguments[0]], verbose=verbose))  # noqa: PERF401
         if not _wait_until_answering(children, probes, lambda: stopping, log_dir):
             return
         base = f"http://{probe_host}:{port}"
@@ -281,5 +293,5 @@ def worker() -> None:
     """Run the background worker: outbox relay, audit sealer, janitor."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, log_file=settings.log_file("worker"))
-    url = bootstrap.owner_url(settings)
-    asyncio.run(run_worker(settings, url))
+    grant = Grant.received() or bootstrap.worker_grant(settings, bootstrap.owner_url(settings))
+    asyncio.run(run_worker(settings, grant))

@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from bastion import bootstrap
 from bastion.cli.common import fail, with_owner_database
 from bastion.platform.certs import CertPaths, uvicorn_ssl_options
 from bastion.platform.db import Database
+from bastion.platform.grant import Grant
 from bastion.platform.logging import configure_logging
 from bastion.platform.settings import Settings
 from bastion.vault import rotation
@@ -63,7 +65,7 @@ def keys_rotate(
     """Make a new key version active and re-wrap every data key under it, in batches; run it again
     to finish a rotation that was interrupted. The old version is retired once nothing refers to it."""
     settings = Settings.from_env()
-    keys = bootstrap.vault_keys(settings)
+    keys = bootstrap.vault_keys(settings, pkcs11_pin=settings.pkcs11_pin)
 
     async def work(database: Database) -> rotation.RotationReport:
         total = await rotation.stale_count(database)
@@ -88,11 +90,12 @@ def keys_rotate(
     typer.echo(f"active key version: v{report.active_version}{resumed}; re-wrapped {report.rewrapped}; retired: {retired}")
 
 
-def _serve_vault_process(sockets: VaultSockets, janitor: bool) -> None:
-    """One vault process; `bastion vault --workers N` spawns N of them."""
+def _serve_vault_process(grant: Grant, sockets: VaultSockets, janitor: bool) -> None:
+    """One vault process; `bastion vault --workers N` spawns N of them, each given the grant
+    through its spawn pipe, never its environment."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, log_file=settings.log_file("vault"))
-    runtime = bootstrap.vault_runtime(settings, bootstrap.owner_url(settings))
+    runtime = bootstrap.vault_runtime(settings, grant)
     ssl_options = uvicorn_ssl_options(CertPaths.under(settings.data_dir))
     asyncio.run(serve_vault(runtime, sockets, ssl_options, janitor=janitor))
 
@@ -116,11 +119,13 @@ def vault(
         sockets = VaultSockets.bind((host, port), (internal_host, internal_port))
     except OSError as error:
         raise fail(f"cannot listen on {host}:{port} and {internal_host}:{internal_port}: {error.strerror}") from None
+    settings = Settings.from_env()
+    grant = Grant.received() or bootstrap.vault_grant(settings, bootstrap.owner_url(settings))
     if workers == 1:
-        _serve_vault_process(sockets, janitor=True)
+        _serve_vault_process(grant, sockets, janitor=True)
         return
-    forward_timeout_s = Settings.from_env().vault_forward_timeout_s
-    raise typer.Exit(supervise(_serve_vault_process, sockets, workers=workers, forward_timeout_s=forward_timeout_s))
+    target = functools.partial(_serve_vault_process, grant)
+    raise typer.Exit(supervise(target, sockets, workers=workers, forward_timeout_s=settings.vault_forward_timeout_s))
 
 
 @vault_app.command("scan-pan")

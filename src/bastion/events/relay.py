@@ -237,7 +237,7 @@ async def run_relay(
     """Publish until `stop` is set: woken at once by each commit's NOTIFY, polling as a fallback.
 
     `listen_dsn` is a plain postgresql:// DSN of the worker role for the dedicated
-    LISTEN connection (`bootstrap.role_dsn`).
+    LISTEN connection (the worker's grant, `bastion.platform.grant`).
     """
     _check_names(subscribers)
     failures = DeliveryFailures()

@@ -7,6 +7,7 @@ that a key for one purpose never serves another. A PKCS#11 provider comes with t
 
 import hmac
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -30,6 +31,11 @@ class Keyring(Protocol):
     def signing_key(self, purpose: str) -> Ed25519PrivateKey: ...
 
 
+def signing_purpose(purpose: str) -> str:
+    """The purpose whose secret is the Ed25519 seed of `signing_key(purpose)`."""
+    return f"ed25519:{purpose}"
+
+
 class LocalKeyring:
     def __init__(self, root_key: bytes) -> None:
         if len(root_key) != _ROOT_KEY_BYTES:
@@ -49,7 +55,28 @@ class LocalKeyring:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"bastion:{purpose}".encode()).derive(self._root_key)
 
     def signing_key(self, purpose: str) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(self.secret(f"ed25519:{purpose}"))
+        return Ed25519PrivateKey.from_private_bytes(self.secret(signing_purpose(purpose)))
+
+    def derive(self, purposes: Iterable[str]) -> dict[str, bytes]:
+        """The secrets of `purposes` alone, for a process that must not hold the root (`DerivedKeys`)."""
+        return {purpose: self.secret(purpose) for purpose in purposes}
+
+
+class DerivedKeys:
+    """The keyring as a process of `bastion serve` holds it: the secrets of the purposes it
+    was granted, derived by `serve`; any other purpose is refused, not derived."""
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self._keys = dict(keys)
+
+    def secret(self, purpose: str) -> bytes:
+        try:
+            return self._keys[purpose]
+        except KeyError:
+            raise ConfigurationError(f"this process was not granted the key of purpose {purpose!r}") from None
+
+    def signing_key(self, purpose: str) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.secret(signing_purpose(purpose)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,12 +123,16 @@ def asyncpg_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+asyncpg")
 
 
-def plain_dsn(url: str, *, role: str | None = None, password: str | None = None) -> str:
+def plain_dsn(url: str, *, role: str | None = None, password: str | None = None, application_name: str | None = None) -> str:
     """A libpq-style DSN for asyncpg, optionally as another role; an embedded server's
-    socket directory stays in the `?host=` query, which asyncpg reads."""
+    socket directory stays in the `?host=` query, which asyncpg reads. So does the
+    `application_name` that `pg_stat_activity` shows for the process (asyncpg sends the
+    query's other parameters as session settings)."""
     parsed = asyncpg_url(url).set(drivername="postgresql")
     if role is not None:
         parsed = parsed.set(username=role, password=password)
+    if application_name is not None:
+        parsed = parsed.update_query_dict({"application_name": application_name})
     return parsed.render_as_string(hide_password=False)
 
 
@@ -187,7 +191,8 @@ class Database:
                         # one generic plan serves all parameters, and re-planning each call
                         # (PostgreSQL's default for array parameters) cost the ledger's
                         # writes about a third of their server time.
-                        server_settings={"application_name": "bastion", "plan_cache_mode": "force_generic_plan"},
+                        # The DSN names the application (`plain_dsn`).
+                        server_settings={"plan_cache_mode": "force_generic_plan"},
                     )
         return self._pool
 

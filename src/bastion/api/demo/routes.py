@@ -4,6 +4,7 @@ HTTP, through the whole API like any merchant server would."""
 
 import html
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -49,11 +50,12 @@ def load_credentials(data_dir: Path) -> dict[str, str] | None:
     return loaded
 
 
-def _credentials(settings: Settings) -> dict[str, str]:
-    loaded = load_credentials(settings.data_dir)
-    if loaded is None:
-        raise ResourceMissing("The demo shop is not set up: `bastion serve` creates it at start.", param="demo")
-    return loaded
+def _credentials(request: Request) -> Mapping[str, str]:
+    """The demo merchant's keys, handed to the API at start (`bastion.platform.grant`)."""
+    keys: Mapping[str, str] | None = request.app.state.services.demo_keys
+    if keys is None:
+        raise ResourceMissing("The demo shop is not set up: `bastion serve --demo` creates it at start.", param="demo")
+    return keys
 
 
 def _settings(request: Request) -> Settings:
@@ -66,7 +68,7 @@ async def checkout(request: Request) -> HTMLResponse:
     settings = _settings(request)
     vault_origin = settings.vault_public_url
     page = Template((_ASSETS / "checkout.html").read_text()).substitute(
-        publishable_key=html.escape(_credentials(settings)["publishable"]), vault_origin=html.escape(vault_origin)
+        publishable_key=html.escape(_credentials(request)["publishable"]), vault_origin=html.escape(vault_origin)
     )
     policy = (
         f"default-src 'none'; script-src 'self' {vault_origin}; style-src 'self'; connect-src 'self'; "
@@ -96,7 +98,7 @@ async def save_payment_method(request: Request, body: DemoToken) -> JsonResponse
     """The shop's server: exchange the token for a payment method with the secret key."""
     limiter: RateLimiter = request.app.state.demo_rate_limiter
     limiter.check(client_ip(request) or "unknown")
-    secret = _credentials(_settings(request))["secret"]
+    secret = _credentials(request)["secret"]
     transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
     async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url), timeout=_EXCHANGE_TIMEOUT_S) as api:
         answer = await api.post(
