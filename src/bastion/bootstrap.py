@@ -222,10 +222,10 @@ async def vault_keys_create(settings: Settings, url: str) -> int:
         await database.dispose()
 
 
-def vault_runtime(settings: Settings, grant: Grant) -> Vault:
+def vault_runtime(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Vault:
     return Vault(
         settings=settings,
-        database=granted_database(settings, grant),
+        database=granted_database(settings, grant, clock=clock),
         keys=vault_keys(settings, pkcs11_pin=grant.pkcs11_pin),
         hasher=KeyedHasher(DerivedKeys(grant.keys).secret(API_KEY_HASH_PURPOSE)),
         processors=Processors(

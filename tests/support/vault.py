@@ -12,9 +12,11 @@ import httpx
 import orjson
 
 from bastion import bootstrap
+from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.platform.db import Connection
 from bastion.platform.settings import Settings
 from bastion.vault import repository, service
+from bastion.vault.cvc_keys import decrypt_cvc
 from bastion.vault.envelope import binding, open_sealed
 from bastion.vault.keyring import KeyEncryptionKeys
 from bastion.vault.schemas import TokenCreate
@@ -75,10 +77,11 @@ def settings_for(database: TestDatabase, **changes: Any) -> Settings:
 
 
 @asynccontextmanager
-async def vault_in_process(settings: Settings) -> AsyncIterator[service.Vault]:
-    """The vault's runtime as `bastion vault` builds it (its role, its keyring), without the listeners."""
+async def vault_in_process(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> AsyncIterator[service.Vault]:
+    """The vault's runtime as `bastion vault` builds it (its role, its keyring), without the
+    listeners; its time is `clock`'s."""
     assert settings.database_url is not None
-    vault = bootstrap.vault_runtime(settings, bootstrap.vault_grant(settings, settings.database_url))
+    vault = bootstrap.vault_runtime(settings, bootstrap.vault_grant(settings, settings.database_url), clock=clock)
     try:
         yield vault
     finally:
@@ -111,17 +114,17 @@ _SEALED_CVCS = "SELECT card_id, merchant_id, algorithm, key_version, wrapped_key
 
 async def open_every_card(owner: Connection, keys: KeyEncryptionKeys) -> dict[str, Opened]:
     """Every card and CVC in the vault opened with `keys`, by token id; `DecryptionFailed` at
-    the first one that does not open. Read as the owner: row-level security does not apply."""
+    the first one that does not open (a CVC whose epoch key is destroyed is None). Read as the
+    owner: row-level security does not apply."""
     cvcs = {row["card_id"]: row for row in await owner.fetch(_SEALED_CVCS)}
     opened: dict[str, Opened] = {}
     for row in await owner.fetch(_SEALED_CARDS):
         content = orjson.loads(open_sealed(keys, repository.sealed_from(row), binding(row["id"], row["merchant_id"], "card")))
         cvc_row = cvcs.get(row["id"])
-        cvc = (
-            open_sealed(keys, repository.sealed_from(cvc_row), binding(row["id"], row["merchant_id"], "cvc")).decode()
-            if cvc_row is not None
-            else None
-        )
+        cvc = None
+        if cvc_row is not None:
+            cvc_aad = binding(row["id"], row["merchant_id"], "cvc")
+            cvc = decrypt_cvc(keys, open_sealed(keys, repository.sealed_from(cvc_row), cvc_aad), cvc_aad)
         opened[row["token_id"]] = Opened(
             number=content["number"],
             cvc=cvc,

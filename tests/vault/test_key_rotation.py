@@ -22,9 +22,11 @@ from bastion.kernel.ids import new_id
 from bastion.platform.db import Database, Tenant
 from bastion.platform.settings import Settings
 from bastion.vault import repository, rotation, service
+from bastion.vault.cvc_keys import CVC_TTL, encrypt_cvc
 from bastion.vault.domain import CardDetails
 from bastion.vault.envelope import binding, fingerprint, seal
 from bastion.vault.keyring import KeyEncryptionKeys, Pkcs11KeyEncryptionKeys
+from bastion.vault.service import Vault
 from tests.support.cli import run_bastion
 from tests.support.platform import Platform
 from tests.support.postgres import TestDatabase, migrated_database
@@ -196,15 +198,16 @@ async def test_rotation_killed_again_and_again_then_finished(private_database: T
         await owner.dispose()
 
 
-def _written_by_hand(keys: KeyEncryptionKeys, version: int, merchant_id: str) -> repository.NewCard:
+async def _written_by_hand(vault: Vault, version: int, merchant_id: str) -> repository.NewCard:
     """The rows tokenization writes for a Visa with CVC 123, sealed under `version`."""
     card = CardDetails(number=VISA, exp_month=12, exp_year=NEXT_YEAR, cvc="123", name=None)
     card_id, moment = new_id("crd"), SYSTEM_CLOCK.now()
+    keys, cvc_aad = vault.keys, binding(card_id, merchant_id, "cvc")
     return repository.NewCard(
         card_id=card_id,
         token_id=new_id("tok"),
         sealed_card=seal(keys, version, service._card_plaintext(card), binding(card_id, merchant_id, "card")),
-        sealed_cvc=seal(keys, version, b"123", binding(card_id, merchant_id, "cvc")),
+        sealed_cvc=seal(keys, version, await encrypt_cvc(vault.database, keys, "123", cvc_aad, moment), cvc_aad),
         fingerprint=fingerprint(keys, Tenant(merchant_id, livemode=False), VISA),
         brand=card.brand.value,
         last4=card.last4,
@@ -214,7 +217,7 @@ def _written_by_hand(keys: KeyEncryptionKeys, version: int, merchant_id: str) ->
         signals={},
         created_at=moment,
         token_expires_at=moment + service.TOKEN_TTL,
-        cvc_expires_at=moment + service.CVC_TTL,
+        cvc_expires_at=moment + CVC_TTL,
     )
 
 
@@ -270,7 +273,7 @@ async def test_retiring_waits_for_a_card_being_written(private_database: TestDat
         async with vault_in_process(settings) as vault:
             expected = await _create_cards(vault, publishable_keys, 10)
             tenant = (await vault.publishable_key(publishable_keys[0])).tenant
-            held = _written_by_hand(vault.keys, 1, tenant.merchant_id)
+            held = await _written_by_hand(vault, 1, tenant.merchant_id)
             async with vault.database.transaction() as writing:
                 # As tokenization does: the shared lock, then the write under the active version.
                 await repository.begin_write(writing, tenant)
@@ -288,7 +291,7 @@ async def test_retiring_waits_for_a_card_being_written(private_database: TestDat
             async with vault.database.transaction() as late:
                 await repository.begin_write(late, tenant)
                 assert not await repository.insert_card_and_token(
-                    late, tenant, _written_by_hand(vault.keys, 1, tenant.merchant_id)
+                    late, tenant, await _written_by_hand(vault, 1, tenant.merchant_id)
                 )
 
             report = await rotation.rotate(owner, vault.keys, batch_size=BATCH_SIZE)

@@ -5,10 +5,16 @@ AES-256-GCM under the KEK with a random 12-byte nonce, so a wrapped key is
 nonce (12) || ciphertext (32) || tag (16) whichever provider made it:
 
 - `local`: one 32-byte key file per KEK version, `kek-v{n}.key`, and `fingerprint.key`, in a
-  directory private to the owner. For development and single-machine installs.
+  directory private to the owner, and the CVC keys in `cvc/epoch-{n}.key`. For development and
+  single-machine installs: a deleted file is unlinked, not securely erased.
 - `pkcs11`: KEK version n is the non-extractable AES-256 key labelled `bastion-vault-kek-v{n}`
   on an HSM token, used only inside the HSM (C_Encrypt/C_Decrypt with CKM_AES_GCM); the
-  fingerprint root is the non-extractable generic secret `bastion-vault-fingerprint`.
+  fingerprint root is the non-extractable generic secret `bastion-vault-fingerprint`; the CVC
+  key of epoch n is the AES-256 key `bastion-vault-cvc-e{n}`, destroyed in the HSM (C_DestroyObject).
+
+CVC keys (`vault/cvc_keys.py`) encrypt CVCs the same way (nonce || ciphertext || tag) and are
+not kept in memory: each use reads the file or finds the object, so a key destroyed by one
+vault process is gone for all of them at once.
 
 Fingerprint keys, one per merchant and mode, are HMAC-SHA256(root, prefix + merchant id) in both
 providers, the prefix `bastion:fingerprint:` in live mode and `bastion:fingerprint:test:` in test
@@ -82,6 +88,28 @@ class KeyEncryptionKeys(Protocol):
         `ConfigurationError` without a fingerprint root."""
         ...
 
+    def create_cvc_key(self, epoch: int) -> None:
+        """Create the CVC key of `epoch` unless it exists (callers serialize creators: `cvc_keys`)."""
+        ...
+
+    def has_cvc_key(self, epoch: int) -> bool: ...
+
+    def cvc_key_epochs(self) -> list[int]:
+        """The epochs whose CVC key exists, oldest first."""
+        ...
+
+    def destroy_cvc_key(self, epoch: int) -> None:
+        """Destroy the CVC key of `epoch`, if it exists: what it encrypted cannot be opened again."""
+        ...
+
+    def encrypt_cvc(self, epoch: int, plaintext: bytes, aad: bytes) -> bytes:
+        """nonce || ciphertext || tag under the CVC key of `epoch`; `ConfigurationError` if it does not exist."""
+        ...
+
+    def decrypt_cvc(self, epoch: int, sealed: bytes, aad: bytes) -> bytes:
+        """What `encrypt_cvc` was given; `DecryptionFailed` if the key is gone or `sealed` does not authenticate."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -99,6 +127,33 @@ def missing_fingerprint_root(where: str) -> ConfigurationError:
 
 def _kek_label(version: int) -> str:
     return f"bastion-vault-kek-v{version}"
+
+
+_CVC_KEY_LABEL_PREFIX = "bastion-vault-cvc-e"
+
+
+def _cvc_key_label(epoch: int) -> str:
+    return f"{_CVC_KEY_LABEL_PREFIX}{epoch}"
+
+
+def _check_epoch(epoch: int) -> None:
+    invariant(epoch >= 0, "a CVC key epoch is not negative")
+
+
+def _no_cvc_key(epoch: int) -> ConfigurationError:
+    return ConfigurationError(f"there is no CVC key for epoch {epoch}: create it first")
+
+
+def _cvc_gone(epoch: int) -> DecryptionFailed:
+    return DecryptionFailed(f"the CVC key of epoch {epoch} is destroyed")
+
+
+def _gcm_open(key: AESGCM, sealed: bytes, aad: bytes, what: str) -> bytes:
+    """AES-256-GCM's nonce || ciphertext || tag opened; `DecryptionFailed` naming `what` otherwise."""
+    try:
+        return key.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+    except InvalidTag as error:
+        raise DecryptionFailed(f"the {what} does not authenticate") from error
 
 
 class _MerchantKeys:
@@ -175,6 +230,7 @@ class LocalKeyEncryptionKeys:
         self._directory = directory
         self._keks: dict[int, AESGCM] = {}
         self._root_path = directory / "fingerprint.key"
+        self._cvc_directory = directory / "cvc"
         self._root: bytes | None = None
         self._fingerprint_keys = _MerchantKeys(self._derive_fingerprint_key)
 
@@ -225,13 +281,49 @@ class LocalKeyEncryptionKeys:
             raise DecryptionFailed(f"there is no key-encryption key version {version}")
         if len(wrapped) != WRAPPED_KEY_BYTES:
             raise DecryptionFailed("the wrapped data key does not authenticate")
-        try:
-            return kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
-        except InvalidTag as error:
-            raise DecryptionFailed("the wrapped data key does not authenticate") from error
+        return _gcm_open(kek, wrapped, aad, "wrapped data key")
 
     def fingerprint_key(self, merchant_id: str, livemode: bool) -> bytes:
         return self._fingerprint_keys.get(merchant_id, livemode)
+
+    def _cvc_path(self, epoch: int) -> Path:
+        _check_epoch(epoch)
+        return self._cvc_directory / f"epoch-{epoch}.key"
+
+    def create_cvc_key(self, epoch: int) -> None:
+        self._cvc_directory.mkdir(mode=0o700, exist_ok=True)
+        _create_key_file(self._cvc_path(epoch))
+
+    def has_cvc_key(self, epoch: int) -> bool:
+        return self._cvc_path(epoch).exists()
+
+    def cvc_key_epochs(self) -> list[int]:
+        if not self._cvc_directory.is_dir():
+            return []
+        names = (path.name.removeprefix("epoch-").removesuffix(".key") for path in self._cvc_directory.glob("epoch-*.key"))
+        return sorted(int(name) for name in names if name.isdigit())
+
+    def destroy_cvc_key(self, epoch: int) -> None:
+        self._cvc_path(epoch).unlink(missing_ok=True)
+
+    def _cvc_key(self, epoch: int) -> AESGCM | None:
+        try:
+            return AESGCM(_read_key_file(self._cvc_path(epoch)))
+        except FileNotFoundError:
+            return None
+
+    def encrypt_cvc(self, epoch: int, plaintext: bytes, aad: bytes) -> bytes:
+        key = self._cvc_key(epoch)
+        if key is None:
+            raise _no_cvc_key(epoch)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + key.encrypt(nonce, plaintext, aad)
+
+    def decrypt_cvc(self, epoch: int, sealed: bytes, aad: bytes) -> bytes:
+        key = self._cvc_key(epoch)
+        if key is None:
+            raise _cvc_gone(epoch)
+        return _gcm_open(key, sealed, aad, "CVC")
 
     def close(self) -> None:
         self._keks.clear()
@@ -336,6 +428,24 @@ def _as_bytes(result: bytes | Iterator[bytes]) -> bytes:
     raise InvariantViolated("a PKCS#11 operation on bytes returned an iterator")
 
 
+def _hsm_gcm_seal(key: _Kek, plaintext: bytes, aad: bytes) -> bytes:
+    """Caller holds _PKCS11_LOCK. nonce || ciphertext || tag, as the local provider makes it.
+    Random nonces from the OS, not the HSM (one call fewer): unique with overwhelming
+    probability for far more uses than one key sees."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + _as_bytes(key.encrypt(plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad)))
+
+
+def _hsm_gcm_open(key: _Kek, sealed: bytes, aad: bytes, what: str) -> bytes:
+    """Caller holds _PKCS11_LOCK. What `_hsm_gcm_seal` was given; `DecryptionFailed` naming `what` otherwise."""
+    try:
+        parameters = GCMParams(sealed[:NONCE_BYTES], aad)
+        opened = key.decrypt(sealed[NONCE_BYTES:], mechanism=Mechanism.AES_GCM, mechanism_param=parameters)
+    except _TAG_REJECTED as error:
+        raise DecryptionFailed(f"the {what} does not authenticate") from error
+    return _as_bytes(opened)
+
+
 class Pkcs11KeyEncryptionKeys:
     """KEKs and the fingerprint root inside an HSM token. Key handles are looked up once per
     version and kept; the session stays open until `close`."""
@@ -360,14 +470,17 @@ class Pkcs11KeyEncryptionKeys:
             raise ConfigurationError("the PKCS#11 keyring is closed")
         return self._login.session
 
-    def _find(self, label: str, key_type: KeyType) -> pkcs11.Object | None:
+    def _find_all(self, key_type: KeyType, label: str | None = None) -> list[pkcs11.Object]:
         """Caller holds _PKCS11_LOCK. The search runs to its end: an unfinished one keeps the
         session's operation open."""
-        found = list(
-            self._session().get_objects(
-                {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: key_type, Attribute.LABEL: label}
-            )
-        )
+        template: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: key_type}
+        if label is not None:
+            template[Attribute.LABEL] = label
+        return list(self._session().get_objects(template))
+
+    def _find(self, label: str, key_type: KeyType) -> pkcs11.Object | None:
+        """Caller holds _PKCS11_LOCK."""
+        found = self._find_all(key_type, label)
         if len(found) > 1:
             # Only two creators racing on a first use can do this; which key wrapped what is unknown.
             raise ConfigurationError(f"{len(found)} keys are labelled {label!r} on the PKCS#11 token: resolve by hand")
@@ -441,15 +554,11 @@ class Pkcs11KeyEncryptionKeys:
 
     def wrap(self, version: int, data_key: bytes, aad: bytes) -> bytes:
         invariant(len(data_key) == KEY_BYTES, "a data key is 32 bytes")
-        # Random nonces from the OS, not the HSM (one call fewer): unique with overwhelming
-        # probability for far more wraps than one KEK version sees between rotations.
-        nonce = secrets.token_bytes(NONCE_BYTES)
         with _PKCS11_LOCK:
             kek = self._kek(version)
             if kek is None:
                 raise ConfigurationError(f"there is no key-encryption key version {version}: create it first")
-            sealed = kek.encrypt(data_key, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad))
-        return nonce + _as_bytes(sealed)
+            return _hsm_gcm_seal(kek, data_key, aad)
 
     def unwrap(self, version: int, wrapped: bytes, aad: bytes) -> bytes:
         with _PKCS11_LOCK:
@@ -458,16 +567,53 @@ class Pkcs11KeyEncryptionKeys:
                 raise DecryptionFailed(f"there is no key-encryption key version {version}")
             if len(wrapped) != WRAPPED_KEY_BYTES:
                 raise DecryptionFailed("the wrapped data key does not authenticate")
-            try:
-                data_key = kek.decrypt(
-                    wrapped[NONCE_BYTES:], mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(wrapped[:NONCE_BYTES], aad)
-                )
-            except _TAG_REJECTED as error:
-                raise DecryptionFailed("the wrapped data key does not authenticate") from error
-        return _as_bytes(data_key)
+            return _hsm_gcm_open(kek, wrapped, aad, "wrapped data key")
 
     def fingerprint_key(self, merchant_id: str, livemode: bool) -> bytes:
         return self._fingerprint_keys.get(merchant_id, livemode)
+
+    def _cvc_key(self, epoch: int) -> _Kek | None:
+        """Caller holds _PKCS11_LOCK. Found on every use, never kept (see the module)."""
+        _check_epoch(epoch)
+        label = _cvc_key_label(epoch)
+        found = self._find(label, KeyType.AES)
+        return None if found is None else _as_kek(found, label)
+
+    def create_cvc_key(self, epoch: int) -> None:
+        with _PKCS11_LOCK:
+            if self._cvc_key(epoch) is None:
+                self._generate(_cvc_key_label(epoch), KeyType.AES, MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT)
+
+    def has_cvc_key(self, epoch: int) -> bool:
+        with _PKCS11_LOCK:
+            return self._cvc_key(epoch) is not None
+
+    def cvc_key_epochs(self) -> list[int]:
+        with _PKCS11_LOCK:
+            labels = [str(key[Attribute.LABEL]) for key in self._find_all(KeyType.AES)]
+        suffixes = (label.removeprefix(_CVC_KEY_LABEL_PREFIX) for label in labels if label.startswith(_CVC_KEY_LABEL_PREFIX))
+        return sorted(int(suffix) for suffix in suffixes if suffix.isdigit())
+
+    def destroy_cvc_key(self, epoch: int) -> None:
+        _check_epoch(epoch)
+        with _PKCS11_LOCK:
+            # Every one, should two creators ever have raced: none may outlive the schedule.
+            for key in self._find_all(KeyType.AES, _cvc_key_label(epoch)):
+                key.destroy()
+
+    def encrypt_cvc(self, epoch: int, plaintext: bytes, aad: bytes) -> bytes:
+        with _PKCS11_LOCK:
+            key = self._cvc_key(epoch)
+            if key is None:
+                raise _no_cvc_key(epoch)
+            return _hsm_gcm_seal(key, plaintext, aad)
+
+    def decrypt_cvc(self, epoch: int, sealed: bytes, aad: bytes) -> bytes:
+        with _PKCS11_LOCK:
+            key = self._cvc_key(epoch)
+            if key is None:
+                raise _cvc_gone(epoch)
+            return _hsm_gcm_open(key, sealed, aad, "CVC")
 
     def close(self) -> None:
         with _PKCS11_LOCK:

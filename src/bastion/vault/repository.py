@@ -95,6 +95,8 @@ SELECT EXISTS (SELECT 1 FROM vault.cards WHERE key_version = $1)
     OR EXISTS (SELECT 1 FROM vault.cvcs WHERE key_version = $1)
 """
 _LOCK_KEY_VERSIONS = f"SELECT pg_advisory_xact_lock({KEY_VERSIONS_LOCK})"
+_CVC_KEYS_LOCK = 0x0BA5_7C4D
+_LOCK_CVC_KEYS = f"SELECT pg_advisory_xact_lock({_CVC_KEYS_LOCK})"
 # Session-scoped: held by `bastion keys rotate` for its whole run, released by the server
 # if the process dies.
 _ROTATION_LOCK = 0x0BA5_7C4C
@@ -284,6 +286,11 @@ async def counts_by_version(connection: Connection) -> dict[int, dict[str, int]]
 async def lock_key_versions(connection: Connection) -> None:
     """Wait until no tokenization is in flight, and keep new ones out until commit."""
     await connection.execute(_LOCK_KEY_VERSIONS)
+
+
+async def lock_cvc_keys(connection: Connection) -> None:
+    """One creator of CVC keys at a time, across vault processes, until commit."""
+    await connection.execute(_LOCK_CVC_KEYS)
 
 
 async def try_lock_rotation(connection: Connection) -> bool:

@@ -31,10 +31,12 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.platform.cache import UNKNOWN_KEY_TTL_S, TtlCache
 from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Actor, Database, Tenant
+from bastion.platform.logging import get_logger
 from bastion.platform.redaction import redact_text, redact_value
 from bastion.platform.settings import Settings
 from bastion.vault import repository
 from bastion.vault.card_testing import THROTTLE_S, WINDOW_S, CardTestingGuard, Limits, Subject, SubjectKind, Tripped
+from bastion.vault.cvc_keys import CVC_TTL, decrypt_cvc, encrypt_cvc, keep_cvc_keys
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, check_test_card, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
 from bastion.vault.errors import (
@@ -53,6 +55,7 @@ from bastion.vault.schemas import DeviceSignals, Exchange, Forward, TokenCreate,
 TOKEN_TTL = timedelta(minutes=15)
 # The vault writes no audit rows: its units of work name the vault as their actor.
 VAULT_ACTOR = Actor(id="vault")
+_log = get_logger(__name__)
 # A forward is never retried (the processor may have acted on it), so an idle connection is
 # dropped long before common server keep-alives (5 s for uvicorn and Node.js) could close it
 # under a request going out.
@@ -60,8 +63,6 @@ PROCESSOR_KEEP_ALIVE_S = 2.0
 # Open connections to processors, all connectors together; a forward beyond waits for one
 # within its deadline.
 PROCESSOR_CONNECTIONS_MAX = 100
-# PCI DSS 3.3.1: the security code is kept only until authorization, and never an hour.
-CVC_TTL = timedelta(hours=1)
 _PUBLISHABLE_KEYS_MAX = 10_000
 # How long a vault process trusts the active key version it read. A write under a version
 # that a rotation has replaced meanwhile is refused and retried under the new one at once.
@@ -284,9 +285,8 @@ async def _seal_and_store(vault: Vault, tenant: Tenant, request: TokenCreate, ca
     for _ in range(_WRITE_ATTEMPTS):
         version = await vault.active_version(refresh=refresh)
         sealed_card = seal(vault.keys, version, _card_plaintext(card), binding(card_id, tenant.merchant_id, "card"))
-        sealed_cvc = (
-            seal(vault.keys, version, card.cvc.encode(), binding(card_id, tenant.merchant_id, "cvc")) if card.cvc else None
-        )
+        cvc_aad = binding(card_id, tenant.merchant_id, "cvc")
+        sealed_cvc = await _seal_cvc(vault, version, card.cvc, cvc_aad, moment) if card.cvc else None
         new_card = repository.NewCard(
             card_id=card_id,
             token_id=token_id,
@@ -410,10 +410,19 @@ def _answer_fields(body: bytes, pointers: dict[str, str]) -> dict[str, Any]:
     return {name: redact_value(pointed(document, pointer)) for name, pointer in pointers.items()}
 
 
+async def _seal_cvc(vault: Vault, version: int, cvc: str, aad: bytes, moment: datetime) -> Sealed:
+    return seal(vault.keys, version, await encrypt_cvc(vault.database, vault.keys, cvc, aad, moment), aad)
+
+
 def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: str) -> str:
     if sealed is None:
         return ""
-    return open_sealed(vault.keys, sealed, binding(card_id, merchant_id, "cvc")).decode()
+    aad = binding(card_id, merchant_id, "cvc")
+    cvc = decrypt_cvc(vault.keys, open_sealed(vault.keys, sealed, aad), aad)
+    if cvc is None:
+        # Only a row the sweep has not deleted yet, or one restored from a backup: its key went after it expired.
+        raise CvcUnavailable("The card's security code is no longer held (its key is destroyed).", param="request[body]")
+    return cvc
 
 
 async def _send(vault: Vault, connector: str, outgoing: httpx.Request) -> tuple[int, dict[str, str], bytes]:
@@ -444,8 +453,12 @@ _RETURNED_HEADERS = frozenset({"content-type", "request-id", "x-request-id", "id
 
 
 async def sweep(vault: Vault) -> int:
-    """Delete expired CVCs and the cards of tokens that expired unexchanged, a batch per
-    transaction until a batch comes back short (or SWEEP_BATCHES_MAX); rows deleted."""
+    """Destroy the CVC keys that are due (and make the next ones), then delete expired CVCs and
+    the cards of tokens that expired unexchanged, a batch per transaction until a batch comes
+    back short (or SWEEP_BATCHES_MAX); rows deleted."""
+    destroyed = await keep_cvc_keys(vault.database, vault.keys, vault.database.clock.now())
+    if destroyed:
+        _log.info("vault_cvc_keys_destroyed", epochs=destroyed)
     deleted = 0
     for _ in range(SWEEP_BATCHES_MAX):
         async with vault.database.transaction() as connection:
