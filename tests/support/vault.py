@@ -16,7 +16,7 @@ from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.platform.db import Connection
 from bastion.platform.settings import Settings
 from bastion.vault import repository, service
-from bastion.vault.cvc_keys import decrypt_cvc
+from bastion.vault.cvc_keys import open_cvc
 from bastion.vault.envelope import binding, open_sealed
 from bastion.vault.keyring import KeyEncryptionKeys
 from bastion.vault.schemas import TokenCreate
@@ -124,7 +124,7 @@ async def open_every_card(owner: Connection, keys: KeyEncryptionKeys) -> dict[st
         cvc = None
         if cvc_row is not None:
             cvc_aad = binding(row["id"], row["merchant_id"], "cvc")
-            cvc = decrypt_cvc(keys, open_sealed(keys, repository.sealed_from(cvc_row), cvc_aad), cvc_aad)
+            cvc = open_cvc(keys, open_sealed(keys, repository.sealed_from(cvc_row), cvc_aad), cvc_aad)
         opened[row["token_id"]] = Opened(
             number=content["number"],
             cvc=cvc,

@@ -18,7 +18,7 @@ from bastion import bootstrap
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 from bastion.vault import service
-from bastion.vault.cvc_keys import CVC_KEY_PERIOD, CVC_TTL, decrypt_cvc, destruction_due, encrypt_cvc, epoch_of
+from bastion.vault.cvc_keys import CVC_KEY_PERIOD, CVC_TTL, destruction_due, epoch_of
 from bastion.vault.envelope import binding
 from bastion.vault.errors import DecryptionFailed
 from bastion.vault.keyring import Pkcs11KeyEncryptionKeys
@@ -155,10 +155,10 @@ async def test_concurrent_tokenizations_in_a_new_hour_make_one_key(keyring_setti
     async with _vault_and_owner(keyring_settings, ManualClock(moment)) as (vault, _owner, _publishable):
         assert not vault.keys.has_cvc_key(epoch)
         bindings = [binding(f"crd_{index}", "mer_1", "cvc") for index in range(10)]
-        sealed = await asyncio.gather(*(encrypt_cvc(vault.database, vault.keys, "4321", aad, moment) for aad in bindings))
+        sealed = await asyncio.gather(*(vault.cvc_keys.seal(vault.database, "4321", aad, moment) for aad in bindings))
         assert vault.keys.cvc_key_epochs().count(epoch) == 1
         # One key opens them all: on an HSM a second key of the same label would be refused.
-        assert [decrypt_cvc(vault.keys, each, aad) for each, aad in zip(sealed, bindings, strict=True)] == ["4321"] * 10
+        assert [vault.cvc_keys.open(each, aad, moment) for each, aad in zip(sealed, bindings, strict=True)] == ["4321"] * 10
         vault.keys.destroy_cvc_key(epoch)
 
 
@@ -167,12 +167,25 @@ async def test_a_cvc_moved_to_another_hour_or_card_does_not_open(keyring_setting
     epoch = epoch_of(moment)
     async with _vault_and_owner(keyring_settings, ManualClock(moment)) as (vault, _owner, _publishable):
         aad = binding("crd_1", "mer_1", "cvc")
-        sealed = await encrypt_cvc(vault.database, vault.keys, "4321", aad, moment)
-        await encrypt_cvc(vault.database, vault.keys, "0000", aad, moment + CVC_KEY_PERIOD)
+        sealed = await vault.cvc_keys.seal(vault.database, "4321", aad, moment)
+        await vault.cvc_keys.seal(vault.database, "0000", aad, moment + CVC_KEY_PERIOD)
         relabelled = (epoch + 1).to_bytes(8, "big") + sealed[8:]
         for tampered, tampered_aad in ((relabelled, aad), (sealed, binding("crd_2", "mer_1", "cvc"))):
             with pytest.raises(DecryptionFailed):
-                decrypt_cvc(vault.keys, tampered, tampered_aad)
-        assert decrypt_cvc(vault.keys, sealed, aad) == "4321"
+                vault.cvc_keys.open(tampered, tampered_aad, moment)
+        assert vault.cvc_keys.open(sealed, aad, moment) == "4321"
         for each in (epoch, epoch + 1):
             vault.keys.destroy_cvc_key(each)
+
+
+async def test_a_vault_process_stops_using_an_hours_key_at_its_time_without_the_janitor(keyring_settings: Settings) -> None:
+    moment = _START + timedelta(days=9)
+    epoch = epoch_of(moment)
+    async with _vault_and_owner(keyring_settings, ManualClock(moment)) as (vault, _owner, _publishable):
+        aad = binding("crd_1", "mer_1", "cvc")
+        sealed = await vault.cvc_keys.seal(vault.database, "4321", aad, moment)
+        assert vault.cvc_keys.open(sealed, aad, destruction_due(epoch) - timedelta(seconds=1)) == "4321"
+        assert vault.cvc_keys.open(sealed, aad, destruction_due(epoch)) is None
+        # The keyring still holds it until the janitor's next round; this process no longer does.
+        assert vault.keys.has_cvc_key(epoch)
+        vault.keys.destroy_cvc_key(epoch)

@@ -22,7 +22,7 @@ from bastion.kernel.ids import new_id
 from bastion.platform.db import Database, Tenant
 from bastion.platform.settings import Settings
 from bastion.vault import repository, rotation, service
-from bastion.vault.cvc_keys import CVC_TTL, encrypt_cvc
+from bastion.vault.cvc_keys import CVC_TTL
 from bastion.vault.domain import CardDetails
 from bastion.vault.envelope import binding, fingerprint, seal
 from bastion.vault.keyring import KeyEncryptionKeys, Pkcs11KeyEncryptionKeys
@@ -207,7 +207,7 @@ async def _written_by_hand(vault: Vault, version: int, merchant_id: str) -> repo
         card_id=card_id,
         token_id=new_id("tok"),
         sealed_card=seal(keys, version, service._card_plaintext(card), binding(card_id, merchant_id, "card")),
-        sealed_cvc=seal(keys, version, await encrypt_cvc(vault.database, keys, "123", cvc_aad, moment), cvc_aad),
+        sealed_cvc=seal(keys, version, await vault.cvc_keys.seal(vault.database, "123", cvc_aad, moment), cvc_aad),
         fingerprint=fingerprint(keys, Tenant(merchant_id, livemode=False), VISA),
         brand=card.brand.value,
         last4=card.last4,

@@ -24,7 +24,7 @@ from bastion.platform.vault_client import VaultClient
 from bastion.vault.server import VaultSockets
 from tests.support.logs import log_records
 from tests.support.platform import Credentials
-from tests.support.postgres import TestDatabase, accepts_connections, free_port
+from tests.support.postgres import ONE_CLIENT_FOR_ALL_SHOPPERS, TestDatabase, accepts_connections, free_port
 from tests.support.vault import card
 
 pytestmark = pytest.mark.processes
@@ -41,7 +41,8 @@ TOKEN_ROUNDS_MAX = 50
 def workers_vault(database: TestDatabase, public: int, internal: int) -> Iterator[tuple["subprocess.Popen[bytes]", IO[bytes]]]:
     command = [sys.executable, "-m", "bastion", "vault", "--port", str(public), "--internal-port", str(internal)]
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen([*command, "--workers", str(WORKERS)], env=database.env(), stdout=log, stderr=log)
+        env = {**database.env(), **ONE_CLIENT_FOR_ALL_SHOPPERS}
+        process = subprocess.Popen([*command, "--workers", str(WORKERS)], env=env, stdout=log, stderr=log)
         try:
             yield process, log
         finally:

@@ -12,9 +12,9 @@ nonce (12) || ciphertext (32) || tag (16) whichever provider made it:
   fingerprint root is the non-extractable generic secret `bastion-vault-fingerprint`; the CVC
   key of epoch n is the AES-256 key `bastion-vault-cvc-e{n}`, destroyed in the HSM (C_DestroyObject).
 
-CVC keys (`vault/cvc_keys.py`) encrypt CVCs the same way (nonce || ciphertext || tag) and are
-not kept in memory: each use reads the file or finds the object, so a key destroyed by one
-vault process is gone for all of them at once.
+CVC keys (`vault/cvc_keys.py`) encrypt CVCs the same way (nonce || ciphertext || tag); the
+keyring reads the file or finds the object at each `cvc_key`, and `cvc_keys` keeps a key in
+memory only until its destruction time.
 
 Fingerprint keys, one per merchant and mode, are HMAC-SHA256(root, prefix + merchant id) in both
 providers, the prefix `bastion:fingerprint:` in live mode and `bastion:fingerprint:test:` in test
@@ -57,6 +57,18 @@ KEK_VERSION_MAX = 2**32 - 1
 FINGERPRINT_KEYS_CACHED_MAX = 10_000
 _FINGERPRINT_PREFIX = {True: b"bastion:fingerprint:", False: b"bastion:fingerprint:test:"}
 _FINGERPRINT_ROOT_LABEL = "bastion-vault-fingerprint"
+
+
+class CvcKey(Protocol):
+    """One hour's CVC key, used where it lives (a key file's bytes, or inside the HSM)."""
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        """nonce || ciphertext || tag."""
+        ...
+
+    def decrypt(self, sealed: bytes, aad: bytes) -> bytes:
+        """What `encrypt` was given; `DecryptionFailed` if `sealed` or `aad` differ."""
+        ...
 
 
 class KeyEncryptionKeys(Protocol):
@@ -102,12 +114,8 @@ class KeyEncryptionKeys(Protocol):
         """Destroy the CVC key of `epoch`, if it exists: what it encrypted cannot be opened again."""
         ...
 
-    def encrypt_cvc(self, epoch: int, plaintext: bytes, aad: bytes) -> bytes:
-        """nonce || ciphertext || tag under the CVC key of `epoch`; `ConfigurationError` if it does not exist."""
-        ...
-
-    def decrypt_cvc(self, epoch: int, sealed: bytes, aad: bytes) -> bytes:
-        """What `encrypt_cvc` was given; `DecryptionFailed` if the key is gone or `sealed` does not authenticate."""
+    def cvc_key(self, epoch: int) -> "CvcKey | None":
+        """The CVC key of `epoch`, or None if it does not exist (not made yet, or destroyed)."""
         ...
 
     def close(self) -> None: ...
@@ -138,14 +146,6 @@ def _cvc_key_label(epoch: int) -> str:
 
 def _check_epoch(epoch: int) -> None:
     invariant(epoch >= 0, "a CVC key epoch is not negative")
-
-
-def _no_cvc_key(epoch: int) -> ConfigurationError:
-    return ConfigurationError(f"there is no CVC key for epoch {epoch}: create it first")
-
-
-def _cvc_gone(epoch: int) -> DecryptionFailed:
-    return DecryptionFailed(f"the CVC key of epoch {epoch} is destroyed")
 
 
 def _gcm_open(key: AESGCM, sealed: bytes, aad: bytes, what: str) -> bytes:
@@ -216,6 +216,18 @@ def _read_key_file(path: Path) -> bytes:
     if len(key) != KEY_BYTES:
         raise ConfigurationError(f"the key file {path} must hold {KEY_BYTES} bytes")
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class _LocalCvcKey:
+    key: AESGCM
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self.key.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, sealed: bytes, aad: bytes) -> bytes:
+        return _gcm_open(self.key, sealed, aad, "CVC")
 
 
 class LocalKeyEncryptionKeys:
@@ -306,24 +318,11 @@ class LocalKeyEncryptionKeys:
     def destroy_cvc_key(self, epoch: int) -> None:
         self._cvc_path(epoch).unlink(missing_ok=True)
 
-    def _cvc_key(self, epoch: int) -> AESGCM | None:
+    def cvc_key(self, epoch: int) -> CvcKey | None:
         try:
-            return AESGCM(_read_key_file(self._cvc_path(epoch)))
+            return _LocalCvcKey(AESGCM(_read_key_file(self._cvc_path(epoch))))
         except FileNotFoundError:
             return None
-
-    def encrypt_cvc(self, epoch: int, plaintext: bytes, aad: bytes) -> bytes:
-        key = self._cvc_key(epoch)
-        if key is None:
-            raise _no_cvc_key(epoch)
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return nonce + key.encrypt(nonce, plaintext, aad)
-
-    def decrypt_cvc(self, epoch: int, sealed: bytes, aad: bytes) -> bytes:
-        key = self._cvc_key(epoch)
-        if key is None:
-            raise _cvc_gone(epoch)
-        return _gcm_open(key, sealed, aad, "CVC")
 
     def close(self) -> None:
         self._keks.clear()
@@ -444,6 +443,21 @@ def _hsm_gcm_open(key: _Kek, sealed: bytes, aad: bytes, what: str) -> bytes:
     except _TAG_REJECTED as error:
         raise DecryptionFailed(f"the {what} does not authenticate") from error
     return _as_bytes(opened)
+
+
+@dataclass(frozen=True, slots=True)
+class _HsmCvcKey:
+    """A handle on the token: valid while the keyring's session is open and the key exists."""
+
+    key: _Kek
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        with _PKCS11_LOCK:
+            return _hsm_gcm_seal(self.key, plaintext, aad)
+
+    def decrypt(self, sealed: bytes, aad: bytes) -> bytes:
+        with _PKCS11_LOCK:
+            return _hsm_gcm_open(self.key, sealed, aad, "CVC")
 
 
 class Pkcs11KeyEncryptionKeys:
@@ -573,7 +587,7 @@ class Pkcs11KeyEncryptionKeys:
         return self._fingerprint_keys.get(merchant_id, livemode)
 
     def _cvc_key(self, epoch: int) -> _Kek | None:
-        """Caller holds _PKCS11_LOCK. Found on every use, never kept (see the module)."""
+        """Caller holds _PKCS11_LOCK. Found at each call, never kept here (see the module)."""
         _check_epoch(epoch)
         label = _cvc_key_label(epoch)
         found = self._find(label, KeyType.AES)
@@ -601,19 +615,10 @@ class Pkcs11KeyEncryptionKeys:
             for key in self._find_all(KeyType.AES, _cvc_key_label(epoch)):
                 key.destroy()
 
-    def encrypt_cvc(self, epoch: int, plaintext: bytes, aad: bytes) -> bytes:
+    def cvc_key(self, epoch: int) -> CvcKey | None:
         with _PKCS11_LOCK:
             key = self._cvc_key(epoch)
-            if key is None:
-                raise _no_cvc_key(epoch)
-            return _hsm_gcm_seal(key, plaintext, aad)
-
-    def decrypt_cvc(self, epoch: int, sealed: bytes, aad: bytes) -> bytes:
-        with _PKCS11_LOCK:
-            key = self._cvc_key(epoch)
-            if key is None:
-                raise _cvc_gone(epoch)
-            return _hsm_gcm_open(key, sealed, aad, "CVC")
+        return None if key is None else _HsmCvcKey(key)
 
     def close(self) -> None:
         with _PKCS11_LOCK:

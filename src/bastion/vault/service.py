@@ -36,7 +36,7 @@ from bastion.platform.redaction import redact_text, redact_value
 from bastion.platform.settings import Settings
 from bastion.vault import repository
 from bastion.vault.card_testing import THROTTLE_S, WINDOW_S, CardTestingGuard, Limits, Subject, SubjectKind, Tripped
-from bastion.vault.cvc_keys import CVC_TTL, decrypt_cvc, encrypt_cvc, keep_cvc_keys
+from bastion.vault.cvc_keys import CVC_TTL, CvcKeys
 from bastion.vault.domain import CardDetails, check_cvc, check_expiry, check_name, check_test_card, clean_number
 from bastion.vault.envelope import Sealed, binding, fingerprint, open_sealed, seal
 from bastion.vault.errors import (
@@ -140,6 +140,7 @@ class Vault:
     hasher: KeyedHasher
     processors: Processors
     card_testing: CardTestingGuard = field(init=False)
+    cvc_keys: CvcKeys = field(init=False)
 
     def __post_init__(self) -> None:
         self._publishable: TtlCache[str, PublishableKey] = TtlCache(self.settings.auth_cache_ttl_s, _PUBLISHABLE_KEYS_MAX)
@@ -147,6 +148,7 @@ class Vault:
         self._active_version: tuple[int | None, float] = (None, 0.0)
         limits = Limits(self.settings.vault_card_testing_per_client, self.settings.vault_card_testing_per_key)
         self.card_testing = CardTestingGuard(limits)
+        self.cvc_keys = CvcKeys(self.keys)
 
     async def publishable_key(self, key: str) -> PublishableKey:
         """The merchant behind a publishable key (`pk_test_...`): what the browser may present."""
@@ -411,14 +413,14 @@ def _answer_fields(body: bytes, pointers: dict[str, str]) -> dict[str, Any]:
 
 
 async def _seal_cvc(vault: Vault, version: int, cvc: str, aad: bytes, moment: datetime) -> Sealed:
-    return seal(vault.keys, version, await encrypt_cvc(vault.database, vault.keys, cvc, aad, moment), aad)
+    return seal(vault.keys, version, await vault.cvc_keys.seal(vault.database, cvc, aad, moment), aad)
 
 
 def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: str) -> str:
     if sealed is None:
         return ""
     aad = binding(card_id, merchant_id, "cvc")
-    cvc = decrypt_cvc(vault.keys, open_sealed(vault.keys, sealed, aad), aad)
+    cvc = vault.cvc_keys.open(open_sealed(vault.keys, sealed, aad), aad, vault.database.clock.now())
     if cvc is None:
         # Only a row the sweep has not deleted yet, or one restored from a backup: its key went after it expired.
         raise CvcUnavailable("The card's security code is no longer held (its key is destroyed).", param="request[body]")
@@ -456,7 +458,7 @@ async def sweep(vault: Vault) -> int:
     """Destroy the CVC keys that are due (and make the next ones), then delete expired CVCs and
     the cards of tokens that expired unexchanged, a batch per transaction until a batch comes
     back short (or SWEEP_BATCHES_MAX); rows deleted."""
-    destroyed = await keep_cvc_keys(vault.database, vault.keys, vault.database.clock.now())
+    destroyed = await vault.cvc_keys.keep(vault.database, vault.database.clock.now())
     if destroyed:
         _log.info("vault_cvc_keys_destroyed", epochs=destroyed)
     deleted = 0
