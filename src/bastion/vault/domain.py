@@ -110,6 +110,9 @@ TEST_CARD_NUMBERS = frozenset(
         "4000000000000127",
         "4000000000000119",
         "4000000000003220",
+        "4000002760003184",
+        # Authorized and captured, then disputed by the sandbox acquirer.
+        "4000000000000259",
     }
 )
 

@@ -1,0 +1,143 @@
+"""The rules of payments, without I/O: which action a PaymentIntent's status allows, how much
+may be captured and refunded, and what a payment costs the merchant (docs/payments.md).
+
+Pure functions over values, so that the service, the sync job, the janitor and the property
+tests apply one set of rules.
+"""
+
+import enum
+from dataclasses import dataclass
+
+from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.money import Money, exponent
+from bastion.payments.errors import AmountTooLarge, ChargeAlreadyRefunded, PaymentIntentUnexpectedState
+
+
+class IntentStatus(enum.StrEnum):
+    """Stripe's PaymentIntent statuses, exactly."""
+
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    CANCELED = "canceled"
+    SUCCEEDED = "succeeded"
+
+
+class IntentAction(enum.StrEnum):
+    """What a merchant asks of an intent through the API."""
+
+    UPDATE = "update"
+    CONFIRM = "confirm"
+    CAPTURE = "capture"
+    CANCEL = "cancel"
+
+
+FINAL_STATUSES = frozenset({IntentStatus.CANCELED, IntentStatus.SUCCEEDED})
+
+# As Stripe documents them, with one difference: an intent in `processing` cannot be updated or
+# canceled, because the acquirer's answer is outstanding and only a sync or a notification may
+# settle it (Stripe allows a cancel there "in rare cases").
+_ALLOWED: dict[IntentAction, frozenset[IntentStatus]] = {
+    IntentAction.UPDATE: frozenset(
+        {
+            IntentStatus.REQUIRES_PAYMENT_METHOD,
+            IntentStatus.REQUIRES_CONFIRMATION,
+            IntentStatus.REQUIRES_ACTION,
+            IntentStatus.REQUIRES_CAPTURE,
+        }
+    ),
+    IntentAction.CONFIRM: frozenset(
+        {IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.REQUIRES_CONFIRMATION, IntentStatus.REQUIRES_ACTION}
+    ),
+    IntentAction.CAPTURE: frozenset({IntentStatus.REQUIRES_CAPTURE}),
+    IntentAction.CANCEL: frozenset(
+        {
+            IntentStatus.REQUIRES_PAYMENT_METHOD,
+            IntentStatus.REQUIRES_CONFIRMATION,
+            IntentStatus.REQUIRES_ACTION,
+            IntentStatus.REQUIRES_CAPTURE,
+        }
+    ),
+}
+
+
+def check_action(action: IntentAction, status: IntentStatus) -> None:
+    """`PaymentIntentUnexpectedState` naming the status unless `status` allows `action`."""
+    allowed = _ALLOWED[action]
+    if status not in allowed:
+        expected = ", ".join(sorted(allowed))
+        raise PaymentIntentUnexpectedState(
+            f"You cannot {action} this PaymentIntent because it has a status of {status}. "
+            f"Only a PaymentIntent with one of the following statuses may be {_PAST[action]}: {expected}."
+        )
+
+
+_PAST = {
+    IntentAction.UPDATE: "updated",
+    IntentAction.CONFIRM: "confirmed",
+    IntentAction.CAPTURE: "captured",
+    IntentAction.CANCEL: "canceled",
+}
+
+
+def capture_amount(requested: int | None, capturable: int) -> int:
+    """What a capture takes: all that is capturable by default, or part of it (the rest is
+    released); never more, never nothing."""
+    if requested is None:
+        return capturable
+    if requested <= 0:
+        raise InvalidRequest("amount_to_capture must be a positive integer of minor units.", param="amount_to_capture")
+    if requested > capturable:
+        raise AmountTooLarge(
+            f"amount_to_capture ({requested}) exceeds the amount capturable ({capturable}).", param="amount_to_capture"
+        )
+    return requested
+
+
+def refund_amount(requested: int | None, captured: int, refunded: int) -> int:
+    """What a refund returns: all that is left of the captured amount by default, or part of
+    it; never more than is left, never nothing."""
+    left = captured - refunded
+    if left <= 0:
+        raise ChargeAlreadyRefunded("The charge has been refunded in full already.", param="amount")
+    if requested is None:
+        return left
+    if requested <= 0:
+        raise InvalidRequest("amount must be a positive integer of minor units.", param="amount")
+    if requested > left:
+        raise AmountTooLarge(f"amount ({requested}) exceeds what is left to refund ({left}).", param="amount")
+    return requested
+
+
+# Basis points: 1 = 0.01 %.
+BASIS_POINTS_PER_UNIT = 10_000
+DEFAULT_BASIS_POINTS = 290
+_FIXED_FEE_CENTS = 30
+_CENT_PLACES = 2
+
+
+def default_fixed_fee(currency: str) -> int:
+    """30 minor units where a currency has cents, scaled by its exponent (KWD: 300 fils), and
+    none where it has no minor unit below the major one (JPY): the platform's default price
+    is 2.9 % plus that, per captured payment."""
+    places = exponent(currency)
+    return _FIXED_FEE_CENTS * 10 ** (places - _CENT_PLACES) if places >= _CENT_PLACES else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    basis_points: int
+    fixed_minor: int
+
+    @classmethod
+    def default(cls, currency: str) -> "Pricing":
+        return cls(DEFAULT_BASIS_POINTS, default_fixed_fee(currency))
+
+    def fee(self, captured: Money) -> Money:
+        """The platform's fee on a capture: `captured * basis_points / 10,000` rounded half up to
+        a whole minor unit, plus the fixed amount, and never more than was captured (so that a
+        merchant's net is never negative). Integers only."""
+        proportional = (captured.amount_minor * self.basis_points * 2 + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
+        return Money(min(proportional + self.fixed_minor, captured.amount_minor), captured.currency)
