@@ -2,7 +2,8 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -10,8 +11,11 @@ from bastion import bootstrap
 from bastion.cli.common import CLI_ACTOR, fail, print_resource, with_owner_database
 from bastion.kernel.ids import new_id
 from bastion.merchants import add_allowed_origin, allowed_origins, create_api_key, create_merchant, remove_allowed_origin
+from bastion.payments import DEFAULT_BASIS_POINTS, price_in, prices, set_price
 from bastion.platform.db import Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
+
+T = TypeVar("T")
 
 merchant_app = typer.Typer(help="Manage merchants.", no_args_is_help=True)
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -106,3 +110,52 @@ def origins_list(
 ) -> None:
     """The merchant's registered origins in one mode."""
     _origins_command(merchant, live, allowed_origins)
+
+
+pricing_app = typer.Typer(help="What the platform charges a merchant per capture, by currency.", no_args_is_help=True)
+merchant_app.add_typer(pricing_app, name="pricing")
+
+
+def _pricing_command(merchant: str, change: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> T:
+        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=False), CLI_ACTOR) as uow:
+            return await change(uow)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        return asyncio.run(with_owner_database(url, work))
+
+
+def _price_line(currency: str, basis_points: int, fixed_minor: int) -> str:
+    return f"{currency}: {Decimal(basis_points) / 100}% + {fixed_minor} minor units per capture"
+
+
+@pricing_app.command("set")
+def pricing_set(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    currency: Annotated[str, typer.Option(help="An ISO 4217 code, like EUR.")],
+    basis_points: Annotated[int, typer.Option(help="The share of each capture, in basis points (290 = 2.9 %).")],
+    fixed: Annotated[int, typer.Option(help="Plus this many minor units per capture (30 = 0.30 EUR).")],
+) -> None:
+    """Charge the merchant BASIS_POINTS / 10,000 of each capture in CURRENCY plus FIXED (audited)."""
+    price = _pricing_command(merchant, lambda uow: set_price(uow, currency.upper(), basis_points, fixed))
+    typer.echo(_price_line(price["currency"], price["basis_points"], price["fixed_minor"]))
+
+
+@pricing_app.command("show")
+def pricing_show(
+    merchant: Annotated[str, typer.Option(help="The merchant id, mer_...")],
+    currency: Annotated[str | None, typer.Option(help="The price in this currency, set or default.")] = None,
+) -> None:
+    """The prices set for the merchant, or its price in one currency."""
+    if currency is not None:
+        pricing, is_set = _pricing_command(merchant, lambda uow: price_in(uow, currency.upper()))
+        source = "set" if is_set else "the default"
+        typer.echo(f"{_price_line(currency.upper(), pricing.basis_points, pricing.fixed_minor)} ({source})")
+        return
+    prices_set = _pricing_command(merchant, prices)
+    for price in prices_set:
+        typer.echo(_price_line(price["currency"], price["basis_points"], price["fixed_minor"]))
+    others = "any other currency" if prices_set else "every currency"
+    typer.echo(f"{others}: the default, {Decimal(DEFAULT_BASIS_POINTS) / 100}% + 30 cents scaled by the currency's exponent")

@@ -1,5 +1,7 @@
-"""Payments: payment methods now; intents, refunds, disputes and payouts next."""
+"""Payments: payment methods and what merchants pay; intents, refunds, disputes and payouts next."""
 
+from bastion.payments.domain import DEFAULT_BASIS_POINTS
 from bastion.payments.events import EVENT_TYPES
+from bastion.payments.pricing import price_in, prices, set_price
 
-__all__ = ["EVENT_TYPES"]
+__all__ = ["DEFAULT_BASIS_POINTS", "EVENT_TYPES", "price_in", "prices", "set_price"]

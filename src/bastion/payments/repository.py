@@ -65,3 +65,26 @@ async def payment_method_exists(connection: Connection, tenant: Tenant, payment_
 
 async def page_payment_methods(connection: Connection, tenant: Tenant, request: PageRequest, customer_id: str | None) -> Page:
     return await fetch_page(connection, _PAYMENT_METHODS, (tenant.merchant_id, tenant.livemode, customer_id), request)
+
+
+# Written only for a merchant that exists: no row back means there is none.
+_UPSERT_PRICING = """
+INSERT INTO merchant_pricing (merchant_id, currency, basis_points, fixed_minor, updated_at)
+SELECT id, $2, $3, $4, $5 FROM merchants WHERE id = $1
+ON CONFLICT (merchant_id, currency) DO UPDATE
+SET basis_points = EXCLUDED.basis_points, fixed_minor = EXCLUDED.fixed_minor, updated_at = EXCLUDED.updated_at
+RETURNING *
+"""
+_PRICING = "SELECT * FROM merchant_pricing WHERE merchant_id = $1 ORDER BY currency"
+
+
+async def upsert_pricing(
+    connection: Connection, merchant_id: str, currency: str, *, basis_points: int, fixed_minor: int, moment: datetime
+) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_UPSERT_PRICING, merchant_id, currency, basis_points, fixed_minor, moment)
+    return row
+
+
+async def pricing_rows(connection: Connection, merchant_id: str) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_PRICING, merchant_id)
+    return rows

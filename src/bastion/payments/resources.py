@@ -34,3 +34,12 @@ class PaymentMethodList(TypedDict):
     url: str
     data: list[PaymentMethod]
     has_more: bool
+
+
+class MerchantPrice(TypedDict):
+    """What a merchant pays per capture in one currency: basis_points / 10,000 of it (rounded
+    half up) plus fixed_minor, never more than the capture."""
+
+    currency: str
+    basis_points: int
+    fixed_minor: int

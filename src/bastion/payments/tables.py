@@ -1,10 +1,12 @@
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     SmallInteger,
     Table,
     Text,
@@ -35,4 +37,20 @@ payment_methods = Table(
     UniqueConstraint("vault_card_id"),
     CheckConstraint("card_last4 ~ '^[0-9]{4}$'", name="card_last4"),
     Index("ix_payment_methods_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+)
+
+# What the platform charges a merchant per currency (docs/payments.md, Fees); a currency without a
+# row is charged the default price. Set by operators (`bastion merchant pricing`); the API role
+# only reads its own merchant's.
+merchant_pricing = Table(
+    "merchant_pricing",
+    metadata,
+    Column("merchant_id", Text, ForeignKey("merchants.id"), primary_key=True),
+    Column("currency", Text, primary_key=True),
+    Column("basis_points", Integer, nullable=False),
+    Column("fixed_minor", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency"),
+    CheckConstraint("basis_points BETWEEN 0 AND 10000", name="basis_points"),
+    CheckConstraint("fixed_minor >= 0", name="fixed_minor"),
 )
