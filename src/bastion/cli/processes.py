@@ -84,7 +84,9 @@ class _Child:
             stderr=None if verbose else subprocess.PIPE,
         )
         assert process.stdin is not None  # noqa: S101  (asked for just above)
-        grant.send(process.stdin)
+        # A child that died at once is named, with its log, by the start-up wait that follows.
+        with contextlib.suppress(BrokenPipeError):
+            grant.send(process.stdin)
         console = None
         if process.stderr is not None:
             console = threading.Thread(target=_show_console, args=(name, process.stderr), name=f"console-{name}", daemon=True)
