@@ -1,5 +1,6 @@
 """The one place where concrete parts are wired together."""
 
+import dataclasses
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,28 +109,36 @@ def key_hasher(settings: Settings) -> KeyedHasher:
 
 # Each process's grant (ADR 15): its role, and the keyring purposes it serves. The API and the
 # vault both find API keys by their keyed hash; only the worker seals the audit chain.
-def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
+def _grant(settings: Settings, url: str, process: str, role: str, purposes: list[str]) -> Grant:
+    """`process`'s role and keys; what else it holds is added by its own grant below."""
     return Grant(
-        database_dsn=role_dsn(settings, url, ServiceRoles(settings.db_role_prefix).app, application_name="bastion-api"),
-        keys=keyring(settings).derive([API_KEY_HASH_PURPOSE]),
+        database_dsn=role_dsn(settings, url, role, application_name=f"bastion-{process}"),
+        keys=keyring(settings).derive(purposes),
+    )
+
+
+def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
+    return dataclasses.replace(
+        _grant(settings, url, "api", ServiceRoles(settings.db_role_prefix).app, [API_KEY_HASH_PURPOSE]),
         metrics_token=read_metrics_token(settings.data_dir),
         demo_keys=load_credentials(settings.data_dir) if demo else None,
     )
 
 
 def vault_grant(settings: Settings, url: str) -> Grant:
-    return Grant(
-        database_dsn=role_dsn(settings, url, ServiceRoles(settings.db_role_prefix).vault, application_name="bastion-vault"),
-        keys=keyring(settings).derive([API_KEY_HASH_PURPOSE]),
+    return dataclasses.replace(
+        _grant(settings, url, "vault", ServiceRoles(settings.db_role_prefix).vault, [API_KEY_HASH_PURPOSE]),
         pkcs11_pin=settings.pkcs11_pin if settings.vault_keyring == "pkcs11" else None,
     )
 
 
 def worker_grant(settings: Settings, url: str) -> Grant:
-    return Grant(
-        database_dsn=role_dsn(settings, url, ServiceRoles(settings.db_role_prefix).worker, application_name="bastion-worker"),
-        keys=keyring(settings).derive([CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)]),
-    )
+    purposes = [CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)]
+    return _grant(settings, url, "worker", ServiceRoles(settings.db_role_prefix).worker, purposes)
+
+
+def _granted_hasher(grant: Grant) -> KeyedHasher:
+    return KeyedHasher(DerivedKeys(grant.keys).secret(API_KEY_HASH_PURPOSE))
 
 
 def granted_database(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Database:
@@ -149,9 +158,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     return Services(
         settings=settings,
         database=database,
-        authenticator=Authenticator(
-            database, KeyedHasher(DerivedKeys(grant.keys).secret(API_KEY_HASH_PURPOSE)), settings.auth_cache_ttl_s
-        ),
+        authenticator=Authenticator(database, _granted_hasher(grant), settings.auth_cache_ttl_s),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         vault=vault,
         commands=PhasedCommands(
@@ -227,7 +234,7 @@ def vault_runtime(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLO
         settings=settings,
         database=granted_database(settings, grant, clock=clock),
         keys=vault_keys(settings, pkcs11_pin=grant.pkcs11_pin),
-        hasher=KeyedHasher(DerivedKeys(grant.keys).secret(API_KEY_HASH_PURPOSE)),
+        hasher=_granted_hasher(grant),
         processors=Processors(
             shared=_processor_client(settings, ssl.create_default_context()),
             pinned={

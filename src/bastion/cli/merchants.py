@@ -68,15 +68,20 @@ def apikey_create(
         print_resource(asyncio.run(with_owner_database(url, work)), as_json)
 
 
-def _origins_command(merchant: str, live: bool, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:
+def _as_merchant(merchant: str, live: bool, change: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """`change` in one unit of work of the merchant's, in one mode, as the owner."""
     settings = Settings.from_env()
 
-    async def work(database: Database) -> list[str]:
+    async def work(database: Database) -> T:
         async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=live), CLI_ACTOR) as uow:
             return await change(uow)
 
     with bootstrap.owner_url_for_command(settings) as url:
-        origins = asyncio.run(with_owner_database(url, work))
+        return asyncio.run(with_owner_database(url, work))
+
+
+def _origins_command(merchant: str, live: bool, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:
+    origins = _as_merchant(merchant, live, change)
     typer.echo("\n".join(origins) if origins else "(no origins: the card fields cannot be framed anywhere)")
 
 
@@ -112,19 +117,9 @@ def origins_list(
     _origins_command(merchant, live, allowed_origins)
 
 
+# Prices hold in both modes (the table has none): read and written in a test-mode unit of work.
 pricing_app = typer.Typer(help="What the platform charges a merchant per capture, by currency.", no_args_is_help=True)
 merchant_app.add_typer(pricing_app, name="pricing")
-
-
-def _pricing_command(merchant: str, change: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    settings = Settings.from_env()
-
-    async def work(database: Database) -> T:
-        async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=False), CLI_ACTOR) as uow:
-            return await change(uow)
-
-    with bootstrap.owner_url_for_command(settings) as url:
-        return asyncio.run(with_owner_database(url, work))
 
 
 def _price_line(currency: str, basis_points: int, fixed_minor: int) -> str:
@@ -139,7 +134,7 @@ def pricing_set(
     fixed: Annotated[int, typer.Option(help="Plus this many minor units per capture (30 = 0.30 EUR).")],
 ) -> None:
     """Charge the merchant BASIS_POINTS / 10,000 of each capture in CURRENCY plus FIXED (audited)."""
-    price = _pricing_command(merchant, lambda uow: set_price(uow, currency.upper(), basis_points, fixed))
+    price = _as_merchant(merchant, False, lambda uow: set_price(uow, currency.upper(), basis_points, fixed))
     typer.echo(_price_line(price["currency"], price["basis_points"], price["fixed_minor"]))
 
 
@@ -150,11 +145,11 @@ def pricing_show(
 ) -> None:
     """The prices set for the merchant, or its price in one currency."""
     if currency is not None:
-        pricing, is_set = _pricing_command(merchant, lambda uow: price_in(uow, currency.upper()))
+        pricing, is_set = _as_merchant(merchant, False, lambda uow: price_in(uow, currency.upper()))
         source = "set" if is_set else "the default"
         typer.echo(f"{_price_line(currency.upper(), pricing.basis_points, pricing.fixed_minor)} ({source})")
         return
-    prices_set = _pricing_command(merchant, prices)
+    prices_set = _as_merchant(merchant, False, prices)
     for price in prices_set:
         typer.echo(_price_line(price["currency"], price["basis_points"], price["fixed_minor"]))
     others = "any other currency" if prices_set else "every currency"

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 
 from bastion.kernel.errors import InvalidRequest
-from bastion.kernel.money import Money, exponent
+from bastion.kernel.money import AMOUNT_MINOR_MAX, Money, exponent
 from bastion.payments.errors import AmountTooLarge, ChargeAlreadyRefunded, PaymentIntentUnexpectedState
 
 
@@ -39,27 +39,21 @@ FINAL_STATUSES = frozenset({IntentStatus.CANCELED, IntentStatus.SUCCEEDED})
 # As Stripe documents them, with one difference: an intent in `processing` cannot be updated or
 # canceled, because the acquirer's answer is outstanding and only a sync or a notification may
 # settle it (Stripe allows a cancel there "in rare cases").
+_BEFORE_AUTHORIZATION = frozenset(
+    {IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.REQUIRES_CONFIRMATION, IntentStatus.REQUIRES_ACTION}
+)
+_OPEN = _BEFORE_AUTHORIZATION | {IntentStatus.REQUIRES_CAPTURE}
 _ALLOWED: dict[IntentAction, frozenset[IntentStatus]] = {
-    IntentAction.UPDATE: frozenset(
-        {
-            IntentStatus.REQUIRES_PAYMENT_METHOD,
-            IntentStatus.REQUIRES_CONFIRMATION,
-            IntentStatus.REQUIRES_ACTION,
-            IntentStatus.REQUIRES_CAPTURE,
-        }
-    ),
-    IntentAction.CONFIRM: frozenset(
-        {IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.REQUIRES_CONFIRMATION, IntentStatus.REQUIRES_ACTION}
-    ),
+    IntentAction.UPDATE: _OPEN,
+    IntentAction.CONFIRM: _BEFORE_AUTHORIZATION,
     IntentAction.CAPTURE: frozenset({IntentStatus.REQUIRES_CAPTURE}),
-    IntentAction.CANCEL: frozenset(
-        {
-            IntentStatus.REQUIRES_PAYMENT_METHOD,
-            IntentStatus.REQUIRES_CONFIRMATION,
-            IntentStatus.REQUIRES_ACTION,
-            IntentStatus.REQUIRES_CAPTURE,
-        }
-    ),
+    IntentAction.CANCEL: _OPEN,
+}
+_PAST = {
+    IntentAction.UPDATE: "updated",
+    IntentAction.CONFIRM: "confirmed",
+    IntentAction.CAPTURE: "captured",
+    IntentAction.CANCEL: "canceled",
 }
 
 
@@ -72,14 +66,6 @@ def check_action(action: IntentAction, status: IntentStatus) -> None:
             f"You cannot {action} this PaymentIntent because it has a status of {status}. "
             f"Only a PaymentIntent with one of the following statuses may be {_PAST[action]}: {expected}."
         )
-
-
-_PAST = {
-    IntentAction.UPDATE: "updated",
-    IntentAction.CONFIRM: "confirmed",
-    IntentAction.CAPTURE: "captured",
-    IntentAction.CANCEL: "canceled",
-}
 
 
 def capture_amount(requested: int | None, capturable: int) -> int:
@@ -130,6 +116,12 @@ def default_fixed_fee(currency: str) -> int:
 class Pricing:
     basis_points: int
     fixed_minor: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.basis_points <= BASIS_POINTS_PER_UNIT:
+            raise InvalidRequest(f"basis_points must be between 0 and {BASIS_POINTS_PER_UNIT} (100 %)", param="basis_points")
+        if not 0 <= self.fixed_minor <= AMOUNT_MINOR_MAX:
+            raise InvalidRequest("fixed_minor must be a non-negative integer of minor units", param="fixed_minor")
 
     @classmethod
     def default(cls, currency: str) -> "Pricing":

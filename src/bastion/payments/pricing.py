@@ -2,10 +2,10 @@
 (`bastion merchant pricing set`), the default price for any other (docs/payments.md, Fees)."""
 
 from bastion import audit
-from bastion.kernel.errors import InvalidRequest, ResourceMissing
-from bastion.kernel.money import AMOUNT_MINOR_MAX, exponent
+from bastion.kernel.errors import ResourceMissing
+from bastion.kernel.money import exponent
 from bastion.payments import repository
-from bastion.payments.domain import BASIS_POINTS_PER_UNIT, Pricing
+from bastion.payments.domain import Pricing
 from bastion.payments.resources import MerchantPrice
 from bastion.platform.db import AnyRow, UnitOfWork
 
@@ -18,14 +18,16 @@ async def set_price(uow: UnitOfWork, currency: str, basis_points: int, fixed_min
     """The tenant's merchant pays `basis_points` / 10,000 of each capture in `currency`, plus
     `fixed_minor`, from now on; audited."""
     exponent(currency)
-    if not 0 <= basis_points <= BASIS_POINTS_PER_UNIT:
-        raise InvalidRequest(f"basis_points must be between 0 and {BASIS_POINTS_PER_UNIT} (100 %)", param="basis_points")
-    if not 0 <= fixed_minor <= AMOUNT_MINOR_MAX:
-        raise InvalidRequest("fixed_minor must be a non-negative integer of minor units", param="fixed_minor")
+    pricing = Pricing(basis_points, fixed_minor)  # refuses what is out of bounds, naming the field
     merchant_id = uow.tenant.merchant_id
-    before = {price["currency"]: price for price in await prices(uow)}.get(currency)
+    before = await _price_of(uow, currency)
     row = await repository.upsert_pricing(
-        uow.connection, merchant_id, currency, basis_points=basis_points, fixed_minor=fixed_minor, moment=uow.now()
+        uow.connection,
+        merchant_id,
+        currency,
+        basis_points=pricing.basis_points,
+        fixed_minor=pricing.fixed_minor,
+        moment=uow.now(),
     )
     if row is None:
         raise ResourceMissing(f"No such merchant: '{merchant_id}'", param="merchant")
@@ -46,11 +48,15 @@ async def prices(uow: UnitOfWork) -> list[MerchantPrice]:
     return [_price(row) for row in await repository.pricing_rows(uow.connection, uow.tenant.merchant_id)]
 
 
+async def _price_of(uow: UnitOfWork, currency: str) -> MerchantPrice | None:
+    return next((price for price in await prices(uow) if price["currency"] == currency), None)
+
+
 async def price_in(uow: UnitOfWork, currency: str) -> tuple[Pricing, bool]:
     """The price the tenant's merchant pays in `currency`, and whether an operator set it
     (otherwise it is the default)."""
     exponent(currency)
-    price = {price["currency"]: price for price in await prices(uow)}.get(currency)
+    price = await _price_of(uow, currency)
     if price is None:
         return Pricing.default(currency), False
     return Pricing(price["basis_points"], price["fixed_minor"]), True

@@ -283,12 +283,14 @@ async def _record(vault: Vault, key: PublishableKey, client: Client, tripped: li
 async def _seal_and_store(vault: Vault, tenant: Tenant, request: TokenCreate, card: CardDetails, moment: datetime) -> Token:
     card_id, token_id = new_id("crd"), new_id("tok")
     card_fingerprint = fingerprint(vault.keys, tenant, card.number)
+    # The CVC's hourly layer does not depend on the key version: made once, whatever the attempts.
+    cvc_aad = binding(card_id, tenant.merchant_id, "cvc")
+    cvc_layer = await vault.cvc_keys.seal(vault.database, card.cvc, cvc_aad, moment) if card.cvc else None
     refresh = False
     for _ in range(_WRITE_ATTEMPTS):
         version = await vault.active_version(refresh=refresh)
         sealed_card = seal(vault.keys, version, _card_plaintext(card), binding(card_id, tenant.merchant_id, "card"))
-        cvc_aad = binding(card_id, tenant.merchant_id, "cvc")
-        sealed_cvc = await _seal_cvc(vault, version, card.cvc, cvc_aad, moment) if card.cvc else None
+        sealed_cvc = seal(vault.keys, version, cvc_layer, cvc_aad) if cvc_layer is not None else None
         new_card = repository.NewCard(
             card_id=card_id,
             token_id=token_id,
@@ -410,10 +412,6 @@ def _answer_fields(body: bytes, pointers: dict[str, str]) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         document = None
     return {name: redact_value(pointed(document, pointer)) for name, pointer in pointers.items()}
-
-
-async def _seal_cvc(vault: Vault, version: int, cvc: str, aad: bytes, moment: datetime) -> Sealed:
-    return seal(vault.keys, version, await vault.cvc_keys.seal(vault.database, cvc, aad, moment), aad)
 
 
 def _open_cvc(vault: Vault, sealed: Sealed | None, card_id: str, merchant_id: str) -> str:
