@@ -8,7 +8,15 @@ from bastion import bootstrap
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import ApiProcess, TestDatabase, migrated_database, running_api_process, running_vault, server_url
+from tests.support.postgres import (
+    ApiProcess,
+    TestDatabase,
+    migrated_database,
+    running_acquirer,
+    running_api_process,
+    running_vault,
+    server_url,
+)
 from tests.support.softhsm import SoftHsmToken, prepare_token
 
 # A generous limit for tests that do not test rate limiting themselves.
@@ -83,4 +91,11 @@ def api_process(test_database: TestDatabase, vault: ApiProcess) -> Iterator[ApiP
 def vault(test_database: TestDatabase, settings: Settings) -> Iterator[ApiProcess]:
     """The session's `bastion vault` process (browser origin + mutual-TLS listener)."""
     with running_vault(test_database) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def acquirer(test_database: TestDatabase, settings: Settings) -> Iterator[ApiProcess]:
+    """The session's `bastion acquirer` process (the sandbox acquirer, HTTPS on loopback)."""
+    with running_acquirer(test_database) as process:
         yield process

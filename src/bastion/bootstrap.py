@@ -1,5 +1,6 @@
 """The one place where concrete parts are wired together."""
 
+import base64
 import dataclasses
 import ssl
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+import bastion.acquirer.tables
 import bastion.audit.tables
 import bastion.customers.tables
 import bastion.events.tables
@@ -18,6 +20,7 @@ import bastion.payments.tables
 import bastion.platform.idempotency.tables
 import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion import customers, events, ledger, payments
+from bastion.acquirer.service import Acquirer
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
 from bastion.api.context import Services
@@ -108,7 +111,11 @@ def key_hasher(settings: Settings) -> KeyedHasher:
 
 
 # Each process's grant (ADR 15): its role, and the keyring purposes it serves. The API and the
-# vault both find API keys by their keyed hash; only the worker seals the audit chain.
+# vault both find API keys by their keyed hash; only the worker seals the audit chain; the API
+# and the sandbox acquirer share the secret the API's connector presents to the acquirer.
+ACQUIRER_API_KEY_PURPOSE = "sandbox-acquirer-api-key"
+
+
 def _grant(settings: Settings, url: str, process: str, role: str, purposes: list[str]) -> Grant:
     """`process`'s role and keys; what else it holds is added by its own grant below."""
     return Grant(
@@ -119,7 +126,7 @@ def _grant(settings: Settings, url: str, process: str, role: str, purposes: list
 
 def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
     return dataclasses.replace(
-        _grant(settings, url, "api", ServiceRoles(settings.db_role_prefix).app, [API_KEY_HASH_PURPOSE]),
+        _grant(settings, url, "api", ServiceRoles(settings.db_role_prefix).app, [API_KEY_HASH_PURPOSE, ACQUIRER_API_KEY_PURPOSE]),
         metrics_token=read_metrics_token(settings.data_dir),
         demo_keys=load_credentials(settings.data_dir) if demo else None,
     )
@@ -130,6 +137,19 @@ def vault_grant(settings: Settings, url: str) -> Grant:
         _grant(settings, url, "vault", ServiceRoles(settings.db_role_prefix).vault, [API_KEY_HASH_PURPOSE]),
         pkcs11_pin=settings.pkcs11_pin if settings.vault_keyring == "pkcs11" else None,
     )
+
+
+def acquirer_grant(settings: Settings, url: str) -> Grant:
+    return _grant(settings, url, "acquirer", ServiceRoles(settings.db_role_prefix).acquirer, [ACQUIRER_API_KEY_PURPOSE])
+
+
+def acquirer_api_key(grant: Grant) -> str:
+    """The secret the sandbox connector presents to the acquirer, derived from the keyring."""
+    return base64.urlsafe_b64encode(DerivedKeys(grant.keys).secret(ACQUIRER_API_KEY_PURPOSE)).decode().rstrip("=")
+
+
+def acquirer_runtime(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Acquirer:
+    return Acquirer(database=granted_database(settings, grant, clock=clock), api_key=acquirer_api_key(grant))
 
 
 def worker_grant(settings: Settings, url: str) -> Grant:

@@ -25,6 +25,7 @@ import httpx
 import psutil
 import pytest
 
+from bastion.platform.certs import CertPaths, private_ca_client_context
 from bastion.platform.db import plain_dsn
 from bastion.platform.metrics import metrics_token_path
 from tests.support.logs import log_records
@@ -33,7 +34,7 @@ from tests.support.postgres import TestDatabase, accepts_connections, free_port,
 # Every test here starts `bastion serve`, which starts three processes.
 pytestmark = pytest.mark.slow
 
-_OPTIONS = ("--port", "--vault-port", "--vault-internal-port")
+_OPTIONS = ("--port", "--vault-port", "--vault-internal-port", "--acquirer-port")
 _BANNER = "Bastion is running."
 _BANNER_LAST_LINE = re.compile(r"^  a test key: .* --json$", re.MULTILINE)
 _BANNER_TIMEOUT_S = 90
@@ -102,7 +103,11 @@ def serve_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]
 @pytest.fixture
 def serve_env(serve_database: TestDatabase, tmp_path: Path) -> dict[str, str]:
     """The environment of a serve with logs of the test's own; the vault's URLs are serve's to set."""
-    env = {name: value for name, value in serve_database.env().items() if not name.startswith("BASTION_VAULT_")}
+    env = {
+        name: value
+        for name, value in serve_database.env().items()
+        if not name.startswith(("BASTION_VAULT_", "BASTION_ACQUIRER_"))
+    }
     return {**env, "BASTION_LOG_DIR": str(tmp_path / "logs")}
 
 
@@ -290,11 +295,15 @@ def test_each_process_holds_only_its_own_grant(serve_env: dict[str, str], serve_
     secrets_dir = Path(env["BASTION_DATA_DIR"]).resolve() / "secrets"
     with _serving(env, tmp_path / "terminal.txt") as serve:
         serve.after_banner()
-        # Each process connects: the API to look up a key, the vault's janitor, the worker's relay.
+        # Each process connects: the API to look up a key, the vault's janitor, the worker's relay,
+        # the acquirer to say that it is ready.
         api = f"http://127.0.0.1:{serve.ports['--port']}"
         assert httpx.get(f"{api}/v1/customers", headers={"Authorization": "Bearer sk_test_unknown"}).status_code == 401
+        acquirer = f"https://127.0.0.1:{serve.ports['--acquirer-port']}/readyz"
+        trusted = private_ca_client_context(CertPaths.under(Path(env["BASTION_DATA_DIR"])))
+        assert httpx.get(acquirer, verify=trusted).status_code == 200
         children = {child.cmdline()[3]: child for child in psutil.Process(serve.process.pid).children()}
-        assert set(children) == {"api", "vault", "worker"}, children
+        assert set(children) == {"api", "vault", "worker", "acquirer"}, children
         for name, child in children.items():
             environ = child.environ()
             assert environ.get("BASTION_GRANT") == "stdin", name
@@ -314,6 +323,7 @@ def test_each_process_holds_only_its_own_grant(serve_env: dict[str, str], serve_
                 "bastion-vault": {roles.vault},
                 "bastion-worker": {roles.worker},
                 "bastion-relay": {roles.worker},
+                "bastion-acquirer": {roles.acquirer},
             }
             assert all(connected.get(name, expected[name]) == expected[name] for name in expected), connected
             return connected == expected

@@ -86,9 +86,11 @@ def test_each_process_is_granted_its_role_and_its_purposes_alone(settings: Setti
         "api": (bootstrap.api_grant(settings, test_database.owner_url, demo=False), roles.app),
         "vault": (bootstrap.vault_grant(settings, test_database.owner_url), roles.vault),
         "worker": (bootstrap.worker_grant(settings, test_database.owner_url), roles.worker),
+        "acquirer": (bootstrap.acquirer_grant(settings, test_database.owner_url), roles.acquirer),
     }
     purposes = {
-        "api": {bootstrap.API_KEY_HASH_PURPOSE},
+        "api": {bootstrap.API_KEY_HASH_PURPOSE, bootstrap.ACQUIRER_API_KEY_PURPOSE},
+        "acquirer": {bootstrap.ACQUIRER_API_KEY_PURPOSE},
         "vault": {bootstrap.API_KEY_HASH_PURPOSE},
         "worker": {CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)},
     }

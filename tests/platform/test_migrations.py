@@ -46,13 +46,13 @@ def _public_tables(connection: Connection) -> set[str]:
     """Our tables as the metadata names them: `vault.cards` for the vault's, bare names in public."""
     statement = text(
         "SELECT CASE WHEN schemaname = 'public' THEN tablename ELSE schemaname || '.' || tablename END "
-        "FROM pg_tables WHERE schemaname IN ('public', 'vault')"
+        "FROM pg_tables WHERE schemaname IN ('public', 'vault', 'acquirer')"
     )
     return set(connection.execute(statement).scalars())
 
 
 def _our_schemas(name: str | None, type_: str, _parent: object) -> bool:
-    return type_ != "schema" or name in (None, "vault")
+    return type_ != "schema" or name in (None, "vault", "acquirer")
 
 
 def _public_functions(connection: Connection) -> set[str]:

@@ -58,6 +58,8 @@ class TestDatabase:
     # The session's vault listens here when a test starts it (`running_vault`).
     vault_port: int = field(default_factory=free_port)
     vault_internal_port: int = field(default_factory=free_port)
+    # The session's sandbox acquirer (`running_acquirer`).
+    acquirer_port: int = field(default_factory=free_port)
 
     @property
     def vault_url(self) -> str:
@@ -76,7 +78,12 @@ class TestDatabase:
             "BASTION_DB_ROLE_PREFIX": self.role_prefix,
             "BASTION_VAULT_PUBLIC_URL": self.vault_url,
             "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{self.vault_internal_port}",
+            "BASTION_ACQUIRER_URL": self.acquirer_url,
         }
+
+    @property
+    def acquirer_url(self) -> str:
+        return f"https://127.0.0.1:{self.acquirer_port}"
 
 
 async def _admin(url: str, *statements: str) -> None:
@@ -234,6 +241,14 @@ def running_vault(
     env = {**database.env(), **ONE_CLIENT_FOR_ALL_SHOPPERS, **(extra_env or {})}
     with _running(command, [public, internal], env) as log:
         yield ApiProcess(url=f"http://127.0.0.1:{public}", log_file=log)
+
+
+@contextmanager
+def running_acquirer(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
+    """A real `bastion acquirer` on the database's acquirer port; yields its URL and its logs."""
+    command = ["acquirer", "--host", "127.0.0.1", "--port", str(database.acquirer_port)]
+    with _running(command, [database.acquirer_port], {**database.env(), **(extra_env or {})}) as log:
+        yield ApiProcess(url=database.acquirer_url, log_file=log)
 
 
 @contextmanager

@@ -79,9 +79,18 @@ def test_init_writes_keys_private_and_keeps_no_ca_key(paths: CertPaths) -> None:
     assert _mode(directory) == 0o700
     assert _mode(paths.vault_key) == 0o600
     assert _mode(paths.api_key) == 0o600
-    assert sorted(path.name for path in directory.iterdir()) == ["api-key.pem", "api.pem", "ca.pem", "vault-key.pem", "vault.pem"]
+    assert _mode(paths.acquirer_key) == 0o600
+    assert sorted(path.name for path in directory.iterdir()) == [
+        "acquirer-key.pem",
+        "acquirer.pem",
+        "api-key.pem",
+        "api.pem",
+        "ca.pem",
+        "vault-key.pem",
+        "vault.pem",
+    ]
     holding_private_keys = [path.name for path in directory.iterdir() if b"PRIVATE KEY" in path.read_bytes()]
-    assert sorted(holding_private_keys) == ["api-key.pem", "vault-key.pem"]
+    assert sorted(holding_private_keys) == ["acquirer-key.pem", "api-key.pem", "vault-key.pem"]
 
 
 def test_certificates_say_what_each_one_may_do(paths: CertPaths) -> None:

@@ -4,6 +4,7 @@ per command group; this one puts them together."""
 import typer
 
 from bastion.cli import processes
+from bastion.cli.acquirer import acquirer_app
 from bastion.cli.audit import audit_app
 from bastion.cli.common import Commands
 from bastion.cli.ledger import ledger_app
@@ -22,6 +23,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(vault_app, name="vault")
+app.add_typer(acquirer_app, name="acquirer")
 
 
 def main() -> None:

@@ -191,6 +191,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
     vault_port: Annotated[int, typer.Option(help="Port of the vault's browser origin (card fields).")] = 8001,
     vault_internal_port: Annotated[int, typer.Option(help="Port of the vault's mutual-TLS listener.")] = 8002,
+    acquirer_port: Annotated[int, typer.Option(help="Port of the sandbox acquirer's HTTPS listener.")] = 8003,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Every process's full JSON log on the terminal, not only warnings and errors.")
     ] = False,
@@ -198,11 +199,18 @@ def serve(
         bool, typer.Option("--demo", help="Also serve the demo shop (a test merchant's checkout page) on the API's origin.")
     ] = False,
 ) -> None:
-    """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API, vault and worker."""
+    """Run the platform: database (embedded unless BASTION_DATABASE_URL is set), migrations, API, vault,
+    sandbox acquirer and worker."""
     # Before anything starts: a taken port is one line, with nothing to stop.
-    # The mutual-TLS listener serves only the API beside it: on loopback, whatever --host says.
+    # The mutual-TLS listener serves only the API beside it, and the sandbox acquirer only the API
+    # and the vault: on loopback, whatever --host says.
     _ensure_ports_free(
-        [("--port", host, port), ("--vault-port", host, vault_port), ("--vault-internal-port", "127.0.0.1", vault_internal_port)]
+        [
+            ("--port", host, port),
+            ("--vault-port", host, vault_port),
+            ("--vault-internal-port", "127.0.0.1", vault_internal_port),
+            ("--acquirer-port", "127.0.0.1", acquirer_port),
+        ]
     )
     settings = Settings.from_env()
     stopping = False
@@ -237,6 +245,7 @@ def serve(
         "BASTION_LOG_DIR": str(log_dir),
         "BASTION_VAULT_PUBLIC_URL": vault_public,
         "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{vault_internal_port}",
+        "BASTION_ACQUIRER_URL": f"https://127.0.0.1:{acquirer_port}",
         "BASTION_DEMO": "on" if demo else "off",
     }
     vault_command = [
@@ -249,16 +258,19 @@ def serve(
         _Probe(f"the API on port {port}", lambda: _http_answers(f"http://{probe_host}:{port}/healthz")),
         _Probe(f"the vault on port {vault_port}", lambda: _http_answers(f"http://{probe_host}:{vault_port}/healthz")),
         _Probe(f"the vault on port {vault_internal_port}", lambda: _accepts_connections("127.0.0.1", vault_internal_port)),
+        _Probe(f"the acquirer on port {acquirer_port}", lambda: _accepts_connections("127.0.0.1", acquirer_port)),
     ]
     grants = {
         "vault": bootstrap.vault_grant(settings, url),
         "api": bootstrap.api_grant(settings, url, demo=demo),
         "worker": bootstrap.worker_grant(settings, url),
+        "acquirer": bootstrap.acquirer_grant(settings, url),
     }
     children: list[_Child] = []
     ended: _Child | None = None  # the child whose exit stopped the others
     try:
-        for arguments in (vault_command, ["api", "--host", host, "--port", str(port)], ["worker"]):
+        acquirer_command = ["acquirer", "--host", "127.0.0.1", "--port", str(acquirer_port)]
+        for arguments in (vault_command, acquirer_command, ["api", "--host", host, "--port", str(port)], ["worker"]):
             # One by one: all started get stopped.
             children.append(_Child.start(arguments, env, grants[arguments[0]], verbose=verbose))  # noqa: PERF401
         if not _wait_until_answering(children, probes, lambda: stopping, log_dir):

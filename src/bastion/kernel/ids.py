@@ -12,7 +12,9 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
 _BODY_PATTERN = f"[{_ALPHABET}]{{{_BODY_LENGTH}}}"
 
-PREFIXES = frozenset({"mer", "key", "cus", "evt", "req", "la", "le", "tok", "crd", "pm", "cts"})
+PREFIXES = frozenset(
+    {"mer", "key", "cus", "evt", "req", "la", "le", "tok", "crd", "pm", "cts", "pi", "ch", "re", "dp", "acqp", "acqr"}
+)
 
 
 def new_id(prefix: str) -> str:

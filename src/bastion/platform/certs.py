@@ -1,4 +1,6 @@
-"""Certificates for mutual TLS between the API (client) and the vault's internal listener (server).
+"""Certificates for mutual TLS between the API (client) and the vault's internal listener (server),
+and the sandbox acquirer's server certificate (its clients, the vault's forward and the API's
+connector, trust this CA alone for it).
 
 `bastion certs init` makes a private CA at install time, issues one vault server certificate
 and one API client certificate under it, and throws the CA's private key away. Both sides
@@ -27,8 +29,9 @@ _CLOCK_SKEW = timedelta(minutes=5)
 _CA_NAME = "Bastion private CA"
 _VAULT_NAME = "bastion-vault"
 _API_NAME = "bastion-api"
-# The names the API may dial the vault's internal listener by.
-_VAULT_NAMES = x509.SubjectAlternativeName(
+_ACQUIRER_NAME = "bastion-acquirer"
+# The names the API may dial the vault's internal listener (and the acquirer) by.
+_LOOPBACK_NAMES = x509.SubjectAlternativeName(
     [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]
 )
 
@@ -40,6 +43,8 @@ class CertPaths:
     vault_key: Path
     api_cert: Path
     api_key: Path
+    acquirer_cert: Path
+    acquirer_key: Path
 
     @classmethod
     def under(cls, data_dir: Path) -> "CertPaths":
@@ -50,11 +55,21 @@ class CertPaths:
             vault_key=directory / "vault-key.pem",
             api_cert=directory / "api.pem",
             api_key=directory / "api-key.pem",
+            acquirer_cert=directory / "acquirer.pem",
+            acquirer_key=directory / "acquirer-key.pem",
         )
 
     @property
     def all(self) -> tuple[Path, ...]:
-        return (self.ca_cert, self.vault_cert, self.vault_key, self.api_cert, self.api_key)
+        return (
+            self.ca_cert,
+            self.vault_cert,
+            self.vault_key,
+            self.api_cert,
+            self.api_key,
+            self.acquirer_cert,
+            self.acquirer_key,
+        )
 
 
 def init_certs(data_dir: Path, *, validity_days: int = VALIDITY_DAYS_DEFAULT) -> tuple[CertPaths, bool]:
@@ -95,14 +110,24 @@ def init_certs(data_dir: Path, *, validity_days: int = VALIDITY_DAYS_DEFAULT) ->
         .sign(ca_key, hashes.SHA256())
     )
     vault_key, vault_cert = _issue(
-        ca_cert, ca_key, common_name=_VAULT_NAME, usage=ExtendedKeyUsageOID.SERVER_AUTH, validity=validity, names=_VAULT_NAMES
+        ca_cert, ca_key, common_name=_VAULT_NAME, usage=ExtendedKeyUsageOID.SERVER_AUTH, validity=validity, names=_LOOPBACK_NAMES
     )
     api_key, api_cert = _issue(ca_cert, ca_key, common_name=_API_NAME, usage=ExtendedKeyUsageOID.CLIENT_AUTH, validity=validity)
+    acquirer_key, acquirer_cert = _issue(
+        ca_cert,
+        ca_key,
+        common_name=_ACQUIRER_NAME,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        validity=validity,
+        names=_LOOPBACK_NAMES,
+    )
 
     _write(paths.vault_key, _private_pem(vault_key), mode=0o600)
     _write(paths.vault_cert, vault_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     _write(paths.api_key, _private_pem(api_key), mode=0o600)
     _write(paths.api_cert, api_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    _write(paths.acquirer_key, _private_pem(acquirer_key), mode=0o600)
+    _write(paths.acquirer_cert, acquirer_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     _write(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return paths, True
 
@@ -126,6 +151,14 @@ def client_ssl_context(paths: CertPaths) -> ssl.SSLContext:
     context.load_verify_locations(cafile=paths.ca_cert)
     check_private(paths.api_key)
     context.load_cert_chain(paths.api_cert, paths.api_key)
+    return context
+
+
+def private_ca_client_context(paths: CertPaths) -> ssl.SSLContext:
+    """A client of the sandbox acquirer: trusts the private CA only, presents no certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cafile=paths.ca_cert)
     return context
 
 

@@ -84,8 +84,12 @@ class ServiceRoles:
         return f"{self.prefix}_vault"
 
     @property
+    def acquirer(self) -> str:
+        return f"{self.prefix}_acquirer"
+
+    @property
     def all(self) -> tuple[str, ...]:
-        return (self.app, self.worker, self.vault)
+        return (self.app, self.worker, self.vault, self.acquirer)
 
 
 class RolePasswords:

@@ -70,6 +70,11 @@ def _connector_cas(raw: str, connectors: dict[str, str]) -> dict[str, Path]:
     return pinned
 
 
+# The connector of the sandbox acquirer (`bastion acquirer`), which the vault always knows: at
+# BASTION_ACQUIRER_URL, its certificate issued by the install's private CA.
+SANDBOX_CONNECTOR = "sandbox"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
@@ -126,6 +131,9 @@ class Settings:
     # Connectors pinned to a CA of their own: name -> CA bundle; the system's CAs do not count.
     vault_connector_cas: dict[str, Path]
     vault_forward_timeout_s: float
+    # The sandbox acquirer: where its HTTPS listener is, and how long a call to it may take.
+    acquirer_url: str
+    acquirer_timeout_s: float
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -135,8 +143,13 @@ class Settings:
         prefix = os.environ.get("BASTION_DB_ROLE_PREFIX", "bastion")
         if not prefix.isidentifier() or not prefix.islower() or len(prefix) > 40:
             raise ConfigurationError("BASTION_DB_ROLE_PREFIX must be a lower-case identifier of at most 40 characters")
-        connectors = _connectors(os.environ.get("BASTION_VAULT_CONNECTORS", ""))
         data_dir = Path(os.environ.get("BASTION_DATA_DIR", ".bastion")).resolve()
+        acquirer_url = _origin("BASTION_ACQUIRER_URL", "https://127.0.0.1:8003")
+        connectors = {SANDBOX_CONNECTOR: acquirer_url, **_connectors(os.environ.get("BASTION_VAULT_CONNECTORS", ""))}
+        connector_cas = {
+            SANDBOX_CONNECTOR: data_dir / "certs" / "ca.pem",
+            **_connector_cas(os.environ.get("BASTION_VAULT_CONNECTOR_CAS", ""), connectors),
+        }
         return cls(
             data_dir=data_dir,
             database_url=os.environ.get("BASTION_DATABASE_URL") or None,
@@ -170,6 +183,8 @@ class Settings:
             pkcs11_pin=os.environ.get("BASTION_PKCS11_PIN") or None,
             vault_local_keyring_in_live=_choice("BASTION_VAULT_LOCAL_KEYRING_IN_LIVE", "refuse", ("refuse", "allow")) == "allow",
             vault_connectors=connectors,
-            vault_connector_cas=_connector_cas(os.environ.get("BASTION_VAULT_CONNECTOR_CAS", ""), connectors),
+            vault_connector_cas=connector_cas,
             vault_forward_timeout_s=_int("BASTION_VAULT_FORWARD_TIMEOUT_MS", 10_000, minimum=100, maximum=60_000) / 1000,
+            acquirer_url=acquirer_url,
+            acquirer_timeout_s=_int("BASTION_ACQUIRER_TIMEOUT_MS", 5_000, minimum=100, maximum=60_000) / 1000,
         )

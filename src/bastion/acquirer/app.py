@@ -1,0 +1,92 @@
+"""The sandbox acquirer's HTTP protocol (docs/payments.md, The acquirer's protocol): JSON over
+HTTPS, a Bearer secret, an Idempotency-Key on every POST."""
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+
+import bastion
+from bastion.acquirer import service
+from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
+from bastion.acquirer.service import Acquirer
+from bastion.kernel.errors import AuthenticationFailed
+from bastion.platform.http import errors, health
+from bastion.platform.http.credentials import bearer_token
+from bastion.platform.http.middleware import EdgeMiddleware
+from bastion.platform.http.responses import JsonResponse
+from bastion.platform.metrics import HttpMetrics
+
+BODY_BYTES_MAX = 16_384
+_KEY = Header(alias="Idempotency-Key", min_length=1, max_length=255)
+
+
+def _acquirer(request: Request) -> Acquirer:
+    acquirer: Acquirer = request.app.state.acquirer
+    presented = bearer_token(request.headers.get("authorization"))
+    if presented is None or not hmac.compare_digest(presented.encode(), acquirer.api_key.encode()):
+        raise AuthenticationFailed("Send the acquirer's secret: `Authorization: Bearer ...`.")
+    return acquirer
+
+
+Authenticated = Annotated[Acquirer, Depends(_acquirer)]
+router = APIRouter(prefix="/v1")
+
+
+async def _once(acquirer: Acquirer, request: Request, key: str, operation: service.Operation) -> JsonResponse:
+    fingerprint = service.fingerprint(request.method, request.url.path, await request.body())
+    return JsonResponse(await service.once(acquirer, key, fingerprint, operation))
+
+
+@router.post("/payments")
+async def create_payment(
+    acquirer: Authenticated, request: Request, body: PaymentCreate, key: Annotated[str, _KEY]
+) -> JsonResponse:
+    return await _once(acquirer, request, key, service.create_payment(body))
+
+
+@router.get("/payments")
+async def find_payment(
+    acquirer: Authenticated,
+    merchant: Annotated[str, Query(max_length=64)],
+    reference: Annotated[str, Query(max_length=64)],
+) -> JsonResponse:
+    return JsonResponse(await service.find_payment(acquirer, merchant, reference))
+
+
+@router.get("/payments/{payment_id}")
+async def retrieve_payment(acquirer: Authenticated, payment_id: str) -> JsonResponse:
+    return JsonResponse(await service.retrieve_payment(acquirer, payment_id))
+
+
+@router.post("/payments/{payment_id}/capture")
+async def capture_payment(
+    acquirer: Authenticated, request: Request, payment_id: str, body: Capture, key: Annotated[str, _KEY]
+) -> JsonResponse:
+    return await _once(acquirer, request, key, service.capture_payment(payment_id, body))
+
+
+@router.post("/payments/{payment_id}/void")
+async def void_payment(acquirer: Authenticated, request: Request, payment_id: str, key: Annotated[str, _KEY]) -> JsonResponse:
+    return await _once(acquirer, request, key, service.void_payment(payment_id))
+
+
+@router.post("/payments/{payment_id}/refunds")
+async def refund_payment(
+    acquirer: Authenticated, request: Request, payment_id: str, body: RefundCreate, key: Annotated[str, _KEY]
+) -> JsonResponse:
+    return await _once(acquirer, request, key, service.refund_payment(payment_id, body))
+
+
+def create_app(acquirer: Acquirer) -> FastAPI:
+    app = FastAPI(title="Bastion sandbox acquirer", version=bastion.__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.acquirer = acquirer
+    app.state.database = acquirer.database
+    metrics = HttpMetrics()
+    app.state.metrics = metrics
+    errors.install(app)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=BODY_BYTES_MAX, large_body_paths={}, metrics=metrics)
+    app.add_api_route("/healthz", health.healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", health.readyz, methods=["GET"], include_in_schema=False)
+    app.include_router(router)
+    return app

@@ -1,0 +1,59 @@
+"""The acquirer's rules, without I/O: how a test card answers, and what each status allows."""
+
+import enum
+from dataclasses import dataclass
+
+from bastion.acquirer.errors import PaymentStateInvalid
+from bastion.kernel.errors import InvalidRequest
+
+
+class PaymentStatus(enum.StrEnum):
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    DECLINED = "declined"
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    code: str
+    message: str
+
+
+# Stripe's test cards and their answers (docs/payments.md, Test cards); any other card is approved.
+_DECLINES = {
+    "4000000000000002": Decline("generic_decline", "Your card was declined."),
+    "4000000000009995": Decline("insufficient_funds", "Your card has insufficient funds."),
+    "4000000000009987": Decline("lost_card", "Your card was declined."),
+    "4000000000000069": Decline("expired_card", "Your card has expired."),
+    "4000000000000127": Decline("incorrect_cvc", "Your card's security code is incorrect."),
+    "4000000000000119": Decline("processing_error", "An error occurred while processing your card. Try again in a little bit."),
+}
+_EXPIRED = _DECLINES["4000000000000069"]
+
+
+def decline_for(number: str, exp_month: int, exp_year: int, *, year: int, month: int) -> Decline | None:
+    """Why the acquirer declines this card now, or None if it approves it. A card past its
+    expiry month is declined as expired, whatever its number."""
+    if (exp_year, exp_month) < (year, month):
+        return _EXPIRED
+    return _DECLINES.get(number)
+
+
+def check_capture(status: PaymentStatus, authorized: int, amount: int) -> None:
+    if status != PaymentStatus.AUTHORIZED:
+        raise PaymentStateInvalid(f"A payment that is {status} cannot be captured.", param="id")
+    if not 0 < amount <= authorized:
+        raise InvalidRequest(f"amount must be between 1 and the authorized {authorized}.", param="amount")
+
+
+def check_void(status: PaymentStatus) -> None:
+    if status != PaymentStatus.AUTHORIZED:
+        raise PaymentStateInvalid(f"A payment that is {status} cannot be voided.", param="id")
+
+
+def check_refund(status: PaymentStatus, captured: int, refunded: int, amount: int) -> None:
+    if status != PaymentStatus.CAPTURED:
+        raise PaymentStateInvalid(f"A payment that is {status} cannot be refunded.", param="payment")
+    if not 0 < amount <= captured - refunded:
+        raise InvalidRequest(f"amount must be between 1 and what is left to refund ({captured - refunded}).", param="amount")

@@ -1,0 +1,98 @@
+"""All SQL of the sandbox acquirer, on its own schema."""
+
+from datetime import datetime
+from typing import Any
+
+from bastion.platform.db import AnyRow, Connection
+
+# One request per key at a time, across acquirer processes: the second waits for the first's answer.
+_LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended('acquirer:' || $1, 0))"
+_STORED = "SELECT * FROM acquirer.requests WHERE key = $1"
+_STORE = """
+INSERT INTO acquirer.requests (key, fingerprint, status_code, body, created_at) VALUES ($1, $2, $3, $4, $5)
+"""
+_INSERT_PAYMENT = """
+INSERT INTO acquirer.payments (id, merchant, reference, amount, currency, status, decline_code, decline_message,
+                               card_last4, amount_captured, amount_refunded, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)
+ON CONFLICT (merchant, reference) DO NOTHING
+RETURNING *
+"""
+_PAYMENT = "SELECT * FROM acquirer.payments WHERE id = $1"
+_PAYMENT_FOR_UPDATE = "SELECT * FROM acquirer.payments WHERE id = $1 FOR UPDATE"
+_PAYMENT_BY_REFERENCE = "SELECT * FROM acquirer.payments WHERE merchant = $1 AND reference = $2"
+_SET_STATUS = """
+UPDATE acquirer.payments SET status = $2, amount_captured = $3, updated_at = $4 WHERE id = $1 RETURNING *
+"""
+_INSERT_REFUND = """
+INSERT INTO acquirer.refunds (id, payment_id, reference, amount, status, created_at)
+VALUES ($1, $2, $3, $4, 'succeeded', $5)
+ON CONFLICT (payment_id, reference) DO NOTHING
+RETURNING *
+"""
+_REFUND_BY_REFERENCE = "SELECT * FROM acquirer.refunds WHERE payment_id = $1 AND reference = $2"
+_ADD_REFUNDED = "UPDATE acquirer.payments SET amount_refunded = amount_refunded + $2, updated_at = $3 WHERE id = $1"
+
+
+async def lock_key(connection: Connection, key: str) -> None:
+    await connection.execute(_LOCK_KEY, key)
+
+
+async def stored_request(connection: Connection, key: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_STORED, key)
+    return row
+
+
+async def store_request(
+    connection: Connection, key: str, *, fingerprint: str, status_code: int, body: dict[str, Any], moment: datetime
+) -> None:
+    await connection.execute(_STORE, key, fingerprint, status_code, body, moment)
+
+
+async def insert_payment(connection: Connection, values: dict[str, Any], moment: datetime) -> AnyRow | None:
+    """The new payment, or None if the merchant's reference has one already."""
+    row: AnyRow | None = await connection.fetchrow(
+        _INSERT_PAYMENT,
+        values["id"],
+        values["merchant"],
+        values["reference"],
+        values["amount"],
+        values["currency"],
+        values["status"],
+        values["decline_code"],
+        values["decline_message"],
+        values["card_last4"],
+        values["amount_captured"],
+        moment,
+    )
+    return row
+
+
+async def payment(connection: Connection, payment_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_PAYMENT_FOR_UPDATE if for_update else _PAYMENT, payment_id)
+    return row
+
+
+async def payment_by_reference(connection: Connection, merchant: str, reference: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_PAYMENT_BY_REFERENCE, merchant, reference)
+    return row
+
+
+async def set_status(connection: Connection, payment_id: str, status: str, amount_captured: int, moment: datetime) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_SET_STATUS, payment_id, status, amount_captured, moment)
+    return row
+
+
+async def insert_refund(
+    connection: Connection, refund_id: str, payment_id: str, *, reference: str, amount: int, moment: datetime
+) -> AnyRow | None:
+    """The new refund (added to the payment's refunded amount), or None if the reference has one already."""
+    row: AnyRow | None = await connection.fetchrow(_INSERT_REFUND, refund_id, payment_id, reference, amount, moment)
+    if row is not None:
+        await connection.execute(_ADD_REFUNDED, payment_id, amount, moment)
+    return row
+
+
+async def refund_by_reference(connection: Connection, payment_id: str, reference: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_REFUND_BY_REFERENCE, payment_id, reference)
+    return row

@@ -1,0 +1,60 @@
+"""The acquirer's own record, in its own schema: only the acquirer's role has grants on it."""
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Integer, Table, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+
+from bastion.platform.schema import metadata
+
+SCHEMA = "acquirer"
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    # The Bastion merchant the payment is for, and Bastion's reference (its charge id).
+    Column("merchant", Text, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("decline_code", Text),
+    Column("decline_message", Text),
+    # Never the card number: the acquirer's record keeps what a statement shows.
+    Column("card_last4", Text, nullable=False),
+    Column("amount_captured", BigInteger, nullable=False),
+    Column("amount_refunded", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("merchant", "reference"),
+    CheckConstraint("status IN ('authorized', 'captured', 'voided', 'declined')", name="status"),
+    CheckConstraint("0 <= amount_captured AND amount_captured <= amount", name="captured"),
+    CheckConstraint("0 <= amount_refunded AND amount_refunded <= amount_captured", name="refunded"),
+    schema=SCHEMA,
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("payment_id", Text, ForeignKey("acquirer.payments.id"), nullable=False, index=True),
+    Column("reference", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("payment_id", "reference"),
+    CheckConstraint("amount > 0", name="amount"),
+    schema=SCHEMA,
+)
+
+# Each request's answer by its Idempotency-Key: the same key gets the same answer, and the
+# operation is done once.
+requests = Table(
+    "requests",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    schema=SCHEMA,
+)

@@ -1,0 +1,40 @@
+"""`bastion acquirer`: the sandbox acquirer's HTTPS listener (`serve` starts it)."""
+
+from typing import Annotated
+
+import typer
+
+from bastion import bootstrap
+from bastion.acquirer.app import create_app
+from bastion.platform.certs import CertPaths
+from bastion.platform.grant import Grant
+from bastion.platform.logging import configure_logging
+from bastion.platform.settings import Settings
+
+acquirer_app = typer.Typer(help="Run the sandbox acquirer test payments go to.", invoke_without_command=True)
+
+
+@acquirer_app.callback()
+def acquirer(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of its HTTPS listener (BASTION_ACQUIRER_URL points the API at it).")] = 8003,
+) -> None:
+    """Run the sandbox acquirer, unless a subcommand is given."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, log_file=settings.log_file("acquirer"))
+    grant = Grant.received() or bootstrap.acquirer_grant(settings, bootstrap.owner_url(settings))
+    paths = CertPaths.under(settings.data_dir)
+    uvicorn.run(
+        create_app(bootstrap.acquirer_runtime(settings, grant)),
+        host=host,
+        port=port,
+        ssl_certfile=str(paths.acquirer_cert),
+        ssl_keyfile=str(paths.acquirer_key),
+        log_config=None,
+        access_log=False,
+    )
