@@ -29,8 +29,10 @@ from bastion.api.demo.shop import ensure_demo_shop
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
+from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases
+from bastion.payments.sandbox import SandboxConnector
 from bastion.payments.service import payment_method_phases
-from bastion.platform.certs import CertPaths, client_ssl_context, init_certs
+from bastion.platform.certs import CertPaths, client_ssl_context, init_certs, private_ca_client_context
 from bastion.platform.crypto import DerivedKeys, KeyedHasher, LocalKeyring, signing_purpose
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
 from bastion.platform.embedded_pg import EmbeddedPostgres
@@ -173,8 +175,17 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         # A forward waits for the processor, and the vault's own limit comes first.
         timeout_s=settings.vault_forward_timeout_s + VAULT_MARGIN_S,
     )
+    acquirer = httpx.AsyncClient(
+        base_url=settings.acquirer_url,
+        verify=private_ca_client_context(CertPaths.under(settings.data_dir)),
+        timeout=httpx.Timeout(settings.acquirer_timeout_s),
+        # Like the vault's clients of processors: no redirects, no proxy or CA from the environment.
+        follow_redirects=False,
+        trust_env=False,
+    )
+    connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant))
     # Every command in phases, by name: what the janitor may resume.
-    phased = [payment_method_phases(vault)]
+    phased = [payment_method_phases(vault), confirm_phases(connector), capture_phases(connector), cancel_phases(connector)]
     return Services(
         settings=settings,
         database=database,
@@ -186,6 +197,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         ),
         metrics_token=_metrics_token(grant),
         demo_keys=grant.demo_keys,
+        outbound=(acquirer,),
     )
 
 

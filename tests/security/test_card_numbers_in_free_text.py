@@ -17,6 +17,8 @@ from tests.support.platform import Credentials, Platform
 
 CARD = "4242424242424242"
 WRITTEN = (CARD, "4242 4242 4242 4242", "4242-4242-4242-4242", f"order {CARD} paid")
+# The forms that fit a statement descriptor's 22 characters.
+SHORT = WRITTEN[:3]
 ACCOUNT = "la_01M00000000000000000000000"
 
 
@@ -47,6 +49,10 @@ class Field:
 
 def _payment_method(metadata: dict[str, str]) -> dict[str, Any]:
     return {"type": "card", "card": {"token": "tok_x"}, "metadata": metadata}
+
+
+def _intent(**fields: Any) -> dict[str, Any]:
+    return {"amount": 100, "currency": "EUR", **fields}
 
 
 def _account(**fields: Any) -> dict[str, Any]:
@@ -81,6 +87,20 @@ FREE_TEXT = [
     ),
     Field("POST", "/v1/ledger/entries/batch", "entries[0][fx][source]", lambda text: {"entries": [_entry(fx=_fx(text))]}),
     Field("POST", "/v1/ledger/entries/{entry}/reverse", "description", lambda text: {"description": text}),
+    Field("POST", "/v1/payment_intents", "description", lambda text: _intent(description=text)),
+    Field("POST", "/v1/payment_intents", "statement_descriptor", lambda text: _intent(statement_descriptor=text), forms=SHORT),
+    Field("POST", "/v1/payment_intents", "metadata[note]", lambda text: _intent(metadata={"note": text})),
+    Field("POST", "/v1/payment_intents", "metadata", lambda text: _intent(metadata={text: "x"})),
+    Field("POST", "/v1/payment_intents/{intent_id}", "description", lambda text: {"description": text}),
+    Field(
+        "POST",
+        "/v1/payment_intents/{intent_id}",
+        "statement_descriptor",
+        lambda text: {"statement_descriptor": text},
+        forms=SHORT,
+    ),
+    Field("POST", "/v1/payment_intents/{intent_id}", "metadata[note]", lambda text: {"metadata": {"note": text}}),
+    Field("POST", "/v1/payment_intents/{intent_id}", "metadata", lambda text: {"metadata": {text: "x"}}),
 ]
 
 
@@ -88,14 +108,14 @@ async def _path(platform: Platform, merchant: Credentials, template: str) -> str
     if "{customer}" in template:
         customer = await platform.create_customer(merchant, name="Ada")
         return template.replace("{customer}", customer["id"])
-    return template.replace("{entry}", "le_01M00000000000000000000000")
+    return template.replace("{entry}", "le_01M00000000000000000000000").replace("{intent_id}", "pi_01M00000000000000000000000")
 
 
 async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
     async with platform.owner.transaction() as connection:
         return {
             table: await connection.fetchval(f"SELECT count(*) FROM {table} WHERE merchant_id = $1", merchant.merchant_id)
-            for table in ("customers", "ledger_accounts", "ledger_entries", "audit_events", "events")  # constants
+            for table in ("customers", "payment_intents", "ledger_accounts", "ledger_entries", "audit_events", "events")
         }
 
 

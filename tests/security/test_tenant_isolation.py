@@ -29,13 +29,16 @@ _TENANT_TABLES = {
     "ledger_postings": "merchant_id",
     "ledger_open_holds": "merchant_id",
     "payment_methods": "merchant_id",
+    "payment_intents": "merchant_id",
+    "charges": "merchant_id",
 }
 
 
 @dataclass(frozen=True)
 class World:
     """Two merchants, each with a customer (and so an event, audit rows and an idempotency
-    key), two ledger accounts with a hold between them, and a card payment method."""
+    key), two ledger accounts with a hold between them, a card payment method, a PaymentIntent
+    authorized with it (and so its charge) and one waiting for a payment method."""
 
     a: Credentials
     b: Credentials
@@ -47,6 +50,8 @@ class World:
     b_ledger: dict[str, str]
     a_payment_method_id: str
     b_payment_method_id: str
+    a_payments: dict[str, str]
+    b_payments: dict[str, str]
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
@@ -55,6 +60,8 @@ class World:
             "customer_id": self.b_customer["id"],
             "event_id": self.b_event_id,
             "payment_method_id": self.b_payment_method_id,
+            "intent_id": self.b_payments["intent_id"],
+            "charge_id": self.b_payments["charge_id"],
             **self.b_ledger,
         }
 
@@ -93,12 +100,27 @@ async def _payment_method(platform: Platform, vault: ApiProcess, credentials: Cr
     return str(created.json()["id"])
 
 
+async def _payments(platform: Platform, credentials: Credentials, payment_method: str) -> dict[str, str]:
+    async with platform.client(credentials) as client:
+        body = {"amount": 900, "currency": "EUR", "payment_method": payment_method, "capture_method": "manual", "confirm": True}
+        authorized = await client.post("/v1/payment_intents", json=body)
+        assert authorized.status_code == 200, authorized.text
+        waiting = await client.post("/v1/payment_intents", json={"amount": 900, "currency": "EUR"})
+    return {
+        "intent_id": authorized.json()["id"],
+        "charge_id": authorized.json()["latest_charge"],
+        "waiting_intent_id": waiting.json()["id"],
+    }
+
+
 @pytest.fixture
-async def world(platform: Platform, vault: ApiProcess, merchant: Credentials) -> World:
+async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
     a_customer, a_event_id = await _customer_and_event(platform, merchant, "a@example.com")
     b_customer, b_event_id = await _customer_and_event(platform, other, "b@example.com")
     a_ledger, b_ledger = await _ledger(platform, merchant), await _ledger(platform, other)
+    a_payment_method = await _payment_method(platform, vault, merchant)
+    b_payment_method = await _payment_method(platform, vault, other)
     return World(
         merchant,
         other,
@@ -108,8 +130,10 @@ async def world(platform: Platform, vault: ApiProcess, merchant: Credentials) ->
         b_event_id,
         a_ledger,
         b_ledger,
-        await _payment_method(platform, vault, merchant),
-        await _payment_method(platform, vault, other),
+        a_payment_method,
+        b_payment_method,
+        await _payments(platform, merchant, a_payment_method),
+        await _payments(platform, other, b_payment_method),
     )
 
 
@@ -149,6 +173,8 @@ def _guarded_api_routes(platform: Platform) -> list[tuple[str, APIRoute]]:
 
 
 async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platform: Platform, world: World, walls: str) -> None:
+    async with platform.client(world.b) as client:
+        b_events = len((await client.get("/v1/events", params={"limit": 100})).json()["data"])
     probed = 0
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):
@@ -166,7 +192,8 @@ async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platfo
     async with platform.client(world.b) as client:
         assert (await client.get(f"/v1/customers/{world.b_customer['id']}")).json() == world.b_customer
         assert (await client.get(f"/v1/events/{world.b_event_id}")).status_code == 200
-        assert len((await client.get("/v1/events")).json()["data"]) == 4, "A's attempts must not act on B's objects"
+        after = len((await client.get("/v1/events", params={"limit": 100})).json()["data"])
+        assert after == b_events, "A's attempts must not act on B's objects"
         hold = (await client.get(f"/v1/ledger/entries/{world.b_ledger['entry_id']}")).json()
         assert (hold["status"], hold["resolved_by"], hold["reversed_by"]) == ("pending", None, None)
 
@@ -176,7 +203,17 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
         a_events = {
             row["id"] for row in await connection.fetch("SELECT id FROM events WHERE merchant_id = $1", world.a.merchant_id)
         }
-    a_ids = {world.a_customer["id"], *a_events, *world.a_ledger.values(), world.a_payment_method_id}
+        # Its payments made ledger accounts and entries of its own (docs/payments.md, Money in the ledger).
+        a_accounts = {
+            row["id"]
+            for row in await connection.fetch(
+                "SELECT id FROM ledger_accounts WHERE merchant_id = $1 "
+                "UNION SELECT id FROM ledger_entries WHERE merchant_id = $1",
+                world.a.merchant_id,
+            )
+        }
+    a_ids = {world.a_customer["id"], *a_events, *a_accounts, *world.a_ledger.values(), world.a_payment_method_id}
+    a_ids |= set(world.a_payments.values())
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):
@@ -266,9 +303,16 @@ _REFERENCE_FIELDS = {
     ("POST", "/v1/ledger/entries/batch", "entries[0][postings][0][account]"),
     ("GET", "/v1/payment_methods", "customer"),
     ("GET", "/v1/ledger/entries", "account"),
+    ("POST", "/v1/payment_intents", "customer"),
+    ("POST", "/v1/payment_intents", "payment_method"),
+    ("POST", "/v1/payment_intents/{intent_id}", "customer"),
+    ("POST", "/v1/payment_intents/{intent_id}", "payment_method"),
+    ("POST", "/v1/payment_intents/{intent_id}/confirm", "payment_method"),
+    ("GET", "/v1/payment_intents", "customer"),
+    ("GET", "/v1/charges", "payment_intent"),
 }
 # Names that refer to an object, in request bodies and query strings.
-_REFERENCE_NAMES = {"customer", "account", "token", "payment_method", "entry"}
+_REFERENCE_NAMES = {"customer", "account", "token", "payment_method", "entry", "payment_intent"}
 
 
 def _reference_fields_in_schema(document: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -308,7 +352,15 @@ async def _writes(platform: Platform, world: World) -> dict[str, int]:
     async with platform.owner.transaction() as connection:
         return {
             table: await _count(connection, table, "merchant_id = $1", world.a.merchant_id)
-            for table in ("payment_methods", "ledger_entries", "idempotency_keys", "audit_events", "events")
+            for table in (
+                "payment_methods",
+                "payment_intents",
+                "charges",
+                "ledger_entries",
+                "idempotency_keys",
+                "audit_events",
+                "events",
+            )
         }
 
 
@@ -343,11 +395,32 @@ async def test_references_to_another_merchants_objects_are_missing_and_write_not
         ),
         ("GET", "/v1/payment_methods", None, {"customer": world.b_customer["id"]}, "customer"),
         ("GET", "/v1/ledger/entries", None, {"account": b_account}, "account"),
+        ("POST", "/v1/payment_intents", {"amount": 100, "currency": "EUR", "customer": world.b_customer["id"]}, None, "customer"),
+        (
+            "POST",
+            "/v1/payment_intents",
+            {"amount": 100, "currency": "EUR", "payment_method": world.b_payment_method_id},
+            None,
+            "payment_method",
+        ),
+        ("POST", "/v1/payment_intents/{intent_id}", {"customer": world.b_customer["id"]}, None, "customer"),
+        ("POST", "/v1/payment_intents/{intent_id}", {"payment_method": world.b_payment_method_id}, None, "payment_method"),
+        (
+            "POST",
+            "/v1/payment_intents/{intent_id}/confirm",
+            {"payment_method": world.b_payment_method_id},
+            None,
+            "payment_method",
+        ),
+        ("GET", "/v1/payment_intents", None, {"customer": world.b_customer["id"]}, "customer"),
+        ("GET", "/v1/charges", None, {"payment_intent": world.b_payments["intent_id"]}, "payment_intent"),
     ]
     assert {(method, path, param.replace("[1]", "[0]")) for method, path, _, _, param in probes} == _REFERENCE_FIELDS
     before = await _writes(platform, world)
     async with platform.client(world.a) as client:
-        for method, path, body, query, param in probes:
+        for method, template, body, query, param in probes:
+            # A's own intent that waits for a payment method: only the reference can be refused.
+            path = template.replace("{intent_id}", world.a_payments["waiting_intent_id"])
             response = await client.request(method, path, json=body, params=query)
             assert response.status_code in (400, 404), (method, path, param, response.text)
             error = response.json()["error"]

@@ -81,5 +81,7 @@ class Platform:
 
     async def close(self) -> None:
         await self.services.vault.close()
+        for client in self.services.outbound:
+            await client.aclose()
         await self.services.database.dispose()
         await self.owner.dispose()

@@ -20,6 +20,7 @@ from bastion.customers.routes import router as customers_router
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
+from bastion.payments.routes import charges_router, intents_router
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
 from bastion.platform.http.middleware import EdgeMiddleware
@@ -91,6 +92,8 @@ def create_app(services: Services) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await janitor
         await services.vault.close()
+        for client in services.outbound:
+            await client.aclose()
         await services.database.dispose()
 
     app = FastAPI(
@@ -110,6 +113,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(customers_router)
     app.include_router(payment_methods_router)
+    app.include_router(intents_router)
+    app.include_router(charges_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.state.metrics_token = services.metrics_token

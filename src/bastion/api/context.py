@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 import orjson
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -49,6 +50,8 @@ class Services:
     metrics_token: bytes
     # The demo shop merchant's test keys (`secrets/demo.json`), when the demo runs.
     demo_keys: Mapping[str, str] | None = None
+    # Clients of processors the connectors hold (the sandbox acquirer's), closed at shutdown.
+    outbound: tuple[httpx.AsyncClient, ...] = ()
 
 
 # The answer is a context's resource (a TypedDict, ADR 11).

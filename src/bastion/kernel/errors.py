@@ -80,6 +80,14 @@ class RateLimited(BastionError):
         self.retry_after_s = retry_after_s
 
 
+class CardError(BastionError):
+    """The card was declined, or could not be charged: a 402 whose body names the charge and
+    the PaymentIntent, recorded like any other outcome. A subclass names the reason."""
+
+    type = "card_error"
+    code = "card_error"
+
+
 class ProcessorUnavailable(BastionError):
     """A processor did not answer in time, or answered what cannot be passed on: the outcome
     is unknown to the caller, which records it so and asks again later."""

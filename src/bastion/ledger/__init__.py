@@ -4,7 +4,7 @@ Other contexts post through these functions inside their own unit of work, so th
 payment's state change and its postings commit together.
 """
 
-from bastion.ledger.accounts import balance, balance_any_tenant, create_account
+from bastion.ledger.accounts import balance, balance_any_tenant, create_account, ensure_account
 from bastion.ledger.domain import (
     PLATFORM_MERCHANT_ID,
     AccountDraft,
@@ -41,6 +41,7 @@ __all__ = [
     "balance_any_tenant",
     "check_journal",
     "create_account",
+    "ensure_account",
     "expire_due_holds",
     "post_entries",
     "post_entry",

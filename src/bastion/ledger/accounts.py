@@ -2,13 +2,14 @@
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from bastion import audit, events
 from bastion.kernel.clock import unix_seconds
-from bastion.kernel.errors import ResourceMissing
+from bastion.kernel.errors import ResourceMissing, invariant
 from bastion.kernel.ids import is_id, new_id
 from bastion.ledger import repository
-from bastion.ledger.domain import AccountDraft, AccountType, Counters
+from bastion.ledger.domain import PLATFORM_MERCHANT_ID, AccountDraft, AccountType, Counters
 from bastion.ledger.domain import Balance as BalanceFigures
 from bastion.ledger.errors import AccountCodeTaken
 from bastion.ledger.events import LEDGER_ACCOUNT_CLOSED, LEDGER_ACCOUNT_CREATED
@@ -51,28 +52,23 @@ def account_list(rows: Sequence[AnyRow], has_more: bool) -> AccountList:
     return AccountList(object="list", url="/v1/ledger/accounts", data=[account_resource(row) for row in rows], has_more=has_more)
 
 
-async def create_account(uow: UnitOfWork, draft: AccountDraft) -> Account:
-    draft.check()
-    row = await repository.insert_account(
-        uow.connection,
-        uow.tenant.merchant_id,
-        uow.tenant.livemode,
-        {
-            "id": new_id("la"),
-            "currency": draft.currency,
-            "type": draft.type.value,
-            "code": draft.code,
-            "name": draft.name,
-            "exchange": draft.exchange,
-            "debits_must_not_exceed_credits": draft.debits_must_not_exceed_credits,
-            "credits_must_not_exceed_debits": draft.credits_must_not_exceed_debits,
-            "stripes": draft.stripes,
-            "metadata": dict(draft.metadata),
-            "created_at": uow.now(),
-        },
-    )
-    if row is None:
-        raise AccountCodeTaken(f"A ledger account with code {draft.code!r} already exists", param="code")
+def _account_values(uow: UnitOfWork, draft: AccountDraft) -> dict[str, Any]:
+    return {
+        "id": new_id("la"),
+        "currency": draft.currency,
+        "type": draft.type.value,
+        "code": draft.code,
+        "name": draft.name,
+        "exchange": draft.exchange,
+        "debits_must_not_exceed_credits": draft.debits_must_not_exceed_credits,
+        "credits_must_not_exceed_debits": draft.credits_must_not_exceed_debits,
+        "stripes": draft.stripes,
+        "metadata": dict(draft.metadata),
+        "created_at": uow.now(),
+    }
+
+
+async def _created(uow: UnitOfWork, row: AnyRow, *, emit: bool) -> Account:
     resource = account_resource(row)
     await audit.record(
         uow,
@@ -82,8 +78,43 @@ async def create_account(uow: UnitOfWork, draft: AccountDraft) -> Account:
         before=None,
         after=resource,
     )
-    await events.emit(uow, LEDGER_ACCOUNT_CREATED, resource)
+    if emit:
+        await events.emit(uow, LEDGER_ACCOUNT_CREATED, resource)
     return resource
+
+
+async def create_account(uow: UnitOfWork, draft: AccountDraft) -> Account:
+    draft.check()
+    tenant = uow.tenant
+    row = await repository.insert_account(uow.connection, tenant.merchant_id, tenant.livemode, _account_values(uow, draft))
+    if row is None:
+        raise AccountCodeTaken(f"A ledger account with code {draft.code!r} already exists", param="code")
+    return await _created(uow, row, emit=True)
+
+
+async def ensure_account(uow: UnitOfWork, draft: AccountDraft, *, platform: bool = False) -> str:
+    """The id of the account with `draft.code`, the tenant's or with `platform` the platform's
+    (in the tenant's mode), made as drafted if there is none yet: for a context that keeps
+    accounts of its own by code (payments). A platform account is audited, and its event not
+    sent to the tenant whose payment made it."""
+    invariant(draft.code is not None, "ensure_account finds accounts by their code")
+    code = str(draft.code)
+    merchant_id = PLATFORM_MERCHANT_ID if platform else uow.tenant.merchant_id
+    livemode = uow.tenant.livemode
+    if platform:
+        await repository.allow_platform_accounts(uow.connection)
+    found = await repository.account_id_by_code(uow.connection, merchant_id, livemode, code)
+    if found is not None:
+        return found
+    draft.check()
+    row = await repository.insert_account(uow.connection, merchant_id, livemode, _account_values(uow, draft))
+    if row is None:
+        # Made by a concurrent transaction, committed while this one waited on the code's index.
+        made = await repository.account_id_by_code(uow.connection, merchant_id, livemode, code)
+        invariant(made is not None, f"the account {code} exists")
+        return str(made)
+    await _created(uow, row, emit=not platform)
+    return str(row["id"])
 
 
 async def _account(uow: UnitOfWork, account_id: str) -> AnyRow:

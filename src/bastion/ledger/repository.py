@@ -45,6 +45,7 @@ SELECT * FROM account
 """
 _ACCOUNT = "SELECT * FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
 _ACCOUNT_ANY_TENANT = "SELECT * FROM ledger_accounts WHERE id = $1"
+_ACCOUNT_ID_BY_CODE = "SELECT id FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND code = $3"
 # Paged by fetch_page.
 _LIST_ACCOUNTS = """
 SELECT * FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2
@@ -223,6 +224,11 @@ async def insert_account(connection: Connection, merchant_id: str, livemode: boo
         values["created_at"],
     )
     return row
+
+
+async def account_id_by_code(connection: Connection, merchant_id: str, livemode: bool, code: str) -> str | None:
+    found: str | None = await connection.fetchval(_ACCOUNT_ID_BY_CODE, merchant_id, livemode, code)
+    return found
 
 
 async def get_account(connection: Connection, tenant: Tenant, account_id: str) -> AnyRow | None:

@@ -19,6 +19,9 @@ SCOPES = frozenset(
         "ledger:write",
         "payment_methods:read",
         "payment_methods:write",
+        "payment_intents:read",
+        "payment_intents:write",
+        "charges:read",
     }
 )
 

@@ -8,9 +8,16 @@ tests apply one set of rules.
 import enum
 from dataclasses import dataclass
 
-from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.errors import CardError, InvalidRequest
 from bastion.kernel.money import AMOUNT_MINOR_MAX, Money, exponent
-from bastion.payments.errors import AmountTooLarge, ChargeAlreadyRefunded, PaymentIntentUnexpectedState
+from bastion.payments.errors import (
+    AmountTooLarge,
+    CardDeclined,
+    ChargeAlreadyRefunded,
+    IncorrectCvc,
+    PaymentIntentUnexpectedState,
+    ProcessingError,
+)
 
 
 class IntentStatus(enum.StrEnum):
@@ -133,3 +140,59 @@ class Pricing:
         merchant's net is never negative). Integers only."""
         proportional = (captured.amount_minor * self.basis_points * 2 + BASIS_POINTS_PER_UNIT) // (2 * BASIS_POINTS_PER_UNIT)
         return Money(min(proportional + self.fixed_minor, captured.amount_minor), captured.currency)
+
+
+# Most declines are `card_declined` with the issuer's reason as its decline_code; Stripe gives
+# these reasons a code of their own. An expired card stays `card_declined` (decline_code
+# `expired_card`): Bastion's `expired_card` code is the tokenization's refusal (a 400).
+_OWN_CODES: dict[str, type[CardError]] = {
+    "incorrect_cvc": IncorrectCvc,
+    "processing_error": ProcessingError,
+}
+
+
+def card_error(decline_code: str | None, message: str | None) -> CardError:
+    """The error a failed attempt answers with: not raised, but recorded and returned as the
+    intent's `last_payment_error`."""
+    if decline_code is None:
+        return ProcessingError(message or "An error occurred while processing your card. Try again in a little bit.")
+    kind = _OWN_CODES.get(decline_code, CardDeclined)
+    return kind(message or "Your card was declined.")
+
+
+def approved_outcome() -> dict[str, object]:
+    return {
+        "network_status": "approved_by_network",
+        "type": "authorized",
+        "reason": None,
+        "seller_message": "Payment complete.",
+        "risk_level": "not_assessed",
+    }
+
+
+def declined_outcome(decline_code: str | None) -> dict[str, object]:
+    if decline_code is None:
+        return {
+            "network_status": "not_sent_to_network",
+            "type": "invalid",
+            "reason": None,
+            "seller_message": "The payment could not be sent to the processor.",
+            "risk_level": "not_assessed",
+        }
+    return {
+        "network_status": "declined_by_network",
+        "type": "issuer_declined",
+        "reason": decline_code,
+        "seller_message": "The bank did not return any further details with this decline.",
+        "risk_level": "not_assessed",
+    }
+
+
+def unknown_outcome() -> dict[str, object]:
+    return {
+        "network_status": None,
+        "type": "unknown",
+        "reason": None,
+        "seller_message": "The processor's answer is not known yet; the payment is being checked.",
+        "risk_level": "not_assessed",
+    }

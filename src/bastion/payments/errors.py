@@ -1,6 +1,6 @@
 """Why payments refuses a request: one class per stable code."""
 
-from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.errors import CardError, InvalidRequest
 
 
 class TokenAlreadyUsed(InvalidRequest):
@@ -26,3 +26,37 @@ class ChargeAlreadyRefunded(InvalidRequest):
     """A refund of a charge whose captured amount is refunded in full already."""
 
     code = "charge_already_refunded"
+
+
+class PaymentIntentInFlight(InvalidRequest):
+    """Another request is changing this PaymentIntent at the processor (a capture or a cancel);
+    retry once it has finished."""
+
+    code = "payment_intent_in_flight"
+
+
+class ConnectorUnavailable(InvalidRequest):
+    """No connector can take this payment: live-mode payments need a processor account, and the
+    sandbox acquirer takes test-mode payments only."""
+
+    code = "connector_unavailable"
+
+
+class CardDeclined(CardError):
+    """The issuer declined the card; `decline_code` says why (`generic_decline`,
+    `insufficient_funds`, `lost_card`...)."""
+
+    code = "card_declined"
+
+
+class IncorrectCvc(CardError):
+    """The card's security code is incorrect."""
+
+    code = "incorrect_cvc"
+
+
+class ProcessingError(CardError):
+    """The card could not be charged for a reason of the processor's, or Bastion could not send
+    the attempt; trying again may succeed."""
+
+    code = "processing_error"

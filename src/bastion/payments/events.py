@@ -1,5 +1,31 @@
 """The events the payments context emits; bootstrap registers them with the outbox."""
 
 PAYMENT_METHOD_CREATED = "payment_method.created"
+PAYMENT_INTENT_CREATED = "payment_intent.created"
+PAYMENT_INTENT_REQUIRES_ACTION = "payment_intent.requires_action"
+PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED = "payment_intent.amount_capturable_updated"
+PAYMENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
+PAYMENT_INTENT_PAYMENT_FAILED = "payment_intent.payment_failed"
+PAYMENT_INTENT_CANCELED = "payment_intent.canceled"
+PAYMENT_INTENT_PROCESSING = "payment_intent.processing"
+CHARGE_SUCCEEDED = "charge.succeeded"
+CHARGE_FAILED = "charge.failed"
+CHARGE_CAPTURED = "charge.captured"
+CHARGE_PENDING = "charge.pending"
 
-EVENT_TYPES = frozenset({PAYMENT_METHOD_CREATED})
+EVENT_TYPES = frozenset(
+    {
+        PAYMENT_METHOD_CREATED,
+        PAYMENT_INTENT_CREATED,
+        PAYMENT_INTENT_REQUIRES_ACTION,
+        PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED,
+        PAYMENT_INTENT_SUCCEEDED,
+        PAYMENT_INTENT_PAYMENT_FAILED,
+        PAYMENT_INTENT_CANCELED,
+        PAYMENT_INTENT_PROCESSING,
+        CHARGE_SUCCEEDED,
+        CHARGE_FAILED,
+        CHARGE_CAPTURED,
+        CHARGE_PENDING,
+    }
+)

@@ -88,3 +88,174 @@ async def upsert_pricing(
 async def pricing_rows(connection: Connection, merchant_id: str) -> list[AnyRow]:
     rows: list[AnyRow] = await connection.fetch(_PRICING, merchant_id)
     return rows
+
+
+_INSERT_INTENT = """
+INSERT INTO payment_intents (id, merchant_id, livemode, status, amount, currency, capture_method, customer_id,
+                             payment_method_id, amount_capturable, amount_received, description, statement_descriptor,
+                             metadata, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $13)
+RETURNING *
+"""
+_GET_INTENT = "SELECT * FROM payment_intents WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_GET_INTENT_FOR_UPDATE = _GET_INTENT + " FOR UPDATE"
+_INTENT_EXISTS = "SELECT EXISTS (SELECT 1 FROM payment_intents WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+# Every column a use case may change, written at once from the row it read and changed.
+_UPDATE_INTENT = """
+UPDATE payment_intents SET status = $4, amount = $5, currency = $6, capture_method = $7, customer_id = $8,
+    payment_method_id = $9, amount_capturable = $10, amount_received = $11, latest_charge_id = $12,
+    last_payment_error = $13, next_action = $14, cancellation_reason = $15, description = $16,
+    statement_descriptor = $17, metadata = $18, command_in_flight = $19, canceled_at = $20, updated_at = $21
+WHERE merchant_id = $1 AND livemode = $2 AND id = $3
+RETURNING *
+"""
+# Paged by fetch_page; null filters do not filter. `created` bounds are unix seconds.
+_INTENTS = """
+SELECT * FROM payment_intents WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR customer_id = $3)
+AND ($4::bigint IS NULL OR created_at >= to_timestamp($4)) AND ($5::bigint IS NULL OR created_at < to_timestamp($5 + 1))
+"""
+INTENT_COLUMNS = (
+    "status",
+    "amount",
+    "currency",
+    "capture_method",
+    "customer_id",
+    "payment_method_id",
+    "amount_capturable",
+    "amount_received",
+    "latest_charge_id",
+    "last_payment_error",
+    "next_action",
+    "cancellation_reason",
+    "description",
+    "statement_descriptor",
+    "metadata",
+    "command_in_flight",
+    "canceled_at",
+    "updated_at",
+)
+
+
+async def insert_intent(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_INTENT,
+        values["id"],
+        tenant.merchant_id,
+        tenant.livemode,
+        values["status"],
+        values["amount"],
+        values["currency"],
+        values["capture_method"],
+        values["customer_id"],
+        values["payment_method_id"],
+        values["description"],
+        values["statement_descriptor"],
+        values["metadata"],
+        values["created_at"],
+    )
+    return row
+
+
+async def get_intent(connection: Connection, tenant: Tenant, intent_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(
+        _GET_INTENT_FOR_UPDATE if for_update else _GET_INTENT, tenant.merchant_id, tenant.livemode, intent_id
+    )
+    return row
+
+
+async def update_intent(connection: Connection, tenant: Tenant, intent_id: str, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _UPDATE_INTENT, tenant.merchant_id, tenant.livemode, intent_id, *(values[column] for column in INTENT_COLUMNS)
+    )
+    return row
+
+
+async def intent_exists(connection: Connection, tenant: Tenant, intent_id: str) -> bool:
+    return bool(await connection.fetchval(_INTENT_EXISTS, tenant.merchant_id, tenant.livemode, intent_id))
+
+
+async def page_intents(
+    connection: Connection,
+    tenant: Tenant,
+    request: PageRequest,
+    *,
+    customer_id: str | None,
+    created_gte: int | None,
+    created_lte: int | None,
+) -> Page:
+    arguments = (tenant.merchant_id, tenant.livemode, customer_id, created_gte, created_lte)
+    return await fetch_page(connection, _INTENTS, arguments, request)
+
+
+_INSERT_CHARGE = """
+INSERT INTO charges (id, merchant_id, livemode, payment_intent_id, payment_method_id, status, amount, currency, captured,
+                     amount_captured, amount_refunded, disputed, connector, fee, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, false, 0, 0, false, $8, 0, $9, $9)
+RETURNING *
+"""
+_GET_CHARGE = "SELECT * FROM charges WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_GET_CHARGE_FOR_UPDATE = _GET_CHARGE + " FOR UPDATE"
+_CHARGE_EXISTS = "SELECT EXISTS (SELECT 1 FROM charges WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+_UPDATE_CHARGE = """
+UPDATE charges SET status = $4, captured = $5, amount_captured = $6, amount_refunded = $7, disputed = $8, outcome = $9,
+    failure_code = $10, failure_message = $11, decline_code = $12, connector_reference = $13,
+    authorization_entry_id = $14, fee = $15, updated_at = $16
+WHERE merchant_id = $1 AND livemode = $2 AND id = $3
+RETURNING *
+"""
+_CHARGES = """
+SELECT * FROM charges WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR payment_intent_id = $3)
+"""
+CHARGE_COLUMNS = (
+    "status",
+    "captured",
+    "amount_captured",
+    "amount_refunded",
+    "disputed",
+    "outcome",
+    "failure_code",
+    "failure_message",
+    "decline_code",
+    "connector_reference",
+    "authorization_entry_id",
+    "fee",
+    "updated_at",
+)
+
+
+async def insert_charge(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_CHARGE,
+        values["id"],
+        tenant.merchant_id,
+        tenant.livemode,
+        values["payment_intent_id"],
+        values["payment_method_id"],
+        values["amount"],
+        values["currency"],
+        values["connector"],
+        values["created_at"],
+    )
+    return row
+
+
+async def get_charge(connection: Connection, tenant: Tenant, charge_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(
+        _GET_CHARGE_FOR_UPDATE if for_update else _GET_CHARGE, tenant.merchant_id, tenant.livemode, charge_id
+    )
+    return row
+
+
+async def update_charge(connection: Connection, tenant: Tenant, charge_id: str, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _UPDATE_CHARGE, tenant.merchant_id, tenant.livemode, charge_id, *(values[column] for column in CHARGE_COLUMNS)
+    )
+    return row
+
+
+async def charge_exists(connection: Connection, tenant: Tenant, charge_id: str) -> bool:
+    return bool(await connection.fetchval(_CHARGE_EXISTS, tenant.merchant_id, tenant.livemode, charge_id))
+
+
+async def page_charges(connection: Connection, tenant: Tenant, request: PageRequest, payment_intent_id: str | None) -> Page:
+    return await fetch_page(connection, _CHARGES, (tenant.merchant_id, tenant.livemode, payment_intent_id), request)

@@ -43,3 +43,118 @@ class MerchantPrice(TypedDict):
     currency: str
     basis_points: int
     fixed_minor: int
+
+
+class PaymentError(TypedDict):
+    """Why the last attempt failed, as Stripe's `last_payment_error`."""
+
+    type: Literal["card_error"]
+    code: str
+    decline_code: str | None
+    message: str
+    charge: str | None
+    payment_method: str | None
+
+
+class RedirectToUrl(TypedDict):
+    url: str
+    return_url: str | None
+
+
+class NextAction(TypedDict):
+    type: Literal["redirect_to_url"]
+    redirect_to_url: RedirectToUrl
+
+
+class PaymentIntent(TypedDict):
+    id: str
+    object: Literal["payment_intent"]
+    amount: Annotated[int, Field(description="In the currency's minor unit (cents; yen for JPY; fils for KWD)")]
+    amount_capturable: int
+    amount_received: int
+    currency: str
+    status: Literal[
+        "requires_payment_method",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+        "requires_capture",
+        "canceled",
+        "succeeded",
+    ]
+    capture_method: Literal["automatic", "manual"]
+    customer: str | None
+    payment_method: str | None
+    latest_charge: str | None
+    last_payment_error: PaymentError | None
+    next_action: NextAction | None
+    cancellation_reason: str | None
+    canceled_at: int | None
+    description: str | None
+    statement_descriptor: str | None
+    metadata: dict[str, str]
+    created: int
+    livemode: bool
+
+
+class PaymentIntentList(TypedDict):
+    object: Literal["list"]
+    url: str
+    data: list[PaymentIntent]
+    has_more: bool
+
+
+class ChargeOutcome(TypedDict):
+    network_status: Literal["approved_by_network", "declined_by_network", "not_sent_to_network"] | None
+    type: Literal["authorized", "issuer_declined", "invalid", "unknown"]
+    reason: str | None
+    seller_message: str
+    risk_level: Annotated[str, Field(description="`not_assessed` until the risk engine assesses payments")]
+
+
+class Charge(TypedDict):
+    id: str
+    object: Literal["charge"]
+    amount: int
+    amount_captured: int
+    amount_refunded: int
+    currency: str
+    status: Literal["pending", "succeeded", "failed"]
+    paid: bool
+    captured: bool
+    refunded: bool
+    disputed: bool
+    payment_intent: str
+    payment_method: str
+    outcome: ChargeOutcome | None
+    failure_code: str | None
+    failure_message: str | None
+    connector: Annotated[str, Field(description="The connector the attempt went through")]
+    connector_reference: Annotated[str | None, Field(description="The processor's id of the attempt")]
+    created: int
+    livemode: bool
+
+
+class ChargeList(TypedDict):
+    object: Literal["list"]
+    url: str
+    data: list[Charge]
+    has_more: bool
+
+
+class CardErrorDetail(TypedDict):
+    """A declined card (402): Bastion's error body, and why the issuer declined, the failed
+    charge and the PaymentIntent as it now stands."""
+
+    type: Literal["card_error"]
+    code: str
+    message: str
+    param: str | None
+    request_id: str | None
+    decline_code: str | None
+    charge: str
+    payment_intent: PaymentIntent
+
+
+class CardErrorBody(TypedDict):
+    error: CardErrorDetail

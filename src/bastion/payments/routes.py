@@ -1,14 +1,29 @@
 """HTTP routes of the payments context: thin, they only translate."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.payments import service
-from bastion.payments.resources import PaymentMethod, PaymentMethodList
-from bastion.payments.schemas import PaymentMethodCreate
-from bastion.platform.http.pagination import page_request
+from bastion.payments import charges, intents, service
+from bastion.payments.resources import (
+    CardErrorBody,
+    Charge,
+    ChargeList,
+    PaymentIntent,
+    PaymentIntentList,
+    PaymentMethod,
+    PaymentMethodList,
+)
+from bastion.payments.schemas import (
+    PaymentIntentCancel,
+    PaymentIntentCapture,
+    PaymentIntentConfirm,
+    PaymentIntentCreate,
+    PaymentIntentUpdate,
+    PaymentMethodCreate,
+)
+from bastion.platform.http.pagination import CreatedRange, created_range, page_request
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented, id_schema
 from bastion.platform.pagination import PageRequest
@@ -44,3 +59,115 @@ async def list_payment_methods(
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await service.list_payment_methods(uow, page, customer))
+
+
+intents_router = APIRouter(prefix="/v1/payment_intents", tags=["payment intents"])
+charges_router = APIRouter(prefix="/v1/charges", tags=["charges"])
+
+PaymentIntentId = Annotated[
+    str, Path(max_length=64, json_schema_extra=id_schema("pi"), description="A payment intent id, pi_...")
+]
+ChargeId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("ch"), description="A charge id, ch_...")]
+IntentReader = Annotated[RequestContext, Depends(Authorized("payment_intents:read"))]
+IntentWriter = Annotated[RequestContext, Depends(Authorized("payment_intents:write"))]
+ChargeReader = Annotated[RequestContext, Depends(Authorized("charges:read"))]
+_CARD_ERROR: dict[int | str, dict[str, Any]] = {
+    402: {"model": CardErrorBody, "description": "The card was declined: `card_error` with the charge and the intent"}
+}
+
+
+@intents_router.post(
+    "",
+    summary="Create a PaymentIntent (and confirm it at once with confirm: true)",
+    responses=documented(PaymentIntent, writes=True) | _CARD_ERROR,
+)
+async def create_payment_intent(body: PaymentIntentCreate, context: IntentWriter) -> JsonResponse:
+    if body.confirm:
+        phases = context.services.commands.registry[intents.CONFIRM]
+        return await context.phased(phases, lambda uow: intents.start_create_and_confirm(uow, body))
+    return await context.command(lambda uow: intents.create_intent(uow, body))
+
+
+@intents_router.get("/{intent_id}", summary="Retrieve a PaymentIntent", responses=documented(PaymentIntent))
+async def retrieve_payment_intent(intent_id: PaymentIntentId, context: IntentReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await intents.retrieve_intent(uow, intent_id))
+
+
+@intents_router.get("", summary="List PaymentIntents, newest first", responses=documented(PaymentIntentList))
+async def list_payment_intents(
+    context: IntentReader,
+    page: Annotated[PageRequest, Depends(page_request("pi"))],
+    created: Annotated[CreatedRange, Depends(created_range)],
+    customer: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("cus"), description="Only this customer's intents")
+    ] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(
+            await intents.list_intents(uow, page, customer_id=customer, created_gte=created.gte, created_lte=created.lte)
+        )
+
+
+@intents_router.post(
+    "/{intent_id}", summary="Update a PaymentIntent that is not final", responses=documented(PaymentIntent, writes=True)
+)
+async def update_payment_intent(intent_id: PaymentIntentId, body: PaymentIntentUpdate, context: IntentWriter) -> JsonResponse:
+    return await context.command(lambda uow: intents.update_intent(uow, intent_id, body))
+
+
+@intents_router.post(
+    "/{intent_id}/confirm",
+    summary="Confirm a PaymentIntent: authorize (and capture, if automatic) its payment method",
+    responses=documented(PaymentIntent, writes=True) | _CARD_ERROR,
+)
+async def confirm_payment_intent(
+    intent_id: PaymentIntentId, context: IntentWriter, body: PaymentIntentConfirm | None = None
+) -> JsonResponse:
+    request = body or PaymentIntentConfirm()
+    phases = context.services.commands.registry[intents.CONFIRM]
+    return await context.phased(phases, lambda uow: intents.start_confirm(uow, intent_id, request))
+
+
+@intents_router.post(
+    "/{intent_id}/capture",
+    summary="Capture an authorized PaymentIntent, in full or in part (the rest is released)",
+    responses=documented(PaymentIntent, writes=True),
+)
+async def capture_payment_intent(
+    intent_id: PaymentIntentId, context: IntentWriter, body: PaymentIntentCapture | None = None
+) -> JsonResponse:
+    request = body or PaymentIntentCapture()
+    phases = context.services.commands.registry[intents.CAPTURE]
+    return await context.phased(phases, lambda uow: intents.start_capture(uow, intent_id, request))
+
+
+@intents_router.post(
+    "/{intent_id}/cancel",
+    summary="Cancel a PaymentIntent that is not final (an authorization is voided)",
+    responses=documented(PaymentIntent, writes=True),
+)
+async def cancel_payment_intent(
+    intent_id: PaymentIntentId, context: IntentWriter, body: PaymentIntentCancel | None = None
+) -> JsonResponse:
+    request = body or PaymentIntentCancel()
+    phases = context.services.commands.registry[intents.CANCEL]
+    return await context.phased(phases, lambda uow: intents.start_cancel(uow, intent_id, request))
+
+
+@charges_router.get("/{charge_id}", summary="Retrieve a charge", responses=documented(Charge))
+async def retrieve_charge(charge_id: ChargeId, context: ChargeReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await charges.retrieve_charge(uow, charge_id))
+
+
+@charges_router.get("", summary="List charges, newest first", responses=documented(ChargeList))
+async def list_charges(
+    context: ChargeReader,
+    page: Annotated[PageRequest, Depends(page_request("ch"))],
+    payment_intent: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("pi"), description="Only this intent's charges")
+    ] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await charges.list_charges(uow, page, payment_intent))

@@ -4,7 +4,23 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from bastion.platform.http.schemas import MetadataChanges, id_schema
+from bastion.platform.http.schemas import FREE_TEXT, WHOLE, Currency, MetadataChanges, id_schema
+
+# Stripe's bound: eight digits of the currency's minor unit.
+AMOUNT_MAX = 99_999_999
+RETURN_URL_LENGTH_MAX = 2_048
+Amount = Annotated[int, Field(ge=1, le=AMOUNT_MAX), WHOLE]
+CustomerId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("cus"))]
+PaymentMethodId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("pm"))]
+CaptureMethod = Literal["automatic", "manual"]
+Description = Annotated[str, StringConstraints(max_length=1_000), FREE_TEXT]
+# What a card statement shows: Stripe's 22 characters, without the characters networks refuse.
+StatementDescriptor = Annotated[str, StringConstraints(min_length=1, max_length=22, pattern=r"^[^<>\\'\"*]*$"), FREE_TEXT]
+ReturnUrl = Annotated[
+    str,
+    StringConstraints(max_length=RETURN_URL_LENGTH_MAX, pattern=r"^https?://[^\s]+$"),
+    Field(description="Where the customer's browser goes after a 3-D Secure challenge"),
+]
 
 
 class CardToken(BaseModel):
@@ -22,3 +38,53 @@ class PaymentMethodCreate(BaseModel):
     card: CardToken
     customer: Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("cus"))] | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
+
+
+class PaymentIntentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: Amount
+    currency: Currency
+    customer: CustomerId | None = None
+    payment_method: PaymentMethodId | None = None
+    capture_method: CaptureMethod = "automatic"
+    confirm: bool = Field(default=False, description="Confirm at once (needs payment_method)")
+    return_url: ReturnUrl | None = None
+    description: Description | None = None
+    statement_descriptor: StatementDescriptor | None = None
+    metadata: MetadataChanges = Field(default_factory=dict)
+
+
+class PaymentIntentUpdate(BaseModel):
+    """Fields left out stay as they are; amount, currency, payment method and capture method
+    only before the intent is authorized."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: Amount | None = None
+    currency: Currency | None = None
+    customer: CustomerId | None = None
+    payment_method: PaymentMethodId | None = None
+    capture_method: CaptureMethod | None = None
+    description: Description | None = None
+    statement_descriptor: StatementDescriptor | None = None
+    metadata: MetadataChanges = Field(default_factory=dict)
+
+
+class PaymentIntentConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    payment_method: PaymentMethodId | None = None
+    return_url: ReturnUrl | None = None
+
+
+class PaymentIntentCapture(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount_to_capture: Amount | None = Field(default=None, description="At most amount_capturable; the rest is released")
+
+
+class PaymentIntentCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cancellation_reason: Literal["duplicate", "fraudulent", "requested_by_customer", "abandoned"] | None = None

@@ -98,6 +98,7 @@ _STATUS: list[tuple[type[errors.BastionError], int]] = [
     (errors.AuthenticationFailed, 401),
     (errors.PermissionDenied, 403),
     (errors.RateLimited, 429),
+    (errors.CardError, 402),
     (errors.ProcessorUnavailable, 502),
     (errors.VaultUnavailable, 503),
 ]

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Query, Request
@@ -63,3 +64,27 @@ def page_request(prefix: str) -> Callable[..., PageRequest]:
         return PageRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
 
     return page
+
+
+# Unix seconds a `created` filter may name: from the epoch to the year 9999.
+_UNIX_SECONDS_MAX = 253_402_300_799
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRange:
+    """Stripe's `created[gte]` and `created[lte]` filters, in unix seconds, both inclusive."""
+
+    gte: int | None = None
+    lte: int | None = None
+
+
+def created_range(
+    gte: Annotated[
+        int | None, Query(alias="created[gte]", ge=0, le=_UNIX_SECONDS_MAX, description="Created at or after (unix seconds)")
+    ] = None,
+    lte: Annotated[
+        int | None, Query(alias="created[lte]", ge=0, le=_UNIX_SECONDS_MAX, description="Created at or before (unix seconds)")
+    ] = None,
+) -> CreatedRange:
+    """Dependency: a list's `created` filter."""
+    return CreatedRange(gte=gte, lte=lte)

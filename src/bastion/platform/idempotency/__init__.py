@@ -5,9 +5,10 @@ from bastion.platform.idempotency.runner import (
     Outcome,
     PhasedCommands,
     Phases,
+    Reply,
     State,
     key_in_use,
     stored_answer,
 )
 
-__all__ = ["Answer", "Outcome", "PhasedCommands", "Phases", "State", "key_in_use", "stored_answer"]
+__all__ = ["Answer", "Outcome", "PhasedCommands", "Phases", "Reply", "State", "key_in_use", "stored_answer"]

@@ -40,13 +40,24 @@ Outcome = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """A finish's answer other than a 200: a refusal its command decided and recorded (a
+    declined card is a 402 whose charge and intent are written), stored and replayed like any."""
+
+    status_code: int
+    body: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class Phases:
     """What a command does once started, found by `name` when it is resumed: from its state
-    alone, since a janitor has no request."""
+    alone, since a janitor has no request. `undo`, for a command whose start wrote more than
+    its key, takes those writes back when the call is refused and the key forgotten."""
 
     name: str
     call: Callable[[Tenant, State], Awaitable[Outcome]]
-    finish: Callable[[UnitOfWork, State, Outcome], Awaitable[Mapping[str, object]]]
+    finish: Callable[[UnitOfWork, State, Outcome], Awaitable[Mapping[str, object] | Reply]]
+    undo: Callable[[UnitOfWork, State], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +145,22 @@ class PhasedCommands:
             outcome = await phases.call(tenant, state)
             failpoints.reached("phased.called")
             async with self.database.unit_of_work(tenant, actor) as uow:
-                body = orjson.dumps(await phases.finish(uow, state, outcome))
-                await repository.finish(uow.connection, tenant, key, status_code=200, response_body=body.decode())
+                finished = await phases.finish(uow, state, outcome)
+                status_code, document = (finished.status_code, finished.body) if isinstance(finished, Reply) else (200, finished)
+                body = orjson.dumps(document)
+                await repository.finish(uow.connection, tenant, key, status_code=status_code, response_body=body.decode())
         except BaseException as error:
             refused = isinstance(error, BastionError) and error.type != "api_error"
             async with self.database.unit_of_work(tenant, actor) as uow:
                 if refused:
                     await repository.forget(uow.connection, tenant, key)
+                    if phases.undo is not None:
+                        await phases.undo(uow, state)
                 else:
                     await repository.release(uow.connection, tenant, key)
             raise
         failpoints.reached("phased.finished")
-        return Answer(200, body, replayed=False)
+        return Answer(status_code, body, replayed=False)
 
 
 def stored_answer(stored: AnyRow, fingerprint: str) -> Answer | None:

@@ -1,0 +1,102 @@
+"""What payments post in the ledger, through its facade and in the caller's unit of work
+(docs/payments.md, Money in the ledger): an authorization is a hold, a capture posts it (the
+ledger releases the rest) and the fee, a cancel voids it."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bastion import ledger
+from bastion.kernel.money import Money
+from bastion.platform.db import UnitOfWork
+
+# An authorization not captured within this window is voided (and the intent canceled); the
+# ledger's hold outlives it by a day, so that the job that voids it, not the hold's own expiry,
+# decides.
+AUTHORIZATION_WINDOW = timedelta(days=7)
+_HOLD_TIMEOUT_S = int((AUTHORIZATION_WINDOW + timedelta(days=1)).total_seconds())
+# Every payment of a merchant posts to its receivable and pending balance, and every payment of
+# every merchant to the platform's fee revenue: balance rows enough that they do not queue.
+_MERCHANT_STRIPES = 4
+_PLATFORM_STRIPES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Accounts:
+    receivable: str
+    pending: str
+    fee_revenue: str
+
+
+def _code(name: str, currency: str) -> str:
+    """The code of payments' account `name` in `currency`: `payments.balance_pending.EUR`."""
+    return f"payments.{name}.{currency}"
+
+
+async def _accounts(uow: UnitOfWork, currency: str) -> _Accounts:
+    async def merchant(name: str, type_: ledger.AccountType) -> str:
+        draft = ledger.AccountDraft(currency, type_, _code(name, currency), name=name, stripes=_MERCHANT_STRIPES)
+        return await ledger.ensure_account(uow, draft)
+
+    revenue = "fee_revenue"
+    fee_revenue = ledger.AccountDraft(
+        currency, ledger.AccountType.REVENUE, _code(revenue, currency), name=revenue, stripes=_PLATFORM_STRIPES
+    )
+    return _Accounts(
+        receivable=await merchant("acquirer_receivable", ledger.AccountType.ASSET),
+        pending=await merchant("balance_pending", ledger.AccountType.LIABILITY),
+        fee_revenue=await ledger.ensure_account(uow, fee_revenue, platform=True),
+    )
+
+
+def _transfer(debit: str, credit: str, amount: Money) -> tuple[ledger.PostingDraft, ...]:
+    return (
+        ledger.PostingDraft(debit, "debit", amount.amount_minor, amount.currency),
+        ledger.PostingDraft(credit, "credit", amount.amount_minor, amount.currency),
+    )
+
+
+async def hold_authorization(uow: UnitOfWork, charge_id: str, authorized: Money) -> str:
+    """The acquirer owes what it authorized, set aside in the merchant's pending balance; the
+    hold's entry id."""
+    accounts = await _accounts(uow, authorized.currency)
+    entry = await ledger.post_entry(
+        uow,
+        ledger.EntryDraft(
+            postings=_transfer(accounts.receivable, accounts.pending, authorized),
+            reference=f"{charge_id}:authorization",
+            description="authorization",
+            pending=True,
+            timeout_s=_HOLD_TIMEOUT_S,
+        ),
+    )
+    return entry["id"]
+
+
+async def _charge_fee(uow: UnitOfWork, accounts: _Accounts, charge_id: str, fee: Money) -> None:
+    if fee.amount_minor > 0:
+        draft = ledger.EntryDraft(
+            postings=_transfer(accounts.pending, accounts.fee_revenue, fee), reference=f"{charge_id}:fee", description="fee"
+        )
+        await ledger.post_entry(uow, draft, platform=True)
+
+
+async def capture_authorization(uow: UnitOfWork, charge_id: str, hold_id: str, captured: Money, fee: Money) -> None:
+    """The hold posted for what was captured (the ledger releases the rest), then the fee."""
+    await ledger.post_pending(uow, hold_id, captured.amount_minor)
+    await _charge_fee(uow, await _accounts(uow, captured.currency), charge_id, fee)
+
+
+async def capture_at_once(uow: UnitOfWork, charge_id: str, captured: Money, fee: Money) -> None:
+    """An authorization captured in the same call (capture_method automatic): no hold."""
+    accounts = await _accounts(uow, captured.currency)
+    draft = ledger.EntryDraft(
+        postings=_transfer(accounts.receivable, accounts.pending, captured),
+        reference=f"{charge_id}:capture",
+        description="capture",
+    )
+    await ledger.post_entry(uow, draft)
+    await _charge_fee(uow, accounts, charge_id, fee)
+
+
+async def release_authorization(uow: UnitOfWork, hold_id: str) -> None:
+    await ledger.void_pending(uow, hold_id)

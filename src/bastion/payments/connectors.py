@@ -1,0 +1,80 @@
+"""The connector interface (shaped like Hyperswitch's): the flows a processor offers Bastion,
+in Bastion's types. Each connector is a client plus transformers between its wire format and
+these types; card data reaches it only through the vault's forward.
+
+Every flow is safe to repeat with the same request: a command cut short calls it again (ADR
+10), and the connector passes an idempotency key derived from Bastion's ids so that the
+processor acts once.
+"""
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bastion.platform.db import Tenant
+
+
+class AttemptResult(enum.StrEnum):
+    AUTHORIZED = "authorized"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    DECLINED = "declined"
+    # Bastion could not send the attempt at all (the vault refused it): nothing happened at the processor.
+    FAILED = "failed"
+    # An answer Bastion cannot map, or whose amount or currency is not what was asked: the
+    # attempt stays `processing`, nothing is posted, and a sync settles it.
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    currencies: frozenset[str] | None  # None: every currency
+    brands: frozenset[str]
+    manual_capture: bool
+    partial_capture: bool
+    partial_refunds: bool
+    three_d_secure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    charge_id: str
+    card: str  # the vault's card id, never the card
+    amount: int
+    currency: str
+    capture: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A processor's answer to one flow, in Bastion's terms."""
+
+    result: AttemptResult
+    reference: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+    def to_outcome(self) -> dict[str, Any]:
+        return {
+            "result": self.result.value,
+            "reference": self.reference,
+            "decline_code": self.decline_code,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_outcome(cls, outcome: dict[str, Any]) -> "Answer":
+        return cls(AttemptResult(outcome["result"]), outcome["reference"], outcome["decline_code"], outcome["message"])
+
+
+class Connector(Protocol):
+    name: str
+    capabilities: Capabilities
+
+    async def authorize(self, tenant: Tenant, request: Authorization) -> Answer: ...
+
+    async def capture(self, tenant: Tenant, charge_id: str, reference: str, amount: int) -> Answer: ...
+
+    async def void(self, tenant: Tenant, charge_id: str, reference: str) -> Answer: ...
+
+    async def sync(self, tenant: Tenant, charge_id: str) -> Answer: ...

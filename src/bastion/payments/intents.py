@@ -1,0 +1,526 @@
+"""PaymentIntents: create, retrieve, list and update in one transaction each; confirm, capture
+and cancel as commands in phases (ADR 10), because they call the connector. Each state change
+writes its charge, its ledger postings (`books.py`), its audit row and its events in the
+transaction that makes it (docs/payments.md)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from bastion import audit, customers, events
+from bastion.kernel.clock import unix_seconds
+from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable, ResourceMissing
+from bastion.kernel.ids import is_id, new_id
+from bastion.kernel.metadata import merge_metadata
+from bastion.kernel.money import Money
+from bastion.payments import books, repository
+from bastion.payments.charges import charge_resource, charge_row, charge_values
+from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
+from bastion.payments.domain import (
+    FINAL_STATUSES,
+    IntentAction,
+    IntentStatus,
+    approved_outcome,
+    capture_amount,
+    card_error,
+    check_action,
+    declined_outcome,
+    unknown_outcome,
+)
+from bastion.payments.errors import ConnectorUnavailable, PaymentIntentInFlight, PaymentIntentUnexpectedState, ProcessingError
+from bastion.payments.events import (
+    CHARGE_CAPTURED,
+    CHARGE_FAILED,
+    CHARGE_PENDING,
+    CHARGE_SUCCEEDED,
+    PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED,
+    PAYMENT_INTENT_CANCELED,
+    PAYMENT_INTENT_CREATED,
+    PAYMENT_INTENT_PAYMENT_FAILED,
+    PAYMENT_INTENT_PROCESSING,
+    PAYMENT_INTENT_SUCCEEDED,
+)
+from bastion.payments.pricing import price_in
+from bastion.payments.resources import CardErrorBody, CardErrorDetail, PaymentError, PaymentIntent, PaymentIntentList
+from bastion.payments.schemas import (
+    PaymentIntentCancel,
+    PaymentIntentCapture,
+    PaymentIntentConfirm,
+    PaymentIntentCreate,
+    PaymentIntentUpdate,
+)
+from bastion.platform.db import AnyRow, Tenant, UnitOfWork
+from bastion.platform.http.errors import ParameterMissing
+from bastion.platform.idempotency import Outcome, Phases, Reply, State
+from bastion.platform.logging import request_id_var
+from bastion.platform.pagination import PageRequest, check_cursors
+
+CONFIRM = "payment_intent.confirm"
+CAPTURE = "payment_intent.capture"
+CANCEL = "payment_intent.cancel"
+_CARD_ERROR_STATUS = 402
+
+
+def intent_resource(row: AnyRow) -> PaymentIntent:
+    return PaymentIntent(
+        id=row["id"],
+        object="payment_intent",
+        amount=row["amount"],
+        amount_capturable=row["amount_capturable"],
+        amount_received=row["amount_received"],
+        currency=row["currency"],
+        status=row["status"],
+        capture_method=row["capture_method"],
+        customer=row["customer_id"],
+        payment_method=row["payment_method_id"],
+        latest_charge=row["latest_charge_id"],
+        last_payment_error=row["last_payment_error"],
+        next_action=row["next_action"],
+        cancellation_reason=row["cancellation_reason"],
+        canceled_at=None if row["canceled_at"] is None else unix_seconds(row["canceled_at"]),
+        description=row["description"],
+        statement_descriptor=row["statement_descriptor"],
+        metadata=row["metadata"],
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+    )
+
+
+async def _intent(uow: UnitOfWork, intent_id: str, *, for_update: bool = False) -> AnyRow:
+    row = (
+        await repository.get_intent(uow.connection, uow.tenant, intent_id, for_update=for_update)
+        if is_id(intent_id, "pi")
+        else None
+    )
+    if row is None:
+        raise ResourceMissing(f"No such payment intent: '{intent_id}'", param="id")
+    return row
+
+
+async def _write_intent(
+    uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, action: str, event_types: Sequence[str] = ()
+) -> PaymentIntent:
+    """The intent with `changes`, audited as `action` and announced by `event_types`."""
+    values = {column: before[column] for column in repository.INTENT_COLUMNS} | changes | {"updated_at": uow.now()}
+    row = await repository.update_intent(uow.connection, uow.tenant, before["id"], values)
+    resource = intent_resource(row)
+    await audit.record(
+        uow,
+        action_type=action,
+        resource_type="payment_intent",
+        resource_id=row["id"],
+        before=intent_resource(before),
+        after=resource,
+    )
+    for event_type in event_types:
+        await events.emit(uow, event_type, resource)
+    return resource
+
+
+async def _write_charge(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, event_types: Sequence[str]) -> None:
+    values = charge_values(before) | changes | {"updated_at": uow.now()}
+    row = await repository.update_charge(uow.connection, uow.tenant, before["id"], values)
+    resource = charge_resource(row)
+    await audit.record(
+        uow,
+        action_type="charge.update",
+        resource_type="charge",
+        resource_id=row["id"],
+        before=charge_resource(before),
+        after=resource,
+    )
+    for event_type in event_types:
+        await events.emit(uow, event_type, resource)
+
+
+async def _payment_method(uow: UnitOfWork, payment_method_id: str, customer_id: str | None) -> AnyRow:
+    row = (
+        await repository.get_payment_method(uow.connection, uow.tenant, payment_method_id)
+        if is_id(payment_method_id, "pm")
+        else None
+    )
+    if row is None:
+        raise ResourceMissing(f"No such payment method: '{payment_method_id}'", param="payment_method")
+    if row["customer_id"] is not None and row["customer_id"] != customer_id:
+        raise PaymentIntentUnexpectedState(
+            f"The payment method {payment_method_id} belongs to a customer, and this PaymentIntent is not that customer's: "
+            "set customer to it.",
+            param="payment_method",
+        )
+    return row
+
+
+async def create_intent(uow: UnitOfWork, request: PaymentIntentCreate) -> PaymentIntent:
+    if request.confirm:
+        raise InvariantViolated("an intent created with confirm is started by start_create_and_confirm")
+    return intent_resource(await _create(uow, request))
+
+
+async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> AnyRow:
+    if request.customer is not None:
+        await customers.live_customer(uow, request.customer, param="customer")
+    if request.payment_method is not None:
+        await _payment_method(uow, request.payment_method, request.customer)
+    status = IntentStatus.REQUIRES_PAYMENT_METHOD if request.payment_method is None else IntentStatus.REQUIRES_CONFIRMATION
+    row = await repository.insert_intent(
+        uow.connection,
+        uow.tenant,
+        {
+            "id": new_id("pi"),
+            "status": status,
+            "amount": request.amount,
+            "currency": request.currency,
+            "capture_method": request.capture_method,
+            "customer_id": request.customer,
+            "payment_method_id": request.payment_method,
+            "description": request.description,
+            "statement_descriptor": request.statement_descriptor,
+            "metadata": merge_metadata({}, request.metadata),
+            "created_at": uow.now(),
+        },
+    )
+    resource = intent_resource(row)
+    await audit.record(
+        uow,
+        action_type="payment_intent.create",
+        resource_type="payment_intent",
+        resource_id=row["id"],
+        before=None,
+        after=resource,
+    )
+    await events.emit(uow, PAYMENT_INTENT_CREATED, resource)
+    return row
+
+
+async def retrieve_intent(uow: UnitOfWork, intent_id: str) -> PaymentIntent:
+    return intent_resource(await _intent(uow, intent_id))
+
+
+def intent_list(rows: Sequence[AnyRow], has_more: bool) -> PaymentIntentList:
+    return PaymentIntentList(
+        object="list", url="/v1/payment_intents", data=[intent_resource(row) for row in rows], has_more=has_more
+    )
+
+
+async def list_intents(
+    uow: UnitOfWork, request: PageRequest, *, customer_id: str | None, created_gte: int | None, created_lte: int | None
+) -> PaymentIntentList:
+    if customer_id is not None:
+        await customers.live_customer(uow, customer_id, param="customer")
+    await check_cursors(
+        request,
+        prefix="pi",
+        noun="payment intent",
+        exists=lambda cursor: repository.intent_exists(uow.connection, uow.tenant, cursor),
+    )
+    page = await repository.page_intents(
+        uow.connection, uow.tenant, request, customer_id=customer_id, created_gte=created_gte, created_lte=created_lte
+    )
+    return intent_list(page.rows, page.has_more)
+
+
+_SET_BEFORE_AUTHORIZATION = ("amount", "currency", "payment_method", "capture_method")
+
+
+async def update_intent(uow: UnitOfWork, intent_id: str, request: PaymentIntentUpdate) -> PaymentIntent:
+    row = await _intent(uow, intent_id, for_update=True)
+    status = IntentStatus(row["status"])
+    check_action(IntentAction.UPDATE, status)
+    _not_in_flight(row)
+    sent = request.model_fields_set
+    if status == IntentStatus.REQUIRES_CAPTURE:
+        for field in _SET_BEFORE_AUTHORIZATION:
+            if field in sent:
+                raise PaymentIntentUnexpectedState(
+                    f"{field} cannot be changed once the PaymentIntent is authorized (status requires_capture).", param=field
+                )
+    changes: dict[str, Any] = {"metadata": merge_metadata(row["metadata"], request.metadata)}
+    for field in ("amount", "currency", "capture_method", "description", "statement_descriptor"):
+        if field in sent and getattr(request, field) is not None:
+            changes[field] = getattr(request, field)
+    customer_id = row["customer_id"]
+    if request.customer is not None:
+        await customers.live_customer(uow, request.customer, param="customer")
+        changes["customer_id"] = customer_id = request.customer
+    if request.payment_method is not None:
+        await _payment_method(uow, request.payment_method, customer_id)
+        changes["payment_method_id"] = request.payment_method
+        if status == IntentStatus.REQUIRES_PAYMENT_METHOD:
+            changes["status"] = IntentStatus.REQUIRES_CONFIRMATION
+    return await _write_intent(uow, row, changes, action="payment_intent.update")
+
+
+def _not_in_flight(row: AnyRow) -> None:
+    if row["command_in_flight"] is not None:
+        raise PaymentIntentInFlight(
+            f"This PaymentIntent is being changed by another request (a {row['command_in_flight']}); retry when it has finished.",
+            param="id",
+        )
+
+
+# Confirm: start (charge pending, intent processing) / authorize at the connector / record the outcome.
+
+
+async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentConfirm) -> State:
+    return await _start_confirm(uow, await _intent(uow, intent_id, for_update=True), request.payment_method)
+
+
+async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
+    if request.payment_method is None:
+        raise ParameterMissing("confirm needs a payment_method to charge.", param="payment_method")
+    return await _start_confirm(uow, await _create(uow, request), None)
+
+
+async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | None) -> State:
+    check_action(IntentAction.CONFIRM, IntentStatus(row["status"]))
+    if uow.tenant.livemode:
+        raise ConnectorUnavailable(
+            "No connector takes live-mode payments on this install; the sandbox acquirer takes test-mode payments only.",
+            param="payment_method",
+        )
+    payment_method_id = payment_method_id or row["payment_method_id"]
+    if payment_method_id is None:
+        raise ParameterMissing(
+            "You cannot confirm this PaymentIntent because it has no payment method: pass payment_method.",
+            param="payment_method",
+        )
+    method = await _payment_method(uow, payment_method_id, row["customer_id"])
+    charge = await repository.insert_charge(
+        uow.connection,
+        uow.tenant,
+        {
+            "id": new_id("ch"),
+            "payment_intent_id": row["id"],
+            "payment_method_id": payment_method_id,
+            "amount": row["amount"],
+            "currency": row["currency"],
+            "connector": "sandbox",
+            "created_at": uow.now(),
+        },
+    )
+    await audit.record(
+        uow,
+        action_type="charge.create",
+        resource_type="charge",
+        resource_id=charge["id"],
+        before=None,
+        after=charge_resource(charge),
+    )
+    await events.emit(uow, CHARGE_PENDING, charge_resource(charge))
+    changes = {
+        "status": IntentStatus.PROCESSING,
+        "payment_method_id": payment_method_id,
+        "latest_charge_id": charge["id"],
+        "last_payment_error": None,
+        "next_action": None,
+    }
+    await _write_intent(uow, row, changes, action="payment_intent.confirm", event_types=[PAYMENT_INTENT_PROCESSING])
+    return {
+        "intent": row["id"],
+        "charge": charge["id"],
+        "card": method["vault_card_id"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "capture": row["capture_method"] == "automatic",
+    }
+
+
+def _card_error_reply(error: CardError, decline_code: str | None, charge_id: str, intent: PaymentIntent) -> Reply:
+    detail = CardErrorDetail(
+        type="card_error",
+        code=error.code,
+        message=error.message,
+        param=None,
+        request_id=request_id_var.get(),
+        decline_code=decline_code,
+        charge=charge_id,
+        payment_intent=intent,
+    )
+    return Reply(_CARD_ERROR_STATUS, CardErrorBody(error=detail))
+
+
+def confirm_phases(connector: Connector) -> Phases:
+    async def authorize(tenant: Tenant, state: State) -> Outcome:
+        request = Authorization(
+            charge_id=state["charge"],
+            card=state["card"],
+            amount=state["amount"],
+            currency=state["currency"],
+            capture=state["capture"],
+        )
+        return (await connector.authorize(tenant, request)).to_outcome()
+
+    async def record(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
+        answer = Answer.from_outcome(outcome)
+        intent = await _intent(uow, state["intent"], for_update=True)
+        charge = await charge_row(uow, state["charge"], for_update=True)
+        amount = Money(state["amount"], state["currency"])
+        reference: dict[str, Any] = {"connector_reference": answer.reference}
+        if answer.result == AttemptResult.AUTHORIZED:
+            hold = await books.hold_authorization(uow, charge["id"], amount)
+            changes: dict[str, Any] = {"status": "succeeded", "outcome": approved_outcome(), "authorization_entry_id": hold}
+            await _write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
+            intent_changes = {"status": IntentStatus.REQUIRES_CAPTURE, "amount_capturable": amount.amount_minor}
+            return await _write_intent(
+                uow,
+                intent,
+                intent_changes,
+                action="payment_intent.authorize",
+                event_types=[PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED],
+            )
+        if answer.result == AttemptResult.CAPTURED:
+            fee = (await price_in(uow, amount.currency))[0].fee(amount)
+            await books.capture_at_once(uow, charge["id"], amount, fee)
+            changes = {
+                "status": "succeeded",
+                "outcome": approved_outcome(),
+                "captured": True,
+                "amount_captured": amount.amount_minor,
+                "fee": fee.amount_minor,
+            }
+            await _write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED, CHARGE_CAPTURED])
+            intent_changes = {"status": IntentStatus.SUCCEEDED, "amount_received": amount.amount_minor}
+            return await _write_intent(
+                uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
+            )
+        if answer.result in (AttemptResult.DECLINED, AttemptResult.FAILED):
+            return await _record_failure(uow, intent, charge, answer)
+        # Unknown: nothing is posted and the intent stays processing, until a sync settles it.
+        await _write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
+        return intent_resource(intent)
+
+    return Phases(name=CONFIRM, call=authorize, finish=record, undo=_undo_confirm)
+
+
+async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer) -> Reply:
+    error = card_error(answer.decline_code, answer.message)
+    await _write_charge(
+        uow,
+        charge,
+        {
+            "status": "failed",
+            "connector_reference": answer.reference,
+            "outcome": declined_outcome(answer.decline_code),
+            "failure_code": error.code,
+            "failure_message": error.message,
+            "decline_code": answer.decline_code,
+        },
+        event_types=[CHARGE_FAILED],
+    )
+    last_error = PaymentError(
+        type="card_error",
+        code=error.code,
+        decline_code=answer.decline_code,
+        message=error.message,
+        charge=charge["id"],
+        payment_method=charge["payment_method_id"],
+    )
+    resource = await _write_intent(
+        uow,
+        intent,
+        {"status": IntentStatus.REQUIRES_PAYMENT_METHOD, "last_payment_error": last_error},
+        action="payment_intent.payment_failed",
+        event_types=[PAYMENT_INTENT_PAYMENT_FAILED],
+    )
+    return _card_error_reply(error, answer.decline_code, charge["id"], resource)
+
+
+async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
+    """A confirm whose finish was refused: its attempt fails as not sent, so that the intent is
+    not left processing."""
+    intent = await _intent(uow, state["intent"], for_update=True)
+    charge = await charge_row(uow, state["charge"], for_update=True)
+    if intent["status"] == IntentStatus.PROCESSING and charge["status"] == "pending":
+        await _record_failure(uow, intent, charge, Answer(AttemptResult.FAILED, message="The payment could not be completed."))
+
+
+# Capture and cancel: the intent is marked as changing at the processor until the command finishes.
+
+
+async def start_capture(uow: UnitOfWork, intent_id: str, request: PaymentIntentCapture) -> State:
+    row = await _intent(uow, intent_id, for_update=True)
+    _not_in_flight(row)
+    check_action(IntentAction.CAPTURE, IntentStatus(row["status"]))
+    amount = capture_amount(request.amount_to_capture, row["amount_capturable"])
+    charge = await charge_row(uow, row["latest_charge_id"])
+    await _write_intent(uow, row, {"command_in_flight": "capture"}, action="payment_intent.capture_started")
+    return {"intent": row["id"], "charge": charge["id"], "reference": charge["connector_reference"], "amount": amount}
+
+
+def capture_phases(connector: Connector) -> Phases:
+    async def capture(tenant: Tenant, state: State) -> Outcome:
+        return (await connector.capture(tenant, state["charge"], state["reference"], state["amount"])).to_outcome()
+
+    async def record(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent:
+        answer = Answer.from_outcome(outcome)
+        if answer.result == AttemptResult.UNKNOWN:
+            raise ProcessorUnavailable("The acquirer's answer to the capture is not known; it will be asked again.")
+        if answer.result != AttemptResult.CAPTURED:
+            raise ProcessingError(answer.message or "The acquirer refused the capture.")
+        intent = await _intent(uow, state["intent"], for_update=True)
+        charge = await charge_row(uow, state["charge"], for_update=True)
+        captured = Money(state["amount"], charge["currency"])
+        fee = (await price_in(uow, captured.currency))[0].fee(captured)
+        await books.capture_authorization(uow, charge["id"], charge["authorization_entry_id"], captured, fee)
+        changes = {"captured": True, "amount_captured": captured.amount_minor, "fee": fee.amount_minor}
+        await _write_charge(uow, charge, changes, event_types=[CHARGE_CAPTURED])
+        intent_changes = {
+            "status": IntentStatus.SUCCEEDED,
+            "amount_capturable": 0,
+            "amount_received": captured.amount_minor,
+            "command_in_flight": None,
+        }
+        return await _write_intent(
+            uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
+        )
+
+    return Phases(name=CAPTURE, call=capture, finish=record, undo=_clear_in_flight)
+
+
+async def start_cancel(uow: UnitOfWork, intent_id: str, request: PaymentIntentCancel) -> State:
+    row = await _intent(uow, intent_id, for_update=True)
+    _not_in_flight(row)
+    check_action(IntentAction.CANCEL, IntentStatus(row["status"]))
+    authorized = row["status"] == IntentStatus.REQUIRES_CAPTURE
+    charge = await charge_row(uow, row["latest_charge_id"]) if authorized else None
+    await _write_intent(uow, row, {"command_in_flight": "cancel"}, action="payment_intent.cancel_started")
+    return {
+        "intent": row["id"],
+        "reason": request.cancellation_reason,
+        # Only an authorization is voided at the acquirer; before it, nothing is there to void.
+        "charge": None if charge is None else charge["id"],
+        "reference": None if charge is None else charge["connector_reference"],
+    }
+
+
+def cancel_phases(connector: Connector) -> Phases:
+    async def void(tenant: Tenant, state: State) -> Outcome:
+        if state["charge"] is None:
+            return Answer(AttemptResult.VOIDED).to_outcome()
+        return (await connector.void(tenant, state["charge"], state["reference"])).to_outcome()
+
+    async def record(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent:
+        answer = Answer.from_outcome(outcome)
+        if answer.result == AttemptResult.UNKNOWN:
+            raise ProcessorUnavailable("The acquirer's answer to the void is not known; it will be asked again.")
+        if answer.result != AttemptResult.VOIDED:
+            raise ProcessingError(answer.message or "The acquirer refused the void.")
+        intent = await _intent(uow, state["intent"], for_update=True)
+        if state["charge"] is not None:
+            charge = await charge_row(uow, state["charge"])
+            await books.release_authorization(uow, charge["authorization_entry_id"])
+        changes = {
+            "status": IntentStatus.CANCELED,
+            "amount_capturable": 0,
+            "cancellation_reason": state["reason"],
+            "canceled_at": uow.now(),
+            "command_in_flight": None,
+        }
+        return await _write_intent(uow, intent, changes, action="payment_intent.cancel", event_types=[PAYMENT_INTENT_CANCELED])
+
+    return Phases(name=CANCEL, call=void, finish=record, undo=_clear_in_flight)
+
+
+async def _clear_in_flight(uow: UnitOfWork, state: State) -> None:
+    intent = await _intent(uow, state["intent"], for_update=True)
+    if intent["command_in_flight"] is not None and intent["status"] not in FINAL_STATUSES:
+        await _write_intent(uow, intent, {"command_in_flight": None}, action="payment_intent.command_refused")
