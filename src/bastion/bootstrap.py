@@ -30,6 +30,7 @@ from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
 from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases
+from bastion.payments.refunds import refund_phases
 from bastion.payments.sandbox import SandboxConnector
 from bastion.payments.service import payment_method_phases
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs, private_ca_client_context
@@ -185,7 +186,13 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     )
     connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant))
     # Every command in phases, by name: what the janitor may resume.
-    phased = [payment_method_phases(vault), confirm_phases(connector), capture_phases(connector), cancel_phases(connector)]
+    phased = [
+        payment_method_phases(vault),
+        confirm_phases(connector),
+        capture_phases(connector),
+        cancel_phases(connector),
+        refund_phases(connector),
+    ]
     return Services(
         settings=settings,
         database=database,

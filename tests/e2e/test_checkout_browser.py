@@ -1,7 +1,8 @@
-"""The card vault in a real browser: Debian's chromium driven by Playwright.
+"""The card vault and payments in a real browser: Debian's chromium driven by Playwright.
 
 A shopper types a test card into the vault's fields, framed by a merchant page on another
-origin; the merchant gets a token and exchanges it. Then the card number is looked for
+origin; the merchant gets a token and pays the order with it through the sandbox acquirer; a
+declined card shows its message. Then the card number is looked for
 everywhere outside the vault: the merchant page's DOM and JavaScript state, the API's
 tables, events and logs (with `bastion vault scan-pan`). A third origin's messages to the
 merchant page and to the fields are ignored. A page on an origin the merchant never
@@ -46,7 +47,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def api(
-    settings: Settings, test_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+    settings: Settings, test_database: TestDatabase, acquirer: ApiProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiProcess, Path]]:
     """A real API process with the demo shop, whose logs also go to a directory of their own, for
     the scan. The shop exists before the API starts, as under `serve`: its keys are in the API's grant."""
@@ -83,9 +84,9 @@ def _pages_server(pages: dict[str, str]) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-async def _fill_card(fields: Frame) -> None:
+async def _fill_card(fields: Frame, number: str = PAN_TYPED) -> None:
     # Typed key by key, like a shopper: the behavioural signals see real keystrokes.
-    await fields.locator("#card-number").press_sequentially(PAN_TYPED, delay=15)
+    await fields.locator("#card-number").press_sequentially(number, delay=15)
     await fields.locator("#card-expiry").press_sequentially("12 / 40", delay=10)
     await fields.locator("#card-cvc").press_sequentially("123", delay=10)
     await fields.locator("#card-name").press_sequentially("Ada Lovelace", delay=5)
@@ -132,6 +133,16 @@ async def _page_state_without_card(page: Page) -> None:
     assert state["framed"] in ("null", "blocked"), "the merchant page must not reach into the vault's frame"
 
 
+async def _intent_status(test_database: TestDatabase, intent_id: str) -> tuple[str, int]:
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        row = await connection.fetchrow("SELECT status, amount_received FROM payment_intents WHERE id = $1", intent_id)
+    finally:
+        await connection.close()
+    assert row is not None
+    return row["status"], row["amount_received"]
+
+
 async def _api_rows_without_card(test_database: TestDatabase, payment_method_id: str) -> dict[str, Any]:
     connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
     try:
@@ -151,7 +162,7 @@ async def _api_rows_without_card(test_database: TestDatabase, payment_method_id:
     return dict(method)
 
 
-async def test_demo_checkout_tokenizes_in_the_vault_and_the_card_never_leaves_it(
+async def test_demo_checkout_pays_through_the_vault_and_the_card_never_leaves_it(
     *,
     browser: Browser,
     platform: Platform,
@@ -173,11 +184,16 @@ async def test_demo_checkout_tokenizes_in_the_vault_and_the_card_never_leaves_it
     await _fill_card(fields)
     await page.click("#pay")
     await page.wait_for_selector("#result:not([hidden])", timeout=TIMEOUT_MS)
-    payment_method_id = await page.text_content("#result-id")
+    payment_method_id = await page.text_content("#result-payment-method")
     assert payment_method_id is not None
     assert payment_method_id.startswith("pm_")
+    intent_id = await page.text_content("#result-id")
+    assert intent_id is not None
+    assert intent_id.startswith("pi_")
+    assert await page.text_content("#result-amount") == "€29.50"
     assert await page.text_content("#result-last4") == "4444"
     assert await page.text_content("#result-brand") == "mastercard"
+    assert await _intent_status(test_database, intent_id) == ("succeeded", 2950)
     assert await fields.input_value("#card-number") == "", "the fields forget the number once tokenized"
 
     await _page_state_without_card(page)
@@ -197,6 +213,32 @@ async def test_demo_checkout_tokenizes_in_the_vault_and_the_card_never_leaves_it
     assert scanned.returncode == 0, scanned.stdout + scanned.stderr
     assert "no card numbers found" in scanned.stdout
     assert (logs / "api.log").stat().st_size > 0, "the scan read a log that exists"
+
+
+async def test_a_declined_card_shows_its_message_and_the_shopper_can_pay_with_another(
+    *, browser: Browser, test_database: TestDatabase, vault: ApiProcess, api: tuple[ApiProcess, Path]
+) -> None:
+    api_process, _logs = api
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{api_process.url}/demo/checkout")
+        fields = await _vault_frame(page, vault.url)
+        await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+        await _fill_card(fields, "4000 0000 0000 9995")
+        await page.click("#pay")
+        await page.locator("#error", has_text="insufficient funds").wait_for(timeout=TIMEOUT_MS)
+        assert await page.text_content("#error") == "Your card has insufficient funds."
+        assert await page.locator("#result").is_hidden()
+        await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+        await _fill_card(fields, "4242 4242 4242 4242")
+        await page.click("#pay")
+        await page.wait_for_selector("#result:not([hidden])", timeout=TIMEOUT_MS)
+        assert await page.text_content("#error") == ""
+        intent_id = await page.text_content("#result-id") or ""
+        assert await _intent_status(test_database, intent_id) == ("succeeded", 2950)
+    finally:
+        await context.close()
 
 
 _MERCHANT_PAGE = """<!DOCTYPE html>
@@ -382,7 +424,7 @@ async def test_the_demo_checkout_reads_well_on_a_390px_phone(
             }"""
         )
         assert placeholder["text"] <= placeholder["room"], f"the card number's placeholder is cut: {placeholder}"
-        assert (await page.text_content("#pay") or "").strip() == "Save card"
+        assert (await page.text_content("#pay") or "").strip() == "Pay €29.50"
         _assert_shopper_text(await page.locator("body").inner_text())
 
         await _fill_card(fields)
@@ -390,7 +432,7 @@ async def test_the_demo_checkout_reads_well_on_a_390px_phone(
         await page.wait_for_selector("#result:not([hidden])", timeout=TIMEOUT_MS)
         _assert_shopper_text(await page.locator("body").inner_text())
         overflowing = await page.evaluate(
-            """() => ["html", "#result-id", "#result-fingerprint"]
+            """() => ["html", "#result-id", "#result-payment-method", "#result-fingerprint"]
                 .map((selector) => document.querySelector(selector))
                 .filter((element) => element.scrollWidth > element.clientWidth
                     || element.getBoundingClientRect().right > document.documentElement.clientWidth)

@@ -117,6 +117,7 @@ async def test_manual_capture_in_part_releases_the_rest(
     assert await _books(test_database, payer) == {
         "acquirer_receivable": (0, -5000),
         "balance_pending": (0, 5000),
+        "balance_available": (0, 0),
     }
     too_much = await _post(platform, payer, f"/v1/payment_intents/{intent_id}/capture", {"amount_to_capture": 5001})
     assert (too_much.status_code, too_much.json()["error"]["code"]) == (400, "amount_too_large")
@@ -126,6 +127,7 @@ async def test_manual_capture_in_part_releases_the_rest(
     assert await _books(test_database, payer) == {
         "acquirer_receivable": (-3000, 0),
         "balance_pending": (3000 - 117, 0),
+        "balance_available": (0, 0),
     }
     charge = await _get(platform, payer, f"/v1/charges/{captured['latest_charge']}")
     assert (charge["captured"], charge["amount_captured"]) == (True, 3000)
@@ -181,7 +183,11 @@ async def test_cancel_voids_an_authorization_and_refuses_twice(
     assert canceled.status_code == 200, canceled.text
     assert (canceled.json()["status"], canceled.json()["cancellation_reason"]) == ("canceled", "requested_by_customer")
     assert (await _acquirer_payment(test_database, intent["latest_charge"]))["status"] == "voided"
-    assert await _books(test_database, payer) == {"acquirer_receivable": (0, 0), "balance_pending": (0, 0)}
+    assert await _books(test_database, payer) == {
+        "acquirer_receivable": (0, 0),
+        "balance_pending": (0, 0),
+        "balance_available": (0, 0),
+    }
     again = await _post(platform, payer, f"/v1/payment_intents/{intent['id']}/cancel")
     assert again.json()["error"]["code"] == "payment_intent_unexpected_state"
     unconfirmed = (await _post(platform, payer, "/v1/payment_intents", {"amount": 700, "currency": "EUR"})).json()

@@ -20,6 +20,7 @@ WRITTEN = (CARD, "4242 4242 4242 4242", "4242-4242-4242-4242", f"order {CARD} pa
 # The forms that fit a statement descriptor's 22 characters.
 SHORT = WRITTEN[:3]
 ACCOUNT = "la_01M00000000000000000000000"
+INTENT = "pi_01M00000000000000000000000"
 
 
 def _entry(**fields: Any) -> dict[str, Any]:
@@ -101,6 +102,8 @@ FREE_TEXT = [
     ),
     Field("POST", "/v1/payment_intents/{intent_id}", "metadata[note]", lambda text: {"metadata": {"note": text}}),
     Field("POST", "/v1/payment_intents/{intent_id}", "metadata", lambda text: {"metadata": {text: "x"}}),
+    Field("POST", "/v1/refunds", "metadata[note]", lambda text: {"payment_intent": INTENT, "metadata": {"note": text}}),
+    Field("POST", "/v1/refunds", "metadata", lambda text: {"payment_intent": INTENT, "metadata": {text: "x"}}),
 ]
 
 
@@ -108,14 +111,22 @@ async def _path(platform: Platform, merchant: Credentials, template: str) -> str
     if "{customer}" in template:
         customer = await platform.create_customer(merchant, name="Ada")
         return template.replace("{customer}", customer["id"])
-    return template.replace("{entry}", "le_01M00000000000000000000000").replace("{intent_id}", "pi_01M00000000000000000000000")
+    return template.replace("{entry}", "le_01M00000000000000000000000").replace("{intent_id}", INTENT)
 
 
 async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
     async with platform.owner.transaction() as connection:
         return {
             table: await connection.fetchval(f"SELECT count(*) FROM {table} WHERE merchant_id = $1", merchant.merchant_id)
-            for table in ("customers", "payment_intents", "ledger_accounts", "ledger_entries", "audit_events", "events")
+            for table in (
+                "customers",
+                "payment_intents",
+                "refunds",
+                "ledger_accounts",
+                "ledger_entries",
+                "audit_events",
+                "events",
+            )
         }
 
 

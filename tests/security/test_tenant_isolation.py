@@ -31,6 +31,7 @@ _TENANT_TABLES = {
     "payment_methods": "merchant_id",
     "payment_intents": "merchant_id",
     "charges": "merchant_id",
+    "refunds": "merchant_id",
 }
 
 
@@ -38,7 +39,8 @@ _TENANT_TABLES = {
 class World:
     """Two merchants, each with a customer (and so an event, audit rows and an idempotency
     key), two ledger accounts with a hold between them, a card payment method, a PaymentIntent
-    authorized with it (and so its charge) and one waiting for a payment method."""
+    authorized with it (and so its charge) and one waiting for a payment method, and one paid
+    and refunded in part."""
 
     a: Credentials
     b: Credentials
@@ -62,6 +64,7 @@ class World:
             "payment_method_id": self.b_payment_method_id,
             "intent_id": self.b_payments["intent_id"],
             "charge_id": self.b_payments["charge_id"],
+            "refund_id": self.b_payments["refund_id"],
             **self.b_ledger,
         }
 
@@ -106,10 +109,16 @@ async def _payments(platform: Platform, credentials: Credentials, payment_method
         authorized = await client.post("/v1/payment_intents", json=body)
         assert authorized.status_code == 200, authorized.text
         waiting = await client.post("/v1/payment_intents", json={"amount": 900, "currency": "EUR"})
+        paid = await client.post("/v1/payment_intents", json=body | {"capture_method": "automatic"})
+        refund = await client.post("/v1/refunds", json={"payment_intent": paid.json()["id"], "amount": 100})
+        assert refund.status_code == 200, refund.text
     return {
         "intent_id": authorized.json()["id"],
         "charge_id": authorized.json()["latest_charge"],
         "waiting_intent_id": waiting.json()["id"],
+        "paid_intent_id": paid.json()["id"],
+        "paid_charge_id": paid.json()["latest_charge"],
+        "refund_id": refund.json()["id"],
     }
 
 
@@ -219,6 +228,12 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
         for path, route in _guarded_api_routes(platform):
             if "{" in path or "GET" not in (route.methods or ()):
                 continue
+            if path == "/v1/balance":
+                # Not a list: A's balance is A's payments alone (EUR 9.00 paid, 1.00 refunded, the fee).
+                balance = (await client.get(path)).json()
+                assert balance["pending"] == [{"amount": 900 - 56, "currency": "EUR"}], balance
+                assert balance["available"] == [{"amount": -100, "currency": "EUR"}], balance
+                continue
             listed = (await client.get(path)).json()["data"]
             assert listed, path
             assert {item["id"] for item in listed} <= a_ids, path
@@ -310,9 +325,13 @@ _REFERENCE_FIELDS = {
     ("POST", "/v1/payment_intents/{intent_id}/confirm", "payment_method"),
     ("GET", "/v1/payment_intents", "customer"),
     ("GET", "/v1/charges", "payment_intent"),
+    ("POST", "/v1/refunds", "payment_intent"),
+    ("POST", "/v1/refunds", "charge"),
+    ("GET", "/v1/refunds", "payment_intent"),
+    ("GET", "/v1/refunds", "charge"),
 }
 # Names that refer to an object, in request bodies and query strings.
-_REFERENCE_NAMES = {"customer", "account", "token", "payment_method", "entry", "payment_intent"}
+_REFERENCE_NAMES = {"customer", "account", "token", "payment_method", "entry", "payment_intent", "charge"}
 
 
 def _reference_fields_in_schema(document: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -356,6 +375,7 @@ async def _writes(platform: Platform, world: World) -> dict[str, int]:
                 "payment_methods",
                 "payment_intents",
                 "charges",
+                "refunds",
                 "ledger_entries",
                 "idempotency_keys",
                 "audit_events",
@@ -414,6 +434,10 @@ async def test_references_to_another_merchants_objects_are_missing_and_write_not
         ),
         ("GET", "/v1/payment_intents", None, {"customer": world.b_customer["id"]}, "customer"),
         ("GET", "/v1/charges", None, {"payment_intent": world.b_payments["intent_id"]}, "payment_intent"),
+        ("POST", "/v1/refunds", {"payment_intent": world.b_payments["paid_intent_id"]}, None, "payment_intent"),
+        ("POST", "/v1/refunds", {"charge": world.b_payments["paid_charge_id"]}, None, "charge"),
+        ("GET", "/v1/refunds", None, {"payment_intent": world.b_payments["paid_intent_id"]}, "payment_intent"),
+        ("GET", "/v1/refunds", None, {"charge": world.b_payments["paid_charge_id"]}, "charge"),
     ]
     assert {(method, path, param.replace("[1]", "[0]")) for method, path, _, _, param in probes} == _REFERENCE_FIELDS
     before = await _writes(platform, world)

@@ -20,7 +20,7 @@ from bastion.customers.routes import router as customers_router
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
-from bastion.payments.routes import charges_router, intents_router
+from bastion.payments.routes import balance_router, charges_router, intents_router, refunds_router
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
 from bastion.platform.http.middleware import EdgeMiddleware
@@ -115,12 +115,14 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(payment_methods_router)
     app.include_router(intents_router)
     app.include_router(charges_router)
+    app.include_router(refunds_router)
+    app.include_router(balance_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.state.metrics_token = services.metrics_token
     if services.settings.demo:
         app.include_router(demo.router)
-        app.state.demo_rate_limiter = RateLimiter(demo.SAVES_PER_S, demo.SAVES_BURST, per="client")
+        app.state.demo_rate_limiter = RateLimiter(demo.PAYMENTS_PER_S, demo.PAYMENTS_BURST, per="client")
     app.openapi = _published_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented way to adjust the document
     app.mount(_DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
 

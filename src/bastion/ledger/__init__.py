@@ -4,7 +4,14 @@ Other contexts post through these functions inside their own unit of work, so th
 payment's state change and its postings commit together.
 """
 
-from bastion.ledger.accounts import balance, balance_any_tenant, create_account, ensure_account
+from bastion.ledger.accounts import (
+    accounts_by_code_prefix,
+    balance,
+    balance_any_tenant,
+    create_account,
+    ensure_account,
+    every_account_by_code_prefix,
+)
 from bastion.ledger.domain import (
     PLATFORM_MERCHANT_ID,
     AccountDraft,
@@ -37,11 +44,13 @@ __all__ = [
     "LimitExceeded",
     "PostingDraft",
     "Violation",
+    "accounts_by_code_prefix",
     "balance",
     "balance_any_tenant",
     "check_journal",
     "create_account",
     "ensure_account",
+    "every_account_by_code_prefix",
     "expire_due_holds",
     "post_entries",
     "post_entry",

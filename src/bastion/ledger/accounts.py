@@ -117,6 +117,17 @@ async def ensure_account(uow: UnitOfWork, draft: AccountDraft, *, platform: bool
     return str(row["id"])
 
 
+async def accounts_by_code_prefix(uow: UnitOfWork, prefix: str) -> dict[str, str]:
+    """The tenant's accounts whose code starts with `prefix`: code -> id, by code."""
+    return await repository.accounts_by_code_prefix(uow.connection, uow.tenant, prefix)
+
+
+async def every_account_by_code_prefix(connection: Connection, prefix: str) -> list[AnyRow]:
+    """Every merchant's and the platform's accounts whose code starts with `prefix`, in both
+    modes (`merchant_id`, `livemode`, `code`, `id`): for the operator's checks, as the owner."""
+    return await repository.every_account_by_code_prefix(connection, prefix)
+
+
 async def _account(uow: UnitOfWork, account_id: str) -> AnyRow:
     row = await repository.get_account(uow.connection, uow.tenant, account_id) if is_id(account_id, "la") else None
     if row is None:

@@ -46,6 +46,12 @@ SELECT * FROM account
 _ACCOUNT = "SELECT * FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
 _ACCOUNT_ANY_TENANT = "SELECT * FROM ledger_accounts WHERE id = $1"
 _ACCOUNT_ID_BY_CODE = "SELECT id FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND code = $3"
+_EVERY_ACCOUNT_BY_CODE_PREFIX = """
+SELECT merchant_id, livemode, code, id FROM ledger_accounts WHERE starts_with(code, $1) ORDER BY merchant_id, livemode, code
+"""
+_ACCOUNTS_BY_CODE_PREFIX = """
+SELECT code, id FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND starts_with(code, $3) ORDER BY code
+"""
 # Paged by fetch_page.
 _LIST_ACCOUNTS = """
 SELECT * FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2
@@ -229,6 +235,18 @@ async def insert_account(connection: Connection, merchant_id: str, livemode: boo
 async def account_id_by_code(connection: Connection, merchant_id: str, livemode: bool, code: str) -> str | None:
     found: str | None = await connection.fetchval(_ACCOUNT_ID_BY_CODE, merchant_id, livemode, code)
     return found
+
+
+async def every_account_by_code_prefix(connection: Connection, prefix: str) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_EVERY_ACCOUNT_BY_CODE_PREFIX, prefix)
+    return rows
+
+
+async def accounts_by_code_prefix(connection: Connection, tenant: Tenant, prefix: str) -> dict[str, str]:
+    return {
+        row["code"]: row["id"]
+        for row in await connection.fetch(_ACCOUNTS_BY_CODE_PREFIX, tenant.merchant_id, tenant.livemode, prefix)
+    }
 
 
 async def get_account(connection: Connection, tenant: Tenant, account_id: str) -> AnyRow | None:

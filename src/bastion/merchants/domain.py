@@ -22,6 +22,9 @@ SCOPES = frozenset(
         "payment_intents:read",
         "payment_intents:write",
         "charges:read",
+        "refunds:read",
+        "refunds:write",
+        "balance:read",
     }
 )
 

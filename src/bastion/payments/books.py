@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from bastion import ledger
 from bastion.kernel.money import Money
+from bastion.payments.resources import Balance, BalanceAmount
 from bastion.platform.db import UnitOfWork
 
 # An authorization not captured within this window is voided (and the intent canceled); the
@@ -24,6 +25,7 @@ _PLATFORM_STRIPES = 16
 class _Accounts:
     receivable: str
     pending: str
+    available: str
     fee_revenue: str
 
 
@@ -44,6 +46,7 @@ async def _accounts(uow: UnitOfWork, currency: str) -> _Accounts:
     return _Accounts(
         receivable=await merchant("acquirer_receivable", ledger.AccountType.ASSET),
         pending=await merchant("balance_pending", ledger.AccountType.LIABILITY),
+        available=await merchant("balance_available", ledger.AccountType.LIABILITY),
         fee_revenue=await ledger.ensure_account(uow, fee_revenue, platform=True),
     )
 
@@ -100,3 +103,35 @@ async def capture_at_once(uow: UnitOfWork, charge_id: str, captured: Money, fee:
 
 async def release_authorization(uow: UnitOfWork, hold_id: str) -> None:
     await ledger.void_pending(uow, hold_id)
+
+
+async def refund(uow: UnitOfWork, refund_id: str, refunded: Money) -> None:
+    """The merchant's balance pays the refund back to the acquirer (it may go negative until
+    funds settle, as on Stripe)."""
+    accounts = await _accounts(uow, refunded.currency)
+    draft = ledger.EntryDraft(
+        postings=_transfer(accounts.available, accounts.receivable, refunded),
+        reference=f"{refund_id}:refund",
+        description="refund",
+    )
+    await ledger.post_entry(uow, draft)
+
+
+async def _balances(uow: UnitOfWork, name: str) -> list[BalanceAmount]:
+    prefix = _code(name, "")
+    accounts = await ledger.accounts_by_code_prefix(uow, prefix)
+    return [
+        BalanceAmount(amount=(await ledger.balance(uow, account_id))["posted"], currency=code.removeprefix(prefix))
+        for code, account_id in accounts.items()
+    ]
+
+
+async def retrieve_balance(uow: UnitOfWork) -> Balance:
+    """The merchant's balance by currency, read from its ledger accounts (a currency appears once
+    it has had a payment)."""
+    return Balance(
+        object="balance",
+        available=await _balances(uow, "balance_available"),
+        pending=await _balances(uow, "balance_pending"),
+        livemode=uow.tenant.livemode,
+    )

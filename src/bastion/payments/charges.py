@@ -4,6 +4,7 @@ the intents' commands (`intents.py`)."""
 from collections.abc import Sequence
 from typing import Any
 
+from bastion import audit, events
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id
@@ -42,6 +43,23 @@ def charge_resource(row: AnyRow) -> Charge:
 def charge_values(row: AnyRow) -> dict[str, Any]:
     """The row's changeable columns, for a use case to change and write back."""
     return {column: row[column] for column in repository.CHARGE_COLUMNS}
+
+
+async def write_charge(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, event_types: Sequence[str]) -> None:
+    """The charge with `changes`, audited, and announced by `event_types`."""
+    values = charge_values(before) | changes | {"updated_at": uow.now()}
+    row = await repository.update_charge(uow.connection, uow.tenant, before["id"], values)
+    resource = charge_resource(row)
+    await audit.record(
+        uow,
+        action_type="charge.update",
+        resource_type="charge",
+        resource_id=row["id"],
+        before=charge_resource(before),
+        after=resource,
+    )
+    for event_type in event_types:
+        await events.emit(uow, event_type, resource)
 
 
 async def charge_row(uow: UnitOfWork, charge_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:

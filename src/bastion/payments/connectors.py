@@ -18,6 +18,7 @@ class AttemptResult(enum.StrEnum):
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     VOIDED = "voided"
+    REFUNDED = "refunded"
     DECLINED = "declined"
     # Bastion could not send the attempt at all (the vault refused it): nothing happened at the processor.
     FAILED = "failed"
@@ -76,5 +77,7 @@ class Connector(Protocol):
     async def capture(self, tenant: Tenant, charge_id: str, reference: str, amount: int) -> Answer: ...
 
     async def void(self, tenant: Tenant, charge_id: str, reference: str) -> Answer: ...
+
+    async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer: ...
 
     async def sync(self, tenant: Tenant, charge_id: str) -> Answer: ...

@@ -12,6 +12,9 @@ CHARGE_SUCCEEDED = "charge.succeeded"
 CHARGE_FAILED = "charge.failed"
 CHARGE_CAPTURED = "charge.captured"
 CHARGE_PENDING = "charge.pending"
+CHARGE_REFUNDED = "charge.refunded"
+REFUND_CREATED = "refund.created"
+REFUND_UPDATED = "refund.updated"
 
 EVENT_TYPES = frozenset(
     {
@@ -27,5 +30,8 @@ EVENT_TYPES = frozenset(
         CHARGE_FAILED,
         CHARGE_CAPTURED,
         CHARGE_PENDING,
+        CHARGE_REFUNDED,
+        REFUND_CREATED,
+        REFUND_UPDATED,
     }
 )

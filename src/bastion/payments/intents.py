@@ -13,7 +13,7 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
 from bastion.payments import books, repository
-from bastion.payments.charges import charge_resource, charge_row, charge_values
+from bastion.payments.charges import charge_resource, charge_row, write_charge
 from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
 from bastion.payments.domain import (
     FINAL_STATUSES,
@@ -49,7 +49,6 @@ from bastion.payments.schemas import (
     PaymentIntentUpdate,
 )
 from bastion.platform.db import AnyRow, Tenant, UnitOfWork
-from bastion.platform.http.errors import ParameterMissing
 from bastion.platform.idempotency import Outcome, Phases, Reply, State
 from bastion.platform.logging import request_id_var
 from bastion.platform.pagination import PageRequest, check_cursors
@@ -114,22 +113,6 @@ async def _write_intent(
     for event_type in event_types:
         await events.emit(uow, event_type, resource)
     return resource
-
-
-async def _write_charge(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, event_types: Sequence[str]) -> None:
-    values = charge_values(before) | changes | {"updated_at": uow.now()}
-    row = await repository.update_charge(uow.connection, uow.tenant, before["id"], values)
-    resource = charge_resource(row)
-    await audit.record(
-        uow,
-        action_type="charge.update",
-        resource_type="charge",
-        resource_id=row["id"],
-        before=charge_resource(before),
-        after=resource,
-    )
-    for event_type in event_types:
-        await events.emit(uow, event_type, resource)
 
 
 async def _payment_method(uow: UnitOfWork, payment_method_id: str, customer_id: str | None) -> AnyRow:
@@ -266,7 +249,10 @@ async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentC
 
 async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
     if request.payment_method is None:
-        raise ParameterMissing("confirm needs a payment_method to charge.", param="payment_method")
+        raise PaymentIntentUnexpectedState(
+            "You cannot confirm this PaymentIntent because it has no payment method: pass payment_method.",
+            param="payment_method",
+        )
     return await _start_confirm(uow, await _create(uow, request), None)
 
 
@@ -279,7 +265,7 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
         )
     payment_method_id = payment_method_id or row["payment_method_id"]
     if payment_method_id is None:
-        raise ParameterMissing(
+        raise PaymentIntentUnexpectedState(
             "You cannot confirm this PaymentIntent because it has no payment method: pass payment_method.",
             param="payment_method",
         )
@@ -358,7 +344,7 @@ def confirm_phases(connector: Connector) -> Phases:
         if answer.result == AttemptResult.AUTHORIZED:
             hold = await books.hold_authorization(uow, charge["id"], amount)
             changes: dict[str, Any] = {"status": "succeeded", "outcome": approved_outcome(), "authorization_entry_id": hold}
-            await _write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
+            await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
             intent_changes = {"status": IntentStatus.REQUIRES_CAPTURE, "amount_capturable": amount.amount_minor}
             return await _write_intent(
                 uow,
@@ -377,7 +363,7 @@ def confirm_phases(connector: Connector) -> Phases:
                 "amount_captured": amount.amount_minor,
                 "fee": fee.amount_minor,
             }
-            await _write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED, CHARGE_CAPTURED])
+            await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED, CHARGE_CAPTURED])
             intent_changes = {"status": IntentStatus.SUCCEEDED, "amount_received": amount.amount_minor}
             return await _write_intent(
                 uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
@@ -385,7 +371,7 @@ def confirm_phases(connector: Connector) -> Phases:
         if answer.result in (AttemptResult.DECLINED, AttemptResult.FAILED):
             return await _record_failure(uow, intent, charge, answer)
         # Unknown: nothing is posted and the intent stays processing, until a sync settles it.
-        await _write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
+        await write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
         return intent_resource(intent)
 
     return Phases(name=CONFIRM, call=authorize, finish=record, undo=_undo_confirm)
@@ -393,7 +379,7 @@ def confirm_phases(connector: Connector) -> Phases:
 
 async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer) -> Reply:
     error = card_error(answer.decline_code, answer.message)
-    await _write_charge(
+    await write_charge(
         uow,
         charge,
         {
@@ -462,7 +448,7 @@ def capture_phases(connector: Connector) -> Phases:
         fee = (await price_in(uow, captured.currency))[0].fee(captured)
         await books.capture_authorization(uow, charge["id"], charge["authorization_entry_id"], captured, fee)
         changes = {"captured": True, "amount_captured": captured.amount_minor, "fee": fee.amount_minor}
-        await _write_charge(uow, charge, changes, event_types=[CHARGE_CAPTURED])
+        await write_charge(uow, charge, changes, event_types=[CHARGE_CAPTURED])
         intent_changes = {
             "status": IntentStatus.SUCCEEDED,
             "amount_capturable": 0,

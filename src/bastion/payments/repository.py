@@ -259,3 +259,126 @@ async def charge_exists(connection: Connection, tenant: Tenant, charge_id: str) 
 
 async def page_charges(connection: Connection, tenant: Tenant, request: PageRequest, payment_intent_id: str | None) -> Page:
     return await fetch_page(connection, _CHARGES, (tenant.merchant_id, tenant.livemode, payment_intent_id), request)
+
+
+_INSERT_REFUND = """
+INSERT INTO refunds (id, merchant_id, livemode, charge_id, payment_intent_id, amount, currency, status, reason, metadata,
+                     created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $10)
+RETURNING *
+"""
+_GET_REFUND = "SELECT * FROM refunds WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_GET_REFUND_FOR_UPDATE = _GET_REFUND + " FOR UPDATE"
+_REFUND_EXISTS = "SELECT EXISTS (SELECT 1 FROM refunds WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+_UPDATE_REFUND = """
+UPDATE refunds SET status = $4, failure_reason = $5, updated_at = $6 WHERE merchant_id = $1 AND livemode = $2 AND id = $3
+RETURNING *
+"""
+_REFUNDS = """
+SELECT * FROM refunds WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR payment_intent_id = $3)
+AND ($4::text IS NULL OR charge_id = $4)
+"""
+
+
+async def insert_refund(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_REFUND,
+        values["id"],
+        tenant.merchant_id,
+        tenant.livemode,
+        values["charge_id"],
+        values["payment_intent_id"],
+        values["amount"],
+        values["currency"],
+        values["reason"],
+        values["metadata"],
+        values["created_at"],
+    )
+    return row
+
+
+async def get_refund(connection: Connection, tenant: Tenant, refund_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(
+        _GET_REFUND_FOR_UPDATE if for_update else _GET_REFUND, tenant.merchant_id, tenant.livemode, refund_id
+    )
+    return row
+
+
+async def update_refund(
+    connection: Connection, tenant: Tenant, refund_id: str, *, status: str, failure_reason: str | None, moment: datetime
+) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _UPDATE_REFUND, tenant.merchant_id, tenant.livemode, refund_id, status, failure_reason, moment
+    )
+    return row
+
+
+async def refund_exists(connection: Connection, tenant: Tenant, refund_id: str) -> bool:
+    return bool(await connection.fetchval(_REFUND_EXISTS, tenant.merchant_id, tenant.livemode, refund_id))
+
+
+async def page_refunds(
+    connection: Connection, tenant: Tenant, request: PageRequest, *, payment_intent_id: str | None, charge_id: str | None
+) -> Page:
+    arguments = (tenant.merchant_id, tenant.livemode, payment_intent_id, charge_id)
+    return await fetch_page(connection, _REFUNDS, arguments, request)
+
+
+# The payments check (`bastion payments check`), as the owner across merchants.
+_CHARGES_REFUNDED_ELSEWISE = """
+SELECT c.id, c.amount_refunded, coalesce(sum(r.amount) FILTER (WHERE r.status IN ('pending', 'succeeded')), 0) AS refunds
+FROM charges c LEFT JOIN refunds r ON r.charge_id = c.id
+GROUP BY c.id HAVING c.amount_refunded <> coalesce(sum(r.amount) FILTER (WHERE r.status IN ('pending', 'succeeded')), 0)
+ORDER BY c.id LIMIT 1
+"""
+_INTENTS_RECEIVED_ELSEWISE = """
+SELECT i.id, i.amount_received, coalesce(sum(c.amount_captured), 0) AS captured
+FROM payment_intents i LEFT JOIN charges c ON c.payment_intent_id = i.id
+GROUP BY i.id HAVING i.amount_received <> coalesce(sum(c.amount_captured), 0)
+ORDER BY i.id LIMIT 1
+"""
+# What the ledger must hold, per merchant, mode and currency.
+_EXPECTED_BOOKS = """
+WITH captures AS (
+    SELECT merchant_id, livemode, currency, sum(amount_captured) AS captured, sum(fee) AS fees
+    FROM charges GROUP BY merchant_id, livemode, currency
+), refunded AS (
+    SELECT merchant_id, livemode, currency, sum(amount) AS refunded
+    FROM refunds WHERE status = 'succeeded' GROUP BY merchant_id, livemode, currency
+), authorized AS (
+    SELECT merchant_id, livemode, currency, sum(amount_capturable) AS authorized
+    FROM payment_intents WHERE status = 'requires_capture' GROUP BY merchant_id, livemode, currency
+)
+SELECT merchant_id, livemode, currency, coalesce(captured, 0) AS captured, coalesce(fees, 0) AS fees,
+       coalesce(refunded, 0) AS refunded, coalesce(authorized, 0) AS authorized
+FROM captures
+FULL JOIN refunded USING (merchant_id, livemode, currency)
+FULL JOIN authorized USING (merchant_id, livemode, currency)
+ORDER BY merchant_id, livemode, currency
+"""
+_COUNTS = """
+SELECT (SELECT count(*) FROM payment_intents) AS intents, (SELECT count(*) FROM charges) AS charges,
+       (SELECT count(*) FROM refunds) AS refunds
+"""
+
+
+async def charge_refunded_elsewise(connection: Connection) -> AnyRow | None:
+    """The first charge whose `amount_refunded` is not the sum of its live refunds."""
+    row: AnyRow | None = await connection.fetchrow(_CHARGES_REFUNDED_ELSEWISE)
+    return row
+
+
+async def intent_received_elsewise(connection: Connection) -> AnyRow | None:
+    """The first intent whose `amount_received` is not what its charges captured."""
+    row: AnyRow | None = await connection.fetchrow(_INTENTS_RECEIVED_ELSEWISE)
+    return row
+
+
+async def expected_books(connection: Connection) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_EXPECTED_BOOKS)
+    return rows
+
+
+async def payment_counts(connection: Connection) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_COUNTS)
+    return row

@@ -158,3 +158,40 @@ class CardErrorDetail(TypedDict):
 
 class CardErrorBody(TypedDict):
     error: CardErrorDetail
+
+
+class Refund(TypedDict):
+    id: str
+    object: Literal["refund"]
+    amount: int
+    currency: str
+    charge: str
+    payment_intent: str
+    status: Literal["pending", "succeeded", "failed", "canceled"]
+    reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None
+    failure_reason: str | None
+    metadata: dict[str, str]
+    created: int
+    livemode: bool
+
+
+class RefundList(TypedDict):
+    object: Literal["list"]
+    url: str
+    data: list[Refund]
+    has_more: bool
+
+
+class BalanceAmount(TypedDict):
+    amount: int
+    currency: str
+
+
+class Balance(TypedDict):
+    """The merchant's funds by currency, derived from the ledger: `pending` captured and not
+    settled yet (net of fees and refunds), `available` settled."""
+
+    object: Literal["balance"]
+    available: list[BalanceAmount]
+    pending: list[BalanceAmount]
+    livemode: bool

@@ -5,8 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.payments import charges, intents, service
+from bastion.payments import books, charges, intents, refunds, service
 from bastion.payments.resources import (
+    Balance,
     CardErrorBody,
     Charge,
     ChargeList,
@@ -14,6 +15,8 @@ from bastion.payments.resources import (
     PaymentIntentList,
     PaymentMethod,
     PaymentMethodList,
+    Refund,
+    RefundList,
 )
 from bastion.payments.schemas import (
     PaymentIntentCancel,
@@ -22,8 +25,9 @@ from bastion.payments.schemas import (
     PaymentIntentCreate,
     PaymentIntentUpdate,
     PaymentMethodCreate,
+    RefundCreate,
 )
-from bastion.platform.http.pagination import CreatedRange, created_range, page_request
+from bastion.platform.http.pagination import CreatedRange, created_range, page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented, id_schema
 from bastion.platform.pagination import PageRequest
@@ -171,3 +175,50 @@ async def list_charges(
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await charges.list_charges(uow, page, payment_intent))
+
+
+refunds_router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
+RefundId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("re"), description="A refund id, re_...")]
+RefundReader = Annotated[RequestContext, Depends(Authorized("refunds:read"))]
+RefundWriter = Annotated[RequestContext, Depends(Authorized("refunds:write"))]
+
+
+@refunds_router.post("", summary="Refund all or part of a captured payment", responses=documented(Refund, writes=True))
+async def create_refund(body: RefundCreate, context: RefundWriter) -> JsonResponse:
+    phases = context.services.commands.registry[refunds.CREATE_REFUND]
+    return await context.phased(phases, lambda uow: refunds.start_refund(uow, body))
+
+
+@refunds_router.get("/{refund_id}", summary="Retrieve a refund", responses=documented(Refund))
+async def retrieve_refund(refund_id: RefundId, context: RefundReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await refunds.retrieve_refund(uow, refund_id))
+
+
+@refunds_router.get("", summary="List refunds, newest first", responses=documented(RefundList))
+async def list_refunds(
+    context: RefundReader,
+    page: Annotated[PageRequest, Depends(page_request("re"))],
+    payment_intent: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("pi"), description="Only this intent's refunds")
+    ] = None,
+    charge: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("ch"), description="Only this charge's refunds")
+    ] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await refunds.list_refunds(uow, page, payment_intent_id=payment_intent, charge_id=charge))
+
+
+balance_router = APIRouter(prefix="/v1/balance", tags=["balance"])
+
+
+@balance_router.get(
+    "",
+    summary="The merchant's balance by currency, from the ledger",
+    responses=documented(Balance),
+    dependencies=[Depends(reject_unknown_query_params)],
+)
+async def retrieve_balance(context: Annotated[RequestContext, Depends(Authorized("balance:read"))]) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await books.retrieve_balance(uow))

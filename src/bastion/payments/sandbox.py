@@ -83,6 +83,13 @@ class SandboxConnector:
         answer = await self._post(f"/v1/payments/{reference}/void", {}, f"{charge_id}:void")
         return _mapped(answer.status_code, answer.json(), amount=None, currency=None)
 
+    async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
+        answer = await self._post(f"/v1/payments/{reference}/refunds", {"reference": refund_id, "amount": amount}, refund_id)
+        fields = answer.json() if answer.status_code == httpx.codes.OK else None
+        if fields is not None and fields.get("status") == "succeeded" and fields.get("amount") == amount:
+            return Answer(AttemptResult.REFUNDED, reference=fields.get("id"))
+        return _mapped(answer.status_code, fields or answer.json(), amount=None, currency=None)
+
     async def sync(self, tenant: Tenant, charge_id: str) -> Answer:
         try:
             answer = await self._client.get(

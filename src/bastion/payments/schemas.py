@@ -12,6 +12,8 @@ RETURN_URL_LENGTH_MAX = 2_048
 Amount = Annotated[int, Field(ge=1, le=AMOUNT_MAX), WHOLE]
 CustomerId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("cus"))]
 PaymentMethodId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("pm"))]
+PaymentIntentId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("pi"))]
+ChargeId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("ch"))]
 CaptureMethod = Literal["automatic", "manual"]
 Description = Annotated[str, StringConstraints(max_length=1_000), FREE_TEXT]
 # What a card statement shows: Stripe's 22 characters, without the characters networks refuse.
@@ -88,3 +90,26 @@ class PaymentIntentCancel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     cancellation_reason: Literal["duplicate", "fraudulent", "requested_by_customer", "abandoned"] | None = None
+
+
+class RefundCreate(BaseModel):
+    """What to refund: a PaymentIntent (its latest charge) or a charge; `amount` defaults to all
+    that is left of what was captured."""
+
+    # One of the two is required: stated in the document as the service checks it.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["payment_intent"], "properties": {"payment_intent": {"type": "string", **id_schema("pi")}}},
+                {"required": ["charge"], "properties": {"charge": {"type": "string", **id_schema("ch")}}},
+            ]
+        },
+    )
+
+    payment_intent: PaymentIntentId | None = None
+    charge: ChargeId | None = None
+    amount: Amount | None = None
+    reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
+    metadata: MetadataChanges = Field(default_factory=dict)

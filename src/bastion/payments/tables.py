@@ -128,3 +128,26 @@ charges = Table(
     Index("ix_charges_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
     Index("ix_charges_payment_intent_id", "payment_intent_id"),
 )
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("charge_id", Text, ForeignKey("charges.id"), nullable=False),
+    Column("payment_intent_id", Text, ForeignKey("payment_intents.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("failure_reason", Text),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'canceled')", name="status"),
+    CheckConstraint("amount > 0", name="amount"),
+    Index("ix_refunds_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+    Index("ix_refunds_charge_id", "charge_id"),
+    Index("ix_refunds_payment_intent_id", "payment_intent_id"),
+)

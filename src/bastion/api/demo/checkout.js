@@ -1,5 +1,5 @@
 // The demo shop's checkout: card fields from the vault (bastion.js), a token from them, and the
-// shop's own server exchanging that token for a payment method. This page never sees card data.
+// shop's own server paying the order with it. This page never sees card data.
 (() => {
   "use strict";
 
@@ -14,19 +14,20 @@
     errorBox.textContent = message;
   }
 
-  function showResult(paymentMethod) {
-    const card = paymentMethod.card || {};
-    const month = String(card.exp_month ?? "").padStart(2, "0");
-    document.getElementById("result-id").textContent = paymentMethod.id ?? "";
+  function showResult(payment) {
+    const card = payment.card || {};
+    const amount = new Intl.NumberFormat("en", { style: "currency", currency: payment.currency ?? "EUR" });
+    document.getElementById("result-amount").textContent = amount.format((payment.amount ?? 0) / 100);
     document.getElementById("result-brand").textContent = card.brand ?? "";
     document.getElementById("result-last4").textContent = card.last4 ?? "";
-    document.getElementById("result-expiry").textContent = `${month}/${card.exp_year ?? ""}`;
+    document.getElementById("result-id").textContent = payment.payment_intent ?? "";
+    document.getElementById("result-payment-method").textContent = payment.payment_method ?? "";
     document.getElementById("result-fingerprint").textContent = card.fingerprint ?? "";
     result.hidden = false;
   }
 
-  async function savePaymentMethod(tokenId) {
-    const response = await fetch("/demo/payment_methods", {
+  async function pay(tokenId) {
+    const response = await fetch("/demo/payments", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ token: tokenId }),
@@ -75,12 +76,12 @@
     event.preventDefault();
     payButton.disabled = true;
     form.setAttribute("aria-busy", "true");
-    status.textContent = "Saving the card\u2026";
+    status.textContent = "Paying\u2026";
     showError("");
     result.hidden = true;
     try {
       const { token } = await card.tokenize();
-      showResult(await savePaymentMethod(token.id));
+      showResult(await pay(token.id));
     } catch (error) {
       // An error about a card field is already shown under that field, which has the focus.
       if (!error.param?.startsWith("card[")) {

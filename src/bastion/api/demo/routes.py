@@ -1,6 +1,7 @@
 """The demo shop's routes. It plays a merchant: its page gets only a token from the vault's
-card fields, and its server side exchanges that token with the merchant's secret key, over
-HTTP, through the whole API like any merchant server would."""
+card fields, and its server side pays the order with it using the merchant's secret key, over
+HTTP, through the whole API like any merchant server would: the token becomes a payment
+method, and a PaymentIntent is created and confirmed with it."""
 
 import html
 import json
@@ -23,14 +24,17 @@ from bastion.platform.secret_files import read_secret, write_secret
 from bastion.platform.settings import Settings
 
 router = APIRouter(prefix="/demo", include_in_schema=False)
-PUBLIC_PATHS = frozenset({"/demo/checkout", "/demo/checkout.js", "/demo/checkout.css", "/demo/payment_methods"})
+PUBLIC_PATHS = frozenset({"/demo/checkout", "/demo/checkout.js", "/demo/checkout.css", "/demo/payments"})
 
 _ASSETS = resources.files("bastion.api.demo")
-_EXCHANGE_TIMEOUT_S = 15.0
+_API_TIMEOUT_S = 30.0
 # The demo's write route spends the demo merchant's budget with its secret key, for anyone
-# who can reach the page: a few saves per client address.
-SAVES_PER_S = 1
-SAVES_BURST = 5
+# who can reach the page: a few payments per client address.
+PAYMENTS_PER_S = 1
+PAYMENTS_BURST = 5
+# The order on the page: a T-shirt and its shipping.
+ORDER_AMOUNT = 2950
+ORDER_CURRENCY = "EUR"
 
 
 def credentials_path(data_dir: Path) -> Path:
@@ -93,17 +97,47 @@ class DemoToken(BaseModel):
     token: Annotated[str, StringConstraints(max_length=64)]
 
 
-@router.post("/payment_methods")
-async def save_payment_method(request: Request, body: DemoToken) -> JsonResponse:
-    """The shop's server: exchange the token for a payment method with the secret key."""
+@router.post("/payments")
+async def pay(request: Request, body: DemoToken) -> JsonResponse:
+    """The shop's server: the token becomes a payment method, which pays the order. The page gets
+    what a shop would show: the outcome, the intent and the card's brand and last four digits;
+    a declined card's message as an error."""
     limiter: RateLimiter = request.app.state.demo_rate_limiter
     limiter.check(client_ip(request) or "unknown")
     secret = _credentials(request)["secret"]
     transport = httpx.ASGITransport(app=request.app, client=("127.0.0.1", 0))
-    async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url), timeout=_EXCHANGE_TIMEOUT_S) as api:
-        answer = await api.post(
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url=str(request.base_url), timeout=_API_TIMEOUT_S, headers=headers
+    ) as api:
+        method = await api.post(
             "/v1/payment_methods",
             json={"type": "card", "card": {"token": body.token}, "metadata": {"source": "demo checkout"}},
-            headers={"Authorization": f"Bearer {secret}"},
         )
-    return JsonResponse(answer.json(), status_code=answer.status_code)
+        if method.status_code != httpx.codes.OK:
+            return JsonResponse(method.json(), status_code=method.status_code)
+        intent = await api.post(
+            "/v1/payment_intents",
+            json={
+                "amount": ORDER_AMOUNT,
+                "currency": ORDER_CURRENCY,
+                "payment_method": method.json()["id"],
+                "confirm": True,
+                "description": "Bastion demo shop order",
+            },
+            headers={"Idempotency-Key": f"demo-{body.token}"},
+        )
+    if intent.status_code != httpx.codes.OK:
+        return JsonResponse(intent.json(), status_code=intent.status_code)
+    card = method.json()["card"]
+    paid = intent.json()
+    return JsonResponse(
+        {
+            "status": paid["status"],
+            "payment_intent": paid["id"],
+            "amount": paid["amount"],
+            "currency": paid["currency"],
+            "payment_method": method.json()["id"],
+            "card": {"brand": card["brand"], "last4": card["last4"], "fingerprint": card["fingerprint"]},
+        }
+    )

@@ -9,7 +9,7 @@ from bastion.platform.crypto import KeyedHasher
 from bastion.platform.db import Actor, Database, Tenant
 
 _ACTOR = Actor(id="demo-setup")
-_SCOPES = ["payment_methods:read", "payment_methods:write"]
+_SCOPES = ["payment_methods:read", "payment_methods:write", "payment_intents:read", "payment_intents:write"]
 
 
 async def ensure_demo_shop(database: Database, hasher: KeyedHasher, data_dir: Path, origin: str) -> str:
@@ -19,11 +19,19 @@ async def ensure_demo_shop(database: Database, hasher: KeyedHasher, data_dir: Pa
         # The API may listen elsewhere than last time: its origin must still frame the fields.
         async with database.unit_of_work(Tenant(saved["merchant_id"], livemode=False), _ACTOR) as uow:
             await add_allowed_origin(uow, origin)
+            if saved.get("scopes") != " ".join(_SCOPES):
+                # A shop made by an older Bastion, whose key cannot do what the page does now.
+                issued = await create_api_key(uow, hasher, _SCOPES)
+                saved = saved | {"secret": issued.secret, "publishable": issued.publishable, "scopes": " ".join(_SCOPES)}
+                save_credentials(data_dir, saved)
         return saved["merchant_id"]
     merchant_id = new_id("mer")
     async with database.unit_of_work(Tenant(merchant_id, livemode=False), _ACTOR) as uow:
         await create_merchant(uow, "Bastion demo shop")
         issued = await create_api_key(uow, hasher, _SCOPES)
         await add_allowed_origin(uow, origin)
-    save_credentials(data_dir, {"merchant_id": merchant_id, "secret": issued.secret, "publishable": issued.publishable})
+    save_credentials(
+        data_dir,
+        {"merchant_id": merchant_id, "secret": issued.secret, "publishable": issued.publishable, "scopes": " ".join(_SCOPES)},
+    )
     return merchant_id

@@ -1,0 +1,43 @@
+"""`bastion payments check`: the payments' books against the ledger, as the owner."""
+
+import asyncio
+import dataclasses
+import json
+from typing import Annotated
+
+import typer
+
+from bastion import bootstrap
+from bastion.cli.common import fail, with_owner_database
+from bastion.payments.check import Disagreement, PaymentsSummary, check_payments
+from bastion.platform.db import Database
+from bastion.platform.settings import Settings
+
+payments_app = typer.Typer(help="Check the payments' books.", no_args_is_help=True)
+
+
+@payments_app.command("check")
+def payments_check(as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Prove that every intent, charge and refund agrees with the others and with the ledger, and
+    that the journal balances; exit 1 naming the first object that disagrees (reads only)."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> Disagreement | PaymentsSummary:
+        # One snapshot: payments committed while the check runs cannot look like faults.
+        async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
+            return await check_payments(connection, database.clock.now())
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        result = asyncio.run(with_owner_database(url, work))
+    ok = isinstance(result, PaymentsSummary)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, **dataclasses.asdict(result)}))
+        if not ok:
+            raise typer.Exit(code=1)
+        return
+    if isinstance(result, Disagreement):
+        raise fail(f"payments check failed: {result.subject}: {result.message}")
+    typer.echo(
+        f"payments consistent: {result.intents} intents, {result.charges} charges, {result.refunds} refunds, "
+        f"{result.books} merchant books and {result.journal_entries} journal entries checked"
+    )
