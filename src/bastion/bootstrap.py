@@ -29,7 +29,7 @@ from bastion.api.demo.shop import ensure_demo_shop
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
-from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases
+from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases, sync_phases
 from bastion.payments.refunds import refund_phases
 from bastion.payments.sandbox import SandboxConnector
 from bastion.payments.service import payment_method_phases
@@ -192,6 +192,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         capture_phases(connector),
         cancel_phases(connector),
         refund_phases(connector),
+        sync_phases(connector),
     ]
     return Services(
         settings=settings,

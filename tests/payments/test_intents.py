@@ -3,6 +3,7 @@ and the session's sandbox acquirer: automatic and manual capture, partial captur
 cancels, illegal transitions, replays, currencies of 0 and 3 decimals; and what each leaves in
 the ledger and in the acquirer's own record."""
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.vault import exchange, token_id
 
+CONCURRENT = 12
 DECLINES = [
     ("4000000000000002", "card_declined", "generic_decline"),
     ("4000000000009995", "card_declined", "insufficient_funds"),
@@ -289,3 +291,27 @@ async def test_list_filters_by_customer_and_creation(payer: Credentials, platfor
     assert len(since["data"]) == 2
     before = await _get(platform, payer, "/v1/payment_intents", **{"created[lte]": mine["created"] - 1})
     assert before["data"] == []
+
+
+async def test_concurrent_payments_and_captures_of_one_merchant_all_succeed(
+    payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase
+) -> None:
+    # Each finish locks its ledger balances in one step: concurrent ones cannot deadlock.
+    methods = [await _payment_method(platform, vault, payer) for _ in range(2 * CONCURRENT)]
+    automatic = [
+        {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True} for method in methods[:CONCURRENT]
+    ]
+    manual = [
+        body | {"payment_method": method, "capture_method": "manual"}
+        for body, method in zip(automatic, methods[CONCURRENT:], strict=True)
+    ]
+    paid = await asyncio.gather(*(_post(platform, payer, "/v1/payment_intents", body) for body in automatic + manual))
+    assert [answer.status_code for answer in paid] == [200] * (2 * CONCURRENT), [answer.text for answer in paid]
+    authorized = [answer.json()["id"] for answer in paid[CONCURRENT:]]
+    captured = await asyncio.gather(
+        *(_post(platform, payer, f"/v1/payment_intents/{intent}/capture", {"amount_to_capture": 600}) for intent in authorized)
+    )
+    assert [answer.json()["status"] for answer in captured] == ["succeeded"] * CONCURRENT
+    # 2.9 % of 10.00 and of 6.00, plus 0.30 each.
+    fees = CONCURRENT * (29 + 30) + CONCURRENT * (17 + 30)
+    assert (await _books(test_database, payer))["balance_pending"] == (CONCURRENT * (1000 + 600) - fees, 0)

@@ -20,6 +20,7 @@ from bastion.customers.routes import router as customers_router
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
+from bastion.payments.jobs import payments_janitor_forever
 from bastion.payments.routes import balance_router, charges_router, intents_router, refunds_router
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
@@ -84,13 +85,16 @@ def _published_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        janitor = asyncio.create_task(
-            resume_abandoned_forever(services.commands, services.settings.idempotency_resume_interval_s)
-        )
+        interval_s = services.settings.idempotency_resume_interval_s
+        janitors = [
+            asyncio.create_task(resume_abandoned_forever(services.commands, interval_s)),
+            asyncio.create_task(payments_janitor_forever(services.commands, interval_s)),
+        ]
         yield
-        janitor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await janitor
+        for janitor in janitors:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
         await services.vault.close()
         for client in services.outbound:
             await client.aclose()

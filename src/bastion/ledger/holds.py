@@ -2,7 +2,16 @@
 expiry job. Each writes one entry derived from the journal, through the posting engine."""
 
 from bastion.ledger import repository
-from bastion.ledger.domain import EntryKind, Plan, already_resolved, resolution_plan, reversal_plan
+from bastion.ledger.domain import (
+    EntryDraft,
+    EntryKind,
+    Plan,
+    already_resolved,
+    check_draft,
+    new_plan,
+    resolution_plan,
+    reversal_plan,
+)
 from bastion.ledger.entries import entry_resource, entry_row, stored_draft
 from bastion.ledger.errors import EntryNotPending, LedgerRejected, PlatformEntry
 from bastion.ledger.posting import write_plans
@@ -34,24 +43,42 @@ async def _hold_plan(uow: UnitOfWork, hold_id: str, kind: EntryKind, amount_mino
     )
 
 
-async def _resolve(uow: UnitOfWork, plan: Plan, *, platform: bool) -> Entry:
+async def _resolve(uow: UnitOfWork, plan: Plan, *, platform: bool, with_plans: tuple[Plan, ...] = ()) -> Entry:
     """Write an entry derived from the journal: its accounts were checked when the entry it
     derives from was posted. One that moves the platform's accounts is written only with
-    `platform` (a context's own resolution, or the expiry job), never for the merchant's API."""
+    `platform` (a context's own resolution, or the expiry job), never for the merchant's API.
+    `with_plans` are written with it, in one step."""
     accounts = {p.account_id for p in plan.draft.postings} | {account_id for account_id, _, _ in plan.releases}
+    accounts |= {p.account_id for extra in with_plans for p in extra.draft.postings}
     if not platform and await repository.foreign_accounts(uow.connection, uow.tenant, sorted(accounts)):
         target = plan.pending_entry_id or plan.reverses_entry_id
         raise PlatformEntry(
             f"The entry '{target}' moves the platform's accounts: it is not resolved or reversed here", param="id"
         )
-    await write_plans(uow, [(0, plan)], {}, plan.effective_at, platform=True)
+    indexed = [(0, plan), *((index, extra) for index, extra in enumerate(with_plans, start=1))]
+    await write_plans(uow, indexed, {}, plan.effective_at, platform=True)
     return entry_resource(plan, created_at=plan.effective_at, livemode=uow.tenant.livemode, moment=plan.effective_at)
 
 
-async def post_pending(uow: UnitOfWork, hold_id: str, amount_minor: int | None = None, *, platform: bool = False) -> Entry:
+async def post_pending(
+    uow: UnitOfWork,
+    hold_id: str,
+    amount_minor: int | None = None,
+    *,
+    platform: bool = False,
+    with_entry: EntryDraft | None = None,
+) -> Entry:
     """Post a hold, in full or for a smaller amount; the rest of the reservation is released.
-    With `platform`, also a hold on the platform's accounts (see `_resolve`)."""
-    return await _resolve(uow, await _hold_plan(uow, hold_id, EntryKind.POST_PENDING, amount_minor), platform=platform)
+    With `platform`, also a hold on the platform's accounts (see `_resolve`). With `with_entry`,
+    that entry too, in the same step: every balance both touch is locked at once, in one order,
+    so that a context's capture and its fee never lock in two rounds, which two captures at
+    once could take in opposite orders (a deadlock)."""
+    plan = await _hold_plan(uow, hold_id, EntryKind.POST_PENDING, amount_minor)
+    extra: tuple[Plan, ...] = ()
+    if with_entry is not None:
+        check_draft(with_entry, plan.effective_at)
+        extra = (new_plan(with_entry, plan.effective_at),)
+    return await _resolve(uow, plan, platform=platform, with_plans=extra)
 
 
 async def void_pending(uow: UnitOfWork, hold_id: str, *, platform: bool = False) -> Entry:

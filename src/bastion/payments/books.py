@@ -75,30 +75,34 @@ async def hold_authorization(uow: UnitOfWork, charge_id: str, authorized: Money)
     return entry["id"]
 
 
-async def _charge_fee(uow: UnitOfWork, accounts: _Accounts, charge_id: str, fee: Money) -> None:
-    if fee.amount_minor > 0:
-        draft = ledger.EntryDraft(
-            postings=_transfer(accounts.pending, accounts.fee_revenue, fee), reference=f"{charge_id}:fee", description="fee"
-        )
-        await ledger.post_entry(uow, draft, platform=True)
+def _fee_entry(accounts: _Accounts, charge_id: str, fee: Money) -> ledger.EntryDraft | None:
+    if fee.amount_minor == 0:
+        return None
+    return ledger.EntryDraft(
+        postings=_transfer(accounts.pending, accounts.fee_revenue, fee), reference=f"{charge_id}:fee", description="fee"
+    )
+
+
+# Each finish writes its entries in one call of the ledger, which locks every balance they touch
+# at once and in one order: two captures locking in two rounds could each hold what the other waits for.
 
 
 async def capture_authorization(uow: UnitOfWork, charge_id: str, hold_id: str, captured: Money, fee: Money) -> None:
-    """The hold posted for what was captured (the ledger releases the rest), then the fee."""
-    await ledger.post_pending(uow, hold_id, captured.amount_minor)
-    await _charge_fee(uow, await _accounts(uow, captured.currency), charge_id, fee)
+    """The hold posted for what was captured (the ledger releases the rest), with the fee."""
+    fee_entry = _fee_entry(await _accounts(uow, captured.currency), charge_id, fee)
+    await ledger.post_pending(uow, hold_id, captured.amount_minor, platform=True, with_entry=fee_entry)
 
 
 async def capture_at_once(uow: UnitOfWork, charge_id: str, captured: Money, fee: Money) -> None:
     """An authorization captured in the same call (capture_method automatic): no hold."""
     accounts = await _accounts(uow, captured.currency)
-    draft = ledger.EntryDraft(
+    capture = ledger.EntryDraft(
         postings=_transfer(accounts.receivable, accounts.pending, captured),
         reference=f"{charge_id}:capture",
         description="capture",
     )
-    await ledger.post_entry(uow, draft)
-    await _charge_fee(uow, accounts, charge_id, fee)
+    fee_entry = _fee_entry(accounts, charge_id, fee)
+    await ledger.post_entries(uow, [capture] if fee_entry is None else [capture, fee_entry], platform=True)
 
 
 async def release_authorization(uow: UnitOfWork, hold_id: str) -> None:

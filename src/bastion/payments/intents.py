@@ -42,7 +42,6 @@ from bastion.payments.events import (
 from bastion.payments.pricing import price_in
 from bastion.payments.resources import CardErrorBody, CardErrorDetail, PaymentError, PaymentIntent, PaymentIntentList
 from bastion.payments.schemas import (
-    PaymentIntentCancel,
     PaymentIntentCapture,
     PaymentIntentConfirm,
     PaymentIntentCreate,
@@ -56,6 +55,7 @@ from bastion.platform.pagination import PageRequest, check_cursors
 CONFIRM = "payment_intent.confirm"
 CAPTURE = "payment_intent.capture"
 CANCEL = "payment_intent.cancel"
+SYNC = "payment_intent.sync"
 _CARD_ERROR_STATUS = 402
 
 
@@ -335,46 +335,52 @@ def confirm_phases(connector: Connector) -> Phases:
         )
         return (await connector.authorize(tenant, request)).to_outcome()
 
-    async def record(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
-        answer = Answer.from_outcome(outcome)
-        intent = await _intent(uow, state["intent"], for_update=True)
-        charge = await charge_row(uow, state["charge"], for_update=True)
-        amount = Money(state["amount"], state["currency"])
-        reference: dict[str, Any] = {"connector_reference": answer.reference}
-        if answer.result == AttemptResult.AUTHORIZED:
-            hold = await books.hold_authorization(uow, charge["id"], amount)
-            changes: dict[str, Any] = {"status": "succeeded", "outcome": approved_outcome(), "authorization_entry_id": hold}
-            await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
-            intent_changes = {"status": IntentStatus.REQUIRES_CAPTURE, "amount_capturable": amount.amount_minor}
-            return await _write_intent(
-                uow,
-                intent,
-                intent_changes,
-                action="payment_intent.authorize",
-                event_types=[PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED],
-            )
-        if answer.result == AttemptResult.CAPTURED:
-            fee = (await price_in(uow, amount.currency))[0].fee(amount)
-            await books.capture_at_once(uow, charge["id"], amount, fee)
-            changes = {
-                "status": "succeeded",
-                "outcome": approved_outcome(),
-                "captured": True,
-                "amount_captured": amount.amount_minor,
-                "fee": fee.amount_minor,
-            }
-            await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED, CHARGE_CAPTURED])
-            intent_changes = {"status": IntentStatus.SUCCEEDED, "amount_received": amount.amount_minor}
-            return await _write_intent(
-                uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
-            )
-        if answer.result in (AttemptResult.DECLINED, AttemptResult.FAILED):
-            return await _record_failure(uow, intent, charge, answer)
-        # Unknown: nothing is posted and the intent stays processing, until a sync settles it.
-        await write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
-        return intent_resource(intent)
+    return Phases(name=CONFIRM, call=authorize, finish=_record_attempt, undo=_undo_confirm)
 
-    return Phases(name=CONFIRM, call=authorize, finish=record, undo=_undo_confirm)
+
+async def _record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
+    """What the connector answered to an authorization (the confirm's, or a sync's), recorded."""
+    answer = Answer.from_outcome(outcome)
+    intent = await _intent(uow, state["intent"], for_update=True)
+    charge = await charge_row(uow, state["charge"], for_update=True)
+    if charge["status"] != "pending" or intent["status"] != IntentStatus.PROCESSING:
+        # Settled by another sync meanwhile (each API process has a janitor): recorded once.
+        return intent_resource(intent)
+    amount = Money(state["amount"], state["currency"])
+    reference: dict[str, Any] = {"connector_reference": answer.reference}
+    if answer.result == AttemptResult.AUTHORIZED:
+        hold = await books.hold_authorization(uow, charge["id"], amount)
+        changes: dict[str, Any] = {"status": "succeeded", "outcome": approved_outcome(), "authorization_entry_id": hold}
+        await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
+        intent_changes = {"status": IntentStatus.REQUIRES_CAPTURE, "amount_capturable": amount.amount_minor}
+        return await _write_intent(
+            uow,
+            intent,
+            intent_changes,
+            action="payment_intent.authorize",
+            event_types=[PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED],
+        )
+    if answer.result == AttemptResult.CAPTURED:
+        fee = (await price_in(uow, amount.currency))[0].fee(amount)
+        await books.capture_at_once(uow, charge["id"], amount, fee)
+        changes = {
+            "status": "succeeded",
+            "outcome": approved_outcome(),
+            "captured": True,
+            "amount_captured": amount.amount_minor,
+            "fee": fee.amount_minor,
+        }
+        await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED, CHARGE_CAPTURED])
+        intent_changes = {"status": IntentStatus.SUCCEEDED, "amount_received": amount.amount_minor}
+        return await _write_intent(
+            uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
+        )
+    if answer.result in (AttemptResult.DECLINED, AttemptResult.FAILED):
+        return await _record_failure(uow, intent, charge, answer)
+    # Unknown: nothing is posted and the intent stays processing, until a sync settles it.
+    if charge["outcome"] != unknown_outcome() or charge["connector_reference"] != answer.reference:
+        await write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
+    return intent_resource(intent)
 
 
 async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer) -> Reply:
@@ -417,6 +423,32 @@ async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
     charge = await charge_row(uow, state["charge"], for_update=True)
     if intent["status"] == IntentStatus.PROCESSING and charge["status"] == "pending":
         await _record_failure(uow, intent, charge, Answer(AttemptResult.FAILED, message="The payment could not be completed."))
+
+
+# Sync: an attempt whose answer was unknown, asked about again (payments/jobs.py).
+
+
+async def start_sync(uow: UnitOfWork, charge_id: str) -> State:
+    # The intent's row first, then the charge's, in the order every other command locks them.
+    intent = await _intent(uow, (await charge_row(uow, charge_id))["payment_intent_id"], for_update=True)
+    charge = await charge_row(uow, charge_id, for_update=True)
+    unknown = (charge["outcome"] or {}).get("type") == "unknown"
+    if not (unknown and charge["status"] == "pending" and intent["status"] == IntentStatus.PROCESSING):
+        raise PaymentIntentUnexpectedState(f"The charge {charge_id} is settled already: nothing to sync.", param="charge")
+    return {
+        "intent": intent["id"],
+        "charge": charge_id,
+        "amount": charge["amount"],
+        "currency": charge["currency"],
+        "capture": intent["capture_method"] == "automatic",
+    }
+
+
+def sync_phases(connector: Connector) -> Phases:
+    async def sync(tenant: Tenant, state: State) -> Outcome:
+        return (await connector.sync(tenant, state["charge"])).to_outcome()
+
+    return Phases(name=SYNC, call=sync, finish=_record_attempt)
 
 
 # Capture and cancel: the intent is marked as changing at the processor until the command finishes.
@@ -462,7 +494,7 @@ def capture_phases(connector: Connector) -> Phases:
     return Phases(name=CAPTURE, call=capture, finish=record, undo=_clear_in_flight)
 
 
-async def start_cancel(uow: UnitOfWork, intent_id: str, request: PaymentIntentCancel) -> State:
+async def start_cancel(uow: UnitOfWork, intent_id: str, reason: str | None) -> State:
     row = await _intent(uow, intent_id, for_update=True)
     _not_in_flight(row)
     check_action(IntentAction.CANCEL, IntentStatus(row["status"]))
@@ -471,7 +503,7 @@ async def start_cancel(uow: UnitOfWork, intent_id: str, request: PaymentIntentCa
     await _write_intent(uow, row, {"command_in_flight": "cancel"}, action="payment_intent.cancel_started")
     return {
         "intent": row["id"],
-        "reason": request.cancellation_reason,
+        "reason": reason,
         # Only an authorization is voided at the acquirer; before it, nothing is there to void.
         "charge": None if charge is None else charge["id"],
         "reference": None if charge is None else charge["connector_reference"],

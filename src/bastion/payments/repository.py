@@ -382,3 +382,19 @@ async def expected_books(connection: Connection) -> list[AnyRow]:
 async def payment_counts(connection: Connection) -> AnyRow:
     row: AnyRow = await connection.fetchrow(_COUNTS)
     return row
+
+
+# The janitor's finds across merchants, through functions of the owner (the API's role sees one
+# merchant at a time): ids only, each then handled in its merchant's unit of work.
+_STALE_AUTHORIZATIONS = "SELECT merchant_id, livemode, id FROM payments_stale_authorizations($1, $2)"
+_UNKNOWN_ATTEMPTS = "SELECT merchant_id, livemode, id FROM payments_unknown_attempts($1, $2)"
+
+
+async def stale_authorizations(connection: Connection, authorized_before: datetime, count_max: int) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_STALE_AUTHORIZATIONS, authorized_before, count_max)
+    return rows
+
+
+async def unknown_attempts(connection: Connection, answered_before: datetime, count_max: int) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_UNKNOWN_ATTEMPTS, answered_before, count_max)
+    return rows

@@ -154,9 +154,9 @@ async def capture_payment_intent(
 async def cancel_payment_intent(
     intent_id: PaymentIntentId, context: IntentWriter, body: PaymentIntentCancel | None = None
 ) -> JsonResponse:
-    request = body or PaymentIntentCancel()
+    reason = None if body is None else body.cancellation_reason
     phases = context.services.commands.registry[intents.CANCEL]
-    return await context.phased(phases, lambda uow: intents.start_cancel(uow, intent_id, request))
+    return await context.phased(phases, lambda uow: intents.start_cancel(uow, intent_id, reason))
 
 
 @charges_router.get("/{charge_id}", summary="Retrieve a charge", responses=documented(Charge))

@@ -3,6 +3,7 @@ authorization goes through the vault's forward, which fills the card into the re
 flows that carry no card data (capture, void, sync) go straight to the acquirer."""
 
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -76,39 +77,50 @@ class SandboxConnector:
         return _mapped(forwarded["status"], forwarded["fields"], amount=request.amount, currency=request.currency)
 
     async def capture(self, tenant: Tenant, charge_id: str, reference: str, amount: int) -> Answer:
-        answer = await self._post(f"/v1/payments/{reference}/capture", {"amount": amount}, f"{charge_id}:capture")
-        return _mapped(answer.status_code, answer.json(), amount=None, currency=None)
+        status, fields = await self._call("POST", f"/v1/payments/{reference}/capture", f"{charge_id}:capture", {"amount": amount})
+        return _mapped(status, fields, amount=None, currency=None)
 
     async def void(self, tenant: Tenant, charge_id: str, reference: str) -> Answer:
-        answer = await self._post(f"/v1/payments/{reference}/void", {}, f"{charge_id}:void")
-        return _mapped(answer.status_code, answer.json(), amount=None, currency=None)
+        status, fields = await self._call("POST", f"/v1/payments/{reference}/void", f"{charge_id}:void", {})
+        return _mapped(status, fields, amount=None, currency=None)
 
     async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
-        answer = await self._post(f"/v1/payments/{reference}/refunds", {"reference": refund_id, "amount": amount}, refund_id)
-        fields = answer.json() if answer.status_code == httpx.codes.OK else None
-        if fields is not None and fields.get("status") == "succeeded" and fields.get("amount") == amount:
+        body = {"reference": refund_id, "amount": amount}
+        status, fields = await self._call("POST", f"/v1/payments/{reference}/refunds", refund_id, body)
+        if (
+            status == httpx.codes.OK
+            and fields is not None
+            and fields.get("status") == "succeeded"
+            and fields.get("amount") == amount
+        ):
             return Answer(AttemptResult.REFUNDED, reference=fields.get("id"))
-        return _mapped(answer.status_code, fields or answer.json(), amount=None, currency=None)
+        return _mapped(status, fields, amount=None, currency=None)
 
     async def sync(self, tenant: Tenant, charge_id: str) -> Answer:
-        try:
-            answer = await self._client.get(
-                "/v1/payments",
-                params={"merchant": tenant.merchant_id, "reference": charge_id},
-                headers={"authorization": f"Bearer {self._api_key}"},
-            )
-        except httpx.HTTPError as error:
-            raise ProcessorUnavailable(f"The sandbox acquirer could not be reached ({type(error).__name__}).") from None
-        if answer.status_code == httpx.codes.NOT_FOUND:
+        query = f"/v1/payments?{urlencode({'merchant': tenant.merchant_id, 'reference': charge_id})}"
+        status, fields = await self._call("GET", query, None, None)
+        if status == httpx.codes.NOT_FOUND:
             # It never received the authorization: nothing to settle there.
             return Answer(AttemptResult.FAILED, message="The acquirer has no record of this attempt.")
-        return _mapped(answer.status_code, answer.json(), amount=None, currency=None)
+        if status != httpx.codes.OK:
+            # Any other refusal says nothing of the attempt: asked again next round.
+            raise ProcessorUnavailable(f"The sandbox acquirer answered the sync with {status}.")
+        return _mapped(status, fields, amount=None, currency=None)
 
-    async def _post(self, path: str, body: dict[str, Any], key: str) -> httpx.Response:
+    async def _call(
+        self, method: str, path: str, key: str | None, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any] | None]:
+        """The acquirer's status and JSON answer (None when it is not JSON)."""
+        headers = self._headers(key) if key is not None else {"authorization": f"Bearer {self._api_key}"}
         try:
-            return await self._client.post(path, json=body, headers=self._headers(key))
+            answer = await self._client.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as error:
             raise ProcessorUnavailable(f"The sandbox acquirer could not be reached ({type(error).__name__}).") from None
+        try:
+            fields = answer.json()
+        except ValueError:
+            fields = None
+        return answer.status_code, fields if isinstance(fields, dict) else None
 
 
 def _mapped(status: int, fields: dict[str, Any] | None, *, amount: int | None, currency: str | None) -> Answer:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -93,6 +94,8 @@ payment_intents = Table(
     CheckConstraint("0 <= amount_received AND amount_received <= amount", name="amount_received"),
     Index("ix_payment_intents_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
     Index("ix_payment_intents_customer_id", "customer_id"),
+    # What the janitor looks for: authorizations to void when stale, attempts to sync.
+    Index("ix_payment_intents_open", "latest_charge_id", postgresql_where=text("status IN ('requires_capture', 'processing')")),
 )
 
 # One row per attempt to authorize an intent, as Stripe's charges.

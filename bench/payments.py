@@ -1,0 +1,398 @@
+"""Benchmark: payments. PaymentIntents created and confirmed with automatic capture, through the
+vault's forward and the sandbox acquirer, against plain customer creates (and pgbench) on the
+same database in the same run.
+
+One run, one scratch database (migrated like the tests'), one real process each of `bastion
+vault`, `bastion acquirer` and `bastion api`:
+
+- preparation, not measured: a merchant and its test key; one payment method per payment, each
+  from a test card tokenized on the vault's browser origin and exchanged through the API;
+- the anchor: `POST /v1/customers` from the same clients, then `pgbench -N` on the same database;
+- confirms: `POST /v1/payment_intents` with `confirm: true` (a fresh payment method each), from
+  keep-alive clients; the CPU time each process (API, vault, acquirer, PostgreSQL) spent in the
+  measured phase, per confirm.
+
+Every loop is bounded in count and time. Every confirm must answer a succeeded intent, the
+acquirer must then hold exactly those captures, and `bastion payments check` must find the
+books consistent, or the run fails.
+
+    python bench/payments.py [--quick] [--count 1000] [--clients 16] [--database-url URL]
+
+Writes bench/results/payments.json and rewrites its own section of docs/benchmarks.md
+(`--quick` is a smoke run in seconds that writes only a temporary JSON).
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
+import uvloop
+
+from bastion import bootstrap
+from bastion.kernel.ids import new_id
+from bastion.merchants import create_api_key, create_merchant
+from bastion.payments.check import PaymentsSummary, check_payments
+from bastion.platform.crypto import KeyedHasher, LocalKeyring
+from bastion.platform.db import Actor, Tenant, plain_dsn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.api and the test helpers
+from bench.api import (
+    RATE_LIMIT_UNTHROTTLED,
+    BenchFailed,
+    HttpConnection,
+    Phase,
+    bounded_int,
+    cpu_s,
+    create_customer_request,
+    doc_markers,
+    fetch_value,
+    log_tail,
+    machine,
+    percentile_ms,
+    pgbench_binary,
+    postgres_processes,
+    run_and_report,
+    run_pgbench,
+    timed_request,
+    verdict,
+)
+from bench.ledger import revision
+from tests.support.postgres import (
+    ApiProcess,
+    TestDatabase,
+    migrated_database,
+    running_acquirer,
+    running_api_process,
+    running_vault,
+    server_url,
+)
+
+COUNT_DEFAULT = 1_000
+COUNT_MAX = 20_000
+QUICK_COUNT = 50
+CLIENTS_DEFAULT = 16
+CLIENTS_MAX = 64
+PREPARE_CLIENTS = 8
+WARMUP_COUNT = 50
+TIME_LIMIT_S = 180.0
+PREPARE_TIME_LIMIT_S = 300.0
+REQUEST_TIMEOUT_S = 15.0
+AMOUNT = 2_000
+CURRENCY = "EUR"
+EXP_YEAR = datetime.now(UTC).year + 2
+# The test cards that succeed at the sandbox acquirer, in turn.
+CARDS = ("4242424242424242", "5555555555554444", "378282246310005")
+
+TARGET_RATIO_MIN = 0.5
+TARGET_P99_MS_MAX = 100.0
+
+DOC_START, DOC_END = doc_markers("payments")
+
+
+@dataclass(frozen=True)
+class Merchant:
+    merchant_id: str
+    secret: str
+    publishable: str
+
+
+async def _merchant(database: TestDatabase) -> Merchant:
+    hasher = KeyedHasher(LocalKeyring.open(database.data_dir, create=False).secret(bootstrap.API_KEY_HASH_PURPOSE))
+    owner = bootstrap.owner_database(database.owner_url)
+    merchant_id = new_id("mer")
+    tenant = Tenant(merchant_id=merchant_id, livemode=False)
+    try:
+        async with owner.unit_of_work(tenant, Actor(id="bench")) as uow:
+            await create_merchant(uow, "Benchmark merchant")
+            issued = await create_api_key(uow, hasher, None)
+    finally:
+        await owner.dispose()
+    return Merchant(merchant_id, issued.secret, issued.publishable)
+
+
+async def _payment_methods(vault_url: str, api_url: str, merchant: Merchant, count: int) -> list[str]:
+    """`count` payment methods, each from a card tokenized on the vault's origin (bounded in time)."""
+    deadline = time.monotonic() + PREPARE_TIME_LIMIT_S
+    made: list[str] = []
+    next_index = 0
+
+    async def worker(vault: httpx.AsyncClient, api: httpx.AsyncClient) -> None:
+        nonlocal next_index
+        while next_index < count:
+            if time.monotonic() > deadline:
+                raise BenchFailed(f"preparing payment methods took over {PREPARE_TIME_LIMIT_S:.0f} s")
+            index = next_index
+            next_index += 1
+            number = CARDS[index % len(CARDS)]
+            # American Express takes four digits of security code.
+            card = {"number": number, "exp_month": 12, "exp_year": EXP_YEAR, "cvc": "1234" if number[0] == "3" else "123"}
+            token = await vault.post("/v1/tokens", json={"card": card})
+            if token.status_code != httpx.codes.OK:
+                raise BenchFailed(f"tokenize: HTTP {token.status_code}: {token.text[:300]}")
+            method = await api.post("/v1/payment_methods", json={"type": "card", "card": {"token": token.json()["id"]}})
+            if method.status_code != httpx.codes.OK:
+                raise BenchFailed(f"payment method: HTTP {method.status_code}: {method.text[:300]}")
+            made.append(method.json()["id"])
+
+    async with (
+        httpx.AsyncClient(base_url=vault_url, headers={"Authorization": f"Bearer {merchant.publishable}"}, timeout=30) as vault,
+        httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {merchant.secret}"}, timeout=30) as api,
+    ):
+        await asyncio.gather(*(worker(vault, api) for _ in range(PREPARE_CLIENTS)))
+    return made
+
+
+def _confirm_request(port: int, secret: str, run_id: str, index: int, payment_method: str) -> bytes:
+    body = orjson.dumps({"amount": AMOUNT, "currency": CURRENCY, "payment_method": payment_method, "confirm": True})
+    head = (
+        "POST /v1/payment_intents HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {secret}\r\n"
+        f"Idempotency-Key: bench-payment-{run_id}-{index}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+Request = Callable[[int], bytes]
+Accept = Callable[[int, bytes], bool]
+
+
+async def _run_phase(port: int, clients: int, phase: Phase, request: Request, accept: Accept) -> None:
+    async def client() -> None:
+        connection = await HttpConnection.open(port)
+        try:
+            while (index := phase.take()) is not None:
+                answer = await timed_request(connection, request(index), index, phase)
+                if answer is None:
+                    return
+                status, body = answer
+                if not accept(status, body):
+                    phase.fail(f"request {index}: HTTP {status}: {body[:300]!r}")
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    phase.wall_s = time.perf_counter() - started
+
+
+def _customer_created(status: int, body: bytes) -> bool:
+    return status == httpx.codes.OK and orjson.loads(body).get("object") == "customer"
+
+
+def _payment_succeeded(status: int, body: bytes) -> bool:
+    return status == httpx.codes.OK and orjson.loads(body).get("status") == "succeeded"
+
+
+@dataclass(frozen=True)
+class Processes:
+    api: psutil.Process
+    vault: psutil.Process
+    acquirer: psutil.Process
+
+    def cpu(self) -> dict[str, float]:
+        return {
+            "api": cpu_s([self.api]),
+            "vault": cpu_s([self.vault, *self.vault.children(recursive=True)]),
+            "acquirer": cpu_s([self.acquirer]),
+            "postgres": cpu_s(postgres_processes()),
+        }
+
+
+def _process_on(port: int) -> psutil.Process:
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid is not None:
+            return psutil.Process(connection.pid)
+    raise BenchFailed(f"no process listens on port {port}")
+
+
+async def _measure(phase: Phase, run: Callable[[], Awaitable[None]], processes: Processes) -> dict[str, float]:
+    before = processes.cpu()
+    await run()
+    after = processes.cpu()
+    done = max(len(phase.latencies_s), 1)
+    return {name: round((after[name] - before[name]) * 1000 / done, 2) for name in before}
+
+
+async def _load(
+    api: ApiProcess, merchant: Merchant, methods: list[str], processes: Processes, *, clients: int, count: int
+) -> tuple[Phase, Phase, dict[str, float]]:
+    port = int(api.url.rsplit(":", 1)[1])
+    run_id = new_id("req")[-8:]
+    customers = Phase(first_index=0, count=count, deadline=time.monotonic() + TIME_LIMIT_S)
+    await _run_phase(
+        port, clients, customers, lambda index: create_customer_request(port, merchant.secret, run_id, index), _customer_created
+    )
+    warmup = Phase(first_index=0, count=WARMUP_COUNT, deadline=time.monotonic() + TIME_LIMIT_S)
+
+    def confirm(index: int) -> bytes:
+        return _confirm_request(port, merchant.secret, run_id, index, methods[index])
+
+    await _run_phase(port, clients, warmup, confirm, _payment_succeeded)
+    confirms = Phase(first_index=WARMUP_COUNT, count=count, deadline=time.monotonic() + TIME_LIMIT_S)
+    cpu = await _measure(confirms, lambda: _run_phase(port, clients, confirms, confirm, _payment_succeeded), processes)
+    confirms.error_samples[:0] = warmup.error_samples
+    return customers, confirms, {"warmup_errors": float(warmup.errors), **cpu}
+
+
+async def _books_consistent(owner_url: str) -> PaymentsSummary:
+    connection = await asyncpg.connect(plain_dsn(owner_url))
+    try:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            result = await check_payments(connection, datetime.now(UTC))
+    finally:
+        await connection.close()
+    if not isinstance(result, PaymentsSummary):
+        raise BenchFailed(f"payments check failed: {result.subject}: {result.message}")
+    return result
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    count = QUICK_COUNT if args.quick else args.count
+    with ExitStack() as stack:
+        admin_url, bin_dir = stack.enter_context(server_url(args.database_url))
+        database = stack.enter_context(migrated_database(admin_url, bin_dir, name_prefix="bastion_bench"))
+        quiet = {
+            "BASTION_RATE_LIMIT_PER_S": RATE_LIMIT_UNTHROTTLED,
+            "BASTION_RATE_LIMIT_BURST": RATE_LIMIT_UNTHROTTLED,
+            "BASTION_LOG_LEVEL": "warning",
+        }
+        vault = stack.enter_context(running_vault(database, quiet))
+        stack.enter_context(running_acquirer(database, quiet))
+        api = stack.enter_context(running_api_process(database, quiet))
+        merchant = asyncio.run(_merchant(database))
+        print(f"preparing {WARMUP_COUNT + count} payment methods ...", flush=True)
+        methods = uvloop.run(_payment_methods(vault.url, api.url, merchant, WARMUP_COUNT + count))
+        processes = Processes(
+            api=_process_on(int(api.url.rsplit(":", 1)[1])),
+            vault=_process_on(database.vault_port),
+            acquirer=_process_on(database.acquirer_port),
+        )
+        print(f"load: {count} customer creates, then {WARMUP_COUNT} + {count} confirms, {args.clients} clients ...", flush=True)
+        customers, confirms, cpu = uvloop.run(_load(api, merchant, methods, processes, clients=args.clients, count=count))
+        errors = customers.errors + confirms.errors + int(cpu.pop("warmup_errors"))
+        if errors:
+            samples = "\n  ".join(customers.error_samples + confirms.error_samples)
+            raise BenchFailed(f"{errors} failed requests, e.g.:\n  {samples}\nAPI log tail:\n{log_tail(api.log_file)}")
+        paid = WARMUP_COUNT + len(confirms.latencies_s)
+        captured = asyncio.run(
+            fetch_value(
+                database.owner_url,
+                "SELECT count(*) FROM acquirer.payments WHERE merchant = $1 AND status = 'captured'",
+                merchant.merchant_id,
+            )
+        )
+        if captured != paid:
+            raise BenchFailed(f"{paid} payments succeeded over HTTP but the acquirer captured {captured}")
+        books = asyncio.run(_books_consistent(database.owner_url))
+        pgbench_tps, pgbench_version = run_pgbench(pgbench_binary(bin_dir), database.owner_url, args.clients)
+        confirms_per_s = len(confirms.latencies_s) / confirms.wall_s
+        customers_per_s = len(customers.latencies_s) / customers.wall_s
+        return {
+            "confirms_per_s": round(confirms_per_s, 1),
+            "p50_ms": round(percentile_ms(confirms.latencies_s, 0.50), 2),
+            "p99_ms": round(percentile_ms(confirms.latencies_s, 0.99), 2),
+            "customer_creates_per_s": round(customers_per_s, 1),
+            "ratio_to_customer_create": round(confirms_per_s / customers_per_s, 3),
+            "pgbench_n_tps": round(pgbench_tps, 1),
+            "cpu_ms_per_confirm": cpu,
+            "count": len(confirms.latencies_s),
+            "clients": args.clients,
+            "errors": errors,
+            "books_checked": {"intents": books.intents, "journal_entries": books.journal_entries},
+            "revision": revision(),
+            "machine": machine(database.owner_url, pgbench_version),
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+
+def table(results: dict[str, Any]) -> str:
+    cpu = results["cpu_ms_per_confirm"]
+    rows = [
+        ("confirms/s (automatic capture)", f"{results['confirms_per_s']:.0f}", "", ""),
+        ("p50 latency", f"{results['p50_ms']:.1f} ms", "", ""),
+        (
+            "p99 latency",
+            f"{results['p99_ms']:.1f} ms",
+            f"< {TARGET_P99_MS_MAX:.0f} ms",
+            verdict(results["p99_ms"] < TARGET_P99_MS_MAX),
+        ),
+        ("customer creates/s, same clients", f"{results['customer_creates_per_s']:.0f}", "", ""),
+        (
+            "ratio to customer create",
+            f"{results['ratio_to_customer_create']:.2f}",
+            f">= {TARGET_RATIO_MIN}",
+            verdict(results["ratio_to_customer_create"] >= TARGET_RATIO_MIN),
+        ),
+        ("pgbench -N tps, same database", f"{results['pgbench_n_tps']:.0f}", "", ""),
+        (
+            "CPU per confirm: API / vault / acquirer / PostgreSQL",
+            f"{cpu['api']:.2f} / {cpu['vault']:.2f} / {cpu['acquirer']:.2f} / {cpu['postgres']:.2f} ms",
+            "",
+            "",
+        ),
+        ("confirms (clients)", f"{results['count']} ({results['clients']})", "", ""),
+        ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
+    ]
+    lines = ["| metric | value | target | |", "|---|---|---|---|"]
+    lines.extend(f"| {name} | {value} | {target} | {status} |" for name, value, target, status in rows)
+    return "\n".join(lines)
+
+
+def doc_section(results: dict[str, Any]) -> str:
+    box = results["machine"]
+    return f"""{DOC_START}
+## Payments: create and confirm with automatic capture
+
+Latest run: {results["timestamp"]} ({results["revision"]})
+
+{table(results)}
+
+Machine: {box["nproc"]} cores ({box["cpu_model"]}), {box["memory_gb"]} GB, {box["os"]}, Python {box["python"]},
+PostgreSQL {box["postgres"]}.
+
+Method (`bench/payments.py`): a fresh database is migrated; real `bastion vault`, `bastion acquirer` and
+`bastion api` processes run on it (log level warning, rate limits out of the way). Before anything is
+measured, one payment method per payment is made from a test card tokenized on the vault's origin and
+exchanged through the API. Then, from {results["clients"]} keep-alive HTTP/1.1 clients: {results["count"]}
+`POST /v1/customers` (the anchor: one plain write through the same API), {WARMUP_COUNT} confirms not counted,
+and {results["count"]} `POST /v1/payment_intents` with `confirm: true` and automatic capture, each with its own
+payment method and `Idempotency-Key` (capped at {TIME_LIMIT_S:.0f} s per phase). A confirm is three
+transactions (the command's start, the authorization's record with its ledger entries, the key's answer),
+a call through the vault's mutual-TLS forward (which reads and opens the card) and the vault's HTTPS call to
+the acquirer, which records the payment in its own schema. Every confirm must answer a succeeded intent;
+the acquirer must then hold exactly that many captures and `bastion payments check` must pass, or the run
+fails. CPU per confirm is each process's CPU time over the measured phase divided by the confirms. `pgbench
+-N` on the same database follows. All processes and the load generator share the machine's cores.
+
+Reproduce: `.venv/bin/python bench/payments.py --count {COUNT_DEFAULT} --clients {CLIENTS_DEFAULT}` (after
+`make .venv/.installed-bench`); add `--database-url postgresql://user:pass@host/postgres` to run against an
+existing server.
+{DOC_END}"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Create and confirm PaymentIntents against customer creates.")
+    parser.add_argument("--count", type=bounded_int(1, COUNT_MAX), default=COUNT_DEFAULT, help="measured confirms")
+    parser.add_argument("--clients", type=bounded_int(1, CLIENTS_MAX), default=CLIENTS_DEFAULT, help="concurrent clients")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run of {QUICK_COUNT} confirms; nothing written")
+    parser.add_argument("--database-url", default=None, help="an admin URL of an existing server (default: embedded)")
+    args = parser.parse_args()
+    run_and_report("payments", lambda: bench(args), table, doc_section, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
