@@ -235,6 +235,9 @@ async def test_a_declined_card_shows_its_message_and_the_shopper_can_pay_with_an
         await page.click("#pay")
         await page.wait_for_selector("#result:not([hidden])", timeout=TIMEOUT_MS)
         assert await page.text_content("#error") == ""
+        # One order, one payment.
+        assert await page.locator("#pay").is_disabled()
+        assert (await page.text_content("#pay") or "").strip() == "Paid"
         intent_id = await page.text_content("#result-id") or ""
         assert await _intent_status(test_database, intent_id) == ("succeeded", 2950)
     finally:

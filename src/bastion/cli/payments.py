@@ -38,6 +38,6 @@ def payments_check(as_json: Annotated[bool, typer.Option("--json", help="Print t
     if isinstance(result, Disagreement):
         raise fail(f"payments check failed: {result.subject}: {result.message}")
     typer.echo(
-        f"payments consistent: {result.intents} intents, {result.charges} charges, {result.refunds} refunds, "
-        f"{result.books} merchant books and {result.journal_entries} journal entries checked"
+        f"payments consistent: intents {result.intents}, charges {result.charges}, refunds {result.refunds}, "
+        f"merchant books {result.books}, journal entries {result.journal_entries}"
     )

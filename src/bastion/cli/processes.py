@@ -279,7 +279,9 @@ def serve(
         demo_line = f"  demo:  {base}/demo/checkout\n" if demo else ""
         typer.echo(
             f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n{demo_line}"
-            f"  vault: {vault_public} (card fields)\n  data:  {settings.data_dir}\n  logs:  {log_dir}"
+            f"  vault: {vault_public} (card fields)\n"
+            f"  acquirer: https://127.0.0.1:{acquirer_port} (the sandbox acquirer of test payments)\n"
+            f"  data:  {settings.data_dir}\n  logs:  {log_dir}"
         )
         # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.
         bastion = sys.argv[0] if sys.argv[0].endswith("bastion") else "bastion"

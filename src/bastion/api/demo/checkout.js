@@ -72,6 +72,7 @@
     },
   );
 
+  let paid = false;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     payButton.disabled = true;
@@ -82,6 +83,8 @@
     try {
       const { token } = await card.tokenize();
       showResult(await pay(token.id));
+      paid = true;
+      payButton.textContent = "Paid";
     } catch (error) {
       // An error about a card field is already shown under that field, which has the focus.
       if (!error.param?.startsWith("card[")) {
@@ -90,7 +93,8 @@
     } finally {
       status.textContent = "";
       form.setAttribute("aria-busy", "false");
-      payButton.disabled = false;
+      // One order, one payment: once paid, the button stays off.
+      payButton.disabled = paid;
     }
   });
 })();
