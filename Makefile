@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: run test test-fast lint bench lock clean system-packages
+.PHONY: run test test-fast chaos lint bench lock clean system-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.installed-test system-packages
 # The quick loop: no browser, no process kills, no `bastion` command processes.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not slow and not processes"
+
+# The long run of the sandbox acquirer's seeded chaos (`make test` runs 200 payments of it):
+# every payment converges, none is charged twice (docs/payments.md).
+chaos: $(VENV)/.installed-test system-packages
+	BASTION_CHAOS_RUNS=$${BASTION_CHAOS_RUNS:-10000} $(BIN)/python -m pytest -q tests/payments/test_chaos.py
 
 # Chromium for the browser tests and SoftHSM2 for the PKCS#11 keyring, from Debian.
 system-packages:

@@ -152,7 +152,9 @@ def acquirer_api_key(grant: Grant) -> str:
 
 
 def acquirer_runtime(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Acquirer:
-    return Acquirer(database=granted_database(settings, grant, clock=clock), api_key=acquirer_api_key(grant))
+    return Acquirer(
+        database=granted_database(settings, grant, clock=clock), api_key=acquirer_api_key(grant), chaos=settings.acquirer_chaos
+    )
 
 
 def worker_grant(settings: Settings, url: str) -> Grant:

@@ -7,11 +7,9 @@ the acceptable rejection codes. After every step each account's balance() must e
 the model's four counters, and debits must equal credits per currency over the books.
 """
 
-import asyncio
 import functools
 import itertools
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -29,6 +27,7 @@ from bastion.merchants import create_merchant
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
 from tests.support.clock import ManualClock
+from tests.support.loop import LoopThread
 from tests.support.postgres import TestDatabase
 
 T = TypeVar("T")
@@ -45,35 +44,16 @@ CLOSED_MAX = 1
 AMOUNT_TOTAL_MAX = 5_000
 HOLD_TIMEOUT_S_MAX = 900
 CLOCK_STEP_S_MAX = 1_200
-CALL_TIMEOUT_S = 60.0
 ACTOR = Actor(id="test.ledger_model")
 # An FX leg may be off by one minor unit (rounding); these deltas are within or beyond it.
 FX_DELTAS = st.sampled_from([0, 0, 0, 1, -1, 2, -2, 5])
-
-
-class _LoopThread:
-    """An event loop of our own in a thread: hypothesis runs rules synchronously, and
-    the session's pools belong to pytest's loop, so the machine brings its own."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="ledger-model-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=CALL_TIMEOUT_S)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=CALL_TIMEOUT_S)
-        self.loop.close()
 
 
 @dataclass(frozen=True)
 class _World:
     """What every example shares: the loop, the pools (app, worker, owner) and the clock."""
 
-    loop: _LoopThread
+    loop: LoopThread
     app: Database
     worker: Database
     owner: Database
@@ -665,7 +645,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 def test_ledger_agrees_with_its_model(settings: Settings, test_database: TestDatabase) -> None:
-    loop = _LoopThread()
+    loop = LoopThread("ledger-model-loop")
     roles = test_database.roles
     # The ledger's time, on every pool: it moves only when a rule advances it.
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))

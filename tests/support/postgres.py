@@ -244,11 +244,15 @@ def running_vault(
 
 
 @contextmanager
-def running_acquirer(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
-    """A real `bastion acquirer` on the database's acquirer port; yields its URL and its logs."""
-    command = ["acquirer", "--host", "127.0.0.1", "--port", str(database.acquirer_port)]
-    with _running(command, [database.acquirer_port], {**database.env(), **(extra_env or {})}) as log:
-        yield ApiProcess(url=database.acquirer_url, log_file=log)
+def running_acquirer(
+    database: TestDatabase, extra_env: dict[str, str] | None = None, *, port: int | None = None
+) -> Iterator[ApiProcess]:
+    """A real `bastion acquirer` on `port` (default: the database's acquirer port, which the
+    session's acquirer holds); yields its URL and its logs."""
+    port = port or database.acquirer_port
+    command = ["acquirer", "--host", "127.0.0.1", "--port", str(port)]
+    with _running(command, [port], {**database.env(), **(extra_env or {})}) as log:
+        yield ApiProcess(url=f"https://127.0.0.1:{port}", log_file=log)
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """The sandbox acquirer's HTTP protocol (docs/payments.md, The acquirer's protocol): JSON over
 HTTPS, a Bearer secret, an Idempotency-Key on every POST."""
 
+import asyncio
 import hmac
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import bastion
 from bastion.acquirer import service
 from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
 from bastion.acquirer.service import Acquirer
-from bastion.kernel.errors import AuthenticationFailed
+from bastion.kernel.errors import AuthenticationFailed, ProcessorUnavailable
 from bastion.platform.http import errors, health
 from bastion.platform.http.credentials import bearer_token
 from bastion.platform.http.middleware import EdgeMiddleware
@@ -34,8 +35,17 @@ router = APIRouter(prefix="/v1")
 
 
 async def _once(acquirer: Acquirer, request: Request, key: str, operation: service.Operation) -> JsonResponse:
+    fate = acquirer.fate(key)
+    if fate is not None:
+        await asyncio.sleep(fate.latency_s)
+        if fate.fail:
+            raise ProcessorUnavailable("Chaos: the acquirer failed before acting.")
     fingerprint = service.fingerprint(request.method, request.url.path, await request.body())
-    return JsonResponse(await service.once(acquirer, key, fingerprint, operation))
+    answer = await service.once(acquirer, key, fingerprint, operation)
+    if fate is not None and fate.hang and acquirer.chaos is not None:
+        # Done and committed, and answered only after the caller has given up waiting.
+        await asyncio.sleep(acquirer.chaos.hang_ms / 1000)
+    return JsonResponse(answer)
 
 
 @router.post("/payments")

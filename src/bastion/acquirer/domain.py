@@ -1,10 +1,13 @@
-"""The acquirer's rules, without I/O: how a test card answers, and what each status allows."""
+"""The acquirer's rules, without I/O: how a test card answers, what each status allows, and
+what its chaos does to a request in tests."""
 
 import enum
+import random
 from dataclasses import dataclass
 
 from bastion.acquirer.errors import PaymentStateInvalid
 from bastion.kernel.errors import InvalidRequest
+from bastion.platform.settings import AcquirerChaos
 
 
 class PaymentStatus(enum.StrEnum):
@@ -57,3 +60,25 @@ def check_refund(status: PaymentStatus, captured: int, refunded: int, amount: in
         raise PaymentStateInvalid(f"A payment that is {status} cannot be refunded.", param="payment")
     if not 0 < amount <= captured - refunded:
         raise InvalidRequest(f"amount must be between 1 and what is left to refund ({captured - refunded}).", param="amount")
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What chaos does to one request: wait first, fail without acting, or act and hold the answer back."""
+
+    latency_s: float
+    fail: bool
+    hang: bool
+
+
+def fate_of(chaos: AcquirerChaos, key: str, attempt: int) -> Fate:
+    """The same seed, key and attempt always meet the same fate, so that a run can be replayed;
+    each retry of a key is another attempt, so that every request gets through in the end."""
+    draw = random.Random(f"{chaos.seed}:{key}:{attempt}")  # noqa: S311  (test chaos, not a secret)
+    latency_s = draw.uniform(0, chaos.latency_ms / 1000)
+    roll = draw.randrange(1000)
+    return Fate(
+        latency_s=latency_s,
+        fail=roll < chaos.error_per_mille,
+        hang=chaos.error_per_mille <= roll < chaos.error_per_mille + chaos.timeout_per_mille,
+    )

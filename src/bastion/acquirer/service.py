@@ -3,19 +3,24 @@ refund, each once per Idempotency-Key, recorded in its own schema."""
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bastion.acquirer import repository
-from bastion.acquirer.domain import PaymentStatus, check_capture, check_refund, check_void, decline_for
+from bastion.acquirer.domain import Fate, PaymentStatus, check_capture, check_refund, check_void, decline_for, fate_of
 from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
 from bastion.kernel.errors import IdempotencyError, ResourceMissing
 from bastion.kernel.ids import new_id
 from bastion.platform.db import AnyRow, Connection, Database
+from bastion.platform.settings import AcquirerChaos
 
 Answer = dict[str, Any]
 Operation = Callable[[Connection, datetime], Awaitable[Answer]]
+
+
+# Keys whose attempts chaos counts, at most: the oldest are forgotten beyond.
+CHAOS_KEYS_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,18 @@ class Acquirer:
     database: Database
     # The secret Bastion's connector presents (`Authorization: Bearer ...`).
     api_key: str
+    chaos: AcquirerChaos | None = None
+    # Requests seen per Idempotency-Key, for chaos: each retry is another attempt.
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def fate(self, key: str) -> Fate | None:
+        if self.chaos is None:
+            return None
+        attempt = self.attempts.get(key, 0)
+        if attempt == 0 and len(self.attempts) >= CHAOS_KEYS_MAX:
+            del self.attempts[next(iter(self.attempts))]
+        self.attempts[key] = attempt + 1
+        return fate_of(self.chaos, key, attempt)
 
 
 def payment_resource(row: AnyRow) -> Answer:

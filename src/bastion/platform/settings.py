@@ -70,6 +70,37 @@ def _connector_cas(raw: str, connectors: dict[str, str]) -> dict[str, Path]:
     return pinned
 
 
+_PER_MILLE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class AcquirerChaos:
+    """How the sandbox acquirer misbehaves in tests, decided per request by `seed`: a latency up
+    to `latency_ms`, a 5xx without acting (`error_per_mille`), or the request done and its answer
+    held back `hang_ms`, longer than its caller waits (`timeout_per_mille`)."""
+
+    seed: int
+    latency_ms: int
+    error_per_mille: int
+    timeout_per_mille: int
+    hang_ms: int
+
+    @classmethod
+    def from_env(cls) -> "AcquirerChaos | None":
+        if not os.environ.get("BASTION_ACQUIRER_CHAOS_SEED"):
+            return None
+        chaos = cls(
+            seed=_int("BASTION_ACQUIRER_CHAOS_SEED", 0, minimum=0, maximum=2**31 - 1),
+            latency_ms=_int("BASTION_ACQUIRER_CHAOS_LATENCY_MS", 0, minimum=0, maximum=10_000),
+            error_per_mille=_int("BASTION_ACQUIRER_CHAOS_ERROR_PER_MILLE", 0, minimum=0, maximum=_PER_MILLE),
+            timeout_per_mille=_int("BASTION_ACQUIRER_CHAOS_TIMEOUT_PER_MILLE", 0, minimum=0, maximum=_PER_MILLE),
+            hang_ms=_int("BASTION_ACQUIRER_CHAOS_HANG_MS", 2_000, minimum=0, maximum=60_000),
+        )
+        if chaos.error_per_mille + chaos.timeout_per_mille > _PER_MILLE:
+            raise ConfigurationError("BASTION_ACQUIRER_CHAOS_ERROR_PER_MILLE and _TIMEOUT_PER_MILLE add up to more than 1000")
+        return chaos
+
+
 # The connector of the sandbox acquirer (`bastion acquirer`), which the vault always knows: at
 # BASTION_ACQUIRER_URL, its certificate issued by the install's private CA.
 SANDBOX_CONNECTOR = "sandbox"
@@ -134,6 +165,8 @@ class Settings:
     # The sandbox acquirer: where its HTTPS listener is, and how long a call to it may take.
     acquirer_url: str
     acquirer_timeout_s: float
+    # Its chaos for tests (docs/payments.md): off unless a seed is set.
+    acquirer_chaos: "AcquirerChaos | None"
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -187,4 +220,5 @@ class Settings:
             vault_forward_timeout_s=_int("BASTION_VAULT_FORWARD_TIMEOUT_MS", 10_000, minimum=100, maximum=60_000) / 1000,
             acquirer_url=acquirer_url,
             acquirer_timeout_s=_int("BASTION_ACQUIRER_TIMEOUT_MS", 5_000, minimum=100, maximum=60_000) / 1000,
+            acquirer_chaos=AcquirerChaos.from_env(),
         )
