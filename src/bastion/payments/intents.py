@@ -49,8 +49,10 @@ from bastion.payments.schemas import (
 )
 from bastion.platform.db import AnyRow, Tenant, UnitOfWork
 from bastion.platform.idempotency import Outcome, Phases, Reply, State
-from bastion.platform.logging import request_id_var
+from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.pagination import PageRequest, check_cursors
+
+_log = get_logger("bastion.payments")
 
 CONFIRM = "payment_intent.confirm"
 CAPTURE = "payment_intent.capture"
@@ -377,7 +379,9 @@ async def _record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pa
         )
     if answer.result in (AttemptResult.DECLINED, AttemptResult.FAILED):
         return await _record_failure(uow, intent, charge, answer)
-    # Unknown: nothing is posted and the intent stays processing, until a sync settles it.
+    # Unknown: nothing is posted and the intent stays processing, until a sync settles it. An
+    # answer for another amount or currency is held there too (quarantined), and said in the log.
+    _log.warning("attempt_unknown", charge=charge["id"], reason=answer.message)
     if charge["outcome"] != unknown_outcome() or charge["connector_reference"] != answer.reference:
         await write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
     return intent_resource(intent)
@@ -446,7 +450,8 @@ async def start_sync(uow: UnitOfWork, charge_id: str) -> State:
 
 def sync_phases(connector: Connector) -> Phases:
     async def sync(tenant: Tenant, state: State) -> Outcome:
-        return (await connector.sync(tenant, state["charge"])).to_outcome()
+        answer = await connector.sync(tenant, state["charge"], amount=state["amount"], currency=state["currency"])
+        return answer.to_outcome()
 
     return Phases(name=SYNC, call=sync, finish=_record_attempt)
 

@@ -74,15 +74,15 @@ class SandboxConnector:
         except InvalidRequest as refusal:
             # The vault would not send it (the card is gone, say): nothing reached the acquirer.
             return Answer(AttemptResult.FAILED, message=refusal.message)
-        return _mapped(forwarded["status"], forwarded["fields"], amount=request.amount, currency=request.currency)
+        return read_answer(forwarded["status"], forwarded["fields"], amount=request.amount, currency=request.currency)
 
     async def capture(self, tenant: Tenant, charge_id: str, reference: str, amount: int) -> Answer:
         status, fields = await self._call("POST", f"/v1/payments/{reference}/capture", f"{charge_id}:capture", {"amount": amount})
-        return _mapped(status, fields, amount=None, currency=None)
+        return read_answer(status, fields, amount=None, currency=None)
 
     async def void(self, tenant: Tenant, charge_id: str, reference: str) -> Answer:
         status, fields = await self._call("POST", f"/v1/payments/{reference}/void", f"{charge_id}:void", {})
-        return _mapped(status, fields, amount=None, currency=None)
+        return read_answer(status, fields, amount=None, currency=None)
 
     async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
         body = {"reference": refund_id, "amount": amount}
@@ -94,9 +94,9 @@ class SandboxConnector:
             and fields.get("amount") == amount
         ):
             return Answer(AttemptResult.REFUNDED, reference=fields.get("id"))
-        return _mapped(status, fields, amount=None, currency=None)
+        return read_answer(status, fields, amount=None, currency=None)
 
-    async def sync(self, tenant: Tenant, charge_id: str) -> Answer:
+    async def sync(self, tenant: Tenant, charge_id: str, *, amount: int, currency: str) -> Answer:
         query = f"/v1/payments?{urlencode({'merchant': tenant.merchant_id, 'reference': charge_id})}"
         status, fields = await self._call("GET", query, None, None)
         if status == httpx.codes.NOT_FOUND:
@@ -105,7 +105,7 @@ class SandboxConnector:
         if status != httpx.codes.OK:
             # Any other refusal says nothing of the attempt: asked again next round.
             raise ProcessorUnavailable(f"The sandbox acquirer answered the sync with {status}.")
-        return _mapped(status, fields, amount=None, currency=None)
+        return read_answer(status, fields, amount=amount, currency=currency)
 
     async def _call(
         self, method: str, path: str, key: str | None, body: dict[str, Any] | None
@@ -123,7 +123,7 @@ class SandboxConnector:
         return answer.status_code, fields if isinstance(fields, dict) else None
 
 
-def _mapped(status: int, fields: dict[str, Any] | None, *, amount: int | None, currency: str | None) -> Answer:
+def read_answer(status: int, fields: dict[str, Any] | None, *, amount: int | None, currency: str | None) -> Answer:
     """The acquirer's answer in Bastion's terms. A server error is no answer (the flow is tried
     again); anything unrecognized, or an amount or currency other than asked, is `unknown`."""
     if status >= _SERVER_ERROR:
