@@ -51,6 +51,7 @@ from bastion.platform.db import AnyRow, Tenant, UnitOfWork
 from bastion.platform.idempotency import Outcome, Phases, Reply, State
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.pagination import PageRequest, check_cursors
+from bastion.platform.settings import SANDBOX_CONNECTOR
 
 _log = get_logger("bastion.payments")
 
@@ -251,11 +252,14 @@ async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentC
 
 async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
     if request.payment_method is None:
-        raise PaymentIntentUnexpectedState(
-            "You cannot confirm this PaymentIntent because it has no payment method: pass payment_method.",
-            param="payment_method",
-        )
+        raise _no_payment_method()
     return await _start_confirm(uow, await _create(uow, request), None)
+
+
+def _no_payment_method() -> PaymentIntentUnexpectedState:
+    return PaymentIntentUnexpectedState(
+        "You cannot confirm this PaymentIntent because it has no payment method: pass payment_method.", param="payment_method"
+    )
 
 
 async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | None) -> State:
@@ -267,10 +271,7 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
         )
     payment_method_id = payment_method_id or row["payment_method_id"]
     if payment_method_id is None:
-        raise PaymentIntentUnexpectedState(
-            "You cannot confirm this PaymentIntent because it has no payment method: pass payment_method.",
-            param="payment_method",
-        )
+        raise _no_payment_method()
     method = await _payment_method(uow, payment_method_id, row["customer_id"])
     charge = await repository.insert_charge(
         uow.connection,
@@ -281,7 +282,8 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
             "payment_method_id": payment_method_id,
             "amount": row["amount"],
             "currency": row["currency"],
-            "connector": "sandbox",
+            # The only connector so far; routing between connectors comes with real ones.
+            "connector": SANDBOX_CONNECTOR,
             "created_at": uow.now(),
         },
     )
