@@ -34,7 +34,7 @@ test-fast: $(VENV)/.installed-test
 # The long run of the sandbox acquirer's seeded chaos (`make test` runs 200 payments of it):
 # every payment converges, none is charged twice (docs/payments.md).
 chaos: $(VENV)/.installed-test system-packages
-	BASTION_CHAOS_RUNS=$${BASTION_CHAOS_RUNS:-10000} $(BIN)/python -m pytest -q tests/payments/test_chaos.py
+	BASTION_CHAOS_RUNS=$${BASTION_CHAOS_RUNS:-10000} $(BIN)/python -m pytest -q --timeout 3600 tests/payments/test_chaos.py
 
 # Chromium for the browser tests and SoftHSM2 for the PKCS#11 keyring, from Debian.
 system-packages:

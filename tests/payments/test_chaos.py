@@ -157,13 +157,12 @@ async def test_seeded_chaos_converges_without_a_double_charge(
         httpx.AsyncClient(base_url=api_process.url, headers=merchant.headers, timeout=30) as api,
         httpx.AsyncClient(base_url=vault_process.url, headers={"Authorization": f"Bearer {merchant.publishable}"}) as vault,
     ):
-        methods = [await _payment_method(api, vault, index) for index in range(RUNS)]
         queue = iter(range(RUNS))
         outcomes: list[dict[str, Any]] = []
 
         async def worker() -> None:
-            # The workers share one queue of runs.
-            outcomes.extend([await _run(api, methods[index], index) for index in queue])
+            # The workers share one queue of runs; each makes its card's payment method first.
+            outcomes.extend([await _run(api, await _payment_method(api, vault, index), index) for index in queue])
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENT)))
 
