@@ -13,7 +13,7 @@ from bastion.platform.db import plain_dsn
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import exchange, token_id
+from tests.support.vault import payment_method
 
 
 @pytest.fixture
@@ -30,8 +30,7 @@ async def books(acquirer: ApiProcess, platform: Platform, vault: ApiProcess, mer
     """One merchant's payments of every kind; their ids."""
 
     async def method(number: str = "4242424242424242") -> str:
-        created: str = (await exchange(platform, merchant, await token_id(vault, merchant, number=number))).json()["id"]
-        return created
+        return await payment_method(platform, vault, merchant, number)
 
     async with platform.client(merchant) as client:
 

@@ -13,7 +13,7 @@ import pytest
 from bastion.platform.db import plain_dsn
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import exchange, token_id
+from tests.support.vault import payment_method
 
 CONCURRENT = 12
 DECLINES = [
@@ -30,13 +30,6 @@ DECLINES = [
 async def payer(acquirer: ApiProcess, platform: Platform, merchant: Credentials) -> Credentials:
     """A merchant (the acquirer running beside the session's vault)."""
     return merchant
-
-
-async def _payment_method(platform: Platform, vault: ApiProcess, merchant: Credentials, number: str = "4242424242424242") -> str:
-    response = await exchange(platform, merchant, await token_id(vault, merchant, number=number))
-    assert response.status_code == 200, response.text
-    created: str = response.json()["id"]
-    return created
 
 
 async def _post(
@@ -83,7 +76,7 @@ async def _acquirer_payment(test_database: TestDatabase, charge_id: str) -> asyn
 async def test_automatic_capture_pays_and_posts_the_fee(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase
 ) -> None:
-    method = await _payment_method(platform, vault, payer)
+    method = await payment_method(platform, vault, payer)
     response = await _post(
         platform,
         payer,
@@ -110,7 +103,7 @@ async def test_automatic_capture_pays_and_posts_the_fee(
 async def test_manual_capture_in_part_releases_the_rest(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase
 ) -> None:
-    method = await _payment_method(platform, vault, payer)
+    method = await payment_method(platform, vault, payer)
     created = await _post(platform, payer, "/v1/payment_intents", {"amount": 5000, "currency": "USD", "capture_method": "manual"})
     assert created.json()["status"] == "requires_payment_method"
     intent_id = created.json()["id"]
@@ -146,7 +139,7 @@ async def test_a_declined_card_is_a_402_and_the_intent_waits_for_another(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase, decline: tuple[str, str, str]
 ) -> None:
     number, code, decline_code = decline
-    declined_method = await _payment_method(platform, vault, payer, number)
+    declined_method = await payment_method(platform, vault, payer, number)
     response = await _post(
         platform,
         payer,
@@ -164,7 +157,7 @@ async def test_a_declined_card_is_a_402_and_the_intent_waits_for_another(
     assert (failed["status"], failed["failure_code"]) == ("failed", code)
     assert await _books(test_database, payer) == {}
     # Another card pays the same intent, with a charge of its own.
-    good = await _payment_method(platform, vault, payer)
+    good = await payment_method(platform, vault, payer)
     paid = await _post(platform, payer, f"/v1/payment_intents/{intent['id']}/confirm", {"payment_method": good})
     assert paid.status_code == 200, paid.text
     assert paid.json()["status"] == "succeeded"
@@ -176,7 +169,7 @@ async def test_a_declined_card_is_a_402_and_the_intent_waits_for_another(
 async def test_cancel_voids_an_authorization_and_refuses_twice(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase
 ) -> None:
-    method = await _payment_method(platform, vault, payer)
+    method = await payment_method(platform, vault, payer)
     body = {"amount": 700, "currency": "EUR", "payment_method": method, "capture_method": "manual", "confirm": True}
     intent = (await _post(platform, payer, "/v1/payment_intents", body)).json()
     canceled = await _post(
@@ -210,7 +203,7 @@ async def test_illegal_transitions_name_the_status(payer: Credentials, platform:
 async def test_a_replayed_confirm_pays_once(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase
 ) -> None:
-    method = await _payment_method(platform, vault, payer)
+    method = await payment_method(platform, vault, payer)
     body = {"amount": 1234, "currency": "EUR", "payment_method": method, "confirm": True}
     first = await _post(platform, payer, "/v1/payment_intents", body, key="order-1")
     second = await _post(platform, payer, "/v1/payment_intents", body, key="order-1")
@@ -227,7 +220,7 @@ async def test_currencies_of_zero_and_three_decimals(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase, case: tuple[str, int, int]
 ) -> None:
     currency, amount, fee = case
-    method = await _payment_method(platform, vault, payer)
+    method = await payment_method(platform, vault, payer)
     body = {"amount": amount, "currency": currency, "payment_method": method, "confirm": True}
     intent = (await _post(platform, payer, "/v1/payment_intents", body)).json()
     assert intent["status"] == "succeeded"
@@ -263,7 +256,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(
 
 
 async def test_update_before_and_after_authorization(payer: Credentials, platform: Platform, vault: ApiProcess) -> None:
-    method = await _payment_method(platform, vault, payer)
+    method = await payment_method(platform, vault, payer)
     intent = (await _post(platform, payer, "/v1/payment_intents", {"amount": 500, "currency": "EUR"})).json()
     updated = (
         await _post(platform, payer, f"/v1/payment_intents/{intent['id']}", {"amount": 800, "payment_method": method})
@@ -297,7 +290,7 @@ async def test_concurrent_payments_and_captures_of_one_merchant_all_succeed(
     payer: Credentials, platform: Platform, vault: ApiProcess, test_database: TestDatabase
 ) -> None:
     # Each finish locks its ledger balances in one step: concurrent ones cannot deadlock.
-    methods = [await _payment_method(platform, vault, payer) for _ in range(2 * CONCURRENT)]
+    methods = [await payment_method(platform, vault, payer) for _ in range(2 * CONCURRENT)]
     automatic = [
         {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True} for method in methods[:CONCURRENT]
     ]

@@ -23,14 +23,9 @@ from bastion.platform.db import Tenant, plain_dsn
 from bastion.platform.idempotency import PhasedCommands
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import exchange, token_id
+from tests.support.vault import payment_method
 
 ROUNDS_MAX = 20
-
-
-async def _method(platform: Platform, vault: ApiProcess, merchant: Credentials) -> str:
-    created: str = (await exchange(platform, merchant, await token_id(vault, merchant))).json()["id"]
-    return created
 
 
 async def _acquired(test_database: TestDatabase, charge_id: str) -> dict[str, Any]:
@@ -49,7 +44,9 @@ async def test_an_authorization_past_the_window_is_voided_and_canceled(
     async with platform.client(merchant) as client:
         body = {"amount": 800, "currency": "EUR", "capture_method": "manual", "confirm": True}
         intent = (
-            await client.post("/v1/payment_intents", json=body | {"payment_method": await _method(platform, vault, merchant)})
+            await client.post(
+                "/v1/payment_intents", json=body | {"payment_method": await payment_method(platform, vault, merchant)}
+            )
         ).json()
         assert intent["status"] == "requires_capture"
         assert (await client.get(f"/v1/payment_intents/{intent['id']}")).json()["status"] == "requires_capture"
@@ -95,7 +92,7 @@ async def test_an_unknown_answer_waits_for_the_sync_which_records_it_once(
     transport = httpx.ASGITransport(app=create_app(blind), client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=merchant.headers) as client:
         answer = await client.post(
-            "/v1/payment_intents", json=body | {"payment_method": await _method(platform, vault, merchant)}
+            "/v1/payment_intents", json=body | {"payment_method": await payment_method(platform, vault, merchant)}
         )
         assert answer.status_code == 200, answer.text
         intent = answer.json()

@@ -15,7 +15,7 @@ from bastion.payments.check import PaymentsSummary, check_payments
 from bastion.platform.db import plain_dsn
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, running_api_process
-from tests.support.vault import exchange, token_id
+from tests.support.vault import payment_method
 
 pytestmark = pytest.mark.slow
 
@@ -73,17 +73,12 @@ async def _books_agree(platform: Platform) -> None:
     assert isinstance(result, PaymentsSummary), result
 
 
-async def _method(platform: Platform, vault: ApiProcess, merchant: Credentials) -> str:
-    created: str = (await exchange(platform, merchant, await token_id(vault, merchant))).json()["id"]
-    return created
-
-
 @pytest.mark.parametrize("failpoint", FAILPOINTS)
 async def test_a_confirm_killed_after_any_phase_pays_once(
     failpoint: str, acquirer: ApiProcess, platform: Platform, vault: ApiProcess, test_database: TestDatabase
 ) -> None:
     merchant = await platform.merchant()
-    body = {"amount": 1500, "currency": "EUR", "payment_method": await _method(platform, vault, merchant), "confirm": True}
+    body = {"amount": 1500, "currency": "EUR", "payment_method": await payment_method(platform, vault, merchant), "confirm": True}
     intent = (await _killed_then_retried(failpoint, test_database, merchant, "/v1/payment_intents", body)).json()
     assert (intent["status"], intent["amount_received"]) == ("succeeded", 1500)
     payments = await _owner(test_database, "SELECT count(*) FROM acquirer.payments WHERE merchant = $1", merchant.merchant_id)
@@ -101,7 +96,9 @@ async def test_a_capture_killed_after_any_phase_captures_once(
     body = {"amount": 1500, "currency": "EUR", "capture_method": "manual", "confirm": True}
     async with platform.client(merchant) as client:
         authorized = (
-            await client.post("/v1/payment_intents", json=body | {"payment_method": await _method(platform, vault, merchant)})
+            await client.post(
+                "/v1/payment_intents", json=body | {"payment_method": await payment_method(platform, vault, merchant)}
+            )
         ).json()
     path = f"/v1/payment_intents/{authorized['id']}/capture"
     intent = (await _killed_then_retried(failpoint, test_database, merchant, path, {"amount_to_capture": 1000})).json()
@@ -122,7 +119,9 @@ async def test_a_refund_killed_after_any_phase_refunds_once(
     body = {"amount": 1500, "currency": "EUR", "confirm": True}
     async with platform.client(merchant) as client:
         paid = (
-            await client.post("/v1/payment_intents", json=body | {"payment_method": await _method(platform, vault, merchant)})
+            await client.post(
+                "/v1/payment_intents", json=body | {"payment_method": await payment_method(platform, vault, merchant)}
+            )
         ).json()
     refund = (
         await _killed_then_retried(

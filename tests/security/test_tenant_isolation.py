@@ -14,7 +14,7 @@ from bastion.api.app import route_scope, served_routes
 from bastion.platform.db import Actor, Connection, Tenant
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
-from tests.support.vault import token_id
+from tests.support.vault import payment_method, token_id
 
 # Tables that hold tenant rows, and the column naming their merchant.
 _TENANT_TABLES = {
@@ -95,14 +95,6 @@ async def _ledger(platform: Platform, credentials: Credentials) -> dict[str, str
     return {"account_id": accounts[0], "entry_id": hold.json()["id"], "credited_account_id": accounts[1]}
 
 
-async def _payment_method(platform: Platform, vault: ApiProcess, credentials: Credentials) -> str:
-    token = await token_id(vault, credentials)
-    async with platform.client(credentials) as client:
-        created = await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}})
-    assert created.status_code == 200, created.text
-    return str(created.json()["id"])
-
-
 async def _payments(platform: Platform, credentials: Credentials, payment_method: str) -> dict[str, str]:
     async with platform.client(credentials) as client:
         body = {"amount": 900, "currency": "EUR", "payment_method": payment_method, "capture_method": "manual", "confirm": True}
@@ -128,8 +120,8 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
     a_customer, a_event_id = await _customer_and_event(platform, merchant, "a@example.com")
     b_customer, b_event_id = await _customer_and_event(platform, other, "b@example.com")
     a_ledger, b_ledger = await _ledger(platform, merchant), await _ledger(platform, other)
-    a_payment_method = await _payment_method(platform, vault, merchant)
-    b_payment_method = await _payment_method(platform, vault, other)
+    a_payment_method = await payment_method(platform, vault, merchant)
+    b_payment_method = await payment_method(platform, vault, other)
     return World(
         merchant,
         other,

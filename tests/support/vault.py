@@ -65,6 +65,14 @@ async def exchange(platform: Platform, credentials: Credentials, token: str, **e
         return await client.post("/v1/payment_methods", json={"type": "card", "card": {"token": token}, **extra})
 
 
+async def payment_method(platform: Platform, vault: ApiProcess, credentials: Credentials, number: str = VISA) -> str:
+    """A payment method of `credentials`' merchant: the card tokenized on the vault's origin, then exchanged."""
+    response = await exchange(platform, credentials, await token_id(vault, credentials, number=number))
+    assert response.status_code == 200, response.text
+    created: str = response.json()["id"]
+    return created
+
+
 def settings_for(database: TestDatabase, **changes: Any) -> Settings:
     """This process's settings, pointed at `database` (a private one, not the session's)."""
     return dataclasses.replace(

@@ -73,6 +73,19 @@ async def charge_row(uow: UnitOfWork, charge_id: str, *, for_update: bool = Fals
     return row
 
 
+async def intent_row(uow: UnitOfWork, intent_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:
+    """The tenant's PaymentIntent, or `resource_missing` naming `param`. Here, beside the
+    charge's, because the intents' module imports this one."""
+    row = (
+        await repository.get_intent(uow.connection, uow.tenant, intent_id, for_update=for_update)
+        if is_id(intent_id, "pi")
+        else None
+    )
+    if row is None:
+        raise ResourceMissing(f"No such payment intent: '{intent_id}'", param=param)
+    return row
+
+
 async def retrieve_charge(uow: UnitOfWork, charge_id: str) -> Charge:
     return charge_resource(await charge_row(uow, charge_id))
 
@@ -82,10 +95,8 @@ def charge_list(rows: Sequence[AnyRow], has_more: bool) -> ChargeList:
 
 
 async def list_charges(uow: UnitOfWork, request: PageRequest, payment_intent_id: str | None) -> ChargeList:
-    if payment_intent_id is not None and not (
-        is_id(payment_intent_id, "pi") and await repository.intent_exists(uow.connection, uow.tenant, payment_intent_id)
-    ):
-        raise ResourceMissing(f"No such payment intent: '{payment_intent_id}'", param="payment_intent")
+    if payment_intent_id is not None:
+        await intent_row(uow, payment_intent_id, param="payment_intent")
     await check_cursors(
         request, prefix="ch", noun="charge", exists=lambda cursor: repository.charge_exists(uow.connection, uow.tenant, cursor)
     )

@@ -8,12 +8,12 @@ from typing import Any
 
 from bastion import audit, customers, events
 from bastion.kernel.clock import unix_seconds
-from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable, ResourceMissing
-from bastion.kernel.ids import is_id, new_id
+from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable
+from bastion.kernel.ids import new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
 from bastion.payments import books, repository
-from bastion.payments.charges import charge_resource, charge_row, write_charge
+from bastion.payments.charges import charge_resource, charge_row, intent_row, write_charge
 from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
 from bastion.payments.domain import (
     FINAL_STATUSES,
@@ -47,6 +47,7 @@ from bastion.payments.schemas import (
     PaymentIntentCreate,
     PaymentIntentUpdate,
 )
+from bastion.payments.service import payment_method_row
 from bastion.platform.db import AnyRow, Tenant, UnitOfWork
 from bastion.platform.idempotency import Outcome, Phases, Reply, State
 from bastion.platform.logging import get_logger, request_id_var
@@ -87,17 +88,6 @@ def intent_resource(row: AnyRow) -> PaymentIntent:
     )
 
 
-async def _intent(uow: UnitOfWork, intent_id: str, *, for_update: bool = False) -> AnyRow:
-    row = (
-        await repository.get_intent(uow.connection, uow.tenant, intent_id, for_update=for_update)
-        if is_id(intent_id, "pi")
-        else None
-    )
-    if row is None:
-        raise ResourceMissing(f"No such payment intent: '{intent_id}'", param="id")
-    return row
-
-
 async def _write_intent(
     uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, action: str, event_types: Sequence[str] = ()
 ) -> PaymentIntent:
@@ -119,13 +109,7 @@ async def _write_intent(
 
 
 async def _payment_method(uow: UnitOfWork, payment_method_id: str, customer_id: str | None) -> AnyRow:
-    row = (
-        await repository.get_payment_method(uow.connection, uow.tenant, payment_method_id)
-        if is_id(payment_method_id, "pm")
-        else None
-    )
-    if row is None:
-        raise ResourceMissing(f"No such payment method: '{payment_method_id}'", param="payment_method")
+    row = await payment_method_row(uow, payment_method_id, param="payment_method")
     if row["customer_id"] is not None and row["customer_id"] != customer_id:
         raise PaymentIntentUnexpectedState(
             f"The payment method {payment_method_id} belongs to a customer, and this PaymentIntent is not that customer's: "
@@ -178,7 +162,7 @@ async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> AnyRow:
 
 
 async def retrieve_intent(uow: UnitOfWork, intent_id: str) -> PaymentIntent:
-    return intent_resource(await _intent(uow, intent_id))
+    return intent_resource(await intent_row(uow, intent_id))
 
 
 def intent_list(rows: Sequence[AnyRow], has_more: bool) -> PaymentIntentList:
@@ -208,7 +192,7 @@ _SET_BEFORE_AUTHORIZATION = ("amount", "currency", "payment_method", "capture_me
 
 
 async def update_intent(uow: UnitOfWork, intent_id: str, request: PaymentIntentUpdate) -> PaymentIntent:
-    row = await _intent(uow, intent_id, for_update=True)
+    row = await intent_row(uow, intent_id, for_update=True)
     status = IntentStatus(row["status"])
     check_action(IntentAction.UPDATE, status)
     _not_in_flight(row)
@@ -247,7 +231,7 @@ def _not_in_flight(row: AnyRow) -> None:
 
 
 async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentConfirm) -> State:
-    return await _start_confirm(uow, await _intent(uow, intent_id, for_update=True), request.payment_method)
+    return await _start_confirm(uow, await intent_row(uow, intent_id, for_update=True), request.payment_method)
 
 
 async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
@@ -345,7 +329,7 @@ def confirm_phases(connector: Connector) -> Phases:
 async def _record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
     """What the connector answered to an authorization (the confirm's, or a sync's), recorded."""
     answer = Answer.from_outcome(outcome)
-    intent = await _intent(uow, state["intent"], for_update=True)
+    intent = await intent_row(uow, state["intent"], for_update=True)
     charge = await charge_row(uow, state["charge"], for_update=True)
     if charge["status"] != "pending" or intent["status"] != IntentStatus.PROCESSING:
         # Settled by another sync meanwhile (each API process has a janitor): recorded once.
@@ -425,7 +409,7 @@ async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answe
 async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
     """A confirm whose finish was refused: its attempt fails as not sent, so that the intent is
     not left processing."""
-    intent = await _intent(uow, state["intent"], for_update=True)
+    intent = await intent_row(uow, state["intent"], for_update=True)
     charge = await charge_row(uow, state["charge"], for_update=True)
     if intent["status"] == IntentStatus.PROCESSING and charge["status"] == "pending":
         await _record_failure(uow, intent, charge, Answer(AttemptResult.FAILED, message="The payment could not be completed."))
@@ -436,7 +420,7 @@ async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
 
 async def start_sync(uow: UnitOfWork, charge_id: str) -> State:
     # The intent's row first, then the charge's, in the order every other command locks them.
-    intent = await _intent(uow, (await charge_row(uow, charge_id))["payment_intent_id"], for_update=True)
+    intent = await intent_row(uow, (await charge_row(uow, charge_id))["payment_intent_id"], for_update=True)
     charge = await charge_row(uow, charge_id, for_update=True)
     unknown = (charge["outcome"] or {}).get("type") == "unknown"
     if not (unknown and charge["status"] == "pending" and intent["status"] == IntentStatus.PROCESSING):
@@ -462,7 +446,7 @@ def sync_phases(connector: Connector) -> Phases:
 
 
 async def start_capture(uow: UnitOfWork, intent_id: str, request: PaymentIntentCapture) -> State:
-    row = await _intent(uow, intent_id, for_update=True)
+    row = await intent_row(uow, intent_id, for_update=True)
     _not_in_flight(row)
     check_action(IntentAction.CAPTURE, IntentStatus(row["status"]))
     amount = capture_amount(request.amount_to_capture, row["amount_capturable"])
@@ -481,7 +465,7 @@ def capture_phases(connector: Connector) -> Phases:
             raise ProcessorUnavailable("The acquirer's answer to the capture is not known; it will be asked again.")
         if answer.result != AttemptResult.CAPTURED:
             raise ProcessingError(answer.message or "The acquirer refused the capture.")
-        intent = await _intent(uow, state["intent"], for_update=True)
+        intent = await intent_row(uow, state["intent"], for_update=True)
         charge = await charge_row(uow, state["charge"], for_update=True)
         captured = Money(state["amount"], charge["currency"])
         fee = (await price_in(uow, captured.currency))[0].fee(captured)
@@ -502,7 +486,7 @@ def capture_phases(connector: Connector) -> Phases:
 
 
 async def start_cancel(uow: UnitOfWork, intent_id: str, reason: str | None) -> State:
-    row = await _intent(uow, intent_id, for_update=True)
+    row = await intent_row(uow, intent_id, for_update=True)
     _not_in_flight(row)
     check_action(IntentAction.CANCEL, IntentStatus(row["status"]))
     authorized = row["status"] == IntentStatus.REQUIRES_CAPTURE
@@ -529,7 +513,7 @@ def cancel_phases(connector: Connector) -> Phases:
             raise ProcessorUnavailable("The acquirer's answer to the void is not known; it will be asked again.")
         if answer.result != AttemptResult.VOIDED:
             raise ProcessingError(answer.message or "The acquirer refused the void.")
-        intent = await _intent(uow, state["intent"], for_update=True)
+        intent = await intent_row(uow, state["intent"], for_update=True)
         if state["charge"] is not None:
             charge = await charge_row(uow, state["charge"])
             await books.release_authorization(uow, charge["authorization_entry_id"])
@@ -546,6 +530,6 @@ def cancel_phases(connector: Connector) -> Phases:
 
 
 async def _clear_in_flight(uow: UnitOfWork, state: State) -> None:
-    intent = await _intent(uow, state["intent"], for_update=True)
+    intent = await intent_row(uow, state["intent"], for_update=True)
     if intent["command_in_flight"] is not None and intent["status"] not in FINAL_STATUSES:
         await _write_intent(uow, intent, {"command_in_flight": None}, action="payment_intent.command_refused")

@@ -13,7 +13,7 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
 from bastion.payments import books, repository
-from bastion.payments.charges import charge_row, write_charge
+from bastion.payments.charges import charge_resource, charge_row, intent_row, write_charge
 from bastion.payments.connectors import Answer, AttemptResult, Connector
 from bastion.payments.domain import IntentStatus, refund_amount
 from bastion.payments.errors import PaymentIntentUnexpectedState
@@ -51,13 +51,7 @@ async def _refunded_charge(uow: UnitOfWork, request: RefundCreate) -> AnyRow:
         raise ParameterMissing("Name what to refund: payment_intent or charge.", param="payment_intent")
     intent_charge = None
     if request.payment_intent is not None:
-        intent = (
-            await repository.get_intent(uow.connection, uow.tenant, request.payment_intent)
-            if is_id(request.payment_intent, "pi")
-            else None
-        )
-        if intent is None:
-            raise ResourceMissing(f"No such payment intent: '{request.payment_intent}'", param="payment_intent")
+        intent = await intent_row(uow, request.payment_intent, param="payment_intent")
         if intent["status"] != IntentStatus.SUCCEEDED:
             raise PaymentIntentUnexpectedState(
                 f"This PaymentIntent has a status of {intent['status']}: only a succeeded one has funds to refund.",
@@ -117,7 +111,8 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
     charge = await charge_row(uow, state["charge"], for_update=True)
     if status == "succeeded":
         await books.refund(uow, refund["id"], Money(refund["amount"], refund["currency"]))
-        await write_charge(uow, charge, {}, event_types=[CHARGE_REFUNDED])
+        # The charge's amount_refunded was reserved when the refund started: only the event is new.
+        await events.emit(uow, CHARGE_REFUNDED, charge_resource(charge))
     else:
         # The reservation goes back: the charge may be refunded again.
         await write_charge(uow, charge, {"amount_refunded": charge["amount_refunded"] - refund["amount"]}, event_types=[])
@@ -171,10 +166,8 @@ async def list_refunds(
 ) -> RefundList:
     if charge_id is not None:
         await charge_row(uow, charge_id, param="charge")
-    if payment_intent_id is not None and not (
-        is_id(payment_intent_id, "pi") and await repository.intent_exists(uow.connection, uow.tenant, payment_intent_id)
-    ):
-        raise ResourceMissing(f"No such payment intent: '{payment_intent_id}'", param="payment_intent")
+    if payment_intent_id is not None:
+        await intent_row(uow, payment_intent_id, param="payment_intent")
     await check_cursors(
         request, prefix="re", noun="refund", exists=lambda cursor: repository.refund_exists(uow.connection, uow.tenant, cursor)
     )

@@ -105,15 +105,20 @@ def payment_method_phases(vault: VaultClient) -> Phases:
     return Phases(name=CREATE_PAYMENT_METHOD, call=exchange, finish=record)
 
 
-async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> PaymentMethod:
+async def payment_method_row(uow: UnitOfWork, payment_method_id: str, *, param: str = "id") -> AnyRow:
+    """The tenant's payment method, or `resource_missing` naming `param`."""
     row = (
         await repository.get_payment_method(uow.connection, uow.tenant, payment_method_id)
         if is_id(payment_method_id, "pm")
         else None
     )
     if row is None:
-        raise ResourceMissing(f"No such payment method: '{payment_method_id}'", param="id")
-    return payment_method_resource(row)
+        raise ResourceMissing(f"No such payment method: '{payment_method_id}'", param=param)
+    return row
+
+
+async def retrieve_payment_method(uow: UnitOfWork, payment_method_id: str) -> PaymentMethod:
+    return payment_method_resource(await payment_method_row(uow, payment_method_id))
 
 
 async def list_payment_methods(uow: UnitOfWork, request: PageRequest, customer_id: str | None) -> PaymentMethodList:
