@@ -272,7 +272,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         }
         vault = stack.enter_context(running_vault(database, quiet))
         stack.enter_context(running_acquirer(database, quiet))
-        api = stack.enter_context(running_api_process(database, quiet))
+        # Where the acquirer's notifications go: the API takes one per payment, as it would from a processor.
+        api = stack.enter_context(running_api_process(database, quiet, port=database.api_port))
         merchant = asyncio.run(_merchant(database))
         print(f"preparing {WARMUP_COUNT + count} payment methods ...", flush=True)
         methods = uvloop.run(_payment_methods(vault.url, api.url, merchant, WARMUP_COUNT + count))

@@ -20,6 +20,7 @@ import bastion.payments.tables
 import bastion.platform.idempotency.tables
 import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion import customers, events, ledger, payments
+from bastion.acquirer.notifications import NOTIFICATION_TIMEOUT_S
 from bastion.acquirer.service import Acquirer
 from bastion.api.app import create_app
 from bastion.api.authentication import Authenticator
@@ -117,6 +118,10 @@ def key_hasher(settings: Settings) -> KeyedHasher:
 # vault both find API keys by their keyed hash; only the worker seals the audit chain; the API
 # and the sandbox acquirer share the secret the API's connector presents to the acquirer.
 ACQUIRER_API_KEY_PURPOSE = "sandbox-acquirer-api-key"
+ACQUIRER_NOTIFICATIONS_PURPOSE = "sandbox-acquirer-notifications"
+# Where the sandbox acquirer posts its notifications, under BASTION_ACQUIRER_NOTIFY_URL.
+ACQUIRER_NOTIFICATIONS_PATH = "/v1/connectors/sandbox/notifications"
+_ACQUIRER_PURPOSES = [ACQUIRER_API_KEY_PURPOSE, ACQUIRER_NOTIFICATIONS_PURPOSE]
 
 
 def _grant(settings: Settings, url: str, process: str, role: str, purposes: list[str]) -> Grant:
@@ -129,7 +134,7 @@ def _grant(settings: Settings, url: str, process: str, role: str, purposes: list
 
 def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
     return dataclasses.replace(
-        _grant(settings, url, "api", ServiceRoles(settings.db_role_prefix).app, [API_KEY_HASH_PURPOSE, ACQUIRER_API_KEY_PURPOSE]),
+        _grant(settings, url, "api", ServiceRoles(settings.db_role_prefix).app, [API_KEY_HASH_PURPOSE, *_ACQUIRER_PURPOSES]),
         metrics_token=read_metrics_token(settings.data_dir),
         demo_keys=load_credentials(settings.data_dir) if demo else None,
     )
@@ -143,7 +148,7 @@ def vault_grant(settings: Settings, url: str) -> Grant:
 
 
 def acquirer_grant(settings: Settings, url: str) -> Grant:
-    return _grant(settings, url, "acquirer", ServiceRoles(settings.db_role_prefix).acquirer, [ACQUIRER_API_KEY_PURPOSE])
+    return _grant(settings, url, "acquirer", ServiceRoles(settings.db_role_prefix).acquirer, _ACQUIRER_PURPOSES)
 
 
 def acquirer_api_key(grant: Grant) -> str:
@@ -151,9 +156,22 @@ def acquirer_api_key(grant: Grant) -> str:
     return base64.urlsafe_b64encode(DerivedKeys(grant.keys).secret(ACQUIRER_API_KEY_PURPOSE)).decode().rstrip("=")
 
 
-def acquirer_runtime(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOCK) -> Acquirer:
+def acquirer_notification_secret(grant: Grant) -> bytes:
+    """The secret the acquirer signs its notifications with, and the API verifies them with."""
+    return DerivedKeys(grant.keys).secret(ACQUIRER_NOTIFICATIONS_PURPOSE)
+
+
+def acquirer_runtime(settings: Settings, grant: Grant, *, pages_url: str, clock: Clock = SYSTEM_CLOCK) -> Acquirer:
+    notify_url = settings.acquirer_notify_url
     return Acquirer(
-        database=granted_database(settings, grant, clock=clock), api_key=acquirer_api_key(grant), chaos=settings.acquirer_chaos
+        database=granted_database(settings, grant, clock=clock),
+        api_key=acquirer_api_key(grant),
+        pages_url=pages_url,
+        notify_url=None if notify_url is None else notify_url + ACQUIRER_NOTIFICATIONS_PATH,
+        notification_secret=acquirer_notification_secret(grant),
+        # Bastion's API, on loopback: no proxy or CA from the environment, no redirects.
+        client=httpx.AsyncClient(timeout=httpx.Timeout(NOTIFICATION_TIMEOUT_S), follow_redirects=False, trust_env=False),
+        chaos=settings.acquirer_chaos,
     )
 
 
@@ -186,7 +204,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         follow_redirects=False,
         trust_env=False,
     )
-    connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant))
+    connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
@@ -206,6 +224,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
             database, {phases.name: phases for phases in phased}, hold_timeout_s=settings.idempotency_hold_timeout_s
         ),
         metrics_token=_metrics_token(grant),
+        connectors={connector.name: connector},
         demo_keys=grant.demo_keys,
         outbound=(acquirer,),
     )

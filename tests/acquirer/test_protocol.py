@@ -2,33 +2,17 @@
 answer as documented, every POST is done once per Idempotency-Key, amounts are bounded, and its
 record keeps no card number."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from bastion import bootstrap
 from bastion.kernel.ids import new_id
-from bastion.platform.certs import CertPaths, private_ca_client_context
 from bastion.platform.db import plain_dsn
-from bastion.platform.settings import Settings
 from tests.support.postgres import ApiProcess, TestDatabase
 
 APPROVED = "4242424242424242"
-
-
-@pytest.fixture
-async def client(acquirer: ApiProcess, test_database: TestDatabase, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    secret = bootstrap.acquirer_api_key(bootstrap.acquirer_grant(settings, test_database.owner_url))
-    async with httpx.AsyncClient(
-        base_url=acquirer.url,
-        verify=private_ca_client_context(CertPaths.under(test_database.data_dir)),
-        headers={"Authorization": f"Bearer {secret}"},
-        trust_env=False,
-    ) as client:
-        yield client
 
 
 def _payment(number: str = APPROVED, *, capture: bool = False, amount: int = 1000, **card: str) -> dict[str, Any]:

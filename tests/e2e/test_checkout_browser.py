@@ -50,9 +50,10 @@ def api(
     settings: Settings, test_database: TestDatabase, acquirer: ApiProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiProcess, Path]]:
     """A real API process with the demo shop, whose logs also go to a directory of their own, for
-    the scan. The shop exists before the API starts, as under `serve`: its keys are in the API's grant."""
+    the scan. The shop exists before the API starts, as under `serve`: its keys are in the API's grant.
+    It listens where the session's acquirer sends its notifications (the outcome of a challenge)."""
     logs = tmp_path_factory.mktemp("api-logs")
-    port = free_port()
+    port = test_database.api_port
     asyncio.run(bootstrap.demo_shop_create(settings, test_database.owner_url, f"http://127.0.0.1:{port}"))
     with running_api_process(test_database, {"BASTION_LOG_DIR": str(logs), "BASTION_DEMO": "on"}, port=port) as process:
         yield process, logs

@@ -60,9 +60,11 @@ MET: dict[int | str, int] = {}
 def chaotic(test_database: TestDatabase, vault: ApiProcess, acquirer: ApiProcess) -> Iterator[tuple[ApiProcess, ApiProcess]]:
     """A chaotic acquirer, and a vault and an API of their own that call it with short deadlines;
     yields the API and the vault."""
-    acquirer_port, public, internal = free_port(), free_port(), free_port()
+    acquirer_port, public, internal, api_port = free_port(), free_port(), free_port(), free_port()
     urls = {
         "BASTION_ACQUIRER_URL": f"https://127.0.0.1:{acquirer_port}",
+        # Its notifications go to the API beside it, and race the answers they repeat.
+        "BASTION_ACQUIRER_NOTIFY_URL": f"http://127.0.0.1:{api_port}",
         "BASTION_VAULT_PUBLIC_URL": f"http://127.0.0.1:{public}",
         "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{internal}",
         "BASTION_VAULT_FORWARD_TIMEOUT_MS": str(CALL_TIMEOUT_MS),
@@ -71,9 +73,9 @@ def chaotic(test_database: TestDatabase, vault: ApiProcess, acquirer: ApiProcess
         "BASTION_IDEMPOTENCY_HOLD_TIMEOUT_S": "10",
     }
     with ExitStack() as stack:
-        stack.enter_context(running_acquirer(test_database, CHAOS, port=acquirer_port))
+        stack.enter_context(running_acquirer(test_database, CHAOS | urls, ports=(acquirer_port, free_port())))
         chaotic_vault = stack.enter_context(running_vault(test_database, urls, ports=(public, internal)))
-        api = stack.enter_context(running_api_process(test_database, urls))
+        api = stack.enter_context(running_api_process(test_database, urls, port=api_port))
         yield api, chaotic_vault
 
 

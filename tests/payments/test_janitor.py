@@ -4,23 +4,16 @@ unknown stays `processing` with nothing posted until the sync asks the acquirer 
 what it did, once."""
 
 import asyncio
-import dataclasses
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from bastion import bootstrap
-from bastion.api.app import create_app
-from bastion.payments import intents
 from bastion.payments.check import PaymentsSummary, check_payments
-from bastion.payments.connectors import Answer, AttemptResult, Authorization
 from bastion.payments.jobs import cancel_stale_authorizations, sync_unknown_attempts
-from bastion.payments.sandbox import SandboxConnector
-from bastion.platform.db import Tenant, plain_dsn
-from bastion.platform.idempotency import PhasedCommands
+from bastion.platform.db import plain_dsn
+from tests.support.acquirer import blind_client
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.vault import payment_method
@@ -60,17 +53,6 @@ async def test_an_authorization_past_the_window_is_voided_and_canceled(
     assert (await _acquired(test_database, intent["latest_charge"]))["status"] == "voided"
 
 
-class _AnswerLost(SandboxConnector):
-    """The sandbox connector whose authorization reaches the acquirer, and whose answer is lost."""
-
-    def __init__(self, connector: SandboxConnector) -> None:
-        self.__dict__.update(connector.__dict__)
-
-    async def authorize(self, tenant: Tenant, request: Authorization) -> Answer:
-        answered = await super().authorize(tenant, request)
-        return Answer(AttemptResult.UNKNOWN, reference=answered.reference)
-
-
 @pytest.mark.parametrize("capture_method", ["automatic", "manual"])
 async def test_an_unknown_answer_waits_for_the_sync_which_records_it_once(
     *,
@@ -82,15 +64,8 @@ async def test_an_unknown_answer_waits_for_the_sync_which_records_it_once(
     capture_method: str,
 ) -> None:
     commands = platform.services.commands
-    grant = bootstrap.api_grant(platform.settings, test_database.owner_url, demo=False)
-    connector = SandboxConnector(platform.services.vault, platform.services.outbound[0], bootstrap.acquirer_api_key(grant))
-    lost = dict(commands.registry) | {intents.CONFIRM: intents.confirm_phases(_AnswerLost(connector))}
-    blind = dataclasses.replace(
-        platform.services, commands=PhasedCommands(commands.database, lost, hold_timeout_s=commands.hold_timeout_s)
-    )
     body = {"amount": 1200, "currency": "EUR", "capture_method": capture_method, "confirm": True}
-    transport = httpx.ASGITransport(app=create_app(blind), client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=merchant.headers) as client:
+    async with blind_client(platform, merchant) as client:
         answer = await client.post(
             "/v1/payment_intents", json=body | {"payment_method": await payment_method(platform, vault, merchant)}
         )

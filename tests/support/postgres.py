@@ -58,8 +58,12 @@ class TestDatabase:
     # The session's vault listens here when a test starts it (`running_vault`).
     vault_port: int = field(default_factory=free_port)
     vault_internal_port: int = field(default_factory=free_port)
-    # The session's sandbox acquirer (`running_acquirer`).
+    # The session's sandbox acquirer (`running_acquirer`): its protocol and its cardholder pages.
     acquirer_port: int = field(default_factory=free_port)
+    acquirer_pages_port: int = field(default_factory=free_port)
+    # Where the session's acquirer sends its notifications: an API a test starts there gets
+    # them; while none listens, they wait at the acquirer (`tests.support.acquirer`).
+    api_port: int = field(default_factory=free_port)
 
     @property
     def vault_url(self) -> str:
@@ -79,6 +83,7 @@ class TestDatabase:
             "BASTION_VAULT_PUBLIC_URL": self.vault_url,
             "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{self.vault_internal_port}",
             "BASTION_ACQUIRER_URL": self.acquirer_url,
+            "BASTION_ACQUIRER_NOTIFY_URL": f"http://127.0.0.1:{self.api_port}",
         }
 
     @property
@@ -245,13 +250,13 @@ def running_vault(
 
 @contextmanager
 def running_acquirer(
-    database: TestDatabase, extra_env: dict[str, str] | None = None, *, port: int | None = None
+    database: TestDatabase, extra_env: dict[str, str] | None = None, *, ports: tuple[int, int] | None = None
 ) -> Iterator[ApiProcess]:
-    """A real `bastion acquirer` on `port` (default: the database's acquirer port, which the
-    session's acquirer holds); yields its URL and its logs."""
-    port = port or database.acquirer_port
-    command = ["acquirer", "--host", "127.0.0.1", "--port", str(port)]
-    with _running(command, [port], {**database.env(), **(extra_env or {})}) as log:
+    """A real `bastion acquirer` on `ports` (its protocol and its pages; default: the database's
+    acquirer ports, which the session's acquirer holds); yields its URL and its logs."""
+    port, pages_port = ports or (database.acquirer_port, database.acquirer_pages_port)
+    command = ["acquirer", "--host", "127.0.0.1", "--port", str(port), "--pages-port", str(pages_port)]
+    with _running(command, [port, pages_port], {**database.env(), **(extra_env or {})}) as log:
         yield ApiProcess(url=f"https://127.0.0.1:{port}", log_file=log)
 
 

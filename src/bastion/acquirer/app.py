@@ -2,13 +2,16 @@
 HTTPS, a Bearer secret, an Idempotency-Key on every POST."""
 
 import asyncio
+import contextlib
 import hmac
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 
 import bastion
 from bastion.acquirer import service
+from bastion.acquirer.notifications import deliver_due
 from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
 from bastion.acquirer.service import Acquirer
 from bastion.kernel.errors import AuthenticationFailed, ProcessorUnavailable
@@ -16,9 +19,13 @@ from bastion.platform.http import errors, health
 from bastion.platform.http.credentials import bearer_token
 from bastion.platform.http.middleware import EdgeMiddleware
 from bastion.platform.http.responses import JsonResponse
+from bastion.platform.logging import get_logger
 from bastion.platform.metrics import HttpMetrics
 
 BODY_BYTES_MAX = 16_384
+# How often expired challenges and due notifications are looked for.
+DUTIES_INTERVAL_S = 1.0
+_log = get_logger("bastion.acquirer")
 _KEY = Header(alias="Idempotency-Key", min_length=1, max_length=255)
 
 
@@ -52,7 +59,7 @@ async def _once(acquirer: Acquirer, request: Request, key: str, operation: servi
 async def create_payment(
     acquirer: Authenticated, request: Request, body: PaymentCreate, key: Annotated[str, _KEY]
 ) -> JsonResponse:
-    return await _once(acquirer, request, key, service.create_payment(body))
+    return await _once(acquirer, request, key, service.create_payment(acquirer, body))
 
 
 @router.get("/payments")
@@ -88,8 +95,38 @@ async def refund_payment(
     return await _once(acquirer, request, key, service.refund_payment(payment_id, body))
 
 
+async def _duties_forever(acquirer: Acquirer) -> None:
+    """Expire unanswered challenges and send due notifications, every `DUTIES_INTERVAL_S`, until
+    cancelled; a failed round is logged and retried."""
+    while True:
+        try:
+            await service.expire_challenges(acquirer)
+            await deliver_due(acquirer)
+        except Exception:  # noqa: BLE001  (the next round tries again)
+            _log.exception("acquirer_duties_failed")
+        await asyncio.sleep(DUTIES_INTERVAL_S)
+
+
 def create_app(acquirer: Acquirer) -> FastAPI:
-    app = FastAPI(title="Bastion sandbox acquirer", version=bastion.__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        delivery = asyncio.create_task(_duties_forever(acquirer))
+        try:
+            yield
+        finally:
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery
+            await acquirer.client.aclose()
+
+    app = FastAPI(
+        title="Bastion sandbox acquirer",
+        version=bastion.__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     app.state.acquirer = acquirer
     app.state.database = acquirer.database
     metrics = HttpMetrics()

@@ -11,6 +11,8 @@ from bastion.platform.settings import AcquirerChaos
 
 
 class PaymentStatus(enum.StrEnum):
+    # Waiting for the cardholder's 3-D Secure challenge (its page: `challenge_url`).
+    REQUIRES_ACTION = "requires_action"
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     VOIDED = "voided"
@@ -33,6 +35,9 @@ _DECLINES = {
     "4000000000000119": Decline("processing_error", "An error occurred while processing your card. Try again in a little bit."),
 }
 _EXPIRED = _DECLINES["4000000000000069"]
+# Cards whose issuer asks for a 3-D Secure challenge before it answers.
+_CHALLENGED = frozenset({"4000002760003184", "4000000000003220"})
+AUTHENTICATION_FAILED = Decline("authentication_failed", "The cardholder failed the 3-D Secure authentication.")
 
 
 def decline_for(number: str, exp_month: int, exp_year: int, *, year: int, month: int) -> Decline | None:
@@ -43,6 +48,15 @@ def decline_for(number: str, exp_month: int, exp_year: int, *, year: int, month:
     return _DECLINES.get(number)
 
 
+def needs_challenge(number: str) -> bool:
+    return number in _CHALLENGED
+
+
+def check_challenge(status: PaymentStatus) -> None:
+    if status != PaymentStatus.REQUIRES_ACTION:
+        raise PaymentStateInvalid(f"This payment is {status}: its authentication is over.", param="id")
+
+
 def check_capture(status: PaymentStatus, authorized: int, amount: int) -> None:
     if status != PaymentStatus.AUTHORIZED:
         raise PaymentStateInvalid(f"A payment that is {status} cannot be captured.", param="id")
@@ -51,7 +65,8 @@ def check_capture(status: PaymentStatus, authorized: int, amount: int) -> None:
 
 
 def check_void(status: PaymentStatus) -> None:
-    if status != PaymentStatus.AUTHORIZED:
+    # A payment waiting for its challenge may be voided too: the merchant gave up on it.
+    if status not in (PaymentStatus.AUTHORIZED, PaymentStatus.REQUIRES_ACTION):
         raise PaymentStateInvalid(f"A payment that is {status} cannot be voided.", param="id")
 
 

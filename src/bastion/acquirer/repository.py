@@ -13,8 +13,9 @@ INSERT INTO acquirer.requests (key, fingerprint, status_code, body, created_at) 
 """
 _INSERT_PAYMENT = """
 INSERT INTO acquirer.payments (id, merchant, reference, amount, currency, status, decline_code, decline_message,
-                               card_last4, amount_captured, amount_refunded, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)
+                               card_last4, amount_captured, amount_refunded, capture, challenge_url, return_url,
+                               created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $14)
 ON CONFLICT (merchant, reference) DO NOTHING
 RETURNING *
 """
@@ -22,7 +23,13 @@ _PAYMENT = "SELECT * FROM acquirer.payments WHERE id = $1"
 _PAYMENT_FOR_UPDATE = "SELECT * FROM acquirer.payments WHERE id = $1 FOR UPDATE"
 _PAYMENT_BY_REFERENCE = "SELECT * FROM acquirer.payments WHERE merchant = $1 AND reference = $2"
 _SET_STATUS = """
-UPDATE acquirer.payments SET status = $2, amount_captured = $3, updated_at = $4 WHERE id = $1 RETURNING *
+UPDATE acquirer.payments SET status = $2, amount_captured = $3, updated_at = $4, challenge_url = NULL
+WHERE id = $1 RETURNING *
+"""
+_DECLINE = """
+UPDATE acquirer.payments SET status = 'declined', decline_code = $2, decline_message = $3, updated_at = $4,
+                             challenge_url = NULL
+WHERE id = $1 RETURNING *
 """
 _INSERT_REFUND = """
 INSERT INTO acquirer.refunds (id, payment_id, reference, amount, status, created_at)
@@ -63,6 +70,9 @@ async def insert_payment(connection: Connection, values: dict[str, Any], moment:
         values["decline_message"],
         values["card_last4"],
         values["amount_captured"],
+        values["capture"],
+        values["challenge_url"],
+        values["return_url"],
         moment,
     )
     return row
@@ -83,6 +93,11 @@ async def set_status(connection: Connection, payment_id: str, status: str, amoun
     return row
 
 
+async def decline(connection: Connection, payment_id: str, code: str, message: str, moment: datetime) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_DECLINE, payment_id, code, message, moment)
+    return row
+
+
 async def insert_refund(
     connection: Connection, refund_id: str, payment_id: str, *, reference: str, amount: int, moment: datetime
 ) -> AnyRow | None:
@@ -96,3 +111,62 @@ async def insert_refund(
 async def refund_by_reference(connection: Connection, payment_id: str, reference: str) -> AnyRow | None:
     row: AnyRow | None = await connection.fetchrow(_REFUND_BY_REFERENCE, payment_id, reference)
     return row
+
+
+_INSERT_NOTIFICATION = """
+INSERT INTO acquirer.notifications (id, type, body, attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, 0, $4, $4)
+"""
+# Due notifications, claimed for `lease` so that two delivery loops do not send one twice at once.
+_CLAIM_DUE = """
+UPDATE acquirer.notifications SET attempts = attempts + 1, next_attempt_at = $2
+WHERE id IN (
+    SELECT id FROM acquirer.notifications
+    WHERE delivered_at IS NULL AND next_attempt_at <= $1 AND attempts < $3
+    ORDER BY next_attempt_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *
+"""
+_DELIVERED = "UPDATE acquirer.notifications SET delivered_at = $2, last_error = NULL WHERE id = $1"
+_NOT_DELIVERED = "UPDATE acquirer.notifications SET next_attempt_at = $2, last_error = $3 WHERE id = $1"
+
+
+async def insert_notification(
+    connection: Connection, notification_id: str, kind: str, body: dict[str, Any], moment: datetime
+) -> None:
+    await connection.execute(_INSERT_NOTIFICATION, notification_id, kind, body, moment)
+
+
+async def claim_due_notifications(
+    connection: Connection, now: datetime, *, lease_until: datetime, attempts_max: int, limit: int
+) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_CLAIM_DUE, now, lease_until, attempts_max, limit)
+    return sorted(rows, key=lambda row: (row["created_at"], row["id"]))
+
+
+async def notification_delivered(connection: Connection, notification_id: str, moment: datetime) -> None:
+    await connection.execute(_DELIVERED, notification_id, moment)
+
+
+async def notification_not_delivered(connection: Connection, notification_id: str, retry_at: datetime, error: str) -> None:
+    await connection.execute(_NOT_DELIVERED, notification_id, retry_at, error)
+
+
+# Challenges nobody answered in time, declined as the issuer's would be.
+_EXPIRE_CHALLENGES = """
+UPDATE acquirer.payments SET status = 'declined', decline_code = $2, decline_message = $3, updated_at = $4,
+                             challenge_url = NULL
+WHERE id IN (
+    SELECT id FROM acquirer.payments WHERE status = 'requires_action' AND created_at < $1
+    ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED
+)
+RETURNING *
+"""
+
+
+async def expire_challenges(
+    connection: Connection, opened_before: datetime, *, code: str, message: str, moment: datetime, limit: int
+) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_EXPIRE_CHALLENGES, opened_before, code, message, moment, limit)
+    return rows

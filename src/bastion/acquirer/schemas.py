@@ -30,6 +30,8 @@ class PaymentCreate(BaseModel):
     currency: Currency
     capture: bool
     card: Card
+    # Where the cardholder's browser goes after a 3-D Secure challenge, if one is asked.
+    return_url: str | None = Field(default=None, max_length=2_048, pattern=r"^https?://[^\s]+$")
 
 
 class Capture(BaseModel):

@@ -1,14 +1,31 @@
-"""What the sandbox acquirer does: authorize (and capture at once, if asked), capture, void and
-refund, each once per Idempotency-Key, recorded in its own schema."""
+"""What the sandbox acquirer does: authorize (and capture at once, if asked; or first ask for a
+3-D Secure challenge), capture, void and refund, each once per Idempotency-Key, recorded in its
+own schema with the notification that tells Bastion of it."""
 
 import hashlib
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
 
 from bastion.acquirer import repository
-from bastion.acquirer.domain import Fate, PaymentStatus, check_capture, check_refund, check_void, decline_for, fate_of
+from bastion.acquirer.domain import (
+    AUTHENTICATION_FAILED,
+    Fate,
+    PaymentStatus,
+    check_capture,
+    check_challenge,
+    check_refund,
+    check_void,
+    decline_for,
+    fate_of,
+    needs_challenge,
+)
 from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
 from bastion.kernel.errors import IdempotencyError, ResourceMissing
 from bastion.kernel.ids import new_id
@@ -21,6 +38,9 @@ Operation = Callable[[Connection, datetime], Awaitable[Answer]]
 
 # Keys whose attempts chaos counts, at most: the oldest are forgotten beyond.
 CHAOS_KEYS_MAX = 100_000
+# A challenge not answered within this is declined (`authentication_failed`), a batch at a time.
+CHALLENGE_EXPIRY = timedelta(minutes=15)
+EXPIRY_BATCH_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +48,12 @@ class Acquirer:
     database: Database
     # The secret Bastion's connector presents (`Authorization: Bearer ...`).
     api_key: str
+    # Where the cardholder's pages (the 3-D Secure challenge) are served, over plain HTTP on loopback.
+    pages_url: str
+    # Where notifications go (None: kept, not sent), signed with `notification_secret`.
+    notify_url: str | None
+    notification_secret: bytes
+    client: httpx.AsyncClient
     chaos: AcquirerChaos | None = None
     # Requests seen per Idempotency-Key, for chaos: each retry is another attempt.
     attempts: dict[str, int] = field(default_factory=dict)
@@ -56,6 +82,7 @@ def payment_resource(row: AnyRow) -> Answer:
         "card_last4": row["card_last4"],
         "amount_captured": row["amount_captured"],
         "amount_refunded": row["amount_refunded"],
+        "next_action_url": row["challenge_url"],
         "created": int(row["created_at"].timestamp()),
     }
 
@@ -95,18 +122,43 @@ async def once(acquirer: Acquirer, key: str, request_fingerprint: str, operation
         return answer
 
 
-def create_payment(request: PaymentCreate) -> Operation:
+async def notify(connection: Connection, kind: str, merchant: str, data: Answer, moment: datetime) -> None:
+    """Record the notification of a change, in the change's transaction; it is sent after it commits."""
+    notification_id = new_id("acqn")
+    body = {
+        "id": notification_id,
+        "object": "notification",
+        "type": kind,
+        "created": int(moment.timestamp()),
+        "merchant": merchant,
+        "data": data,
+    }
+    await repository.insert_notification(connection, notification_id, kind, body, moment)
+
+
+async def _notify_payment(connection: Connection, row: AnyRow, moment: datetime) -> Answer:
+    payment = payment_resource(row)
+    await notify(connection, f"payment.{row['status']}", row["merchant"], payment, moment)
+    return payment
+
+
+def create_payment(acquirer: Acquirer, request: PaymentCreate) -> Operation:
     async def operation(connection: Connection, moment: datetime) -> Answer:
         card = request.card
+        payment_id = new_id("acqp")
         decline = decline_for(card.number, int(card.exp_month), int(card.exp_year), year=moment.year, month=moment.month)
+        challenge_url = None
         if decline is not None:
             status = PaymentStatus.DECLINED
+        elif needs_challenge(card.number):
+            status = PaymentStatus.REQUIRES_ACTION
+            challenge_url = f"{acquirer.pages_url}/challenges/{payment_id}?token={secrets.token_urlsafe(24)}"
         else:
             status = PaymentStatus.CAPTURED if request.capture else PaymentStatus.AUTHORIZED
         row = await repository.insert_payment(
             connection,
             {
-                "id": new_id("acqp"),
+                "id": payment_id,
                 "merchant": request.merchant,
                 "reference": request.reference,
                 "amount": request.amount,
@@ -116,14 +168,21 @@ def create_payment(request: PaymentCreate) -> Operation:
                 "decline_message": None if decline is None else decline.message,
                 "card_last4": card.number[-4:],
                 "amount_captured": request.amount if status == PaymentStatus.CAPTURED else 0,
+                "capture": request.capture,
+                "challenge_url": challenge_url,
+                "return_url": request.return_url,
             },
             moment,
         )
         # A reference is one payment: asked again under another key, it answers what it did.
         if row is None:
             row = await repository.payment_by_reference(connection, request.merchant, request.reference)
-        assert row is not None  # noqa: S101  (the insert conflicted with this very row)
-        return payment_resource(row)
+            assert row is not None  # noqa: S101  (the insert conflicted with this very row)
+            return payment_resource(row)
+        if status == PaymentStatus.REQUIRES_ACTION:
+            # The answer says so; the outcome of the challenge is what Bastion will be told.
+            return payment_resource(row)
+        return await _notify_payment(connection, row, moment)
 
     return operation
 
@@ -140,7 +199,7 @@ def capture_payment(payment_id: str, request: Capture) -> Operation:
         row = await _payment(connection, payment_id)
         check_capture(PaymentStatus(row["status"]), row["amount"], request.amount)
         captured = await repository.set_status(connection, payment_id, PaymentStatus.CAPTURED, request.amount, moment)
-        return payment_resource(captured)
+        return await _notify_payment(connection, captured, moment)
 
     return operation
 
@@ -149,7 +208,8 @@ def void_payment(payment_id: str) -> Operation:
     async def operation(connection: Connection, moment: datetime) -> Answer:
         row = await _payment(connection, payment_id)
         check_void(PaymentStatus(row["status"]))
-        return payment_resource(await repository.set_status(connection, payment_id, PaymentStatus.VOIDED, 0, moment))
+        voided = await repository.set_status(connection, payment_id, PaymentStatus.VOIDED, 0, moment)
+        return await _notify_payment(connection, voided, moment)
 
     return operation
 
@@ -165,9 +225,62 @@ def refund_payment(payment_id: str, request: RefundCreate) -> Operation:
             connection, new_id("acqr"), payment_id, reference=request.reference, amount=request.amount, moment=moment
         )
         assert refund is not None  # noqa: S101  (the payment's row lock orders refunds of one reference)
-        return refund_resource(refund)
+        answer = refund_resource(refund)
+        await notify(connection, "refund.succeeded", row["merchant"], answer, moment)
+        return answer
 
     return operation
+
+
+def _challenge_token(challenge_url: str | None) -> str | None:
+    if challenge_url is None:
+        return None
+    return parse_qs(urlsplit(challenge_url).query).get("token", [None])[0]
+
+
+async def challenged_payment(acquirer: Acquirer, payment_id: str, token: str) -> AnyRow:
+    """The payment waiting for the challenge this token opens."""
+    async with acquirer.database.connection() as connection:
+        row = await repository.payment(connection, payment_id)
+    return _check_token(row, payment_id, token)
+
+
+def _check_token(row: AnyRow | None, payment_id: str, token: str) -> AnyRow:
+    expected = None if row is None else _challenge_token(row["challenge_url"])
+    if row is None or expected is None or not hmac.compare_digest(expected.encode(), token.encode()):
+        raise ResourceMissing(f"No authentication is waiting for the payment '{payment_id}' with this link.", param="id")
+    return row
+
+
+async def complete_challenge(acquirer: Acquirer, payment_id: str, token: str, *, authenticated: bool) -> AnyRow:
+    """The cardholder's answer to the challenge: the payment goes on as asked (authorized, or
+    captured at once), or is declined as `authentication_failed`; Bastion is told either way."""
+    async with acquirer.database.transaction() as connection:
+        row = _check_token(await repository.payment(connection, payment_id, for_update=True), payment_id, token)
+        check_challenge(PaymentStatus(row["status"]))
+        moment = acquirer.database.clock.now()
+        if authenticated:
+            status = PaymentStatus.CAPTURED if row["capture"] else PaymentStatus.AUTHORIZED
+            captured = row["amount"] if status == PaymentStatus.CAPTURED else 0
+            row = await repository.set_status(connection, payment_id, status, captured, moment)
+        else:
+            failed = AUTHENTICATION_FAILED
+            row = await repository.decline(connection, payment_id, failed.code, failed.message, moment)
+        await _notify_payment(connection, row, moment)
+        return row
+
+
+async def expire_challenges(acquirer: Acquirer) -> int:
+    """Decline the challenges left unanswered past `CHALLENGE_EXPIRY`, telling Bastion; how many."""
+    async with acquirer.database.transaction() as connection:
+        moment = acquirer.database.clock.now()
+        failed = AUTHENTICATION_FAILED
+        rows = await repository.expire_challenges(
+            connection, moment - CHALLENGE_EXPIRY, code=failed.code, message=failed.message, moment=moment, limit=EXPIRY_BATCH_MAX
+        )
+        for row in rows:
+            await _notify_payment(connection, row, moment)
+    return len(rows)
 
 
 async def retrieve_payment(acquirer: Acquirer, payment_id: str) -> Answer:

@@ -1,6 +1,18 @@
 """The acquirer's own record, in its own schema: only the acquirer's role has grants on it."""
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Integer, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bastion.platform.schema import metadata
@@ -23,10 +35,16 @@ payments = Table(
     Column("card_last4", Text, nullable=False),
     Column("amount_captured", BigInteger, nullable=False),
     Column("amount_refunded", BigInteger, nullable=False),
+    # Asked to capture at once: what a 3-D Secure challenge completed goes on to.
+    Column("capture", Boolean, nullable=False),
+    # The challenge page (with its single-use token) while the payment waits for it, and where
+    # the cardholder's browser goes after it.
+    Column("challenge_url", Text),
+    Column("return_url", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("merchant", "reference"),
-    CheckConstraint("status IN ('authorized', 'captured', 'voided', 'declined')", name="status"),
+    CheckConstraint("status IN ('requires_action', 'authorized', 'captured', 'voided', 'declined')", name="status"),
     CheckConstraint("0 <= amount_captured AND amount_captured <= amount", name="captured"),
     CheckConstraint("0 <= amount_refunded AND amount_refunded <= amount_captured", name="refunded"),
     schema=SCHEMA,
@@ -56,5 +74,22 @@ requests = Table(
     Column("status_code", Integer, nullable=False),
     Column("body", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    schema=SCHEMA,
+)
+
+# What the acquirer tells Bastion, signed, until Bastion answers 2xx: each change of a payment,
+# refund or dispute, delivered in the background with a growing delay, up to a bound.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_notifications_due", "next_attempt_at", postgresql_where="delivered_at IS NULL"),
     schema=SCHEMA,
 )

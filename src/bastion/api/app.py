@@ -21,7 +21,14 @@ from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger.routes import router as ledger_router
 from bastion.payments.jobs import payments_janitor_forever
-from bastion.payments.routes import balance_router, charges_router, intents_router, refunds_router
+from bastion.payments.routes import (
+    NOTIFICATION_PATHS,
+    balance_router,
+    charges_router,
+    connectors_router,
+    intents_router,
+    refunds_router,
+)
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
 from bastion.platform.http.middleware import EdgeMiddleware
@@ -32,8 +39,13 @@ from bastion.platform.metrics import HttpMetrics
 
 _DOCS_ASSETS = "/docs/assets"
 # Deny by default: a route must require a scope or be listed here, as public or (`/metrics`,
-# the scrape token; the demo shop, served only with `--demo`) behind a check of its own.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", _DOCS_ASSETS}) | demo.PUBLIC_PATHS
+# the scrape token; the demo shop, served only with `--demo`; connectors' notifications, signed)
+# behind a check of its own.
+PUBLIC_PATHS = (
+    frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", _DOCS_ASSETS})
+    | demo.PUBLIC_PATHS
+    | NOTIFICATION_PATHS
+)
 
 
 def route_scope(route: APIRoute) -> str | None:
@@ -121,6 +133,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(charges_router)
     app.include_router(refunds_router)
     app.include_router(balance_router)
+    app.include_router(connectors_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.state.metrics_token = services.metrics_token

@@ -20,6 +20,7 @@ from bastion.api.authentication import Authenticator
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
+from bastion.payments.connectors import Connector
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.http.client_ip import client_ip
 from bastion.platform.http.errors import BodyInvalidJson
@@ -48,6 +49,8 @@ class Services:
     commands: PhasedCommands
     # What a scraper presents to `/metrics` (`secrets/metrics.token`).
     metrics_token: bytes
+    # The connectors by name (their notifications arrive at /v1/connectors/{name}/notifications).
+    connectors: Mapping[str, Connector]
     # The demo shop merchant's test keys (`secrets/demo.json`), when the demo runs.
     demo_keys: Mapping[str, str] | None = None
     # Clients of processors the connectors hold (the sandbox acquirer's), closed at shutdown.

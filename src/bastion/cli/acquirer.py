@@ -1,11 +1,14 @@
-"""`bastion acquirer`: the sandbox acquirer's HTTPS listener (`serve` starts it)."""
+"""`bastion acquirer`: the sandbox acquirer's HTTPS listener and its cardholder pages (`serve`
+starts it)."""
 
+import asyncio
 from typing import Annotated
 
 import typer
 
 from bastion import bootstrap
 from bastion.acquirer.app import create_app
+from bastion.acquirer.pages import create_pages_app
 from bastion.platform.certs import CertPaths
 from bastion.platform.grant import Grant
 from bastion.platform.logging import configure_logging
@@ -19,6 +22,7 @@ def acquirer(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of its HTTPS listener (BASTION_ACQUIRER_URL points the API at it).")] = 8003,
+    pages_port: Annotated[int, typer.Option(help="Port of its cardholder pages (the 3-D Secure challenge), plain HTTP.")] = 8004,
 ) -> None:
     """Run the sandbox acquirer, unless a subcommand is given."""
     if ctx.invoked_subcommand is not None:
@@ -29,12 +33,31 @@ def acquirer(
     configure_logging(settings.log_level, log_file=settings.log_file("acquirer"))
     grant = Grant.received() or bootstrap.acquirer_grant(settings, bootstrap.owner_url(settings))
     paths = CertPaths.under(settings.data_dir)
-    uvicorn.run(
-        create_app(bootstrap.acquirer_runtime(settings, grant)),
-        host=host,
-        port=port,
-        ssl_certfile=str(paths.acquirer_cert),
-        ssl_keyfile=str(paths.acquirer_key),
-        log_config=None,
-        access_log=False,
-    )
+    runtime = bootstrap.acquirer_runtime(settings, grant, pages_url=f"http://{host}:{pages_port}")
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                create_app(runtime),
+                host=host,
+                port=port,
+                ssl_certfile=str(paths.acquirer_cert),
+                ssl_keyfile=str(paths.acquirer_key),
+                log_config=None,
+                access_log=False,
+            )
+        ),
+        uvicorn.Server(uvicorn.Config(create_pages_app(runtime), host=host, port=pages_port, log_config=None, access_log=False)),
+    ]
+
+    async def serve(server: uvicorn.Server) -> None:
+        try:
+            await server.serve()
+        finally:
+            # One listener stopping (a signal reaches only one of them) stops the other.
+            for other in servers:
+                other.should_exit = True
+
+    async def serve_both() -> None:
+        await asyncio.gather(*(serve(server) for server in servers))
+
+    asyncio.run(serve_both())

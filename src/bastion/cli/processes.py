@@ -192,6 +192,9 @@ def serve(
     vault_port: Annotated[int, typer.Option(help="Port of the vault's browser origin (card fields).")] = 8001,
     vault_internal_port: Annotated[int, typer.Option(help="Port of the vault's mutual-TLS listener.")] = 8002,
     acquirer_port: Annotated[int, typer.Option(help="Port of the sandbox acquirer's HTTPS listener.")] = 8003,
+    acquirer_pages_port: Annotated[
+        int, typer.Option(help="Port of the sandbox acquirer's cardholder pages (the 3-D Secure challenge).")
+    ] = 8004,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Every process's full JSON log on the terminal, not only warnings and errors.")
     ] = False,
@@ -210,6 +213,7 @@ def serve(
             ("--vault-port", host, vault_port),
             ("--vault-internal-port", "127.0.0.1", vault_internal_port),
             ("--acquirer-port", "127.0.0.1", acquirer_port),
+            ("--acquirer-pages-port", "127.0.0.1", acquirer_pages_port),
         ]
     )
     settings = Settings.from_env()
@@ -246,6 +250,7 @@ def serve(
         "BASTION_VAULT_PUBLIC_URL": vault_public,
         "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{vault_internal_port}",
         "BASTION_ACQUIRER_URL": f"https://127.0.0.1:{acquirer_port}",
+        "BASTION_ACQUIRER_NOTIFY_URL": f"http://127.0.0.1:{port}",
         "BASTION_DEMO": "on" if demo else "off",
     }
     vault_command = [
@@ -259,6 +264,10 @@ def serve(
         _Probe(f"the vault on port {vault_port}", lambda: _http_answers(f"http://{probe_host}:{vault_port}/healthz")),
         _Probe(f"the vault on port {vault_internal_port}", lambda: _accepts_connections("127.0.0.1", vault_internal_port)),
         _Probe(f"the acquirer on port {acquirer_port}", lambda: _accepts_connections("127.0.0.1", acquirer_port)),
+        _Probe(
+            f"the acquirer's pages on port {acquirer_pages_port}",
+            lambda: _http_answers(f"http://127.0.0.1:{acquirer_pages_port}/healthz"),
+        ),
     ]
     grants = {
         "vault": bootstrap.vault_grant(settings, url),
@@ -269,7 +278,10 @@ def serve(
     children: list[_Child] = []
     ended: _Child | None = None  # the child whose exit stopped the others
     try:
-        acquirer_command = ["acquirer", "--host", "127.0.0.1", "--port", str(acquirer_port)]
+        acquirer_command = [
+            *("acquirer", "--host", "127.0.0.1", "--port", str(acquirer_port)),
+            *("--pages-port", str(acquirer_pages_port)),
+        ]
         for arguments in (vault_command, acquirer_command, ["api", "--host", host, "--port", str(port)], ["worker"]):
             # One by one: all started get stopped.
             children.append(_Child.start(arguments, env, grants[arguments[0]], verbose=verbose))  # noqa: PERF401
@@ -280,7 +292,8 @@ def serve(
         typer.echo(
             f"Bastion is running.\n  API:   {base}/v1\n  docs:  {base}/docs\n{demo_line}"
             f"  vault: {vault_public} (card fields)\n"
-            f"  acquirer: https://127.0.0.1:{acquirer_port} (the sandbox acquirer of test payments)\n"
+            f"  acquirer: https://127.0.0.1:{acquirer_port} (the sandbox acquirer of test payments; "
+            f"its 3-D Secure pages on http://127.0.0.1:{acquirer_pages_port})\n"
             f"  data:  {settings.data_dir}\n  logs:  {log_dir}"
         )
         # The command as it was invoked (`.venv/bin/bastion` under `make run`), so the hint can be pasted as is.

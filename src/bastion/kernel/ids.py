@@ -13,7 +13,27 @@ _BODY_LENGTH = 26
 _BODY_PATTERN = f"[{_ALPHABET}]{{{_BODY_LENGTH}}}"
 
 PREFIXES = frozenset(
-    {"mer", "key", "cus", "evt", "req", "la", "le", "tok", "crd", "pm", "cts", "pi", "ch", "re", "dp", "acqp", "acqr"}
+    {
+        "mer",
+        "key",
+        "cus",
+        "evt",
+        "req",
+        "la",
+        "le",
+        "tok",
+        "crd",
+        "pm",
+        "cts",
+        "pi",
+        "ch",
+        "re",
+        "dp",
+        "acqp",
+        "acqr",
+        "acqn",
+        "acqd",
+    }
 )
 
 

@@ -8,6 +8,7 @@ processor acts once.
 """
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +16,8 @@ from bastion.platform.db import Tenant
 
 
 class AttemptResult(enum.StrEnum):
+    # The issuer asks the cardholder to authenticate (3-D Secure) at `Answer.redirect_url` first.
+    REQUIRES_ACTION = "requires_action"
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     VOIDED = "voided"
@@ -44,6 +47,8 @@ class Authorization:
     amount: int
     currency: str
     capture: bool
+    # Where the cardholder's browser goes after a 3-D Secure challenge, if the issuer asks for one.
+    return_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,8 @@ class Answer:
     reference: str | None = None
     decline_code: str | None = None
     message: str | None = None
+    # The challenge page, when the result is `requires_action`.
+    redirect_url: str | None = None
 
     def to_outcome(self) -> dict[str, Any]:
         return {
@@ -61,11 +68,44 @@ class Answer:
             "reference": self.reference,
             "decline_code": self.decline_code,
             "message": self.message,
+            "redirect_url": self.redirect_url,
         }
 
     @classmethod
     def from_outcome(cls, outcome: dict[str, Any]) -> "Answer":
-        return cls(AttemptResult(outcome["result"]), outcome["reference"], outcome["decline_code"], outcome["message"])
+        return cls(
+            AttemptResult(outcome["result"]),
+            outcome["reference"],
+            outcome["decline_code"],
+            outcome["message"],
+            outcome.get("redirect_url"),
+        )
+
+
+class Subject(enum.StrEnum):
+    """What a notification is about."""
+
+    PAYMENT = "payment"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A processor's notification, verified, in Bastion's terms."""
+
+    id: str
+    type: str
+    merchant_id: str
+    livemode: bool
+    subject: Subject
+    # Bastion's id the processor was given: a charge's for a payment, a refund's for a refund.
+    reference: str
+    # What it says of the payment's authorization, as the answer to `authorize` would; with the
+    # amount and currency it names, which Bastion checks against its own.
+    answer: Answer
+    amount: int
+    currency: str | None
 
 
 class Connector(Protocol):
@@ -83,4 +123,9 @@ class Connector(Protocol):
     async def sync(self, tenant: Tenant, charge_id: str, *, amount: int, currency: str) -> Answer:
         """What the processor did with the authorization of `charge_id`: the same answers as
         `authorize`, with the same check of its amount and currency."""
+        ...
+
+    def handle_notification(self, body: bytes, headers: Mapping[str, str], *, now: int) -> Notification:
+        """The notification in `body`, once its signature (in `headers`) is verified
+        (`AuthenticationFailed` otherwise); one Bastion cannot read is `InvalidRequest`."""
         ...

@@ -15,6 +15,7 @@ from bastion.payments.errors import (
     CardDeclined,
     ChargeAlreadyRefunded,
     IncorrectCvc,
+    PaymentIntentAuthenticationFailure,
     PaymentIntentUnexpectedState,
     ProcessingError,
 )
@@ -43,16 +44,18 @@ class IntentAction(enum.StrEnum):
 
 FINAL_STATUSES = frozenset({IntentStatus.CANCELED, IntentStatus.SUCCEEDED})
 
-# As Stripe documents them, with one difference: an intent in `processing` cannot be updated or
+# As Stripe documents them, with two differences: an intent in `processing` cannot be updated or
 # canceled, because the acquirer's answer is outstanding and only a sync or a notification may
-# settle it (Stripe allows a cancel there "in rare cases").
+# settle it (Stripe allows a cancel there "in rare cases"); and one in `requires_action` cannot
+# be confirmed again while its 3-D Secure challenge is open at the acquirer.
 _BEFORE_AUTHORIZATION = frozenset(
     {IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.REQUIRES_CONFIRMATION, IntentStatus.REQUIRES_ACTION}
 )
 _OPEN = _BEFORE_AUTHORIZATION | {IntentStatus.REQUIRES_CAPTURE}
 _ALLOWED: dict[IntentAction, frozenset[IntentStatus]] = {
     IntentAction.UPDATE: _OPEN,
-    IntentAction.CONFIRM: _BEFORE_AUTHORIZATION,
+    # Not in `requires_action`: the challenge's outcome settles the attempt, or a cancel ends it.
+    IntentAction.CONFIRM: frozenset({IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.REQUIRES_CONFIRMATION}),
     IntentAction.CAPTURE: frozenset({IntentStatus.REQUIRES_CAPTURE}),
     IntentAction.CANCEL: _OPEN,
 }
@@ -148,6 +151,7 @@ class Pricing:
 _OWN_CODES: dict[str, type[CardError]] = {
     "incorrect_cvc": IncorrectCvc,
     "processing_error": ProcessingError,
+    "authentication_failed": PaymentIntentAuthenticationFailure,
 }
 
 

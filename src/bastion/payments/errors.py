@@ -60,3 +60,10 @@ class ProcessingError(CardError):
     the attempt; trying again may succeed."""
 
     code = "processing_error"
+
+
+class PaymentIntentAuthenticationFailure(CardError):
+    """The cardholder did not complete the 3-D Secure challenge the issuer asked for
+    (`decline_code: authentication_failed`); the intent awaits another payment method."""
+
+    code = "payment_intent_authentication_failure"

@@ -5,6 +5,7 @@ transaction that makes it (docs/payments.md)."""
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bastion import audit, customers, events
 from bastion.kernel.clock import unix_seconds
@@ -37,6 +38,7 @@ from bastion.payments.events import (
     PAYMENT_INTENT_CREATED,
     PAYMENT_INTENT_PAYMENT_FAILED,
     PAYMENT_INTENT_PROCESSING,
+    PAYMENT_INTENT_REQUIRES_ACTION,
     PAYMENT_INTENT_SUCCEEDED,
 )
 from bastion.payments.pricing import price_in
@@ -197,11 +199,12 @@ async def update_intent(uow: UnitOfWork, intent_id: str, request: PaymentIntentU
     check_action(IntentAction.UPDATE, status)
     _not_in_flight(row)
     sent = request.model_fields_set
-    if status == IntentStatus.REQUIRES_CAPTURE:
+    if status in (IntentStatus.REQUIRES_CAPTURE, IntentStatus.REQUIRES_ACTION):
         for field in _SET_BEFORE_AUTHORIZATION:
             if field in sent:
                 raise PaymentIntentUnexpectedState(
-                    f"{field} cannot be changed once the PaymentIntent is authorized (status requires_capture).", param=field
+                    f"{field} cannot be changed once the PaymentIntent is sent for authorization (status {status}).",
+                    param=field,
                 )
     changes: dict[str, Any] = {"metadata": merge_metadata(row["metadata"], request.metadata)}
     for field in ("amount", "currency", "capture_method", "description", "statement_descriptor"):
@@ -231,13 +234,14 @@ def _not_in_flight(row: AnyRow) -> None:
 
 
 async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentConfirm) -> State:
-    return await _start_confirm(uow, await intent_row(uow, intent_id, for_update=True), request.payment_method)
+    row = await intent_row(uow, intent_id, for_update=True)
+    return await _start_confirm(uow, row, request.payment_method, request.return_url)
 
 
 async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
     if request.payment_method is None:
         raise _no_payment_method()
-    return await _start_confirm(uow, await _create(uow, request), None)
+    return await _start_confirm(uow, await _create(uow, request), None, request.return_url)
 
 
 def _no_payment_method() -> PaymentIntentUnexpectedState:
@@ -246,7 +250,14 @@ def _no_payment_method() -> PaymentIntentUnexpectedState:
     )
 
 
-async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | None) -> State:
+def _return_to(return_url: str, intent_id: str) -> str:
+    """The merchant's `return_url` with the intent's id in its query, as Stripe's redirect adds it."""
+    parts = urlsplit(return_url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("payment_intent", intent_id)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | None, return_url: str | None) -> State:
     check_action(IntentAction.CONFIRM, IntentStatus(row["status"]))
     if uow.tenant.livemode:
         raise ConnectorUnavailable(
@@ -295,6 +306,7 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
         "amount": row["amount"],
         "currency": row["currency"],
         "capture": row["capture_method"] == "automatic",
+        "return_url": return_url,
     }
 
 
@@ -320,27 +332,45 @@ def confirm_phases(connector: Connector) -> Phases:
             amount=state["amount"],
             currency=state["currency"],
             capture=state["capture"],
+            return_url=None if state["return_url"] is None else _return_to(state["return_url"], state["intent"]),
         )
         return (await connector.authorize(tenant, request)).to_outcome()
 
-    return Phases(name=CONFIRM, call=authorize, finish=_record_attempt, undo=_undo_confirm)
+    return Phases(name=CONFIRM, call=authorize, finish=record_attempt, undo=_undo_confirm)
 
 
-async def _record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
-    """What the connector answered to an authorization (the confirm's, or a sync's), recorded."""
+# An attempt waits for the connector's word in these: its answer is unknown, or the cardholder's
+# 3-D Secure challenge is open.
+_AWAITING = frozenset({IntentStatus.PROCESSING, IntentStatus.REQUIRES_ACTION})
+
+
+def awaiting_answer(intent: AnyRow, charge: AnyRow) -> bool:
+    """Whether `charge` is the intent's attempt still waiting for the connector's answer."""
+    return charge["status"] == "pending" and intent["status"] in _AWAITING and intent["latest_charge_id"] == charge["id"]
+
+
+async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
+    """What the connector answered to an authorization (the confirm's, a sync's or a
+    notification's), recorded: once, whichever of them comes first."""
     answer = Answer.from_outcome(outcome)
     intent = await intent_row(uow, state["intent"], for_update=True)
     charge = await charge_row(uow, state["charge"], for_update=True)
-    if charge["status"] != "pending" or intent["status"] != IntentStatus.PROCESSING:
-        # Settled by another sync meanwhile (each API process has a janitor): recorded once.
+    if not awaiting_answer(intent, charge):
+        # Settled by another sync or a notification meanwhile: recorded once.
         return intent_resource(intent)
     amount = Money(state["amount"], state["currency"])
     reference: dict[str, Any] = {"connector_reference": answer.reference}
+    if answer.result == AttemptResult.REQUIRES_ACTION:
+        return await _record_challenge(uow, intent, charge, answer, state.get("return_url"))
     if answer.result == AttemptResult.AUTHORIZED:
         hold = await books.hold_authorization(uow, charge["id"], amount)
         changes: dict[str, Any] = {"status": "succeeded", "outcome": approved_outcome(), "authorization_entry_id": hold}
         await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
-        intent_changes = {"status": IntentStatus.REQUIRES_CAPTURE, "amount_capturable": amount.amount_minor}
+        intent_changes = {
+            "status": IntentStatus.REQUIRES_CAPTURE,
+            "amount_capturable": amount.amount_minor,
+            "next_action": None,
+        }
         return await _write_intent(
             uow,
             intent,
@@ -359,7 +389,7 @@ async def _record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pa
             "fee": fee.amount_minor,
         }
         await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED, CHARGE_CAPTURED])
-        intent_changes = {"status": IntentStatus.SUCCEEDED, "amount_received": amount.amount_minor}
+        intent_changes = {"status": IntentStatus.SUCCEEDED, "amount_received": amount.amount_minor, "next_action": None}
         return await _write_intent(
             uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
         )
@@ -371,6 +401,25 @@ async def _record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pa
     if charge["outcome"] != unknown_outcome() or charge["connector_reference"] != answer.reference:
         await write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
     return intent_resource(intent)
+
+
+async def _record_challenge(
+    uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer, return_url: str | None
+) -> PaymentIntent:
+    """The issuer asks for a 3-D Secure challenge: the intent waits in `requires_action` with the
+    page to send the customer to; the challenge's outcome comes as a notification (or a sync)."""
+    if intent["status"] == IntentStatus.REQUIRES_ACTION:
+        return intent_resource(intent)
+    if charge["connector_reference"] != answer.reference:
+        await write_charge(uow, charge, {"connector_reference": answer.reference}, event_types=[])
+    next_action = {"type": "redirect_to_url", "redirect_to_url": {"url": answer.redirect_url, "return_url": return_url}}
+    return await _write_intent(
+        uow,
+        intent,
+        {"status": IntentStatus.REQUIRES_ACTION, "next_action": next_action},
+        action="payment_intent.requires_action",
+        event_types=[PAYMENT_INTENT_REQUIRES_ACTION],
+    )
 
 
 async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer) -> Reply:
@@ -399,7 +448,7 @@ async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answe
     resource = await _write_intent(
         uow,
         intent,
-        {"status": IntentStatus.REQUIRES_PAYMENT_METHOD, "last_payment_error": last_error},
+        {"status": IntentStatus.REQUIRES_PAYMENT_METHOD, "last_payment_error": last_error, "next_action": None},
         action="payment_intent.payment_failed",
         event_types=[PAYMENT_INTENT_PAYMENT_FAILED],
     )
@@ -411,7 +460,7 @@ async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
     not left processing."""
     intent = await intent_row(uow, state["intent"], for_update=True)
     charge = await charge_row(uow, state["charge"], for_update=True)
-    if intent["status"] == IntentStatus.PROCESSING and charge["status"] == "pending":
+    if awaiting_answer(intent, charge):
         await _record_failure(uow, intent, charge, Answer(AttemptResult.FAILED, message="The payment could not be completed."))
 
 
@@ -422,15 +471,21 @@ async def start_sync(uow: UnitOfWork, charge_id: str) -> State:
     # The intent's row first, then the charge's, in the order every other command locks them.
     intent = await intent_row(uow, (await charge_row(uow, charge_id))["payment_intent_id"], for_update=True)
     charge = await charge_row(uow, charge_id, for_update=True)
-    unknown = (charge["outcome"] or {}).get("type") == "unknown"
-    if not (unknown and charge["status"] == "pending" and intent["status"] == IntentStatus.PROCESSING):
+    if not awaiting_answer(intent, charge):
         raise PaymentIntentUnexpectedState(f"The charge {charge_id} is settled already: nothing to sync.", param="charge")
+    return attempt_state(intent, charge)
+
+
+def attempt_state(intent: AnyRow, charge: AnyRow) -> State:
+    """What recording an answer about `charge`'s authorization needs (`record_attempt`)."""
+    next_action = intent["next_action"] or {}
     return {
         "intent": intent["id"],
-        "charge": charge_id,
+        "charge": charge["id"],
         "amount": charge["amount"],
         "currency": charge["currency"],
         "capture": intent["capture_method"] == "automatic",
+        "return_url": (next_action.get("redirect_to_url") or {}).get("return_url"),
     }
 
 
@@ -439,7 +494,7 @@ def sync_phases(connector: Connector) -> Phases:
         answer = await connector.sync(tenant, state["charge"], amount=state["amount"], currency=state["currency"])
         return answer.to_outcome()
 
-    return Phases(name=SYNC, call=sync, finish=_record_attempt)
+    return Phases(name=SYNC, call=sync, finish=record_attempt)
 
 
 # Capture and cancel: the intent is marked as changing at the processor until the command finishes.
@@ -489,13 +544,14 @@ async def start_cancel(uow: UnitOfWork, intent_id: str, reason: str | None) -> S
     row = await intent_row(uow, intent_id, for_update=True)
     _not_in_flight(row)
     check_action(IntentAction.CANCEL, IntentStatus(row["status"]))
-    authorized = row["status"] == IntentStatus.REQUIRES_CAPTURE
-    charge = await charge_row(uow, row["latest_charge_id"]) if authorized else None
+    # An authorization, or an attempt waiting for its challenge, is voided at the acquirer.
+    at_acquirer = row["status"] in (IntentStatus.REQUIRES_CAPTURE, IntentStatus.REQUIRES_ACTION)
+    charge = await charge_row(uow, row["latest_charge_id"]) if at_acquirer else None
     await _write_intent(uow, row, {"command_in_flight": "cancel"}, action="payment_intent.cancel_started")
     return {
         "intent": row["id"],
         "reason": reason,
-        # Only an authorization is voided at the acquirer; before it, nothing is there to void.
+        # Before an attempt, nothing is there to void.
         "charge": None if charge is None else charge["id"],
         "reference": None if charge is None else charge["connector_reference"],
     }
@@ -515,8 +571,12 @@ def cancel_phases(connector: Connector) -> Phases:
             raise ProcessingError(answer.message or "The acquirer refused the void.")
         intent = await intent_row(uow, state["intent"], for_update=True)
         if state["charge"] is not None:
-            charge = await charge_row(uow, state["charge"])
-            await books.release_authorization(uow, charge["authorization_entry_id"])
+            charge = await charge_row(uow, state["charge"], for_update=True)
+            if charge["authorization_entry_id"] is not None:
+                await books.release_authorization(uow, charge["authorization_entry_id"])
+            elif charge["status"] == "pending":
+                # Voided before the cardholder finished the challenge: this attempt ends with no authorization.
+                await write_charge(uow, charge, _abandoned_attempt(), event_types=[CHARGE_FAILED])
         changes = {
             "status": IntentStatus.CANCELED,
             "amount_capturable": 0,
@@ -527,6 +587,17 @@ def cancel_phases(connector: Connector) -> Phases:
         return await _write_intent(uow, intent, changes, action="payment_intent.cancel", event_types=[PAYMENT_INTENT_CANCELED])
 
     return Phases(name=CANCEL, call=void, finish=record, undo=_clear_in_flight)
+
+
+def _abandoned_attempt() -> dict[str, Any]:
+    error = card_error("authentication_failed", "The PaymentIntent was canceled before the customer authenticated.")
+    return {
+        "status": "failed",
+        "outcome": declined_outcome("authentication_failed"),
+        "failure_code": error.code,
+        "failure_message": error.message,
+        "decline_code": "authentication_failed",
+    }
 
 
 async def _clear_in_flight(uow: UnitOfWork, state: State) -> None:

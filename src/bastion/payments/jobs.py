@@ -1,8 +1,9 @@
 """The payments' janitor duties, run by each API process beside the finishing of abandoned
 commands (it holds the connectors): authorizations not captured within the window are voided
 and their intents canceled (`cancellation_reason: automatic`), and attempts whose answer was
-unknown are asked about again (a sync). Each acts through the same commands in phases as the
-API, under a key of its own, so that a janitor killed halfway is finished like any command."""
+unknown, or whose 3-D Secure outcome has not arrived, are asked about again (a sync). Each acts
+through the same commands in phases as the API, under a key of its own, so that a janitor killed
+halfway is finished like any command."""
 
 import asyncio
 import functools
@@ -25,7 +26,11 @@ BATCH_MAX = 100
 JANITOR_ACTOR = Actor(id="payments_janitor")
 # An unknown answer is asked about again once it is this old, and then every round.
 SYNC_AFTER = timedelta(seconds=30)
+# A challenge's outcome comes as a notification; one still open this long is asked about, every
+# round (the acquirer declines an unanswered challenge after 15 minutes).
+CHALLENGE_SYNC_AFTER = timedelta(minutes=20)
 _FINGERPRINT = "payments-janitor"
+_WAITING = (IntentStatus.PROCESSING, IntentStatus.REQUIRES_ACTION)
 _log = get_logger("bastion.payments")
 
 
@@ -78,16 +83,27 @@ async def cancel_stale_authorizations(commands: PhasedCommands, *, window: timed
 async def sync_unknown_attempts(commands: PhasedCommands, *, after: timedelta = SYNC_AFTER) -> int:
     """Ask the connector about attempts whose answer was unknown, a batch at most; how many it
     settled (a declined one answers with its card error)."""
+    return await _sync(commands, repository.unknown_attempts, after)
+
+
+async def sync_open_challenges(commands: PhasedCommands, *, after: timedelta = CHALLENGE_SYNC_AFTER) -> int:
+    """Ask the connector about challenges open longer than `after`, a batch at most; how many it settled."""
+    return await _sync(commands, repository.open_challenges, after)
+
+
+async def _sync(
+    commands: PhasedCommands, find: Callable[[Connection, datetime, int], Awaitable[list[AnyRow]]], after: timedelta
+) -> int:
     answers = await _each(
         commands,
-        repository.unknown_attempts,
+        find,
         after,
         name=intents.SYNC,
         # A key per round: each sync asks afresh.
         key=lambda charge_id: f"sync-{charge_id}-{new_id('req')}",
         start=lambda charge_id: functools.partial(intents.start_sync, charge_id=charge_id),
     )
-    return sum(answer.get("status") != IntentStatus.PROCESSING for answer in answers)
+    return sum(answer.get("status") not in _WAITING for answer in answers)
 
 
 async def payments_janitor_forever(commands: PhasedCommands, interval_s: float) -> None:
@@ -96,7 +112,7 @@ async def payments_janitor_forever(commands: PhasedCommands, interval_s: float) 
         await asyncio.sleep(interval_s)
         try:
             canceled = await cancel_stale_authorizations(commands)
-            settled = await sync_unknown_attempts(commands)
+            settled = await sync_unknown_attempts(commands) + await sync_open_challenges(commands)
             if canceled or settled:
                 _log.info("payments_janitor_round", authorizations_canceled=canceled, attempts_settled=settled)
         except Exception:  # noqa: BLE001  (the next round tries again)

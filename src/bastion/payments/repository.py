@@ -388,6 +388,7 @@ async def payment_counts(connection: Connection) -> AnyRow:
 # merchant at a time): ids only, each then handled in its merchant's unit of work.
 _STALE_AUTHORIZATIONS = "SELECT merchant_id, livemode, id FROM payments_stale_authorizations($1, $2)"
 _UNKNOWN_ATTEMPTS = "SELECT merchant_id, livemode, id FROM payments_unknown_attempts($1, $2)"
+_OPEN_CHALLENGES = "SELECT merchant_id, livemode, id FROM payments_open_challenges($1, $2)"
 
 
 async def stale_authorizations(connection: Connection, authorized_before: datetime, count_max: int) -> list[AnyRow]:
@@ -398,3 +399,39 @@ async def stale_authorizations(connection: Connection, authorized_before: dateti
 async def unknown_attempts(connection: Connection, answered_before: datetime, count_max: int) -> list[AnyRow]:
     rows: list[AnyRow] = await connection.fetch(_UNKNOWN_ATTEMPTS, answered_before, count_max)
     return rows
+
+
+async def open_challenges(connection: Connection, opened_before: datetime, count_max: int) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_OPEN_CHALLENGES, opened_before, count_max)
+    return rows
+
+
+_TAKE_NOTIFICATION = """
+INSERT INTO connector_notifications (connector, notification_id, merchant_id, livemode, type, result, received_at)
+VALUES ($1, $2, $3, $4, $5, 'ignored', $6)
+ON CONFLICT DO NOTHING
+RETURNING notification_id
+"""
+_NOTIFICATION_APPLIED = """
+UPDATE connector_notifications SET result = 'applied' WHERE connector = $1 AND notification_id = $2
+"""
+_CHARGE_INTENT = "SELECT payment_intent_id FROM charges WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+
+
+async def take_notification(
+    connection: Connection, tenant: Tenant, *, connector: str, notification_id: str, kind: str, received_at: datetime
+) -> bool:
+    """Whether this notification is new (and is now recorded); False if it was taken before."""
+    taken = await connection.fetchval(
+        _TAKE_NOTIFICATION, connector, notification_id, tenant.merchant_id, tenant.livemode, kind, received_at
+    )
+    return taken is not None
+
+
+async def notification_applied(connection: Connection, *, connector: str, notification_id: str) -> None:
+    await connection.execute(_NOTIFICATION_APPLIED, connector, notification_id)
+
+
+async def charge_intent_id(connection: Connection, tenant: Tenant, charge_id: str) -> str | None:
+    intent_id: str | None = await connection.fetchval(_CHARGE_INTENT, tenant.merchant_id, tenant.livemode, charge_id)
+    return intent_id

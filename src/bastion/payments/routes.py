@@ -2,10 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.payments import books, charges, intents, refunds, service
+from bastion.payments import books, charges, intents, notifications, refunds, service
 from bastion.payments.resources import (
     Balance,
     CardErrorBody,
@@ -30,7 +30,9 @@ from bastion.payments.schemas import (
 from bastion.platform.http.pagination import CreatedRange, created_range, page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented, id_schema
+from bastion.platform.logging import request_id_var
 from bastion.platform.pagination import PageRequest
+from bastion.platform.settings import SANDBOX_CONNECTOR
 
 router = APIRouter(prefix="/v1/payment_methods", tags=["payment methods"])
 
@@ -222,3 +224,21 @@ balance_router = APIRouter(prefix="/v1/balance", tags=["balance"])
 async def retrieve_balance(context: Annotated[RequestContext, Depends(Authorized("balance:read"))]) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await books.retrieve_balance(uow))
+
+
+# Connectors' notifications: no API key, each connector verifies its own signature.
+connectors_router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
+NOTIFICATION_PATHS = frozenset({f"/v1/connectors/{SANDBOX_CONNECTOR}/notifications"})
+
+
+@connectors_router.post(f"/{SANDBOX_CONNECTOR}/notifications", include_in_schema=False)
+async def sandbox_notification(request: Request) -> JsonResponse:
+    services = request.app.state.services
+    answer = await notifications.receive(
+        services.database,
+        services.connectors[SANDBOX_CONNECTOR],
+        await request.body(),
+        request.headers,
+        request_id=request_id_var.get(),
+    )
+    return JsonResponse(answer)

@@ -1,20 +1,26 @@
 """The connector of the sandbox acquirer (`bastion acquirer`, docs/payments.md): the
 authorization goes through the vault's forward, which fills the card into the request; the
-flows that carry no card data (capture, void, sync) go straight to the acquirer."""
+flows that carry no card data (capture, void, sync) go straight to the acquirer; its
+notifications arrive signed (`Acquirer-Signature`)."""
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.kernel.errors import InvalidRequest, ProcessorUnavailable
-from bastion.payments.connectors import Answer, AttemptResult, Authorization, Capabilities
+from bastion.payments.connectors import Answer, AttemptResult, Authorization, Capabilities, Notification, Subject
 from bastion.platform.db import Tenant
 from bastion.platform.settings import SANDBOX_CONNECTOR
+from bastion.platform.signatures import verify
 from bastion.platform.vault_client import VaultClient
 
+SIGNATURE_HEADER = "Acquirer-Signature"
 _RESULTS = {
+    "requires_action": AttemptResult.REQUIRES_ACTION,
     "authorized": AttemptResult.AUTHORIZED,
     "captured": AttemptResult.CAPTURED,
     "voided": AttemptResult.VOIDED,
@@ -28,6 +34,7 @@ _ANSWER_FIELDS = {
     "currency": "/currency",
     "decline_code": "/decline_code",
     "decline_message": "/decline_message",
+    "next_action_url": "/next_action_url",
 }
 _CARD = {"number": "{{card.number}}", "exp_month": "{{card.exp_month}}", "exp_year": "{{card.exp_year}}"}
 _SERVER_ERROR = 500
@@ -41,13 +48,14 @@ class SandboxConnector:
         manual_capture=True,
         partial_capture=True,
         partial_refunds=True,
-        three_d_secure=False,
+        three_d_secure=True,
     )
 
-    def __init__(self, vault: VaultClient, client: httpx.AsyncClient, api_key: str) -> None:
+    def __init__(self, vault: VaultClient, client: httpx.AsyncClient, api_key: str, notification_secret: bytes) -> None:
         self._vault = vault
         self._client = client
         self._api_key = api_key
+        self._notification_secret = notification_secret
 
     def _headers(self, key: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self._api_key}", "content-type": "application/json", "idempotency-key": key}
@@ -60,6 +68,7 @@ class SandboxConnector:
             "currency": request.currency,
             "capture": request.capture,
             "card": _CARD,
+            "return_url": request.return_url,
         }
         template = {
             "method": "POST",
@@ -107,6 +116,28 @@ class SandboxConnector:
             raise ProcessorUnavailable(f"The sandbox acquirer answered the sync with {status}.")
         return read_answer(status, fields, amount=amount, currency=currency)
 
+    def handle_notification(self, body: bytes, headers: Mapping[str, str], *, now: int) -> Notification:
+        verify(self._notification_secret, body, headers.get(SIGNATURE_HEADER), now=now)
+        try:
+            envelope = _Envelope.model_validate_json(body)
+        except ValidationError as error:
+            location = ".".join(str(part) for part in error.errors()[0]["loc"])
+            raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None
+        data = envelope.data
+        subject = Subject.PAYMENT if envelope.type.startswith("payment.") else Subject.REFUND
+        return Notification(
+            id=envelope.id,
+            type=envelope.type,
+            merchant_id=envelope.merchant,
+            # The sandbox acquirer takes test-mode payments only.
+            livemode=False,
+            subject=subject,
+            reference=data.reference,
+            answer=read_answer(httpx.codes.OK, data.model_dump(), amount=None, currency=None),
+            amount=data.amount,
+            currency=data.currency,
+        )
+
     async def _call(
         self, method: str, path: str, key: str | None, body: dict[str, Any] | None
     ) -> tuple[int, dict[str, Any] | None]:
@@ -137,6 +168,43 @@ def read_answer(status: int, fields: dict[str, Any] | None, *, amount: int | Non
         return Answer(
             AttemptResult.UNKNOWN, reference=fields.get("id"), message="The acquirer answered another amount or currency."
         )
+    redirect_url = fields.get("next_action_url")
+    if result == AttemptResult.REQUIRES_ACTION and not isinstance(redirect_url, str):
+        return Answer(
+            AttemptResult.UNKNOWN, reference=fields.get("id"), message="The acquirer asked for a challenge with no page."
+        )
     return Answer(
-        result, reference=fields.get("id"), decline_code=fields.get("decline_code"), message=fields.get("decline_message")
+        result,
+        reference=fields.get("id"),
+        decline_code=fields.get("decline_code"),
+        message=fields.get("decline_message"),
+        redirect_url=redirect_url if result == AttemptResult.REQUIRES_ACTION else None,
     )
+
+
+_ID = Field(min_length=1, max_length=64)
+
+
+class _Object(BaseModel):
+    """The acquirer's payment or refund, as far as Bastion reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = _ID
+    reference: str = _ID
+    status: str = Field(max_length=32)
+    amount: int
+    currency: str | None = Field(default=None, max_length=3)
+    decline_code: str | None = Field(default=None, max_length=64)
+    decline_message: str | None = Field(default=None, max_length=500)
+    next_action_url: str | None = Field(default=None, max_length=2_048)
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = _ID
+    object: Literal["notification"]
+    type: Literal["payment.authorized", "payment.captured", "payment.declined", "payment.voided", "refund.succeeded"]
+    merchant: str = _ID
+    data: _Object

@@ -95,7 +95,11 @@ payment_intents = Table(
     Index("ix_payment_intents_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
     Index("ix_payment_intents_customer_id", "customer_id"),
     # What the janitor looks for: authorizations to void when stale, attempts to sync.
-    Index("ix_payment_intents_open", "latest_charge_id", postgresql_where=text("status IN ('requires_capture', 'processing')")),
+    Index(
+        "ix_payment_intents_open",
+        "latest_charge_id",
+        postgresql_where=text("status IN ('requires_capture', 'processing', 'requires_action')"),
+    ),
 )
 
 # One row per attempt to authorize an intent, as Stripe's charges.
@@ -153,4 +157,20 @@ refunds = Table(
     Index("ix_refunds_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
     Index("ix_refunds_charge_id", "charge_id"),
     Index("ix_refunds_payment_intent_id", "payment_intent_id"),
+)
+
+# Each connector notification Bastion has taken, by the connector's own id: a notification sent
+# again (the connector did not see the first answer) is answered and not applied twice.
+connector_notifications = Table(
+    "connector_notifications",
+    metadata,
+    Column("connector", Text, primary_key=True),
+    Column("notification_id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("type", Text, nullable=False),
+    # What it did: `applied` (it settled something) or `ignored` (Bastion knew it already).
+    Column("result", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("result IN ('applied', 'ignored')", name="result"),
 )

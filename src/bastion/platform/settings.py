@@ -167,6 +167,8 @@ class Settings:
     acquirer_timeout_s: float
     # Its chaos for tests (docs/payments.md): off unless a seed is set.
     acquirer_chaos: "AcquirerChaos | None"
+    # The API the acquirer sends its notifications to (None: `off`, kept and not sent).
+    acquirer_notify_url: str | None
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -221,4 +223,7 @@ class Settings:
             acquirer_url=acquirer_url,
             acquirer_timeout_s=_int("BASTION_ACQUIRER_TIMEOUT_MS", 5_000, minimum=100, maximum=60_000) / 1000,
             acquirer_chaos=AcquirerChaos.from_env(),
+            acquirer_notify_url=None
+            if os.environ.get("BASTION_ACQUIRER_NOTIFY_URL") == "off"
+            else _origin("BASTION_ACQUIRER_NOTIFY_URL", "http://127.0.0.1:8000"),
         )

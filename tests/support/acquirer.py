@@ -1,0 +1,77 @@
+"""The session acquirer as tests meet it: its notifications, which it sends to
+`TestDatabase.api_port`, where no API listens unless a test starts one, so that they wait in its
+table, and a test reads them there and posts them, signed, to the in-process API, in the order and
+as often as it chooses; and an API whose confirms never hear the acquirer's answer."""
+
+import dataclasses
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from bastion import bootstrap
+from bastion.api.app import create_app
+from bastion.payments import intents
+from bastion.payments.connectors import Answer, AttemptResult, Authorization
+from bastion.payments.sandbox import SIGNATURE_HEADER, SandboxConnector
+from bastion.platform.db import Tenant, plain_dsn
+from bastion.platform.idempotency import PhasedCommands
+from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
+from bastion.platform.signatures import sign
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import TestDatabase
+
+NOTIFICATIONS_PATH = bootstrap.ACQUIRER_NOTIFICATIONS_PATH
+
+
+def notification_secret(settings: Settings) -> bytes:
+    return bootstrap.keyring(settings).secret(bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE)
+
+
+async def notifications_of(test_database: TestDatabase, reference: str) -> list[dict[str, Any]]:
+    """Every notification the acquirer recorded about the payment or refund of Bastion's
+    `reference` (a charge's or a refund's id), oldest first."""
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT body::text FROM acquirer.notifications WHERE body->'data'->>'reference' = $1 ORDER BY created_at, id",
+            reference,
+        )
+    finally:
+        await connection.close()
+    return [orjson.loads(row["body"]) for row in rows]
+
+
+async def deliver(
+    client: httpx.AsyncClient, settings: Settings, notification: dict[str, Any], *, signed_at: int | None = None
+) -> httpx.Response:
+    body = orjson.dumps(notification)
+    signature = sign(notification_secret(settings), body, int(time.time()) if signed_at is None else signed_at)
+    return await client.post(NOTIFICATIONS_PATH, content=body, headers={SIGNATURE_HEADER: signature})
+
+
+class _AnswerLost(SandboxConnector):
+    """The sandbox connector whose authorization reaches the acquirer, and whose answer is lost."""
+
+    def __init__(self, connector: SandboxConnector) -> None:
+        self.__dict__.update(connector.__dict__)
+
+    async def authorize(self, tenant: Tenant, request: Authorization) -> Answer:
+        answered = await super().authorize(tenant, request)
+        return Answer(AttemptResult.UNKNOWN, reference=answered.reference)
+
+
+def blind_client(platform: Platform, credentials: Credentials) -> httpx.AsyncClient:
+    """A client of an in-process API whose confirms reach the acquirer and never hear its answer:
+    the intent stays `processing` until a sync or a notification settles it."""
+    commands = platform.services.commands
+    connector = platform.services.connectors[SANDBOX_CONNECTOR]
+    assert isinstance(connector, SandboxConnector)
+    lost = dict(commands.registry) | {intents.CONFIRM: intents.confirm_phases(_AnswerLost(connector))}
+    blind = dataclasses.replace(
+        platform.services, commands=PhasedCommands(commands.database, lost, hold_timeout_s=commands.hold_timeout_s)
+    )
+    transport = httpx.ASGITransport(app=create_app(blind), client=("127.0.0.1", 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=credentials.headers)
