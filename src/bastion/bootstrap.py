@@ -5,6 +5,7 @@ import dataclasses
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from bastion.api.demo.shop import ensure_demo_shop
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
+from bastion.payments.disputes import close_phases, submit_phases
 from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases, sync_phases
 from bastion.payments.refunds import refund_phases
 from bastion.payments.sandbox import SandboxConnector
@@ -171,6 +173,7 @@ def acquirer_runtime(settings: Settings, grant: Grant, *, pages_url: str, clock:
         notification_secret=acquirer_notification_secret(grant),
         # Bastion's API, on loopback: no proxy or CA from the environment, no redirects.
         client=httpx.AsyncClient(timeout=httpx.Timeout(NOTIFICATION_TIMEOUT_S), follow_redirects=False, trust_env=False),
+        dispute_review=timedelta(seconds=settings.acquirer_dispute_review_s),
         chaos=settings.acquirer_chaos,
     )
 
@@ -213,6 +216,8 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         cancel_phases(connector),
         refund_phases(connector),
         sync_phases(connector),
+        submit_phases(connector),
+        close_phases(connector),
     ]
     return Services(
         settings=settings,

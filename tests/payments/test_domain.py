@@ -23,10 +23,11 @@ from bastion.payments.domain import (
 from bastion.payments.errors import AmountTooLarge, ChargeAlreadyRefunded, PaymentIntentUnexpectedState
 
 S = IntentStatus
-# Stripe's documented table, written out in full rather than derived from the code's.
+# Stripe's documented table, written out in full rather than derived from the code's; with
+# docs/payments.md's one difference: no confirm while a 3-D Secure challenge is open.
 ALLOWED = {
     IntentAction.UPDATE: {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE},
-    IntentAction.CONFIRM: {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION},
+    IntentAction.CONFIRM: {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION},
     IntentAction.CAPTURE: {S.REQUIRES_CAPTURE},
     IntentAction.CANCEL: {S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE},
 }

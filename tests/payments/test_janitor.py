@@ -65,7 +65,7 @@ async def test_an_unknown_answer_waits_for_the_sync_which_records_it_once(
 ) -> None:
     commands = platform.services.commands
     body = {"amount": 1200, "currency": "EUR", "capture_method": capture_method, "confirm": True}
-    async with blind_client(platform, merchant) as client:
+    async with blind_client(platform.services, merchant) as client:
         answer = await client.post(
             "/v1/payment_intents", json=body | {"payment_method": await payment_method(platform, vault, merchant)}
         )

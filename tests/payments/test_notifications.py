@@ -19,6 +19,8 @@ from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.vault import payment_method
 
+DISPUTED = "4000000000000259"
+
 
 @pytest.fixture
 async def payer(acquirer: ApiProcess, merchant: Credentials) -> Credentials:
@@ -32,8 +34,9 @@ async def _checked(platform: Platform) -> None:
 
 
 async def _paid(platform: Platform, vault: ApiProcess, payer: Credentials) -> dict[str, Any]:
-    """A payment authorized, captured in part and refunded in part, every answer heard."""
-    method = await payment_method(platform, vault, payer)
+    """A payment authorized, captured in part and refunded in part, every answer heard; its card
+    is disputed at the acquirer once captured, which Bastion has not heard yet."""
+    method = await payment_method(platform, vault, payer, number=DISPUTED)
     async with platform.client(payer) as client:
         body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True, "capture_method": "manual"}
         intent = (await client.post("/v1/payment_intents", json=body)).json()
@@ -76,7 +79,7 @@ async def test_a_lost_answer_is_settled_by_its_notification_once(
     payer: Credentials, platform: Platform, vault: ApiProcess, settings: Settings, test_database: TestDatabase
 ) -> None:
     method = await payment_method(platform, vault, payer)
-    async with blind_client(platform, payer) as blind:
+    async with blind_client(platform.services, payer) as blind:
         body = {"amount": 1500, "currency": "KWD", "payment_method": method, "confirm": True}
         intent = (await blind.post("/v1/payment_intents", json=body)).json()
     assert intent["status"] == "processing"
@@ -94,7 +97,7 @@ async def test_a_lost_answer_is_settled_by_its_notification_once(
     await _checked(platform)
 
 
-@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
 async def test_every_order_of_the_notifications_ends_in_the_same_state(
     *,
     payer: Credentials,
@@ -104,18 +107,18 @@ async def test_every_order_of_the_notifications_ends_in_the_same_state(
     test_database: TestDatabase,
     order: tuple[int, ...],
 ) -> None:
-    """Authorized, captured and refunded, each sent twice, in every order: each confirms what
-    Bastion recorded from the answers, and nothing changes."""
+    """Authorized, captured, refunded and disputed, each sent twice, in every order: the first
+    three confirm what Bastion recorded from the answers and change nothing; the dispute opens,
+    once, whenever it comes."""
     paid = await _paid(platform, vault, payer)
-    notifications = [
+    told = [
         *await notifications_of(test_database, paid["charge"]["id"]),
         *await notifications_of(test_database, paid["refund"]["id"]),
     ]
-    assert [notification["type"] for notification in notifications] == [
-        "payment.authorized",
-        "payment.captured",
-        "refund.succeeded",
-    ]
+    # The capture and the dispute it opens are told in one transaction, in no particular order.
+    kinds = ["payment.authorized", "payment.captured", "dispute.created", "refund.succeeded"]
+    notifications = sorted(told, key=lambda notification: kinds.index(notification["type"]))
+    assert [notification["type"] for notification in notifications] == kinds
     async with platform.client(payer) as client:
         results = [(await deliver(client, settings, notifications[index])).json()["result"] for index in order * 2]
         after = {
@@ -123,6 +126,9 @@ async def test_every_order_of_the_notifications_ends_in_the_same_state(
             "charge": (await client.get(f"/v1/charges/{paid['charge']['id']}")).json(),
             "refund": (await client.get(f"/v1/refunds/{paid['refund']['id']}")).json(),
         }
-    assert results == ["ignored"] * 3 + ["duplicate"] * 3
-    assert after == paid
+        disputes = (await client.get("/v1/disputes", params={"charge": paid["charge"]["id"]})).json()["data"]
+    expected = ["applied" if kinds[index] == "dispute.created" else "ignored" for index in order]
+    assert results == expected + ["duplicate"] * 4
+    assert after == paid | {"charge": paid["charge"] | {"disputed": True}}
+    assert [(dispute["status"], dispute["amount"]) for dispute in disputes] == [("needs_response", 700)]
     await _checked(platform)

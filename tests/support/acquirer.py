@@ -13,6 +13,7 @@ import orjson
 
 from bastion import bootstrap
 from bastion.api.app import create_app
+from bastion.api.context import Services
 from bastion.payments import intents
 from bastion.payments.connectors import Answer, AttemptResult, Authorization
 from bastion.payments.sandbox import SIGNATURE_HEADER, SandboxConnector
@@ -20,7 +21,7 @@ from bastion.platform.db import Tenant, plain_dsn
 from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
 from bastion.platform.signatures import sign
-from tests.support.platform import Credentials, Platform
+from tests.support.platform import Credentials
 from tests.support.postgres import TestDatabase
 
 NOTIFICATIONS_PATH = bootstrap.ACQUIRER_NOTIFICATIONS_PATH
@@ -31,14 +32,21 @@ def notification_secret(settings: Settings) -> bytes:
 
 
 async def notifications_of(test_database: TestDatabase, reference: str) -> list[dict[str, Any]]:
-    """Every notification the acquirer recorded about the payment or refund of Bastion's
-    `reference` (a charge's or a refund's id), oldest first."""
+    """Every notification the acquirer recorded about Bastion's `reference` (a charge's id: its
+    payment and its dispute; a refund's id), oldest first."""
+    return await _notifications(test_database, "body->'data'->>'reference' = $1", reference)
+
+
+async def notifications_to(test_database: TestDatabase, merchant_id: str) -> list[dict[str, Any]]:
+    """Every notification the acquirer recorded for the merchant, oldest first."""
+    return await _notifications(test_database, "body->>'merchant' = $1", merchant_id)
+
+
+async def _notifications(test_database: TestDatabase, condition: str, value: str) -> list[dict[str, Any]]:
     connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
     try:
-        rows = await connection.fetch(
-            "SELECT body::text FROM acquirer.notifications WHERE body->'data'->>'reference' = $1 ORDER BY created_at, id",
-            reference,
-        )
+        query = f"SELECT body::text FROM acquirer.notifications WHERE {condition} ORDER BY created_at, id"
+        rows = await connection.fetch(query, value)
     finally:
         await connection.close()
     return [orjson.loads(row["body"]) for row in rows]
@@ -63,15 +71,15 @@ class _AnswerLost(SandboxConnector):
         return Answer(AttemptResult.UNKNOWN, reference=answered.reference)
 
 
-def blind_client(platform: Platform, credentials: Credentials) -> httpx.AsyncClient:
-    """A client of an in-process API whose confirms reach the acquirer and never hear its answer:
-    the intent stays `processing` until a sync or a notification settles it."""
-    commands = platform.services.commands
-    connector = platform.services.connectors[SANDBOX_CONNECTOR]
+def blind_client(services: Services, credentials: Credentials) -> httpx.AsyncClient:
+    """A client of an in-process API on `services` whose confirms reach the acquirer and never
+    hear its answer: the intent stays `processing` until a sync or a notification settles it."""
+    commands = services.commands
+    connector = services.connectors[SANDBOX_CONNECTOR]
     assert isinstance(connector, SandboxConnector)
     lost = dict(commands.registry) | {intents.CONFIRM: intents.confirm_phases(_AnswerLost(connector))}
     blind = dataclasses.replace(
-        platform.services, commands=PhasedCommands(commands.database, lost, hold_timeout_s=commands.hold_timeout_s)
+        services, commands=PhasedCommands(commands.database, lost, hold_timeout_s=commands.hold_timeout_s)
     )
     transport = httpx.ASGITransport(app=create_app(blind), client=("127.0.0.1", 50000))
     return httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=credentials.headers)

@@ -84,6 +84,8 @@ class TestDatabase:
             "BASTION_VAULT_INTERNAL_URL": f"https://127.0.0.1:{self.vault_internal_port}",
             "BASTION_ACQUIRER_URL": self.acquirer_url,
             "BASTION_ACQUIRER_NOTIFY_URL": f"http://127.0.0.1:{self.api_port}",
+            # The sandbox issuer decides on dispute evidence after a second, not five.
+            "BASTION_ACQUIRER_DISPUTE_REVIEW_S": "1",
         }
 
     @property

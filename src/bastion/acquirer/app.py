@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 import bastion
 from bastion.acquirer import service
 from bastion.acquirer.notifications import deliver_due
-from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
+from bastion.acquirer.schemas import Capture, DisputeEvidence, PaymentCreate, RefundCreate
 from bastion.acquirer.service import Acquirer
 from bastion.kernel.errors import AuthenticationFailed, ProcessorUnavailable
 from bastion.platform.http import errors, health
@@ -96,15 +96,33 @@ async def refund_payment(
 
 
 async def _duties_forever(acquirer: Acquirer) -> None:
-    """Expire unanswered challenges and send due notifications, every `DUTIES_INTERVAL_S`, until
+    """Expire unanswered challenges, decide disputes in review and send due notifications, every `DUTIES_INTERVAL_S`, until
     cancelled; a failed round is logged and retried."""
     while True:
         try:
             await service.expire_challenges(acquirer)
+            await service.decide_disputes(acquirer)
             await deliver_due(acquirer)
         except Exception:  # noqa: BLE001  (the next round tries again)
             _log.exception("acquirer_duties_failed")
         await asyncio.sleep(DUTIES_INTERVAL_S)
+
+
+@router.get("/disputes/{dispute_id}")
+async def retrieve_dispute(acquirer: Authenticated, dispute_id: str) -> JsonResponse:
+    return JsonResponse(await service.retrieve_dispute(acquirer, dispute_id))
+
+
+@router.post("/disputes/{dispute_id}/evidence")
+async def respond_to_dispute(
+    acquirer: Authenticated, request: Request, dispute_id: str, body: DisputeEvidence, key: Annotated[str, _KEY]
+) -> JsonResponse:
+    return await _once(acquirer, request, key, service.respond_to_dispute(dispute_id, body))
+
+
+@router.post("/disputes/{dispute_id}/accept")
+async def accept_dispute(acquirer: Authenticated, request: Request, dispute_id: str, key: Annotated[str, _KEY]) -> JsonResponse:
+    return await _once(acquirer, request, key, service.accept_dispute(dispute_id))
 
 
 def create_app(acquirer: Acquirer) -> FastAPI:

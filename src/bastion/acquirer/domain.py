@@ -37,6 +37,10 @@ _DECLINES = {
 _EXPIRED = _DECLINES["4000000000000069"]
 # Cards whose issuer asks for a 3-D Secure challenge before it answers.
 _CHALLENGED = frozenset({"4000002760003184", "4000000000003220"})
+# Cards whose cardholder disputes the payment once it is captured, and why.
+_DISPUTED = {"4000000000000259": "fraudulent"}
+# What wins a dispute in review, as in Stripe's test mode: evidence whose text says so.
+WINNING_EVIDENCE = "winning_evidence"
 AUTHENTICATION_FAILED = Decline("authentication_failed", "The cardholder failed the 3-D Secure authentication.")
 
 
@@ -46,6 +50,28 @@ def decline_for(number: str, exp_month: int, exp_year: int, *, year: int, month:
     if (exp_year, exp_month) < (year, month):
         return _EXPIRED
     return _DECLINES.get(number)
+
+
+class DisputeStatus(enum.StrEnum):
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+
+
+def dispute_reason(number: str) -> str | None:
+    """Why this card's holder will dispute a capture, or None."""
+    return _DISPUTED.get(number)
+
+
+def check_dispute_response(status: DisputeStatus) -> None:
+    if status != DisputeStatus.NEEDS_RESPONSE:
+        raise PaymentStateInvalid(f"A dispute that is {status} takes no more evidence and cannot be accepted.", param="id")
+
+
+def review_outcome(evidence: dict[str, str]) -> DisputeStatus:
+    """The issuer's decision on submitted evidence: won if it carries the winning words."""
+    return DisputeStatus.WON if WINNING_EVIDENCE in evidence.get("uncategorized_text", "") else DisputeStatus.LOST
 
 
 def needs_challenge(number: str) -> bool:

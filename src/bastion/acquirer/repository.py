@@ -14,8 +14,8 @@ INSERT INTO acquirer.requests (key, fingerprint, status_code, body, created_at) 
 _INSERT_PAYMENT = """
 INSERT INTO acquirer.payments (id, merchant, reference, amount, currency, status, decline_code, decline_message,
                                card_last4, amount_captured, amount_refunded, capture, challenge_url, return_url,
-                               created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $14)
+                               dispute_reason, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14, $15, $15)
 ON CONFLICT (merchant, reference) DO NOTHING
 RETURNING *
 """
@@ -73,6 +73,7 @@ async def insert_payment(connection: Connection, values: dict[str, Any], moment:
         values["capture"],
         values["challenge_url"],
         values["return_url"],
+        values["dispute_reason"],
         moment,
     )
     return row
@@ -170,3 +171,59 @@ async def expire_challenges(
 ) -> list[AnyRow]:
     rows: list[AnyRow] = await connection.fetch(_EXPIRE_CHALLENGES, opened_before, code, message, moment, limit)
     return rows
+
+
+_INSERT_DISPUTE = """
+INSERT INTO acquirer.disputes (id, payment_id, amount, currency, reason, status, evidence, evidence_due_by,
+                               created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, 'needs_response', '{}', $6, $7, $7)
+"""
+# A dispute with its payment's merchant and Bastion's reference, which its notifications name.
+_DISPUTE = """
+SELECT d.*, p.merchant, p.reference FROM acquirer.disputes d JOIN acquirer.payments p ON p.id = d.payment_id
+WHERE d.id = $1
+"""
+_DISPUTE_FOR_UPDATE = _DISPUTE + " FOR UPDATE OF d"
+_UPDATE_DISPUTE = """
+UPDATE acquirer.disputes SET status = $2, evidence = $3, submitted_at = $4, updated_at = $5 WHERE id = $1
+"""
+# Disputes whose evidence has been in review long enough for the issuer to decide.
+_REVIEWED = """
+SELECT id FROM acquirer.disputes WHERE status = 'under_review' AND submitted_at < $1
+ORDER BY submitted_at LIMIT $2 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def insert_dispute(
+    connection: Connection,
+    dispute_id: str,
+    payment: AnyRow,
+    *,
+    amount: int,
+    reason: str,
+    due_by: datetime,
+    moment: datetime,
+) -> None:
+    await connection.execute(_INSERT_DISPUTE, dispute_id, payment["id"], amount, payment["currency"], reason, due_by, moment)
+
+
+async def dispute(connection: Connection, dispute_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_DISPUTE_FOR_UPDATE if for_update else _DISPUTE, dispute_id)
+    return row
+
+
+async def update_dispute(
+    connection: Connection,
+    dispute_id: str,
+    *,
+    status: str,
+    evidence: dict[str, str],
+    submitted_at: datetime | None,
+    moment: datetime,
+) -> None:
+    await connection.execute(_UPDATE_DISPUTE, dispute_id, status, evidence, submitted_at, moment)
+
+
+async def reviewed_disputes(connection: Connection, submitted_before: datetime, limit: int) -> list[str]:
+    """The ids of disputes in review since before `submitted_before`, locked, a batch at most."""
+    return [row["id"] for row in await connection.fetch(_REVIEWED, submitted_before, limit)]

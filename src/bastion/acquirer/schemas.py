@@ -45,3 +45,16 @@ class RefundCreate(BaseModel):
 
     reference: str = _REFERENCE
     amount: Amount
+
+
+EVIDENCE_FIELDS_MAX = 20
+EVIDENCE_TEXT_MAX = 20_000
+
+
+class DisputeEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    evidence: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=EVIDENCE_TEXT_MAX)]] = Field(
+        max_length=EVIDENCE_FIELDS_MAX
+    )
+    submit: bool

@@ -16,17 +16,21 @@ import httpx
 from bastion.acquirer import repository
 from bastion.acquirer.domain import (
     AUTHENTICATION_FAILED,
+    DisputeStatus,
     Fate,
     PaymentStatus,
     check_capture,
     check_challenge,
+    check_dispute_response,
     check_refund,
     check_void,
     decline_for,
+    dispute_reason,
     fate_of,
     needs_challenge,
+    review_outcome,
 )
-from bastion.acquirer.schemas import Capture, PaymentCreate, RefundCreate
+from bastion.acquirer.schemas import Capture, DisputeEvidence, PaymentCreate, RefundCreate
 from bastion.kernel.errors import IdempotencyError, ResourceMissing
 from bastion.kernel.ids import new_id
 from bastion.platform.db import AnyRow, Connection, Database
@@ -41,6 +45,8 @@ CHAOS_KEYS_MAX = 100_000
 # A challenge not answered within this is declined (`authentication_failed`), a batch at a time.
 CHALLENGE_EXPIRY = timedelta(minutes=15)
 EXPIRY_BATCH_MAX = 100
+# How long a disputing cardholder's issuer gives the merchant to answer.
+EVIDENCE_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,8 @@ class Acquirer:
     notify_url: str | None
     notification_secret: bytes
     client: httpx.AsyncClient
+    # How long submitted evidence is in review before the issuer decides.
+    dispute_review: timedelta = timedelta(seconds=5)
     chaos: AcquirerChaos | None = None
     # Requests seen per Idempotency-Key, for chaos: each retry is another attempt.
     attempts: dict[str, int] = field(default_factory=dict)
@@ -83,6 +91,22 @@ def payment_resource(row: AnyRow) -> Answer:
         "amount_captured": row["amount_captured"],
         "amount_refunded": row["amount_refunded"],
         "next_action_url": row["challenge_url"],
+        "created": int(row["created_at"].timestamp()),
+    }
+
+
+def dispute_resource(row: AnyRow) -> Answer:
+    return {
+        "id": row["id"],
+        "object": "dispute",
+        "payment": row["payment_id"],
+        "merchant": row["merchant"],
+        "reference": row["reference"],
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "reason": row["reason"],
+        "status": row["status"],
+        "evidence_due_by": int(row["evidence_due_by"].timestamp()),
         "created": int(row["created_at"].timestamp()),
     }
 
@@ -139,7 +163,32 @@ async def notify(connection: Connection, kind: str, merchant: str, data: Answer,
 async def _notify_payment(connection: Connection, row: AnyRow, moment: datetime) -> Answer:
     payment = payment_resource(row)
     await notify(connection, f"payment.{row['status']}", row["merchant"], payment, moment)
+    if row["status"] == PaymentStatus.CAPTURED and row["dispute_reason"] is not None:
+        await _open_dispute(connection, row, moment)
     return payment
+
+
+async def _open_dispute(connection: Connection, payment: AnyRow, moment: datetime) -> None:
+    """The cardholder disputes the captured amount: Bastion is told (`dispute.created`)."""
+    dispute_id = new_id("acqd")
+    await repository.insert_dispute(
+        connection,
+        dispute_id,
+        payment,
+        amount=payment["amount_captured"],
+        reason=payment["dispute_reason"],
+        due_by=moment + EVIDENCE_WINDOW,
+        moment=moment,
+    )
+    await _notify_dispute(connection, dispute_id, "dispute.created", moment)
+
+
+async def _notify_dispute(connection: Connection, dispute_id: str, kind: str, moment: datetime) -> Answer:
+    row = await repository.dispute(connection, dispute_id)
+    assert row is not None  # noqa: S101  (written in this transaction)
+    dispute = dispute_resource(row)
+    await notify(connection, kind, row["merchant"], dispute, moment)
+    return dispute
 
 
 def create_payment(acquirer: Acquirer, request: PaymentCreate) -> Operation:
@@ -171,6 +220,7 @@ def create_payment(acquirer: Acquirer, request: PaymentCreate) -> Operation:
                 "capture": request.capture,
                 "challenge_url": challenge_url,
                 "return_url": request.return_url,
+                "dispute_reason": None if decline is not None else dispute_reason(card.number),
             },
             moment,
         )
@@ -281,6 +331,73 @@ async def expire_challenges(acquirer: Acquirer) -> int:
         for row in rows:
             await _notify_payment(connection, row, moment)
     return len(rows)
+
+
+async def _dispute(connection: Connection, dispute_id: str) -> AnyRow:
+    row = await repository.dispute(connection, dispute_id, for_update=True)
+    if row is None:
+        raise ResourceMissing(f"No such dispute: '{dispute_id}'", param="id")
+    return row
+
+
+def respond_to_dispute(dispute_id: str, request: DisputeEvidence) -> Operation:
+    """Evidence kept, and submitted if asked: then in review until the issuer decides."""
+
+    async def operation(connection: Connection, moment: datetime) -> Answer:
+        row = await _dispute(connection, dispute_id)
+        check_dispute_response(DisputeStatus(row["status"]))
+        evidence = row["evidence"] | request.evidence
+        status = DisputeStatus.UNDER_REVIEW if request.submit else DisputeStatus.NEEDS_RESPONSE
+        submitted_at = moment if request.submit else None
+        await repository.update_dispute(
+            connection, dispute_id, status=status, evidence=evidence, submitted_at=submitted_at, moment=moment
+        )
+        if request.submit:
+            return await _notify_dispute(connection, dispute_id, "dispute.updated", moment)
+        return dispute_resource(await _dispute(connection, dispute_id))
+
+    return operation
+
+
+def accept_dispute(dispute_id: str) -> Operation:
+    """The merchant accepts the dispute: it is lost, and the cardholder keeps the funds."""
+
+    async def operation(connection: Connection, moment: datetime) -> Answer:
+        row = await _dispute(connection, dispute_id)
+        check_dispute_response(DisputeStatus(row["status"]))
+        await repository.update_dispute(
+            connection, dispute_id, status=DisputeStatus.LOST, evidence=row["evidence"], submitted_at=None, moment=moment
+        )
+        return await _notify_dispute(connection, dispute_id, "dispute.closed", moment)
+
+    return operation
+
+
+async def decide_disputes(acquirer: Acquirer) -> int:
+    """The issuer's decision on evidence in review for `dispute_review`, a batch at most; how many."""
+    async with acquirer.database.transaction() as connection:
+        moment = acquirer.database.clock.now()
+        decided = await repository.reviewed_disputes(connection, moment - acquirer.dispute_review, EXPIRY_BATCH_MAX)
+        for dispute_id in decided:
+            row = await _dispute(connection, dispute_id)
+            await repository.update_dispute(
+                connection,
+                dispute_id,
+                status=review_outcome(row["evidence"]),
+                evidence=row["evidence"],
+                submitted_at=row["submitted_at"],
+                moment=moment,
+            )
+            await _notify_dispute(connection, dispute_id, "dispute.closed", moment)
+    return len(decided)
+
+
+async def retrieve_dispute(acquirer: Acquirer, dispute_id: str) -> Answer:
+    async with acquirer.database.connection() as connection:
+        row = await repository.dispute(connection, dispute_id)
+    if row is None:
+        raise ResourceMissing(f"No such dispute: '{dispute_id}'", param="id")
+    return dispute_resource(row)
 
 
 async def retrieve_payment(acquirer: Acquirer, payment_id: str) -> Answer:

@@ -41,6 +41,8 @@ payments = Table(
     # the cardholder's browser goes after it.
     Column("challenge_url", Text),
     Column("return_url", Text),
+    # Why the cardholder will dispute it once captured (a test card's fate), or null.
+    Column("dispute_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("merchant", "reference"),
@@ -60,6 +62,26 @@ refunds = Table(
     Column("status", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("payment_id", "reference"),
+    CheckConstraint("amount > 0", name="amount"),
+    schema=SCHEMA,
+)
+
+# The cardholders' disputes of captured payments.
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("payment_id", Text, ForeignKey("acquirer.payments.id"), nullable=False, unique=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("evidence", JSONB, nullable=False),
+    Column("evidence_due_by", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('needs_response', 'under_review', 'won', 'lost')", name="status"),
     CheckConstraint("amount > 0", name="amount"),
     schema=SCHEMA,
 )

@@ -26,6 +26,7 @@ from bastion.payments.routes import (
     balance_router,
     charges_router,
     connectors_router,
+    disputes_router,
     intents_router,
     refunds_router,
 )
@@ -132,6 +133,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(intents_router)
     app.include_router(charges_router)
     app.include_router(refunds_router)
+    app.include_router(disputes_router)
     app.include_router(balance_router)
     app.include_router(connectors_router)
     app.include_router(events_router)

@@ -24,6 +24,8 @@ SCOPES = frozenset(
         "charges:read",
         "refunds:read",
         "refunds:write",
+        "disputes:read",
+        "disputes:write",
         "balance:read",
     }
 )

@@ -121,6 +121,38 @@ async def refund(uow: UnitOfWork, refund_id: str, refunded: Money) -> None:
     await ledger.post_entry(uow, draft)
 
 
+async def hold_dispute(uow: UnitOfWork, dispute_id: str, disputed: Money, fee: Money) -> str:
+    """The disputed funds set aside from the merchant's available balance for the acquirer (a
+    hold: returned if the dispute is won, posted if lost), and the dispute fee, which stays with
+    the platform either way; the hold's entry id."""
+    accounts = await _accounts(uow, disputed.currency)
+    hold = ledger.EntryDraft(
+        postings=_transfer(accounts.available, accounts.receivable, disputed),
+        reference=f"{dispute_id}:dispute",
+        description="dispute",
+        pending=True,
+    )
+    drafts = [hold]
+    if fee.amount_minor > 0:
+        drafts.append(
+            ledger.EntryDraft(
+                postings=_transfer(accounts.available, accounts.fee_revenue, fee),
+                reference=f"{dispute_id}:fee",
+                description="dispute fee",
+            )
+        )
+    results = await ledger.post_entries(uow, drafts, platform=True)
+    return results[0].entry["id"]
+
+
+async def close_dispute(uow: UnitOfWork, hold_id: str, *, won: bool) -> None:
+    """A won dispute gives the funds back to the merchant; a lost one pays them to the acquirer."""
+    if won:
+        await ledger.void_pending(uow, hold_id)
+    else:
+        await ledger.post_pending(uow, hold_id)
+
+
 async def _balances(uow: UnitOfWork, name: str) -> list[BalanceAmount]:
     prefix = _code(name, "")
     accounts = await ledger.accounts_by_code_prefix(uow, prefix)

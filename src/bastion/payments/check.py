@@ -24,6 +24,7 @@ class PaymentsSummary:
     intents: int
     charges: int
     refunds: int
+    disputes: int
     books: int
     journal_entries: int
 
@@ -33,14 +34,15 @@ _PREFIX = "payments."
 
 def _expected(row: AnyRow) -> dict[str, tuple[int, int]]:
     """What each of a merchant's accounts in a currency must hold, (posted, pending) in its
-    normal direction, by what its intents, charges and refunds say: open authorizations are
-    holds on both sides, captures net of fees are pending funds, refunds come out of the
-    available ones."""
+    normal direction, by what its intents, charges, refunds and disputes say: open
+    authorizations are holds on both sides, captures net of fees are pending funds, refunds,
+    lost disputes and dispute fees come out of the available ones, and open disputes hold them."""
     captured, fees, refunded, authorized = row["captured"], row["fees"], row["refunded"], row["authorized"]
+    lost, open_disputes, dispute_fees = row["disputes_lost"], row["disputes_open"], row["dispute_fees"]
     return {
-        "acquirer_receivable": (captured - refunded, authorized),
+        "acquirer_receivable": (captured - refunded - lost, authorized - open_disputes),
         "balance_pending": (captured - fees, authorized),
-        "balance_available": (-refunded, 0),
+        "balance_available": (-refunded - lost - dispute_fees, -open_disputes),
     }
 
 
@@ -62,7 +64,7 @@ async def check_payments(connection: Connection, moment: datetime) -> Disagreeme
     fees: dict[tuple[bool, str], int] = defaultdict(int)
     books = await repository.expected_books(connection)
     for row in books:
-        fees[row["livemode"], row["currency"]] += row["fees"]
+        fees[row["livemode"], row["currency"]] += row["fees"] + row["dispute_fees"]
         subject = f"{row['merchant_id']} {row['currency']} {'live' if row['livemode'] else 'test'}"
         for name, expected in _expected(row).items():
             account = accounts.get((row["merchant_id"], row["livemode"], f"{_PREFIX}{name}.{row['currency']}"))
@@ -74,12 +76,14 @@ async def check_payments(connection: Connection, moment: datetime) -> Disagreeme
         held = await _held(connection, account, moment)
         if held != (total, 0):
             mode = "live" if livemode else "test"
-            return Disagreement(f"fee_revenue {currency} {mode}", f"holds {held[0]}, the charges' fees add up to {total}")
+            return Disagreement(f"fee_revenue {currency} {mode}", f"holds {held[0]}, the fees add up to {total}")
     journal = await ledger.check_journal(connection)
     if isinstance(journal, ledger.Violation):
         return Disagreement(journal.entry or journal.account or "the journal", journal.message)
     counts = await repository.payment_counts(connection)
-    return PaymentsSummary(counts["intents"], counts["charges"], counts["refunds"], len(books), journal.entries)
+    return PaymentsSummary(
+        counts["intents"], counts["charges"], counts["refunds"], counts["disputes"], len(books), journal.entries
+    )
 
 
 async def _held(connection: Connection, account_id: str | None, moment: datetime) -> tuple[int, int]:

@@ -82,6 +82,18 @@ class Answer:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class DisputeState:
+    """A dispute as the processor tells it, in Bastion's terms."""
+
+    reference: str  # the processor's id of the dispute
+    status: str  # one of Bastion's dispute statuses
+    amount: int
+    currency: str
+    reason: str
+    evidence_due_by: int  # unix seconds
+
+
 class Subject(enum.StrEnum):
     """What a notification is about."""
 
@@ -99,13 +111,14 @@ class Notification:
     merchant_id: str
     livemode: bool
     subject: Subject
-    # Bastion's id the processor was given: a charge's for a payment, a refund's for a refund.
+    # Bastion's id the processor was given: a charge's for a payment or a dispute, a refund's for a refund.
     reference: str
     # What it says of the payment's authorization, as the answer to `authorize` would; with the
     # amount and currency it names, which Bastion checks against its own.
-    answer: Answer
+    answer: Answer | None
     amount: int
     currency: str | None
+    dispute: DisputeState | None = None
 
 
 class Connector(Protocol):
@@ -123,6 +136,16 @@ class Connector(Protocol):
     async def sync(self, tenant: Tenant, charge_id: str, *, amount: int, currency: str) -> Answer:
         """What the processor did with the authorization of `charge_id`: the same answers as
         `authorize`, with the same check of its amount and currency."""
+        ...
+
+    async def respond_to_dispute(
+        self, tenant: Tenant, reference: str, *, key: str, evidence: Mapping[str, str], submit: bool
+    ) -> DisputeState:
+        """Send the merchant's evidence (and submit it for review, if `submit`); the dispute as it is then."""
+        ...
+
+    async def accept_dispute(self, tenant: Tenant, reference: str, *, key: str) -> DisputeState:
+        """The merchant accepts the dispute: lost."""
         ...
 
     def handle_notification(self, body: bytes, headers: Mapping[str, str], *, now: int) -> Notification:

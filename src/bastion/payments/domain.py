@@ -145,6 +145,43 @@ class Pricing:
         return Money(min(proportional + self.fixed_minor, captured.amount_minor), captured.currency)
 
 
+# What the platform charges a merchant for a dispute, as Stripe does: 15.00 where a currency has
+# cents (scaled by its exponent), 1,500 of a currency without (JPY). Kept if the dispute is won.
+_DISPUTE_FEE_CENTS = 1_500
+
+
+def dispute_fee(currency: str) -> Money:
+    places = exponent(currency)
+    fee = _DISPUTE_FEE_CENTS * 10 ** (places - _CENT_PLACES) if places >= _CENT_PLACES else _DISPUTE_FEE_CENTS
+    return Money(fee, currency)
+
+
+class DisputeStatus(enum.StrEnum):
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"
+    NEEDS_RESPONSE = "needs_response"
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+
+
+# How far along a dispute is: a notification or an answer moves it forward only, so that any
+# order of them ends in the same state.
+_DISPUTE_RANK = {
+    DisputeStatus.WARNING_NEEDS_RESPONSE: 0,
+    DisputeStatus.NEEDS_RESPONSE: 0,
+    DisputeStatus.UNDER_REVIEW: 1,
+    DisputeStatus.WON: 2,
+    DisputeStatus.LOST: 2,
+}
+DISPUTE_OPEN = frozenset({DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeStatus.NEEDS_RESPONSE})
+DISPUTE_CLOSED = frozenset({DisputeStatus.WON, DisputeStatus.LOST})
+
+
+def dispute_moves(current: DisputeStatus, told: DisputeStatus) -> bool:
+    """Whether being told `told` moves a dispute that is `current`."""
+    return _DISPUTE_RANK[told] > _DISPUTE_RANK[current]
+
+
 # Most declines are `card_declined` with the issuer's reason as its decline_code; Stripe gives
 # these reasons a code of their own. An expired card stays `card_declined` (decline_code
 # `expired_card`): Bastion's `expired_card` code is the tokenization's refusal (a 400).

@@ -67,3 +67,23 @@ class PaymentIntentAuthenticationFailure(CardError):
     (`decline_code: authentication_failed`); the intent awaits another payment method."""
 
     code = "payment_intent_authentication_failure"
+
+
+class DisputeRefused(InvalidRequest):
+    """The processor refused what was asked of a dispute (evidence for, or the acceptance of, a
+    dispute it has closed already)."""
+
+    code = "dispute_refused"
+
+
+class DisputeUnexpectedState(InvalidRequest):
+    """The dispute's status does not allow what was asked: evidence and acceptance only while it
+    needs a response."""
+
+    code = "dispute_unexpected_state"
+
+
+class ChargeDisputed(InvalidRequest):
+    """A refund of a disputed charge: its funds are held for the dispute already."""
+
+    code = "charge_disputed"

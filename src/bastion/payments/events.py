@@ -15,6 +15,9 @@ CHARGE_PENDING = "charge.pending"
 CHARGE_REFUNDED = "charge.refunded"
 REFUND_CREATED = "refund.created"
 REFUND_UPDATED = "refund.updated"
+CHARGE_DISPUTE_CREATED = "charge.dispute.created"
+CHARGE_DISPUTE_UPDATED = "charge.dispute.updated"
+CHARGE_DISPUTE_CLOSED = "charge.dispute.closed"
 
 EVENT_TYPES = frozenset(
     {
@@ -33,5 +36,8 @@ EVENT_TYPES = frozenset(
         CHARGE_REFUNDED,
         REFUND_CREATED,
         REFUND_UPDATED,
+        CHARGE_DISPUTE_CREATED,
+        CHARGE_DISPUTE_UPDATED,
+        CHARGE_DISPUTE_CLOSED,
     }
 )

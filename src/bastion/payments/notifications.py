@@ -8,7 +8,8 @@ from typing import Any
 
 from bastion.payments import repository
 from bastion.payments.charges import charge_row, intent_row
-from bastion.payments.connectors import AttemptResult, Connector, Notification, Subject
+from bastion.payments.connectors import AttemptResult, Connector, DisputeState, Notification, Subject
+from bastion.payments.disputes import apply_dispute
 from bastion.payments.intents import attempt_state, awaiting_answer, record_attempt
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.logging import get_logger
@@ -48,9 +49,12 @@ async def receive(
 
 async def _apply(uow: UnitOfWork, notification: Notification) -> bool:
     """Whether the notification settled anything. A payment's settles its attempt if that is
-    still waiting (an answer lost, a challenge open); the rest confirm what Bastion's own
-    commands did and recorded, and change nothing."""
-    if notification.subject != Subject.PAYMENT or notification.answer.result not in _SETTLING:
+    still waiting (an answer lost, a challenge open); a dispute's opens or moves its dispute; the
+    rest confirm what Bastion's own commands did and recorded, and change nothing."""
+    if notification.dispute is not None:
+        return await _apply_dispute(uow, notification.reference, notification.dispute)
+    answer = notification.answer
+    if notification.subject != Subject.PAYMENT or answer is None or answer.result not in _SETTLING:
         return False
     intent_id = await repository.charge_intent_id(uow.connection, uow.tenant, notification.reference)
     if intent_id is None:
@@ -64,5 +68,11 @@ async def _apply(uow: UnitOfWork, notification: Notification) -> bool:
         # The integrity check of every answer: another amount or currency is not applied.
         _log.warning("notification_quarantined", notification=notification.id, charge=charge["id"])
         return False
-    await record_attempt(uow, attempt_state(intent, charge), notification.answer.to_outcome())
+    await record_attempt(uow, attempt_state(intent, charge), answer.to_outcome())
     return True
+
+
+async def _apply_dispute(uow: UnitOfWork, charge_id: str, told: DisputeState) -> bool:
+    if await repository.charge_intent_id(uow.connection, uow.tenant, charge_id) is None:
+        return False
+    return await apply_dispute(uow, charge_id, told)

@@ -16,7 +16,7 @@ from bastion.payments import books, repository
 from bastion.payments.charges import charge_resource, charge_row, intent_row, write_charge
 from bastion.payments.connectors import Answer, AttemptResult, Connector
 from bastion.payments.domain import IntentStatus, refund_amount
-from bastion.payments.errors import PaymentIntentUnexpectedState
+from bastion.payments.errors import ChargeDisputed, PaymentIntentUnexpectedState
 from bastion.payments.events import CHARGE_REFUNDED, REFUND_CREATED, REFUND_UPDATED
 from bastion.payments.resources import Refund, RefundList
 from bastion.payments.schemas import RefundCreate
@@ -65,6 +65,9 @@ async def _refunded_charge(uow: UnitOfWork, request: RefundCreate) -> AnyRow:
     charge = await charge_row(uow, str(charge_id), for_update=True, param="charge")
     if not charge["captured"]:
         raise PaymentIntentUnexpectedState("This charge was not captured: there is nothing to refund.", param="charge")
+    if charge["disputed"]:
+        # The disputed funds are already set aside for the cardholder: a refund would pay them twice.
+        raise ChargeDisputed("This charge is disputed: answer the dispute instead of refunding it.", param="charge")
     return charge
 
 

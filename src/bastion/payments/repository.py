@@ -324,6 +324,85 @@ async def page_refunds(
     return await fetch_page(connection, _REFUNDS, arguments, request)
 
 
+_INSERT_DISPUTE = """
+INSERT INTO disputes (id, merchant_id, livemode, charge_id, payment_intent_id, amount, currency, status, reason, evidence,
+                      evidence_due_by, submission_count, connector_reference, hold_entry_id, fee, metadata,
+                      created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '{}', $10, 0, $11, $12, $13, '{}', $14, $14)
+RETURNING *
+"""
+_GET_DISPUTE = "SELECT * FROM disputes WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_GET_DISPUTE_FOR_UPDATE = _GET_DISPUTE + " FOR UPDATE"
+_DISPUTE_BY_REFERENCE = "SELECT * FROM disputes WHERE merchant_id = $1 AND livemode = $2 AND connector_reference = $3 FOR UPDATE"
+_DISPUTE_EXISTS = "SELECT EXISTS (SELECT 1 FROM disputes WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+_UPDATE_DISPUTE = """
+UPDATE disputes SET status = $4, evidence = $5, submission_count = $6, metadata = $7, updated_at = $8
+WHERE merchant_id = $1 AND livemode = $2 AND id = $3
+RETURNING *
+"""
+_DISPUTES = """
+SELECT * FROM disputes WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR payment_intent_id = $3)
+AND ($4::text IS NULL OR charge_id = $4)
+"""
+DISPUTE_COLUMNS = ("status", "evidence", "submission_count", "metadata")
+
+
+async def insert_dispute(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_DISPUTE,
+        values["id"],
+        tenant.merchant_id,
+        tenant.livemode,
+        values["charge_id"],
+        values["payment_intent_id"],
+        values["amount"],
+        values["currency"],
+        values["status"],
+        values["reason"],
+        values["evidence_due_by"],
+        values["connector_reference"],
+        values["hold_entry_id"],
+        values["fee"],
+        values["created_at"],
+    )
+    return row
+
+
+async def get_dispute(connection: Connection, tenant: Tenant, dispute_id: str, *, for_update: bool = False) -> AnyRow | None:
+    query = _GET_DISPUTE_FOR_UPDATE if for_update else _GET_DISPUTE
+    row: AnyRow | None = await connection.fetchrow(query, tenant.merchant_id, tenant.livemode, dispute_id)
+    return row
+
+
+async def dispute_by_reference(connection: Connection, tenant: Tenant, reference: str) -> AnyRow | None:
+    """The dispute the connector knows as `reference`, locked."""
+    row: AnyRow | None = await connection.fetchrow(_DISPUTE_BY_REFERENCE, tenant.merchant_id, tenant.livemode, reference)
+    return row
+
+
+async def dispute_exists(connection: Connection, tenant: Tenant, dispute_id: str) -> bool:
+    return bool(await connection.fetchval(_DISPUTE_EXISTS, tenant.merchant_id, tenant.livemode, dispute_id))
+
+
+async def update_dispute(connection: Connection, tenant: Tenant, dispute_id: str, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _UPDATE_DISPUTE,
+        tenant.merchant_id,
+        tenant.livemode,
+        dispute_id,
+        *(values[column] for column in DISPUTE_COLUMNS),
+        values["updated_at"],
+    )
+    return row
+
+
+async def page_disputes(
+    connection: Connection, tenant: Tenant, request: PageRequest, *, payment_intent_id: str | None, charge_id: str | None
+) -> Page:
+    arguments = (tenant.merchant_id, tenant.livemode, payment_intent_id, charge_id)
+    return await fetch_page(connection, _DISPUTES, arguments, request)
+
+
 # The payments check (`bastion payments check`), as the owner across merchants.
 _CHARGES_REFUNDED_ELSEWISE = """
 SELECT c.id, c.amount_refunded, coalesce(sum(r.amount) FILTER (WHERE r.status IN ('pending', 'succeeded')), 0) AS refunds
@@ -348,17 +427,25 @@ WITH captures AS (
 ), authorized AS (
     SELECT merchant_id, livemode, currency, sum(amount_capturable) AS authorized
     FROM payment_intents WHERE status = 'requires_capture' GROUP BY merchant_id, livemode, currency
+), disputed AS (
+    SELECT merchant_id, livemode, currency, sum(fee) AS dispute_fees,
+           sum(amount) FILTER (WHERE status NOT IN ('won', 'lost')) AS disputes_open,
+           sum(amount) FILTER (WHERE status = 'lost') AS disputes_lost
+    FROM disputes GROUP BY merchant_id, livemode, currency
 )
 SELECT merchant_id, livemode, currency, coalesce(captured, 0) AS captured, coalesce(fees, 0) AS fees,
-       coalesce(refunded, 0) AS refunded, coalesce(authorized, 0) AS authorized
+       coalesce(refunded, 0) AS refunded, coalesce(authorized, 0) AS authorized,
+       coalesce(dispute_fees, 0) AS dispute_fees, coalesce(disputes_open, 0) AS disputes_open,
+       coalesce(disputes_lost, 0) AS disputes_lost
 FROM captures
 FULL JOIN refunded USING (merchant_id, livemode, currency)
 FULL JOIN authorized USING (merchant_id, livemode, currency)
+FULL JOIN disputed USING (merchant_id, livemode, currency)
 ORDER BY merchant_id, livemode, currency
 """
 _COUNTS = """
 SELECT (SELECT count(*) FROM payment_intents) AS intents, (SELECT count(*) FROM charges) AS charges,
-       (SELECT count(*) FROM refunds) AS refunds
+       (SELECT count(*) FROM refunds) AS refunds, (SELECT count(*) FROM disputes) AS disputes
 """
 
 

@@ -182,6 +182,40 @@ class RefundList(TypedDict):
     has_more: bool
 
 
+DisputeStatus = Literal["warning_needs_response", "needs_response", "under_review", "won", "lost"]
+
+
+class DisputeEvidenceDetails(TypedDict):
+    due_by: Annotated[int, Field(description="Unix seconds by which evidence must be submitted")]
+    has_evidence: bool
+    past_due: bool
+    submission_count: int
+
+
+class Dispute(TypedDict):
+    id: str
+    object: Literal["dispute"]
+    amount: int
+    currency: str
+    charge: str
+    payment_intent: str
+    status: DisputeStatus
+    reason: str
+    evidence: dict[str, str]
+    evidence_details: DisputeEvidenceDetails
+    is_charge_refundable: bool
+    metadata: dict[str, str]
+    created: int
+    livemode: bool
+
+
+class DisputeList(TypedDict):
+    object: Literal["list"]
+    url: str
+    data: list[Dispute]
+    has_more: bool
+
+
 class BalanceAmount(TypedDict):
     amount: int
     currency: str

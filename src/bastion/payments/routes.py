@@ -5,12 +5,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.payments import books, charges, intents, notifications, refunds, service
+from bastion.payments import books, charges, disputes, intents, notifications, refunds, service
 from bastion.payments.resources import (
     Balance,
     CardErrorBody,
     Charge,
     ChargeList,
+    Dispute,
+    DisputeList,
     PaymentIntent,
     PaymentIntentList,
     PaymentMethod,
@@ -19,6 +21,7 @@ from bastion.payments.resources import (
     RefundList,
 )
 from bastion.payments.schemas import (
+    DisputeUpdate,
     PaymentIntentCancel,
     PaymentIntentCapture,
     PaymentIntentConfirm,
@@ -210,6 +213,55 @@ async def list_refunds(
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await refunds.list_refunds(uow, page, payment_intent_id=payment_intent, charge_id=charge))
+
+
+disputes_router = APIRouter(prefix="/v1/disputes", tags=["disputes"])
+DisputeId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("dp"), description="A dispute id, dp_...")]
+DisputeReader = Annotated[RequestContext, Depends(Authorized("disputes:read"))]
+DisputeWriter = Annotated[RequestContext, Depends(Authorized("disputes:write"))]
+
+
+@disputes_router.get("/{dispute_id}", summary="Retrieve a dispute", responses=documented(Dispute))
+async def retrieve_dispute(dispute_id: DisputeId, context: DisputeReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await disputes.retrieve_dispute(uow, dispute_id))
+
+
+@disputes_router.get("", summary="List disputes, newest first", responses=documented(DisputeList))
+async def list_disputes(
+    context: DisputeReader,
+    page: Annotated[PageRequest, Depends(page_request("dp"))],
+    payment_intent: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("pi"), description="Only this intent's disputes")
+    ] = None,
+    charge: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=id_schema("ch"), description="Only this charge's disputes")
+    ] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await disputes.list_disputes(uow, page, payment_intent_id=payment_intent, charge_id=charge))
+
+
+@disputes_router.post(
+    "/{dispute_id}",
+    summary="Add evidence or metadata to a dispute; with submit: true, send the evidence to the issuer",
+    responses=documented(Dispute, writes=True),
+)
+async def update_dispute(dispute_id: DisputeId, body: DisputeUpdate, context: DisputeWriter) -> JsonResponse:
+    if body.submit:
+        phases = context.services.commands.registry[disputes.SUBMIT_EVIDENCE]
+        return await context.phased(phases, lambda uow: disputes.start_submit(uow, dispute_id, body))
+    return await context.command(lambda uow: disputes.update_dispute(uow, dispute_id, body))
+
+
+@disputes_router.post(
+    "/{dispute_id}/close",
+    summary="Accept a dispute: it is lost, and the disputed funds go back to the cardholder",
+    responses=documented(Dispute, writes=True),
+)
+async def close_dispute(dispute_id: DisputeId, context: DisputeWriter) -> JsonResponse:
+    phases = context.services.commands.registry[disputes.CLOSE]
+    return await context.phased(phases, lambda uow: disputes.start_close(uow, dispute_id))
 
 
 balance_router = APIRouter(prefix="/v1/balance", tags=["balance"])

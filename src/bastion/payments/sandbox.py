@@ -4,7 +4,7 @@ flows that carry no card data (capture, void, sync) go straight to the acquirer;
 notifications arrive signed (`Acquirer-Signature`)."""
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -12,7 +12,16 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.kernel.errors import InvalidRequest, ProcessorUnavailable
-from bastion.payments.connectors import Answer, AttemptResult, Authorization, Capabilities, Notification, Subject
+from bastion.payments.connectors import (
+    Answer,
+    AttemptResult,
+    Authorization,
+    Capabilities,
+    DisputeState,
+    Notification,
+    Subject,
+)
+from bastion.payments.errors import DisputeRefused
 from bastion.platform.db import Tenant
 from bastion.platform.settings import SANDBOX_CONNECTOR
 from bastion.platform.signatures import verify
@@ -116,22 +125,42 @@ class SandboxConnector:
             raise ProcessorUnavailable(f"The sandbox acquirer answered the sync with {status}.")
         return read_answer(status, fields, amount=amount, currency=currency)
 
+    async def respond_to_dispute(
+        self, tenant: Tenant, reference: str, *, key: str, evidence: Mapping[str, str], submit: bool
+    ) -> DisputeState:
+        body = {"evidence": dict(evidence), "submit": submit}
+        status, fields = await self._call("POST", f"/v1/disputes/{reference}/evidence", key, body)
+        return _dispute_answer(status, fields)
+
+    async def accept_dispute(self, tenant: Tenant, reference: str, *, key: str) -> DisputeState:
+        status, fields = await self._call("POST", f"/v1/disputes/{reference}/accept", key, {})
+        return _dispute_answer(status, fields)
+
     def handle_notification(self, body: bytes, headers: Mapping[str, str], *, now: int) -> Notification:
         verify(self._notification_secret, body, headers.get(SIGNATURE_HEADER), now=now)
-        try:
-            envelope = _Envelope.model_validate_json(body)
-        except ValidationError as error:
-            location = ".".join(str(part) for part in error.errors()[0]["loc"])
-            raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None
-        data = envelope.data
-        subject = Subject.PAYMENT if envelope.type.startswith("payment.") else Subject.REFUND
+        envelope = _readable(_Envelope, body, "")
+        # The sandbox acquirer takes test-mode payments only.
+        if envelope.type.startswith("dispute."):
+            disputed = _readable(_Dispute, orjson.dumps(envelope.data), "data.")
+            return Notification(
+                id=envelope.id,
+                type=envelope.type,
+                merchant_id=envelope.merchant,
+                livemode=False,
+                subject=Subject.DISPUTE,
+                reference=disputed.reference,
+                answer=None,
+                amount=disputed.amount,
+                currency=disputed.currency,
+                dispute=disputed.state(),
+            )
+        data = _readable(_Object, orjson.dumps(envelope.data), "data.")
         return Notification(
             id=envelope.id,
             type=envelope.type,
             merchant_id=envelope.merchant,
-            # The sandbox acquirer takes test-mode payments only.
             livemode=False,
-            subject=subject,
+            subject=Subject.PAYMENT if envelope.type.startswith("payment.") else Subject.REFUND,
             reference=data.reference,
             answer=read_answer(httpx.codes.OK, data.model_dump(), amount=None, currency=None),
             amount=data.amount,
@@ -200,11 +229,60 @@ class _Object(BaseModel):
     next_action_url: str | None = Field(default=None, max_length=2_048)
 
 
+class _Dispute(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = _ID
+    reference: str = _ID
+    status: Literal["needs_response", "under_review", "won", "lost"]
+    amount: int = Field(ge=1)
+    currency: str = Field(max_length=3)
+    reason: str = Field(max_length=64)
+    evidence_due_by: int
+
+    def state(self) -> DisputeState:
+        return DisputeState(self.id, self.status, self.amount, self.currency, self.reason, self.evidence_due_by)
+
+
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str = _ID
     object: Literal["notification"]
-    type: Literal["payment.authorized", "payment.captured", "payment.declined", "payment.voided", "refund.succeeded"]
+    type: Literal[
+        "payment.authorized",
+        "payment.captured",
+        "payment.declined",
+        "payment.voided",
+        "refund.succeeded",
+        "dispute.created",
+        "dispute.updated",
+        "dispute.closed",
+    ]
     merchant: str = _ID
-    data: _Object
+    data: dict[str, Any]
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _readable(model: type[_Model], body: bytes, prefix: str) -> _Model:
+    """`body` read as `model`, or `InvalidRequest` naming the first field that is not."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        location = prefix + ".".join(str(part) for part in error.errors()[0]["loc"])
+        raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None
+
+
+def _dispute_answer(status: int, fields: dict[str, Any] | None) -> DisputeState:
+    """The acquirer's answer about a dispute; a refusal is the merchant's to see."""
+    if status >= _SERVER_ERROR:
+        raise ProcessorUnavailable(f"The sandbox acquirer failed ({status}).")
+    if status != httpx.codes.OK or fields is None:
+        error = (fields or {}).get("error") or {}
+        raise DisputeRefused(str(error.get("message", f"The acquirer refused the request ({status}).")))
+    try:
+        return _Dispute.model_validate(fields).state()
+    except ValidationError:
+        raise ProcessorUnavailable("The sandbox acquirer's answer about the dispute is not one Bastion can read.") from None

@@ -113,3 +113,32 @@ class RefundCreate(BaseModel):
     amount: Amount | None = None
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
+
+
+EVIDENCE_TEXT_MAX = 20_000
+EvidenceText = Annotated[str, StringConstraints(max_length=EVIDENCE_TEXT_MAX), FREE_TEXT]
+
+
+class DisputeEvidence(BaseModel):
+    """What the merchant shows the issuer (a subset of Stripe's evidence fields); fields left out
+    stay as they were."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    product_description: EvidenceText | None = None
+    customer_name: EvidenceText | None = None
+    customer_email_address: EvidenceText | None = None
+    billing_address: EvidenceText | None = None
+    shipping_tracking_number: EvidenceText | None = None
+    refund_refusal_explanation: EvidenceText | None = None
+    uncategorized_text: EvidenceText | None = Field(
+        default=None, description="In test mode, `winning_evidence` in it wins the dispute; anything else loses it"
+    )
+
+
+class DisputeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    evidence: DisputeEvidence | None = None
+    metadata: MetadataChanges = Field(default_factory=dict)
+    submit: bool = Field(default=False, description="Submit the evidence to the issuer now; it can no longer change")

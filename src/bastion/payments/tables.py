@@ -159,6 +159,35 @@ refunds = Table(
     Index("ix_refunds_payment_intent_id", "payment_intent_id"),
 )
 
+# A cardholder's dispute of a captured charge, opened by the connector's notification.
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("charge_id", Text, ForeignKey("charges.id"), nullable=False, unique=True),
+    Column("payment_intent_id", Text, ForeignKey("payment_intents.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", JSONB, nullable=False),
+    Column("evidence_due_by", DateTime(timezone=True), nullable=False),
+    Column("submission_count", Integer, nullable=False),
+    # The connector's id of the dispute, which its notifications name.
+    Column("connector_reference", Text, nullable=False, unique=True),
+    # The ledger's hold of the disputed funds, and the dispute fee.
+    Column("hold_entry_id", Text, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('warning_needs_response', 'needs_response', 'under_review', 'won', 'lost')", name="status"),
+    CheckConstraint("amount > 0", name="amount"),
+    Index("ix_disputes_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+)
+
 # Each connector notification Bastion has taken, by the connector's own id: a notification sent
 # again (the connector did not see the first answer) is answered and not applied twice.
 connector_notifications = Table(

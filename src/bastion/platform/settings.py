@@ -169,6 +169,8 @@ class Settings:
     acquirer_chaos: "AcquirerChaos | None"
     # The API the acquirer sends its notifications to (None: `off`, kept and not sent).
     acquirer_notify_url: str | None
+    # How long the sandbox issuer keeps submitted dispute evidence in review before it decides.
+    acquirer_dispute_review_s: int
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -226,4 +228,5 @@ class Settings:
             acquirer_notify_url=None
             if os.environ.get("BASTION_ACQUIRER_NOTIFY_URL") == "off"
             else _origin("BASTION_ACQUIRER_NOTIFY_URL", "http://127.0.0.1:8000"),
+            acquirer_dispute_review_s=_int("BASTION_ACQUIRER_DISPUTE_REVIEW_S", 5, minimum=0, maximum=86_400),
         )
