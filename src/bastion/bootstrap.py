@@ -173,6 +173,7 @@ def acquirer_runtime(settings: Settings, grant: Grant, *, pages_url: str, clock:
         notification_secret=acquirer_notification_secret(grant),
         # Bastion's API, on loopback: no proxy or CA from the environment, no redirects.
         client=httpx.AsyncClient(timeout=httpx.Timeout(NOTIFICATION_TIMEOUT_S), follow_redirects=False, trust_env=False),
+        report_dir=settings.data_dir / "acquirer" / "settlements",
         dispute_review=timedelta(seconds=settings.acquirer_dispute_review_s),
         chaos=settings.acquirer_chaos,
     )

@@ -89,8 +89,8 @@ def test_each_process_is_granted_its_role_and_its_purposes_alone(settings: Setti
         "acquirer": (bootstrap.acquirer_grant(settings, test_database.owner_url), roles.acquirer),
     }
     purposes = {
-        "api": {bootstrap.API_KEY_HASH_PURPOSE, bootstrap.ACQUIRER_API_KEY_PURPOSE},
-        "acquirer": {bootstrap.ACQUIRER_API_KEY_PURPOSE},
+        "api": {bootstrap.API_KEY_HASH_PURPOSE, bootstrap.ACQUIRER_API_KEY_PURPOSE, bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE},
+        "acquirer": {bootstrap.ACQUIRER_API_KEY_PURPOSE, bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE},
         "vault": {bootstrap.API_KEY_HASH_PURPOSE},
         "worker": {CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)},
     }

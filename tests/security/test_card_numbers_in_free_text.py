@@ -21,6 +21,16 @@ WRITTEN = (CARD, "4242 4242 4242 4242", "4242-4242-4242-4242", f"order {CARD} pa
 SHORT = WRITTEN[:3]
 ACCOUNT = "la_01M00000000000000000000000"
 INTENT = "pi_01M00000000000000000000000"
+DISPUTE = "dp_01M00000000000000000000000"
+EVIDENCE = (
+    "product_description",
+    "customer_name",
+    "customer_email_address",
+    "billing_address",
+    "shipping_tracking_number",
+    "refund_refusal_explanation",
+    "uncategorized_text",
+)
 
 
 def _entry(**fields: Any) -> dict[str, Any]:
@@ -104,6 +114,12 @@ FREE_TEXT = [
     Field("POST", "/v1/payment_intents/{intent_id}", "metadata", lambda text: {"metadata": {text: "x"}}),
     Field("POST", "/v1/refunds", "metadata[note]", lambda text: {"payment_intent": INTENT, "metadata": {"note": text}}),
     Field("POST", "/v1/refunds", "metadata", lambda text: {"payment_intent": INTENT, "metadata": {text: "x"}}),
+    *(
+        Field("POST", "/v1/disputes/{dispute_id}", f"evidence[{name}]", lambda text, name=name: {"evidence": {name: text}})
+        for name in EVIDENCE
+    ),
+    Field("POST", "/v1/disputes/{dispute_id}", "metadata[note]", lambda text: {"metadata": {"note": text}}),
+    Field("POST", "/v1/disputes/{dispute_id}", "metadata", lambda text: {"metadata": {text: "x"}}),
 ]
 
 
@@ -111,7 +127,11 @@ async def _path(platform: Platform, merchant: Credentials, template: str) -> str
     if "{customer}" in template:
         customer = await platform.create_customer(merchant, name="Ada")
         return template.replace("{customer}", customer["id"])
-    return template.replace("{entry}", "le_01M00000000000000000000000").replace("{intent_id}", INTENT)
+    return (
+        template.replace("{entry}", "le_01M00000000000000000000000")
+        .replace("{intent_id}", INTENT)
+        .replace("{dispute_id}", DISPUTE)
+    )
 
 
 async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:

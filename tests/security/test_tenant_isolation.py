@@ -12,9 +12,13 @@ from fastapi.routing import APIRoute
 
 from bastion.api.app import route_scope, served_routes
 from bastion.platform.db import Actor, Connection, Tenant
+from tests.support.acquirer import deliver, notifications_of
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
 from tests.support.vault import payment_method, token_id
+
+# The sandbox acquirer disputes this card once captured.
+DISPUTED = "4000000000000259"
 
 # Tables that hold tenant rows, and the column naming their merchant.
 _TENANT_TABLES = {
@@ -32,6 +36,7 @@ _TENANT_TABLES = {
     "payment_intents": "merchant_id",
     "charges": "merchant_id",
     "refunds": "merchant_id",
+    "disputes": "merchant_id",
 }
 
 
@@ -39,8 +44,8 @@ _TENANT_TABLES = {
 class World:
     """Two merchants, each with a customer (and so an event, audit rows and an idempotency
     key), two ledger accounts with a hold between them, a card payment method, a PaymentIntent
-    authorized with it (and so its charge) and one waiting for a payment method, and one paid
-    and refunded in part."""
+    authorized with it (and so its charge) and one waiting for a payment method, one paid and
+    refunded in part, and one paid and disputed."""
 
     a: Credentials
     b: Credentials
@@ -65,6 +70,7 @@ class World:
             "intent_id": self.b_payments["intent_id"],
             "charge_id": self.b_payments["charge_id"],
             "refund_id": self.b_payments["refund_id"],
+            "dispute_id": self.b_payments["dispute_id"],
             **self.b_ledger,
         }
 
@@ -95,15 +101,23 @@ async def _ledger(platform: Platform, credentials: Credentials) -> dict[str, str
     return {"account_id": accounts[0], "entry_id": hold.json()["id"], "credited_account_id": accounts[1]}
 
 
-async def _payments(platform: Platform, credentials: Credentials, payment_method: str) -> dict[str, str]:
+async def _payments(platform: Platform, vault: ApiProcess, credentials: Credentials, method: str) -> dict[str, str]:
+    disputed_method = await payment_method(platform, vault, credentials, number=DISPUTED)
     async with platform.client(credentials) as client:
-        body = {"amount": 900, "currency": "EUR", "payment_method": payment_method, "capture_method": "manual", "confirm": True}
+        body = {"amount": 900, "currency": "EUR", "payment_method": method, "capture_method": "manual", "confirm": True}
         authorized = await client.post("/v1/payment_intents", json=body)
         assert authorized.status_code == 200, authorized.text
         waiting = await client.post("/v1/payment_intents", json={"amount": 900, "currency": "EUR"})
         paid = await client.post("/v1/payment_intents", json=body | {"capture_method": "automatic"})
         refund = await client.post("/v1/refunds", json={"payment_intent": paid.json()["id"], "amount": 100})
         assert refund.status_code == 200, refund.text
+        disputed = await client.post(
+            "/v1/payment_intents", json=body | {"capture_method": "automatic", "payment_method": disputed_method}
+        )
+        disputed_charge = disputed.json()["latest_charge"]
+        for notification in await notifications_of(platform.database, disputed_charge):
+            assert (await deliver(client, platform.settings, notification)).status_code == 200
+        dispute = (await client.get("/v1/disputes", params={"charge": disputed_charge})).json()["data"][0]
     return {
         "intent_id": authorized.json()["id"],
         "charge_id": authorized.json()["latest_charge"],
@@ -111,6 +125,10 @@ async def _payments(platform: Platform, credentials: Credentials, payment_method
         "paid_intent_id": paid.json()["id"],
         "paid_charge_id": paid.json()["latest_charge"],
         "refund_id": refund.json()["id"],
+        "disputed_intent_id": disputed.json()["id"],
+        "disputed_charge_id": disputed_charge,
+        "dispute_id": dispute["id"],
+        "disputed_payment_method_id": disputed_method,
     }
 
 
@@ -133,8 +151,8 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
         b_ledger,
         a_payment_method,
         b_payment_method,
-        await _payments(platform, merchant, a_payment_method),
-        await _payments(platform, other, b_payment_method),
+        await _payments(platform, vault, merchant, a_payment_method),
+        await _payments(platform, vault, other, b_payment_method),
     )
 
 
@@ -221,10 +239,11 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
             if "{" in path or "GET" not in (route.methods or ()):
                 continue
             if path == "/v1/balance":
-                # Not a list: A's balance is A's payments alone (EUR 9.00 paid, 1.00 refunded, the fee).
+                # Not a list: A's balance is A's payments alone (EUR 9.00 paid twice, less the fees;
+                # 1.00 refunded and the 15.00 dispute fee; the disputed 9.00 is held, not posted).
                 balance = (await client.get(path)).json()
-                assert balance["pending"] == [{"amount": 900 - 56, "currency": "EUR"}], balance
-                assert balance["available"] == [{"amount": -100, "currency": "EUR"}], balance
+                assert balance["pending"] == [{"amount": 2 * (900 - 56), "currency": "EUR"}], balance
+                assert balance["available"] == [{"amount": -100 - 1500, "currency": "EUR"}], balance
                 continue
             listed = (await client.get(path)).json()["data"]
             assert listed, path
@@ -321,6 +340,8 @@ _REFERENCE_FIELDS = {
     ("POST", "/v1/refunds", "charge"),
     ("GET", "/v1/refunds", "payment_intent"),
     ("GET", "/v1/refunds", "charge"),
+    ("GET", "/v1/disputes", "payment_intent"),
+    ("GET", "/v1/disputes", "charge"),
 }
 # Names that refer to an object, in request bodies and query strings.
 _REFERENCE_NAMES = {"customer", "account", "token", "payment_method", "entry", "payment_intent", "charge"}
@@ -430,6 +451,8 @@ async def test_references_to_another_merchants_objects_are_missing_and_write_not
         ("POST", "/v1/refunds", {"charge": world.b_payments["paid_charge_id"]}, None, "charge"),
         ("GET", "/v1/refunds", None, {"payment_intent": world.b_payments["paid_intent_id"]}, "payment_intent"),
         ("GET", "/v1/refunds", None, {"charge": world.b_payments["paid_charge_id"]}, "charge"),
+        ("GET", "/v1/disputes", None, {"payment_intent": world.b_payments["disputed_intent_id"]}, "payment_intent"),
+        ("GET", "/v1/disputes", None, {"charge": world.b_payments["disputed_charge_id"]}, "charge"),
     ]
     assert {(method, path, param.replace("[1]", "[0]")) for method, path, _, _, param in probes} == _REFERENCE_FIELDS
     before = await _writes(platform, world)

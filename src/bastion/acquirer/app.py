@@ -14,6 +14,7 @@ from bastion.acquirer import service
 from bastion.acquirer.notifications import deliver_due
 from bastion.acquirer.schemas import Capture, DisputeEvidence, PaymentCreate, RefundCreate
 from bastion.acquirer.service import Acquirer
+from bastion.acquirer.settlement import settle
 from bastion.kernel.errors import AuthenticationFailed, ProcessorUnavailable
 from bastion.platform.http import errors, health
 from bastion.platform.http.credentials import bearer_token
@@ -96,12 +97,18 @@ async def refund_payment(
 
 
 async def _duties_forever(acquirer: Acquirer) -> None:
-    """Expire unanswered challenges, decide disputes in review and send due notifications, every `DUTIES_INTERVAL_S`, until
+    """Expire unanswered challenges, decide disputes in review, settle once a day (the first
+    round after midnight UTC) and send due notifications, every `DUTIES_INTERVAL_S`, until
     cancelled; a failed round is logged and retried."""
+    settled_on = acquirer.database.clock.now().date()
     while True:
         try:
             await service.expire_challenges(acquirer)
             await service.decide_disputes(acquirer)
+            today = acquirer.database.clock.now().date()
+            if today > settled_on:
+                await settle(acquirer)
+                settled_on = today
             await deliver_due(acquirer)
         except Exception:  # noqa: BLE001  (the next round tries again)
             _log.exception("acquirer_duties_failed")

@@ -1,6 +1,6 @@
 """All SQL of the sandbox acquirer, on its own schema."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from bastion.platform.db import AnyRow, Connection
@@ -227,3 +227,67 @@ async def update_dispute(
 async def reviewed_disputes(connection: Connection, submitted_before: datetime, limit: int) -> list[str]:
     """The ids of disputes in review since before `submitted_before`, locked, a batch at most."""
     return [row["id"] for row in await connection.fetch(_REVIEWED, submitted_before, limit)]
+
+
+# One settlement run at a time, across the CLI and the acquirer's daily round.
+_LOCK_SETTLEMENT = "SELECT pg_advisory_xact_lock(hashtextextended('acquirer:settlement', 0))"
+# Every item not settled yet: captures, refunds and lost disputes, oldest first.
+_UNSETTLED = """
+SELECT * FROM (
+    SELECT 'capture' AS kind, p.id, p.merchant, p.currency, p.reference, p.amount_captured AS amount, p.updated_at AS at
+    FROM acquirer.payments p WHERE p.status = 'captured' AND p.settlement_id IS NULL
+    UNION ALL
+    SELECT 'refund', r.id, p.merchant, p.currency, r.reference, r.amount, r.created_at
+    FROM acquirer.refunds r JOIN acquirer.payments p ON p.id = r.payment_id WHERE r.settlement_id IS NULL
+    UNION ALL
+    SELECT 'dispute', d.id, p.merchant, d.currency, p.reference, d.amount, d.updated_at
+    FROM acquirer.disputes d JOIN acquirer.payments p ON p.id = d.payment_id WHERE d.status = 'lost' AND d.settlement_id IS NULL
+) items
+ORDER BY at, id
+LIMIT $1
+"""
+_INSERT_SETTLEMENT = """
+INSERT INTO acquirer.settlements (id, merchant, currency, settled_on, net, item_count, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+_SETTLE = {
+    "capture": "UPDATE acquirer.payments SET settlement_id = $1 WHERE id = ANY($2::text[])",
+    "refund": "UPDATE acquirer.refunds SET settlement_id = $1 WHERE id = ANY($2::text[])",
+    "dispute": "UPDATE acquirer.disputes SET settlement_id = $1 WHERE id = ANY($2::text[])",
+}
+# A day's settlements, line by line, amounts signed as they count for the merchant.
+_REPORT = """
+SELECT s.id AS settlement, s.merchant, s.currency, 'capture' AS type, p.reference, p.id AS acquirer_id,
+       p.amount_captured AS amount
+FROM acquirer.settlements s JOIN acquirer.payments p ON p.settlement_id = s.id WHERE s.settled_on = $1
+UNION ALL
+SELECT s.id, s.merchant, s.currency, 'refund', r.reference, r.id, -r.amount
+FROM acquirer.settlements s JOIN acquirer.refunds r ON r.settlement_id = s.id WHERE s.settled_on = $1
+UNION ALL
+SELECT s.id, s.merchant, s.currency, 'dispute', p.reference, d.id, -d.amount
+FROM acquirer.settlements s JOIN acquirer.disputes d ON d.settlement_id = s.id JOIN acquirer.payments p ON p.id = d.payment_id
+WHERE s.settled_on = $1
+ORDER BY settlement, type, reference
+"""
+
+
+async def unsettled_items(connection: Connection, limit: int) -> list[AnyRow]:
+    """Every item not settled yet, a batch at most, after taking the settlement's lock."""
+    await connection.execute(_LOCK_SETTLEMENT)
+    rows: list[AnyRow] = await connection.fetch(_UNSETTLED, limit)
+    return rows
+
+
+async def insert_settlement(
+    connection: Connection, settlement_id: str, merchant: str, currency: str, *, net: int, items: list[AnyRow], moment: datetime
+) -> None:
+    await connection.execute(_INSERT_SETTLEMENT, settlement_id, merchant, currency, moment.date(), net, len(items), moment)
+    for kind, statement in _SETTLE.items():
+        ids = [item["id"] for item in items if item["kind"] == kind]
+        if ids:
+            await connection.execute(statement, settlement_id, ids)
+
+
+async def settlement_report(connection: Connection, day: date) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_REPORT, day)
+    return rows

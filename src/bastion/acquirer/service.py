@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,6 +61,8 @@ class Acquirer:
     notify_url: str | None
     notification_secret: bytes
     client: httpx.AsyncClient
+    # Where the daily settlement reports are written.
+    report_dir: Path
     # How long submitted evidence is in review before the issuer decides.
     dispute_review: timedelta = timedelta(seconds=5)
     chaos: AcquirerChaos | None = None

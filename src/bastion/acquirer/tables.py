@@ -5,6 +5,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -43,6 +44,8 @@ payments = Table(
     Column("return_url", Text),
     # Why the cardholder will dispute it once captured (a test card's fate), or null.
     Column("dispute_reason", Text),
+    # The settlement that paid its capture out.
+    Column("settlement_id", Text, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("merchant", "reference"),
@@ -60,6 +63,7 @@ refunds = Table(
     Column("reference", Text, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("status", Text, nullable=False),
+    Column("settlement_id", Text, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("payment_id", "reference"),
     CheckConstraint("amount > 0", name="amount"),
@@ -79,6 +83,7 @@ disputes = Table(
     Column("evidence", JSONB, nullable=False),
     Column("evidence_due_by", DateTime(timezone=True), nullable=False),
     Column("submitted_at", DateTime(timezone=True)),
+    Column("settlement_id", Text, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("status IN ('needs_response', 'under_review', 'won', 'lost')", name="status"),
@@ -113,5 +118,20 @@ notifications = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_notifications_due", "next_attempt_at", postgresql_where="delivered_at IS NULL"),
+    schema=SCHEMA,
+)
+
+# What the acquirer paid each merchant, per currency: its captures less its refunds and lost
+# disputes, each item settled once (the item names its settlement).
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("settled_on", Date, nullable=False, index=True),
+    Column("net", BigInteger, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
     schema=SCHEMA,
 )

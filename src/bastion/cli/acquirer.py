@@ -2,6 +2,7 @@
 starts it)."""
 
 import asyncio
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from bastion import bootstrap
 from bastion.acquirer.app import create_app
 from bastion.acquirer.pages import create_pages_app
+from bastion.acquirer.settlement import Settled, report_path, settle
 from bastion.platform.certs import CertPaths
 from bastion.platform.grant import Grant
 from bastion.platform.logging import configure_logging
@@ -61,3 +63,33 @@ def acquirer(
         await asyncio.gather(*(serve(server) for server in servers))
 
     asyncio.run(serve_both())
+
+
+@acquirer_app.command("settle")
+def settle_now(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the settlements as JSON.")] = False,
+) -> None:
+    """Settle now what the acquirer owes each merchant (captures less refunds and lost disputes),
+    write the day's report and queue the notifications the running acquirer sends to Bastion."""
+    import orjson
+
+    settings = Settings.from_env()
+    runtime = bootstrap.acquirer_runtime(
+        settings, bootstrap.acquirer_grant(settings, bootstrap.owner_url(settings)), pages_url="http://127.0.0.1"
+    )
+
+    async def run() -> list[Settled]:
+        try:
+            return await settle(runtime)
+        finally:
+            await runtime.client.aclose()
+            await runtime.database.dispose()
+
+    settled = asyncio.run(run())
+    report = report_path(runtime.report_dir, runtime.database.clock.now().date())
+    if as_json:
+        typer.echo(orjson.dumps({"settlements": [dataclasses.asdict(each) for each in settled], "report": str(report)}).decode())
+        return
+    for each in settled:
+        typer.echo(f"{each.id}: {each.merchant} {each.currency} net {each.net} minor units, {each.items} items")
+    typer.echo(f"settled {len(settled)}; report: {report}")

@@ -39,5 +39,6 @@ def payments_check(as_json: Annotated[bool, typer.Option("--json", help="Print t
         raise fail(f"payments check failed: {result.subject}: {result.message}")
     typer.echo(
         f"payments consistent: intents {result.intents}, charges {result.charges}, refunds {result.refunds}, "
-        f"disputes {result.disputes}, merchant books {result.books}, journal entries {result.journal_entries}"
+        f"disputes {result.disputes}, settlements {result.settlements}, merchant books {result.books}, "
+        f"journal entries {result.journal_entries}"
     )

@@ -33,6 +33,8 @@ PREFIXES = frozenset(
         "acqr",
         "acqn",
         "acqd",
+        "acqs",
+        "stl",
     }
 )
 

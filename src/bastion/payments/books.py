@@ -153,6 +153,30 @@ async def close_dispute(uow: UnitOfWork, hold_id: str, *, won: bool) -> None:
         await ledger.post_pending(uow, hold_id)
 
 
+async def settle(uow: UnitOfWork, settlement_id: str, *, net: Money, released: Money) -> str | None:
+    """A settlement in one entry: the cash the acquirer paid the platform (or took back, when
+    refunds and lost disputes outweigh the captures) is no longer owed; the captures' net moves
+    from the merchant's pending balance to its available one. The entry's id; None when both
+    are zero."""
+    accounts = await _accounts(uow, net.currency)
+    cash_name = "settlement_cash"
+    cash = ledger.AccountDraft(
+        net.currency, ledger.AccountType.ASSET, _code(cash_name, net.currency), name=cash_name, stripes=_PLATFORM_STRIPES
+    )
+    postings: list[ledger.PostingDraft] = []
+    if net.amount_minor > 0:
+        postings += _transfer(await ledger.ensure_account(uow, cash, platform=True), accounts.receivable, net)
+    elif net.amount_minor < 0:
+        postings += _transfer(accounts.receivable, await ledger.ensure_account(uow, cash, platform=True), -net)
+    if released.amount_minor > 0:
+        postings += _transfer(accounts.pending, accounts.available, released)
+    if not postings:
+        return None
+    draft = ledger.EntryDraft(postings=tuple(postings), reference=f"{settlement_id}:settlement", description="settlement")
+    entry = await ledger.post_entry(uow, draft, platform=True)
+    return entry["id"]
+
+
 async def _balances(uow: UnitOfWork, name: str) -> list[BalanceAmount]:
     prefix = _code(name, "")
     accounts = await ledger.accounts_by_code_prefix(uow, prefix)

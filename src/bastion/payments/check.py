@@ -25,6 +25,7 @@ class PaymentsSummary:
     charges: int
     refunds: int
     disputes: int
+    settlements: int
     books: int
     journal_entries: int
 
@@ -34,15 +35,18 @@ _PREFIX = "payments."
 
 def _expected(row: AnyRow) -> dict[str, tuple[int, int]]:
     """What each of a merchant's accounts in a currency must hold, (posted, pending) in its
-    normal direction, by what its intents, charges, refunds and disputes say: open
-    authorizations are holds on both sides, captures net of fees are pending funds, refunds,
-    lost disputes and dispute fees come out of the available ones, and open disputes hold them."""
+    normal direction, by what its intents, charges, refunds, disputes and settlements say: open
+    authorizations are holds on both sides, captures net of fees are pending funds until a
+    settlement releases them to the available ones, refunds, lost disputes and dispute fees come
+    out of the available ones, open disputes hold them, and what the acquirer paid is no longer
+    owed."""
     captured, fees, refunded, authorized = row["captured"], row["fees"], row["refunded"], row["authorized"]
     lost, open_disputes, dispute_fees = row["disputes_lost"], row["disputes_open"], row["dispute_fees"]
+    paid, released = row["settled_net"], row["released"]
     return {
-        "acquirer_receivable": (captured - refunded - lost, authorized - open_disputes),
-        "balance_pending": (captured - fees, authorized),
-        "balance_available": (-refunded - lost - dispute_fees, -open_disputes),
+        "acquirer_receivable": (captured - refunded - lost - paid, authorized - open_disputes),
+        "balance_pending": (captured - fees - released, authorized),
+        "balance_available": (released - refunded - lost - dispute_fees, -open_disputes),
     }
 
 
@@ -62,27 +66,36 @@ async def check_payments(connection: Connection, moment: datetime) -> Disagreeme
         for row in await ledger.every_account_by_code_prefix(connection, _PREFIX)
     }
     fees: dict[tuple[bool, str], int] = defaultdict(int)
+    cash: dict[tuple[bool, str], int] = defaultdict(int)
     books = await repository.expected_books(connection)
     for row in books:
         fees[row["livemode"], row["currency"]] += row["fees"] + row["dispute_fees"]
+        cash[row["livemode"], row["currency"]] += row["settled_net"]
         subject = f"{row['merchant_id']} {row['currency']} {'live' if row['livemode'] else 'test'}"
         for name, expected in _expected(row).items():
             account = accounts.get((row["merchant_id"], row["livemode"], f"{_PREFIX}{name}.{row['currency']}"))
             held = await _held(connection, account, moment)
             if held != expected:
                 return Disagreement(subject, f"{name} holds (posted, pending) {held}, the payments say {expected}")
-    for (livemode, currency), total in sorted(fees.items()):
-        account = accounts.get((ledger.PLATFORM_MERCHANT_ID, livemode, f"{_PREFIX}fee_revenue.{currency}"))
-        held = await _held(connection, account, moment)
-        if held != (total, 0):
-            mode = "live" if livemode else "test"
-            return Disagreement(f"fee_revenue {currency} {mode}", f"holds {held[0]}, the fees add up to {total}")
+    for name, totals in (("fee_revenue", fees), ("settlement_cash", cash)):
+        for (livemode, currency), total in sorted(totals.items()):
+            account = accounts.get((ledger.PLATFORM_MERCHANT_ID, livemode, f"{_PREFIX}{name}.{currency}"))
+            held = await _held(connection, account, moment)
+            if held != (total, 0):
+                mode = "live" if livemode else "test"
+                return Disagreement(f"{name} {currency} {mode}", f"holds {held[0]}, the payments say {total}")
     journal = await ledger.check_journal(connection)
     if isinstance(journal, ledger.Violation):
         return Disagreement(journal.entry or journal.account or "the journal", journal.message)
     counts = await repository.payment_counts(connection)
     return PaymentsSummary(
-        counts["intents"], counts["charges"], counts["refunds"], counts["disputes"], len(books), journal.entries
+        counts["intents"],
+        counts["charges"],
+        counts["refunds"],
+        counts["disputes"],
+        counts["settlements"],
+        len(books),
+        journal.entries,
     )
 
 

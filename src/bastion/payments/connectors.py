@@ -94,12 +94,32 @@ class DisputeState:
     evidence_due_by: int  # unix seconds
 
 
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    kind: str  # `capture`, `refund` or `dispute` (a lost one)
+    reference: str  # Bastion's id the processor was given (a charge's for a capture or a dispute, a refund's)
+    connector_id: str  # the processor's id of the item (of the dispute, for a dispute)
+    amount: int  # positive; a capture counts for the merchant, the others against
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementState:
+    """A processor's payout of a merchant's items in one currency, in Bastion's terms."""
+
+    reference: str
+    currency: str
+    settled_on: str  # ISO date
+    net: int
+    lines: tuple[SettlementLine, ...]
+
+
 class Subject(enum.StrEnum):
     """What a notification is about."""
 
     PAYMENT = "payment"
     REFUND = "refund"
     DISPUTE = "dispute"
+    SETTLEMENT = "settlement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +139,7 @@ class Notification:
     amount: int
     currency: str | None
     dispute: DisputeState | None = None
+    settlement: SettlementState | None = None
 
 
 class Connector(Protocol):

@@ -15,7 +15,7 @@ from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
 from bastion.payments import books, repository
-from bastion.payments.charges import charge_row, write_charge
+from bastion.payments.charges import charge_row, intent_row, write_charge
 from bastion.payments.connectors import Connector, DisputeState
 from bastion.payments.domain import DISPUTE_CLOSED, DISPUTE_OPEN, DisputeStatus, dispute_fee, dispute_moves
 from bastion.payments.errors import DisputeUnexpectedState
@@ -164,6 +164,10 @@ async def retrieve_dispute(uow: UnitOfWork, dispute_id: str) -> Dispute:
 async def list_disputes(
     uow: UnitOfWork, request: PageRequest, *, payment_intent_id: str | None, charge_id: str | None
 ) -> DisputeList:
+    if charge_id is not None:
+        await charge_row(uow, charge_id, param="charge")
+    if payment_intent_id is not None:
+        await intent_row(uow, payment_intent_id, param="payment_intent")
     await check_cursors(
         request, prefix="dp", noun="dispute", exists=lambda cursor: repository.dispute_exists(uow.connection, uow.tenant, cursor)
     )

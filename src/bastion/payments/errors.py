@@ -87,3 +87,11 @@ class ChargeDisputed(InvalidRequest):
     """A refund of a disputed charge: its funds are held for the dispute already."""
 
     code = "charge_disputed"
+
+
+class NotificationEarly(InvalidRequest):
+    """A connector's notification names an object Bastion has not caught up with yet (a
+    settlement of a capture whose answer is still on its way): nothing is taken, and the
+    connector sends it again later."""
+
+    code = "notification_early"

@@ -8,9 +8,10 @@ from typing import Any
 
 from bastion.payments import repository
 from bastion.payments.charges import charge_row, intent_row
-from bastion.payments.connectors import AttemptResult, Connector, DisputeState, Notification, Subject
+from bastion.payments.connectors import Answer, AttemptResult, Connector, DisputeState, Notification, Subject
 from bastion.payments.disputes import apply_dispute
 from bastion.payments.intents import attempt_state, awaiting_answer, record_attempt
+from bastion.payments.settlements import apply_settlement
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.logging import get_logger
 
@@ -38,7 +39,7 @@ async def receive(
         )
         if not fresh:
             return {"received": True, "result": "duplicate"}
-        applied = await _apply(uow, notification)
+        applied = await _apply(uow, connector.name, notification)
         if applied:
             await repository.notification_applied(uow.connection, connector=connector.name, notification_id=notification.id)
     _log.info(
@@ -47,15 +48,23 @@ async def receive(
     return {"received": True, "result": "applied" if applied else "ignored"}
 
 
-async def _apply(uow: UnitOfWork, notification: Notification) -> bool:
+async def _apply(uow: UnitOfWork, connector: str, notification: Notification) -> bool:
     """Whether the notification settled anything. A payment's settles its attempt if that is
-    still waiting (an answer lost, a challenge open); a dispute's opens or moves its dispute; the
-    rest confirm what Bastion's own commands did and recorded, and change nothing."""
+    still waiting (an answer lost, a challenge open); a dispute's opens or moves its dispute; a
+    settlement's books the payout; the rest confirm what Bastion's own commands did and
+    recorded, and change nothing."""
+    if notification.settlement is not None:
+        return await apply_settlement(uow, connector, notification.settlement)
     if notification.dispute is not None:
         return await _apply_dispute(uow, notification.reference, notification.dispute)
     answer = notification.answer
     if notification.subject != Subject.PAYMENT or answer is None or answer.result not in _SETTLING:
         return False
+    return await _apply_answer(uow, notification, answer)
+
+
+async def _apply_answer(uow: UnitOfWork, notification: Notification, answer: Answer) -> bool:
+    """A payment's outcome, recorded if its attempt still waits for it."""
     intent_id = await repository.charge_intent_id(uow.connection, uow.tenant, notification.reference)
     if intent_id is None:
         return False

@@ -403,6 +403,55 @@ async def page_disputes(
     return await fetch_page(connection, _DISPUTES, arguments, request)
 
 
+_SETTLEMENT_BY_REFERENCE = """
+SELECT * FROM settlements WHERE merchant_id = $1 AND livemode = $2 AND connector = $3 AND connector_reference = $4
+"""
+_INSERT_SETTLEMENT = """
+INSERT INTO settlements (id, merchant_id, livemode, connector, connector_reference, currency, settled_on, net, released,
+                         entry_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING *
+"""
+_MARK_SETTLED = {
+    "charges": "UPDATE charges SET settlement_id = $3 WHERE merchant_id = $1 AND livemode = $2 AND id = ANY($4::text[])",
+    "refunds": "UPDATE refunds SET settlement_id = $3 WHERE merchant_id = $1 AND livemode = $2 AND id = ANY($4::text[])",
+    "disputes": "UPDATE disputes SET settlement_id = $3 WHERE merchant_id = $1 AND livemode = $2 AND id = ANY($4::text[])",
+}
+
+
+async def settlement_by_reference(connection: Connection, tenant: Tenant, connector: str, reference: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(
+        _SETTLEMENT_BY_REFERENCE, tenant.merchant_id, tenant.livemode, connector, reference
+    )
+    return row
+
+
+async def insert_settlement(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_SETTLEMENT,
+        values["id"],
+        tenant.merchant_id,
+        tenant.livemode,
+        values["connector"],
+        values["connector_reference"],
+        values["currency"],
+        values["settled_on"],
+        values["net"],
+        values["released"],
+        values["entry_id"],
+        values["created_at"],
+    )
+    return row
+
+
+async def mark_settled(
+    connection: Connection, tenant: Tenant, settlement_id: str, *, charges: list[str], refunds: list[str], disputes: list[str]
+) -> None:
+    for table, ids in (("charges", charges), ("refunds", refunds), ("disputes", disputes)):
+        if ids:
+            await connection.execute(_MARK_SETTLED[table], tenant.merchant_id, tenant.livemode, settlement_id, ids)
+
+
 # The payments check (`bastion payments check`), as the owner across merchants.
 _CHARGES_REFUNDED_ELSEWISE = """
 SELECT c.id, c.amount_refunded, coalesce(sum(r.amount) FILTER (WHERE r.status IN ('pending', 'succeeded')), 0) AS refunds
@@ -432,20 +481,26 @@ WITH captures AS (
            sum(amount) FILTER (WHERE status NOT IN ('won', 'lost')) AS disputes_open,
            sum(amount) FILTER (WHERE status = 'lost') AS disputes_lost
     FROM disputes GROUP BY merchant_id, livemode, currency
+), settled AS (
+    SELECT merchant_id, livemode, currency, sum(net) AS settled_net, sum(released) AS released
+    FROM settlements GROUP BY merchant_id, livemode, currency
 )
 SELECT merchant_id, livemode, currency, coalesce(captured, 0) AS captured, coalesce(fees, 0) AS fees,
        coalesce(refunded, 0) AS refunded, coalesce(authorized, 0) AS authorized,
        coalesce(dispute_fees, 0) AS dispute_fees, coalesce(disputes_open, 0) AS disputes_open,
-       coalesce(disputes_lost, 0) AS disputes_lost
+       coalesce(disputes_lost, 0) AS disputes_lost, coalesce(settled_net, 0) AS settled_net,
+       coalesce(released, 0) AS released
 FROM captures
 FULL JOIN refunded USING (merchant_id, livemode, currency)
 FULL JOIN authorized USING (merchant_id, livemode, currency)
 FULL JOIN disputed USING (merchant_id, livemode, currency)
+FULL JOIN settled USING (merchant_id, livemode, currency)
 ORDER BY merchant_id, livemode, currency
 """
 _COUNTS = """
 SELECT (SELECT count(*) FROM payment_intents) AS intents, (SELECT count(*) FROM charges) AS charges,
-       (SELECT count(*) FROM refunds) AS refunds, (SELECT count(*) FROM disputes) AS disputes
+       (SELECT count(*) FROM refunds) AS refunds, (SELECT count(*) FROM disputes) AS disputes,
+       (SELECT count(*) FROM settlements) AS settlements
 """
 
 

@@ -4,6 +4,7 @@ flows that carry no card data (capture, void, sync) go straight to the acquirer;
 notifications arrive signed (`Acquirer-Signature`)."""
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
@@ -19,6 +20,8 @@ from bastion.payments.connectors import (
     Capabilities,
     DisputeState,
     Notification,
+    SettlementLine,
+    SettlementState,
     Subject,
 )
 from bastion.payments.errors import DisputeRefused
@@ -28,6 +31,8 @@ from bastion.platform.signatures import verify
 from bastion.platform.vault_client import VaultClient
 
 SIGNATURE_HEADER = "Acquirer-Signature"
+# Lines of one settlement at most (the acquirer's own bound).
+SETTLEMENT_LINES_MAX = 1_000
 _RESULTS = {
     "requires_action": AttemptResult.REQUIRES_ACTION,
     "authorized": AttemptResult.AUTHORIZED,
@@ -140,6 +145,20 @@ class SandboxConnector:
         verify(self._notification_secret, body, headers.get(SIGNATURE_HEADER), now=now)
         envelope = _readable(_Envelope, body, "")
         # The sandbox acquirer takes test-mode payments only.
+        if envelope.type == "settlement.paid":
+            settlement = _readable(_Settlement, orjson.dumps(envelope.data), "data.")
+            return Notification(
+                id=envelope.id,
+                type=envelope.type,
+                merchant_id=envelope.merchant,
+                livemode=False,
+                subject=Subject.SETTLEMENT,
+                reference=settlement.id,
+                answer=None,
+                amount=settlement.net,
+                currency=settlement.currency,
+                settlement=settlement.state(),
+            )
         if envelope.type.startswith("dispute."):
             disputed = _readable(_Dispute, orjson.dumps(envelope.data), "data.")
             return Notification(
@@ -244,6 +263,29 @@ class _Dispute(BaseModel):
         return DisputeState(self.id, self.status, self.amount, self.currency, self.reason, self.evidence_due_by)
 
 
+class _SettlementLine(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["capture", "refund", "dispute"]
+    reference: str = _ID
+    id: str = _ID
+    amount: int = Field(ge=1)
+
+
+class _Settlement(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = _ID
+    currency: str = Field(max_length=3)
+    settled_on: date
+    net: int
+    lines: list[_SettlementLine] = Field(min_length=1, max_length=SETTLEMENT_LINES_MAX)
+
+    def state(self) -> SettlementState:
+        lines = tuple(SettlementLine(line.type, line.reference, line.id, line.amount) for line in self.lines)
+        return SettlementState(self.id, self.currency, self.settled_on.isoformat(), self.net, lines)
+
+
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -258,6 +300,7 @@ class _Envelope(BaseModel):
         "dispute.created",
         "dispute.updated",
         "dispute.closed",
+        "settlement.paid",
     ]
     merchant: str = _ID
     data: dict[str, Any]

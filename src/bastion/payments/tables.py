@@ -3,6 +3,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -127,6 +128,8 @@ charges = Table(
     # The ledger's hold of the authorization (docs/payments.md, Money in the ledger), and the fee.
     Column("authorization_entry_id", Text),
     Column("fee", BigInteger, nullable=False),
+    # The connector's settlement that paid its capture out.
+    Column("settlement_id", Text, ForeignKey("settlements.id")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="status"),
@@ -150,6 +153,7 @@ refunds = Table(
     Column("reason", Text),
     Column("failure_reason", Text),
     Column("metadata", JSONB, nullable=False),
+    Column("settlement_id", Text, ForeignKey("settlements.id")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'canceled')", name="status"),
@@ -157,6 +161,27 @@ refunds = Table(
     Index("ix_refunds_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
     Index("ix_refunds_charge_id", "charge_id"),
     Index("ix_refunds_payment_intent_id", "payment_intent_id"),
+)
+
+# A connector's payout of a merchant's captures, less refunds and lost disputes, in one currency.
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("connector", Text, nullable=False),
+    Column("connector_reference", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("settled_on", Date, nullable=False),
+    # What the connector paid (negative: took back), and what moved from pending to available.
+    Column("net", BigInteger, nullable=False),
+    Column("released", BigInteger, nullable=False),
+    # The ledger's entry of it (none when both are zero).
+    Column("entry_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("connector", "connector_reference"),
+    Index("ix_settlements_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
 )
 
 # A cardholder's dispute of a captured charge, opened by the connector's notification.
@@ -181,6 +206,7 @@ disputes = Table(
     Column("hold_entry_id", Text, nullable=False),
     Column("fee", BigInteger, nullable=False),
     Column("metadata", JSONB, nullable=False),
+    Column("settlement_id", Text, ForeignKey("settlements.id")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("status IN ('warning_needs_response', 'needs_response', 'under_review', 'won', 'lost')", name="status"),
