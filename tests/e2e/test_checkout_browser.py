@@ -2,8 +2,9 @@
 
 A shopper types a test card into the vault's fields, framed by a merchant page on another
 origin; the merchant gets a token and pays the order with it through the sandbox acquirer; a
-declined card shows its message. Then the card number is looked for
-everywhere outside the vault: the merchant page's DOM and JavaScript state, the API's
+declined card shows its message; a card whose issuer asks for 3-D Secure takes the browser to
+the acquirer's challenge page and back to the shop, which shows the outcome. Then the card
+number is looked for everywhere outside the vault: the merchant page's DOM and JavaScript state, the API's
 tables, events and logs (with `bastion vault scan-pan`). A third origin's messages to the
 merchant page and to the fields are ignored. A page on an origin the merchant never
 registered gets no fields, and `origin_not_allowed` from bastion.js within seconds. The demo
@@ -15,11 +16,12 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
@@ -31,6 +33,7 @@ from bastion.platform.settings import Settings
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_api_process
+from tests.support.vault import CHALLENGED
 
 # Not 4242 4242 4242 4242: the demo checkout names that test card in its own text.
 PAN = "5555555555554444"
@@ -104,8 +107,17 @@ async def _vault_frame(page: Page, vault_url: str) -> Frame:
     raise AssertionError(f"no frame from the vault origin among {[frame.url for frame in page.frames]}")
 
 
-async def _page_state_without_card(page: Page) -> None:
-    """The merchant page never holds the card: not in its DOM, its globals, its storage."""
+async def _open_checkout(page: Page, api_process: ApiProcess, vault: ApiProcess) -> Frame:
+    """The demo checkout, its card fields ready to type in: their frame."""
+    await page.goto(f"{api_process.url}/demo/checkout")
+    fields = await _vault_frame(page, vault.url)
+    # A locator, not wait_for_function: the page's CSP forbids the evaluation that polls with.
+    await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+    return fields
+
+
+async def _page_state_without_card(page: Page, number: str = PAN) -> None:
+    """The merchant page never holds the card `number`: not in its DOM, its globals, its storage."""
     html = await page.content()
     state = await page.evaluate(
         """() => {
@@ -130,7 +142,7 @@ async def _page_state_without_card(page: Page) -> None:
         }"""
     )
     for where, text in [("DOM", html), *state.items()]:
-        assert PAN not in text.replace(" ", "").replace("-", ""), f"card number in the merchant page's {where}"
+        assert number not in text.replace(" ", "").replace("-", ""), f"card number in the merchant page's {where}"
     assert state["framed"] in ("null", "blocked"), "the merchant page must not reach into the vault's frame"
 
 
@@ -177,10 +189,7 @@ async def test_demo_checkout_pays_through_the_vault_and_the_card_never_leaves_it
     page = await context.new_page()
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
-    await page.goto(f"{api_process.url}/demo/checkout")
-    fields = await _vault_frame(page, vault.url)
-    # A locator, not wait_for_function: the page's CSP forbids the evaluation that polls with.
-    await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+    fields = await _open_checkout(page, api_process, vault)
 
     await _fill_card(fields)
     await page.click("#pay")
@@ -223,9 +232,7 @@ async def test_a_declined_card_shows_its_message_and_the_shopper_can_pay_with_an
     context = await browser.new_context()
     try:
         page = await context.new_page()
-        await page.goto(f"{api_process.url}/demo/checkout")
-        fields = await _vault_frame(page, vault.url)
-        await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+        fields = await _open_checkout(page, api_process, vault)
         await _fill_card(fields, "4000 0000 0000 9995")
         await page.click("#pay")
         await page.locator("#error", has_text="insufficient funds").wait_for(timeout=TIMEOUT_MS)
@@ -243,6 +250,61 @@ async def test_a_declined_card_shows_its_message_and_the_shopper_can_pay_with_an
         assert await _intent_status(test_database, intent_id) == ("succeeded", 2950)
     finally:
         await context.close()
+
+
+@asynccontextmanager
+async def _back_from_three_d_secure(
+    browser: Browser, test_database: TestDatabase, vault: ApiProcess, api_process: ApiProcess, outcome: str
+) -> AsyncIterator[tuple[Page, str]]:
+    """A shopper pays the demo order with the challenged card, answers the acquirer's challenge
+    with the button named `outcome` and comes back to the shop: that page, and the intent's id
+    from the URL it came back to."""
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        fields = await _open_checkout(page, api_process, vault)
+        await _fill_card(fields, "4000 0027 6000 3184")
+        await page.click("#pay")
+        challenges = f"http://127.0.0.1:{test_database.acquirer_pages_port}/challenges/acqp_*"
+        await page.wait_for_url(challenges, timeout=TIMEOUT_MS)
+        assert "ending in 3184" in await page.locator("main").inner_text()
+        await page.get_by_role("button", name=outcome).click(timeout=TIMEOUT_MS)
+        await page.wait_for_url(f"{api_process.url}/demo/checkout/complete?*", timeout=TIMEOUT_MS)
+        query = parse_qs(urlsplit(page.url).query)
+        assert query["redirect_status"] == ["succeeded" if outcome == "Complete authentication" else "failed"]
+        await _page_state_without_card(page, CHALLENGED)
+        yield page, query["payment_intent"][0]
+    finally:
+        await context.close()
+
+
+async def test_a_card_with_3d_secure_pays_once_the_shopper_completes_the_issuers_challenge(
+    *, browser: Browser, test_database: TestDatabase, vault: ApiProcess, api: tuple[ApiProcess, Path]
+) -> None:
+    api_process, logs = api
+    outcome = "Complete authentication"
+    async with _back_from_three_d_secure(browser, test_database, vault, api_process, outcome) as (page, intent_id):
+        # The acquirer's notification reached the API before the browser came back: paid at once.
+        assert await page.title() == "Paid: Bastion demo shop"
+        assert await page.text_content("#result-heading") == "Paid: thank you for your order"
+        assert await page.text_content("#result-amount") == "€29.50"
+        assert await page.text_content("#result-last4") == "3184"
+        assert await page.text_content("#result-id") == intent_id
+    assert await _intent_status(test_database, intent_id) == ("succeeded", 2950)
+    assert CHALLENGED not in (logs / "api.log").read_text() + api_process.logs()
+
+
+async def test_a_failed_3d_secure_challenge_shows_the_authentication_failure(
+    *, browser: Browser, test_database: TestDatabase, vault: ApiProcess, api: tuple[ApiProcess, Path]
+) -> None:
+    async with _back_from_three_d_secure(browser, test_database, vault, api[0], "Fail authentication") as (page, intent_id):
+        assert await page.title() == "Payment failed: Bastion demo shop"
+        assert await page.text_content("#outcome-message") == "The cardholder failed the 3-D Secure authentication."
+        assert await page.locator("#result").count() == 0
+        # Back to the shop, to pay with another card.
+        await page.get_by_role("link", name="Try again").click(timeout=TIMEOUT_MS)
+        await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+    assert await _intent_status(test_database, intent_id) == ("requires_payment_method", 0)
 
 
 _MERCHANT_PAGE = """<!DOCTYPE html>
@@ -412,9 +474,7 @@ async def test_the_demo_checkout_reads_well_on_a_390px_phone(
     context = await browser.new_context(viewport=PHONE_VIEWPORT)
     try:
         page = await context.new_page()
-        await page.goto(f"{api_process.url}/demo/checkout")
-        fields = await _vault_frame(page, vault.url)
-        await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
+        fields = await _open_checkout(page, api_process, vault)
         placeholder = await fields.evaluate(
             """() => {
                 const input = document.getElementById("card-number");

@@ -18,9 +18,8 @@ from bastion.platform.settings import Settings
 from tests.support.acquirer import deliver, notifications_of
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import payment_method
+from tests.support.vault import CHALLENGED, payment_method
 
-CHALLENGED = "4000002760003184"
 RETURN_URL = "https://shop.test/orders/7"
 
 

@@ -2,6 +2,7 @@
 JSON-only bodies, readiness, metrics labelled by route template, strict list parameters."""
 
 import dataclasses
+import html
 import re
 
 import httpx
@@ -9,10 +10,12 @@ from fastapi.routing import APIRoute
 from prometheus_client.parser import text_string_to_metric_families
 
 from bastion.api.app import create_app, route_scope, served_routes
-from bastion.api.demo.routes import PAYMENTS_BURST
+from bastion.api.demo.routes import COMPLETE_PATH, PAYMENTS_BURST
 from bastion.kernel.ids import new_id
 from bastion.platform.metrics import metrics_token_path
 from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess, TestDatabase
+from tests.support.vault import CHALLENGED, token_id
 
 _SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -136,17 +139,84 @@ async def test_metrics_need_the_scrape_token(platform: Platform, merchant: Crede
     assert "bastion_http_requests_total" in scraped.text
 
 
+def _demo_shop(platform: Platform, shop: Credentials | None = None) -> httpx.AsyncClient:
+    """The app with the demo shop on, `shop` its merchant (by default, none set up), as one
+    client address reaches it."""
+    keys = None if shop is None else {"secret": shop.secret, "publishable": shop.publishable}
+    settings = dataclasses.replace(platform.settings, demo=True)
+    services = dataclasses.replace(platform.services, settings=settings, demo_keys=keys)
+    transport = httpx.ASGITransport(app=create_app(services), client=("203.0.113.9", 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://bastion.test")
+
+
 async def test_the_demo_shop_is_served_only_when_asked_and_its_payments_are_limited(platform: Platform) -> None:
     async with platform.client() as client:
         assert (await client.get("/demo/checkout")).status_code == 404
-    services = dataclasses.replace(platform.services, settings=dataclasses.replace(platform.settings, demo=True))
-    transport = httpx.ASGITransport(app=create_app(services), client=("203.0.113.9", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test") as client:
+    async with _demo_shop(platform) as client:
         payments = [await client.post("/demo/payments", json={"token": "tok_x"}) for _ in range(PAYMENTS_BURST + 1)]
     statuses = [answer.status_code for answer in payments]
     assert 429 not in statuses[:PAYMENTS_BURST], statuses
     assert statuses[PAYMENTS_BURST] == 429
     assert "per client" in payments[PAYMENTS_BURST].json()["error"]["message"]
+
+
+async def test_the_demo_completion_page_refuses_a_bad_id_and_an_intent_not_the_shops(
+    platform: Platform, merchant: Credentials
+) -> None:
+    shop = await platform.merchant(name="Demo shop")
+    async with platform.client(merchant) as client:
+        others = await client.post("/v1/payment_intents", json={"amount": 2950, "currency": "EUR"})
+    assert others.status_code == 200, others.text
+    bad = ["", "pi_x", new_id("ch"), "pi_" + "A" * 200, "4242424242424242", "<script>alert(1)</script>"]
+    async with _demo_shop(platform, shop) as client:
+        missing = await client.get(COMPLETE_PATH)
+        refused = [await client.get(COMPLETE_PATH, params={"payment_intent": value}) for value in bad]
+        unknown = [
+            await client.get(COMPLETE_PATH, params={"payment_intent": intent_id})
+            for intent_id in (new_id("pi"), others.json()["id"])
+        ]
+    for answer in [missing, *refused]:
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["content-type"] == "text/html; charset=utf-8"
+        assert "The parameter payment_intent must be a payment&#x27;s id" in answer.text, answer.text
+    # Never echoed: a shopper may have pasted anything there, a card number included.
+    for value, answer in zip(bad, refused, strict=True):
+        assert value == "" or (value not in answer.text and html.escape(value) not in answer.text), value
+    for answer in unknown:
+        assert answer.status_code == 404, answer.text
+        assert '<h2 id="outcome-heading">Payment not found</h2>' in answer.text
+        assert "This shop has no payment with this id" in answer.text
+        # A page that runs no script and loads nothing but its styles.
+        assert answer.headers["content-security-policy"].startswith("default-src 'none'; style-src 'self';")
+        assert "script" not in answer.headers["content-security-policy"]
+
+
+async def test_a_challenged_demo_payment_sends_the_page_to_the_issuer_and_back_to_a_page_that_trusts_only_the_intent(
+    platform: Platform, vault: ApiProcess, acquirer: ApiProcess, test_database: TestDatabase
+) -> None:
+    shop = await platform.merchant(name="Demo shop")
+    token = await token_id(vault, shop, number=CHALLENGED)
+    async with _demo_shop(platform, shop) as client:
+        paid = await client.post("/demo/payments", json={"token": token})
+        assert paid.status_code == 200, paid.text
+        intent_id = paid.json()["payment_intent"]
+        # The browser comes back saying it succeeded before the acquirer's notification did.
+        back = await client.get(COMPLETE_PATH, params={"payment_intent": intent_id, "redirect_status": "succeeded"})
+    assert paid.json() == {
+        "status": "requires_action",
+        "payment_intent": intent_id,
+        "redirect_url": paid.json()["redirect_url"],
+    }
+    assert paid.json()["redirect_url"].startswith(f"http://127.0.0.1:{test_database.acquirer_pages_port}/challenges/acqp_")
+    async with platform.client(shop) as client:
+        intent = (await client.get(f"/v1/payment_intents/{intent_id}")).json()
+    # Where the shopper's browser reached the shop; the issuer's page comes back there.
+    assert intent["next_action"]["redirect_to_url"]["return_url"] == f"http://bastion.test{COMPLETE_PATH}"
+    assert back.status_code == 200
+    assert "<title>Processing: Bastion demo shop</title>" in back.text
+    assert "Your bank&#x27;s answer has not reached the shop yet" in back.text
+    assert f'<a href="{COMPLETE_PATH}?payment_intent={intent_id}">Reload this page</a>' in back.text
+    assert CHALLENGED not in paid.text + back.text
 
 
 async def test_readyz_answers_with_the_database_up(platform: Platform) -> None:

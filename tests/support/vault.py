@@ -24,6 +24,8 @@ from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 
 VISA = "4242424242424242"
+# The sandbox issuer asks for 3-D Secure on this card (docs/payments.md, test cards).
+CHALLENGED = "4000002760003184"
 NEXT_YEAR = datetime.now(UTC).year + 1
 
 

@@ -1,5 +1,7 @@
 // The demo shop's checkout: card fields from the vault (bastion.js), a token from them, and the
-// shop's own server paying the order with it. This page never sees card data.
+// shop's own server paying the order with it. This page never sees card data. A card whose
+// issuer asks for 3-D Secure takes the browser to the issuer's page, which sends it back to
+// /demo/checkout/complete: that page shows the outcome.
 (() => {
   "use strict";
 
@@ -80,21 +82,28 @@
     status.textContent = "Paying\u2026";
     showError("");
     result.hidden = true;
+    let leaving = false;
     try {
       const { token } = await card.tokenize();
-      showResult(await pay(token.id));
-      paid = true;
-      payButton.textContent = "Paid";
+      const payment = await pay(token.id);
+      if (payment.status === "requires_action") {
+        leaving = true;
+        window.location.assign(payment.redirect_url);
+      } else {
+        showResult(payment);
+        paid = true;
+        payButton.textContent = "Paid";
+      }
     } catch (error) {
       // An error about a card field is already shown under that field, which has the focus.
       if (!error.param?.startsWith("card[")) {
         showError(error.message);
       }
     } finally {
-      status.textContent = "";
-      form.setAttribute("aria-busy", "false");
-      // One order, one payment: once paid, the button stays off.
-      payButton.disabled = paid;
+      status.textContent = leaving ? "Taking you to your bank\u2026" : "";
+      form.setAttribute("aria-busy", String(leaving));
+      // One order, one payment: once paid, or on the way to the bank, the button stays off.
+      payButton.disabled = paid || leaving;
     }
   });
 })();
