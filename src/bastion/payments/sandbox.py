@@ -3,6 +3,7 @@ authorization goes through the vault's forward, which fills the card into the re
 flows that carry no card data (capture, void, sync) go straight to the acquirer; its
 notifications arrive signed (`Acquirer-Signature`)."""
 
+import functools
 from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal, TypeVar
@@ -145,13 +146,11 @@ class SandboxConnector:
         verify(self._notification_secret, body, headers.get(SIGNATURE_HEADER), now=now)
         envelope = _readable(_Envelope, body, "")
         # The sandbox acquirer takes test-mode payments only.
+        told = functools.partial(Notification, id=envelope.id, type=envelope.type, merchant_id=envelope.merchant, livemode=False)
+        data = orjson.dumps(envelope.data)
         if envelope.type == "settlement.paid":
-            settlement = _readable(_Settlement, orjson.dumps(envelope.data), "data.")
-            return Notification(
-                id=envelope.id,
-                type=envelope.type,
-                merchant_id=envelope.merchant,
-                livemode=False,
+            settlement = _readable(_Settlement, data, "data.")
+            return told(
                 subject=Subject.SETTLEMENT,
                 reference=settlement.id,
                 answer=None,
@@ -160,12 +159,8 @@ class SandboxConnector:
                 settlement=settlement.state(),
             )
         if envelope.type.startswith("dispute."):
-            disputed = _readable(_Dispute, orjson.dumps(envelope.data), "data.")
-            return Notification(
-                id=envelope.id,
-                type=envelope.type,
-                merchant_id=envelope.merchant,
-                livemode=False,
+            disputed = _readable(_Dispute, data, "data.")
+            return told(
                 subject=Subject.DISPUTE,
                 reference=disputed.reference,
                 answer=None,
@@ -173,17 +168,13 @@ class SandboxConnector:
                 currency=disputed.currency,
                 dispute=disputed.state(),
             )
-        data = _readable(_Object, orjson.dumps(envelope.data), "data.")
-        return Notification(
-            id=envelope.id,
-            type=envelope.type,
-            merchant_id=envelope.merchant,
-            livemode=False,
+        changed = _readable(_Object, data, "data.")
+        return told(
             subject=Subject.PAYMENT if envelope.type.startswith("payment.") else Subject.REFUND,
-            reference=data.reference,
-            answer=read_answer(httpx.codes.OK, data.model_dump(), amount=None, currency=None),
-            amount=data.amount,
-            currency=data.currency,
+            reference=changed.reference,
+            answer=read_answer(httpx.codes.OK, changed.model_dump(), amount=None, currency=None),
+            amount=changed.amount,
+            currency=changed.currency,
         )
 
     async def _call(
