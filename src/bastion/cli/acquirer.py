@@ -74,9 +74,9 @@ def settle_now(
     import orjson
 
     settings = Settings.from_env()
-    runtime = bootstrap.acquirer_runtime(
-        settings, bootstrap.acquirer_grant(settings, bootstrap.owner_url(settings)), pages_url="http://127.0.0.1"
-    )
+    grant = bootstrap.acquirer_grant(settings, bootstrap.owner_url(settings))
+    # A settlement opens no challenge: the pages' address is never written.
+    runtime = bootstrap.acquirer_runtime(settings, grant, pages_url="http://127.0.0.1")
 
     async def run() -> list[Settled]:
         try:

@@ -7,11 +7,9 @@ PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED = "payment_intent.amount_capturable_upd
 PAYMENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
 PAYMENT_INTENT_PAYMENT_FAILED = "payment_intent.payment_failed"
 PAYMENT_INTENT_CANCELED = "payment_intent.canceled"
-PAYMENT_INTENT_PROCESSING = "payment_intent.processing"
 CHARGE_SUCCEEDED = "charge.succeeded"
 CHARGE_FAILED = "charge.failed"
 CHARGE_CAPTURED = "charge.captured"
-CHARGE_PENDING = "charge.pending"
 CHARGE_REFUNDED = "charge.refunded"
 REFUND_CREATED = "refund.created"
 REFUND_UPDATED = "refund.updated"
@@ -28,11 +26,9 @@ EVENT_TYPES = frozenset(
         PAYMENT_INTENT_SUCCEEDED,
         PAYMENT_INTENT_PAYMENT_FAILED,
         PAYMENT_INTENT_CANCELED,
-        PAYMENT_INTENT_PROCESSING,
         CHARGE_SUCCEEDED,
         CHARGE_FAILED,
         CHARGE_CAPTURED,
-        CHARGE_PENDING,
         CHARGE_REFUNDED,
         REFUND_CREATED,
         REFUND_UPDATED,

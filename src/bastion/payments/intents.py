@@ -31,13 +31,11 @@ from bastion.payments.errors import ConnectorUnavailable, PaymentIntentInFlight,
 from bastion.payments.events import (
     CHARGE_CAPTURED,
     CHARGE_FAILED,
-    CHARGE_PENDING,
     CHARGE_SUCCEEDED,
     PAYMENT_INTENT_AMOUNT_CAPTURABLE_UPDATED,
     PAYMENT_INTENT_CANCELED,
     PAYMENT_INTENT_CREATED,
     PAYMENT_INTENT_PAYMENT_FAILED,
-    PAYMENT_INTENT_PROCESSING,
     PAYMENT_INTENT_REQUIRES_ACTION,
     PAYMENT_INTENT_SUCCEEDED,
 )
@@ -290,7 +288,6 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
         before=None,
         after=charge_resource(charge),
     )
-    await events.emit(uow, CHARGE_PENDING, charge_resource(charge))
     changes = {
         "status": IntentStatus.PROCESSING,
         "payment_method_id": payment_method_id,
@@ -298,7 +295,9 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
         "last_payment_error": None,
         "next_action": None,
     }
-    await _write_intent(uow, row, changes, action="payment_intent.confirm", event_types=[PAYMENT_INTENT_PROCESSING])
+    # No `payment_intent.processing` nor `charge.pending` event: as Stripe's for cards, the answer
+    # follows within the request, and its own events say what became of the attempt.
+    await _write_intent(uow, row, changes, action="payment_intent.confirm")
     return {
         "intent": row["id"],
         "charge": charge["id"],
