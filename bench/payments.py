@@ -362,11 +362,12 @@ def _where(results: dict[str, Any]) -> str:
     return (
         f"a confirm costs {total:.1f} ms of CPU in all ({shares}). On {cores} cores that allows at most "
         f"{cores * 1000 / total:.0f} confirms/s, close to what was measured: the run is bound by CPU, not by waits. "
-        "A confirm is two transactions of the API with five audit rows and six events (created, charge pending, "
-        "processing, charge succeeded and captured, succeeded), ledger accounts looked up by code, two entries, a mutual-TLS "
-        "call to the vault (which reads and decrypts the card in a transaction of its own) and the vault's HTTPS "
-        "call to the acquirer (a transaction of its own too); a customer create is one transaction with one audit "
-        "row and one event."
+        "A confirm is two transactions of the API with five audit rows and four events (created, charge succeeded "
+        "and captured, succeeded), ledger accounts looked up by code, two entries, a mutual-TLS call to the vault "
+        "(which reads and decrypts the card in a transaction of its own) and the vault's HTTPS call to the acquirer "
+        "(a transaction of its own too), then the acquirer's notification of the capture, which the API verifies and "
+        "takes in a third transaction (it changes nothing: the answer was heard); a customer create is one "
+        "transaction with one audit row and one event."
     )
 
 
