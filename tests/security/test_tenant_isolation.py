@@ -37,6 +37,7 @@ _TENANT_TABLES = {
     "charges": "merchant_id",
     "refunds": "merchant_id",
     "disputes": "merchant_id",
+    "balance_transactions": "merchant_id",
 }
 
 
@@ -71,6 +72,7 @@ class World:
             "charge_id": self.b_payments["charge_id"],
             "refund_id": self.b_payments["refund_id"],
             "dispute_id": self.b_payments["dispute_id"],
+            "transaction_id": self.b_payments["balance_transaction_id"],
             **self.b_ledger,
         }
 
@@ -118,7 +120,11 @@ async def _payments(platform: Platform, vault: ApiProcess, credentials: Credenti
         for notification in await notifications_of(platform.database, disputed_charge):
             assert (await deliver(client, platform.settings, notification)).status_code == 200
         dispute = (await client.get("/v1/disputes", params={"charge": disputed_charge})).json()["data"][0]
+        movements = (await client.get("/v1/balance_transactions", params={"limit": 100})).json()["data"]
     return {
+        # Each movement of its balance (captures, a refund, a dispute's fee): listed, one named for its route.
+        **{f"balance_transaction_{index}": movement["id"] for index, movement in enumerate(movements)},
+        "balance_transaction_id": movements[0]["id"],
         "intent_id": authorized.json()["id"],
         "charge_id": authorized.json()["latest_charge"],
         "waiting_intent_id": waiting.json()["id"],

@@ -24,6 +24,7 @@ from bastion.payments.jobs import payments_janitor_forever
 from bastion.payments.routes import (
     NOTIFICATION_PATHS,
     balance_router,
+    balance_transactions_router,
     charges_router,
     connectors_router,
     disputes_router,
@@ -135,6 +136,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(refunds_router)
     app.include_router(disputes_router)
     app.include_router(balance_router)
+    app.include_router(balance_transactions_router)
     app.include_router(connectors_router)
     app.include_router(events_router)
     app.include_router(ledger_router)

@@ -35,6 +35,7 @@ PREFIXES = frozenset(
         "acqd",
         "acqs",
         "stl",
+        "txn",
     }
 )
 

@@ -1,14 +1,20 @@
 """What payments post in the ledger, through its facade and in the caller's unit of work
 (docs/payments.md, Money in the ledger): an authorization is a hold, a capture posts it (the
-ledger releases the rest) and the fee, a cancel voids it."""
+ledger releases the rest) and the fee, a cancel voids it. Each posting that moves the merchant's
+balance writes its balance transaction beside it."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bastion import ledger
+from bastion.kernel.clock import unix_seconds
+from bastion.kernel.errors import ResourceMissing
+from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.money import Money
-from bastion.payments.resources import Balance, BalanceAmount
-from bastion.platform.db import UnitOfWork
+from bastion.payments import repository
+from bastion.payments.resources import Balance, BalanceAmount, BalanceTransaction, BalanceTransactionList
+from bastion.platform.db import AnyRow, UnitOfWork
+from bastion.platform.pagination import PageRequest, check_cursors
 
 # An authorization not captured within this window is voided (and the intent canceled); the
 # ledger's hold outlives it by a day, so that the job that voids it, not the hold's own expiry,
@@ -87,10 +93,38 @@ def _fee_entry(accounts: _Accounts, charge_id: str, fee: Money) -> ledger.EntryD
 # at once and in one order: two captures locking in two rounds could each hold what the other waits for.
 
 
+def next_settlement(moment: datetime) -> datetime:
+    """When a capture made at `moment` is expected to be available: the sandbox acquirer settles
+    each day's captures after midnight UTC."""
+    return (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def _moved(uow: UnitOfWork, kind: str, source: str, amount: Money, fee: int = 0) -> None:
+    """The balance transaction of a movement of the merchant's balance: a charge's waits in the
+    pending balance until it is settled; the others move the available balance at once."""
+    pending = kind == "charge"
+    await repository.insert_balance_transaction(
+        uow.connection,
+        uow.tenant,
+        {
+            "id": new_id("txn"),
+            "type": kind,
+            "source": source,
+            "amount": amount.amount_minor,
+            "fee": fee,
+            "currency": amount.currency,
+            "status": "pending" if pending else "available",
+            "available_on": next_settlement(uow.now()) if pending else uow.now(),
+            "created_at": uow.now(),
+        },
+    )
+
+
 async def capture_authorization(uow: UnitOfWork, charge_id: str, hold_id: str, captured: Money, fee: Money) -> None:
     """The hold posted for what was captured (the ledger releases the rest), with the fee."""
     fee_entry = _fee_entry(await _accounts(uow, captured.currency), charge_id, fee)
     await ledger.post_pending(uow, hold_id, captured.amount_minor, platform=True, with_entry=fee_entry)
+    await _moved(uow, "charge", charge_id, captured, fee.amount_minor)
 
 
 async def capture_at_once(uow: UnitOfWork, charge_id: str, captured: Money, fee: Money) -> None:
@@ -103,6 +137,7 @@ async def capture_at_once(uow: UnitOfWork, charge_id: str, captured: Money, fee:
     )
     fee_entry = _fee_entry(accounts, charge_id, fee)
     await ledger.post_entries(uow, [capture] if fee_entry is None else [capture, fee_entry], platform=True)
+    await _moved(uow, "charge", charge_id, captured, fee.amount_minor)
 
 
 async def release_authorization(uow: UnitOfWork, hold_id: str) -> None:
@@ -119,6 +154,7 @@ async def refund(uow: UnitOfWork, refund_id: str, refunded: Money) -> None:
         description="refund",
     )
     await ledger.post_entry(uow, draft)
+    await _moved(uow, "refund", refund_id, -refunded)
 
 
 async def hold_dispute(uow: UnitOfWork, dispute_id: str, disputed: Money, fee: Money) -> str:
@@ -142,22 +178,26 @@ async def hold_dispute(uow: UnitOfWork, dispute_id: str, disputed: Money, fee: M
             )
         )
     results = await ledger.post_entries(uow, drafts, platform=True)
+    # The held funds are not posted yet: only the fee moves the balance now.
+    await _moved(uow, "adjustment", dispute_id, Money(0, disputed.currency), fee.amount_minor)
     return results[0].entry["id"]
 
 
-async def close_dispute(uow: UnitOfWork, hold_id: str, *, won: bool) -> None:
+async def close_dispute(uow: UnitOfWork, dispute_id: str, hold_id: str, disputed: Money, *, won: bool) -> None:
     """A won dispute gives the funds back to the merchant; a lost one pays them to the acquirer."""
     if won:
         await ledger.void_pending(uow, hold_id)
     else:
         await ledger.post_pending(uow, hold_id)
+        await _moved(uow, "adjustment", dispute_id, -disputed)
 
 
-async def settle(uow: UnitOfWork, settlement_id: str, *, net: Money, released: Money) -> str | None:
+async def settle(uow: UnitOfWork, settlement_id: str, *, net: Money, released: Money, charges: list[str]) -> str | None:
     """A settlement in one entry: the cash the acquirer paid the platform (or took back, when
     refunds and lost disputes outweigh the captures) is no longer owed; the captures' net moves
-    from the merchant's pending balance to its available one. The entry's id; None when both
-    are zero."""
+    from the merchant's pending balance to its available one, and their balance transactions are
+    available from now. The entry's id; None when both are zero."""
+    await repository.release_balance_transactions(uow.connection, uow.tenant, charges, uow.now())
     accounts = await _accounts(uow, net.currency)
     cash_name = "settlement_cash"
     cash = ledger.AccountDraft(
@@ -194,4 +234,52 @@ async def retrieve_balance(uow: UnitOfWork) -> Balance:
         available=await _balances(uow, "balance_available"),
         pending=await _balances(uow, "balance_pending"),
         livemode=uow.tenant.livemode,
+    )
+
+
+def balance_transaction_resource(row: AnyRow) -> BalanceTransaction:
+    return BalanceTransaction(
+        id=row["id"],
+        object="balance_transaction",
+        amount=row["amount"],
+        fee=row["fee"],
+        net=row["net"],
+        currency=row["currency"],
+        type=row["type"],
+        source=row["source"],
+        status=row["status"],
+        available_on=unix_seconds(row["available_on"]),
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+    )
+
+
+async def retrieve_balance_transaction(uow: UnitOfWork, transaction_id: str) -> BalanceTransaction:
+    row = (
+        await repository.get_balance_transaction(uow.connection, uow.tenant, transaction_id)
+        if is_id(transaction_id, "txn")
+        else None
+    )
+    if row is None:
+        raise ResourceMissing(f"No such balance transaction: '{transaction_id}'", param="id")
+    return balance_transaction_resource(row)
+
+
+async def list_balance_transactions(
+    uow: UnitOfWork, request: PageRequest, *, type_: str | None, source: str | None, currency: str | None
+) -> BalanceTransactionList:
+    await check_cursors(
+        request,
+        prefix="txn",
+        noun="balance transaction",
+        exists=lambda cursor: repository.balance_transaction_exists(uow.connection, uow.tenant, cursor),
+    )
+    page = await repository.page_balance_transactions(
+        uow.connection, uow.tenant, request, type_=type_, source=source, currency=currency
+    )
+    return BalanceTransactionList(
+        object="list",
+        url="/v1/balance_transactions",
+        data=[balance_transaction_resource(row) for row in page.rows],
+        has_more=page.has_more,
     )

@@ -61,29 +61,10 @@ async def check_payments(connection: Connection, moment: datetime) -> Disagreeme
         return Disagreement(
             intent["id"], f"amount_received is {intent['amount_received']}, its charges captured {intent['captured']}"
         )
-    accounts = {
-        (row["merchant_id"], row["livemode"], row["code"]): row["id"]
-        for row in await ledger.every_account_by_code_prefix(connection, _PREFIX)
-    }
-    fees: dict[tuple[bool, str], int] = defaultdict(int)
-    cash: dict[tuple[bool, str], int] = defaultdict(int)
     books = await repository.expected_books(connection)
-    for row in books:
-        fees[row["livemode"], row["currency"]] += row["fees"] + row["dispute_fees"]
-        cash[row["livemode"], row["currency"]] += row["settled_net"]
-        subject = f"{row['merchant_id']} {row['currency']} {'live' if row['livemode'] else 'test'}"
-        for name, expected in _expected(row).items():
-            account = accounts.get((row["merchant_id"], row["livemode"], f"{_PREFIX}{name}.{row['currency']}"))
-            held = await _held(connection, account, moment)
-            if held != expected:
-                return Disagreement(subject, f"{name} holds (posted, pending) {held}, the payments say {expected}")
-    for name, totals in (("fee_revenue", fees), ("settlement_cash", cash)):
-        for (livemode, currency), total in sorted(totals.items()):
-            account = accounts.get((ledger.PLATFORM_MERCHANT_ID, livemode, f"{_PREFIX}{name}.{currency}"))
-            held = await _held(connection, account, moment)
-            if held != (total, 0):
-                mode = "live" if livemode else "test"
-                return Disagreement(f"{name} {currency} {mode}", f"holds {held[0]}, the payments say {total}")
+    disagreement = await _books_disagree(connection, books, moment)
+    if disagreement is not None:
+        return disagreement
     journal = await ledger.check_journal(connection)
     if isinstance(journal, ledger.Violation):
         return Disagreement(journal.entry or journal.account or "the journal", journal.message)
@@ -97,6 +78,37 @@ async def check_payments(connection: Connection, moment: datetime) -> Disagreeme
         len(books),
         journal.entries,
     )
+
+
+async def _books_disagree(connection: Connection, books: list[AnyRow], moment: datetime) -> Disagreement | None:
+    """The first account whose balance is not what the payments say, merchants' then the
+    platform's; None if every one agrees."""
+    accounts = {
+        (row["merchant_id"], row["livemode"], row["code"]): row["id"]
+        for row in await ledger.every_account_by_code_prefix(connection, _PREFIX)
+    }
+    fees: dict[tuple[bool, str], int] = defaultdict(int)
+    cash: dict[tuple[bool, str], int] = defaultdict(int)
+    for row in books:
+        fees[row["livemode"], row["currency"]] += row["fees"] + row["dispute_fees"]
+        cash[row["livemode"], row["currency"]] += row["settled_net"]
+        subject = f"{row['merchant_id']} {row['currency']} {'live' if row['livemode'] else 'test'}"
+        moved = {"balance_pending": row["moved_pending"], "balance_available": row["moved_available"]}
+        for name, expected in _expected(row).items():
+            account = accounts.get((row["merchant_id"], row["livemode"], f"{_PREFIX}{name}.{row['currency']}"))
+            held = await _held(connection, account, moment)
+            if held != expected:
+                return Disagreement(subject, f"{name} holds (posted, pending) {held}, the payments say {expected}")
+            if name in moved and held[0] != moved[name]:
+                return Disagreement(subject, f"{name} holds {held[0]}, its balance transactions add up to {moved[name]}")
+    for name, totals in (("fee_revenue", fees), ("settlement_cash", cash)):
+        for (livemode, currency), total in sorted(totals.items()):
+            account = accounts.get((ledger.PLATFORM_MERCHANT_ID, livemode, f"{_PREFIX}{name}.{currency}"))
+            held = await _held(connection, account, moment)
+            if held != (total, 0):
+                mode = "live" if livemode else "test"
+                return Disagreement(f"{name} {currency} {mode}", f"holds {held[0]}, the payments say {total}")
+    return None
 
 
 async def _held(connection: Connection, account_id: str | None, moment: datetime) -> tuple[int, int]:

@@ -93,7 +93,8 @@ async def apply_dispute(uow: UnitOfWork, charge_id: str, told: DisputeState) -> 
     if not dispute_moves(DisputeStatus(dispute["status"]), new):
         return opened
     if new in DISPUTE_CLOSED:
-        await books.close_dispute(uow, dispute["hold_entry_id"], won=new == DisputeStatus.WON)
+        disputed = Money(dispute["amount"], dispute["currency"])
+        await books.close_dispute(uow, dispute["id"], dispute["hold_entry_id"], disputed, won=new == DisputeStatus.WON)
         await _write(uow, dispute, {"status": new}, action="dispute.close", event_types=[CHARGE_DISPUTE_CLOSED])
     else:
         await _write(uow, dispute, {"status": new}, action="dispute.update", event_types=[CHARGE_DISPUTE_UPDATED])

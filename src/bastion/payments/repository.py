@@ -452,6 +452,66 @@ async def mark_settled(
             await connection.execute(_MARK_SETTLED[table], tenant.merchant_id, tenant.livemode, settlement_id, ids)
 
 
+_INSERT_BALANCE_TRANSACTION = """
+INSERT INTO balance_transactions (id, merchant_id, livemode, type, source, amount, fee, net, currency, status, available_on,
+                                  created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $6::bigint - $7::bigint, $8, $9, $10, $11)
+"""
+# A settlement makes its charges' movements available, on the day it paid them.
+_RELEASE_BALANCE_TRANSACTIONS = """
+UPDATE balance_transactions SET status = 'available', available_on = $4
+WHERE merchant_id = $1 AND livemode = $2 AND type = 'charge' AND status = 'pending' AND source = ANY($3::text[])
+"""
+_GET_BALANCE_TRANSACTION = "SELECT * FROM balance_transactions WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_BALANCE_TRANSACTION_EXISTS = (
+    "SELECT EXISTS (SELECT 1 FROM balance_transactions WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+)
+_BALANCE_TRANSACTIONS = """
+SELECT * FROM balance_transactions WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR type = $3)
+AND ($4::text IS NULL OR source = $4) AND ($5::text IS NULL OR currency = $5)
+"""
+
+
+async def insert_balance_transaction(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> None:
+    await connection.execute(
+        _INSERT_BALANCE_TRANSACTION,
+        values["id"],
+        tenant.merchant_id,
+        tenant.livemode,
+        values["type"],
+        values["source"],
+        values["amount"],
+        values["fee"],
+        values["currency"],
+        values["status"],
+        values["available_on"],
+        values["created_at"],
+    )
+
+
+async def release_balance_transactions(
+    connection: Connection, tenant: Tenant, sources: list[str], available_on: datetime
+) -> None:
+    await connection.execute(_RELEASE_BALANCE_TRANSACTIONS, tenant.merchant_id, tenant.livemode, sources, available_on)
+
+
+async def get_balance_transaction(connection: Connection, tenant: Tenant, transaction_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_GET_BALANCE_TRANSACTION, tenant.merchant_id, tenant.livemode, transaction_id)
+    return row
+
+
+async def balance_transaction_exists(connection: Connection, tenant: Tenant, transaction_id: str) -> bool:
+    return bool(await connection.fetchval(_BALANCE_TRANSACTION_EXISTS, tenant.merchant_id, tenant.livemode, transaction_id))
+
+
+async def page_balance_transactions(
+    connection: Connection, tenant: Tenant, request: PageRequest, *, type_: str | None, source: str | None, currency: str | None
+) -> Page:
+    return await fetch_page(
+        connection, _BALANCE_TRANSACTIONS, (tenant.merchant_id, tenant.livemode, type_, source, currency), request
+    )
+
+
 # The payments check (`bastion payments check`), as the owner across merchants.
 _CHARGES_REFUNDED_ELSEWISE = """
 SELECT c.id, c.amount_refunded, coalesce(sum(r.amount) FILTER (WHERE r.status IN ('pending', 'succeeded')), 0) AS refunds
@@ -484,17 +544,23 @@ WITH captures AS (
 ), settled AS (
     SELECT merchant_id, livemode, currency, sum(net) AS settled_net, sum(released) AS released
     FROM settlements GROUP BY merchant_id, livemode, currency
+), moved AS (
+    SELECT merchant_id, livemode, currency, sum(net) FILTER (WHERE status = 'pending') AS moved_pending,
+           sum(net) FILTER (WHERE status = 'available') AS moved_available
+    FROM balance_transactions GROUP BY merchant_id, livemode, currency
 )
 SELECT merchant_id, livemode, currency, coalesce(captured, 0) AS captured, coalesce(fees, 0) AS fees,
        coalesce(refunded, 0) AS refunded, coalesce(authorized, 0) AS authorized,
        coalesce(dispute_fees, 0) AS dispute_fees, coalesce(disputes_open, 0) AS disputes_open,
        coalesce(disputes_lost, 0) AS disputes_lost, coalesce(settled_net, 0) AS settled_net,
-       coalesce(released, 0) AS released
+       coalesce(released, 0) AS released, coalesce(moved_pending, 0) AS moved_pending,
+       coalesce(moved_available, 0) AS moved_available
 FROM captures
 FULL JOIN refunded USING (merchant_id, livemode, currency)
 FULL JOIN authorized USING (merchant_id, livemode, currency)
 FULL JOIN disputed USING (merchant_id, livemode, currency)
 FULL JOIN settled USING (merchant_id, livemode, currency)
+FULL JOIN moved USING (merchant_id, livemode, currency)
 ORDER BY merchant_id, livemode, currency
 """
 _COUNTS = """

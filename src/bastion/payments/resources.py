@@ -229,3 +229,27 @@ class Balance(TypedDict):
     available: list[BalanceAmount]
     pending: list[BalanceAmount]
     livemode: bool
+
+
+class BalanceTransaction(TypedDict):
+    """One movement of the merchant's balance, written with the ledger entries that make it."""
+
+    id: str
+    object: Literal["balance_transaction"]
+    amount: Annotated[int, Field(description="What moved, before the fee: a refund or a lost dispute is negative")]
+    fee: Annotated[int, Field(description="The platform's fee in it (a capture's, or a dispute's)")]
+    net: Annotated[int, Field(description="amount - fee: what the balance gained or lost")]
+    currency: str
+    type: Literal["charge", "refund", "adjustment"]
+    source: Annotated[str, Field(description="The charge, refund or dispute it came from")]
+    status: Literal["pending", "available"]
+    available_on: Annotated[int, Field(description="Unix seconds: when it is (or is expected to be) available")]
+    created: int
+    livemode: bool
+
+
+class BalanceTransactionList(TypedDict):
+    object: Literal["list"]
+    url: str
+    data: list[BalanceTransaction]
+    has_more: bool

@@ -1,6 +1,6 @@
 """HTTP routes of the payments context: thin, they only translate."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -8,6 +8,8 @@ from bastion.api.context import Authorized, RequestContext
 from bastion.payments import books, charges, disputes, intents, notifications, refunds, service
 from bastion.payments.resources import (
     Balance,
+    BalanceTransaction,
+    BalanceTransactionList,
     CardErrorBody,
     Charge,
     ChargeList,
@@ -32,7 +34,7 @@ from bastion.payments.schemas import (
 )
 from bastion.platform.http.pagination import CreatedRange, created_range, page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
-from bastion.platform.http.schemas import documented, id_schema
+from bastion.platform.http.schemas import Currency, documented, id_schema
 from bastion.platform.logging import request_id_var
 from bastion.platform.pagination import PageRequest
 from bastion.platform.settings import SANDBOX_CONNECTOR
@@ -265,6 +267,7 @@ async def close_dispute(dispute_id: DisputeId, context: DisputeWriter) -> JsonRe
 
 
 balance_router = APIRouter(prefix="/v1/balance", tags=["balance"])
+BalanceReader = Annotated[RequestContext, Depends(Authorized("balance:read"))]
 
 
 @balance_router.get(
@@ -273,9 +276,41 @@ balance_router = APIRouter(prefix="/v1/balance", tags=["balance"])
     responses=documented(Balance),
     dependencies=[Depends(reject_unknown_query_params)],
 )
-async def retrieve_balance(context: Annotated[RequestContext, Depends(Authorized("balance:read"))]) -> JsonResponse:
+async def retrieve_balance(context: BalanceReader) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await books.retrieve_balance(uow))
+
+
+balance_transactions_router = APIRouter(prefix="/v1/balance_transactions", tags=["balance"])
+BalanceTransactionId = Annotated[
+    str, Path(max_length=64, json_schema_extra=id_schema("txn"), description="A balance transaction id, txn_...")
+]
+
+
+@balance_transactions_router.get(
+    "/{transaction_id}", summary="Retrieve a balance transaction", responses=documented(BalanceTransaction)
+)
+async def retrieve_balance_transaction(transaction_id: BalanceTransactionId, context: BalanceReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await books.retrieve_balance_transaction(uow, transaction_id))
+
+
+@balance_transactions_router.get(
+    "", summary="List the movements of the balance, newest first", responses=documented(BalanceTransactionList)
+)
+async def list_balance_transactions(
+    context: BalanceReader,
+    page: Annotated[PageRequest, Depends(page_request("txn"))],
+    type_: Annotated[
+        Literal["charge", "refund", "adjustment"] | None, Query(alias="type", description="Only movements of this type")
+    ] = None,
+    source: Annotated[
+        str | None, Query(max_length=64, description="Only the movements of this charge, refund or dispute")
+    ] = None,
+    currency: Annotated[Currency | None, Query(description="Only movements in this currency")] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await books.list_balance_transactions(uow, page, type_=type_, source=source, currency=currency))
 
 
 # Connectors' notifications: no API key, each connector verifies its own signature.

@@ -67,7 +67,13 @@ async def apply_settlement(uow: UnitOfWork, connector: str, told: SettlementStat
     charges, refunds, disputes = items
     settlement_id = new_id("stl")
     released = sum(charge["amount_captured"] - charge["fee"] for charge in charges)
-    entry_id = await books.settle(uow, settlement_id, net=Money(told.net, told.currency), released=Money(released, told.currency))
+    entry_id = await books.settle(
+        uow,
+        settlement_id,
+        net=Money(told.net, told.currency),
+        released=Money(released, told.currency),
+        charges=[charge["id"] for charge in charges],
+    )
     row = await repository.insert_settlement(
         uow.connection,
         uow.tenant,

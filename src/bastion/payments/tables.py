@@ -229,3 +229,27 @@ connector_notifications = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("result IN ('applied', 'ignored')", name="result"),
 )
+
+# Each movement of a merchant's balance, written in the transaction of the ledger entries that
+# make it (docs/payments.md, Balance transactions): a capture with its fee, a refund, a dispute's
+# fee or its loss. A charge's is `pending` until a settlement makes it `available`.
+balance_transactions = Table(
+    "balance_transactions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("source", Text, nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("net", BigInteger, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("available_on", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("type IN ('charge', 'refund', 'adjustment')", name="type"),
+    CheckConstraint("status IN ('pending', 'available')", name="status"),
+    CheckConstraint("net = amount - fee", name="net"),
+    Index("ix_balance_transactions_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+)
