@@ -14,28 +14,14 @@ from tests.support.acquirer import deliver, notifications_of, notifications_to
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import payment_method
+from tests.support.vault import DISPUTED, paid_intent
 
-DISPUTED = "4000000000000259"
 DAY_S = 86_400
 
 
 @pytest.fixture
 async def payer(acquirer: ApiProcess, merchant: Credentials) -> Credentials:
     return merchant
-
-
-async def _pay(
-    platform: Platform, vault: ApiProcess, payer: Credentials, amount: int, number: str = "4242424242424242"
-) -> dict[str, Any]:
-    method = await payment_method(platform, vault, payer, number=number)
-    async with platform.client(payer) as client:
-        answer = await client.post(
-            "/v1/payment_intents", json={"amount": amount, "currency": "EUR", "payment_method": method, "confirm": True}
-        )
-    assert answer.status_code == 200, answer.text
-    intent: dict[str, Any] = answer.json()
-    return intent
 
 
 async def _movements(platform: Platform, payer: Credentials, **params: str) -> list[dict[str, Any]]:
@@ -49,10 +35,10 @@ async def _movements(platform: Platform, payer: Credentials, **params: str) -> l
 async def test_each_movement_of_the_balance_is_a_balance_transaction(
     payer: Credentials, platform: Platform, vault: ApiProcess, settings: Settings, test_database: TestDatabase
 ) -> None:
-    paid = await _pay(platform, vault, payer, 2000)
+    paid = await paid_intent(platform, vault, payer, amount=2000)
     async with platform.client(payer) as client:
         refund = (await client.post("/v1/refunds", json={"payment_intent": paid["id"], "amount": 500})).json()
-    disputed = await _pay(platform, vault, payer, 3000, DISPUTED)
+    disputed = await paid_intent(platform, vault, payer, amount=3000, number=DISPUTED)
     async with platform.client() as client:
         for notification in await notifications_of(test_database, disputed["latest_charge"]):
             await deliver(client, settings, notification)

@@ -19,9 +19,8 @@ from bastion.platform.settings import Settings
 from tests.support.acquirer import deliver, notifications_of
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import payment_method
+from tests.support.vault import DISPUTED, paid_intent
 
-DISPUTED = "4000000000000259"
 # The session's acquirer decides on evidence after a second (BASTION_ACQUIRER_DISPUTE_REVIEW_S) and looks every second.
 DECISION_WAIT_S = 15
 DISPUTE_FEE = 1500
@@ -30,18 +29,6 @@ DISPUTE_FEE = 1500
 @pytest.fixture
 async def payer(acquirer: ApiProcess, merchant: Credentials) -> Credentials:
     return merchant
-
-
-async def _paid(platform: Platform, vault: ApiProcess, payer: Credentials, amount: int = 5000) -> dict[str, Any]:
-    method = await payment_method(platform, vault, payer, number=DISPUTED)
-    async with platform.client(payer) as client:
-        answer = await client.post(
-            "/v1/payment_intents", json={"amount": amount, "currency": "EUR", "payment_method": method, "confirm": True}
-        )
-    assert answer.status_code == 200, answer.text
-    intent: dict[str, Any] = answer.json()
-    assert intent["status"] == "succeeded"
-    return intent
 
 
 async def _delivered(platform: Platform, settings: Settings, notifications: list[dict[str, Any]]) -> list[str]:
@@ -59,7 +46,7 @@ async def _opened(
     platform: Platform, vault: ApiProcess, payer: Credentials, settings: Settings, test_database: TestDatabase
 ) -> dict[str, Any]:
     """A payment disputed once captured, its dispute opened in Bastion by the notification."""
-    intent = await _paid(platform, vault, payer)
+    intent = await paid_intent(platform, vault, payer, amount=5000, number=DISPUTED)
     created = await _of_type(test_database, intent["latest_charge"], "dispute.created")
     assert len(created) == 1
     assert await _delivered(platform, settings, created) == ["applied"]
@@ -234,7 +221,7 @@ async def test_every_order_of_a_disputes_notifications_ends_in_the_same_state(
 ) -> None:
     """Created, in review and won, each sent twice, in every order, to a Bastion that heard none
     of them: the evidence went to the acquirer another way (its own dashboard, say)."""
-    intent = await _paid(platform, vault, payer, amount=2500)
+    intent = await paid_intent(platform, vault, payer, amount=2500, number=DISPUTED)
     charge_id = intent["latest_charge"]
     opened = (await _of_type(test_database, charge_id, "dispute.created"))[0]
     async with await _acquirer_client(test_database, settings) as acquirer:

@@ -35,11 +35,10 @@ from tests.support.acquirer import blind_client, deliver, notifications_to
 from tests.support.loop import LoopThread
 from tests.support.platform import Credentials
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import card
+from tests.support.vault import CHALLENGED, card
 
 PAYS = "4242424242424242"
 DECLINED = "4000000000000002"
-CHALLENGED = "4000002760003184"
 CARDS = {"pays": PAYS, "declined": DECLINED, "challenged": CHALLENGED}
 AMOUNT_MAX = 5_000
 

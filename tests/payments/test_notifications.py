@@ -17,9 +17,7 @@ from bastion.platform.signatures import sign
 from tests.support.acquirer import NOTIFICATIONS_PATH, blind_client, deliver, notification_secret, notifications_of
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import payment_method
-
-DISPUTED = "4000000000000259"
+from tests.support.vault import DISPUTED, payment_method
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ from tests.support.acquirer import blind_client, deliver, notifications_of, noti
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.vault import payment_method
-
-DISPUTED = "4000000000000259"
+from tests.support.vault import DISPUTED, payment_method
 
 
 @pytest.fixture

@@ -15,10 +15,7 @@ from bastion.platform.db import Actor, Connection, Tenant
 from tests.support.acquirer import deliver, notifications_of
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
-from tests.support.vault import payment_method, token_id
-
-# The sandbox acquirer disputes this card once captured.
-DISPUTED = "4000000000000259"
+from tests.support.vault import DISPUTED, payment_method, token_id
 
 # Tables that hold tenant rows, and the column naming their merchant.
 _TENANT_TABLES = {

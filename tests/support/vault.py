@@ -26,6 +26,8 @@ from tests.support.postgres import ApiProcess, TestDatabase
 VISA = "4242424242424242"
 # The sandbox issuer asks for 3-D Secure on this card (docs/payments.md, test cards).
 CHALLENGED = "4000002760003184"
+# The sandbox acquirer's cardholder disputes this card once captured.
+DISPUTED = "4000000000000259"
 NEXT_YEAR = datetime.now(UTC).year + 1
 
 
@@ -73,6 +75,20 @@ async def payment_method(platform: Platform, vault: ApiProcess, credentials: Cre
     assert response.status_code == 200, response.text
     created: str = response.json()["id"]
     return created
+
+
+async def paid_intent(
+    platform: Platform, vault: ApiProcess, credentials: Credentials, *, amount: int, number: str = VISA
+) -> dict[str, Any]:
+    """A PaymentIntent of `amount` EUR confirmed with a new payment method of `number` (captured at once)."""
+    method = await payment_method(platform, vault, credentials, number=number)
+    async with platform.client(credentials) as client:
+        answer = await client.post(
+            "/v1/payment_intents", json={"amount": amount, "currency": "EUR", "payment_method": method, "confirm": True}
+        )
+    assert answer.status_code == 200, answer.text
+    intent: dict[str, Any] = answer.json()
+    return intent
 
 
 def settings_for(database: TestDatabase, **changes: Any) -> Settings:
