@@ -65,10 +65,11 @@ async def _apply(uow: UnitOfWork, connector: str, notification: Notification) ->
 
 async def _apply_answer(uow: UnitOfWork, notification: Notification, answer: Answer) -> bool:
     """A payment's outcome, recorded if its attempt still waits for it."""
-    intent_id = await repository.charge_intent_id(uow.connection, uow.tenant, notification.reference)
+    intent_id = await repository.awaiting_intent_id(uow.connection, uow.tenant, notification.reference)
     if intent_id is None:
         return False
-    # The intent's row first, then the charge's, in the order every command locks them.
+    # Locked and checked again, the intent's row first, then the charge's, in the order every
+    # command locks them: a sync may have settled it since.
     intent = await intent_row(uow, intent_id, for_update=True)
     charge = await charge_row(uow, notification.reference, for_update=True)
     if not awaiting_answer(intent, charge):

@@ -624,6 +624,13 @@ _NOTIFICATION_APPLIED = """
 UPDATE connector_notifications SET result = 'applied' WHERE connector = $1 AND notification_id = $2
 """
 _CHARGE_INTENT = "SELECT payment_intent_id FROM charges WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+# The intent of a charge that still waits for the connector's word (intents.awaiting_answer's
+# rule), read without a lock: an answer heard already, the usual notification, locks nothing.
+_AWAITING_INTENT = """
+SELECT i.id FROM charges c JOIN payment_intents i ON i.id = c.payment_intent_id AND i.latest_charge_id = c.id
+WHERE c.merchant_id = $1 AND c.livemode = $2 AND c.id = $3 AND c.status = 'pending'
+AND i.status IN ('processing', 'requires_action')
+"""
 
 
 async def take_notification(
@@ -642,4 +649,9 @@ async def notification_applied(connection: Connection, *, connector: str, notifi
 
 async def charge_intent_id(connection: Connection, tenant: Tenant, charge_id: str) -> str | None:
     intent_id: str | None = await connection.fetchval(_CHARGE_INTENT, tenant.merchant_id, tenant.livemode, charge_id)
+    return intent_id
+
+
+async def awaiting_intent_id(connection: Connection, tenant: Tenant, charge_id: str) -> str | None:
+    intent_id: str | None = await connection.fetchval(_AWAITING_INTENT, tenant.merchant_id, tenant.livemode, charge_id)
     return intent_id
