@@ -23,7 +23,7 @@ import pytest
 from asyncpg.exceptions import InsufficientPrivilegeError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bastion import bootstrap
+from bastion import bootstrap, events
 from bastion.audit import (
     FileCheckpointLog,
     VerifyReport,
@@ -36,10 +36,11 @@ from bastion.audit import (
     verify_chain,
 )
 from bastion.audit.tables import audit_events
+from bastion.events import repository as events_repository
 from bastion.kernel.errors import InvariantViolated
 from bastion.kernel.ids import new_id
 from bastion.platform.crypto import LocalKeyring
-from bastion.platform.db import Actor, Connection, Database, Tenant
+from bastion.platform.db import Actor, Connection, Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
@@ -96,6 +97,46 @@ async def test_the_device_id_header_reaches_the_audit_row(platform: Platform, me
         [untagged_row] = await repository.events_for_resource(connection, untagged.json()["id"])
     assert tagged_row["device_id"] == "dev_checkout_7"
     assert untagged_row["device_id"] is None
+
+
+async def test_a_unit_of_works_rows_are_written_at_its_commit_in_their_order(platform: Platform, merchant: Credentials) -> None:
+    """Audit rows and events are queued in the unit of work and written in one statement each
+    before it commits: in the order recorded, and not at all when the unit fails."""
+    tenant = Tenant(merchant.merchant_id, livemode=False)
+    customer_id = new_id("cus")
+    actions = [f"customer.step_{step}" for step in range(5)]
+
+    async def changes(uow: UnitOfWork) -> list[str]:
+        for step, action in enumerate(actions):
+            record(
+                uow,
+                action_type=action,
+                resource_type="customer",
+                resource_id=customer_id,
+                before=None,
+                after={"id": customer_id, "step": step},
+            )
+        return [events.emit(uow, "customer.updated", {"id": customer_id, "step": step}) for step in range(3)]
+
+    refused_events: list[str] = []
+
+    async def refused() -> None:
+        async with platform.services.database.unit_of_work(tenant, Actor(id="test")) as uow:
+            refused_events.extend(await changes(uow))
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await refused()
+    async with platform.services.database.unit_of_work(tenant, Actor(id="test")) as uow:
+        written_events = await changes(uow)
+
+    async with platform.owner.transaction() as connection:
+        rows = await repository.events_for_resource(connection, customer_id)
+        found = [await events_repository.get(connection, tenant, event_id) for event_id in refused_events + written_events]
+    assert [row["action_type"] for row in rows] == actions, "one row per record, in insert_order as recorded"
+    assert [row["after_state"]["step"] for row in rows] == list(range(5))
+    assert [row is not None for row in found] == [False] * 3 + [True] * 3
+    assert [row["data"]["object"]["step"] for row in found[3:] if row is not None] == [0, 1, 2]
 
 
 async def test_merchant_api_key_and_origin_changes_write_audit_rows(platform: Platform) -> None:
@@ -173,7 +214,7 @@ class Chain:
                 request_id=new_id("req"),
             )
             async with self.owner.unit_of_work(Tenant(new_id("mer"), livemode=index % 3 == 0), actor) as uow:
-                await record(
+                record(
                     uow,
                     action_type="customer.update",
                     resource_type="customer",

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from bastion.audit.chain import CHAINED_FIELDS
 from bastion.platform.db import AnyRow, Connection
 
 _SEALER_LOCK_KEY = 0x0BA5_A0D1  # arbitrary, constant: "bastion audit sealer"
@@ -14,35 +15,29 @@ _EVENT_COLUMNS = (
     "e.before_state, e.after_state, e.ip_address, e.device_id, e.request_id, e.created_at"
 )
 
-# A missing state (a create's before, a delete's after) is SQL NULL.
-_INSERT_EVENT = """
+# One statement for a unit of work's rows, in the order they were recorded (insert_order
+# follows it), with every chained column; a missing state (a create's before, a delete's
+# after) is SQL NULL.
+_INSERT_EVENTS = """
 INSERT INTO audit_events (
     id, merchant_id, livemode, actor, action_type, resource_type, resource_id,
     before_state, after_state, ip_address, device_id, request_id, created_at
-) VALUES (
-    $1, $2, $3, $4, $5, $6, $7,
-    $8::jsonb, $9::jsonb, $10::inet, $11, $12, $13
 )
+SELECT id, merchant_id, livemode, actor, action_type, resource_type, resource_id,
+       before_state, after_state, ip_address, device_id, request_id, created_at
+FROM unnest(
+    $1::uuid[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::jsonb[], $9::jsonb[], $10::inet[], $11::text[], $12::text[], $13::timestamptz[]
+) WITH ORDINALITY AS r (
+    id, merchant_id, livemode, actor, action_type, resource_type, resource_id,
+    before_state, after_state, ip_address, device_id, request_id, created_at, position
+)
+ORDER BY position
 """
 
 
-async def insert_event(connection: Connection, values: dict[str, Any]) -> None:
-    await connection.execute(
-        _INSERT_EVENT,
-        values["id"],
-        values["merchant_id"],
-        values["livemode"],
-        values["actor"],
-        values["action_type"],
-        values["resource_type"],
-        values["resource_id"],
-        values["before_state"],
-        values["after_state"],
-        values["ip_address"],
-        values["device_id"],
-        values["request_id"],
-        values["created_at"],
-    )
+async def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await connection.execute(_INSERT_EVENTS, *([row[name] for row in rows] for name in CHAINED_FIELDS))
 
 
 _LOCK_SEALER = "SELECT pg_try_advisory_xact_lock($1)"

@@ -1,5 +1,6 @@
-"""Recording audit rows. Each call writes inside the caller's unit of work, so the
-row commits with the change it describes or not at all."""
+"""Recording audit rows. Each row is written in the caller's unit of work, with the other rows
+of that unit in one statement just before it commits: it commits with the change it describes
+or not at all."""
 
 import uuid
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from bastion.platform.db import UnitOfWork
 from bastion.platform.redaction import redact_value
 
 
-async def record(
+def record(
     uow: UnitOfWork,
     *,
     action_type: str,
@@ -18,8 +19,8 @@ async def record(
     before: Mapping[str, object] | None,
     after: Mapping[str, object] | None,
 ) -> None:
-    await repository.insert_event(
-        uow.connection,
+    uow.write_at_commit(
+        repository.insert_events,
         {
             "id": uuid.uuid4(),
             "merchant_id": uow.tenant.merchant_id,

@@ -67,10 +67,8 @@ async def create_customer(uow: UnitOfWork, request: CustomerCreate) -> Customer:
         created_at=moment,
     )
     resource = customer_resource(row)
-    await audit.record(
-        uow, action_type="customer.create", resource_type="customer", resource_id=row["id"], before=None, after=resource
-    )
-    await events.emit(uow, CUSTOMER_CREATED, resource)
+    audit.record(uow, action_type="customer.create", resource_type="customer", resource_id=row["id"], before=None, after=resource)
+    events.emit(uow, CUSTOMER_CREATED, resource)
     return resource
 
 
@@ -96,10 +94,8 @@ async def update_customer(uow: UnitOfWork, customer_id: str, request: CustomerUp
     old: Mapping[str, object] = before
     new: Mapping[str, object] = after
     previous = {key: old[key] for key in changes if old[key] != new[key]}
-    await audit.record(
-        uow, action_type="customer.update", resource_type="customer", resource_id=row["id"], before=before, after=after
-    )
-    await events.emit(uow, CUSTOMER_UPDATED, after, previous_attributes=previous)
+    audit.record(uow, action_type="customer.update", resource_type="customer", resource_id=row["id"], before=before, after=after)
+    events.emit(uow, CUSTOMER_UPDATED, after, previous_attributes=previous)
     return after
 
 
@@ -107,10 +103,8 @@ async def delete_customer(uow: UnitOfWork, customer_id: str) -> DeletedCustomer:
     current = await live_customer(uow, customer_id, for_update=True)
     before = customer_resource(current)
     await repository.delete_customer(uow.connection, uow.tenant, customer_id, uow.now())
-    await audit.record(
-        uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None
-    )
-    await events.emit(uow, CUSTOMER_DELETED, before)
+    audit.record(uow, action_type="customer.delete", resource_type="customer", resource_id=customer_id, before=before, after=None)
+    events.emit(uow, CUSTOMER_DELETED, before)
     return deleted_customer_resource(customer_id)
 
 

@@ -2,16 +2,19 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from bastion.events.resources import EventData
 from bastion.platform.db import AnyRow, Connection, Tenant
 from bastion.platform.pagination import Page, PageRequest, fetch_page
 
 _COLUMNS = "id, merchant_id, livemode, type, data, request_id, created_at, published_at"
 
-_INSERT_EVENT = (
-    "INSERT INTO events (id, merchant_id, livemode, type, data, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
+# One statement for a unit of work's events.
+_INSERT_EVENTS = """
+INSERT INTO events (id, merchant_id, livemode, type, data, request_id, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::jsonb[], $6::text[], $7::timestamptz[])
+"""
+_EVENT_VALUES = ("id", "merchant_id", "livemode", "type", "data", "request_id", "created_at")
 # API reads name their tenant ($1, $2) on top of row-level security: isolation holds twice.
 _GET = f"SELECT {_COLUMNS} FROM events WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
 _EXISTS = "SELECT EXISTS (SELECT 1 FROM events WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
@@ -26,18 +29,8 @@ _MARK_PUBLISHED = "UPDATE events SET published_at = $2 WHERE id = ANY($1::text[]
 _CLAIM_INBOX = "INSERT INTO event_inbox (subscriber, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"
 
 
-async def insert_event(
-    connection: Connection,
-    *,
-    event_id: str,
-    merchant_id: str,
-    livemode: bool,
-    event_type: str,
-    data: EventData,
-    request_id: str | None,
-    created_at: datetime,
-) -> None:
-    await connection.execute(_INSERT_EVENT, event_id, merchant_id, livemode, event_type, data, request_id, created_at)
+async def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await connection.execute(_INSERT_EVENTS, *([row[name] for row in rows] for name in _EVENT_VALUES))
 
 
 async def get(connection: Connection, tenant: Tenant, event_id: str) -> AnyRow | None:

@@ -37,21 +37,24 @@ def event_data(resource: AnyResource, previous_attributes: AnyResource | None) -
     return data
 
 
-async def emit(uow: UnitOfWork, event_type: str, resource: AnyResource, previous_attributes: AnyResource | None = None) -> str:
-    """Add an event to the outbox, in the caller's transaction: `resource` is the context's
-    resource as the API answers it after the change."""
+def emit(uow: UnitOfWork, event_type: str, resource: AnyResource, previous_attributes: AnyResource | None = None) -> str:
+    """Add an event to the outbox, in the caller's transaction (written with the unit of work's
+    other events just before it commits): `resource` is the context's resource as the API
+    answers it after the change."""
     if event_type not in _registered:
         raise ValueError(f"unregistered event type {event_type!r}")
     event_id = new_id("evt")
-    await repository.insert_event(
-        uow.connection,
-        event_id=event_id,
-        merchant_id=uow.tenant.merchant_id,
-        livemode=uow.tenant.livemode,
-        event_type=event_type,
-        data=event_data(resource, previous_attributes),
-        request_id=uow.actor.request_id,
-        created_at=uow.now(),
+    uow.write_at_commit(
+        repository.insert_events,
+        {
+            "id": event_id,
+            "merchant_id": uow.tenant.merchant_id,
+            "livemode": uow.tenant.livemode,
+            "type": event_type,
+            "data": event_data(resource, previous_attributes),
+            "request_id": uow.actor.request_id,
+            "created_at": uow.now(),
+        },
     )
     return event_id
 

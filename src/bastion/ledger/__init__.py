@@ -10,6 +10,7 @@ from bastion.ledger.accounts import (
     balance_any_tenant,
     create_account,
     ensure_account,
+    ensure_accounts,
     every_account_by_code_prefix,
 )
 from bastion.ledger.domain import (
@@ -50,6 +51,7 @@ __all__ = [
     "check_journal",
     "create_account",
     "ensure_account",
+    "ensure_accounts",
     "every_account_by_code_prefix",
     "expire_due_holds",
     "post_entries",

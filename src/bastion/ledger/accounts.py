@@ -70,7 +70,7 @@ def _account_values(uow: UnitOfWork, draft: AccountDraft) -> dict[str, Any]:
 
 async def _created(uow: UnitOfWork, row: AnyRow, *, emit: bool) -> Account:
     resource = account_resource(row)
-    await audit.record(
+    audit.record(
         uow,
         action_type="ledger.account.create",
         resource_type="ledger.account",
@@ -79,7 +79,7 @@ async def _created(uow: UnitOfWork, row: AnyRow, *, emit: bool) -> Account:
         after=resource,
     )
     if emit:
-        await events.emit(uow, LEDGER_ACCOUNT_CREATED, resource)
+        events.emit(uow, LEDGER_ACCOUNT_CREATED, resource)
     return resource
 
 
@@ -92,27 +92,48 @@ async def create_account(uow: UnitOfWork, draft: AccountDraft) -> Account:
     return await _created(uow, row, emit=True)
 
 
+_PLATFORM_ACCOUNTS_SETTING = "bastion.ledger_platform"
+
+
+async def allow_platform_accounts(uow: UnitOfWork) -> None:
+    """Let this transaction see the platform's accounts (row-level security), once."""
+    if _PLATFORM_ACCOUNTS_SETTING not in uow.local_settings:
+        await repository.allow_platform_accounts(uow.connection)
+        uow.local_settings.add(_PLATFORM_ACCOUNTS_SETTING)
+
+
 async def ensure_account(uow: UnitOfWork, draft: AccountDraft, *, platform: bool = False) -> str:
-    """The id of the account with `draft.code`, the tenant's or with `platform` the platform's
-    (in the tenant's mode), made as drafted if there is none yet: for a context that keeps
-    accounts of its own by code (payments). A platform account is audited, and its event not
-    sent to the tenant whose payment made it."""
-    invariant(draft.code is not None, "ensure_account finds accounts by their code")
-    code = str(draft.code)
+    """The id of the account with `draft.code`; see `ensure_accounts`."""
+    return (await ensure_accounts(uow, [draft], platform=platform))[0]
+
+
+async def ensure_accounts(uow: UnitOfWork, drafts: Sequence[AccountDraft], *, platform: bool = False) -> list[str]:
+    """The ids of the accounts with the drafts' codes, the tenant's or with `platform` the
+    platform's (in the tenant's mode), each made as drafted if there is none yet, found in one
+    query: for a context that keeps accounts of its own by code (payments). A platform account
+    is audited, and its event not sent to the tenant whose payment made it."""
+    codes = [str(draft.code) for draft in drafts]
+    invariant(None not in (draft.code for draft in drafts), "ensure_accounts finds accounts by their code")
     merchant_id = PLATFORM_MERCHANT_ID if platform else uow.tenant.merchant_id
     livemode = uow.tenant.livemode
     if platform:
-        await repository.allow_platform_accounts(uow.connection)
-    found = await repository.account_id_by_code(uow.connection, merchant_id, livemode, code)
-    if found is not None:
-        return found
+        await allow_platform_accounts(uow)
+    found = await repository.account_ids_by_code(uow.connection, merchant_id, livemode, codes)
+    for draft, code in zip(drafts, codes, strict=True):
+        if code not in found:
+            found[code] = await _made_account(uow, draft, merchant_id, platform=platform)
+    return [found[code] for code in codes]
+
+
+async def _made_account(uow: UnitOfWork, draft: AccountDraft, merchant_id: str, *, platform: bool) -> str:
     draft.check()
+    livemode = uow.tenant.livemode
     row = await repository.insert_account(uow.connection, merchant_id, livemode, _account_values(uow, draft))
     if row is None:
         # Made by a concurrent transaction, committed while this one waited on the code's index.
-        made = await repository.account_id_by_code(uow.connection, merchant_id, livemode, code)
-        invariant(made is not None, f"the account {code} exists")
-        return str(made)
+        made = await repository.account_ids_by_code(uow.connection, merchant_id, livemode, [str(draft.code)])
+        invariant(bool(made), f"the account {draft.code} exists")
+        return made[str(draft.code)]
     await _created(uow, row, emit=not platform)
     return str(row["id"])
 
@@ -146,7 +167,7 @@ async def close_account(uow: UnitOfWork, account_id: str) -> Account:
         return before
     await repository.close_account(uow.connection, uow.tenant, account_id, uow.now())
     after = account_resource(await _account(uow, account_id))
-    await audit.record(
+    audit.record(
         uow,
         action_type="ledger.account.close",
         resource_type="ledger.account",
@@ -154,7 +175,7 @@ async def close_account(uow: UnitOfWork, account_id: str) -> Account:
         before=before,
         after=after,
     )
-    await events.emit(uow, LEDGER_ACCOUNT_CLOSED, after, previous_attributes={"closed": False})
+    events.emit(uow, LEDGER_ACCOUNT_CLOSED, after, previous_attributes={"closed": False})
     return after
 
 

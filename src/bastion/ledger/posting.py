@@ -16,6 +16,7 @@ import asyncpg
 
 from bastion.kernel.errors import BastionError, invariant
 from bastion.ledger import repository
+from bastion.ledger.accounts import allow_platform_accounts
 from bastion.ledger.domain import (
     BATCH_ENTRIES_MAX,
     EntryDraft,
@@ -58,7 +59,12 @@ class EntryResult:
 
 
 async def post_entries(
-    uow: UnitOfWork, drafts: Sequence[EntryDraft], *, platform: bool = False, as_batch: bool = True
+    uow: UnitOfWork,
+    drafts: Sequence[EntryDraft],
+    *,
+    platform: bool = False,
+    as_batch: bool = True,
+    new_references: bool = False,
 ) -> list[EntryResult]:
     """Post `drafts` atomically inside the caller's unit of work: all are written, or
     none and `BatchRejected` says why (with `as_batch=False`, a single draft's own
@@ -66,7 +72,10 @@ async def post_entries(
 
     A draft whose reference is already in the journal with the same content is not
     written again: its result is "exists". With `platform`, postings may also reach
-    the platform's accounts (a fee account); the HTTP API never sets it."""
+    the platform's accounts (a fee account); the HTTP API never sets it. With
+    `new_references`, the caller vouches that no draft's reference is in the journal yet (it
+    posts each once, under a lock of its own): the look-up for replays is skipped, and a
+    reference used after all is refused by its unique index."""
     invariant(0 < len(drafts) <= BATCH_ENTRIES_MAX, "a batch holds 1 to BATCH_ENTRIES_MAX entries")
     moment = uow.now()
     failures: dict[int, LedgerRejected] = {}
@@ -76,7 +85,8 @@ async def post_entries(
         except LedgerRejected as error:
             failures[index] = error
     results: dict[int, EntryResult] = {}
-    await _answer_replays(uow, drafts, results, failures, moment)
+    if not new_references:
+        await _answer_replays(uow, drafts, results, failures, moment)
     indexed = [
         (index, new_plan(draft, moment)) for index, draft in enumerate(drafts) if index not in failures and index not in results
     ]
@@ -88,9 +98,9 @@ async def post_entries(
     return [results[index] for index in range(len(drafts))]
 
 
-async def post_entry(uow: UnitOfWork, draft: EntryDraft, *, platform: bool = False) -> Entry:
+async def post_entry(uow: UnitOfWork, draft: EntryDraft, *, platform: bool = False, new_references: bool = False) -> Entry:
     """One entry; see `post_entries`."""
-    return (await post_entries(uow, [draft], platform=platform, as_batch=False))[0].entry
+    return (await post_entries(uow, [draft], platform=platform, as_batch=False, new_references=new_references))[0].entry
 
 
 async def _answer_replays(
@@ -150,7 +160,7 @@ async def write_plans(
             raise rejection(failures, as_batch=as_batch)
         return
     if platform:
-        await repository.allow_platform_accounts(uow.connection)
+        await allow_platform_accounts(uow)
     seed = random.randrange(_STRIPE_SEED_MAX)  # noqa: S311  (spreads writers over stripes; not a secret)
     targets = {(p.account_id, stripe) for _, plan in indexed for p, stripe in zip(plan.draft.postings, plan.stripes, strict=True)}
     targets |= {(account_id, stripe) for _, plan in indexed for account_id, stripe, _ in plan.releases}

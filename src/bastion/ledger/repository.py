@@ -45,7 +45,7 @@ SELECT * FROM account
 """
 _ACCOUNT = "SELECT * FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
 _ACCOUNT_ANY_TENANT = "SELECT * FROM ledger_accounts WHERE id = $1"
-_ACCOUNT_ID_BY_CODE = "SELECT id FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND code = $3"
+_ACCOUNT_IDS_BY_CODE = "SELECT code, id FROM ledger_accounts WHERE merchant_id = $1 AND livemode = $2 AND code = ANY($3::text[])"
 _EVERY_ACCOUNT_BY_CODE_PREFIX = """
 SELECT merchant_id, livemode, code, id FROM ledger_accounts WHERE starts_with(code, $1) ORDER BY merchant_id, livemode, code
 """
@@ -232,9 +232,9 @@ async def insert_account(connection: Connection, merchant_id: str, livemode: boo
     return row
 
 
-async def account_id_by_code(connection: Connection, merchant_id: str, livemode: bool, code: str) -> str | None:
-    found: str | None = await connection.fetchval(_ACCOUNT_ID_BY_CODE, merchant_id, livemode, code)
-    return found
+async def account_ids_by_code(connection: Connection, merchant_id: str, livemode: bool, codes: list[str]) -> dict[str, str]:
+    """code -> id of the accounts among `codes` that exist."""
+    return {row["code"]: row["id"] for row in await connection.fetch(_ACCOUNT_IDS_BY_CODE, merchant_id, livemode, codes)}
 
 
 async def every_account_by_code_prefix(connection: Connection, prefix: str) -> list[AnyRow]:

@@ -43,9 +43,7 @@ async def create_merchant(uow: UnitOfWork, name: str) -> dict[str, Any]:
         raise InvalidRequest(f"name must be 1 to {NAME_LENGTH_MAX} characters", param="name")
     row = await repository.insert_merchant(uow.connection, uow.tenant.merchant_id, name)
     resource = {"id": row["id"], "object": "merchant", "name": row["name"], "created": unix_seconds(row["created_at"])}
-    await audit.record(
-        uow, action_type="merchant.create", resource_type="merchant", resource_id=row["id"], before=None, after=resource
-    )
+    audit.record(uow, action_type="merchant.create", resource_type="merchant", resource_id=row["id"], before=None, after=resource)
     return resource
 
 
@@ -70,7 +68,7 @@ async def create_api_key(uow: UnitOfWork, hasher: KeyedHasher, scopes: list[str]
     )
     key_id, livemode = row["id"], row["livemode"]
     after = {"id": key_id, "object": "api_key", "livemode": livemode, "scopes": chosen, "secret_hint": row["secret_hint"]}
-    await audit.record(uow, action_type="api_key.create", resource_type="api_key", resource_id=key_id, before=None, after=after)
+    audit.record(uow, action_type="api_key.create", resource_type="api_key", resource_id=key_id, before=None, after=after)
     return IssuedKey(id=key_id, merchant_id=merchant_id, livemode=livemode, scopes=chosen, secret=secret, publishable=publishable)
 
 
@@ -99,7 +97,7 @@ async def _origins(uow: UnitOfWork) -> list[str]:
 async def _change_origins(uow: UnitOfWork, before: list[str], after: list[str]) -> list[str]:
     if after != before:
         await repository.set_allowed_origins(uow.connection, uow.tenant.merchant_id, uow.tenant.livemode, after)
-        await audit.record(
+        audit.record(
             uow,
             action_type="merchant.allowed_origins.update",
             resource_type="merchant",

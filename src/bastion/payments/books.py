@@ -41,18 +41,25 @@ def _code(name: str, currency: str) -> str:
 
 
 async def _accounts(uow: UnitOfWork, currency: str) -> _Accounts:
-    async def merchant(name: str, type_: ledger.AccountType) -> str:
-        draft = ledger.AccountDraft(currency, type_, _code(name, currency), name=name, stripes=_MERCHANT_STRIPES)
-        return await ledger.ensure_account(uow, draft)
+    def merchant(name: str, type_: ledger.AccountType) -> ledger.AccountDraft:
+        return ledger.AccountDraft(currency, type_, _code(name, currency), name=name, stripes=_MERCHANT_STRIPES)
 
     revenue = "fee_revenue"
     fee_revenue = ledger.AccountDraft(
         currency, ledger.AccountType.REVENUE, _code(revenue, currency), name=revenue, stripes=_PLATFORM_STRIPES
     )
+    receivable, pending, available = await ledger.ensure_accounts(
+        uow,
+        [
+            merchant("acquirer_receivable", ledger.AccountType.ASSET),
+            merchant("balance_pending", ledger.AccountType.LIABILITY),
+            merchant("balance_available", ledger.AccountType.LIABILITY),
+        ],
+    )
     return _Accounts(
-        receivable=await merchant("acquirer_receivable", ledger.AccountType.ASSET),
-        pending=await merchant("balance_pending", ledger.AccountType.LIABILITY),
-        available=await merchant("balance_available", ledger.AccountType.LIABILITY),
+        receivable=receivable,
+        pending=pending,
+        available=available,
         fee_revenue=await ledger.ensure_account(uow, fee_revenue, platform=True),
     )
 
@@ -77,6 +84,7 @@ async def hold_authorization(uow: UnitOfWork, charge_id: str, authorized: Money)
             pending=True,
             timeout_s=_HOLD_TIMEOUT_S,
         ),
+        new_references=True,
     )
     return entry["id"]
 
@@ -89,6 +97,9 @@ def _fee_entry(accounts: _Accounts, charge_id: str, fee: Money) -> ledger.EntryD
     )
 
 
+# Every reference posted here is new (`new_references`): a dispute's or a settlement's id is made
+# in the transaction that posts it, and a charge's or a refund's entries are posted by the one
+# command that holds its row and finds it in the status before them.
 # Each finish writes its entries in one call of the ledger, which locks every balance they touch
 # at once and in one order: two captures locking in two rounds could each hold what the other waits for.
 
@@ -136,7 +147,7 @@ async def capture_at_once(uow: UnitOfWork, charge_id: str, captured: Money, fee:
         description="capture",
     )
     fee_entry = _fee_entry(accounts, charge_id, fee)
-    await ledger.post_entries(uow, [capture] if fee_entry is None else [capture, fee_entry], platform=True)
+    await ledger.post_entries(uow, [capture] if fee_entry is None else [capture, fee_entry], platform=True, new_references=True)
     await _moved(uow, "charge", charge_id, captured, fee.amount_minor)
 
 
@@ -153,7 +164,7 @@ async def refund(uow: UnitOfWork, refund_id: str, refunded: Money) -> None:
         reference=f"{refund_id}:refund",
         description="refund",
     )
-    await ledger.post_entry(uow, draft)
+    await ledger.post_entry(uow, draft, new_references=True)
     await _moved(uow, "refund", refund_id, -refunded)
 
 
@@ -177,7 +188,7 @@ async def hold_dispute(uow: UnitOfWork, dispute_id: str, disputed: Money, fee: M
                 description="dispute fee",
             )
         )
-    results = await ledger.post_entries(uow, drafts, platform=True)
+    results = await ledger.post_entries(uow, drafts, platform=True, new_references=True)
     # The held funds are not posted yet: only the fee moves the balance now.
     await _moved(uow, "adjustment", dispute_id, Money(0, disputed.currency), fee.amount_minor)
     return results[0].entry["id"]
@@ -213,7 +224,7 @@ async def settle(uow: UnitOfWork, settlement_id: str, *, net: Money, released: M
     if not postings:
         return None
     draft = ledger.EntryDraft(postings=tuple(postings), reference=f"{settlement_id}:settlement", description="settlement")
-    entry = await ledger.post_entry(uow, draft, platform=True)
+    entry = await ledger.post_entry(uow, draft, platform=True, new_references=True)
     return entry["id"]
 
 

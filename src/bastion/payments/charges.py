@@ -50,7 +50,7 @@ async def write_charge(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any],
     values = charge_values(before) | changes | {"updated_at": uow.now()}
     row = await repository.update_charge(uow.connection, uow.tenant, before["id"], values)
     resource = charge_resource(row)
-    await audit.record(
+    audit.record(
         uow,
         action_type="charge.update",
         resource_type="charge",
@@ -59,7 +59,7 @@ async def write_charge(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any],
         after=resource,
     )
     for event_type in event_types:
-        await events.emit(uow, event_type, resource)
+        events.emit(uow, event_type, resource)
 
 
 async def charge_row(uow: UnitOfWork, charge_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:

@@ -61,7 +61,7 @@ async def _write(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, ac
     values = {column: before[column] for column in repository.DISPUTE_COLUMNS} | changes | {"updated_at": uow.now()}
     row = await repository.update_dispute(uow.connection, uow.tenant, before["id"], values)
     resource = dispute_resource(row, uow.now())
-    await audit.record(
+    audit.record(
         uow,
         action_type=action,
         resource_type="dispute",
@@ -70,7 +70,7 @@ async def _write(uow: UnitOfWork, before: AnyRow, changes: dict[str, Any], *, ac
         after=resource,
     )
     for event_type in event_types:
-        await events.emit(uow, event_type, resource)
+        events.emit(uow, event_type, resource)
     return resource
 
 
@@ -131,10 +131,8 @@ async def _open(uow: UnitOfWork, charge: AnyRow, told: DisputeState) -> AnyRow:
     )
     await write_charge(uow, charge, {"disputed": True}, event_types=[])
     resource = dispute_resource(row, uow.now())
-    await audit.record(
-        uow, action_type="dispute.create", resource_type="dispute", resource_id=row["id"], before=None, after=resource
-    )
-    await events.emit(uow, CHARGE_DISPUTE_CREATED, resource)
+    audit.record(uow, action_type="dispute.create", resource_type="dispute", resource_id=row["id"], before=None, after=resource)
+    events.emit(uow, CHARGE_DISPUTE_CREATED, resource)
     return row
 
 

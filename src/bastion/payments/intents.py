@@ -95,7 +95,7 @@ async def _write_intent(
     values = {column: before[column] for column in repository.INTENT_COLUMNS} | changes | {"updated_at": uow.now()}
     row = await repository.update_intent(uow.connection, uow.tenant, before["id"], values)
     resource = intent_resource(row)
-    await audit.record(
+    audit.record(
         uow,
         action_type=action,
         resource_type="payment_intent",
@@ -104,7 +104,7 @@ async def _write_intent(
         after=resource,
     )
     for event_type in event_types:
-        await events.emit(uow, event_type, resource)
+        events.emit(uow, event_type, resource)
     return resource
 
 
@@ -122,14 +122,15 @@ async def _payment_method(uow: UnitOfWork, payment_method_id: str, customer_id: 
 async def create_intent(uow: UnitOfWork, request: PaymentIntentCreate) -> PaymentIntent:
     if request.confirm:
         raise InvariantViolated("an intent created with confirm is started by start_create_and_confirm")
-    return intent_resource(await _create(uow, request))
+    intent, _ = await _create(uow, request)
+    return intent_resource(intent)
 
 
-async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> AnyRow:
+async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> tuple[AnyRow, AnyRow | None]:
+    """The new intent's row, and its payment method's if it has one."""
     if request.customer is not None:
         await customers.live_customer(uow, request.customer, param="customer")
-    if request.payment_method is not None:
-        await _payment_method(uow, request.payment_method, request.customer)
+    method = None if request.payment_method is None else await _payment_method(uow, request.payment_method, request.customer)
     status = IntentStatus.REQUIRES_PAYMENT_METHOD if request.payment_method is None else IntentStatus.REQUIRES_CONFIRMATION
     row = await repository.insert_intent(
         uow.connection,
@@ -149,7 +150,7 @@ async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> AnyRow:
         },
     )
     resource = intent_resource(row)
-    await audit.record(
+    audit.record(
         uow,
         action_type="payment_intent.create",
         resource_type="payment_intent",
@@ -157,8 +158,8 @@ async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> AnyRow:
         before=None,
         after=resource,
     )
-    await events.emit(uow, PAYMENT_INTENT_CREATED, resource)
-    return row
+    events.emit(uow, PAYMENT_INTENT_CREATED, resource)
+    return row, method
 
 
 async def retrieve_intent(uow: UnitOfWork, intent_id: str) -> PaymentIntent:
@@ -239,7 +240,8 @@ async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentC
 async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
     if request.payment_method is None:
         raise _no_payment_method()
-    return await _start_confirm(uow, await _create(uow, request), None, request.return_url)
+    intent, method = await _create(uow, request)
+    return await _start_confirm(uow, intent, None, request.return_url, method)
 
 
 def _no_payment_method() -> PaymentIntentUnexpectedState:
@@ -255,7 +257,10 @@ def _return_to(return_url: str, intent_id: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | None, return_url: str | None) -> State:
+async def _start_confirm(
+    uow: UnitOfWork, row: AnyRow, payment_method_id: str | None, return_url: str | None, method: AnyRow | None = None
+) -> State:
+    """`method`: the intent's payment method's row, when its creation has just read it."""
     check_action(IntentAction.CONFIRM, IntentStatus(row["status"]))
     if uow.tenant.livemode:
         raise ConnectorUnavailable(
@@ -265,7 +270,8 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
     payment_method_id = payment_method_id or row["payment_method_id"]
     if payment_method_id is None:
         raise _no_payment_method()
-    method = await _payment_method(uow, payment_method_id, row["customer_id"])
+    if method is None or method["id"] != payment_method_id:
+        method = await _payment_method(uow, payment_method_id, row["customer_id"])
     charge = await repository.insert_charge(
         uow.connection,
         uow.tenant,
@@ -280,7 +286,7 @@ async def _start_confirm(uow: UnitOfWork, row: AnyRow, payment_method_id: str | 
             "created_at": uow.now(),
         },
     )
-    await audit.record(
+    audit.record(
         uow,
         action_type="charge.create",
         resource_type="charge",

@@ -32,7 +32,7 @@ async def set_price(uow: UnitOfWork, currency: str, basis_points: int, fixed_min
     if row is None:
         raise ResourceMissing(f"No such merchant: '{merchant_id}'", param="merchant")
     after = _price(row)
-    await audit.record(
+    audit.record(
         uow,
         action_type="merchant_pricing.set",
         resource_type="merchant_pricing",

@@ -91,10 +91,8 @@ async def start_refund(uow: UnitOfWork, request: RefundCreate) -> State:
     # Reserved now, under the charge's lock: a concurrent refund sees it.
     await write_charge(uow, charge, {"amount_refunded": charge["amount_refunded"] + amount}, event_types=[])
     resource = refund_resource(refund)
-    await audit.record(
-        uow, action_type="refund.create", resource_type="refund", resource_id=refund["id"], before=None, after=resource
-    )
-    await events.emit(uow, REFUND_CREATED, resource)
+    audit.record(uow, action_type="refund.create", resource_type="refund", resource_id=refund["id"], before=None, after=resource)
+    events.emit(uow, REFUND_CREATED, resource)
     return {"refund": refund["id"], "charge": charge["id"], "reference": charge["connector_reference"], "amount": amount}
 
 
@@ -115,7 +113,7 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
     if status == "succeeded":
         await books.refund(uow, refund["id"], Money(refund["amount"], refund["currency"]))
         # The charge's amount_refunded was reserved when the refund started: only the event is new.
-        await events.emit(uow, CHARGE_REFUNDED, charge_resource(charge))
+        events.emit(uow, CHARGE_REFUNDED, charge_resource(charge))
     else:
         # The reservation goes back: the charge may be refunded again.
         await write_charge(uow, charge, {"amount_refunded": charge["amount_refunded"] - refund["amount"]}, event_types=[])
@@ -123,7 +121,7 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
         uow.connection, uow.tenant, refund["id"], status=status, failure_reason=failure_reason, moment=uow.now()
     )
     resource = refund_resource(row)
-    await audit.record(
+    audit.record(
         uow,
         action_type="refund.update",
         resource_type="refund",
@@ -131,7 +129,7 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
         before=refund_resource(refund),
         after=resource,
     )
-    await events.emit(uow, REFUND_UPDATED, resource)
+    events.emit(uow, REFUND_UPDATED, resource)
     return resource
 
 

@@ -91,7 +91,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
         if row is None:
             raise TokenAlreadyUsed("This token has already been used; tokens are single-use.", param="card[token]")
         resource = payment_method_resource(row)
-        await audit.record(
+        audit.record(
             uow,
             action_type="payment_method.create",
             resource_type="payment_method",
@@ -99,7 +99,7 @@ def payment_method_phases(vault: VaultClient) -> Phases:
             before=None,
             after=resource,
         )
-        await events.emit(uow, PAYMENT_METHOD_CREATED, resource)
+        events.emit(uow, PAYMENT_METHOD_CREATED, resource)
         return resource
 
     return Phases(name=CREATE_PAYMENT_METHOD, call=exchange, finish=record)

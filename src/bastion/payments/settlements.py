@@ -107,7 +107,7 @@ async def apply_settlement(uow: UnitOfWork, connector: str, told: SettlementStat
         "items": len(told.lines),
         "created": unix_seconds(row["created_at"]),
     }
-    await audit.record(
+    audit.record(
         uow, action_type="settlement.create", resource_type="settlement", resource_id=settlement_id, before=None, after=after
     )
     return True

@@ -6,19 +6,20 @@ Alembic migrations are checked against.
 
 The framework owns the transaction: `Database.unit_of_work()` opens one, sets the
 tenant for row-level security with `set_config(..., is_local => true)`, and commits
-only when the block ends without an exception. Services receive the `UnitOfWork` and
-never commit.
+only when the block ends without an exception, after writing the rows its contexts queued
+with `write_at_commit` (audit rows, events). Services receive the `UnitOfWork` and never
+commit.
 """
 
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -32,6 +33,8 @@ from bastion.platform.secret_files import read_secret, write_secret
 # A result row, as repositories return them: read columns with row["name"].
 AnyRow: TypeAlias = asyncpg.Record
 Connection: TypeAlias = asyncpg.Connection
+# Writes every row queued for it in a unit of work, in one statement (`UnitOfWork.write_at_commit`).
+RowsWriter: TypeAlias = Callable[[Connection, Sequence[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +61,24 @@ class UnitOfWork:
     clock: Clock
     # Whether the transaction-scoped advisory lock asked of `unit_of_work` was granted.
     holds_lock: bool = False
+    # Transaction-local settings a context has made (`set_config(..., true)`), so that it makes each once.
+    local_settings: set[str] = field(default_factory=set)
+    _at_commit: dict[RowsWriter, list[dict[str, Any]]] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def write_at_commit(self, writer: RowsWriter, row: dict[str, Any]) -> None:
+        """Queue `row` for `writer`, which writes the rows queued for it, in their order, in one
+        statement just before the transaction commits: a payment's audit rows and events are
+        five or six per command, and a round trip each cost more than writing them."""
+        self._at_commit.setdefault(writer, []).append(row)
+
+    async def flush(self) -> None:
+        """Write what `write_at_commit` queued; the unit of work does before it commits."""
+        while self._at_commit:
+            writer = next(iter(self._at_commit))
+            await writer(self.connection, self._at_commit.pop(writer))
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,10 +239,12 @@ class Database:
         async with self.transaction() as connection:
             if try_lock_id is None:
                 await connection.execute(_SET_TENANT, tenant.merchant_id, livemode)
-                yield UnitOfWork(connection=connection, tenant=tenant, actor=actor, clock=self.clock)
-                return
-            locked = await connection.fetchval(_SET_TENANT_AND_TRY_LOCK, tenant.merchant_id, livemode, try_lock_id)
-            yield UnitOfWork(connection=connection, tenant=tenant, actor=actor, clock=self.clock, holds_lock=bool(locked))
+                locked = False
+            else:
+                locked = bool(await connection.fetchval(_SET_TENANT_AND_TRY_LOCK, tenant.merchant_id, livemode, try_lock_id))
+            uow = UnitOfWork(connection=connection, tenant=tenant, actor=actor, clock=self.clock, holds_lock=locked)
+            yield uow
+            await uow.flush()
 
     async def ping(self) -> None:
         async with self.connection() as connection:
