@@ -290,6 +290,9 @@ async def test_a_card_with_3d_secure_pays_once_the_shopper_completes_the_issuers
         assert await page.text_content("#result-amount") == "€29.50"
         assert await page.text_content("#result-last4") == "3184"
         assert await page.text_content("#result-id") == intent_id
+        # And back to the shop, to buy again.
+        await page.get_by_role("link", name="Back to the shop").click(timeout=TIMEOUT_MS)
+        await page.locator("#pay:enabled").wait_for(timeout=TIMEOUT_MS)
     assert await _intent_status(test_database, intent_id) == ("succeeded", 2950)
     assert CHALLENGED not in (logs / "api.log").read_text() + api_process.logs()
 

@@ -266,5 +266,6 @@ def _paid_section(intent: Mapping[str, Any], method: Mapping[str, Any]) -> str:
     described = "".join(f"<dt>{label}</dt>{value}" for label, value in rows)
     return (
         '<section id="result" class="result" aria-labelledby="result-heading">'
-        f'<h2 id="result-heading">Paid: thank you for your order</h2><dl>{described}</dl></section>'
+        f'<h2 id="result-heading">Paid: thank you for your order</h2><dl>{described}</dl>'
+        '<p><a href="/demo/checkout">Back to the shop</a></p></section>'
     )
