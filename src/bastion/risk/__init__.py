@@ -1,0 +1,2 @@
+"""Risk: the rules that decide, before any connector is called, whether an attempt goes on
+(docs/risk.md)."""
