@@ -19,6 +19,7 @@ import bastion.ledger.tables
 import bastion.merchants.tables
 import bastion.payments.tables
 import bastion.platform.idempotency.tables
+import bastion.risk.tables
 import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
 from bastion import customers, events, ledger, payments
 from bastion.acquirer.notifications import NOTIFICATION_TIMEOUT_S

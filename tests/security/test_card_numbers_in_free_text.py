@@ -120,6 +120,10 @@ FREE_TEXT = [
     ),
     Field("POST", "/v1/disputes/{dispute_id}", "metadata[note]", lambda text: {"metadata": {"note": text}}),
     Field("POST", "/v1/disputes/{dispute_id}", "metadata", lambda text: {"metadata": {text: "x"}}),
+    Field("POST", "/v1/risk/rulesets", "rules[0][rule]", lambda text: {"rules": [{"rule": f"block if :card_bin: = '{text}'"}]}),
+    Field("POST", "/v1/risk/rulesets", "description", lambda text: {"rules": [], "description": text}),
+    Field("POST", "/v1/risk/lists", "name", lambda text: {"alias": "watch", "name": text, "item_type": "email"}),
+    Field("POST", "/v1/risk/lists/{list_id}/items", "value", lambda text: {"value": text}),
 ]
 
 
@@ -131,6 +135,7 @@ async def _path(platform: Platform, merchant: Credentials, template: str) -> str
         template.replace("{entry}", "le_01M00000000000000000000000")
         .replace("{intent_id}", INTENT)
         .replace("{dispute_id}", DISPUTE)
+        .replace("{list_id}", "rsl_01M00000000000000000000000")
     )
 
 
@@ -146,6 +151,9 @@ async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
                 "ledger_entries",
                 "audit_events",
                 "events",
+                "risk_rulesets",
+                "risk_lists",
+                "risk_list_items",
             )
         }
 

@@ -35,7 +35,12 @@ _TENANT_TABLES = {
     "refunds": "merchant_id",
     "disputes": "merchant_id",
     "balance_transactions": "merchant_id",
+    "risk_rulesets": "merchant_id",
+    "risk_lists": "merchant_id",
+    "risk_list_items": "merchant_id",
 }
+# The body a write with an id needs to get past validation and reach the id's look-up.
+_BODIES = {"/v1/risk/lists/{list_id}/items": {"value": "a@example.com"}}
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class World:
     """Two merchants, each with a customer (and so an event, audit rows and an idempotency
     key), two ledger accounts with a hold between them, a card payment method, a PaymentIntent
     authorized with it (and so its charge) and one waiting for a payment method, one paid and
-    refunded in part, and one paid and disputed."""
+    refunded in part, and one paid and disputed; a risk list with an item, and a ruleset."""
 
     a: Credentials
     b: Credentials
@@ -57,6 +62,8 @@ class World:
     b_payment_method_id: str
     a_payments: dict[str, str]
     b_payments: dict[str, str]
+    a_risk: dict[str, str]
+    b_risk: dict[str, str]
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
@@ -71,6 +78,7 @@ class World:
             "dispute_id": self.b_payments["dispute_id"],
             "transaction_id": self.b_payments["balance_transaction_id"],
             **self.b_ledger,
+            **self.b_risk,
         }
 
 
@@ -135,6 +143,16 @@ async def _payments(platform: Platform, vault: ApiProcess, credentials: Credenti
     }
 
 
+async def _risk(platform: Platform, credentials: Credentials) -> dict[str, str]:
+    async with platform.client(credentials) as client:
+        made = await client.post("/v1/risk/lists", json={"alias": "vip", "name": "VIP", "item_type": "email"})
+        assert made.status_code == 200, made.text
+        item = await client.post(f"/v1/risk/lists/{made.json()['id']}/items", json={"value": "vip@example.com"})
+        ruleset = await client.post("/v1/risk/rulesets", json={"rules": [{"rule": "allow if :customer_email: in @vip"}]})
+        assert ruleset.status_code == 200, ruleset.text
+    return {"list_id": made.json()["id"], "item_id": item.json()["id"], "ruleset_id": ruleset.json()["id"]}
+
+
 @pytest.fixture
 async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
@@ -156,6 +174,8 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
         b_payment_method,
         await _payments(platform, vault, merchant, a_payment_method),
         await _payments(platform, vault, other, b_payment_method),
+        await _risk(platform, merchant),
+        await _risk(platform, other),
     )
 
 
@@ -206,7 +226,8 @@ async def test_routes_with_an_id_answer_404_for_another_merchants_objects(platfo
             assert set(names) <= world.b_ids_by_param.keys(), f"{path}: no id of merchant B for {names}"
             concrete = re.sub(r"\{(\w+)\}", lambda match: world.b_ids_by_param[match.group(1)], path)
             for method in sorted(route.methods or ()):
-                response = await client.request(method, concrete, json={} if method == "POST" else None)
+                body = _BODIES.get(path, {}) if method == "POST" else None
+                response = await client.request(method, concrete, json=body)
                 assert response.status_code == 404, (method, concrete, response.text)
                 assert response.json()["error"]["code"] == "resource_missing"
                 probed += 1
@@ -235,12 +256,14 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
             )
         }
     a_ids = {world.a_customer["id"], *a_events, *a_accounts, *world.a_ledger.values(), world.a_payment_method_id}
-    a_ids |= set(world.a_payments.values())
+    a_ids |= set(world.a_payments.values()) | set(world.a_risk.values())
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):
             if "{" in path or "GET" not in (route.methods or ()):
                 continue
+            if path == "/v1/risk/attributes":
+                continue  # the catalogue: the same for every merchant, and nobody's objects
             if path == "/v1/balance":
                 # Not a list: A's balance is A's payments alone (EUR 9.00 paid twice, less the fees;
                 # 1.00 refunded and the 15.00 dispute fee; the disputed 9.00 is held, not posted).

@@ -38,6 +38,7 @@ from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.schemas import state_text_without_nul
 from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
+from bastion.risk.routes import router as risk_router
 
 _DOCS_ASSETS = "/docs/assets"
 # Deny by default: a route must require a scope or be listed here, as public or (`/metrics`,
@@ -140,6 +141,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(connectors_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
+    app.include_router(risk_router)
     app.state.metrics_token = services.metrics_token
     if services.settings.demo:
         app.include_router(demo.router)

@@ -36,6 +36,9 @@ PREFIXES = frozenset(
         "acqs",
         "stl",
         "txn",
+        "rs",
+        "rsl",
+        "rsli",
     }
 )
 

@@ -27,6 +27,8 @@ SCOPES = frozenset(
         "disputes:read",
         "disputes:write",
         "balance:read",
+        "risk:read",
+        "risk:write",
     }
 )
 
