@@ -1,6 +1,7 @@
 """All SQL of the risk context."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from bastion.platform.db import AnyRow, Connection, Tenant
@@ -195,3 +196,123 @@ async def page_items(connection: Connection, tenant: Tenant, list_id: str, reque
 
 async def delete_item(connection: Connection, tenant: Tenant, list_id: str, item_id: str) -> None:
     await connection.execute(_DELETE_ITEM, tenant.merchant_id, tenant.livemode, list_id, item_id)
+
+
+# Velocity (velocity.py). Subjects are taken in the order given (sorted), so that two attempts
+# sharing subjects lock them in one order.
+
+_COUNT_SUBJECTS = """
+INSERT INTO risk_velocity_subjects AS s
+    (merchant_id, livemode, subject, attempts, charges, declines, amount_in_usd, first_at, last_at)
+SELECT $1, $2, subject, 1, 0, 0, coalesce($4::numeric, 0), $3, $3 FROM unnest($5::text[]) WITH ORDINALITY AS t(subject, n)
+ORDER BY n
+ON CONFLICT (merchant_id, livemode, subject) DO UPDATE
+SET attempts = s.attempts + 1,
+    amount_in_usd = s.amount_in_usd + EXCLUDED.amount_in_usd,
+    last_at = greatest(s.last_at, EXCLUDED.last_at)
+RETURNING subject, attempts, charges, declines, amount_in_usd
+"""
+_RECORD_VELOCITY_EVENT = """
+WITH events AS (
+    INSERT INTO risk_velocity_events (merchant_id, livemode, subject, attempt_id, at, amount_in_usd, outcome)
+    SELECT $1, $2, subject, $3, $4, $5, 'pending' FROM unnest($6::text[]) AS t(subject)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), cards AS (
+    INSERT INTO risk_velocity_cards AS c (merchant_id, livemode, subject, card_fingerprint, last_at)
+    SELECT $1, $2, subject, $8, $4 FROM unnest($7::text[]) AS t(subject)
+    ON CONFLICT (merchant_id, livemode, subject, card_fingerprint) DO UPDATE SET last_at = greatest(c.last_at, EXCLUDED.last_at)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM cards)
+"""
+# $4, $5, $6: the starts of the last hour, day and week, each open (an event at the start is out).
+_VELOCITY_WINDOWS = """
+WITH events AS (
+    SELECT subject,
+           count(*) FILTER (WHERE at > $4) AS attempts_hourly,
+           count(*) FILTER (WHERE at > $5) AS attempts_daily,
+           count(*) AS attempts_weekly,
+           count(*) FILTER (WHERE at > $4 AND outcome = 'succeeded') AS charges_hourly,
+           count(*) FILTER (WHERE at > $5 AND outcome = 'succeeded') AS charges_daily,
+           count(*) FILTER (WHERE outcome = 'succeeded') AS charges_weekly,
+           count(*) FILTER (WHERE at > $4 AND outcome = 'declined') AS declines_hourly,
+           count(*) FILTER (WHERE at > $5 AND outcome = 'declined') AS declines_daily,
+           count(*) FILTER (WHERE outcome = 'declined') AS declines_weekly,
+           coalesce(sum(amount_in_usd) FILTER (WHERE at > $4), 0) AS amount_in_usd_hourly,
+           coalesce(sum(amount_in_usd) FILTER (WHERE at > $5), 0) AS amount_in_usd_daily,
+           coalesce(sum(amount_in_usd), 0) AS amount_in_usd_weekly
+    FROM risk_velocity_events
+    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($3::text[]) AND at > $6
+    GROUP BY subject
+), cards AS (
+    SELECT subject,
+           count(*) FILTER (WHERE last_at > $4) AS cards_hourly,
+           count(*) FILTER (WHERE last_at > $5) AS cards_daily,
+           count(*) FILTER (WHERE last_at > $6) AS cards_weekly,
+           count(*) AS cards_all_time
+    FROM risk_velocity_cards
+    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($3::text[])
+    GROUP BY subject
+)
+SELECT events.*, coalesce(cards_hourly, 0) AS cards_hourly, coalesce(cards_daily, 0) AS cards_daily,
+       coalesce(cards_weekly, 0) AS cards_weekly, coalesce(cards_all_time, 0) AS cards_all_time
+FROM events LEFT JOIN cards USING (subject)
+"""
+_RECORD_VELOCITY_OUTCOME = """
+WITH changed AS (
+    UPDATE risk_velocity_events SET outcome = $4
+    WHERE merchant_id = $1 AND livemode = $2 AND attempt_id = $3 AND outcome = 'pending'
+    RETURNING subject
+)
+UPDATE risk_velocity_subjects s
+SET charges = s.charges + (CASE WHEN $4 = 'succeeded' THEN 1 ELSE 0 END),
+    declines = s.declines + (CASE WHEN $4 = 'declined' THEN 1 ELSE 0 END)
+FROM changed
+WHERE s.merchant_id = $1 AND s.livemode = $2 AND s.subject = changed.subject
+"""
+
+
+async def count_subjects(
+    connection: Connection, tenant: Tenant, subjects: list[str], amount_in_usd: Decimal | None, at: datetime
+) -> dict[str, AnyRow]:
+    """Each subject's all-time counts with this attempt, its row locked until commit."""
+    rows = await connection.fetch(_COUNT_SUBJECTS, tenant.merchant_id, tenant.livemode, at, amount_in_usd, subjects)
+    return {row["subject"]: row for row in rows}
+
+
+async def record_velocity_event(
+    connection: Connection,
+    tenant: Tenant,
+    *,
+    subjects: list[str],
+    attempt_id: str,
+    at: datetime,
+    amount_in_usd: Decimal | None,
+    card_subjects: list[str],
+    card_fingerprint: str | None,
+) -> None:
+    await connection.fetchval(
+        _RECORD_VELOCITY_EVENT,
+        tenant.merchant_id,
+        tenant.livemode,
+        attempt_id,
+        at,
+        amount_in_usd,
+        subjects,
+        card_subjects,
+        card_fingerprint,
+    )
+
+
+async def velocity_windows(
+    connection: Connection, tenant: Tenant, subjects: list[str], since: dict[str, datetime]
+) -> dict[str, AnyRow]:
+    rows = await connection.fetch(
+        _VELOCITY_WINDOWS, tenant.merchant_id, tenant.livemode, subjects, since["hourly"], since["daily"], since["weekly"]
+    )
+    return {row["subject"]: row for row in rows}
+
+
+async def record_velocity_outcome(connection: Connection, tenant: Tenant, attempt_id: str, outcome: str) -> None:
+    await connection.execute(_RECORD_VELOCITY_OUTCOME, tenant.merchant_id, tenant.livemode, attempt_id, outcome)

@@ -1,4 +1,5 @@
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -6,6 +7,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     Table,
     Text,
     UniqueConstraint,
@@ -76,4 +78,91 @@ risk_list_items = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("list_id", "value"),
     Index("ix_risk_list_items_merchant_id_livemode_list_id_id", "merchant_id", "livemode", "list_id", "id"),
+)
+
+# What each merchant asks of an assessment, per mode: its time budget and what happens past it.
+risk_settings = Table(
+    "risk_settings",
+    metadata,
+    Column("merchant_id", Text, ForeignKey("merchants.id"), primary_key=True),
+    Column("livemode", Boolean, primary_key=True),
+    Column("budget_ms", Integer, nullable=False),
+    Column("failure_policy", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("budget_ms BETWEEN 1 AND 10000", name="budget_ms"),
+    CheckConstraint("failure_policy IN ('fail_open', 'fail_closed')", name="failure_policy"),
+)
+
+# Every decision, with what it was made from: the rulesets' versions and the exact attribute
+# values, so that a replay computes it again (docs/risk.md, Decisions).
+risk_decisions = Table(
+    "risk_decisions",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    # The attempt assessed: a payment's charge, one decision each.
+    Column("attempt_id", Text, nullable=False, unique=True),
+    Column("payment_intent_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("risk_score", Integer, nullable=False),
+    Column("risk_level", Text, nullable=False),
+    Column("rule_id", Text),
+    Column("reasons", JSONB, nullable=False),
+    Column("ruleset_id", Text, ForeignKey("risk_rulesets.id")),
+    Column("shadow", JSONB),
+    Column("model_version", Text),
+    Column("attributes", JSONB, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("action IN ('allow', 'block', 'review', 'request_3ds')", name="action"),
+    CheckConstraint("risk_level IN ('normal', 'elevated', 'highest', 'not_assessed')", name="risk_level"),
+    CheckConstraint("risk_score BETWEEN 0 AND 100", name="risk_score"),
+    Index("ix_risk_decisions_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+)
+
+# Velocity (docs/risk.md, Velocity). A subject is who an attempt is counted for: `card:<fingerprint>`,
+# `customer:<id>`, `email:<address>`, `ip:<address>`, `device:<id>`. Its row holds the all-time
+# counts and is locked by every attempt that counts, so that concurrent attempts count in turn.
+risk_velocity_subjects = Table(
+    "risk_velocity_subjects",
+    metadata,
+    Column("merchant_id", Text, ForeignKey("merchants.id"), primary_key=True),
+    Column("livemode", Boolean, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("attempts", BigInteger, nullable=False),
+    Column("charges", BigInteger, nullable=False),
+    Column("declines", BigInteger, nullable=False),
+    Column("amount_in_usd", Numeric(20, 2), nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per attempt and subject, kept for the longest window (a week): the windowed counts.
+risk_velocity_events = Table(
+    "risk_velocity_events",
+    metadata,
+    Column("merchant_id", Text, ForeignKey("merchants.id"), primary_key=True),
+    Column("livemode", Boolean, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("attempt_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    # None when no exchange rate was loaded for the attempt's currency.
+    Column("amount_in_usd", Numeric(20, 2)),
+    # pending until the attempt's outcome: succeeded or declined.
+    Column("outcome", Text, nullable=False),
+    CheckConstraint("outcome IN ('pending', 'succeeded', 'declined')", name="outcome"),
+    Index("ix_risk_velocity_events_merchant_id_livemode_subject_at", "merchant_id", "livemode", "subject", "at"),
+    Index("ix_risk_velocity_events_attempt_id", "attempt_id"),
+)
+
+# The cards seen with an IP address, a device or a customer, and when last: distinct cards per window.
+risk_velocity_cards = Table(
+    "risk_velocity_cards",
+    metadata,
+    Column("merchant_id", Text, ForeignKey("merchants.id"), primary_key=True),
+    Column("livemode", Boolean, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("card_fingerprint", Text, primary_key=True),
+    Column("last_at", DateTime(timezone=True), nullable=False),
 )
