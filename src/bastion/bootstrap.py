@@ -21,7 +21,7 @@ import bastion.payments.tables
 import bastion.platform.idempotency.tables
 import bastion.risk.tables
 import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
-from bastion import customers, events, ledger, payments
+from bastion import customers, events, ledger, payments, risk
 from bastion.acquirer.notifications import NOTIFICATION_TIMEOUT_S
 from bastion.acquirer.service import Acquirer
 from bastion.api.app import create_app
@@ -59,7 +59,7 @@ VAULT_MARGIN_S = 5.0
 
 # Every event type each context declares, known to the outbox in every process that wires parts.
 events.register_event_types(
-    customers.EVENT_TYPES | ledger.EVENT_TYPES | payments.EVENT_TYPES | vault_events.EVENT_TYPES,
+    customers.EVENT_TYPES | ledger.EVENT_TYPES | payments.EVENT_TYPES | risk.EVENT_TYPES | vault_events.EVENT_TYPES,
 )
 
 
@@ -213,7 +213,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
-        confirm_phases(connector),
+        confirm_phases(connector, risk.Assessor(database, budget_ms=settings.risk_budget_ms)),
         capture_phases(connector),
         cancel_phases(connector),
         refund_phases(connector),

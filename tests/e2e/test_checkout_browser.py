@@ -215,6 +215,7 @@ async def test_demo_checkout_pays_through_the_vault_and_the_card_never_leaves_it
     assert signals["behaviour"]["inter_key_interval_ms"]["mean"] > 0
     assert signals["device"]["timezone"]
     assert len(signals["device"]["user_agent_sha256"]) == 64
+    assert signals["client"] == {"ip_address": "127.0.0.1"}, "the address the vault saw the fields from"
     await context.close()
 
     # The suite's scan for card numbers, after the browser flows: the API schema (events

@@ -185,11 +185,11 @@ def test_actions_are_taken_in_radars_order_then_the_rulesets() -> None:
         _rule("block if :amount: > 5"),
         _rule("request_3ds if :amount: > 1000"),
     ]
-    assert first_match(rules, {"amount": 20, "customer_email": VIP}, _in_list) is rules[2]
-    assert first_match(rules, {"amount": 20}, _in_list) is rules[1]
-    assert first_match(rules, {"amount": 7}, _in_list) is rules[3]
-    assert first_match(rules, {"amount": 1}, _in_list) is rules[0]
-    assert first_match(rules, {"amount": 5000, "customer_email": VIP}, _in_list) is rules[4]
+    assert first_match(rules, {"amount": 20, "customer_email": VIP}, _in_list) == 2
+    assert first_match(rules, {"amount": 20}, _in_list) == 1
+    assert first_match(rules, {"amount": 7}, _in_list) == 3
+    assert first_match(rules, {"amount": 1}, _in_list) == 0
+    assert first_match(rules, {"amount": 5000, "customer_email": VIP}, _in_list) == 4
     assert first_match(rules, {"amount": 0}, _in_list) is None
 
 

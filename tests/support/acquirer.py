@@ -21,6 +21,7 @@ from bastion.platform.db import Tenant, plain_dsn
 from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
 from bastion.platform.signatures import sign
+from bastion.risk import Assessor
 from tests.support.platform import Credentials
 from tests.support.postgres import TestDatabase
 
@@ -77,7 +78,11 @@ def blind_client(services: Services, credentials: Credentials) -> httpx.AsyncCli
     commands = services.commands
     connector = services.connectors[SANDBOX_CONNECTOR]
     assert isinstance(connector, SandboxConnector)
-    lost = dict(commands.registry) | {intents.CONFIRM: intents.confirm_phases(_AnswerLost(connector))}
+    lost = dict(commands.registry) | {
+        intents.CONFIRM: intents.confirm_phases(
+            _AnswerLost(connector), Assessor(services.database, budget_ms=services.settings.risk_budget_ms)
+        )
+    }
     blind = dataclasses.replace(
         services, commands=PhasedCommands(commands.database, lost, hold_timeout_s=commands.hold_timeout_s)
     )

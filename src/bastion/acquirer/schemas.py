@@ -1,7 +1,7 @@
 """The acquirer's request bodies (docs/payments.md, The acquirer's protocol). Card fields are
 strings, as the vault's placeholders fill them into the JSON template."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,9 @@ class PaymentCreate(BaseModel):
     card: Card
     # Where the cardholder's browser goes after a 3-D Secure challenge, if one is asked.
     return_url: str | None = Field(default=None, max_length=2_048, pattern=r"^https?://[^\s]+$")
+    # `required`: challenge the cardholder whatever the card (Bastion's risk engine asks it);
+    # `automatic`: only when the issuer asks.
+    three_d_secure: Literal["automatic", "required"] = "automatic"
 
 
 class Capture(BaseModel):

@@ -202,7 +202,7 @@ def create_payment(acquirer: Acquirer, request: PaymentCreate) -> Operation:
         challenge_url = None
         if decline is not None:
             status = PaymentStatus.DECLINED
-        elif needs_challenge(card.number):
+        elif needs_challenge(card.number) or request.three_d_secure == "required":
             status = PaymentStatus.REQUIRES_ACTION
             challenge_url = f"{acquirer.pages_url}/challenges/{payment_id}?token={secrets.token_urlsafe(24)}"
         else:

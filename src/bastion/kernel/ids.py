@@ -39,6 +39,7 @@ PREFIXES = frozenset(
         "rs",
         "rsl",
         "rsli",
+        "rd",
     }
 )
 

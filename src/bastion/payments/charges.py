@@ -15,7 +15,21 @@ from bastion.platform.pagination import PageRequest, check_cursors
 
 
 def charge_resource(row: AnyRow) -> Charge:
-    outcome: ChargeOutcome | None = row["outcome"]
+    recorded = row["outcome"]
+    outcome = (
+        None
+        if recorded is None
+        else ChargeOutcome(
+            network_status=recorded["network_status"],
+            type=recorded["type"],
+            reason=recorded["reason"],
+            seller_message=recorded["seller_message"],
+            risk_level=recorded["risk_level"],
+            # Charges made before the risk engine have neither in their outcome.
+            risk_score=recorded.get("risk_score"),
+            rule=recorded.get("rule"),
+        )
+    )
     return Charge(
         id=row["id"],
         object="charge",

@@ -49,6 +49,8 @@ class Authorization:
     capture: bool
     # Where the cardholder's browser goes after a 3-D Secure challenge, if the issuer asks for one.
     return_url: str | None = None
+    # The risk engine asks for a challenge whatever the issuer would do.
+    three_d_secure_required: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,10 @@ def card_error(decline_code: str | None, message: str | None) -> CardError:
     return kind(message or "Your card was declined.")
 
 
+# An outcome's risk fields until the risk engine's decision is merged in (payments/intents.py).
+_NOT_ASSESSED = {"risk_score": None, "rule": None}
+
+
 def approved_outcome() -> dict[str, object]:
     return {
         "network_status": "approved_by_network",
@@ -208,6 +212,7 @@ def approved_outcome() -> dict[str, object]:
         "reason": None,
         "seller_message": "Payment complete.",
         "risk_level": "not_assessed",
+        **_NOT_ASSESSED,
     }
 
 
@@ -219,6 +224,7 @@ def declined_outcome(decline_code: str | None) -> dict[str, object]:
             "reason": None,
             "seller_message": "The payment could not be sent to the processor.",
             "risk_level": "not_assessed",
+            **_NOT_ASSESSED,
         }
     return {
         "network_status": "declined_by_network",
@@ -226,6 +232,19 @@ def declined_outcome(decline_code: str | None) -> dict[str, object]:
         "reason": decline_code,
         "seller_message": "The bank did not return any further details with this decline.",
         "risk_level": "not_assessed",
+        **_NOT_ASSESSED,
+    }
+
+
+def blocked_outcome(rule_id: str | None) -> dict[str, object]:
+    """An attempt the risk engine blocked: never sent to the network."""
+    return {
+        "network_status": "not_sent_to_network",
+        "type": "blocked",
+        "reason": "rule" if rule_id is not None else "highest_risk_level",
+        "seller_message": "Bastion blocked this payment as too risky.",
+        "risk_level": "not_assessed",
+        **_NOT_ASSESSED,
     }
 
 
@@ -236,4 +255,5 @@ def unknown_outcome() -> dict[str, object]:
         "reason": None,
         "seller_message": "The processor's answer is not known yet; the payment is being checked.",
         "risk_level": "not_assessed",
+        **_NOT_ASSESSED,
     }

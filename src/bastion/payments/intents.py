@@ -4,10 +4,11 @@ writes its charge, its ledger postings (`books.py`), its audit row and its event
 transaction that makes it (docs/payments.md)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bastion import audit, customers, events
+from bastion import audit, customers, events, risk
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable
 from bastion.kernel.ids import new_id
@@ -21,6 +22,7 @@ from bastion.payments.domain import (
     IntentAction,
     IntentStatus,
     approved_outcome,
+    blocked_outcome,
     capture_amount,
     card_error,
     check_action,
@@ -48,7 +50,7 @@ from bastion.payments.schemas import (
     PaymentIntentUpdate,
 )
 from bastion.payments.service import payment_method_row
-from bastion.platform.db import AnyRow, Tenant, UnitOfWork
+from bastion.platform.db import Actor, AnyRow, Tenant, UnitOfWork
 from bastion.platform.idempotency import Outcome, Phases, Reply, State
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.pagination import PageRequest, check_cursors
@@ -122,14 +124,20 @@ async def _payment_method(uow: UnitOfWork, payment_method_id: str, customer_id: 
 async def create_intent(uow: UnitOfWork, request: PaymentIntentCreate) -> PaymentIntent:
     if request.confirm:
         raise InvariantViolated("an intent created with confirm is started by start_create_and_confirm")
-    intent, _ = await _create(uow, request)
-    return intent_resource(intent)
+    return intent_resource((await _create(uow, request)).intent)
 
 
-async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> tuple[AnyRow, AnyRow | None]:
-    """The new intent's row, and its payment method's if it has one."""
-    if request.customer is not None:
-        await customers.live_customer(uow, request.customer, param="customer")
+@dataclass(frozen=True, slots=True)
+class _Created:
+    """A new intent's row, with its customer's and payment method's as its creation read them."""
+
+    intent: AnyRow
+    customer: AnyRow | None
+    method: AnyRow | None
+
+
+async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> _Created:
+    customer = None if request.customer is None else await customers.live_customer(uow, request.customer, param="customer")
     method = None if request.payment_method is None else await _payment_method(uow, request.payment_method, request.customer)
     status = IntentStatus.REQUIRES_PAYMENT_METHOD if request.payment_method is None else IntentStatus.REQUIRES_CONFIRMATION
     row = await repository.insert_intent(
@@ -159,7 +167,7 @@ async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> tuple[AnyRow
         after=resource,
     )
     events.emit(uow, PAYMENT_INTENT_CREATED, resource)
-    return row, method
+    return _Created(row, customer, method)
 
 
 async def retrieve_intent(uow: UnitOfWork, intent_id: str) -> PaymentIntent:
@@ -240,8 +248,8 @@ async def start_confirm(uow: UnitOfWork, intent_id: str, request: PaymentIntentC
 async def start_create_and_confirm(uow: UnitOfWork, request: PaymentIntentCreate) -> State:
     if request.payment_method is None:
         raise _no_payment_method()
-    intent, method = await _create(uow, request)
-    return await _start_confirm(uow, intent, None, request.return_url, method)
+    created = await _create(uow, request)
+    return await _start_confirm(uow, created.intent, None, request.return_url, created)
 
 
 def _no_payment_method() -> PaymentIntentUnexpectedState:
@@ -258,9 +266,9 @@ def _return_to(return_url: str, intent_id: str) -> str:
 
 
 async def _start_confirm(
-    uow: UnitOfWork, row: AnyRow, payment_method_id: str | None, return_url: str | None, method: AnyRow | None = None
+    uow: UnitOfWork, row: AnyRow, payment_method_id: str | None, return_url: str | None, created: _Created | None = None
 ) -> State:
-    """`method`: the intent's payment method's row, when its creation has just read it."""
+    """`created`: what the intent's creation has just read."""
     check_action(IntentAction.CONFIRM, IntentStatus(row["status"]))
     if uow.tenant.livemode:
         raise ConnectorUnavailable(
@@ -270,8 +278,15 @@ async def _start_confirm(
     payment_method_id = payment_method_id or row["payment_method_id"]
     if payment_method_id is None:
         raise _no_payment_method()
+    method = created.method if created is not None and created.method is not None else None
     if method is None or method["id"] != payment_method_id:
         method = await _payment_method(uow, payment_method_id, row["customer_id"])
+    if created is not None:
+        customer = created.customer
+    elif row["customer_id"] is not None:
+        customer = await customers.live_customer(uow, row["customer_id"], param="customer")
+    else:
+        customer = None
     charge = await repository.insert_charge(
         uow.connection,
         uow.tenant,
@@ -312,7 +327,30 @@ async def _start_confirm(
         "currency": row["currency"],
         "capture": row["capture_method"] == "automatic",
         "return_url": return_url,
+        "risk": _attempt(uow, row, charge["id"], method, customer).to_state(),
     }
+
+
+def _attempt(uow: UnitOfWork, intent: AnyRow, charge_id: str, method: AnyRow, customer: AnyRow | None) -> risk.Attempt:
+    """The attempt as the risk engine assesses it: no card data but the card's brand, funding,
+    fingerprint and last four digits, and the signals its fields sent."""
+    signals = method["signals"]
+    return risk.Attempt(
+        attempt_id=charge_id,
+        payment_intent_id=intent["id"],
+        amount=intent["amount"],
+        currency=intent["currency"],
+        card_brand=method["card_brand"],
+        card_funding=method["card_funding"],
+        card_fingerprint=method["card_fingerprint"],
+        card_last4=method["card_last4"],
+        livemode=uow.tenant.livemode,
+        customer_id=None if customer is None else customer["id"],
+        customer_email=None if customer is None else customer["email"],
+        customer_created=None if customer is None else unix_seconds(customer["created_at"]),
+        ip_address=(signals.get("client") or {}).get("ip_address"),
+        signals={key: signals[key] for key in ("device", "behaviour") if key in signals},
+    )
 
 
 def _card_error_reply(error: CardError, decline_code: str | None, charge_id: str, intent: PaymentIntent) -> Reply:
@@ -329,19 +367,38 @@ def _card_error_reply(error: CardError, decline_code: str | None, charge_id: str
     return Reply(_CARD_ERROR_STATUS, CardErrorBody(error=detail))
 
 
-def confirm_phases(connector: Connector) -> Phases:
+_BLOCKED_MESSAGE = "Your card was declined."
+
+
+def confirm_phases(connector: Connector, assessor: risk.Assessor) -> Phases:
     async def authorize(tenant: Tenant, state: State) -> Outcome:
+        # Before any connector call: an attempt the risk engine blocks never leaves Bastion.
+        actor = Actor(id="risk", request_id=request_id_var.get())
+        decision = await assessor.assess(tenant, actor, risk.Attempt.from_state(state["risk"]))
+        assessed = {"risk": decision.charge_outcome()}
+        if decision.action == risk.Action.BLOCK:
+            blocked = Answer(AttemptResult.DECLINED, decline_code="fraudulent", message=_BLOCKED_MESSAGE)
+            return blocked.to_outcome() | assessed | {"blocked_by_risk": True}
         request = Authorization(
             charge_id=state["charge"],
             card=state["card"],
             amount=state["amount"],
             currency=state["currency"],
-            capture=state["capture"],
+            # An attempt sent to review is authorized only; capturing it waits for the review.
+            capture=state["capture"] and decision.action != risk.Action.REVIEW,
             return_url=None if state["return_url"] is None else _return_to(state["return_url"], state["intent"]),
+            three_d_secure_required=decision.action == risk.Action.REQUEST_3DS,
         )
-        return (await connector.authorize(tenant, request)).to_outcome()
+        return (await connector.authorize(tenant, request)).to_outcome() | assessed
 
     return Phases(name=CONFIRM, call=authorize, finish=record_attempt, undo=_undo_confirm)
+
+
+async def _risk_of(uow: UnitOfWork, outcome: Outcome, charge_id: str) -> dict[str, Any]:
+    """The risk engine's word on the attempt, for its charge's outcome: as the confirm's call
+    carried it, else (an answer a sync or a notification settles later) as risk stored it."""
+    assessed: dict[str, Any] = outcome.get("risk") or await risk.charge_outcome_of(uow, charge_id)
+    return assessed
 
 
 # An attempt waits for the connector's word in these: its answer is unknown, or the cardholder's
@@ -367,9 +424,18 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pay
     reference: dict[str, Any] = {"connector_reference": answer.reference}
     if answer.result == AttemptResult.REQUIRES_ACTION:
         return await _record_challenge(uow, intent, charge, answer, state.get("return_url"))
+    assessed = await _risk_of(uow, outcome, charge["id"])
+    if answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, AttemptResult.DECLINED, AttemptResult.FAILED):
+        await risk.record_outcome(
+            uow, charge["id"], succeeded=answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
+        )
     if answer.result == AttemptResult.AUTHORIZED:
         hold = await books.hold_authorization(uow, charge["id"], amount)
-        changes: dict[str, Any] = {"status": "succeeded", "outcome": approved_outcome(), "authorization_entry_id": hold}
+        changes: dict[str, Any] = {
+            "status": "succeeded",
+            "outcome": approved_outcome() | assessed,
+            "authorization_entry_id": hold,
+        }
         await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
         intent_changes = {
             "status": IntentStatus.REQUIRES_CAPTURE,
@@ -388,7 +454,7 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pay
         await books.capture_at_once(uow, charge["id"], amount, fee)
         changes = {
             "status": "succeeded",
-            "outcome": approved_outcome(),
+            "outcome": approved_outcome() | assessed,
             "captured": True,
             "amount_captured": amount.amount_minor,
             "fee": fee.amount_minor,
@@ -399,12 +465,15 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pay
             uow, intent, intent_changes, action="payment_intent.capture", event_types=[PAYMENT_INTENT_SUCCEEDED]
         )
     if answer.result in (AttemptResult.DECLINED, AttemptResult.FAILED):
-        return await _record_failure(uow, intent, charge, answer)
+        blocked = bool(outcome.get("blocked_by_risk"))
+        declined = blocked_outcome((assessed.get("rule") or {}).get("id")) if blocked else declined_outcome(answer.decline_code)
+        return await _record_failure(uow, intent, charge, answer, declined | assessed)
     # Unknown: nothing is posted and the intent stays processing, until a sync settles it. An
     # answer for another amount or currency is held there too (quarantined), and said in the log.
     _log.warning("attempt_unknown", charge=charge["id"], reason=answer.message)
-    if charge["outcome"] != unknown_outcome() or charge["connector_reference"] != answer.reference:
-        await write_charge(uow, charge, reference | {"outcome": unknown_outcome()}, event_types=[])
+    unknown = unknown_outcome() | assessed
+    if charge["outcome"] != unknown or charge["connector_reference"] != answer.reference:
+        await write_charge(uow, charge, reference | {"outcome": unknown}, event_types=[])
     return intent_resource(intent)
 
 
@@ -427,7 +496,7 @@ async def _record_challenge(
     )
 
 
-async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer) -> Reply:
+async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answer: Answer, outcome: dict[str, Any]) -> Reply:
     error = card_error(answer.decline_code, answer.message)
     await write_charge(
         uow,
@@ -435,7 +504,7 @@ async def _record_failure(uow: UnitOfWork, intent: AnyRow, charge: AnyRow, answe
         {
             "status": "failed",
             "connector_reference": answer.reference,
-            "outcome": declined_outcome(answer.decline_code),
+            "outcome": outcome,
             "failure_code": error.code,
             "failure_message": error.message,
             "decline_code": answer.decline_code,
@@ -466,7 +535,8 @@ async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
     intent = await intent_row(uow, state["intent"], for_update=True)
     charge = await charge_row(uow, state["charge"], for_update=True)
     if awaiting_answer(intent, charge):
-        await _record_failure(uow, intent, charge, Answer(AttemptResult.FAILED, message="The payment could not be completed."))
+        not_sent = Answer(AttemptResult.FAILED, message="The payment could not be completed.")
+        await _record_failure(uow, intent, charge, not_sent, declined_outcome(None) | await _risk_of(uow, {}, charge["id"]))
 
 
 # Sync: an attempt whose answer was unknown, asked about again (payments/jobs.py).

@@ -104,12 +104,20 @@ class PaymentIntentList(TypedDict):
     has_more: bool
 
 
+class ChargeRule(TypedDict):
+    id: str
+    action: Literal["allow", "block", "review", "request_3ds"]
+    predicate: str
+
+
 class ChargeOutcome(TypedDict):
     network_status: Literal["approved_by_network", "declined_by_network", "not_sent_to_network"] | None
-    type: Literal["authorized", "issuer_declined", "invalid", "unknown"]
+    type: Literal["authorized", "issuer_declined", "blocked", "invalid", "unknown"]
     reason: str | None
     seller_message: str
-    risk_level: Annotated[str, Field(description="`not_assessed` until the risk engine assesses payments")]
+    risk_level: Annotated[str, Field(description="normal, elevated, highest, or not_assessed (docs/risk.md)")]
+    risk_score: Annotated[int | None, Field(description="0 to 100; null when not assessed")]
+    rule: Annotated[ChargeRule | None, Field(description="The risk rule that decided, if one did")]
 
 
 class Charge(TypedDict):

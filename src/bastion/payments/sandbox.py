@@ -84,6 +84,7 @@ class SandboxConnector:
             "capture": request.capture,
             "card": _CARD,
             "return_url": request.return_url,
+            "three_d_secure": "required" if request.three_d_secure_required else "automatic",
         }
         template = {
             "method": "POST",

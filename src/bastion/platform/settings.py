@@ -171,6 +171,8 @@ class Settings:
     acquirer_notify_url: str | None
     # How long the sandbox issuer keeps submitted dispute evidence in review before it decides.
     acquirer_dispute_review_s: int
+    # A risk assessment's time budget for merchants that set none (docs/risk.md, Time budget).
+    risk_budget_ms: int
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -229,4 +231,5 @@ class Settings:
             if os.environ.get("BASTION_ACQUIRER_NOTIFY_URL") == "off"
             else _origin("BASTION_ACQUIRER_NOTIFY_URL", "http://127.0.0.1:8000"),
             acquirer_dispute_review_s=_int("BASTION_ACQUIRER_DISPUTE_REVIEW_S", 5, minimum=0, maximum=86_400),
+            risk_budget_ms=_int("BASTION_RISK_BUDGET_MS", 50, minimum=1, maximum=10_000),
         )

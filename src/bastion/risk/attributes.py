@@ -133,7 +133,8 @@ _TRAVEL = [
     Attribute("is_impossible_travel", ValueType.BOOLEAN, "Whether that speed is above the travel threshold."),
 ]
 _SCORE = [
-    Attribute("risk_score", ValueType.NUMBER, "The fraud model's score, 0 to 100 (missing while no model is live)."),
+    Attribute("risk_score", ValueType.NUMBER, "The fraud model's score, 0 to 100 (0 while no model is live)."),
+    Attribute("risk_level", ValueType.STRING, "normal, elevated or highest, from the score."),
 ]
 
 CATALOGUE: dict[str, Attribute] = {

@@ -222,9 +222,10 @@ WITH events AS (
     INSERT INTO risk_velocity_cards AS c (merchant_id, livemode, subject, card_fingerprint, last_at)
     SELECT $1, $2, subject, $8, $4 FROM unnest($7::text[]) AS t(subject)
     ON CONFLICT (merchant_id, livemode, subject, card_fingerprint) DO UPDATE SET last_at = greatest(c.last_at, EXCLUDED.last_at)
-    RETURNING 1
+    -- xmax is 0 on a row this statement inserted, not on one it updated.
+    RETURNING subject, xmax = 0 AS inserted
 )
-SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM cards)
+SELECT coalesce(array_agg(subject) FILTER (WHERE inserted), '{}') FROM cards, (SELECT count(*) FROM events) AS written
 """
 # $4, $5, $6: the starts of the last hour, day and week, each open (an event at the start is out).
 _VELOCITY_WINDOWS = """
@@ -291,8 +292,10 @@ async def record_velocity_event(
     amount_in_usd: Decimal | None,
     card_subjects: list[str],
     card_fingerprint: str | None,
-) -> None:
-    await connection.fetchval(
+) -> set[str]:
+    """The attempt's event for each subject, and its card seen with `card_subjects`: those that
+    had not seen the card before."""
+    first_seen: list[str] = await connection.fetchval(
         _RECORD_VELOCITY_EVENT,
         tenant.merchant_id,
         tenant.livemode,
@@ -303,6 +306,7 @@ async def record_velocity_event(
         card_subjects,
         card_fingerprint,
     )
+    return set(first_seen)
 
 
 async def velocity_windows(
@@ -316,3 +320,117 @@ async def velocity_windows(
 
 async def record_velocity_outcome(connection: Connection, tenant: Tenant, attempt_id: str, outcome: str) -> None:
     await connection.execute(_RECORD_VELOCITY_OUTCOME, tenant.merchant_id, tenant.livemode, attempt_id, outcome)
+
+
+# Assessments (assessment.py).
+
+# What an assessment starts from, in one round trip: a decision already made for the attempt,
+# the merchant's settings, its live and shadow rulesets, and the currency's rate to USD.
+_ASSESSMENT_CONTEXT = """
+SELECT
+    (SELECT to_jsonb(d) FROM risk_decisions d WHERE d.merchant_id = $1 AND d.livemode = $2 AND d.attempt_id = $3)
+        AS decision,
+    (SELECT jsonb_build_object('budget_ms', s.budget_ms, 'failure_policy', s.failure_policy)
+     FROM risk_settings s WHERE s.merchant_id = $1 AND s.livemode = $2) AS settings,
+    (SELECT jsonb_agg(jsonb_build_object('id', r.id, 'status', r.status, 'rules', r.rules))
+     FROM risk_rulesets r WHERE r.merchant_id = $1 AND r.livemode = $2 AND r.status IN ('live', 'shadow')) AS rulesets,
+    (SELECT usd_per_unit::text FROM risk_usd_rates WHERE currency = $4) AS usd_per_unit
+"""
+# Which of the asked (alias, value) pairs a list holds: the value itself, or for a list of IP
+# addresses and ranges, a range that holds the address.
+_LIST_MATCHES = """
+SELECT a.alias, a.value FROM unnest($3::text[], $4::text[]) AS a(alias, value)
+WHERE EXISTS (
+    SELECT 1 FROM risk_lists l JOIN risk_list_items i ON i.list_id = l.id
+    WHERE l.merchant_id = $1 AND l.livemode = $2 AND l.alias = a.alias
+      AND CASE WHEN l.item_type = 'ip' THEN i.value::inet >>= a.value::inet ELSE i.value = a.value END
+)
+"""
+_INSERT_DECISION = """
+INSERT INTO risk_decisions (id, merchant_id, livemode, attempt_id, payment_intent_id, action, risk_score, risk_level,
+                            rule_id, reasons, ruleset_id, shadow, model_version, attributes, duration_ms, created_at)
+VALUES ($3, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (attempt_id) DO NOTHING
+RETURNING *
+"""
+_DECISION = "SELECT * FROM risk_decisions WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_DECISION_FOR_ATTEMPT = "SELECT * FROM risk_decisions WHERE merchant_id = $1 AND livemode = $2 AND attempt_id = $3"
+
+
+async def assessment_context(connection: Connection, tenant: Tenant, attempt_id: str, currency: str) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_ASSESSMENT_CONTEXT, tenant.merchant_id, tenant.livemode, attempt_id, currency)
+    return row
+
+
+async def list_matches(connection: Connection, tenant: Tenant, asked: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    rows = await connection.fetch(
+        _LIST_MATCHES, tenant.merchant_id, tenant.livemode, [alias for alias, _ in asked], [value for _, value in asked]
+    )
+    return {(row["alias"], row["value"]) for row in rows}
+
+
+async def insert_decision(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow | None:
+    """The decision, or None when the attempt has one already."""
+    row: AnyRow | None = await connection.fetchrow(
+        _INSERT_DECISION,
+        tenant.merchant_id,
+        tenant.livemode,
+        values["id"],
+        values["attempt_id"],
+        values["payment_intent_id"],
+        values["action"],
+        values["risk_score"],
+        values["risk_level"],
+        values["rule_id"],
+        values["reasons"],
+        values["ruleset_id"],
+        values["shadow"],
+        values["model_version"],
+        values["attributes"],
+        values["duration_ms"],
+        values["created_at"],
+    )
+    return row
+
+
+async def get_decision(connection: Connection, tenant: Tenant, decision_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_DECISION, tenant.merchant_id, tenant.livemode, decision_id)
+    return row
+
+
+async def decision_for_attempt(connection: Connection, tenant: Tenant, attempt_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_DECISION_FOR_ATTEMPT, tenant.merchant_id, tenant.livemode, attempt_id)
+    return row
+
+
+# Settings.
+
+_SETTINGS = "SELECT * FROM risk_settings WHERE merchant_id = $1 AND livemode = $2"
+_UPSERT_SETTINGS = """
+INSERT INTO risk_settings (merchant_id, livemode, budget_ms, failure_policy, updated_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (merchant_id, livemode) DO UPDATE
+SET budget_ms = EXCLUDED.budget_ms, failure_policy = EXCLUDED.failure_policy, updated_at = EXCLUDED.updated_at
+RETURNING *
+"""
+
+
+async def get_settings(connection: Connection, tenant: Tenant) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_SETTINGS, tenant.merchant_id, tenant.livemode)
+    return row
+
+
+async def upsert_settings(connection: Connection, tenant: Tenant, budget_ms: int, failure_policy: str, at: datetime) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_UPSERT_SETTINGS, tenant.merchant_id, tenant.livemode, budget_ms, failure_policy, at)
+    return row
+
+
+# Exchange rates: platform-wide, loaded by `bastion risk rates load`.
+
+_UPSERT_RATE = """
+INSERT INTO risk_usd_rates (currency, usd_per_unit, as_of) VALUES ($1, $2, $3)
+ON CONFLICT (currency) DO UPDATE SET usd_per_unit = EXCLUDED.usd_per_unit, as_of = EXCLUDED.as_of
+"""
+
+
+async def upsert_rates(connection: Connection, rates: list[tuple[str, Decimal]], as_of: datetime) -> None:
+    await connection.executemany(_UPSERT_RATE, [(currency, rate, as_of) for currency, rate in rates])

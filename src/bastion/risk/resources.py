@@ -1,7 +1,7 @@
 """The objects the risk API returns: one definition each, for the answers the service builds
 and the OpenAPI document (ADR 11)."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from typing_extensions import TypedDict
 
@@ -92,3 +92,29 @@ class AttributeList(TypedDict):
     url: str
     data: list[AttributeResource]
     has_more: bool
+
+
+class RiskDecision(TypedDict):
+    """What risk decided of an attempt, and why: no card data, only the rule and its values."""
+
+    id: str
+    object: Literal["risk.decision"]
+    attempt: str
+    payment_intent: str
+    action: Literal["allow", "block", "review", "request_3ds"]
+    risk_score: int
+    risk_level: Literal["normal", "elevated", "highest", "not_assessed"]
+    rule: str | None
+    reasons: list[dict[str, Any]]
+    ruleset: str | None
+    shadow: dict[str, Any] | None
+    model_version: str | None
+    created: int
+    livemode: bool
+
+
+class RiskSettings(TypedDict):
+    object: Literal["risk.settings"]
+    budget_ms: int
+    failure_policy: Literal["fail_open", "fail_closed"]
+    livemode: bool

@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.platform.http.pagination import page_request
+from bastion.platform.http.pagination import page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented, id_schema
 from bastion.platform.pagination import PageRequest
-from bastion.risk import lists, rulesets
+from bastion.risk import lists, merchant_settings, rulesets
 from bastion.risk.attributes import CATALOGUE
 from bastion.risk.domain import RulesetStatus
 from bastion.risk.resources import (
@@ -21,10 +21,11 @@ from bastion.risk.resources import (
     RiskListItem,
     RiskListItemList,
     RiskListList,
+    RiskSettings,
     Ruleset,
     RulesetList,
 )
-from bastion.risk.schemas import RiskListCreate, RiskListItemCreate, RulesetActivate, RulesetCreate
+from bastion.risk.schemas import RiskListCreate, RiskListItemCreate, RiskSettingsUpdate, RulesetActivate, RulesetCreate
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
 
@@ -32,16 +33,40 @@ RulesetId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("rs")
 ListId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("rsl"), description="A list id, rsl_...")]
 ItemId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("rsli"), description="A list item id, rsli_...")]
 Reader = Annotated[RequestContext, Depends(Authorized("risk:read"))]
+KnownQuery = Depends(reject_unknown_query_params)
 Writer = Annotated[RequestContext, Depends(Authorized("risk:write"))]
 
 
-@router.get("/attributes", summary="The attributes a rule may name, with their types", responses=documented(AttributeList))
+@router.get(
+    "/attributes",
+    summary="The attributes a rule may name, with their types",
+    responses=documented(AttributeList),
+    dependencies=[KnownQuery],
+)
 async def list_attributes(_context: Reader) -> JsonResponse:
     data = [
         AttributeResource(name=name, type=attribute.type, list_type=attribute.list_kind, description=attribute.description)
         for name, attribute in CATALOGUE.items()
     ]
     return JsonResponse(AttributeList(object="list", url="/v1/risk/attributes", data=data, has_more=False))
+
+
+@router.get(
+    "/settings",
+    summary="The merchant's assessment settings in this mode",
+    responses=documented(RiskSettings),
+    dependencies=[KnownQuery],
+)
+async def retrieve_settings(context: Reader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await merchant_settings.retrieve_settings(uow))
+
+
+@router.post(
+    "/settings", summary="Set the assessment's time budget and failure policy", responses=documented(RiskSettings, writes=True)
+)
+async def update_settings(body: RiskSettingsUpdate, context: Writer) -> JsonResponse:
+    return await context.command(lambda uow: merchant_settings.update_settings(uow, body))
 
 
 @router.post("/rulesets", summary="Create a ruleset (a draft, checked now)", responses=documented(Ruleset, writes=True))

@@ -170,13 +170,13 @@ class Rule:
 
     def attributes(self) -> set[str]:
         """The attributes the rule names: what an attempt must be told for it."""
-        return {node.name for node in _walk(self.condition) if isinstance(node, AttributeRef)}
+        return {node.name for node in walk(self.condition) if isinstance(node, AttributeRef)}
 
     def lists(self) -> set[str]:
-        return {node.name for node in _walk(self.condition) if isinstance(node, ListRef)}
+        return {node.name for node in walk(self.condition) if isinstance(node, ListRef)}
 
 
-def _walk(node: Condition | AttributeRef | Literal | ListRef) -> list[Condition | AttributeRef | Literal | ListRef]:
+def walk(node: Condition | AttributeRef | Literal | ListRef) -> list[Condition | AttributeRef | Literal | ListRef]:
     match node:
         case Comparison(left=left, right=right):
             children: list[Condition | AttributeRef | Literal | ListRef] = [left, right]
@@ -190,7 +190,7 @@ def _walk(node: Condition | AttributeRef | Literal | ListRef) -> list[Condition 
             children = list(operands)
         case _:
             children = []
-    return [node, *(found for child in children for found in _walk(child))]
+    return [node, *(found for child in children for found in walk(child))]
 
 
 # Parsing.
@@ -316,13 +316,13 @@ _ORDERING = frozenset({"<", "<=", ">", ">="})
 def check_rule(rule: Rule, lists: Mapping[str, ListKind], catalogue: Mapping[str, Attribute] = CATALOGUE) -> None:
     """Refuse what could never be evaluated as meant: an unknown attribute or list, a
     comparison of two types, an order on what is not a number, a list of another kind."""
-    for node in _walk(rule.condition):
+    for node in walk(rule.condition):
         match node:
             case AttributeRef(name=name, at=at) if name not in catalogue:
                 raise RuleInvalid(f"Unknown attribute :{name}: (GET /v1/risk/attributes lists them)", at.line, at.column)
             case ListRef(name=name, at=at) if name not in lists:
                 raise RuleInvalid(f"Unknown list @{name}", at.line, at.column)
-    for node in _walk(rule.condition):
+    for node in walk(rule.condition):
         match node:
             case Comparison():
                 _check_comparison(node, catalogue)
@@ -467,11 +467,11 @@ def _member(value: AttributeValue, collection: ListRef | tuple[Literal, ...], in
     return any(_compare(value, "=", literal.value) for literal in collection)
 
 
-def first_match(rules: Sequence[Rule], values: Mapping[str, AttributeValue], in_list: ListLookup) -> Rule | None:
-    """The rule that decides: the first whose condition is true, in Radar's order of actions and
-    then in the ruleset's order; None when none is (the attempt is allowed)."""
+def first_match(rules: Sequence[Rule], values: Mapping[str, AttributeValue], in_list: ListLookup) -> int | None:
+    """The index of the rule that decides: the first whose condition is true, in Radar's order
+    of actions and then in the ruleset's order; None when none is (the attempt is allowed)."""
     for action in ACTION_ORDER:
-        for rule in rules:
+        for index, rule in enumerate(rules):
             if rule.action == action and evaluate(rule.condition, values, in_list) is True:
-                return rule
+                return index
     return None

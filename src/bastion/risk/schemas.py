@@ -1,6 +1,6 @@
 """Request bodies of the risk API. Unknown fields are rejected, every field is bounded."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -49,3 +49,14 @@ class RiskListItemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     value: Annotated[str, StringConstraints(min_length=1, max_length=LIST_ITEM_LENGTH_MAX), FREE_TEXT]
+
+
+class RiskSettingsUpdate(BaseModel):
+    """Fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    budget_ms: Annotated[int, Field(ge=1, le=10_000)] | None = Field(default=None, description="An assessment's time budget")
+    failure_policy: Literal["fail_open", "fail_closed"] | None = Field(
+        default=None, description="Past the budget: allow the attempt not assessed, or send it to review"
+    )

@@ -166,3 +166,14 @@ risk_velocity_cards = Table(
     Column("card_fingerprint", Text, primary_key=True),
     Column("last_at", DateTime(timezone=True), nullable=False),
 )
+
+# What one unit of each currency is worth in US dollars, for `:amount_in_usd:`: platform-wide,
+# loaded by `bastion risk rates load`.
+risk_usd_rates = Table(
+    "risk_usd_rates",
+    metadata,
+    Column("currency", Text, primary_key=True),
+    Column("usd_per_unit", Numeric(20, 10), nullable=False),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    CheckConstraint("usd_per_unit > 0", name="usd_per_unit"),
+)

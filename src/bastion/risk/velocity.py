@@ -21,7 +21,7 @@ WINDOWS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": t
 CARD_COUNT_SUBJECTS = ("ip", "device", "customer")
 _MEASURES = ("attempts", "charges", "declines", "amount_in_usd")
 
-Counters = dict[str, int | Decimal | None]
+Counters = dict[str, int | Decimal | bool | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ async def count_attempt(uow: UnitOfWork, attempt: Counted) -> Counters:
     connection, tenant = uow.connection, uow.tenant
     all_time = await repository.count_subjects(connection, tenant, sorted(keys.values()), attempt.amount_in_usd, attempt.at)
     card_subjects = [keys[kind] for kind in CARD_COUNT_SUBJECTS if kind in keys] if attempt.card_fingerprint else []
-    await repository.record_velocity_event(
+    first_seen = await repository.record_velocity_event(
         connection,
         tenant,
         subjects=list(keys.values()),
@@ -62,6 +62,8 @@ async def count_attempt(uow: UnitOfWork, attempt: Counted) -> Counters:
     )
     since = {name: attempt.at - span for name, span in WINDOWS.items()}
     windows = await repository.velocity_windows(connection, tenant, list(keys.values()), since)
+    # A device that never saw this card: a new device for it.
+    counters["is_new_device"] = keys["device"] in first_seen if "device" in keys else None
     for kind, key in keys.items():
         # The attempt's own event is in every window: each subject has its row.
         _subject_counters(counters, kind, all_time[key], windows[key], known_amount=attempt.amount_in_usd is not None)
@@ -83,6 +85,7 @@ def _subject_counters(counters: Counters, kind: str, all_time: AnyRow, windows: 
 
 
 def _missing(counters: Counters, kinds: Iterable[str]) -> Counters:
+    counters.setdefault("is_new_device", None)
     for kind in kinds:
         for measure in _MEASURES:
             for window in VELOCITY_WINDOWS:

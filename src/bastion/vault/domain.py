@@ -113,6 +113,10 @@ TEST_CARD_NUMBERS = frozenset(
         "4000002760003184",
         # Authorized and captured, then disputed by the sandbox acquirer.
         "4000000000000259",
+        # The risk engine's test cards (docs/risk.md): always blocked, highest risk, elevated risk.
+        "4100000000000019",
+        "4000000000004954",
+        "4000000000009235",
     }
 )
 

@@ -12,7 +12,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from hashlib import sha256
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +19,7 @@ import httpx
 import orjson
 
 from bastion.kernel.clock import unix_seconds
+from bastion.kernel.devices import device_id
 from bastion.kernel.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -107,11 +107,9 @@ class Client:
 
 
 def device_of(signals: DeviceSignals) -> str | None:
-    """A digest of what the card fields saw of the device, when they saw its user agent; a
-    client that sends no signals is counted by its IP address and key only."""
-    if signals.user_agent_sha256 is None:
-        return None
-    return sha256(orjson.dumps(signals.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    """The device's id (`kernel.devices`); a client that sends no signals is counted by its IP
+    address and key only."""
+    return device_id(signals.model_dump(mode="json"))
 
 
 @dataclass
@@ -246,7 +244,7 @@ async def tokenize(vault: Vault, key: PublishableKey, request: TokenCreate, clie
         await _record(vault, key, client, vault.card_testing.observe(subjects, None))
         raise
     vault.check_keyring_for(key.livemode)
-    token = await _seal_and_store(vault, key.tenant, request, card, moment)
+    token = await _seal_and_store(vault, key.tenant, request, card, moment, client_ip=client.ip_address)
     await _record(vault, key, client, vault.card_testing.observe(subjects, card.number))
     return token
 
@@ -280,7 +278,9 @@ async def _record(vault: Vault, key: PublishableKey, client: Client, tripped: li
             await repository.record_card_testing(connection, key.tenant, record)
 
 
-async def _seal_and_store(vault: Vault, tenant: Tenant, request: TokenCreate, card: CardDetails, moment: datetime) -> Token:
+async def _seal_and_store(
+    vault: Vault, tenant: Tenant, request: TokenCreate, card: CardDetails, moment: datetime, *, client_ip: str | None
+) -> Token:
     card_id, token_id = new_id("crd"), new_id("tok")
     card_fingerprint = fingerprint(vault.keys, tenant, card.number)
     # The CVC's hourly layer does not depend on the key version: made once, whatever the attempts.
@@ -302,7 +302,8 @@ async def _seal_and_store(vault: Vault, tenant: Tenant, request: TokenCreate, ca
             exp_month=card.exp_month,
             exp_year=card.exp_year,
             funding=card.funding,
-            signals=signals_document(request.signals),
+            # What the fields sent, and the address the vault saw them from (the risk engine's :ip_address:).
+            signals=signals_document(request.signals) | {"client": {"ip_address": client_ip}},
             created_at=moment,
             token_expires_at=moment + TOKEN_TTL,
             cvc_expires_at=moment + CVC_TTL,
