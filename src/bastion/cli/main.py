@@ -10,6 +10,7 @@ from bastion.cli.common import Commands
 from bastion.cli.ledger import ledger_app
 from bastion.cli.merchants import apikey_app, merchant_app
 from bastion.cli.payments import payments_app
+from bastion.cli.risk import risk_app
 from bastion.cli.vault import certs_app, keys_app, vault_app
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(payments_app, name="payments")
+app.add_typer(risk_app, name="risk")
 app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(vault_app, name="vault")
