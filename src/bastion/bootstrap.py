@@ -35,6 +35,7 @@ from bastion.kernel.errors import ConfigurationError
 from bastion.payments.disputes import close_phases, submit_phases
 from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases, sync_phases
 from bastion.payments.refunds import refund_phases
+from bastion.payments.review_decisions import review_phases
 from bastion.payments.sandbox import SandboxConnector
 from bastion.payments.service import payment_method_phases
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs, private_ca_client_context
@@ -220,6 +221,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         sync_phases(connector),
         submit_phases(connector),
         close_phases(connector),
+        *review_phases(connector),
     ]
     return Services(
         settings=settings,

@@ -38,6 +38,9 @@ _TENANT_TABLES = {
     "risk_rulesets": "merchant_id",
     "risk_lists": "merchant_id",
     "risk_list_items": "merchant_id",
+    "risk_decisions": "merchant_id",
+    "risk_velocity_subjects": "merchant_id",
+    "reviews": "merchant_id",
 }
 # The body a write with an id needs to get past validation and reach the id's look-up.
 _BODIES = {"/v1/risk/lists/{list_id}/items": {"value": "a@example.com"}}
@@ -143,14 +146,29 @@ async def _payments(platform: Platform, vault: ApiProcess, credentials: Credenti
     }
 
 
-async def _risk(platform: Platform, credentials: Credentials) -> dict[str, str]:
+async def _risk(platform: Platform, vault: ApiProcess, credentials: Credentials) -> dict[str, str]:
+    """A list with an item, a live ruleset naming it, and a payment it sent to review."""
+    method = await payment_method(platform, vault, credentials)
     async with platform.client(credentials) as client:
         made = await client.post("/v1/risk/lists", json={"alias": "vip", "name": "VIP", "item_type": "email"})
         assert made.status_code == 200, made.text
         item = await client.post(f"/v1/risk/lists/{made.json()['id']}/items", json={"value": "vip@example.com"})
-        ruleset = await client.post("/v1/risk/rulesets", json={"rules": [{"rule": "allow if :customer_email: in @vip"}]})
+        rules = [{"rule": "allow if :customer_email: in @vip"}, {"rule": "review if :amount: = 777"}]
+        ruleset = await client.post("/v1/risk/rulesets", json={"rules": rules})
         assert ruleset.status_code == 200, ruleset.text
-    return {"list_id": made.json()["id"], "item_id": item.json()["id"], "ruleset_id": ruleset.json()["id"]}
+        await client.post(f"/v1/risk/rulesets/{ruleset.json()['id']}/activate", json={})
+        body = {"amount": 777, "currency": "EUR", "payment_method": method, "confirm": True}
+        assert (await client.post("/v1/payment_intents", json=body)).status_code == 200
+        [review] = (await client.get("/v1/reviews")).json()["data"]
+    return {
+        "list_id": made.json()["id"],
+        "item_id": item.json()["id"],
+        "ruleset_id": ruleset.json()["id"],
+        "review_payment_method_id": method,
+        "review_id": review["id"],
+        "review_intent_id": review["payment_intent"],
+        "review_charge_id": review["charge"],
+    }
 
 
 @pytest.fixture
@@ -174,8 +192,8 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
         b_payment_method,
         await _payments(platform, vault, merchant, a_payment_method),
         await _payments(platform, vault, other, b_payment_method),
-        await _risk(platform, merchant),
-        await _risk(platform, other),
+        await _risk(platform, vault, merchant),
+        await _risk(platform, vault, other),
     )
 
 
@@ -262,8 +280,8 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
         for path, route in _guarded_api_routes(platform):
             if "{" in path or "GET" not in (route.methods or ()):
                 continue
-            if path == "/v1/risk/attributes":
-                continue  # the catalogue: the same for every merchant, and nobody's objects
+            if path in {"/v1/risk/attributes", "/v1/risk/settings"}:
+                continue  # not lists of objects: the catalogue is everybody's, the settings the caller's own
             if path == "/v1/balance":
                 # Not a list: A's balance is A's payments alone (EUR 9.00 paid twice, less the fees;
                 # 1.00 refunded and the 15.00 dispute fee; the disputed 9.00 is held, not posted).

@@ -30,6 +30,7 @@ from bastion.payments.routes import (
     disputes_router,
     intents_router,
     refunds_router,
+    reviews_router,
 )
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
@@ -136,6 +137,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(charges_router)
     app.include_router(refunds_router)
     app.include_router(disputes_router)
+    app.include_router(reviews_router)
     app.include_router(balance_router)
     app.include_router(balance_transactions_router)
     app.include_router(connectors_router)

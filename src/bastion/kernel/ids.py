@@ -40,6 +40,7 @@ PREFIXES = frozenset(
         "rsl",
         "rsli",
         "rd",
+        "prv",
     }
 )
 

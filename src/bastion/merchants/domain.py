@@ -29,6 +29,8 @@ SCOPES = frozenset(
         "balance:read",
         "risk:read",
         "risk:write",
+        "reviews:read",
+        "reviews:write",
     }
 )
 

@@ -236,6 +236,11 @@ def declined_outcome(decline_code: str | None) -> dict[str, object]:
     }
 
 
+def review_outcome() -> dict[str, object]:
+    """An attempt authorized and sent to review by the risk engine: not captured until approved."""
+    return approved_outcome() | {"type": "manual_review", "seller_message": "Bastion placed this payment in review."}
+
+
 def blocked_outcome(rule_id: str | None) -> dict[str, object]:
     """An attempt the risk engine blocked: never sent to the network."""
     return {

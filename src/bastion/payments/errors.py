@@ -95,3 +95,9 @@ class NotificationEarly(InvalidRequest):
     connector sends it again later."""
 
     code = "notification_early"
+
+
+class ReviewClosed(InvalidRequest):
+    """The review is closed already: approved or rejected."""
+
+    code = "review_closed"

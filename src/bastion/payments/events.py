@@ -16,6 +16,8 @@ REFUND_UPDATED = "refund.updated"
 CHARGE_DISPUTE_CREATED = "charge.dispute.created"
 CHARGE_DISPUTE_UPDATED = "charge.dispute.updated"
 CHARGE_DISPUTE_CLOSED = "charge.dispute.closed"
+REVIEW_OPENED = "review.opened"
+REVIEW_CLOSED = "review.closed"
 
 EVENT_TYPES = frozenset(
     {
@@ -35,5 +37,7 @@ EVENT_TYPES = frozenset(
         CHARGE_DISPUTE_CREATED,
         CHARGE_DISPUTE_UPDATED,
         CHARGE_DISPUTE_CLOSED,
+        REVIEW_OPENED,
+        REVIEW_CLOSED,
     }
 )

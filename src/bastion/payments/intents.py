@@ -14,7 +14,7 @@ from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavail
 from bastion.kernel.ids import new_id
 from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
-from bastion.payments import books, repository
+from bastion.payments import books, repository, reviews
 from bastion.payments.charges import charge_resource, charge_row, intent_row, write_charge
 from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
 from bastion.payments.domain import (
@@ -27,6 +27,7 @@ from bastion.payments.domain import (
     card_error,
     check_action,
     declined_outcome,
+    review_outcome,
     unknown_outcome,
 )
 from bastion.payments.errors import ConnectorUnavailable, PaymentIntentInFlight, PaymentIntentUnexpectedState, ProcessingError
@@ -375,7 +376,7 @@ def confirm_phases(connector: Connector, assessor: risk.Assessor) -> Phases:
         # Before any connector call: an attempt the risk engine blocks never leaves Bastion.
         actor = Actor(id="risk", request_id=request_id_var.get())
         decision = await assessor.assess(tenant, actor, risk.Attempt.from_state(state["risk"]))
-        assessed = {"risk": decision.charge_outcome()}
+        assessed = {"risk": decision.to_state()}
         if decision.action == risk.Action.BLOCK:
             blocked = Answer(AttemptResult.DECLINED, decline_code="fraudulent", message=_BLOCKED_MESSAGE)
             return blocked.to_outcome() | assessed | {"blocked_by_risk": True}
@@ -394,11 +395,16 @@ def confirm_phases(connector: Connector, assessor: risk.Assessor) -> Phases:
     return Phases(name=CONFIRM, call=authorize, finish=record_attempt, undo=_undo_confirm)
 
 
-async def _risk_of(uow: UnitOfWork, outcome: Outcome, charge_id: str) -> dict[str, Any]:
-    """The risk engine's word on the attempt, for its charge's outcome: as the confirm's call
-    carried it, else (an answer a sync or a notification settles later) as risk stored it."""
-    assessed: dict[str, Any] = outcome.get("risk") or await risk.charge_outcome_of(uow, charge_id)
-    return assessed
+async def _decision_of(uow: UnitOfWork, outcome: Outcome, charge_id: str) -> risk.Decision | None:
+    """The risk engine's decision on the attempt: as the confirm's call carried it, else (an
+    answer a sync or a notification settles later) as risk stored it; None if not assessed."""
+    carried = outcome.get("risk")
+    return risk.Decision.from_state(carried) if carried is not None else await risk.decision_of(uow, charge_id)
+
+
+def _risk_fields(decision: risk.Decision | None) -> dict[str, Any]:
+    """The charge outcome's risk fields."""
+    return {"risk_level": "not_assessed", "risk_score": None, "rule": None} if decision is None else decision.charge_outcome()
 
 
 # An attempt waits for the connector's word in these: its answer is unknown, or the cardholder's
@@ -424,19 +430,23 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pay
     reference: dict[str, Any] = {"connector_reference": answer.reference}
     if answer.result == AttemptResult.REQUIRES_ACTION:
         return await _record_challenge(uow, intent, charge, answer, state.get("return_url"))
-    assessed = await _risk_of(uow, outcome, charge["id"])
+    decision = await _decision_of(uow, outcome, charge["id"])
+    assessed = _risk_fields(decision)
     if answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, AttemptResult.DECLINED, AttemptResult.FAILED):
         await risk.record_outcome(
             uow, charge["id"], succeeded=answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
         )
     if answer.result == AttemptResult.AUTHORIZED:
         hold = await books.hold_authorization(uow, charge["id"], amount)
+        in_review = decision is not None and decision.action == risk.Action.REVIEW
         changes: dict[str, Any] = {
             "status": "succeeded",
-            "outcome": approved_outcome() | assessed,
+            "outcome": (review_outcome() if in_review else approved_outcome()) | assessed,
             "authorization_entry_id": hold,
         }
         await write_charge(uow, charge, reference | changes, event_types=[CHARGE_SUCCEEDED])
+        if in_review and decision is not None:
+            await reviews.open_review(uow, charge, decision)
         intent_changes = {
             "status": IntentStatus.REQUIRES_CAPTURE,
             "amount_capturable": amount.amount_minor,
@@ -536,7 +546,8 @@ async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
     charge = await charge_row(uow, state["charge"], for_update=True)
     if awaiting_answer(intent, charge):
         not_sent = Answer(AttemptResult.FAILED, message="The payment could not be completed.")
-        await _record_failure(uow, intent, charge, not_sent, declined_outcome(None) | await _risk_of(uow, {}, charge["id"]))
+        assessed = _risk_fields(await _decision_of(uow, {}, charge["id"]))
+        await _record_failure(uow, intent, charge, not_sent, declined_outcome(None) | assessed)
 
 
 # Sync: an attempt whose answer was unknown, asked about again (payments/jobs.py).

@@ -655,3 +655,62 @@ async def charge_intent_id(connection: Connection, tenant: Tenant, charge_id: st
 async def awaiting_intent_id(connection: Connection, tenant: Tenant, charge_id: str) -> str | None:
     intent_id: str | None = await connection.fetchval(_AWAITING_INTENT, tenant.merchant_id, tenant.livemode, charge_id)
     return intent_id
+
+
+# Reviews (reviews.py).
+
+_INSERT_REVIEW = """
+INSERT INTO reviews (id, merchant_id, livemode, charge_id, payment_intent_id, decision_id, rule_id, open, created_at)
+VALUES ($3, $1, $2, $4, $5, $6, $7, true, $8)
+RETURNING *
+"""
+_REVIEW = "SELECT * FROM reviews WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_REVIEW_FOR_UPDATE = f"{_REVIEW} FOR UPDATE"
+_REVIEW_EXISTS = "SELECT EXISTS (SELECT 1 FROM reviews WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+# Paged by fetch_page; a null $3 lists open and closed ones.
+_REVIEWS = "SELECT * FROM reviews WHERE merchant_id = $1 AND livemode = $2 AND ($3::boolean IS NULL OR open = $3)"
+_CLOSE_REVIEW = """
+UPDATE reviews SET open = false, closed_reason = $4, closed_by = $5, closed_at = $6
+WHERE merchant_id = $1 AND livemode = $2 AND id = $3 AND open
+RETURNING *
+"""
+
+
+async def insert_review(connection: Connection, tenant: Tenant, values: dict[str, Any]) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(
+        _INSERT_REVIEW,
+        tenant.merchant_id,
+        tenant.livemode,
+        values["id"],
+        values["charge_id"],
+        values["payment_intent_id"],
+        values["decision_id"],
+        values["rule_id"],
+        values["created_at"],
+    )
+    return row
+
+
+async def get_review(connection: Connection, tenant: Tenant, review_id: str, *, for_update: bool = False) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(
+        _REVIEW_FOR_UPDATE if for_update else _REVIEW, tenant.merchant_id, tenant.livemode, review_id
+    )
+    return row
+
+
+async def review_exists(connection: Connection, tenant: Tenant, review_id: str) -> bool:
+    return bool(await connection.fetchval(_REVIEW_EXISTS, tenant.merchant_id, tenant.livemode, review_id))
+
+
+async def page_reviews(connection: Connection, tenant: Tenant, request: PageRequest, is_open: bool | None) -> Page:
+    return await fetch_page(connection, _REVIEWS, (tenant.merchant_id, tenant.livemode, is_open), request)
+
+
+async def close_review(
+    connection: Connection, tenant: Tenant, review_id: str, *, reason: str, closed_by: str, at: datetime
+) -> AnyRow | None:
+    """The review closed, or None if it was closed already."""
+    row: AnyRow | None = await connection.fetchrow(
+        _CLOSE_REVIEW, tenant.merchant_id, tenant.livemode, review_id, reason, closed_by, at
+    )
+    return row

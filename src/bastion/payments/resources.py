@@ -112,7 +112,7 @@ class ChargeRule(TypedDict):
 
 class ChargeOutcome(TypedDict):
     network_status: Literal["approved_by_network", "declined_by_network", "not_sent_to_network"] | None
-    type: Literal["authorized", "issuer_declined", "blocked", "invalid", "unknown"]
+    type: Literal["authorized", "manual_review", "issuer_declined", "blocked", "invalid", "unknown"]
     reason: str | None
     seller_message: str
     risk_level: Annotated[str, Field(description="normal, elevated, highest, or not_assessed (docs/risk.md)")]
@@ -221,6 +221,29 @@ class DisputeList(TypedDict):
     object: Literal["list"]
     url: str
     data: list[Dispute]
+    has_more: bool
+
+
+class Review(TypedDict):
+    """A payment the risk engine sent to review (Stripe's Review)."""
+
+    id: str
+    object: Literal["review"]
+    charge: str
+    payment_intent: str
+    open: bool
+    opened_reason: Literal["rule"]
+    reason: Annotated[str, Field(description="rule while open; then approved or refunded_as_fraud")]
+    closed_reason: Literal["approved", "refunded_as_fraud"] | None
+    rule: Annotated[str | None, Field(description="The risk rule that opened it (null: the failure policy)")]
+    created: int
+    livemode: bool
+
+
+class ReviewList(TypedDict):
+    object: Literal["list"]
+    url: str
+    data: list[Review]
     has_more: bool
 
 

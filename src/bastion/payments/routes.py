@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.payments import books, charges, disputes, intents, notifications, refunds, service
+from bastion.payments import books, charges, disputes, intents, notifications, refunds, review_decisions, reviews, service
 from bastion.payments.resources import (
     Balance,
     BalanceTransaction,
@@ -21,6 +21,8 @@ from bastion.payments.resources import (
     PaymentMethodList,
     Refund,
     RefundList,
+    Review,
+    ReviewList,
 )
 from bastion.payments.schemas import (
     DisputeUpdate,
@@ -311,6 +313,62 @@ async def list_balance_transactions(
 ) -> JsonResponse:
     async with context.read() as uow:
         return JsonResponse(await books.list_balance_transactions(uow, page, type_=type_, source=source, currency=currency))
+
+
+reviews_router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
+ReviewId = Annotated[str, Path(max_length=64, json_schema_extra=id_schema("prv"), description="A review id, prv_...")]
+ReviewReader = Annotated[RequestContext, Depends(Authorized("reviews:read"))]
+ReviewWriter = Annotated[RequestContext, Depends(Authorized("reviews:write"))]
+
+
+@reviews_router.get("/{review_id}", summary="Retrieve a review", responses=documented(Review))
+async def retrieve_review(review_id: ReviewId, context: ReviewReader) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await reviews.retrieve_review(uow, review_id))
+
+
+@reviews_router.get("", summary="List reviews, newest first", responses=documented(ReviewList))
+async def list_reviews(
+    context: ReviewReader,
+    page: Annotated[PageRequest, Depends(page_request("prv"))],
+    open_: Annotated[bool | None, Query(alias="open", description="Only open (true) or closed (false) reviews")] = None,
+) -> JsonResponse:
+    async with context.read() as uow:
+        return JsonResponse(await reviews.list_reviews(uow, page, is_open=open_))
+
+
+@reviews_router.post(
+    "/{review_id}/approve",
+    summary="Approve a review: a capture the risk engine held back proceeds",
+    responses=documented(Review, writes=True),
+)
+async def approve_review(review_id: ReviewId, context: ReviewWriter) -> JsonResponse:
+    async with context.read() as uow:
+        step = await review_decisions.approval_step(uow, review_id)
+    if step == review_decisions.Step.CAPTURE:
+        phases = context.services.commands.registry[review_decisions.APPROVE]
+        return await context.phased(phases, lambda uow: review_decisions.start_approve(uow, review_id))
+    return await context.command(lambda uow: review_decisions.close(uow, review_id, review_decisions.APPROVED))
+
+
+@reviews_router.post(
+    "/{review_id}/reject",
+    summary="Reject a review as fraud: the authorization is voided, or the payment refunded",
+    responses=documented(Review, writes=True),
+)
+async def reject_review(review_id: ReviewId, context: ReviewWriter) -> JsonResponse:
+    async with context.read() as uow:
+        step = await review_decisions.rejection_step(uow, review_id)
+    commands = context.services.commands.registry
+    if step == review_decisions.Step.VOID:
+        return await context.phased(
+            commands[review_decisions.REJECT_BY_VOID], lambda uow: review_decisions.start_reject_by_void(uow, review_id)
+        )
+    if step == review_decisions.Step.REFUND:
+        return await context.phased(
+            commands[review_decisions.REJECT_BY_REFUND], lambda uow: review_decisions.start_reject_by_refund(uow, review_id)
+        )
+    return await context.command(lambda uow: review_decisions.close(uow, review_id, review_decisions.REJECTED))
 
 
 # Connectors' notifications: no API key, each connector verifies its own signature.

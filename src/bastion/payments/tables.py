@@ -253,3 +253,27 @@ balance_transactions = Table(
     CheckConstraint("net = amount - fee", name="net"),
     Index("ix_balance_transactions_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
 )
+
+# Payments the risk engine sent to review: authorized, not captured, until the merchant
+# approves (the capture proceeds) or rejects (the authorization is voided, or the payment
+# refunded) them (docs/risk.md, Reviews).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("charge_id", Text, ForeignKey("charges.id"), nullable=False, unique=True),
+    Column("payment_intent_id", Text, ForeignKey("payment_intents.id"), nullable=False),
+    # The risk engine's decision that opened it, and its rule (None: the failure policy's).
+    Column("decision_id", Text, nullable=False),
+    Column("rule_id", Text),
+    Column("open", Boolean, nullable=False),
+    Column("closed_reason", Text),
+    Column("closed_by", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    CheckConstraint("closed_reason IN ('approved', 'refunded_as_fraud')", name="closed_reason"),
+    CheckConstraint("open = (closed_reason IS NULL)", name="open"),
+    Index("ix_reviews_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+)

@@ -1,10 +1,10 @@
 """Risk: the rules that decide, before any connector is called, whether an attempt goes on
 (docs/risk.md)."""
 
-from bastion.risk.assessment import Assessor, Decision, charge_outcome_of
+from bastion.risk.assessment import Assessor, Decision, decision_of
 from bastion.risk.events import EVENT_TYPES
 from bastion.risk.rules import Action
 from bastion.risk.signals import Attempt
 from bastion.risk.velocity import record_outcome
 
-__all__ = ["EVENT_TYPES", "Action", "Assessor", "Attempt", "Decision", "charge_outcome_of", "record_outcome"]
+__all__ = ["EVENT_TYPES", "Action", "Assessor", "Attempt", "Decision", "decision_of", "record_outcome"]

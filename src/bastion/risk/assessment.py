@@ -55,6 +55,20 @@ class Decision:
         predicate = None if rule is None else {"id": rule["id"], "action": rule["action"], "predicate": rule["rule"]}
         return {"risk_level": self.risk_level, "risk_score": self.risk_score, "rule": predicate}
 
+    def to_state(self) -> dict[str, Any]:
+        """For a command's state or outcome (JSON)."""
+        return {
+            "id": self.id,
+            "action": self.action.value,
+            "risk_score": self.risk_score,
+            "risk_level": self.risk_level,
+            "rule": self.rule,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "Decision":
+        return cls(state["id"], Action(state["action"]), state["risk_score"], state["risk_level"], state["rule"])
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Decision":
         rule = next((reason for reason in row["reasons"] if reason.get("decided")), None)
@@ -277,12 +291,10 @@ def _stored(values: Mapping[str, AttributeValue]) -> dict[str, Any]:
     return {name: _json(value) for name, value in sorted(values.items())}
 
 
-async def charge_outcome_of(uow: UnitOfWork, attempt_id: str) -> dict[str, Any]:
-    """The decision on an attempt as its charge's outcome tells it; `not_assessed` when there is none."""
+async def decision_of(uow: UnitOfWork, attempt_id: str) -> Decision | None:
+    """The decision on an attempt, if it was assessed."""
     row = await repository.decision_for_attempt(uow.connection, uow.tenant, attempt_id)
-    if row is None:
-        return {"risk_level": "not_assessed", "risk_score": None, "rule": None}
-    return Decision.from_row(row).charge_outcome()
+    return None if row is None else Decision.from_row(row)
 
 
 def decision_resource(row: AnyRow | Mapping[str, Any]) -> RiskDecision:

@@ -59,6 +59,18 @@ class Phases:
     finish: Callable[[UnitOfWork, State, Outcome], Awaitable[Mapping[str, object] | Reply]]
     undo: Callable[[UnitOfWork, State], Awaitable[None]] | None = None
 
+    def then(self, name: str, after: Callable[[UnitOfWork, State], Awaitable[Mapping[str, object]]]) -> "Phases":
+        """This command under another name, whose finish goes on with `after` in the same
+        transaction and answers what `after` answers (a refusal the finish recorded stays the
+        answer): a review approved is a capture, then the review closed."""
+        finish = self.finish
+
+        async def finish_then(uow: UnitOfWork, state: State, outcome: Outcome) -> Mapping[str, object] | Reply:
+            finished = await finish(uow, state, outcome)
+            return finished if isinstance(finished, Reply) else await after(uow, state)
+
+        return Phases(name=name, call=self.call, finish=finish_then, undo=self.undo)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
