@@ -1,6 +1,8 @@
 """`bastion risk`: what the risk engine needs from the operator."""
 
 import asyncio
+import dataclasses
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +13,38 @@ from bastion.cli.common import fail, with_owner_database
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 from bastion.risk.rates import RatesInvalid, load_rates, parse_rates
+from bastion.risk.replay import Replayed, replay
 
-risk_app = typer.Typer(help="The risk engine's data.", no_args_is_help=True)
+risk_app = typer.Typer(help="The risk engine's data and decisions.", no_args_is_help=True)
 rates_app = typer.Typer(help="Exchange rates to US dollars, for :amount_in_usd:.", no_args_is_help=True)
 risk_app.add_typer(rates_app, name="rates")
 
 _FILE_BYTES_MAX = 1_000_000
+
+
+@risk_app.command("replay")
+def replay_decision(
+    decision: Annotated[str, typer.Option("--decision", help="The decision's id, rd_...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Compute a decision again from what it was made from; exit 1 if it comes out otherwise."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> Replayed | None:
+        async with database.connection() as connection:
+            return await replay(connection, decision)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        replayed = asyncio.run(with_owner_database(url, work))
+    if replayed is None:
+        raise fail(f"no such decision: {decision}")
+    if as_json:
+        typer.echo(json.dumps({"same": replayed.same, **dataclasses.asdict(replayed)}))
+    else:
+        shown = f"{replayed.recomputed.action} by {replayed.recomputed.rule or 'no rule'}"
+        typer.echo(f"{decision}: {'the same decision' if replayed.same else 'a different decision'}: {shown}")
+    if not replayed.same:
+        raise typer.Exit(code=1)
 
 
 @rates_app.command("load")

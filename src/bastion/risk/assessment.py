@@ -82,18 +82,18 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ruleset:
+class ParsedRuleset:
     id: str | None  # None: the default rules
     rules: tuple[tuple[str, Rule], ...]
 
 
 @lru_cache(maxsize=_RULESETS_CACHED_MAX)
-def _parsed(ruleset_id: str | None, texts: tuple[tuple[str, str], ...]) -> _Ruleset:
+def _parsed(ruleset_id: str | None, texts: tuple[tuple[str, str], ...]) -> ParsedRuleset:
     """A ruleset's rules parsed once per process: a ruleset never changes once made."""
-    return _Ruleset(ruleset_id, tuple((rule_id, parse_rule(text)) for rule_id, text in texts))
+    return ParsedRuleset(ruleset_id, tuple((rule_id, parse_rule(text)) for rule_id, text in texts))
 
 
-def _ruleset(row: Mapping[str, Any] | None) -> _Ruleset:
+def parsed_ruleset(row: Mapping[str, Any] | None) -> ParsedRuleset:
     if row is None:
         return _parsed(None, DEFAULT_RULES)
     return _parsed(row["id"], tuple((rule["id"], rule["rule"]) for rule in row["rules"]))
@@ -163,11 +163,12 @@ async def _decide(uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any],
     counted = Counted(attempt.attempt_id, subjects, attempt.card_fingerprint, _number(values["amount_in_usd"]), now)
     values |= await count_attempt(uow, counted)
     rulesets = {row["status"]: row for row in context["rulesets"] or []}
-    live, shadow = _ruleset(rulesets.get("live")), rulesets.get("shadow")
-    shadow_rules = None if shadow is None else _ruleset(shadow)
+    live, shadow = parsed_ruleset(rulesets.get("live")), rulesets.get("shadow")
+    shadow_rules = None if shadow is None else parsed_ruleset(shadow)
     hits = await _list_hits(uow, [live, *([shadow_rules] if shadow_rules else [])], values)
-    action, rule_id = _verdict(attempt, live, values, hits)
-    shadow_verdict = None if shadow_rules is None else _verdict(attempt, shadow_rules, values, hits)
+    blocked_card = always_blocked(attempt)
+    action, rule_id = verdict(live, values, hits, always_blocked=blocked_card)
+    shadow_verdict = None if shadow_rules is None else verdict(shadow_rules, values, hits, always_blocked=blocked_card)
     shadow_record = (
         None
         if shadow_verdict is None or shadow_rules is None
@@ -183,7 +184,11 @@ async def _decide(uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any],
             rule_id=rule_id,
             reasons=_reasons(live, rule_id, values),
             rulesets=(live.id, shadow_record),
-            attributes={"values": _stored(values), "list_hits": sorted([alias, value] for alias, value in hits)},
+            attributes={
+                "values": _stored(values),
+                "list_hits": sorted([alias, value] for alias, value in hits),
+                "always_blocked": blocked_card,
+            },
             started=started,
             now=now,
         ),
@@ -228,11 +233,12 @@ def _decision_values(
     }
 
 
-def _verdict(
-    attempt: Attempt, ruleset: _Ruleset, values: Mapping[str, AttributeValue], hits: set[tuple[str, str]]
+def verdict(
+    ruleset: ParsedRuleset, values: Mapping[str, AttributeValue], hits: set[tuple[str, str]], *, always_blocked: bool
 ) -> tuple[Action, str | None]:
-    """The action and the id of the rule that took it."""
-    if always_blocked(attempt):
+    """The action and the id of the rule that took it: the sandbox's always-blocked test card,
+    else the ruleset's first rule whose condition is true (Radar's order), else allow."""
+    if always_blocked:
         return Action.BLOCK, TEST_CARD_RULE
     decided = first_match([rule for _, rule in ruleset.rules], values, lambda alias, value: (alias, str(value)) in hits)
     if decided is None:
@@ -241,7 +247,7 @@ def _verdict(
     return rule.action, rule_id
 
 
-def _reasons(ruleset: _Ruleset, rule_id: str | None, values: Mapping[str, AttributeValue]) -> list[dict[str, Any]]:
+def _reasons(ruleset: ParsedRuleset, rule_id: str | None, values: Mapping[str, AttributeValue]) -> list[dict[str, Any]]:
     """The deciding rule, with the values of the attributes it names."""
     for candidate_id, rule in ruleset.rules:
         if candidate_id == rule_id:
@@ -254,7 +260,9 @@ def _reasons(ruleset: _Ruleset, rule_id: str | None, values: Mapping[str, Attrib
     return []
 
 
-async def _list_hits(uow: UnitOfWork, rulesets: Sequence[_Ruleset], values: Mapping[str, AttributeValue]) -> set[tuple[str, str]]:
+async def _list_hits(
+    uow: UnitOfWork, rulesets: Sequence[ParsedRuleset], values: Mapping[str, AttributeValue]
+) -> set[tuple[str, str]]:
     """(alias, value as the attribute holds it) for each list the rules look an attribute up in
     that holds its value: one query for all of them."""
     lookups = {

@@ -434,3 +434,18 @@ ON CONFLICT (currency) DO UPDATE SET usd_per_unit = EXCLUDED.usd_per_unit, as_of
 
 async def upsert_rates(connection: Connection, rates: list[tuple[str, Decimal]], as_of: datetime) -> None:
     await connection.executemany(_UPSERT_RATE, [(currency, rate, as_of) for currency, rate in rates])
+
+
+# Replays, as the owner: by id, whatever the merchant.
+
+_DECISION_ANY_TENANT = "SELECT * FROM risk_decisions WHERE id = $1"
+_RULESETS_ANY_TENANT = "SELECT id, rules FROM risk_rulesets WHERE id = ANY($1::text[])"
+
+
+async def decision_any_tenant(connection: Connection, decision_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_DECISION_ANY_TENANT, decision_id)
+    return row
+
+
+async def rulesets_any_tenant(connection: Connection, ruleset_ids: list[str]) -> dict[str, AnyRow]:
+    return {row["id"]: row for row in await connection.fetch(_RULESETS_ANY_TENANT, ruleset_ids)}
