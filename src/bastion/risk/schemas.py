@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from bastion.platform.http.schemas import FREE_TEXT
+from bastion.platform.http.schemas import FREE_TEXT, WHOLE
 from bastion.risk.attributes import ListKind
 from bastion.risk.domain import LIST_ITEM_LENGTH_MAX, RULES_PER_RULESET_MAX
 from bastion.risk.rules import RULE_LENGTH_MAX
@@ -56,7 +56,9 @@ class RiskSettingsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    budget_ms: Annotated[int, Field(ge=1, le=10_000)] | None = Field(default=None, description="An assessment's time budget")
+    budget_ms: Annotated[int, Field(ge=1, le=10_000), WHOLE] | None = Field(
+        default=None, description="An assessment's time budget"
+    )
     failure_policy: Literal["fail_open", "fail_closed"] | None = Field(
         default=None, description="Past the budget: allow the attempt not assessed, or send it to review"
     )

@@ -79,6 +79,7 @@ _TEST_FUNDING = {
     "356600": "credit",
     "620000": "credit",
     "400000": "credit",
+    "410000": "credit",
 }
 
 # The sandbox's test cards (docs/vault-fields.md, "Test cards"), the only numbers test mode
