@@ -3,15 +3,26 @@
 import asyncio
 import dataclasses
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bastion import bootstrap
 from bastion.cli.common import fail, with_owner_database
-from bastion.platform.db import Database
+from bastion.payments import fraud_charges
+from bastion.platform.db import Database, Tenant
 from bastion.platform.settings import Settings
+from bastion.risk.backtest import (
+    CANDIDATE_BYTES_MAX,
+    CandidateInvalid,
+    backtest,
+    merchant_lists,
+    parse_candidate,
+    shadow_report,
+    stored_decisions,
+)
 from bastion.risk.rates import RatesInvalid, load_rates, parse_rates
 from bastion.risk.replay import Replayed, replay
 
@@ -45,6 +56,71 @@ def replay_decision(
         typer.echo(f"{decision}: {'the same decision' if replayed.same else 'a different decision'}: {shown}")
     if not replayed.same:
         raise typer.Exit(code=1)
+
+
+Merchant = Annotated[str, typer.Option("--merchant", help="The merchant whose decisions to read, mer_...")]
+Live = Annotated[bool, typer.Option("--live", help="Live-mode decisions (default: test mode).")]
+Since = Annotated[datetime | None, typer.Option("--since", formats=["%Y-%m-%d"], help="Only decisions from this day (UTC) on.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@risk_app.command("backtest")
+def backtest_ruleset(
+    ruleset: Annotated[Path, typer.Option("--ruleset", help='A JSON file: {"rules": [{"id": ..., "rule": ...}]}.')],
+    merchant: Merchant,
+    live: Live = False,
+    since: Since = None,
+    as_json: AsJson = False,
+) -> None:
+    """Evaluate a candidate ruleset over a merchant's stored decisions, with the values recorded
+    then: per rule, its hits and their precision and recall against the attempts later found to be
+    fraud (disputed or refunded as fraud, or rejected in review)."""
+    settings = Settings.from_env()
+    tenant = Tenant(merchant, livemode=live)
+    try:
+        if ruleset.stat().st_size > CANDIDATE_BYTES_MAX:
+            raise fail(f"{ruleset}: larger than {CANDIDATE_BYTES_MAX} bytes")
+        text = ruleset.read_text(encoding="utf-8")
+    except OSError as error:
+        raise fail(f"{ruleset}: {error.strerror}") from None
+
+    async def work(database: Database) -> dict[str, Any]:
+        candidate = parse_candidate(text, await merchant_lists(database, tenant))
+        decisions = await stored_decisions(database, tenant, since)
+        async with database.connection() as connection:
+            fraud = await fraud_charges(connection, tenant, [row["attempt_id"] for row in decisions])
+        return backtest(candidate, decisions, fraud).report()
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        try:
+            report = asyncio.run(with_owner_database(url, work))
+        except CandidateInvalid as error:
+            raise fail(f"{ruleset}: {error}") from None
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"{report['decisions']} decisions ({report['not_assessed']} not assessed), {report['fraud']} fraud")
+    typer.echo("the candidate would: " + ", ".join(f"{action} {count}" for action, count in report["actions"].items()))
+    for rule in report["rules"]:
+        typer.echo(f"{rule['id']}: {rule['hits']} hits, precision {rule['precision']}, recall {rule['recall']}  ({rule['rule']})")
+
+
+@risk_app.command("shadow-report")
+def shadow_report_command(merchant: Merchant, live: Live = False, since: Since = None, as_json: AsJson = False) -> None:
+    """How the shadow ruleset's verdicts compared with the live one's on the same attempts."""
+    settings = Settings.from_env()
+
+    async def work(database: Database) -> dict[str, Any]:
+        return shadow_report(await stored_decisions(database, Tenant(merchant, livemode=live), since))
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        report = asyncio.run(with_owner_database(url, work))
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"{report['compared']} attempts seen by both, {report['agreed']} decided alike")
+    for pair in report["pairs"]:
+        typer.echo(f"live {pair['live']}, shadow {pair['shadow']}: {pair['count']}")
 
 
 @rates_app.command("load")

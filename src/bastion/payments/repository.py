@@ -714,3 +714,21 @@ async def close_review(
         _CLOSE_REVIEW, tenant.merchant_id, tenant.livemode, review_id, reason, closed_by, at
     )
     return row
+
+
+# Fraud labels for the risk engine's backtests: charges later disputed as fraud, refunded as
+# fraud, or whose intent was canceled as fraud (a review rejected).
+_FRAUD_CHARGES = """
+SELECT c.id FROM charges c
+WHERE c.merchant_id = $1 AND c.livemode = $2 AND c.id = ANY($3::text[]) AND (
+    EXISTS (SELECT 1 FROM disputes d WHERE d.charge_id = c.id AND d.reason = 'fraudulent')
+    OR EXISTS (SELECT 1 FROM refunds r WHERE r.charge_id = c.id AND r.reason = 'fraudulent' AND r.status = 'succeeded')
+    OR EXISTS (
+        SELECT 1 FROM payment_intents i WHERE i.latest_charge_id = c.id AND i.cancellation_reason = 'fraudulent'
+    )
+)
+"""
+
+
+async def fraud_charges(connection: Connection, tenant: Tenant, charge_ids: list[str]) -> set[str]:
+    return {row["id"] for row in await connection.fetch(_FRAUD_CHARGES, tenant.merchant_id, tenant.livemode, charge_ids)}

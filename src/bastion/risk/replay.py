@@ -34,7 +34,7 @@ class Replayed:
         return self.stored == self.recomputed and self.shadow_stored == self.shadow_recomputed
 
 
-def _typed(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
+def typed_values(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """The stored values as the evaluation read them: numbers were stored as text, exactly."""
     typed: dict[str, AttributeValue] = {}
     for name, value in values.items():
@@ -56,7 +56,7 @@ async def replay(connection: Connection, decision_id: str) -> Replayed | None:
         policy = row["reasons"][0]["id"]
         return Replayed(decision_id, stored, Verdict(Action.REVIEW if policy == FAIL_CLOSED else Action.ALLOW, None), None, None)
     attributes = row["attributes"]
-    values = _typed(attributes["values"])
+    values = typed_values(attributes["values"])
     hits = {(alias, value) for alias, value in attributes["list_hits"]}
     blocked = bool(attributes.get("always_blocked", False))
     rulesets = await repository.rulesets_any_tenant(

@@ -449,3 +449,17 @@ async def decision_any_tenant(connection: Connection, decision_id: str) -> AnyRo
 
 async def rulesets_any_tenant(connection: Connection, ruleset_ids: list[str]) -> dict[str, AnyRow]:
     return {row["id"]: row for row in await connection.fetch(_RULESETS_ANY_TENANT, ruleset_ids)}
+
+
+# Backtests, as the owner: a merchant's decisions in one mode since a moment, a page at a time.
+
+_DECISIONS_SINCE = """
+SELECT id, attempt_id, action, risk_level, attributes, shadow FROM risk_decisions
+WHERE merchant_id = $1 AND livemode = $2 AND created_at >= $3 AND id > $4
+ORDER BY id LIMIT $5
+"""
+
+
+async def decisions_since(connection: Connection, tenant: Tenant, since: datetime, *, after_id: str, limit: int) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_DECISIONS_SINCE, tenant.merchant_id, tenant.livemode, since, after_id, limit)
+    return rows
