@@ -214,7 +214,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
-        confirm_phases(connector, risk.Assessor(database, budget_ms=settings.risk_budget_ms)),
+        confirm_phases(connector, _assessor(settings, database)),
         capture_phases(connector),
         cancel_phases(connector),
         refund_phases(connector),
@@ -236,6 +236,15 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         connectors={connector.name: connector},
         demo_keys=grant.demo_keys,
         outbound=(acquirer,),
+    )
+
+
+def _assessor(settings: Settings, database: Database) -> risk.Assessor:
+    return risk.Assessor(
+        database,
+        budget_ms=settings.risk_budget_ms,
+        locator=risk.Locator(settings.geoip_database),
+        travel_limits=risk.TravelLimits(speed_kmh=settings.risk_travel_kmh, distance_km=settings.risk_travel_min_km),
     )
 
 

@@ -173,6 +173,11 @@ class Settings:
     acquirer_dispute_review_s: int
     # A risk assessment's time budget for merchants that set none (docs/risk.md, Time budget).
     risk_budget_ms: int
+    # A MaxMind-format city database (GeoLite2, DB-IP); None: the one the package ships.
+    geoip_database: Path | None
+    # Impossible travel: faster than this over at least that far (docs/risk.md, Locations).
+    risk_travel_kmh: int
+    risk_travel_min_km: int
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -232,4 +237,9 @@ class Settings:
             else _origin("BASTION_ACQUIRER_NOTIFY_URL", "http://127.0.0.1:8000"),
             acquirer_dispute_review_s=_int("BASTION_ACQUIRER_DISPUTE_REVIEW_S", 5, minimum=0, maximum=86_400),
             risk_budget_ms=_int("BASTION_RISK_BUDGET_MS", 50, minimum=1, maximum=10_000),
+            geoip_database=Path(os.environ["BASTION_GEOIP_DATABASE"]).resolve()
+            if os.environ.get("BASTION_GEOIP_DATABASE")
+            else None,
+            risk_travel_kmh=_int("BASTION_RISK_TRAVEL_KMH", 900, minimum=1, maximum=100_000),
+            risk_travel_min_km=_int("BASTION_RISK_TRAVEL_MIN_KM", 50, minimum=0, maximum=20_000),
         )

@@ -3,8 +3,10 @@
 
 from bastion.risk.assessment import Assessor, Decision, decision_of
 from bastion.risk.events import EVENT_TYPES
+from bastion.risk.geo import Locator
 from bastion.risk.rules import Action
 from bastion.risk.signals import Attempt
+from bastion.risk.travel import TravelLimits
 from bastion.risk.velocity import record_outcome
 
-__all__ = ["EVENT_TYPES", "Action", "Assessor", "Attempt", "Decision", "decision_of", "record_outcome"]
+__all__ = ["EVENT_TYPES", "Action", "Assessor", "Attempt", "Decision", "Locator", "TravelLimits", "decision_of", "record_outcome"]

@@ -24,10 +24,12 @@ from bastion.risk import repository
 from bastion.risk.attributes import CATALOGUE
 from bastion.risk.domain import list_item
 from bastion.risk.events import RISK_DECISION
+from bastion.risk.geo import Locator
 from bastion.risk.resources import RiskDecision
 from bastion.risk.rules import Action, AttributeRef, AttributeValue, ListRef, Membership, Rule, first_match, parse_rule, walk
-from bastion.risk.signals import Attempt, always_blocked, attempt_values, usd
-from bastion.risk.velocity import Counted, count_attempt
+from bastion.risk.signals import Attempt, always_blocked, attempt_values, location_values, usd
+from bastion.risk.travel import DEFAULT_TRAVEL_LIMITS, TRAVEL_SUBJECTS, TravelLimits, travel
+from bastion.risk.velocity import Counted, count_attempt, subject_key
 
 BUDGET_MS_DEFAULT = 50
 FAIL_OPEN: Final = "fail_open"
@@ -103,9 +105,19 @@ class Assessor:
     """Assesses attempts on `database`, within each merchant's time budget or `budget_ms` for
     those that set none."""
 
-    def __init__(self, database: Database, *, budget_ms: int = BUDGET_MS_DEFAULT) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        budget_ms: int = BUDGET_MS_DEFAULT,
+        locator: Locator | None = None,
+        travel_limits: TravelLimits = DEFAULT_TRAVEL_LIMITS,
+    ) -> None:
+        """`locator`: where IP addresses are (None: nowhere, every location attribute missing)."""
         self.database = database
         self.budget_ms = budget_ms
+        self.locator = locator
+        self.travel_limits = travel_limits
 
     async def assess(self, tenant: Tenant, actor: Actor, attempt: Attempt) -> Decision:
         started = time.monotonic()
@@ -120,9 +132,58 @@ class Assessor:
                     policy = settings.get("failure_policy", FAIL_OPEN)
                     budget_s = settings.get("budget_ms", self.budget_ms) / 1000
                     budget.reschedule(asyncio.get_running_loop().time() + budget_s - (time.monotonic() - started))
-                    return await _decide(uow, attempt, context, started)
+                    return await self._decide(uow, attempt, context, started)
         except TimeoutError:
             return await self._not_assessed(tenant, actor, attempt, policy=policy, started=started)
+
+    async def _decide(self, uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any], started: float) -> Decision:
+        now = uow.now()
+        rate = context["usd_per_unit"]
+        values = attempt_values(attempt, now, usd(attempt.amount, attempt.currency, None if rate is None else Decimal(rate)))
+        location = None if attempt.ip_address is None or self.locator is None else self.locator.locate(attempt.ip_address)
+        values |= location_values(location, values["device_timezone"], now)
+        subjects = {kind: str(values[name]) for kind, name in _VELOCITY_KINDS.items() if values[name] is not None}
+        if values["device_id"] is not None:
+            subjects["device"] = str(values["device_id"])
+        counted = Counted(attempt.attempt_id, subjects, attempt.card_fingerprint, _number(values["amount_in_usd"]), now)
+        values |= await count_attempt(uow, counted)
+        travelled = [subject_key(kind, subjects[kind]) for kind in TRAVEL_SUBJECTS if kind in subjects]
+        values |= await travel(uow, travelled, location, now, self.travel_limits)
+        rulesets = {row["status"]: row for row in context["rulesets"] or []}
+        live, shadow = parsed_ruleset(rulesets.get("live")), rulesets.get("shadow")
+        shadow_rules = None if shadow is None else parsed_ruleset(shadow)
+        hits = await _list_hits(uow, [live, *([shadow_rules] if shadow_rules else [])], values)
+        blocked_card = always_blocked(attempt)
+        action, rule_id = verdict(live, values, hits, always_blocked=blocked_card)
+        shadow_verdict = None if shadow_rules is None else verdict(shadow_rules, values, hits, always_blocked=blocked_card)
+        shadow_record = (
+            None
+            if shadow_verdict is None or shadow_rules is None
+            else {"ruleset_id": shadow_rules.id, "action": shadow_verdict[0], "rule_id": shadow_verdict[1]}
+        )
+        row = await repository.insert_decision(
+            uow.connection,
+            uow.tenant,
+            _decision_values(
+                attempt,
+                action=action,
+                score=(int(str(values["risk_score"])), str(values["risk_level"])),
+                rule_id=rule_id,
+                reasons=_reasons(live, rule_id, values),
+                rulesets=(live.id, shadow_record),
+                attributes={
+                    "values": _stored(values),
+                    "list_hits": sorted([alias, value] for alias, value in hits),
+                    "always_blocked": blocked_card,
+                },
+                started=started,
+                now=now,
+            ),
+        )
+        if row is None:
+            raise InvariantViolated("an attempt is assessed by the one command that holds it")
+        events.emit(uow, RISK_DECISION, decision_resource(row))
+        return Decision.from_row(row)
 
     async def _not_assessed(self, tenant: Tenant, actor: Actor, attempt: Attempt, *, policy: str, started: float) -> Decision:
         """The failure policy's decision, stored unless the assessment's own committed as the
@@ -151,52 +212,6 @@ class Assessor:
                 return Decision.from_row(stored)
             events.emit(uow, RISK_DECISION, decision_resource(row))
         return Decision.from_row(row)
-
-
-async def _decide(uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any], started: float) -> Decision:
-    now = uow.now()
-    rate = context["usd_per_unit"]
-    values = attempt_values(attempt, now, usd(attempt.amount, attempt.currency, None if rate is None else Decimal(rate)))
-    subjects = {kind: str(values[name]) for kind, name in _VELOCITY_KINDS.items() if values[name] is not None}
-    if values["device_id"] is not None:
-        subjects["device"] = str(values["device_id"])
-    counted = Counted(attempt.attempt_id, subjects, attempt.card_fingerprint, _number(values["amount_in_usd"]), now)
-    values |= await count_attempt(uow, counted)
-    rulesets = {row["status"]: row for row in context["rulesets"] or []}
-    live, shadow = parsed_ruleset(rulesets.get("live")), rulesets.get("shadow")
-    shadow_rules = None if shadow is None else parsed_ruleset(shadow)
-    hits = await _list_hits(uow, [live, *([shadow_rules] if shadow_rules else [])], values)
-    blocked_card = always_blocked(attempt)
-    action, rule_id = verdict(live, values, hits, always_blocked=blocked_card)
-    shadow_verdict = None if shadow_rules is None else verdict(shadow_rules, values, hits, always_blocked=blocked_card)
-    shadow_record = (
-        None
-        if shadow_verdict is None or shadow_rules is None
-        else {"ruleset_id": shadow_rules.id, "action": shadow_verdict[0], "rule_id": shadow_verdict[1]}
-    )
-    row = await repository.insert_decision(
-        uow.connection,
-        uow.tenant,
-        _decision_values(
-            attempt,
-            action=action,
-            score=(int(str(values["risk_score"])), str(values["risk_level"])),
-            rule_id=rule_id,
-            reasons=_reasons(live, rule_id, values),
-            rulesets=(live.id, shadow_record),
-            attributes={
-                "values": _stored(values),
-                "list_hits": sorted([alias, value] for alias, value in hits),
-                "always_blocked": blocked_card,
-            },
-            started=started,
-            now=now,
-        ),
-    )
-    if row is None:
-        raise InvariantViolated("an attempt is assessed by the one command that holds it")
-    events.emit(uow, RISK_DECISION, decision_resource(row))
-    return Decision.from_row(row)
 
 
 def _decision_values(

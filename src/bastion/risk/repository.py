@@ -463,3 +463,38 @@ ORDER BY id LIMIT $5
 async def decisions_since(connection: Connection, tenant: Tenant, since: datetime, *, after_id: str, limit: int) -> list[AnyRow]:
     rows: list[AnyRow] = await connection.fetch(_DECISIONS_SINCE, tenant.merchant_id, tenant.livemode, since, after_id, limit)
     return rows
+
+
+# Locations (travel.py): where each subject was last located, taken over by this attempt.
+
+_MOVE_SUBJECTS = """
+WITH previous AS (
+    SELECT subject, latitude, longitude, accuracy_km, at FROM risk_locations
+    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($3::text[])
+), moved AS (
+    INSERT INTO risk_locations AS l (merchant_id, livemode, subject, latitude, longitude, accuracy_km, at)
+    SELECT $1, $2, subject, $4, $5, $6, $7 FROM unnest($3::text[]) AS t(subject)
+    ON CONFLICT (merchant_id, livemode, subject) DO UPDATE
+    SET latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude, accuracy_km = EXCLUDED.accuracy_km, at = EXCLUDED.at
+    WHERE l.at <= EXCLUDED.at
+    RETURNING 1
+)
+SELECT previous.* FROM previous, (SELECT count(*) FROM moved) AS written
+"""
+
+
+async def move_subjects(
+    connection: Connection,
+    tenant: Tenant,
+    subjects: list[str],
+    *,
+    latitude: Decimal,
+    longitude: Decimal,
+    accuracy_km: int,
+    at: datetime,
+) -> list[AnyRow]:
+    """Where the subjects were last located (those that were), now placed here."""
+    rows: list[AnyRow] = await connection.fetch(
+        _MOVE_SUBJECTS, tenant.merchant_id, tenant.livemode, subjects, latitude, longitude, accuracy_km, at
+    )
+    return rows

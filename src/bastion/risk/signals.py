@@ -7,11 +7,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from disposable_email_domains import blocklist
 
 from bastion.kernel.devices import device_id
 from bastion.kernel.money import Money
+from bastion.risk.geo import Location
 from bastion.risk.rules import AttributeValue
 
 _DAY_S = 86_400
@@ -101,6 +103,31 @@ def attempt_values(attempt: Attempt, now: datetime, amount_in_usd: Decimal | Non
         "risk_score": score,
         "risk_level": level,
     }
+
+
+def location_values(location: Location | None, device_timezone: AttributeValue, now: datetime) -> dict[str, AttributeValue]:
+    """The IP address's place, and whether the browser keeps another time than that place."""
+    if location is None:
+        return {"ip_country": None, "ip_city": None, "ip_latitude": None, "ip_longitude": None, "is_timezone_mismatch": None}
+    return {
+        "ip_country": location.country,
+        "ip_city": location.city,
+        "ip_latitude": location.latitude,
+        "ip_longitude": location.longitude,
+        "is_timezone_mismatch": timezone_mismatch(device_timezone, location.time_zone, now),
+    }
+
+
+def timezone_mismatch(device_timezone: AttributeValue, place_timezone: str | None, now: datetime) -> bool | None:
+    """Whether the two time zones keep different times now (Europe/Paris and Europe/Berlin do
+    not); None when either is unknown or not a time zone."""
+    if not isinstance(device_timezone, str) or place_timezone is None:
+        return None
+    try:
+        device, place = ZoneInfo(device_timezone), ZoneInfo(place_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return now.astimezone(device).utcoffset() != now.astimezone(place).utcoffset()
 
 
 def _decimal(value: float | None) -> Decimal | None:

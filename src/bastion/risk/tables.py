@@ -177,3 +177,16 @@ risk_usd_rates = Table(
     Column("as_of", DateTime(timezone=True), nullable=False),
     CheckConstraint("usd_per_unit > 0", name="usd_per_unit"),
 )
+
+# Where each card, customer and device was last located, for impossible travel.
+risk_locations = Table(
+    "risk_locations",
+    metadata,
+    Column("merchant_id", Text, ForeignKey("merchants.id"), primary_key=True),
+    Column("livemode", Boolean, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("latitude", Numeric(9, 6), nullable=False),
+    Column("longitude", Numeric(9, 6), nullable=False),
+    Column("accuracy_km", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
