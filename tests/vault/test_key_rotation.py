@@ -211,6 +211,7 @@ async def _written_by_hand(vault: Vault, version: int, merchant_id: str) -> repo
         fingerprint=fingerprint(keys, Tenant(merchant_id, livemode=False), VISA),
         brand=card.brand.value,
         last4=card.last4,
+        bin=card.bin,
         exp_month=card.exp_month,
         exp_year=card.exp_year,
         funding=card.funding,

@@ -23,12 +23,15 @@ from bastion.risk.backtest import (
     shadow_report,
     stored_decisions,
 )
+from bastion.risk.iin import IinInvalid, load_iin_ranges, parse_iin_ranges
 from bastion.risk.rates import RatesInvalid, load_rates, parse_rates
 from bastion.risk.replay import Replayed, replay
 
 risk_app = typer.Typer(help="The risk engine's data and decisions.", no_args_is_help=True)
 rates_app = typer.Typer(help="Exchange rates to US dollars, for :amount_in_usd:.", no_args_is_help=True)
 risk_app.add_typer(rates_app, name="rates")
+iin_app = typer.Typer(help="Issuers' card number ranges and their countries, for :card_country:.", no_args_is_help=True)
+risk_app.add_typer(iin_app, name="iin")
 
 _FILE_BYTES_MAX = 1_000_000
 
@@ -142,3 +145,27 @@ def rates_load(path: Annotated[Path, typer.Argument(help="A CSV file: currency,u
     with bootstrap.owner_url_for_command(settings) as url:
         loaded = asyncio.run(with_owner_database(url, work))
     typer.echo(f"loaded {loaded} rates to USD")
+
+
+_IIN_BYTES_MAX = 50_000_000
+
+
+@iin_app.command("load")
+def iin_load(path: Annotated[Path, typer.Argument(help="A CSV file: iin_start,iin_end,country (400000,499999,US).")]) -> None:
+    """Replace the IIN ranges with the file's, all lines or none."""
+    settings = Settings.from_env()
+    try:
+        if path.stat().st_size > _IIN_BYTES_MAX:
+            raise fail(f"{path}: larger than {_IIN_BYTES_MAX} bytes")
+        ranges = parse_iin_ranges(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise fail(f"{path}: {error.strerror}") from None
+    except (IinInvalid, UnicodeDecodeError) as error:
+        raise fail(f"{path}: {error}") from None
+
+    async def work(database: Database) -> int:
+        return await load_iin_ranges(database, ranges)
+
+    with bootstrap.owner_url_for_command(settings) as url:
+        loaded = asyncio.run(with_owner_database(url, work))
+    typer.echo(f"loaded {loaded} IIN ranges")

@@ -345,6 +345,7 @@ def _attempt(uow: UnitOfWork, intent: AnyRow, charge_id: str, method: AnyRow, cu
         card_funding=method["card_funding"],
         card_fingerprint=method["card_fingerprint"],
         card_last4=method["card_last4"],
+        card_bin=method["card_bin"],
         livemode=uow.tenant.livemode,
         customer_id=None if customer is None else customer["id"],
         customer_email=None if customer is None else customer["email"],

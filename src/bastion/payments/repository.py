@@ -8,8 +8,9 @@ from bastion.platform.pagination import Page, PageRequest, fetch_page
 
 _INSERT_PAYMENT_METHOD = """
 INSERT INTO payment_methods (id, merchant_id, livemode, type, customer_id, card_brand, card_last4, card_exp_month,
-                             card_exp_year, card_funding, card_fingerprint, vault_card_id, signals, metadata, created_at)
-VALUES ($1, $2, $3, 'card', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                             card_exp_year, card_funding, card_fingerprint, vault_card_id, signals, metadata, created_at,
+                             card_bin)
+VALUES ($1, $2, $3, 'card', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT DO NOTHING
 RETURNING *
 """
@@ -50,6 +51,7 @@ async def insert_payment_method(
         signals,
         metadata,
         created_at,
+        card.get("bin"),
     )
     return row
 

@@ -32,6 +32,9 @@ payment_methods = Table(
     Column("card_exp_year", SmallInteger, nullable=False),
     Column("card_funding", Text, nullable=False),
     Column("card_fingerprint", Text, nullable=False),
+    # The card's first six digits, for the risk engine (:card_bin:, :card_country:); not in the
+    # resource, and None for payment methods made before migration 0021.
+    Column("card_bin", Text),
     Column("vault_card_id", Text, nullable=False),
     Column("signals", JSONB, nullable=False),
     Column("metadata", JSONB, nullable=False),

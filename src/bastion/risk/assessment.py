@@ -25,6 +25,7 @@ from bastion.risk.attributes import CATALOGUE
 from bastion.risk.domain import list_item
 from bastion.risk.events import RISK_DECISION
 from bastion.risk.geo import Locator
+from bastion.risk.iin import iin_number
 from bastion.risk.resources import RiskDecision
 from bastion.risk.rules import Action, AttributeRef, AttributeValue, ListRef, Membership, Rule, first_match, parse_rule, walk
 from bastion.risk.signals import Attempt, always_blocked, attempt_values, location_values, usd
@@ -125,7 +126,9 @@ class Assessor:
         try:
             async with asyncio.timeout(None) as budget:
                 async with self.database.unit_of_work(tenant, actor) as uow:
-                    context = await repository.assessment_context(uow.connection, tenant, attempt.attempt_id, attempt.currency)
+                    context = await repository.assessment_context(
+                        uow.connection, tenant, attempt.attempt_id, attempt.currency, iin_number(attempt.card_bin)
+                    )
                     if context["decision"] is not None:
                         return Decision.from_row(context["decision"])
                     settings = context["settings"] or {}
@@ -142,6 +145,7 @@ class Assessor:
         values = attempt_values(attempt, now, usd(attempt.amount, attempt.currency, None if rate is None else Decimal(rate)))
         location = None if attempt.ip_address is None or self.locator is None else self.locator.locate(attempt.ip_address)
         values |= location_values(location, values["device_timezone"], now)
+        values["card_country"] = context["card_country"]
         subjects = {kind: str(values[name]) for kind, name in _VELOCITY_KINDS.items() if values[name] is not None}
         if values["device_id"] is not None:
             subjects["device"] = str(values["device_id"])

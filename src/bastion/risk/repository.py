@@ -334,7 +334,8 @@ SELECT
      FROM risk_settings s WHERE s.merchant_id = $1 AND s.livemode = $2) AS settings,
     (SELECT jsonb_agg(jsonb_build_object('id', r.id, 'status', r.status, 'rules', r.rules))
      FROM risk_rulesets r WHERE r.merchant_id = $1 AND r.livemode = $2 AND r.status IN ('live', 'shadow')) AS rulesets,
-    (SELECT usd_per_unit::text FROM risk_usd_rates WHERE currency = $4) AS usd_per_unit
+    (SELECT usd_per_unit::text FROM risk_usd_rates WHERE currency = $4) AS usd_per_unit,
+    (SELECT country FROM risk_iin_ranges WHERE $5::bigint BETWEEN low AND high ORDER BY high - low LIMIT 1) AS card_country
 """
 # Which of the asked (alias, value) pairs a list holds: the value itself, or for a list of IP
 # addresses and ranges, a range that holds the address.
@@ -357,8 +358,9 @@ _DECISION = "SELECT * FROM risk_decisions WHERE merchant_id = $1 AND livemode = 
 _DECISION_FOR_ATTEMPT = "SELECT * FROM risk_decisions WHERE merchant_id = $1 AND livemode = $2 AND attempt_id = $3"
 
 
-async def assessment_context(connection: Connection, tenant: Tenant, attempt_id: str, currency: str) -> AnyRow:
-    row: AnyRow = await connection.fetchrow(_ASSESSMENT_CONTEXT, tenant.merchant_id, tenant.livemode, attempt_id, currency)
+async def assessment_context(connection: Connection, tenant: Tenant, attempt_id: str, currency: str, iin: int | None) -> AnyRow:
+    """`iin`: the card's BIN as an 8-digit number (424242 is 42424200), for its country."""
+    row: AnyRow = await connection.fetchrow(_ASSESSMENT_CONTEXT, tenant.merchant_id, tenant.livemode, attempt_id, currency, iin)
     return row
 
 
@@ -498,3 +500,18 @@ async def move_subjects(
         _MOVE_SUBJECTS, tenant.merchant_id, tenant.livemode, subjects, latitude, longitude, accuracy_km, at
     )
     return rows
+
+
+# IIN ranges (iin.py), replaced whole by each load.
+
+_DELETE_IIN_RANGES = "DELETE FROM risk_iin_ranges"
+_INSERT_IIN_RANGES = """
+INSERT INTO risk_iin_ranges (low, high, country) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[])
+"""
+
+
+async def replace_iin_ranges(connection: Connection, ranges: list[tuple[int, int, str]]) -> None:
+    await connection.execute(_DELETE_IIN_RANGES)
+    await connection.execute(
+        _INSERT_IIN_RANGES, [low for low, _, _ in ranges], [high for _, high, _ in ranges], [country for _, _, country in ranges]
+    )

@@ -38,6 +38,7 @@ class Attempt:
     card_fingerprint: str
     card_last4: str
     livemode: bool
+    card_bin: str | None = None
     customer_id: str | None = None
     customer_email: str | None = None
     customer_created: int | None = None  # unix seconds
@@ -82,6 +83,7 @@ def attempt_values(attempt: Attempt, now: datetime, amount_in_usd: Decimal | Non
         "card_brand": attempt.card_brand,
         "card_funding": attempt.card_funding,
         "card_fingerprint": attempt.card_fingerprint,
+        "card_bin": attempt.card_bin,
         "customer": attempt.customer_id,
         "customer_age_days": None
         if attempt.customer_created is None

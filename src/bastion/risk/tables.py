@@ -190,3 +190,15 @@ risk_locations = Table(
     Column("accuracy_km", Integer, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# Issuers' card number ranges and their countries, for `:card_country:`: platform-wide, loaded by
+# `bastion risk iin load`. A range is its first and last prefix padded to 8 digits (424242 to
+# 424242 is 42424200 to 42424299).
+risk_iin_ranges = Table(
+    "risk_iin_ranges",
+    metadata,
+    Column("low", BigInteger, primary_key=True),
+    Column("high", BigInteger, primary_key=True),
+    Column("country", Text, nullable=False),
+    CheckConstraint("low <= high", name="range"),
+)

@@ -31,8 +31,8 @@ WITH version AS (
     SELECT version FROM vault.key_versions WHERE version = $4 AND state = 'active'
 ), card AS (
     INSERT INTO vault.cards (id, merchant_id, livemode, algorithm, key_version, wrapped_key, nonce, ciphertext,
-                             fingerprint, brand, last4, exp_month, exp_year, funding, created_at)
-    SELECT $1, $2, $3, $5, version.version, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM version
+                             fingerprint, brand, last4, exp_month, exp_year, funding, created_at, bin)
+    SELECT $1, $2, $3, $5, version.version, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $23 FROM version
     RETURNING id
 ), cvc AS (
     INSERT INTO vault.cvcs (card_id, merchant_id, livemode, algorithm, key_version, wrapped_key, nonce, ciphertext, expires_at)
@@ -190,6 +190,9 @@ class NewCard:
     fingerprint: str
     brand: str
     last4: str
+    # The number's first six digits: what a card's issuer and country are known by (PCI DSS
+    # lets them be shown with the last four).
+    bin: str
     exp_month: int
     exp_year: int
     funding: str
@@ -226,6 +229,7 @@ async def insert_card_and_token(connection: Connection, tenant: Tenant, card: Ne
         card.token_id,
         card.signals,
         card.token_expires_at,
+        card.bin,
     )
     return token_id is not None
 

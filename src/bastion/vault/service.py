@@ -299,6 +299,7 @@ async def _seal_and_store(
             fingerprint=card_fingerprint,
             brand=card.brand.value,
             last4=card.last4,
+            bin=card.bin,
             exp_month=card.exp_month,
             exp_year=card.exp_year,
             funding=card.funding,
@@ -317,10 +318,12 @@ async def _seal_and_store(
 
 
 def card_metadata(row: Any) -> dict[str, Any]:
-    """What the API may know of a card: never the number, only brand, last 4, expiry, funding, fingerprint."""
+    """What the API may know of a card: never the number, only brand, BIN and last 4 (as PCI DSS
+    lets them be shown), expiry, funding, fingerprint."""
     return {
         "vault_card_id": row["id"],
         "brand": row["brand"],
+        "bin": row["bin"],
         "last4": row["last4"],
         "exp_month": row["exp_month"],
         "exp_year": row["exp_year"],

@@ -59,6 +59,8 @@ cards = Table(
     Column("fingerprint", Text, nullable=False),
     Column("brand", Text, nullable=False),
     Column("last4", Text, nullable=False),
+    # The number's first six digits; None for cards stored before migration 0021.
+    Column("bin", Text),
     Column("exp_month", SmallInteger, nullable=False),
     Column("exp_year", SmallInteger, nullable=False),
     Column("funding", Text, nullable=False),
