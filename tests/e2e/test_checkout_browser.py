@@ -525,3 +525,38 @@ async def _tokens_of(test_database: TestDatabase, merchant_id: str) -> int:
         return int(await connection.fetchval("SELECT count(*) FROM vault.tokens WHERE merchant_id = $1", merchant_id))
     finally:
         await connection.close()
+
+
+async def test_a_pasted_number_and_a_form_filled_in_a_blink_show_in_the_risk_decision(
+    *, browser: Browser, test_database: TestDatabase, vault: ApiProcess, api: tuple[ApiProcess, Path]
+) -> None:
+    """The card fields' behaviour signals reach the risk engine's decision: the number pasted,
+    the form completed faster than a person could."""
+    api_process, _logs = api
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        fields = await _open_checkout(page, api_process, vault)
+        number = fields.locator("#card-number")
+        await number.dispatch_event("paste")
+        await number.fill(PAN_TYPED)
+        await fields.locator("#card-expiry").press_sequentially("12 / 40", delay=0)
+        await fields.locator("#card-cvc").press_sequentially("123", delay=0)
+        await fields.locator("#card-name").press_sequentially("Ada Lovelace", delay=0)
+        await page.click("#pay")
+        await page.wait_for_selector("#result:not([hidden])", timeout=TIMEOUT_MS)
+        intent_id = await page.text_content("#result-id") or ""
+    finally:
+        await context.close()
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        values = await connection.fetchval(
+            "SELECT attributes->'values' FROM risk_decisions WHERE payment_intent_id = $1", intent_id
+        )
+    finally:
+        await connection.close()
+    decided = json.loads(values) if isinstance(values, str) else values
+    assert decided["is_pasted_card_number"] is True
+    assert float(decided["checkout_seconds"]) < 3
+    assert decided["bot_likelihood"] >= 40, decided
+    assert PAN not in json.dumps(decided)
