@@ -239,7 +239,9 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     )
 
 
-def _assessor(settings: Settings, database: Database) -> risk.Assessor:
+def _assessor(settings: Settings, database: Database) -> risk.Assessor | None:
+    if not settings.risk_engine:
+        return None
     return risk.Assessor(
         database,
         budget_ms=settings.risk_budget_ms,

@@ -3,10 +3,15 @@ blocked attempt is a `card_declined` / `fraudulent` decline that never reaches t
 `request_3ds` forces the challenge, `review` authorizes without capturing, and every charge's
 outcome carries the decision's `risk_level`, `risk_score` and `rule`."""
 
+import dataclasses
 from typing import Any
 
 import httpx
 
+from bastion.api.app import create_app
+from bastion.payments import intents
+from bastion.platform.idempotency import PhasedCommands
+from bastion.platform.settings import SANDBOX_CONNECTOR
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
 from tests.support.vault import VISA, payment_method
@@ -127,3 +132,30 @@ async def test_the_default_rule_blocks_the_highest_risk_and_velocity_counts_atte
     answers = [await _pay(platform, merchant, method) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [200, 200, 402]
     assert answers[2].json()["error"]["decline_code"] == "fraudulent"
+
+
+async def test_with_the_risk_engine_off_every_attempt_goes_on_unassessed(
+    platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials
+) -> None:
+    """BASTION_RISK_ENGINE=off: the API's confirms skip the assessment (an operator's choice)."""
+    commands = platform.services.commands
+    unassessed = dict(commands.registry) | {
+        intents.CONFIRM: intents.confirm_phases(platform.services.connectors[SANDBOX_CONNECTOR], None)
+    }
+    services = dataclasses.replace(
+        platform.services, commands=PhasedCommands(commands.database, unassessed, hold_timeout_s=commands.hold_timeout_s)
+    )
+    method = await payment_method(platform, vault, merchant, number=ALWAYS_BLOCKED)
+    transport = httpx.ASGITransport(app=create_app(services), client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=merchant.headers) as client:
+        body = {"amount": 2_000, "currency": "EUR", "payment_method": method, "confirm": True}
+        paid = await client.post("/v1/payment_intents", json=body)
+    assert paid.status_code == 200, paid.text
+    charge = await _charge(platform, merchant, paid.json()["latest_charge"])
+    assert (charge["outcome"]["risk_level"], charge["outcome"]["risk_score"], charge["outcome"]["rule"]) == (
+        "not_assessed",
+        None,
+        None,
+    )
+    async with platform.owner.transaction() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM risk_decisions WHERE attempt_id = $1", charge["id"]) == 0

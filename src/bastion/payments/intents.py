@@ -372,13 +372,17 @@ def _card_error_reply(error: CardError, decline_code: str | None, charge_id: str
 _BLOCKED_MESSAGE = "Your card was declined."
 
 
-def confirm_phases(connector: Connector, assessor: risk.Assessor) -> Phases:
+def confirm_phases(connector: Connector, assessor: risk.Assessor | None) -> Phases:
+    """`assessor` None: the risk engine is off (BASTION_RISK_ENGINE), every attempt goes on unassessed."""
+
     async def authorize(tenant: Tenant, state: State) -> Outcome:
         # Before any connector call: an attempt the risk engine blocks never leaves Bastion.
-        actor = Actor(id="risk", request_id=request_id_var.get())
-        decision = await assessor.assess(tenant, actor, risk.Attempt.from_state(state["risk"]))
-        assessed = {"risk": decision.to_state()}
-        if decision.action == risk.Action.BLOCK:
+        decision = None
+        if assessor is not None:
+            actor = Actor(id="risk", request_id=request_id_var.get())
+            decision = await assessor.assess(tenant, actor, risk.Attempt.from_state(state["risk"]))
+        assessed = {"risk": None if decision is None else decision.to_state()}
+        if decision is not None and decision.action == risk.Action.BLOCK:
             blocked = Answer(AttemptResult.DECLINED, decline_code="fraudulent", message=_BLOCKED_MESSAGE)
             return blocked.to_outcome() | assessed | {"blocked_by_risk": True}
         request = Authorization(
@@ -387,9 +391,9 @@ def confirm_phases(connector: Connector, assessor: risk.Assessor) -> Phases:
             amount=state["amount"],
             currency=state["currency"],
             # An attempt sent to review is authorized only; capturing it waits for the review.
-            capture=state["capture"] and decision.action != risk.Action.REVIEW,
+            capture=state["capture"] and (decision is None or decision.action != risk.Action.REVIEW),
             return_url=None if state["return_url"] is None else _return_to(state["return_url"], state["intent"]),
-            three_d_secure_required=decision.action == risk.Action.REQUEST_3DS,
+            three_d_secure_required=decision is not None and decision.action == risk.Action.REQUEST_3DS,
         )
         return (await connector.authorize(tenant, request)).to_outcome() | assessed
 

@@ -171,6 +171,8 @@ class Settings:
     acquirer_notify_url: str | None
     # How long the sandbox issuer keeps submitted dispute evidence in review before it decides.
     acquirer_dispute_review_s: int
+    # Whether confirms are assessed by the risk engine (off: every charge `not_assessed`).
+    risk_engine: bool
     # A risk assessment's time budget for merchants that set none (docs/risk.md, Time budget).
     risk_budget_ms: int
     # A MaxMind-format city database (GeoLite2, DB-IP); None: the one the package ships.
@@ -236,6 +238,7 @@ class Settings:
             if os.environ.get("BASTION_ACQUIRER_NOTIFY_URL") == "off"
             else _origin("BASTION_ACQUIRER_NOTIFY_URL", "http://127.0.0.1:8000"),
             acquirer_dispute_review_s=_int("BASTION_ACQUIRER_DISPUTE_REVIEW_S", 5, minimum=0, maximum=86_400),
+            risk_engine=_choice("BASTION_RISK_ENGINE", "on", ("on", "off")) == "on",
             risk_budget_ms=_int("BASTION_RISK_BUDGET_MS", 50, minimum=1, maximum=10_000),
             geoip_database=Path(os.environ["BASTION_GEOIP_DATABASE"]).resolve()
             if os.environ.get("BASTION_GEOIP_DATABASE")
