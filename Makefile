@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-bench system-packages
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/payments.py
+	$(BIN)/python bench/risk.py
 
 # Re-lock after changing dependencies in pyproject.toml (needs pip-tools in the venv).
 lock: | $(BIN)/python

@@ -107,7 +107,7 @@ class Merchant:
     publishable: str
 
 
-async def _merchant(database: TestDatabase) -> Merchant:
+async def bench_merchant(database: TestDatabase) -> Merchant:
     hasher = KeyedHasher(LocalKeyring.open(database.data_dir, create=False).secret(bootstrap.API_KEY_HASH_PURPOSE))
     owner = bootstrap.owner_database(database.owner_url)
     merchant_id = new_id("mer")
@@ -121,7 +121,7 @@ async def _merchant(database: TestDatabase) -> Merchant:
     return Merchant(merchant_id, issued.secret, issued.publishable)
 
 
-async def _payment_methods(vault_url: str, api_url: str, merchant: Merchant, count: int) -> list[str]:
+async def payment_methods(vault_url: str, api_url: str, merchant: Merchant, count: int) -> list[str]:
     """`count` payment methods, each from a card tokenized on the vault's origin (bounded in time)."""
     deadline = time.monotonic() + PREPARE_TIME_LIMIT_S
     made: list[str] = []
@@ -153,7 +153,7 @@ async def _payment_methods(vault_url: str, api_url: str, merchant: Merchant, cou
     return made
 
 
-def _confirm_request(port: int, secret: str, run_id: str, index: int, payment_method: str) -> bytes:
+def confirm_request(port: int, secret: str, run_id: str, index: int, payment_method: str) -> bytes:
     body = orjson.dumps({"amount": AMOUNT, "currency": CURRENCY, "payment_method": payment_method, "confirm": True})
     head = (
         "POST /v1/payment_intents HTTP/1.1\r\n"
@@ -170,7 +170,7 @@ Request = Callable[[int], bytes]
 Accept = Callable[[int, bytes], bool]
 
 
-async def _run_phase(port: int, clients: int, phase: Phase, request: Request, accept: Accept) -> None:
+async def run_phase(port: int, clients: int, phase: Phase, request: Request, accept: Accept) -> None:
     async def client() -> None:
         connection = await HttpConnection.open(port)
         try:
@@ -193,7 +193,7 @@ def _customer_created(status: int, body: bytes) -> bool:
     return status == httpx.codes.OK and orjson.loads(body).get("object") == "customer"
 
 
-def _payment_succeeded(status: int, body: bytes) -> bool:
+def payment_succeeded(status: int, body: bytes) -> bool:
     return status == httpx.codes.OK and orjson.loads(body).get("status") == "succeeded"
 
 
@@ -212,7 +212,7 @@ class Processes:
         }
 
 
-def _process_on(port: int) -> psutil.Process:
+def process_on(port: int) -> psutil.Process:
     for connection in psutil.net_connections(kind="tcp"):
         if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid is not None:
             return psutil.Process(connection.pid)
@@ -233,17 +233,17 @@ async def _load(
     port = int(api.url.rsplit(":", 1)[1])
     run_id = new_id("req")[-8:]
     customers = Phase(first_index=0, count=count, deadline=time.monotonic() + TIME_LIMIT_S)
-    await _run_phase(
+    await run_phase(
         port, clients, customers, lambda index: create_customer_request(port, merchant.secret, run_id, index), _customer_created
     )
     warmup = Phase(first_index=0, count=WARMUP_COUNT, deadline=time.monotonic() + TIME_LIMIT_S)
 
     def confirm(index: int) -> bytes:
-        return _confirm_request(port, merchant.secret, run_id, index, methods[index])
+        return confirm_request(port, merchant.secret, run_id, index, methods[index])
 
-    await _run_phase(port, clients, warmup, confirm, _payment_succeeded)
+    await run_phase(port, clients, warmup, confirm, payment_succeeded)
     confirms = Phase(first_index=WARMUP_COUNT, count=count, deadline=time.monotonic() + TIME_LIMIT_S)
-    cpu = await _measure(confirms, lambda: _run_phase(port, clients, confirms, confirm, _payment_succeeded), processes)
+    cpu = await _measure(confirms, lambda: run_phase(port, clients, confirms, confirm, payment_succeeded), processes)
     confirms.error_samples[:0] = warmup.error_samples
     return customers, confirms, {"warmup_errors": float(warmup.errors), **cpu}
 
@@ -274,13 +274,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         stack.enter_context(running_acquirer(database, quiet))
         # Where the acquirer's notifications go: the API takes one per payment, as it would from a processor.
         api = stack.enter_context(running_api_process(database, quiet, port=database.api_port))
-        merchant = asyncio.run(_merchant(database))
+        merchant = asyncio.run(bench_merchant(database))
         print(f"preparing {WARMUP_COUNT + count} payment methods ...", flush=True)
-        methods = uvloop.run(_payment_methods(vault.url, api.url, merchant, WARMUP_COUNT + count))
+        methods = uvloop.run(payment_methods(vault.url, api.url, merchant, WARMUP_COUNT + count))
         processes = Processes(
-            api=_process_on(int(api.url.rsplit(":", 1)[1])),
-            vault=_process_on(database.vault_port),
-            acquirer=_process_on(database.acquirer_port),
+            api=process_on(int(api.url.rsplit(":", 1)[1])),
+            vault=process_on(database.vault_port),
+            acquirer=process_on(database.acquirer_port),
         )
         print(f"load: {count} customer creates, then {WARMUP_COUNT} + {count} confirms, {args.clients} clients ...", flush=True)
         customers, confirms, cpu = uvloop.run(_load(api, merchant, methods, processes, clients=args.clients, count=count))
