@@ -42,6 +42,10 @@ TEST_CARD_RULE = "test_card_always_blocked"
 _VELOCITY_KINDS = {"card": "card_fingerprint", "customer": "customer", "email": "customer_email", "ip": "ip_address"}
 
 
+class _DecidedMeanwhile(Exception):
+    """The attempt was decided by another holder of its command while this one assessed it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     id: str
@@ -138,6 +142,15 @@ class Assessor:
                     return await self._decide(uow, attempt, context, started)
         except TimeoutError:
             return await self._not_assessed(tenant, actor, attempt, policy=policy, started=started)
+        except _DecidedMeanwhile:
+            return await self._stored(tenant, actor, attempt.attempt_id)
+
+    async def _stored(self, tenant: Tenant, actor: Actor, attempt_id: str) -> Decision:
+        async with self.database.unit_of_work(tenant, actor) as uow:
+            decision = await decision_of(uow, attempt_id)
+        if decision is None:
+            raise InvariantViolated("a decision that conflicted is stored")
+        return decision
 
     async def _decide(self, uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any], started: float) -> Decision:
         now = uow.now()
@@ -185,7 +198,9 @@ class Assessor:
             ),
         )
         if row is None:
-            raise InvariantViolated("an attempt is assessed by the one command that holds it")
+            # Another holder of this attempt's command (a retry or the janitor, past the hold
+            # timeout) decided first: this assessment and its counting roll back, and that decision stands.
+            raise _DecidedMeanwhile
         events.emit(uow, RISK_DECISION, decision_resource(row))
         return Decision.from_row(row)
 
@@ -209,12 +224,10 @@ class Assessor:
                     now=uow.now(),
                 ),
             )
-            if row is None:
-                stored = await repository.decision_for_attempt(uow.connection, uow.tenant, attempt.attempt_id)
-                if stored is None:
-                    raise InvariantViolated("a decision that conflicts with none")
-                return Decision.from_row(stored)
-            events.emit(uow, RISK_DECISION, decision_resource(row))
+            if row is not None:
+                events.emit(uow, RISK_DECISION, decision_resource(row))
+        if row is None:
+            return await self._stored(tenant, actor, attempt.attempt_id)
         return Decision.from_row(row)
 
 

@@ -260,17 +260,24 @@ SELECT events.*, coalesce(cards_hourly, 0) AS cards_hourly, coalesce(cards_daily
        coalesce(cards_weekly, 0) AS cards_weekly, coalesce(cards_all_time, 0) AS cards_all_time
 FROM events LEFT JOIN cards USING (subject)
 """
+# The subjects' rows are taken in the order of their names, as assessments take them: two
+# outcomes of attempts that share subjects (an address, a card) cannot each hold what the other waits for.
 _RECORD_VELOCITY_OUTCOME = """
 WITH changed AS (
     UPDATE risk_velocity_events SET outcome = $4
     WHERE merchant_id = $1 AND livemode = $2 AND attempt_id = $3 AND outcome = 'pending'
     RETURNING subject
+), locked AS (
+    SELECT s.subject FROM risk_velocity_subjects s
+    WHERE s.merchant_id = $1 AND s.livemode = $2 AND s.subject IN (SELECT subject FROM changed)
+    ORDER BY s.subject
+    FOR UPDATE
 )
 UPDATE risk_velocity_subjects s
 SET charges = s.charges + (CASE WHEN $4 = 'succeeded' THEN 1 ELSE 0 END),
     declines = s.declines + (CASE WHEN $4 = 'declined' THEN 1 ELSE 0 END)
-FROM changed
-WHERE s.merchant_id = $1 AND s.livemode = $2 AND s.subject = changed.subject
+FROM locked
+WHERE s.merchant_id = $1 AND s.livemode = $2 AND s.subject = locked.subject
 """
 
 
