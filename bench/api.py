@@ -405,6 +405,13 @@ def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
+def metric_table(rows: list[tuple[str, str, str, str]]) -> str:
+    """A benchmark's results as a Markdown table: metric, value, target, met or MISSED."""
+    lines = ["| metric | value | target | |", "|---|---|---|---|"]
+    lines.extend(f"| {name} | {value} | {target} | {status} |" for name, value, target, status in rows)
+    return "\n".join(lines)
+
+
 def table(results: dict[str, Any]) -> str:
     rows = [
         ("customers/s", f"{results['customers_per_s']:.0f}", "", ""),
@@ -433,9 +440,7 @@ def table(results: dict[str, Any]) -> str:
         ("requests (clients)", f"{results['count']} ({results['clients']})", "", ""),
         ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
     ]
-    lines = ["| metric | value | target | |", "|---|---|---|---|"]
-    lines.extend(f"| {name} | {value} | {target} | {status} |" for name, value, target, status in rows)
-    return "\n".join(lines)
+    return metric_table(rows)
 
 
 def doc_section(results: dict[str, Any]) -> str:

@@ -59,6 +59,7 @@ from bench.api import (
     fetch_value,
     log_tail,
     machine,
+    metric_table,
     percentile_ms,
     pgbench_binary,
     postgres_processes,
@@ -348,9 +349,7 @@ def table(results: dict[str, Any]) -> str:
         ("confirms (clients)", f"{results['count']} ({results['clients']})", "", ""),
         ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
     ]
-    lines = ["| metric | value | target | |", "|---|---|---|---|"]
-    lines.extend(f"| {name} | {value} | {target} | {status} |" for name, value, target, status in rows)
-    return "\n".join(lines)
+    return metric_table(rows)
 
 
 def _where(results: dict[str, Any]) -> str:

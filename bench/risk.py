@@ -48,6 +48,7 @@ from bench.api import (
     bounded_int,
     doc_markers,
     machine,
+    metric_table,
     percentile_ms,
     pgbench_binary,
     run_and_report,
@@ -265,9 +266,7 @@ def table(results: dict[str, Any]) -> str:
         ("pgbench -N tps, same database", f"{results['pgbench_n_tps']:.0f}", "", ""),
         ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
     ]
-    lines = ["| metric | value | target | |", "|---|---|---|---|"]
-    lines.extend(f"| {name} | {value} | {target} | {status} |" for name, value, target, status in rows)
-    return "\n".join(lines)
+    return metric_table(rows)
 
 
 def doc_section(results: dict[str, Any]) -> str:

@@ -67,6 +67,7 @@ from bench.api import (
     fetch_value,
     log_tail,
     machine,
+    metric_table,
     percentile_ms,
     pgbench_binary,
     pgbench_command,
@@ -972,9 +973,7 @@ def table(results: dict[str, Any]) -> str:
             "",
         ),
     ]
-    lines = ["| metric | value | target | |", "|---|---|---|---|"]
-    lines.extend(f"| {' | '.join(row)} |" for row in rows)
-    return "\n".join(lines)
+    return metric_table(rows)
 
 
 def profile_note(name: str, profile: dict[str, Any]) -> str:
