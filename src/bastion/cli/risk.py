@@ -61,6 +61,18 @@ def replay_decision(
         raise typer.Exit(code=1)
 
 
+def _file_text(path: Path, bytes_max: int) -> str:
+    """The UTF-8 text of a file the operator names, or one `error:` line saying why not."""
+    try:
+        if path.stat().st_size > bytes_max:
+            raise fail(f"{path}: larger than {bytes_max} bytes")
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise fail(f"{path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise fail(f"{path}: not UTF-8 text: {error}") from None
+
+
 Merchant = Annotated[str, typer.Option("--merchant", help="The merchant whose decisions to read, mer_...")]
 Live = Annotated[bool, typer.Option("--live", help="Live-mode decisions (default: test mode).")]
 Since = Annotated[datetime | None, typer.Option("--since", formats=["%Y-%m-%d"], help="Only decisions from this day (UTC) on.")]
@@ -80,12 +92,7 @@ def backtest_ruleset(
     fraud (disputed or refunded as fraud, or rejected in review)."""
     settings = Settings.from_env()
     tenant = Tenant(merchant, livemode=live)
-    try:
-        if ruleset.stat().st_size > CANDIDATE_BYTES_MAX:
-            raise fail(f"{ruleset}: larger than {CANDIDATE_BYTES_MAX} bytes")
-        text = ruleset.read_text(encoding="utf-8")
-    except OSError as error:
-        raise fail(f"{ruleset}: {error.strerror}") from None
+    text = _file_text(ruleset, CANDIDATE_BYTES_MAX)
 
     async def work(database: Database) -> dict[str, Any]:
         candidate = parse_candidate(text, await merchant_lists(database, tenant))
@@ -131,12 +138,8 @@ def rates_load(path: Annotated[Path, typer.Argument(help="A CSV file: currency,u
     """Load the rates, all lines or none; a currency not in the file keeps its rate."""
     settings = Settings.from_env()
     try:
-        if path.stat().st_size > _FILE_BYTES_MAX:
-            raise fail(f"{path}: larger than {_FILE_BYTES_MAX} bytes")
-        rates = parse_rates(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise fail(f"{path}: {error.strerror}") from None
-    except (RatesInvalid, UnicodeDecodeError) as error:
+        rates = parse_rates(_file_text(path, _FILE_BYTES_MAX))
+    except RatesInvalid as error:
         raise fail(f"{path}: {error}") from None
 
     async def work(database: Database) -> int:
@@ -155,12 +158,8 @@ def iin_load(path: Annotated[Path, typer.Argument(help="A CSV file: iin_start,ii
     """Replace the IIN ranges with the file's, all lines or none."""
     settings = Settings.from_env()
     try:
-        if path.stat().st_size > _IIN_BYTES_MAX:
-            raise fail(f"{path}: larger than {_IIN_BYTES_MAX} bytes")
-        ranges = parse_iin_ranges(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise fail(f"{path}: {error.strerror}") from None
-    except (IinInvalid, UnicodeDecodeError) as error:
+        ranges = parse_iin_ranges(_file_text(path, _IIN_BYTES_MAX))
+    except IinInvalid as error:
         raise fail(f"{path}: {error}") from None
 
     async def work(database: Database) -> int:

@@ -408,8 +408,8 @@ async def _decision_of(uow: UnitOfWork, outcome: Outcome, charge_id: str) -> ris
 
 
 def _risk_fields(decision: risk.Decision | None) -> dict[str, Any]:
-    """The charge outcome's risk fields."""
-    return {"risk_level": "not_assessed", "risk_score": None, "rule": None} if decision is None else decision.charge_outcome()
+    """The charge outcome's risk fields; an outcome keeps its own `not_assessed` ones without a decision."""
+    return {} if decision is None else decision.charge_outcome()
 
 
 # An attempt waits for the connector's word in these: its answer is unknown, or the cardholder's

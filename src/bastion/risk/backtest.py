@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bastion.platform.db import AnyRow, Database, Tenant
+from bastion.platform.db import Actor, AnyRow, Database, Tenant
 from bastion.risk import repository
 from bastion.risk.assessment import ParsedRuleset, verdict
 from bastion.risk.attributes import ListKind
 from bastion.risk.replay import typed_values
 from bastion.risk.rules import Rule, RuleInvalid, check_rule, evaluate, parse_rule
+from bastion.risk.rulesets import list_kinds
 
 CANDIDATE_BYTES_MAX = 1_000_000
 CANDIDATE_RULES_MAX = 200
@@ -41,8 +42,8 @@ async def stored_decisions(database: Database, tenant: Tenant, since: datetime |
 
 async def merchant_lists(database: Database, tenant: Tenant) -> dict[str, ListKind]:
     """alias -> kind of the merchant's lists, for checking a candidate's rules."""
-    async with database.connection() as connection:
-        return {alias: ListKind(kind) for alias, kind in (await repository.list_kinds(connection, tenant)).items()}
+    async with database.unit_of_work(tenant, Actor(id="backtest")) as uow:
+        return await list_kinds(uow)
 
 
 class CandidateInvalid(ValueError):
