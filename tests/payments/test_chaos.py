@@ -52,6 +52,9 @@ CHAOS = {
     "BASTION_ACQUIRER_CHAOS_HANG_MS": str(3 * CALL_TIMEOUT_MS),
 }
 RETRIED = frozenset({409, 502, 503, 504})
+# The API and the vault close a connection idle for 5 s (uvicorn's keep-alive); a client that kept
+# it as long would race that close and meet "Server disconnected" on a request already sent.
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 # What the clients met, so that the test cannot pass without chaos.
 MET: dict[int | str, int] = {}
 
@@ -156,8 +159,10 @@ async def test_seeded_chaos_converges_without_a_double_charge(
     api_process, vault_process = chaotic
     merchant: Credentials = await platform.merchant()
     async with (
-        httpx.AsyncClient(base_url=api_process.url, headers=merchant.headers, timeout=30) as api,
-        httpx.AsyncClient(base_url=vault_process.url, headers={"Authorization": f"Bearer {merchant.publishable}"}) as vault,
+        httpx.AsyncClient(base_url=api_process.url, headers=merchant.headers, timeout=30, limits=CLIENT_LIMITS) as api,
+        httpx.AsyncClient(
+            base_url=vault_process.url, headers={"Authorization": f"Bearer {merchant.publishable}"}, limits=CLIENT_LIMITS
+        ) as vault,
     ):
         queue = iter(range(RUNS))
         outcomes: list[dict[str, Any]] = []
