@@ -28,7 +28,7 @@ test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
 
 # The quick loop: no browser, no process kills, no `bastion` command processes.
-test-fast: $(VENV)/.installed-test
+test-fast: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest -m "not slow and not processes"
 
 # The long run of the sandbox acquirer's seeded chaos (`make test` runs 200 payments of it):
@@ -36,7 +36,8 @@ test-fast: $(VENV)/.installed-test
 chaos: $(VENV)/.installed-test system-packages
 	BASTION_CHAOS_RUNS=$${BASTION_CHAOS_RUNS:-10000} $(BIN)/python -m pytest -q --timeout 3600 tests/payments/test_chaos.py
 
-# Chromium for the browser tests and SoftHSM2 for the PKCS#11 keyring, from Debian.
+# Chromium for the browser tests, SoftHSM2 for the PKCS#11 keyring and Redis for the velocity
+# store's tests, from Debian.
 system-packages:
 	@scripts/system-packages
 

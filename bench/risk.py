@@ -1,14 +1,18 @@
 """Benchmark: the risk engine. Decisions with a live ruleset of 50 rules over 10 velocity
 counters, from concurrent clients, on one scratch database; and, in the same run, confirms through
-the API with the risk engine off and on (pgbench on the same database as the anchor).
+the API with the risk engine off and on (pgbench on the same database as the anchor). Both with
+the velocity counters in PostgreSQL (the default) and in Redis (ADR 22).
 
-One run, one scratch database (migrated like the tests'), real `bastion vault` and `bastion
-acquirer` processes, and two `bastion api` processes on it: one with `BASTION_RISK_ENGINE=off`.
+One run, one scratch database (migrated like the tests'), a `redis-server` of its own, real
+`bastion vault` and `bastion acquirer` processes, and three `bastion api` processes on it: one
+with `BASTION_RISK_ENGINE=off`, one with its velocity in Redis.
 
 - decisions: the risk engine's `Assessor` in this process, as the app role, `--count` attempts of
   varied cards, customers and addresses from `--clients` concurrent tasks; each call's latency;
+  then as many again with the velocity in Redis;
 - confirms: `POST /v1/payment_intents` with `confirm: true` (a fresh payment method each) against
-  the API without the risk engine, then against the API with it, the same count and clients.
+  the API without the risk engine, then against the API with it, then against the one with its
+  velocity in Redis, the same count and clients.
 
 Every confirm must answer a succeeded intent (the ruleset matches none of them), each decision
 must be made within its budget (none `not_assessed`), or the run fails. Every loop is bounded in
@@ -25,6 +29,7 @@ import asyncio
 import os
 import random
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -38,7 +43,7 @@ from bastion import bootstrap
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Actor, ServiceRoles, Tenant
 from bastion.platform.settings import Settings
-from bastion.risk import Assessor, Attempt, Locator
+from bastion.risk import Assessor, Attempt, Locator, PostgresVelocity, RedisVelocity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.api and the test helpers
 from bench.api import (
@@ -58,6 +63,7 @@ from bench.api import (
 from bench.ledger import revision
 from bench.payments import Merchant, bench_merchant, confirm_request, payment_methods, payment_succeeded, run_phase
 from tests.support.postgres import migrated_database, running_acquirer, running_api_process, running_vault, server_url
+from tests.support.redis import running_redis
 
 COUNT_DEFAULT = 2_000
 CONFIRMS_DEFAULT = 600
@@ -139,9 +145,13 @@ def _attempt(rng: random.Random) -> Attempt:
     )
 
 
-async def _decisions(settings: Settings, owner_url: str, merchant: Merchant, *, count: int, clients: int) -> Phase:
+async def _decisions(
+    settings: Settings, owner_url: str, merchant: Merchant, *, count: int, clients: int, redis_url: str | None = None
+) -> Phase:
+    """`redis_url`: the velocity counters in that Redis, else in PostgreSQL."""
     database = bootstrap.role_database(settings, owner_url, ServiceRoles(settings.db_role_prefix).app)
-    assessor = Assessor(database, budget_ms=BUDGET_MS, locator=Locator())
+    velocity = PostgresVelocity() if redis_url is None else RedisVelocity(redis_url)
+    assessor = Assessor(database, budget_ms=BUDGET_MS, locator=Locator(), velocity=velocity)
     tenant, actor = Tenant(merchant.merchant_id, livemode=False), Actor(id="bench")
     rng = random.Random(20261205)
     attempts = [_attempt(rng) for _ in range(WARMUP_COUNT + count)]
@@ -162,6 +172,7 @@ async def _decisions(settings: Settings, owner_url: str, merchant: Merchant, *, 
     try:
         await asyncio.gather(*(client() for _ in range(clients)))
     finally:
+        await velocity.close()
         await database.dispose()
     phase.wall_s = time.perf_counter() - started
     return phase
@@ -196,27 +207,40 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         }
         vault = stack.enter_context(running_vault(database, quiet))
         stack.enter_context(running_acquirer(database, quiet))
+        redis_url = stack.enter_context(running_redis(Path(stack.enter_context(tempfile.TemporaryDirectory()))))
         with_risk = stack.enter_context(running_api_process(database, quiet, port=database.api_port))
         without_risk = stack.enter_context(running_api_process(database, quiet | {"BASTION_RISK_ENGINE": "off"}))
+        with_redis = stack.enter_context(running_api_process(database, quiet | {"BASTION_RISK_VELOCITY_REDIS_URL": redis_url}))
         os.environ.update({name: value for name, value in database.env().items() if name.startswith("BASTION_")})
         settings = Settings.from_env()
         merchant = asyncio.run(bench_merchant(database))
         uvloop.run(_live_ruleset(with_risk.url, merchant))
         print(f"decisions: {count} with {len(rules())} rules over {len(VELOCITY)} counters, {args.clients} clients ...")
         decided = uvloop.run(_decisions(settings, database.owner_url, merchant, count=count, clients=args.clients))
+        print("decisions again, the velocity in Redis ...")
+        in_redis = uvloop.run(
+            _decisions(settings, database.owner_url, merchant, count=count, clients=args.clients, redis_url=redis_url)
+        )
         each = WARMUP_COUNT + confirms
-        print(f"preparing {2 * each} payment methods ...", flush=True)
-        methods = uvloop.run(payment_methods(vault.url, with_risk.url, merchant, 2 * each))
-        print(f"confirms: {confirms} without the risk engine, then {confirms} with it, {args.clients} clients ...")
+        print(f"preparing {3 * each} payment methods ...", flush=True)
+        methods = uvloop.run(payment_methods(vault.url, with_risk.url, merchant, 3 * each))
+        print(
+            f"confirms: {confirms} without the risk engine, with it, and with its velocity in Redis, {args.clients} clients ..."
+        )
         plain = uvloop.run(_confirms(without_risk.url, merchant, methods[:each], clients=args.clients, count=confirms))
-        assessed = uvloop.run(_confirms(with_risk.url, merchant, methods[each:], clients=args.clients, count=confirms))
-        errors = decided.errors + plain.errors + assessed.errors
+        assessed = uvloop.run(_confirms(with_risk.url, merchant, methods[each : 2 * each], clients=args.clients, count=confirms))
+        redis_assessed = uvloop.run(
+            _confirms(with_redis.url, merchant, methods[2 * each :], clients=args.clients, count=confirms)
+        )
+        phases = (decided, in_redis, plain, assessed, redis_assessed)
+        errors = sum(phase.errors for phase in phases)
         if errors:
-            samples = "\n  ".join(decided.error_samples + plain.error_samples + assessed.error_samples)
+            samples = "\n  ".join(sample for phase in phases for sample in phase.error_samples)
             raise BenchFailed(f"{errors} failures, e.g.:\n  {samples}")
         pgbench_tps, pgbench_version = run_pgbench(pgbench_binary(bin_dir), database.owner_url, args.clients)
         without_per_s = len(plain.latencies_s) / plain.wall_s
         with_per_s = len(assessed.latencies_s) / assessed.wall_s
+        with_redis_per_s = len(redis_assessed.latencies_s) / redis_assessed.wall_s
         return {
             "decisions_per_s": round(len(decided.latencies_s) / decided.wall_s, 1),
             "decision_p50_ms": round(percentile_ms(decided.latencies_s, 0.50), 2),
@@ -226,6 +250,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_with_to_without": round(with_per_s / without_per_s, 3),
             "confirm_p99_ms_without": round(percentile_ms(plain.latencies_s, 0.99), 2),
             "confirm_p99_ms_with": round(percentile_ms(assessed.latencies_s, 0.99), 2),
+            "decisions_per_s_redis": round(len(in_redis.latencies_s) / in_redis.wall_s, 1),
+            "decision_p50_ms_redis": round(percentile_ms(in_redis.latencies_s, 0.50), 2),
+            "decision_p99_ms_redis": round(percentile_ms(in_redis.latencies_s, 0.99), 2),
+            "confirm_per_s_with_redis": round(with_redis_per_s, 1),
+            "ratio_with_redis_to_without": round(with_redis_per_s / without_per_s, 3),
             "pgbench_n_tps": round(pgbench_tps, 1),
             "rules": len(rules()),
             "velocity_counters": len(VELOCITY),
@@ -263,6 +292,21 @@ def table(results: dict[str, Any]) -> str:
             "",
             "",
         ),
+        ("velocity in Redis: decisions/s", f"{results['decisions_per_s_redis']:.0f}", "", ""),
+        ("velocity in Redis: decision p50", f"{results['decision_p50_ms_redis']:.2f} ms", "", ""),
+        (
+            "velocity in Redis: decision p99",
+            f"{results['decision_p99_ms_redis']:.2f} ms",
+            f"< {TARGET_P99_MS_MAX:.0f} ms",
+            verdict(results["decision_p99_ms_redis"] < TARGET_P99_MS_MAX),
+        ),
+        ("velocity in Redis: confirms/s", f"{results['confirm_per_s_with_redis']:.0f}", "", ""),
+        (
+            "velocity in Redis: with / without",
+            f"{results['ratio_with_redis_to_without']:.2f}",
+            f">= {TARGET_RATIO_MIN}",
+            verdict(results["ratio_with_redis_to_without"] >= TARGET_RATIO_MIN),
+        ),
         ("pgbench -N tps, same database", f"{results['pgbench_n_tps']:.0f}", "", ""),
         ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
     ]
@@ -282,16 +326,18 @@ Machine: {box["nproc"]} cores ({box["cpu_model"]}), {box["memory_gb"]} GB, {box[
 PostgreSQL {box["postgres"]}.
 
 Method (`bench/risk.py`): a fresh database is migrated; real `bastion vault` and `bastion acquirer`
-processes run on it, and two `bastion api` processes, one with `BASTION_RISK_ENGINE=off`. The
+processes run on it, and three `bastion api` processes, one with `BASTION_RISK_ENGINE=off` and one
+with its velocity counters in a `redis-server` of the run's own (ADR 22). The
 merchant's live ruleset has {results["rules"]} rules over {results["velocity_counters"]} velocity
 counters and other attributes, none of which the attempts meet, so that each is evaluated every
 time. Decisions: {results["decisions"]} assessments ({WARMUP_COUNT} more not counted) of attempts
 of varied cards, customers, emails, addresses and devices, from {results["clients"]} concurrent tasks
 calling the engine (`risk.Assessor`) in the benchmark's process as the app role: each one is its
 own transaction (the context, the velocity of five subjects, travel, the list lookups, the
-decision and its event). Confirms: {results["confirms"]} `POST /v1/payment_intents` with `confirm:
-true` ({WARMUP_COUNT} more not counted), each with its own payment method, from {results["clients"]}
-keep-alive clients, first against the API without the risk engine, then against the one with it;
+decision and its event); then as many again with the velocity in Redis. Confirms: {results["confirms"]}
+`POST /v1/payment_intents` with `confirm: true` ({WARMUP_COUNT} more not counted), each with its own
+payment method, from {results["clients"]} keep-alive clients, first against the API without the risk
+engine, then against the one with it, then against the one with its velocity in Redis;
 every one must succeed and no decision may run out of its budget, or the run fails. `pgbench -N`
 on the same database follows. All processes and the load generator share the machine's cores.
 

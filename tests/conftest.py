@@ -17,6 +17,7 @@ from tests.support.postgres import (
     running_vault,
     server_url,
 )
+from tests.support.redis import running_redis
 from tests.support.softhsm import SoftHsmToken, prepare_token
 
 # A generous limit for tests that do not test rate limiting themselves.
@@ -78,6 +79,13 @@ async def worker_database(settings: Settings, test_database: TestDatabase) -> As
 def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> SoftHsmToken:
     """The session's SoftHSM2 token (CI's, when it prepared one)."""
     return prepare_token(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of the session's own Redis (with its password)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -211,14 +211,17 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         trust_env=False,
     )
     connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
+    velocity = (
+        risk.RedisVelocity(settings.risk_velocity_redis_url) if settings.risk_velocity_redis_url else risk.PostgresVelocity()
+    )
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
-        confirm_phases(connector, _assessor(settings, database)),
+        confirm_phases(connector, _assessor(settings, database, velocity), velocity),
         capture_phases(connector),
         cancel_phases(connector),
         refund_phases(connector),
-        sync_phases(connector),
+        sync_phases(connector, velocity),
         submit_phases(connector),
         close_phases(connector),
         *review_phases(connector),
@@ -234,12 +237,19 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         ),
         metrics_token=_metrics_token(grant),
         connectors={connector.name: connector},
+        velocity=velocity,
         demo_keys=grant.demo_keys,
         outbound=(acquirer,),
     )
 
 
-def _assessor(settings: Settings, database: Database) -> risk.Assessor | None:
+def _velocity(settings: Settings) -> risk.Velocity:
+    if settings.risk_velocity_redis_url is None:
+        return risk.PostgresVelocity()
+    return risk.RedisVelocity(settings.risk_velocity_redis_url)
+
+
+def _assessor(settings: Settings, database: Database, velocity: risk.Velocity) -> risk.Assessor | None:
     if not settings.risk_engine:
         return None
     return risk.Assessor(
@@ -247,6 +257,7 @@ def _assessor(settings: Settings, database: Database) -> risk.Assessor | None:
         budget_ms=settings.risk_budget_ms,
         locator=risk.Locator(settings.geoip_database),
         travel_limits=risk.TravelLimits(speed_kmh=settings.risk_travel_kmh, distance_km=settings.risk_travel_min_km),
+        velocity=velocity,
     )
 
 

@@ -12,8 +12,9 @@ import httpx
 
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Actor, Tenant
-from bastion.risk import Action, Assessor, Attempt
+from bastion.risk import Action, Assessor, Attempt, RedisVelocity
 from tests.support.platform import Credentials, Platform
+from tests.support.postgres import free_port
 
 ACTOR = Actor(id="test")
 FINGERPRINT = "0123456789abcdef0123456789abcdef"
@@ -169,3 +170,25 @@ async def test_past_the_time_budget_the_failure_policy_decides(platform: Platfor
         assert 0.2 <= waited < 2, waited
         stored = await _decision_row(platform, decided.id)
         assert stored["reasons"][0]["id"] == policy
+
+
+async def test_a_velocity_store_that_does_not_answer_leaves_it_to_the_failure_policy(
+    platform: Platform, merchant: Credentials
+) -> None:
+    """Redis down (nothing listens at its address): the assessment is `not_assessed`, and the
+    merchant's policy decides, as when the budget runs out."""
+    tenant = Tenant(merchant.merchant_id, livemode=False)
+    velocity = RedisVelocity(f"redis://127.0.0.1:{free_port()}/0")
+    assessor = Assessor(platform.services.database, budget_ms=5_000, velocity=velocity)
+    try:
+        for policy, action in (("fail_open", Action.ALLOW), ("fail_closed", Action.REVIEW)):
+            async with platform.client(merchant) as client:
+                set_to = await client.post("/v1/risk/settings", json={"failure_policy": policy})
+                assert set_to.status_code == 200, set_to.text
+            decided = await assessor.assess(tenant, ACTOR, _attempt(merchant))
+            assert (decided.action, decided.risk_level) == (action, "not_assessed")
+            stored = await _decision_row(platform, decided.id)
+            assert stored["reasons"][0]["id"] == policy
+            assert stored["reasons"][0]["rule"] == f"the velocity store did not answer: {policy}"
+    finally:
+        await velocity.close()

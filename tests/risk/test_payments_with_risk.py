@@ -11,9 +11,9 @@ import httpx
 from bastion.api.app import create_app
 from bastion.payments import intents
 from bastion.platform.idempotency import PhasedCommands
-from bastion.platform.settings import SANDBOX_CONNECTOR
+from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import ApiProcess
+from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.vault import VISA, payment_method
 
 ALWAYS_BLOCKED = "4100000000000019"
@@ -140,7 +140,7 @@ async def test_with_the_risk_engine_off_every_attempt_goes_on_unassessed(
     """BASTION_RISK_ENGINE=off: the API's confirms skip the assessment (an operator's choice)."""
     commands = platform.services.commands
     unassessed = dict(commands.registry) | {
-        intents.CONFIRM: intents.confirm_phases(platform.services.connectors[SANDBOX_CONNECTOR], None)
+        intents.CONFIRM: intents.confirm_phases(platform.services.connectors[SANDBOX_CONNECTOR], None, platform.services.velocity)
     }
     services = dataclasses.replace(
         platform.services, commands=PhasedCommands(commands.database, unassessed, hold_timeout_s=commands.hold_timeout_s)
@@ -159,3 +159,31 @@ async def test_with_the_risk_engine_off_every_attempt_goes_on_unassessed(
     )
     async with platform.owner.transaction() as connection:
         assert await connection.fetchval("SELECT count(*) FROM risk_decisions WHERE attempt_id = $1", charge["id"]) == 0
+
+
+async def test_with_velocity_in_redis_confirms_count_attempts_and_outcomes_there(
+    test_database: TestDatabase, settings: Settings, redis_url: str, vault: ApiProcess, acquirer: ApiProcess
+) -> None:
+    """BASTION_RISK_VELOCITY_REDIS_URL, wired by bootstrap: a confirm's attempt is counted in
+    Redis, its outcome too, and nothing of it in PostgreSQL's counters."""
+    platform = Platform(test_database, dataclasses.replace(settings, risk_velocity_redis_url=redis_url))
+    try:
+        merchant = await platform.merchant()
+        method = await payment_method(platform, vault, merchant)
+        paid = [await _pay(platform, merchant, method) for _ in range(2)]
+        assert [answer.status_code for answer in paid] == [200, 200], paid[-1].text
+        async with platform.owner.transaction() as connection:
+            values = await connection.fetchval(
+                "SELECT attributes->'values' FROM risk_decisions WHERE attempt_id = $1", paid[1].json()["latest_charge"]
+            )
+            in_postgres = await connection.fetchval(
+                "SELECT count(*) FROM risk_velocity_subjects WHERE merchant_id = $1", merchant.merchant_id
+            )
+    finally:
+        await platform.close()
+    assert (values["attempts_per_card_hourly"], values["charges_per_card_hourly"], values["declines_per_card_hourly"]) == (
+        2,
+        1,
+        0,
+    )
+    assert in_postgres == 0

@@ -80,7 +80,9 @@ def blind_client(services: Services, credentials: Credentials) -> httpx.AsyncCli
     assert isinstance(connector, SandboxConnector)
     lost = dict(commands.registry) | {
         intents.CONFIRM: intents.confirm_phases(
-            _AnswerLost(connector), Assessor(services.database, budget_ms=services.settings.risk_budget_ms)
+            _AnswerLost(connector),
+            Assessor(services.database, budget_ms=services.settings.risk_budget_ms, velocity=services.velocity),
+            services.velocity,
         )
     }
     blind = dataclasses.replace(

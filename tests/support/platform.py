@@ -83,5 +83,6 @@ class Platform:
         await self.services.vault.close()
         for client in self.services.outbound:
             await client.aclose()
+        await self.services.velocity.close()
         await self.services.database.dispose()
         await self.owner.dispose()

@@ -114,6 +114,7 @@ def create_app(services: Services) -> FastAPI:
         await services.vault.close()
         for client in services.outbound:
             await client.aclose()
+        await services.velocity.close()
         await services.database.dispose()
 
     app = FastAPI(

@@ -30,6 +30,7 @@ from bastion.platform.idempotency import Answer, PhasedCommands, Phases, State, 
 from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
+from bastion.risk import Velocity
 
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
 DEVICE_ID_LENGTH_MAX = 128
@@ -51,6 +52,8 @@ class Services:
     metrics_token: bytes
     # The connectors by name (their notifications arrive at /v1/connectors/{name}/notifications).
     connectors: Mapping[str, Connector]
+    # Where the risk engine's velocity counters are; outcomes of attempts are counted there.
+    velocity: Velocity
     # The demo shop merchant's test keys (`secrets/demo.json`), when the demo runs.
     demo_keys: Mapping[str, str] | None = None
     # Clients of processors the connectors hold (the sandbox acquirer's), closed at shutdown.

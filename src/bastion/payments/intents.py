@@ -3,7 +3,7 @@ and cancel as commands in phases (ADR 10), because they call the connector. Each
 writes its charge, its ledger postings (`books.py`), its audit row and its events in the
 transaction that makes it (docs/payments.md)."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -372,8 +372,9 @@ def _card_error_reply(error: CardError, decline_code: str | None, charge_id: str
 _BLOCKED_MESSAGE = "Your card was declined."
 
 
-def confirm_phases(connector: Connector, assessor: risk.Assessor | None) -> Phases:
-    """`assessor` None: the risk engine is off (BASTION_RISK_ENGINE), every attempt goes on unassessed."""
+def confirm_phases(connector: Connector, assessor: risk.Assessor | None, velocity: risk.Velocity) -> Phases:
+    """`assessor` None: the risk engine is off (BASTION_RISK_ENGINE), every attempt goes on
+    unassessed; `velocity`: where an attempt's outcome is counted."""
 
     async def authorize(tenant: Tenant, state: State) -> Outcome:
         # Before any connector call: an attempt the risk engine blocks never leaves Bastion.
@@ -397,7 +398,7 @@ def confirm_phases(connector: Connector, assessor: risk.Assessor | None) -> Phas
         )
         return (await connector.authorize(tenant, request)).to_outcome() | assessed
 
-    return Phases(name=CONFIRM, call=authorize, finish=record_attempt, undo=_undo_confirm)
+    return Phases(name=CONFIRM, call=authorize, finish=attempt_recorder(velocity), undo=_undo_confirm)
 
 
 async def _decision_of(uow: UnitOfWork, outcome: Outcome, charge_id: str) -> risk.Decision | None:
@@ -422,9 +423,19 @@ def awaiting_answer(intent: AnyRow, charge: AnyRow) -> bool:
     return charge["status"] == "pending" and intent["status"] in _AWAITING and intent["latest_charge_id"] == charge["id"]
 
 
-async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
+def attempt_recorder(velocity: risk.Velocity) -> Callable[[UnitOfWork, State, Outcome], Awaitable[PaymentIntent | Reply]]:
+    """`record_attempt`, with its outcome counted in `velocity`: a command's finish."""
+
+    async def finish(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent | Reply:
+        return await record_attempt(uow, state, outcome, velocity)
+
+    return finish
+
+
+async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome, velocity: risk.Velocity) -> PaymentIntent | Reply:
     """What the connector answered to an authorization (the confirm's, a sync's or a
-    notification's), recorded: once, whichever of them comes first."""
+    notification's), recorded: once, whichever of them comes first; its outcome counted in
+    `velocity`."""
     answer = Answer.from_outcome(outcome)
     intent = await intent_row(uow, state["intent"], for_update=True)
     charge = await charge_row(uow, state["charge"], for_update=True)
@@ -438,7 +449,7 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome) -> Pay
     decision = await _decision_of(uow, outcome, charge["id"])
     assessed = _risk_fields(decision)
     if answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, AttemptResult.DECLINED, AttemptResult.FAILED):
-        await risk.record_outcome(
+        await velocity.record_outcome(
             uow, charge["id"], succeeded=answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
         )
     if answer.result == AttemptResult.AUTHORIZED:
@@ -580,12 +591,12 @@ def attempt_state(intent: AnyRow, charge: AnyRow) -> State:
     }
 
 
-def sync_phases(connector: Connector) -> Phases:
+def sync_phases(connector: Connector, velocity: risk.Velocity) -> Phases:
     async def sync(tenant: Tenant, state: State) -> Outcome:
         answer = await connector.sync(tenant, state["charge"], amount=state["amount"], currency=state["currency"])
         return answer.to_outcome()
 
-    return Phases(name=SYNC, call=sync, finish=record_attempt)
+    return Phases(name=SYNC, call=sync, finish=attempt_recorder(velocity))
 
 
 # Capture and cancel: the intent is marked as changing at the processor until the command finishes.

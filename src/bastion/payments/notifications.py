@@ -6,6 +6,7 @@ still waiting for the connector's word, so that every order of them ends in the 
 from collections.abc import Mapping
 from typing import Any
 
+from bastion import risk
 from bastion.payments import repository
 from bastion.payments.charges import charge_row, intent_row
 from bastion.payments.connectors import Answer, AttemptResult, Connector, DisputeState, Notification, Subject
@@ -22,9 +23,16 @@ _SETTLING = frozenset({AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, Attempt
 
 
 async def receive(
-    database: Database, connector: Connector, body: bytes, headers: Mapping[str, str], *, request_id: str | None
+    database: Database,
+    connector: Connector,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    velocity: risk.Velocity,
+    request_id: str | None,
 ) -> dict[str, Any]:
-    """Verify, take once and apply a notification; what became of it."""
+    """Verify, take once and apply a notification (an attempt's outcome counted in `velocity`);
+    what became of it."""
     notification = connector.handle_notification(body, headers, now=int(database.clock.now().timestamp()))
     tenant = Tenant(notification.merchant_id, notification.livemode)
     actor = Actor(id=f"connector:{connector.name}", request_id=request_id)
@@ -39,7 +47,7 @@ async def receive(
         )
         if not fresh:
             return {"received": True, "result": "duplicate"}
-        applied = await _apply(uow, connector.name, notification)
+        applied = await _apply(uow, connector.name, notification, velocity)
         if applied:
             await repository.notification_applied(uow.connection, connector=connector.name, notification_id=notification.id)
     _log.info(
@@ -48,7 +56,7 @@ async def receive(
     return {"received": True, "result": "applied" if applied else "ignored"}
 
 
-async def _apply(uow: UnitOfWork, connector: str, notification: Notification) -> bool:
+async def _apply(uow: UnitOfWork, connector: str, notification: Notification, velocity: risk.Velocity) -> bool:
     """Whether the notification settled anything. A payment's settles its attempt if that is
     still waiting (an answer lost, a challenge open); a dispute's opens or moves its dispute; a
     settlement's books the payout; the rest confirm what Bastion's own commands did and
@@ -60,10 +68,10 @@ async def _apply(uow: UnitOfWork, connector: str, notification: Notification) ->
     answer = notification.answer
     if notification.subject != Subject.PAYMENT or answer is None or answer.result not in _SETTLING:
         return False
-    return await _apply_answer(uow, notification, answer)
+    return await _apply_answer(uow, notification, answer, velocity)
 
 
-async def _apply_answer(uow: UnitOfWork, notification: Notification, answer: Answer) -> bool:
+async def _apply_answer(uow: UnitOfWork, notification: Notification, answer: Answer, velocity: risk.Velocity) -> bool:
     """A payment's outcome, recorded if its attempt still waits for it."""
     intent_id = await repository.awaiting_intent_id(uow.connection, uow.tenant, notification.reference)
     if intent_id is None:
@@ -78,7 +86,7 @@ async def _apply_answer(uow: UnitOfWork, notification: Notification, answer: Ans
         # The integrity check of every answer: another amount or currency is not applied.
         _log.warning("notification_quarantined", notification=notification.id, charge=charge["id"])
         return False
-    await record_attempt(uow, attempt_state(intent, charge), answer.to_outcome())
+    await record_attempt(uow, attempt_state(intent, charge), answer.to_outcome(), velocity)
     return True
 
 

@@ -384,6 +384,7 @@ async def sandbox_notification(request: Request) -> JsonResponse:
         services.connectors[SANDBOX_CONNECTOR],
         await request.body(),
         request.headers,
+        velocity=services.velocity,
         request_id=request_id_var.get(),
     )
     return JsonResponse(answer)

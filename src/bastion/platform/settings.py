@@ -41,6 +41,18 @@ def _origin(name: str, default: str) -> str:
     return value
 
 
+def _redis_url(name: str) -> str | None:
+    """A Redis URL (`redis://`, `rediss://` or `unix://`), or None when unset. It may hold a
+    password, so a refusal names only its scheme."""
+    value = os.environ.get(name, "")
+    if not value:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("redis", "rediss", "unix") or (parsed.scheme != "unix" and not parsed.hostname):
+        raise ConfigurationError(f"{name} must look like redis://host:port/0 or rediss://..., got scheme {parsed.scheme!r}")
+    return value
+
+
 def _connectors(raw: str) -> dict[str, str]:
     """`name=https://host:port,name=...`: the processors the vault may forward card data to."""
     connectors: dict[str, str] = {}
@@ -175,6 +187,8 @@ class Settings:
     risk_engine: bool
     # A risk assessment's time budget for merchants that set none (docs/risk.md, Time budget).
     risk_budget_ms: int
+    # Where the velocity counters are: a Redis URL, or None for PostgreSQL (ADR 22).
+    risk_velocity_redis_url: str | None
     # A MaxMind-format city database (GeoLite2, DB-IP); None: the one the package ships.
     geoip_database: Path | None
     # Impossible travel: faster than this over at least that far (docs/risk.md, Locations).
@@ -240,6 +254,7 @@ class Settings:
             acquirer_dispute_review_s=_int("BASTION_ACQUIRER_DISPUTE_REVIEW_S", 5, minimum=0, maximum=86_400),
             risk_engine=_choice("BASTION_RISK_ENGINE", "on", ("on", "off")) == "on",
             risk_budget_ms=_int("BASTION_RISK_BUDGET_MS", 50, minimum=1, maximum=10_000),
+            risk_velocity_redis_url=_redis_url("BASTION_RISK_VELOCITY_REDIS_URL"),
             geoip_database=Path(os.environ["BASTION_GEOIP_DATABASE"]).resolve()
             if os.environ.get("BASTION_GEOIP_DATABASE")
             else None,

@@ -7,6 +7,19 @@ from bastion.risk.geo import Locator
 from bastion.risk.rules import Action
 from bastion.risk.signals import Attempt
 from bastion.risk.travel import TravelLimits
-from bastion.risk.velocity import record_outcome
+from bastion.risk.velocity import PostgresVelocity, Velocity
+from bastion.risk.velocity_redis import RedisVelocity
 
-__all__ = ["EVENT_TYPES", "Action", "Assessor", "Attempt", "Decision", "Locator", "TravelLimits", "decision_of", "record_outcome"]
+__all__ = [
+    "EVENT_TYPES",
+    "Action",
+    "Assessor",
+    "Attempt",
+    "Decision",
+    "Locator",
+    "PostgresVelocity",
+    "RedisVelocity",
+    "TravelLimits",
+    "Velocity",
+    "decision_of",
+]

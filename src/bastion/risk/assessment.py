@@ -20,6 +20,7 @@ from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import InvariantViolated
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Actor, AnyRow, Database, Tenant, UnitOfWork
+from bastion.platform.logging import get_logger
 from bastion.risk import repository
 from bastion.risk.attributes import CATALOGUE
 from bastion.risk.domain import list_item
@@ -30,7 +31,7 @@ from bastion.risk.resources import RiskDecision
 from bastion.risk.rules import Action, AttributeRef, AttributeValue, ListRef, Membership, Rule, first_match, parse_rule, walk
 from bastion.risk.signals import Attempt, always_blocked, attempt_values, location_values, usd
 from bastion.risk.travel import DEFAULT_TRAVEL_LIMITS, TRAVEL_SUBJECTS, TravelLimits, travel
-from bastion.risk.velocity import Counted, count_attempt, subject_key
+from bastion.risk.velocity import Counted, PostgresVelocity, Velocity, VelocityUnavailable, subject_key
 
 BUDGET_MS_DEFAULT = 50
 FAIL_OPEN: Final = "fail_open"
@@ -39,6 +40,7 @@ FAIL_CLOSED: Final = "fail_closed"
 DEFAULT_RULES = (("default_block_highest_risk", "block if :risk_level: = 'highest'"),)
 _RULESETS_CACHED_MAX = 1_024
 TEST_CARD_RULE = "test_card_always_blocked"
+_log = get_logger(__name__)
 _VELOCITY_KINDS = {"card": "card_fingerprint", "customer": "customer", "email": "customer_email", "ip": "ip_address"}
 
 
@@ -117,9 +119,12 @@ class Assessor:
         budget_ms: int = BUDGET_MS_DEFAULT,
         locator: Locator | None = None,
         travel_limits: TravelLimits = DEFAULT_TRAVEL_LIMITS,
+        velocity: Velocity | None = None,
     ) -> None:
-        """`locator`: where IP addresses are (None: nowhere, every location attribute missing)."""
+        """`locator`: where IP addresses are (None: nowhere, every location attribute missing);
+        `velocity`: where the counters are (None: PostgreSQL)."""
         self.database = database
+        self.velocity = PostgresVelocity() if velocity is None else velocity
         self.budget_ms = budget_ms
         self.locator = locator
         self.travel_limits = travel_limits
@@ -141,7 +146,11 @@ class Assessor:
                     budget.reschedule(asyncio.get_running_loop().time() + budget_s - (time.monotonic() - started))
                     return await self._decide(uow, attempt, context, started)
         except TimeoutError:
-            return await self._not_assessed(tenant, actor, attempt, policy=policy, started=started)
+            return await self._not_assessed(tenant, actor, attempt, policy=policy, started=started, why="the time budget passed")
+        except VelocityUnavailable as unavailable:
+            _log.warning("risk_velocity_unavailable", attempt=attempt.attempt_id, error=str(unavailable))
+            why = "the velocity store did not answer"
+            return await self._not_assessed(tenant, actor, attempt, policy=policy, started=started, why=why)
         except _DecidedMeanwhile:
             return await self._stored(tenant, actor, attempt.attempt_id)
 
@@ -163,7 +172,7 @@ class Assessor:
         if values["device_id"] is not None:
             subjects["device"] = str(values["device_id"])
         counted = Counted(attempt.attempt_id, subjects, attempt.card_fingerprint, _number(values["amount_in_usd"]), now)
-        values |= await count_attempt(uow, counted)
+        values |= await self.velocity.count_attempt(uow, counted)
         travelled = [subject_key(kind, subjects[kind]) for kind in TRAVEL_SUBJECTS if kind in subjects]
         values |= await travel(uow, travelled, location, now, self.travel_limits)
         rulesets = {row["status"]: row for row in context["rulesets"] or []}
@@ -204,9 +213,11 @@ class Assessor:
         events.emit(uow, RISK_DECISION, decision_resource(row))
         return Decision.from_row(row)
 
-    async def _not_assessed(self, tenant: Tenant, actor: Actor, attempt: Attempt, *, policy: str, started: float) -> Decision:
+    async def _not_assessed(
+        self, tenant: Tenant, actor: Actor, attempt: Attempt, *, policy: str, started: float, why: str
+    ) -> Decision:
         """The failure policy's decision, stored unless the assessment's own committed as the
-        budget ran out (then that one stands)."""
+        budget ran out (then that one stands); `why` the assessment failed."""
         action = Action.REVIEW if policy == FAIL_CLOSED else Action.ALLOW
         async with self.database.unit_of_work(tenant, actor) as uow:
             row = await repository.insert_decision(
@@ -217,7 +228,7 @@ class Assessor:
                     action=action,
                     score=(0, "not_assessed"),
                     rule_id=None,
-                    reasons=[{"id": policy, "rule": f"the time budget passed: {policy}", "action": action.value, "values": {}}],
+                    reasons=[{"id": policy, "rule": f"{why}: {policy}", "action": action.value, "values": {}}],
                     rulesets=(None, None),
                     attributes={"values": {}, "list_hits": []},
                     started=started,
