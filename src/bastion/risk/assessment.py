@@ -9,7 +9,7 @@ An attempt is assessed once: asked again (a command resumed), the stored decisio
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -94,6 +94,18 @@ class Decision:
 class ParsedRuleset:
     id: str | None  # None: the default rules
     rules: tuple[tuple[str, Rule], ...]
+    # (list alias, attribute) for each list the rules look an attribute up in: found once, when
+    # parsed, not walked for on every attempt.
+    list_lookups: frozenset[tuple[str, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        lookups = frozenset(
+            (node.collection.name, node.operand.name)
+            for _, rule in self.rules
+            for node in walk(rule.condition)
+            if isinstance(node, Membership) and isinstance(node.collection, ListRef) and isinstance(node.operand, AttributeRef)
+        )
+        object.__setattr__(self, "list_lookups", lookups)
 
 
 @lru_cache(maxsize=_RULESETS_CACHED_MAX)
@@ -308,13 +320,7 @@ async def _list_hits(
 ) -> set[tuple[str, str]]:
     """(alias, value as the attribute holds it) for each list the rules look an attribute up in
     that holds its value: one query for all of them."""
-    lookups = {
-        (node.collection.name, node.operand.name)
-        for ruleset in rulesets
-        for _, rule in ruleset.rules
-        for node in walk(rule.condition)
-        if isinstance(node, Membership) and isinstance(node.collection, ListRef) and isinstance(node.operand, AttributeRef)
-    }
+    lookups = frozenset[tuple[str, str]]().union(*(ruleset.list_lookups for ruleset in rulesets))
     asked: list[tuple[str, str, str]] = []
     for alias, attribute in sorted(lookups):
         value, kind = values.get(attribute), CATALOGUE[attribute].list_kind
