@@ -162,3 +162,23 @@ def test_a_redis_url_is_checked_at_start_without_showing_its_password(
     assert Settings.from_env().risk_velocity_redis_url == "rediss://:hunter2-secret@redis.internal:6380/2"
     monkeypatch.setenv("BASTION_RISK_VELOCITY_REDIS_URL", "")
     assert Settings.from_env().risk_velocity_redis_url is None
+
+
+async def test_events_past_the_week_are_pruned_and_all_time_stays(
+    velocity: Velocity, platform: Platform, merchant: Credentials
+) -> None:
+    tenant = Tenant(merchant.merchant_id, livemode=False)
+    database = platform.services.database
+    for n in range(3):
+        await _count(velocity, database, tenant, _attempt(START + timedelta(minutes=n), device="dev_1"))
+    later = await _count(velocity, database, tenant, _attempt(START + timedelta(days=9), device="dev_1"))
+    assert (later["attempts_per_card_weekly"], later["attempts_per_card_all_time"]) == (1, 4)
+    assert (later["card_count_for_device_weekly"], later["card_count_for_device_all_time"]) == (1, 1)
+    async with platform.owner.transaction() as connection:
+        kept = await connection.fetchval(
+            "SELECT count(*) FROM risk_velocity_events WHERE merchant_id = $1 AND subject = $2",
+            merchant.merchant_id,
+            f"card:{CARD}",
+        )
+    # PostgreSQL kept the one event of the last week; Redis keeps its events in Redis.
+    assert kept == (1 if isinstance(velocity, PostgresVelocity) else 0)

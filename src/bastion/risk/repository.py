@@ -212,53 +212,82 @@ SET attempts = s.attempts + 1,
     last_at = greatest(s.last_at, EXCLUDED.last_at)
 RETURNING subject, attempts, charges, declines, amount_in_usd
 """
+# The attempt's events and card recorded, old events pruned, and each subject's windows read, in
+# one statement. Its reads see the table as it was before its own writes (one snapshot), so
+# the attempt's own event and card are added to what they find rather than found:
+# $3 attempt id, $4 its time, $5 its amount in USD, $6 its subjects, $7 those that count its
+# card $8; $9, $10, $11 the starts of the last hour, day and week, each open (an event at the
+# start is out); events at or before $12 are pruned, at most $13 a time, skipping any an
+# outcome holds.
 _RECORD_VELOCITY_EVENT = """
-WITH events AS (
+WITH recorded AS (
     INSERT INTO risk_velocity_events (merchant_id, livemode, subject, attempt_id, at, amount_in_usd, outcome)
     SELECT $1, $2, subject, $3, $4, $5, 'pending' FROM unnest($6::text[]) AS t(subject)
     ON CONFLICT DO NOTHING
-    RETURNING 1
+), pruned AS (
+    DELETE FROM risk_velocity_events
+    WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM risk_velocity_events
+        WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($6::text[]) AND at <= $12
+        LIMIT $13
+        FOR UPDATE SKIP LOCKED
+    ))
 ), cards AS (
     INSERT INTO risk_velocity_cards AS c (merchant_id, livemode, subject, card_fingerprint, last_at)
     SELECT $1, $2, subject, $8, $4 FROM unnest($7::text[]) AS t(subject)
     ON CONFLICT (merchant_id, livemode, subject, card_fingerprint) DO UPDATE SET last_at = greatest(c.last_at, EXCLUDED.last_at)
     -- xmax is 0 on a row this statement inserted, not on one it updated.
     RETURNING subject, xmax = 0 AS inserted
-)
-SELECT coalesce(array_agg(subject) FILTER (WHERE inserted), '{}') FROM cards, (SELECT count(*) FROM events) AS written
-"""
-# $4, $5, $6: the starts of the last hour, day and week, each open (an event at the start is out).
-_VELOCITY_WINDOWS = """
-WITH events AS (
+), events AS (
     SELECT subject,
-           count(*) FILTER (WHERE at > $4) AS attempts_hourly,
-           count(*) FILTER (WHERE at > $5) AS attempts_daily,
+           count(*) FILTER (WHERE at > $9) AS attempts_hourly,
+           count(*) FILTER (WHERE at > $10) AS attempts_daily,
            count(*) AS attempts_weekly,
-           count(*) FILTER (WHERE at > $4 AND outcome = 'succeeded') AS charges_hourly,
-           count(*) FILTER (WHERE at > $5 AND outcome = 'succeeded') AS charges_daily,
+           count(*) FILTER (WHERE at > $9 AND outcome = 'succeeded') AS charges_hourly,
+           count(*) FILTER (WHERE at > $10 AND outcome = 'succeeded') AS charges_daily,
            count(*) FILTER (WHERE outcome = 'succeeded') AS charges_weekly,
-           count(*) FILTER (WHERE at > $4 AND outcome = 'declined') AS declines_hourly,
-           count(*) FILTER (WHERE at > $5 AND outcome = 'declined') AS declines_daily,
+           count(*) FILTER (WHERE at > $9 AND outcome = 'declined') AS declines_hourly,
+           count(*) FILTER (WHERE at > $10 AND outcome = 'declined') AS declines_daily,
            count(*) FILTER (WHERE outcome = 'declined') AS declines_weekly,
-           coalesce(sum(amount_in_usd) FILTER (WHERE at > $4), 0) AS amount_in_usd_hourly,
-           coalesce(sum(amount_in_usd) FILTER (WHERE at > $5), 0) AS amount_in_usd_daily,
+           coalesce(sum(amount_in_usd) FILTER (WHERE at > $9), 0) AS amount_in_usd_hourly,
+           coalesce(sum(amount_in_usd) FILTER (WHERE at > $10), 0) AS amount_in_usd_daily,
            coalesce(sum(amount_in_usd), 0) AS amount_in_usd_weekly
     FROM risk_velocity_events
-    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($3::text[]) AND at > $6
+    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($6::text[]) AND at > $11 AND attempt_id <> $3
     GROUP BY subject
-), cards AS (
+), other_cards AS (
     SELECT subject,
-           count(*) FILTER (WHERE last_at > $4) AS cards_hourly,
-           count(*) FILTER (WHERE last_at > $5) AS cards_daily,
-           count(*) FILTER (WHERE last_at > $6) AS cards_weekly,
+           count(*) FILTER (WHERE last_at > $9) AS cards_hourly,
+           count(*) FILTER (WHERE last_at > $10) AS cards_daily,
+           count(*) FILTER (WHERE last_at > $11) AS cards_weekly,
            count(*) AS cards_all_time
     FROM risk_velocity_cards
-    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($3::text[])
+    WHERE merchant_id = $1 AND livemode = $2 AND subject = ANY($7::text[]) AND card_fingerprint <> $8
     GROUP BY subject
 )
-SELECT events.*, coalesce(cards_hourly, 0) AS cards_hourly, coalesce(cards_daily, 0) AS cards_daily,
-       coalesce(cards_weekly, 0) AS cards_weekly, coalesce(cards_all_time, 0) AS cards_all_time
-FROM events LEFT JOIN cards USING (subject)
+SELECT t.subject,
+       coalesce(e.attempts_hourly, 0) + 1 AS attempts_hourly,
+       coalesce(e.attempts_daily, 0) + 1 AS attempts_daily,
+       coalesce(e.attempts_weekly, 0) + 1 AS attempts_weekly,
+       coalesce(e.charges_hourly, 0) AS charges_hourly,
+       coalesce(e.charges_daily, 0) AS charges_daily,
+       coalesce(e.charges_weekly, 0) AS charges_weekly,
+       coalesce(e.declines_hourly, 0) AS declines_hourly,
+       coalesce(e.declines_daily, 0) AS declines_daily,
+       coalesce(e.declines_weekly, 0) AS declines_weekly,
+       coalesce(e.amount_in_usd_hourly, 0) + coalesce($5, 0) AS amount_in_usd_hourly,
+       coalesce(e.amount_in_usd_daily, 0) + coalesce($5, 0) AS amount_in_usd_daily,
+       coalesce(e.amount_in_usd_weekly, 0) + coalesce($5, 0) AS amount_in_usd_weekly,
+       -- The attempt's own card, in every window of the subjects that count it.
+       coalesce(c.cards_hourly, 0) + own.card AS cards_hourly,
+       coalesce(c.cards_daily, 0) + own.card AS cards_daily,
+       coalesce(c.cards_weekly, 0) + own.card AS cards_weekly,
+       coalesce(c.cards_all_time, 0) + own.card AS cards_all_time,
+       coalesce((SELECT inserted FROM cards WHERE cards.subject = t.subject), false) AS card_first_seen
+FROM unnest($6::text[]) AS t(subject)
+CROSS JOIN LATERAL (SELECT (t.subject = ANY($7::text[]))::int AS card) AS own
+LEFT JOIN events e USING (subject)
+LEFT JOIN other_cards c USING (subject)
 """
 # The subjects' rows are taken in the order of their names, as assessments take them: two
 # outcomes of attempts that share subjects (an address, a card) cannot each hold what the other waits for.
@@ -299,10 +328,13 @@ async def record_velocity_event(
     amount_in_usd: Decimal | None,
     card_subjects: list[str],
     card_fingerprint: str | None,
-) -> set[str]:
-    """The attempt's event for each subject, and its card seen with `card_subjects`: those that
-    had not seen the card before."""
-    first_seen: list[str] = await connection.fetchval(
+    window_starts: dict[str, datetime],
+    pruned_before: datetime,
+    pruned_max: int,
+) -> dict[str, AnyRow]:
+    """The attempt's event for each subject and its card seen with `card_subjects`; each
+    subject's windows with the attempt, and `card_first_seen` where the card was new to it."""
+    rows = await connection.fetch(
         _RECORD_VELOCITY_EVENT,
         tenant.merchant_id,
         tenant.livemode,
@@ -312,15 +344,11 @@ async def record_velocity_event(
         subjects,
         card_subjects,
         card_fingerprint,
-    )
-    return set(first_seen)
-
-
-async def velocity_windows(
-    connection: Connection, tenant: Tenant, subjects: list[str], since: dict[str, datetime]
-) -> dict[str, AnyRow]:
-    rows = await connection.fetch(
-        _VELOCITY_WINDOWS, tenant.merchant_id, tenant.livemode, subjects, since["hourly"], since["daily"], since["weekly"]
+        window_starts["hourly"],
+        window_starts["daily"],
+        window_starts["weekly"],
+        pruned_before,
+        pruned_max,
     )
     return {row["subject"]: row for row in rows}
 

@@ -138,7 +138,8 @@ risk_velocity_subjects = Table(
     Column("last_at", DateTime(timezone=True), nullable=False),
 )
 
-# One row per attempt and subject, kept for the longest window (a week): the windowed counts.
+# One row per attempt and subject: the windowed counts. Pruned 8 days after (a day past the
+# longest window) by the next attempts on the subject (velocity.PRUNED_AFTER).
 risk_velocity_events = Table(
     "risk_velocity_events",
     metadata,

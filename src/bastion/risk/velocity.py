@@ -22,6 +22,10 @@ WINDOWS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": t
 # Distinct cards are counted for these subjects (a card's own count of cards is one).
 CARD_COUNT_SUBJECTS = ("ip", "device", "customer")
 MEASURES = ("attempts", "charges", "declines", "amount_in_usd")
+# Events leave a subject's counts a day after they leave the week (an attempt counted just after
+# a later one still finds all of its week); PostgreSQL prunes at most PRUNED_MAX per attempt.
+PRUNED_AFTER = timedelta(days=8)
+PRUNED_MAX = 1_000
 SUCCEEDED: Final = "succeeded"
 DECLINED: Final = "declined"
 
@@ -110,8 +114,9 @@ class PostgresVelocity(Velocity):
         self, uow: UnitOfWork, attempt: Counted, subjects: list[str], card_subjects: list[str]
     ) -> tuple[dict[str, Tally], set[str]]:
         connection, tenant = uow.connection, uow.tenant
+        # Taking the subjects' rows first: what the next statement reads, after, is exact.
         all_time = await repository.count_subjects(connection, tenant, subjects, attempt.amount_in_usd, attempt.at)
-        first_seen = await repository.record_velocity_event(
+        windows = await repository.record_velocity_event(
             connection,
             tenant,
             subjects=subjects,
@@ -120,12 +125,14 @@ class PostgresVelocity(Velocity):
             amount_in_usd=attempt.amount_in_usd,
             card_subjects=card_subjects,
             card_fingerprint=attempt.card_fingerprint,
+            window_starts=attempt.window_starts(),
+            pruned_before=attempt.at - PRUNED_AFTER,
+            pruned_max=PRUNED_MAX,
         )
-        windows = await repository.velocity_windows(connection, tenant, subjects, attempt.window_starts())
-        # The attempt's own event is in every window: each subject has its row.
         tallies: dict[str, Tally] = {
             key: {f"{measure}_all_time": all_time[key][measure] for measure in MEASURES} | dict(windows[key]) for key in subjects
         }
+        first_seen = {key for key in subjects if windows[key]["card_first_seen"]}
         return tallies, first_seen
 
     async def record(self, uow: UnitOfWork, attempt_id: str, outcome: str) -> None:

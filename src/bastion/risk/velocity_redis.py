@@ -27,14 +27,11 @@ import redis.exceptions
 
 from bastion.platform.db import Tenant, UnitOfWork
 from bastion.platform.logging import get_logger
-from bastion.risk.velocity import MEASURES, Counted, Tally, Velocity, VelocityUnavailable
+from bastion.risk.velocity import MEASURES, PRUNED_AFTER, Counted, Tally, Velocity, VelocityUnavailable
 
 KEY_PREFIX: Final = "bastion:velocity:"
 # An attempt's record outlives the longest window, for outcomes told days later (a sync).
 ATTEMPT_KEPT = timedelta(days=8)
-# Events leave a subject's sets a day after they leave the week: an attempt counted just
-# after a later one still finds all of its week.
-PRUNED_AFTER = timedelta(days=8)
 TIMEOUT_S: Final = 1.0
 CONNECTIONS_MAX: Final = 64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
