@@ -92,8 +92,9 @@ class Velocity(ABC):
     ) -> tuple[dict[str, Tally], set[str]]:
         """Count the attempt for `subjects` and its card for `card_subjects`, exactly: of two
         attempts on a subject, the later counted sees the earlier. Each subject's tally, and
-        those of `card_subjects` that had not seen the card before. Counting an attempt again
-        (its command resumed) counts it once."""
+        those of `card_subjects` that had not seen the card before. An attempt is counted once
+        even when its command is resumed: on PostgreSQL the count commits with the decision,
+        which answers the resumed command; Redis keeps a record of the attempt."""
 
     @abstractmethod
     async def record(self, uow: UnitOfWork, attempt_id: str, outcome: str) -> None:
