@@ -20,8 +20,9 @@ import bastion.merchants.tables
 import bastion.payments.tables
 import bastion.platform.idempotency.tables
 import bastion.risk.tables
-import bastion.vault.tables  # noqa: F401  (every context registers its tables in the shared metadata)
-from bastion import customers, events, ledger, payments, risk
+import bastion.vault.tables
+import bastion.webhooks.tables  # noqa: F401  (every context registers its tables in the shared metadata)
+from bastion import customers, events, ledger, payments, risk, webhooks
 from bastion.acquirer.notifications import NOTIFICATION_TIMEOUT_S
 from bastion.acquirer.service import Acquirer
 from bastion.api.app import create_app
@@ -138,7 +139,13 @@ def _grant(settings: Settings, url: str, process: str, role: str, purposes: list
 
 def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
     return dataclasses.replace(
-        _grant(settings, url, "api", ServiceRoles(settings.db_role_prefix).app, [API_KEY_HASH_PURPOSE, *_ACQUIRER_PURPOSES]),
+        _grant(
+            settings,
+            url,
+            "api",
+            ServiceRoles(settings.db_role_prefix).app,
+            [API_KEY_HASH_PURPOSE, *_ACQUIRER_PURPOSES, webhooks.SECRETS_KEY_PURPOSE],
+        ),
         metrics_token=read_metrics_token(settings.data_dir),
         demo_keys=load_credentials(settings.data_dir) if demo else None,
     )
@@ -238,6 +245,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         metrics_token=_metrics_token(grant),
         connectors={connector.name: connector},
         velocity=velocity,
+        webhook_secrets=webhooks.EndpointSecrets(DerivedKeys(grant.keys).secret(webhooks.SECRETS_KEY_PURPOSE)),
         demo_keys=grant.demo_keys,
         outbound=(acquirer,),
     )

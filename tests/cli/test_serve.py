@@ -34,7 +34,7 @@ from tests.support.postgres import TestDatabase, accepts_connections, free_port,
 # Every test here starts `bastion serve`, which starts three processes.
 pytestmark = pytest.mark.slow
 
-_OPTIONS = ("--port", "--vault-port", "--vault-internal-port", "--acquirer-port")
+_OPTIONS = ("--port", "--vault-port", "--vault-internal-port", "--acquirer-port", "--acquirer-pages-port")
 _BANNER = "Bastion is running."
 _BANNER_LAST_LINE = re.compile(r"^  a test key: .* --json$", re.MULTILINE)
 _BANNER_TIMEOUT_S = 90

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from bastion import bootstrap
+from bastion import bootstrap, webhooks
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.errors import ConfigurationError
 from bastion.platform.crypto import DerivedKeys, LocalKeyring, signing_purpose
@@ -89,7 +89,12 @@ def test_each_process_is_granted_its_role_and_its_purposes_alone(settings: Setti
         "acquirer": (bootstrap.acquirer_grant(settings, test_database.owner_url), roles.acquirer),
     }
     purposes = {
-        "api": {bootstrap.API_KEY_HASH_PURPOSE, bootstrap.ACQUIRER_API_KEY_PURPOSE, bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE},
+        "api": {
+            bootstrap.API_KEY_HASH_PURPOSE,
+            bootstrap.ACQUIRER_API_KEY_PURPOSE,
+            bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE,
+            webhooks.SECRETS_KEY_PURPOSE,
+        },
         "acquirer": {bootstrap.ACQUIRER_API_KEY_PURPOSE, bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE},
         "vault": {bootstrap.API_KEY_HASH_PURPOSE},
         "worker": {CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)},

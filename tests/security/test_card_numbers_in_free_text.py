@@ -21,6 +21,12 @@ WRITTEN = (CARD, "4242 4242 4242 4242", "4242-4242-4242-4242", f"order {CARD} pa
 SHORT = WRITTEN[:3]
 ACCOUNT = "la_01M00000000000000000000000"
 INTENT = "pi_01M00000000000000000000000"
+HOOK = "https://hooks.example.com/bastion"
+# A create needs the required fields beside the one tried; an update needs none.
+WEBHOOK_ENDPOINT_BODIES = (
+    ("/v1/webhook_endpoints", {"url": HOOK, "enabled_events": ["*"]}),
+    ("/v1/webhook_endpoints/{endpoint_id}", {}),
+)
 DISPUTE = "dp_01M00000000000000000000000"
 EVIDENCE = (
     "product_description",
@@ -124,6 +130,20 @@ FREE_TEXT = [
     Field("POST", "/v1/risk/rulesets", "description", lambda text: {"rules": [], "description": text}),
     Field("POST", "/v1/risk/lists", "name", lambda text: {"alias": "watch", "name": text, "item_type": "email"}),
     Field("POST", "/v1/risk/lists/{list_id}/items", "value", lambda text: {"value": text}),
+    *(
+        Field(method, path, param, body)
+        for path, needed in (
+            ("/v1/webhook_endpoints", {"url": HOOK, "enabled_events": ["*"]}),
+            ("/v1/webhook_endpoints/{endpoint_id}", {}),
+        )
+        for method, param, body in (
+            ("POST", "url", lambda text, needed=needed: needed | {"url": f"{HOOK}?card={text}"}),
+            ("POST", "enabled_events[0]", lambda text, needed=needed: needed | {"enabled_events": [text]}),
+            ("POST", "description", lambda text, needed=needed: needed | {"description": text}),
+            ("POST", "metadata[note]", lambda text, needed=needed: needed | {"metadata": {"note": text}}),
+            ("POST", "metadata", lambda text, needed=needed: needed | {"metadata": {text: "x"}}),
+        )
+    ),
 ]
 
 
@@ -136,6 +156,7 @@ async def _path(platform: Platform, merchant: Credentials, template: str) -> str
         .replace("{intent_id}", INTENT)
         .replace("{dispute_id}", DISPUTE)
         .replace("{list_id}", "rsl_01M00000000000000000000000")
+        .replace("{endpoint_id}", "we_01M00000000000000000000000")
     )
 
 
@@ -154,6 +175,7 @@ async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
                 "risk_rulesets",
                 "risk_lists",
                 "risk_list_items",
+                "webhook_endpoints",
             )
         }
 

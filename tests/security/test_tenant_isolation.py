@@ -41,6 +41,7 @@ _TENANT_TABLES = {
     "risk_decisions": "merchant_id",
     "risk_velocity_subjects": "merchant_id",
     "reviews": "merchant_id",
+    "webhook_endpoints": "merchant_id",
 }
 # The body a write with an id needs to get past validation and reach the id's look-up.
 _BODIES = {"/v1/risk/lists/{list_id}/items": {"value": "a@example.com"}}
@@ -67,6 +68,8 @@ class World:
     b_payments: dict[str, str]
     a_risk: dict[str, str]
     b_risk: dict[str, str]
+    a_webhooks: dict[str, str]
+    b_webhooks: dict[str, str]
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
@@ -82,6 +85,7 @@ class World:
             "transaction_id": self.b_payments["balance_transaction_id"],
             **self.b_ledger,
             **self.b_risk,
+            **self.b_webhooks,
         }
 
 
@@ -171,6 +175,13 @@ async def _risk(platform: Platform, vault: ApiProcess, credentials: Credentials)
     }
 
 
+async def _webhooks(platform: Platform, credentials: Credentials) -> dict[str, str]:
+    async with platform.client(credentials) as client:
+        made = await client.post("/v1/webhook_endpoints", json={"url": "https://hooks.example.com/x", "enabled_events": ["*"]})
+        assert made.status_code == 200, made.text
+    return {"endpoint_id": made.json()["id"]}
+
+
 @pytest.fixture
 async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
@@ -194,6 +205,8 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
         await _payments(platform, vault, other, b_payment_method),
         await _risk(platform, vault, merchant),
         await _risk(platform, vault, other),
+        await _webhooks(platform, merchant),
+        await _webhooks(platform, other),
     )
 
 
@@ -274,7 +287,7 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
             )
         }
     a_ids = {world.a_customer["id"], *a_events, *a_accounts, *world.a_ledger.values(), world.a_payment_method_id}
-    a_ids |= set(world.a_payments.values()) | set(world.a_risk.values())
+    a_ids |= set(world.a_payments.values()) | set(world.a_risk.values()) | set(world.a_webhooks.values())
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):

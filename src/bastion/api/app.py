@@ -40,6 +40,7 @@ from bastion.platform.http.schemas import state_text_without_nul
 from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
 from bastion.risk.routes import router as risk_router
+from bastion.webhooks.routes import router as webhook_endpoints_router
 
 _DOCS_ASSETS = "/docs/assets"
 # Deny by default: a route must require a scope or be listed here, as public or (`/metrics`,
@@ -133,6 +134,7 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(customers_router)
+    app.include_router(webhook_endpoints_router)
     app.include_router(payment_methods_router)
     app.include_router(intents_router)
     app.include_router(charges_router)

@@ -31,6 +31,7 @@ from bastion.platform.logging import request_id_var
 from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.risk import Velocity
+from bastion.webhooks import EndpointSecrets
 
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
 DEVICE_ID_LENGTH_MAX = 128
@@ -54,6 +55,8 @@ class Services:
     connectors: Mapping[str, Connector]
     # Where the risk engine's velocity counters are; outcomes of attempts are counted there.
     velocity: Velocity
+    # Seals and opens webhook endpoints' signing secrets.
+    webhook_secrets: EndpointSecrets
     # The demo shop merchant's test keys (`secrets/demo.json`), when the demo runs.
     demo_keys: Mapping[str, str] | None = None
     # Clients of processors the connectors hold (the sandbox acquirer's), closed at shutdown.
@@ -62,6 +65,7 @@ class Services:
 
 # The answer is a context's resource (a TypedDict, ADR 11).
 Command = Callable[[UnitOfWork], Awaitable[Mapping[str, object]]]
+Kept = Callable[[Mapping[str, object]], Mapping[str, object]]
 
 
 def _lock_id(tenant: Tenant, key: str) -> int:
@@ -101,10 +105,12 @@ class RequestContext:
             raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters", param="Idempotency-Key")
         return key
 
-    async def command(self, operation: Command) -> JsonResponse:
+    async def command(self, operation: Command, *, kept: Kept | None = None) -> JsonResponse:
         """Run a state change in one transaction, with Stripe's idempotency semantics:
         a replay returns the stored response with `Idempotent-Replayed: true`, a
-        concurrent duplicate gets 409, a reused key with another request gets 400."""
+        concurrent duplicate gets 409, a reused key with another request gets 400.
+        `kept`: what of the answer is stored for replays, when it holds what must be shown once
+        (a signing secret) and not kept in clear."""
         key = self._idempotency_key()
         if key is None:
             async with self.services.database.unit_of_work(self.tenant, self.actor) as uow:
@@ -118,9 +124,11 @@ class RequestContext:
             replayed = None if stored is None else stored_answer(stored, fingerprint)
             if replayed is not None:
                 return _answer_response(replayed)
-            body = orjson.dumps(await operation(uow))
+            answer = await operation(uow)
+            body = orjson.dumps(answer)
+            stored_body = body if kept is None else orjson.dumps(kept(answer))
             await repository.store_response(
-                uow.connection, uow.tenant, key=key, fingerprint=fingerprint, status_code=200, response_body=body.decode()
+                uow.connection, uow.tenant, key=key, fingerprint=fingerprint, status_code=200, response_body=stored_body.decode()
             )
             return JsonResponse(body)
 

@@ -2,12 +2,13 @@
 
 from bastion.events.relay import Subscriber, load_subscribers, publish_pending, run_relay
 from bastion.events.resources import Event
-from bastion.events.service import emit, register_event_types
+from bastion.events.service import emit, event_types, register_event_types
 
 __all__ = [
     "Event",
     "Subscriber",
     "emit",
+    "event_types",
     "load_subscribers",
     "publish_pending",
     "register_event_types",

@@ -18,6 +18,11 @@ _EVENT_TYPE = re.compile(r"[a-z_]+(?:\.[a-z_]+)+")
 _registered: set[str] = set()
 
 
+def event_types() -> frozenset[str]:
+    """Every registered event type (what webhook endpoints may subscribe to)."""
+    return frozenset(_registered)
+
+
 def register_event_types(event_types: Iterable[str]) -> None:
     for event_type in event_types:
         invariant(_EVENT_TYPE.fullmatch(event_type) is not None, f"event type {event_type!r} is not noun.verb")

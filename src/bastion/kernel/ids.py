@@ -41,6 +41,7 @@ PREFIXES = frozenset(
         "rsli",
         "rd",
         "prv",
+        "we",
     }
 )
 

@@ -31,6 +31,8 @@ SCOPES = frozenset(
         "risk:write",
         "reviews:read",
         "reviews:write",
+        "webhooks:read",
+        "webhooks:write",
     }
 )
 

@@ -1,0 +1,45 @@
+"""Pure rules of webhook endpoints: their signing secrets, the events they subscribe to, and
+their limits."""
+
+import base64
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Final
+
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105  (a prefix, not a secret)
+# Standard Webhooks asks for 24 to 64 random bytes; 32 is HMAC-SHA256's own key size.
+SECRET_BYTES: Final = 32
+# After a rotation the old secret still signs, beside the new one, for this long.
+ROTATION_OVERLAP = timedelta(hours=24)
+ENDPOINTS_PER_MODE_MAX: Final = 16
+ENABLED_EVENTS_MAX: Final = 256
+ALL_EVENTS: Final = "*"
+WILDCARD_SUFFIX: Final = ".*"
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def event_pattern_problem(pattern: str, event_types: Iterable[str]) -> str | None:
+    """Why `pattern` names no event (None when it names some): `*`, an event type, or a prefix
+    of event types ending in `.*` (`payment_intent.*`)."""
+    known = frozenset(event_types)
+    if pattern == ALL_EVENTS or pattern in known:
+        return None
+    if pattern.endswith(WILDCARD_SUFFIX):
+        prefix = pattern.removesuffix("*")
+        if any(event_type.startswith(prefix) for event_type in known):
+            return None
+        return f"'{pattern}' matches no event type"
+    return f"'{pattern}' is not an event type: name one (docs/webhooks.md), a prefix such as 'charge.*', or '*'"
+
+
+def subscribed(enabled_events: Iterable[str], event_type: str) -> bool:
+    """Whether an endpoint that enabled `enabled_events` receives an event of `event_type`."""
+    return any(
+        pattern in (ALL_EVENTS, event_type)
+        or (pattern.endswith(WILDCARD_SUFFIX) and event_type.startswith(pattern.removesuffix("*")))
+        for pattern in enabled_events
+    )
