@@ -57,6 +57,15 @@ from bastion.vault.rotation import ensure_key_version
 from bastion.vault.service import PROCESSOR_CONNECTIONS_MAX, PROCESSOR_KEEP_ALIVE_S, Processors, Vault
 
 API_KEY_HASH_PURPOSE = "api-key-hash"
+# Every client of a processor (the vault's, the API's of the sandbox acquirer, the acquirer's of
+# the API): bounded, and letting go of an idle connection (PROCESSOR_KEEP_ALIVE_S) well before
+# the server closes it (uvicorn's 5 s), so that no request goes down a connection being closed
+# at that moment ("Server disconnected": a refund answered 502 in CI).
+_PROCESSOR_LIMITS = httpx.Limits(
+    max_connections=PROCESSOR_CONNECTIONS_MAX,
+    max_keepalive_connections=PROCESSOR_CONNECTIONS_MAX,
+    keepalive_expiry=PROCESSOR_KEEP_ALIVE_S,
+)
 VAULT_MARGIN_S = 5.0
 
 # Every event type each context declares, known to the outbox in every process that wires parts.
@@ -180,8 +189,11 @@ def acquirer_runtime(settings: Settings, grant: Grant, *, pages_url: str, clock:
         pages_url=pages_url,
         notify_url=None if notify_url is None else notify_url + ACQUIRER_NOTIFICATIONS_PATH,
         notification_secret=acquirer_notification_secret(grant),
-        # Bastion's API, on loopback: no proxy or CA from the environment, no redirects.
-        client=httpx.AsyncClient(timeout=httpx.Timeout(NOTIFICATION_TIMEOUT_S), follow_redirects=False, trust_env=False),
+        # Bastion's API, on loopback: no proxy or CA from the environment, no redirects; idle
+        # connections let go of before the API closes them.
+        client=httpx.AsyncClient(
+            timeout=httpx.Timeout(NOTIFICATION_TIMEOUT_S), limits=_PROCESSOR_LIMITS, follow_redirects=False, trust_env=False
+        ),
         report_dir=settings.data_dir / "acquirer" / "settlements",
         dispute_review=timedelta(seconds=settings.acquirer_dispute_review_s),
         chaos=settings.acquirer_chaos,
@@ -213,14 +225,14 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         base_url=settings.acquirer_url,
         verify=private_ca_client_context(CertPaths.under(settings.data_dir)),
         timeout=httpx.Timeout(settings.acquirer_timeout_s),
-        # Like the vault's clients of processors: no redirects, no proxy or CA from the environment.
+        # Like the vault's clients of processors: idle connections let go of before the server
+        # closes them, no redirects, no proxy or CA from the environment.
+        limits=_PROCESSOR_LIMITS,
         follow_redirects=False,
         trust_env=False,
     )
     connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
-    velocity = (
-        risk.RedisVelocity(settings.risk_velocity_redis_url) if settings.risk_velocity_redis_url else risk.PostgresVelocity()
-    )
+    velocity = _velocity(settings)
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
@@ -349,11 +361,7 @@ def _processor_client(settings: Settings, verify: ssl.SSLContext) -> httpx.Async
     return httpx.AsyncClient(
         verify=verify,
         timeout=httpx.Timeout(settings.vault_forward_timeout_s),
-        limits=httpx.Limits(
-            max_connections=PROCESSOR_CONNECTIONS_MAX,
-            max_keepalive_connections=PROCESSOR_CONNECTIONS_MAX,
-            keepalive_expiry=PROCESSOR_KEEP_ALIVE_S,
-        ),
+        limits=_PROCESSOR_LIMITS,
         # Processors are reached only through the allowlist, never by redirects, and neither
         # HTTPS_PROXY nor SSL_CERT_FILE in the environment may reroute card data or change whom
         # it trusts.

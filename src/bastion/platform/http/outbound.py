@@ -32,10 +32,12 @@ URL_LENGTH_MAX = 2048
 HOSTNAME_LENGTH_MAX = 253
 PORT_MIN = 1
 PORT_MAX = 65535
-# Deliveries run a few at a time per worker; merchants' endpoints close idle connections quickly.
+# Deliveries run a few at a time per worker. An idle connection is let go of after 2 s: many
+# servers close theirs at 5 s (uvicorn's default), and a request sent down a connection as it
+# closes fails ("Server disconnected").
 CONNECTIONS_MAX = 100
 KEEPALIVE_CONNECTIONS_MAX = 20
-KEEPALIVE_EXPIRY_S = 5.0
+KEEPALIVE_EXPIRY_S = 2.0
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
