@@ -22,6 +22,7 @@ import pytest
 
 from bastion.payments.check import PaymentsSummary, check_payments
 from bastion.platform.db import plain_dsn
+from bastion.platform.vault_client import CLIENT_KEEP_ALIVE_S
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import (
     ApiProcess,
@@ -54,7 +55,7 @@ CHAOS = {
 RETRIED = frozenset({409, 502, 503, 504})
 # The API and the vault close a connection idle for 5 s (uvicorn's keep-alive); a client that kept
 # it as long would race that close and meet "Server disconnected" on a request already sent.
-CLIENT_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_S)
 # What the clients met, so that the test cannot pass without chaos.
 MET: dict[int | str, int] = {}
 

@@ -31,6 +31,7 @@ from bastion.payments.check import PaymentsSummary, check_payments
 from bastion.payments.jobs import sync_unknown_attempts
 from bastion.platform.db import plain_dsn
 from bastion.platform.settings import Settings
+from bastion.platform.vault_client import CLIENT_KEEP_ALIVE_S
 from tests.support.acquirer import blind_client, deliver, notifications_to
 from tests.support.loop import LoopThread
 from tests.support.platform import Credentials
@@ -312,7 +313,14 @@ def test_payments_agree_with_their_model(
             loop=loop,
             api=httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=merchant.headers, timeout=30),
             blind=blind_client(services, merchant),
-            vault=httpx.AsyncClient(base_url=vault.url, headers={"Authorization": f"Bearer {merchant.publishable}"}, timeout=30),
+            # Idle connections let go of before the vault's 5 s keep-alive closes them (a request
+            # sent as one closes fails), as the API's own clients do.
+            vault=httpx.AsyncClient(
+                base_url=vault.url,
+                headers={"Authorization": f"Bearer {merchant.publishable}"},
+                timeout=30,
+                limits=httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_S),
+            ),
             database=test_database,
             services=services,
             settings=settings,
