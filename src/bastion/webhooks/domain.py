@@ -3,7 +3,6 @@ their limits."""
 
 import base64
 import secrets
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Final
 
@@ -22,10 +21,9 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def event_pattern_problem(pattern: str, event_types: Iterable[str]) -> str | None:
-    """Why `pattern` names no event (None when it names some): `*`, an event type, or a prefix
-    of event types ending in `.*` (`payment_intent.*`)."""
-    known = frozenset(event_types)
+def event_pattern_problem(pattern: str, known: frozenset[str]) -> str | None:
+    """Why `pattern` names no event of `known` (None when it names some): `*`, an event type, or
+    a prefix of event types ending in `.*` (`payment_intent.*`)."""
     if pattern == ALL_EVENTS or pattern in known:
         return None
     if pattern.endswith(WILDCARD_SUFFIX):
@@ -34,12 +32,3 @@ def event_pattern_problem(pattern: str, event_types: Iterable[str]) -> str | Non
             return None
         return f"'{pattern}' matches no event type"
     return f"'{pattern}' is not an event type: name one (docs/webhooks.md), a prefix such as 'charge.*', or '*'"
-
-
-def subscribed(enabled_events: Iterable[str], event_type: str) -> bool:
-    """Whether an endpoint that enabled `enabled_events` receives an event of `event_type`."""
-    return any(
-        pattern in (ALL_EVENTS, event_type)
-        or (pattern.endswith(WILDCARD_SUFFIX) and event_type.startswith(pattern.removesuffix("*")))
-        for pattern in enabled_events
-    )

@@ -53,8 +53,9 @@ def _url(url: str, uow: UnitOfWork) -> str:
 
 
 def _enabled_events(patterns: list[str]) -> list[str]:
+    known = events.event_types()
     for index, pattern in enumerate(patterns):
-        problem = event_pattern_problem(pattern, events.event_types())
+        problem = event_pattern_problem(pattern, known)
         if problem is not None:
             raise InvalidRequest(f"enabled_events: {problem}.", param=f"enabled_events[{index}]")
     # In the order given, each once.
