@@ -3,6 +3,7 @@ their limits."""
 
 import base64
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Final
 
@@ -32,3 +33,12 @@ def event_pattern_problem(pattern: str, known: frozenset[str]) -> str | None:
             return None
         return f"'{pattern}' matches no event type"
     return f"'{pattern}' is not an event type: name one (docs/webhooks.md), a prefix such as 'charge.*', or '*'"
+
+
+def subscribed(patterns: Sequence[str], event_type: str) -> bool:
+    """Whether `event_type` matches any of `patterns`: `*`, itself, or a prefix ending in `.*`."""
+    return any(
+        pattern in (ALL_EVENTS, event_type)
+        or (pattern.endswith(WILDCARD_SUFFIX) and event_type.startswith(pattern.removesuffix("*")))
+        for pattern in patterns
+    )
