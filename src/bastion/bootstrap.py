@@ -70,7 +70,12 @@ VAULT_MARGIN_S = 5.0
 
 # Every event type each context declares, known to the outbox in every process that wires parts.
 events.register_event_types(
-    customers.EVENT_TYPES | ledger.EVENT_TYPES | payments.EVENT_TYPES | risk.EVENT_TYPES | vault_events.EVENT_TYPES,
+    customers.EVENT_TYPES
+    | ledger.EVENT_TYPES
+    | payments.EVENT_TYPES
+    | risk.EVENT_TYPES
+    | vault_events.EVENT_TYPES
+    | webhooks.EVENT_TYPES,
 )
 
 
@@ -201,7 +206,8 @@ def acquirer_runtime(settings: Settings, grant: Grant, *, pages_url: str, clock:
 
 
 def worker_grant(settings: Settings, url: str) -> Grant:
-    purposes = [CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)]
+    # The worker's sender signs deliveries with the endpoints' secrets.
+    purposes = [CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE), webhooks.SECRETS_KEY_PURPOSE]
     return _grant(settings, url, "worker", ServiceRoles(settings.db_role_prefix).worker, purposes)
 
 

@@ -1,4 +1,5 @@
-"""`bastion worker`: the outbox relay and the background duties (each a periodic task), in one event loop."""
+"""`bastion worker`: the outbox relay, the webhook sender and the background duties (each a
+periodic task), in one event loop."""
 
 import asyncio
 import signal
@@ -16,10 +17,13 @@ from bastion.platform.grant import Grant
 from bastion.platform.idempotency.janitor import expire_idempotency_keys
 from bastion.platform.logging import get_logger
 from bastion.platform.settings import Settings
+from bastion.webhooks import SECRETS_KEY_PURPOSE, EndpointSecrets
+from bastion.webhooks.fanout import WebhookFanout
+from bastion.webhooks.sender import SenderLimits, WebhookSender
 
 _log = get_logger(__name__)
 JANITOR_INTERVAL_S = 60.0
-WORKER_POOL_SIZE_MIN = 2
+WORKER_POOL_SIZE_MIN = 3
 AUDIT_SEALER_INTERVAL_S = 1.0
 HOLD_EXPIRY_INTERVAL_S = 1.0
 
@@ -66,8 +70,20 @@ async def run_worker(settings: Settings, grant: Grant) -> None:
             f"the worker needs BASTION_DB_POOL_SIZE of at least {WORKER_POOL_SIZE_MIN}: "
             "the relay holds a batch open while each delivery runs in its own transaction"
         )
-    subscribers = load_subscribers(settings.subscribers)
     database = bootstrap.granted_database(settings, grant)
+    # Webhooks' fan-out is built in: every deployment delivers to the endpoints merchants register.
+    subscribers = [WebhookFanout(database.clock), *load_subscribers(settings.subscribers)]
+    keys = DerivedKeys(grant.keys)
+    sender = WebhookSender(
+        database,
+        EndpointSecrets(keys.secret(SECRETS_KEY_PURPOSE)),
+        limits=SenderLimits(
+            in_flight_max=settings.webhook_in_flight_max,
+            per_endpoint_max=settings.webhook_per_endpoint_max,
+            jitter_fraction=settings.webhook_jitter_percent / 100,
+        ),
+        proxy_url=settings.webhook_proxy_url,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -76,7 +92,8 @@ async def run_worker(settings: Settings, grant: Grant) -> None:
     try:
         await asyncio.gather(
             run_relay(database, grant.database_dsn, subscribers, stop),
-            *(_repeat(duty, stop) for duty in duties(settings, database, DerivedKeys(grant.keys))),
+            sender.run(grant.database_dsn, stop),
+            *(_repeat(duty, stop) for duty in duties(settings, database, keys)),
         )
     finally:
         await database.dispose()

@@ -295,7 +295,7 @@ def test_each_process_holds_only_its_own_grant(serve_env: dict[str, str], serve_
     secrets_dir = Path(env["BASTION_DATA_DIR"]).resolve() / "secrets"
     with _serving(env, tmp_path / "terminal.txt") as serve:
         serve.after_banner()
-        # Each process connects: the API to look up a key, the vault's janitor, the worker's relay,
+        # Each process connects: the API to look up a key, the vault's janitor, the worker's relay and sender,
         # the acquirer to say that it is ready.
         api = f"http://127.0.0.1:{serve.ports['--port']}"
         assert httpx.get(f"{api}/v1/customers", headers={"Authorization": "Bearer sk_test_unknown"}).status_code == 401
@@ -323,6 +323,7 @@ def test_each_process_holds_only_its_own_grant(serve_env: dict[str, str], serve_
                 "bastion-vault": {roles.vault},
                 "bastion-worker": {roles.worker},
                 "bastion-relay": {roles.worker},
+                "bastion-webhooks": {roles.worker},
                 "bastion-acquirer": {roles.acquirer},
             }
             assert all(connected.get(name, expected[name]) == expected[name] for name in expected), connected

@@ -97,7 +97,7 @@ def test_each_process_is_granted_its_role_and_its_purposes_alone(settings: Setti
         },
         "acquirer": {bootstrap.ACQUIRER_API_KEY_PURPOSE, bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE},
         "vault": {bootstrap.API_KEY_HASH_PURPOSE},
-        "worker": {CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE)},
+        "worker": {CHAIN_KEY_PURPOSE, signing_purpose(CHECKPOINT_KEY_PURPOSE), webhooks.SECRETS_KEY_PURPOSE},
     }
     for name, (grant, role) in grants.items():
         assert make_url(grant.database_dsn).username == role, name

@@ -2,6 +2,7 @@
 and PostgreSQL row-level security holds as a second wall under the API's own role."""
 
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from asyncpg.exceptions import InsufficientPrivilegeError
 from fastapi.routing import APIRoute
 
 from bastion.api.app import route_scope, served_routes
+from bastion.kernel.ids import new_id
 from bastion.platform.db import Actor, Connection, Tenant
 from tests.support.acquirer import deliver, notifications_of
 from tests.support.platform import Credentials, Platform
@@ -42,9 +44,14 @@ _TENANT_TABLES = {
     "risk_velocity_subjects": "merchant_id",
     "reviews": "merchant_id",
     "webhook_endpoints": "merchant_id",
+    "webhook_deliveries": "merchant_id",
+    "webhook_attempts": "merchant_id",
 }
 # The body a write with an id needs to get past validation and reach the id's look-up.
-_BODIES = {"/v1/risk/lists/{list_id}/items": {"value": "a@example.com"}}
+_BODIES = {
+    "/v1/risk/lists/{list_id}/items": {"value": "a@example.com"},
+    "/v1/webhook_endpoints/{endpoint_id}/recover": {"since": int(time.time()) - 60},
+}
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,28 @@ async def _webhooks(platform: Platform, credentials: Credentials) -> dict[str, s
     async with platform.client(credentials) as client:
         made = await client.post("/v1/webhook_endpoints", json={"url": "https://hooks.example.com/x", "enabled_events": ["*"]})
         assert made.status_code == 200, made.text
-    return {"endpoint_id": made.json()["id"]}
+        # Any of its events: the world made it customers and payments before.
+        (event,) = (await client.get("/v1/events", params={"limit": 1})).json()["data"]
+    endpoint_id, delivery_id = made.json()["id"], new_id("whd")
+    # As the worker's fan-out and sender would have written them.
+    async with platform.owner.transaction() as connection:
+        await connection.execute(
+            "INSERT INTO webhook_deliveries (id, merchant_id, livemode, endpoint_id, event_id, event_type, status, attempts,"
+            " created_at, updated_at) VALUES ($1, $2, false, $3, $4, $5, 'succeeded', 1, now(), now())",
+            delivery_id,
+            credentials.merchant_id,
+            endpoint_id,
+            event["id"],
+            event["type"],
+        )
+        await connection.execute(
+            "INSERT INTO webhook_attempts (id, merchant_id, livemode, delivery_id, attempted_at, duration_ms, status_code,"
+            " succeeded) VALUES ($1, $2, false, $3, now(), 5, 200, true)",
+            new_id("wha"),
+            credentials.merchant_id,
+            delivery_id,
+        )
+    return {"endpoint_id": endpoint_id, "delivery_id": delivery_id}
 
 
 @pytest.fixture

@@ -191,25 +191,27 @@ async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
     target.set()
 
 
-async def _listen(dsn: str, wake: asyncio.Event) -> None:
-    """Hold a LISTEN connection for as long as the relay runs; reconnect with bounded backoff."""
+async def wake_on_notify(dsn: str, channel: str, wake: asyncio.Event, *, name: str) -> None:
+    """Set `wake` at each NOTIFY on `channel`, and once each time the connection is made, until
+    cancelled: a LISTEN connection of its own (`bastion-<name>` in pg_stat_activity), reconnected
+    with bounded backoff."""
     delay_s = LISTEN_RECONNECT_DELAY_MIN_S
     while True:
         listening = False
         connection: Any = None
         try:
             connection = await asyncpg.connect(
-                dsn, timeout=LISTEN_CONNECT_TIMEOUT_S, server_settings={"application_name": "bastion-relay"}
+                dsn, timeout=LISTEN_CONNECT_TIMEOUT_S, server_settings={"application_name": f"bastion-{name}"}
             )
-            await connection.add_listener(CHANNEL, lambda *_: wake.set())
+            await connection.add_listener(channel, lambda *_: wake.set())
             listening = True
             # Events committed while no one was listening got no wake-up of their own.
             wake.set()
             while True:
                 await asyncio.sleep(LISTEN_PING_INTERVAL_S)
                 await connection.fetchval("SELECT 1", timeout=LISTEN_PING_TIMEOUT_S)
-        except Exception:  # noqa: BLE001  (the poll covers for the listener while it reconnects)
-            _log.warning("outbox_listener_failed", exc_info=True, retry_in_s=delay_s)
+        except Exception:  # noqa: BLE001  (the caller's poll covers for the listener while it reconnects)
+            _log.warning("listener_failed", channel=channel, exc_info=True, retry_in_s=delay_s)
         finally:
             if connection is not None:
                 connection.terminate()
@@ -242,7 +244,10 @@ async def run_relay(
     _check_names(subscribers)
     failures = DeliveryFailures()
     wake = asyncio.Event()
-    helpers = [asyncio.create_task(_listen(listen_dsn, wake)), asyncio.create_task(_set_when(stop, wake))]
+    helpers = [
+        asyncio.create_task(wake_on_notify(listen_dsn, CHANNEL, wake, name="relay")),
+        asyncio.create_task(_set_when(stop, wake)),
+    ]
     _log.info("outbox_relay_started", subscribers=[subscriber.name for subscriber in subscribers])
     try:
         while not stop.is_set():

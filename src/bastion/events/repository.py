@@ -20,10 +20,11 @@ _GET = f"SELECT {_COLUMNS} FROM events WHERE merchant_id = $1 AND livemode = $2 
 _EXISTS = "SELECT EXISTS (SELECT 1 FROM events WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
 # For fetch_page: $3 is the event type, or NULL for every type.
 _PAGE = f"SELECT {_COLUMNS} FROM events WHERE merchant_id = $1 AND livemode = $2 AND ($3::text IS NULL OR type = $3)"
-# SKIP LOCKED: relays running side by side each claim a different batch.
+# SKIP LOCKED: relays running side by side each claim a different batch. NO KEY: a subscriber's
+# row that references the event (a webhook delivery) takes its key share while the batch is held.
 _CLAIM_UNPUBLISHED = (
     f"SELECT {_COLUMNS} FROM events WHERE published_at IS NULL AND id <> ALL($1::text[])"
-    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    " ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"
 )
 _MARK_PUBLISHED = "UPDATE events SET published_at = $2 WHERE id = ANY($1::text[])"
 _CLAIM_INBOX = "INSERT INTO event_inbox (subscriber, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"

@@ -42,6 +42,8 @@ PREFIXES = frozenset(
         "rd",
         "prv",
         "we",
+        "whd",
+        "wha",
     }
 )
 

@@ -53,6 +53,17 @@ def _redis_url(name: str) -> str | None:
     return value
 
 
+def _proxy_url(name: str) -> str | None:
+    """An HTTP proxy's URL, or None when unset. It may hold credentials, so a refusal names only its scheme."""
+    value = os.environ.get(name, "")
+    if not value:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigurationError(f"{name} must look like http://proxy:4750, got scheme {parsed.scheme!r}")
+    return value
+
+
 def _connectors(raw: str) -> dict[str, str]:
     """`name=https://host:port,name=...`: the processors the vault may forward card data to."""
     connectors: dict[str, str] = {}
@@ -194,6 +205,13 @@ class Settings:
     # Impossible travel: faster than this over at least that far (docs/risk.md, Locations).
     risk_travel_kmh: int
     risk_travel_min_km: int
+    # The webhook sender (docs/webhooks.md): deliveries in flight per worker, and per endpoint.
+    webhook_in_flight_max: int
+    webhook_per_endpoint_max: int
+    # How far each retry delay is spread either way, in percent.
+    webhook_jitter_percent: int
+    # An egress proxy (HTTP CONNECT, smokescreen-style) every delivery goes through; None: direct.
+    webhook_proxy_url: str | None
 
     def log_file(self, process: str) -> Path | None:
         return self.log_dir / f"{process}.log" if self.log_dir is not None else None
@@ -260,4 +278,8 @@ class Settings:
             else None,
             risk_travel_kmh=_int("BASTION_RISK_TRAVEL_KMH", 900, minimum=1, maximum=100_000),
             risk_travel_min_km=_int("BASTION_RISK_TRAVEL_MIN_KM", 50, minimum=0, maximum=20_000),
+            webhook_in_flight_max=_int("BASTION_WEBHOOK_IN_FLIGHT_MAX", 128, minimum=1, maximum=4_096),
+            webhook_per_endpoint_max=_int("BASTION_WEBHOOK_PER_ENDPOINT_MAX", 8, minimum=1, maximum=256),
+            webhook_jitter_percent=_int("BASTION_WEBHOOK_JITTER_PERCENT", 10, minimum=0, maximum=50),
+            webhook_proxy_url=_proxy_url("BASTION_WEBHOOK_PROXY_URL"),
         )

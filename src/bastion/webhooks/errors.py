@@ -1,9 +1,15 @@
 """Why webhooks refuse a request: one class per stable code."""
 
-from bastion.kernel.errors import InvalidRequest
+from bastion.kernel.errors import InvalidRequest, RateLimited
 
 
 class WebhookEndpointsFull(InvalidRequest):
     """The merchant has as many webhook endpoints in this mode as allowed (docs/webhooks.md, Limits)."""
 
     code = "webhook_endpoints_full"
+
+
+class WebhookRecoverRateLimited(RateLimited):
+    """The endpoint recovered its dead letters less than a minute ago (docs/webhooks.md, Recovery)."""
+
+    code = "webhook_recover_rate_limited"

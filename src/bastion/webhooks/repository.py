@@ -1,5 +1,6 @@
 """All SQL of the webhooks context."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,9 @@ _GET_ENDPOINT = "SELECT * FROM webhook_endpoints WHERE merchant_id = $1 AND live
 _GET_ENDPOINT_FOR_UPDATE = f"{_GET_ENDPOINT} FOR UPDATE"
 _UPDATE_ENDPOINT = """
 UPDATE webhook_endpoints
-SET url = $4, enabled_events = $5, description = $6, metadata = $7, ordered = $8, disabled = $9, updated_at = $10
+SET url = $4, enabled_events = $5, description = $6, metadata = $7, ordered = $8, disabled = $9, updated_at = $10,
+    -- Enabled again by its merchant: the reason goes, and a new failing spell would start from scratch.
+    disabled_reason = CASE WHEN $9 THEN disabled_reason END, failing_since = CASE WHEN $9 THEN failing_since END
 WHERE merchant_id = $1 AND livemode = $2 AND id = $3
 RETURNING *
 """
@@ -133,3 +136,231 @@ async def endpoint_exists(connection: Connection, tenant: Tenant, endpoint_id: s
 
 async def page_endpoints(connection: Connection, tenant: Tenant, request: PageRequest) -> Page:
     return await fetch_page(connection, _ENDPOINTS, (tenant.merchant_id, tenant.livemode), request)
+
+
+# --- Deliveries: the fan-out and the sender run as the worker, across tenants. ---
+
+# The endpoints of the event's merchant and mode that take new deliveries, and the tenant itself.
+_FANOUT_ENDPOINTS = """
+SELECT e.merchant_id, w.id, w.enabled_events
+FROM events AS e
+JOIN webhook_endpoints AS w ON w.merchant_id = e.merchant_id AND w.livemode = e.livemode
+WHERE e.id = $1 AND NOT w.disabled AND w.deleted_at IS NULL
+"""
+_INSERT_DELIVERIES = """
+INSERT INTO webhook_deliveries (id, merchant_id, livemode, endpoint_id, event_id, event_type, object_id, status, attempts,
+                                next_attempt_at, created_at, updated_at)
+SELECT d.id, $3, $4, d.endpoint_id, $5, $6, $7, 'pending', 0, $8, $8, $8
+FROM unnest($1::text[], $2::text[]) AS d(id, endpoint_id)
+ON CONFLICT (endpoint_id, event_id) DO NOTHING
+"""
+# Round robin over the endpoints, from the one after `$7` (the last one served), each giving up to
+# its free slots (`$4` less its deliveries in flight in this process) of its due deliveries,
+# soonest first; an ordered endpoint's delivery waits while an earlier one about its object is
+# pending. The claim pushes `next_attempt_at` to `$6`, past the attempt's end: if this process
+# dies, the delivery is due again then.
+_CLAIM_DUE = """
+WITH due AS (
+    SELECT d.id
+    FROM (
+        SELECT id, ordered FROM webhook_endpoints
+        WHERE NOT disabled AND deleted_at IS NULL
+        ORDER BY id <= $7, id
+    ) AS w
+    LEFT JOIN unnest($2::text[], $3::int[]) AS busy(endpoint_id, in_flight) ON busy.endpoint_id = w.id
+    CROSS JOIN LATERAL (
+        SELECT d.id FROM webhook_deliveries AS d
+        WHERE d.endpoint_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= $1
+          AND NOT (w.ordered AND d.object_id IS NOT NULL AND EXISTS (
+              SELECT 1 FROM webhook_deliveries AS p
+              WHERE p.endpoint_id = d.endpoint_id AND p.object_id = d.object_id AND p.status = 'pending'
+                AND p.event_id < d.event_id
+          ))
+        ORDER BY d.next_attempt_at
+        LIMIT greatest($4 - coalesce(busy.in_flight, 0), 0)
+        FOR UPDATE OF d SKIP LOCKED
+    ) AS d
+    LIMIT $5
+)
+UPDATE webhook_deliveries AS d SET next_attempt_at = $6
+FROM due, events AS e, webhook_endpoints AS w
+WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.endpoint_id
+RETURNING d.id, d.merchant_id, d.livemode, d.endpoint_id, d.event_id, d.attempts, d.created_at,
+          e.type, e.data, e.request_id, e.created_at AS event_created_at,
+          w.url, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at, w.failing_since
+"""
+_RECORD_OUTCOMES = """
+UPDATE webhook_deliveries AS d
+SET status = r.status, attempts = d.attempts + 1, next_attempt_at = r.next_attempt_at, last_attempt_at = r.attempted_at,
+    last_status_code = r.status_code, last_error = r.error, last_response_body = r.response_body, updated_at = r.attempted_at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::text[])
+     AS r(id, status, next_attempt_at, attempted_at, status_code, error, response_body)
+WHERE d.id = r.id
+RETURNING d.*
+"""
+_INSERT_ATTEMPTS = """
+INSERT INTO webhook_attempts (id, merchant_id, livemode, delivery_id, attempted_at, duration_ms, status_code, error,
+                              response_body, succeeded)
+SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::timestamptz[], $6::int[], $7::int[], $8::text[],
+                     $9::text[], $10::boolean[])
+"""
+_ATTEMPT_VALUES = (
+    "id",
+    "merchant_id",
+    "livemode",
+    "delivery_id",
+    "attempted_at",
+    "duration_ms",
+    "status_code",
+    "error",
+    "response_body",
+    "succeeded",
+)
+# A success ends an endpoint's failing spell; a failure starts one unless it is already failing.
+_MARK_FAILING = """
+UPDATE webhook_endpoints AS w
+SET failing_since = CASE WHEN r.succeeded THEN NULL ELSE coalesce(w.failing_since, r.failed_at) END
+FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS r(endpoint_id, succeeded, failed_at)
+WHERE w.id = r.endpoint_id AND (w.failing_since IS NULL) = NOT r.succeeded
+"""
+_DISABLE_ENDPOINT = """
+UPDATE webhook_endpoints SET disabled = true, disabled_reason = $3, updated_at = $4
+WHERE id = $1 AND merchant_id = $2 AND NOT disabled
+RETURNING *
+"""
+# Paged by fetch_page; $4 is a status, or NULL for every status.
+_DELIVERIES = """
+SELECT * FROM webhook_deliveries
+WHERE merchant_id = $1 AND livemode = $2 AND endpoint_id = $3 AND ($4::text IS NULL OR status = $4)
+"""
+_GET_DELIVERY = "SELECT * FROM webhook_deliveries WHERE merchant_id = $1 AND livemode = $2 AND endpoint_id = $3 AND id = $4"
+_DELIVERY_EXISTS = f"SELECT EXISTS ({_GET_DELIVERY})"
+_ATTEMPTS = "SELECT * FROM webhook_attempts WHERE merchant_id = $1 AND livemode = $2 AND delivery_id = $3"
+_ATTEMPT_EXISTS = "SELECT EXISTS (SELECT 1 FROM webhook_attempts WHERE merchant_id = $1 AND livemode = $2 AND id = $3)"
+# A retry asked for by the merchant: due now, whatever its status; the schedule goes on from its
+# attempts so far (a dead letter that fails again is dead-lettered again).
+_REQUEUE_DELIVERY = """
+UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $5, updated_at = $5
+WHERE merchant_id = $1 AND livemode = $2 AND endpoint_id = $3 AND id = $4
+RETURNING *
+"""
+_REQUEUE_FAILED = """
+UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $5, updated_at = $5
+WHERE merchant_id = $1 AND livemode = $2 AND endpoint_id = $3 AND status = 'failed' AND created_at >= $4
+"""
+_MARK_RECOVERED = "UPDATE webhook_endpoints SET recovered_at = $4 WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+
+
+async def fanout_endpoints(connection: Connection, event_id: str) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(_FANOUT_ENDPOINTS, event_id)
+    return rows
+
+
+async def insert_deliveries(
+    connection: Connection,
+    *,
+    delivery_ids: list[str],
+    endpoint_ids: list[str],
+    tenant: Tenant,
+    event_id: str,
+    event_type: str,
+    object_id: str | None,
+    created_at: datetime,
+) -> None:
+    await connection.execute(
+        _INSERT_DELIVERIES,
+        delivery_ids,
+        endpoint_ids,
+        tenant.merchant_id,
+        tenant.livemode,
+        event_id,
+        event_type,
+        object_id,
+        created_at,
+    )
+
+
+async def claim_due(
+    connection: Connection,
+    *,
+    now: datetime,
+    in_flight: dict[str, int],
+    per_endpoint_max: int,
+    limit: int,
+    lease_until: datetime,
+    after_endpoint_id: str,
+) -> list[AnyRow]:
+    rows: list[AnyRow] = await connection.fetch(
+        _CLAIM_DUE,
+        now,
+        list(in_flight),
+        list(in_flight.values()),
+        per_endpoint_max,
+        limit,
+        lease_until,
+        after_endpoint_id,
+    )
+    return rows
+
+
+async def record_outcomes(connection: Connection, outcomes: Sequence[dict[str, Any]]) -> list[AnyRow]:
+    """Each outcome's delivery after its attempt (keys as `_RECORD_OUTCOMES` names them)."""
+    columns = ("id", "status", "next_attempt_at", "attempted_at", "status_code", "error", "response_body")
+    rows: list[AnyRow] = await connection.fetch(_RECORD_OUTCOMES, *([outcome[name] for outcome in outcomes] for name in columns))
+    return rows
+
+
+async def insert_attempts(connection: Connection, attempts: Sequence[dict[str, Any]]) -> None:
+    await connection.execute(_INSERT_ATTEMPTS, *([attempt[name] for attempt in attempts] for name in _ATTEMPT_VALUES))
+
+
+async def mark_failing(connection: Connection, results: dict[str, datetime | None]) -> None:
+    """`results`: endpoint id -> None if it answered a delivery with success, else its first failure."""
+    await connection.execute(
+        _MARK_FAILING, list(results), [failed_at is None for failed_at in results.values()], list(results.values())
+    )
+
+
+async def disable_endpoint(connection: Connection, tenant: Tenant, endpoint_id: str, reason: str, now: datetime) -> AnyRow | None:
+    """The endpoint, disabled for `reason`; None if it already was."""
+    row: AnyRow | None = await connection.fetchrow(_DISABLE_ENDPOINT, endpoint_id, tenant.merchant_id, reason, now)
+    return row
+
+
+async def page_deliveries(
+    connection: Connection, tenant: Tenant, endpoint_id: str, status: str | None, request: PageRequest
+) -> Page:
+    return await fetch_page(connection, _DELIVERIES, (tenant.merchant_id, tenant.livemode, endpoint_id, status), request)
+
+
+async def get_delivery(connection: Connection, tenant: Tenant, endpoint_id: str, delivery_id: str) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_GET_DELIVERY, tenant.merchant_id, tenant.livemode, endpoint_id, delivery_id)
+    return row
+
+
+async def delivery_exists(connection: Connection, tenant: Tenant, endpoint_id: str, delivery_id: str) -> bool:
+    return bool(await connection.fetchval(_DELIVERY_EXISTS, tenant.merchant_id, tenant.livemode, endpoint_id, delivery_id))
+
+
+async def page_attempts(connection: Connection, tenant: Tenant, delivery_id: str, request: PageRequest) -> Page:
+    return await fetch_page(connection, _ATTEMPTS, (tenant.merchant_id, tenant.livemode, delivery_id), request)
+
+
+async def attempt_exists(connection: Connection, tenant: Tenant, attempt_id: str) -> bool:
+    return bool(await connection.fetchval(_ATTEMPT_EXISTS, tenant.merchant_id, tenant.livemode, attempt_id))
+
+
+async def requeue_delivery(
+    connection: Connection, tenant: Tenant, endpoint_id: str, delivery_id: str, now: datetime
+) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(
+        _REQUEUE_DELIVERY, tenant.merchant_id, tenant.livemode, endpoint_id, delivery_id, now
+    )
+    return row
+
+
+async def requeue_failed(connection: Connection, tenant: Tenant, endpoint_id: str, since: datetime, now: datetime) -> int:
+    """Every dead letter of the endpoint created since `since`, due now; how many."""
+    status = await connection.execute(_REQUEUE_FAILED, tenant.merchant_id, tenant.livemode, endpoint_id, since, now)
+    await connection.execute(_MARK_RECOVERED, tenant.merchant_id, tenant.livemode, endpoint_id, now)
+    return int(status.split()[-1])

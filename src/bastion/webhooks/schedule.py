@@ -31,6 +31,8 @@ RETRY_AFTER_MAX: Final = timedelta(hours=10)
 ENDPOINT_FAILING_MAX: Final = timedelta(days=5)
 DELIVERY_TIMEOUT_S: Final = 15.0
 RESPONSE_BODY_KEPT_BYTES: Final = 1024
+# A delivery's body, the event as GET /v1/events/{id} answers it, is never larger.
+PAYLOAD_BYTES_MAX: Final = 262_144
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _GONE = 410
 

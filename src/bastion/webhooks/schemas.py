@@ -36,3 +36,10 @@ class WebhookEndpointUpdate(BaseModel):
     metadata: MetadataChanges | None = None
     ordered: bool | None = None
     disabled: bool | None = None
+
+
+class WebhookEndpointRecover(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    # Unix seconds: dead letters created since then are queued again (at most 14 days back).
+    since: Annotated[int, Field(ge=0, le=2**40)]

@@ -1,6 +1,8 @@
 """Use cases of the webhooks context. Each takes the caller's unit of work and never commits."""
 
+import math
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bastion import audit, events
@@ -13,9 +15,20 @@ from bastion.platform.http.outbound import DestinationPolicy, check_url
 from bastion.platform.pagination import PageRequest, check_cursors
 from bastion.webhooks import repository
 from bastion.webhooks.domain import ENDPOINTS_PER_MODE_MAX, ROTATION_OVERLAP, event_pattern_problem, new_secret
-from bastion.webhooks.errors import WebhookEndpointsFull
-from bastion.webhooks.resources import DeletedWebhookEndpoint, WebhookEndpoint, WebhookEndpointList, WebhookEndpointWithSecret
-from bastion.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
+from bastion.webhooks.errors import WebhookEndpointsFull, WebhookRecoverRateLimited
+from bastion.webhooks.events import WEBHOOK_ENDPOINT_DELIVERY_EXHAUSTED, WEBHOOK_ENDPOINT_DISABLED
+from bastion.webhooks.resources import (
+    DeletedWebhookEndpoint,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookDeliveryAttemptList,
+    WebhookDeliveryList,
+    WebhookEndpoint,
+    WebhookEndpointList,
+    WebhookEndpointRecovery,
+    WebhookEndpointWithSecret,
+)
+from bastion.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointRecover, WebhookEndpointUpdate
 from bastion.webhooks.secrets import EndpointSecrets
 
 PREFIX = "we"
@@ -32,6 +45,7 @@ def endpoint_resource(row: AnyRow) -> WebhookEndpoint:
         metadata=row["metadata"],
         ordered=row["ordered"],
         status="disabled" if row["disabled"] else "enabled",
+        disabled_reason=row["disabled_reason"],
         created=unix_seconds(row["created_at"]),
         livemode=row["livemode"],
     )
@@ -177,3 +191,161 @@ async def list_endpoints(uow: UnitOfWork, request: PageRequest) -> WebhookEndpoi
     return WebhookEndpointList(
         object="list", url="/v1/webhook_endpoints", data=[endpoint_resource(row) for row in page.rows], has_more=page.has_more
     )
+
+
+# --- Deliveries ---
+
+DELIVERY_PREFIX = "whd"
+ATTEMPT_PREFIX = "wha"
+# POST /recover: once a minute per endpoint, over at most the last 14 days of dead letters.
+RECOVER_INTERVAL = timedelta(minutes=1)
+RECOVER_WINDOW_MAX = timedelta(days=14)
+
+
+def delivery_resource(row: AnyRow) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=row["id"],
+        object="webhook_delivery",
+        endpoint=row["endpoint_id"],
+        event=row["event_id"],
+        event_type=row["event_type"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt=_unix_or_none(row["next_attempt_at"]),
+        last_attempt=_unix_or_none(row["last_attempt_at"]),
+        last_status_code=row["last_status_code"],
+        last_error=row["last_error"],
+        last_response_body=row["last_response_body"],
+        created=unix_seconds(row["created_at"]),
+        livemode=row["livemode"],
+    )
+
+
+def attempt_resource(row: AnyRow) -> WebhookDeliveryAttempt:
+    return WebhookDeliveryAttempt(
+        id=row["id"],
+        object="webhook_delivery_attempt",
+        delivery=row["delivery_id"],
+        created=unix_seconds(row["attempted_at"]),
+        duration_ms=row["duration_ms"],
+        status_code=row["status_code"],
+        error=row["error"],
+        response_body=row["response_body"],
+        succeeded=row["succeeded"],
+        livemode=row["livemode"],
+    )
+
+
+def _unix_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else unix_seconds(moment)
+
+
+def _deliveries_url(endpoint_id: str) -> str:
+    return f"/v1/webhook_endpoints/{endpoint_id}/deliveries"
+
+
+async def _delivery(uow: UnitOfWork, endpoint_id: str, delivery_id: str) -> AnyRow:
+    await _endpoint(uow, endpoint_id)
+    row = (
+        await repository.get_delivery(uow.connection, uow.tenant, endpoint_id, delivery_id)
+        if is_id(delivery_id, DELIVERY_PREFIX)
+        else None
+    )
+    if row is None:
+        raise ResourceMissing(f"No such webhook delivery: '{delivery_id}'", param="delivery")
+    return row
+
+
+async def list_deliveries(uow: UnitOfWork, endpoint_id: str, status: str | None, request: PageRequest) -> WebhookDeliveryList:
+    await _endpoint(uow, endpoint_id)
+    await check_cursors(
+        request,
+        prefix=DELIVERY_PREFIX,
+        noun="webhook delivery",
+        exists=lambda cursor: repository.delivery_exists(uow.connection, uow.tenant, endpoint_id, cursor),
+    )
+    page = await repository.page_deliveries(uow.connection, uow.tenant, endpoint_id, status, request)
+    return WebhookDeliveryList(
+        object="list",
+        url=_deliveries_url(endpoint_id),
+        data=[delivery_resource(row) for row in page.rows],
+        has_more=page.has_more,
+    )
+
+
+async def retrieve_delivery(uow: UnitOfWork, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
+    return delivery_resource(await _delivery(uow, endpoint_id, delivery_id))
+
+
+async def list_attempts(uow: UnitOfWork, endpoint_id: str, delivery_id: str, request: PageRequest) -> WebhookDeliveryAttemptList:
+    await _delivery(uow, endpoint_id, delivery_id)
+    await check_cursors(
+        request,
+        prefix=ATTEMPT_PREFIX,
+        noun="webhook delivery attempt",
+        exists=lambda cursor: repository.attempt_exists(uow.connection, uow.tenant, cursor),
+    )
+    page = await repository.page_attempts(uow.connection, uow.tenant, delivery_id, request)
+    return WebhookDeliveryAttemptList(
+        object="list",
+        url=f"{_deliveries_url(endpoint_id)}/{delivery_id}/attempts",
+        data=[attempt_resource(row) for row in page.rows],
+        has_more=page.has_more,
+    )
+
+
+async def retry_delivery(uow: UnitOfWork, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
+    """Due at once, whatever its status: the same `webhook-id`, a fresh timestamp and signature."""
+    await _delivery(uow, endpoint_id, delivery_id)
+    row = await repository.requeue_delivery(uow.connection, uow.tenant, endpoint_id, delivery_id, uow.now())
+    if row is None:  # read just above in this transaction: only a concurrent delete of the row could do it
+        raise ResourceMissing(f"No such webhook delivery: '{delivery_id}'", param="delivery")
+    resource = delivery_resource(row)
+    audit.record(
+        uow,
+        action_type="webhook_delivery.retry",
+        resource_type="webhook_delivery",
+        resource_id=delivery_id,
+        before=None,
+        after=resource,
+    )
+    return resource
+
+
+async def recover(uow: UnitOfWork, endpoint_id: str, request: WebhookEndpointRecover) -> WebhookEndpointRecovery:
+    """Every dead-lettered delivery of the endpoint since `request.since`, queued again."""
+    endpoint = await _endpoint(uow, endpoint_id, for_update=True)
+    now = uow.now()
+    since = datetime.fromtimestamp(request.since, UTC)
+    if since < now - RECOVER_WINDOW_MAX or since > now:
+        raise InvalidRequest("since must be a unix time within the last 14 days.", param="since")
+    recovered_at = endpoint["recovered_at"]
+    if recovered_at is not None and now - recovered_at < RECOVER_INTERVAL:
+        wait_s = math.ceil((recovered_at + RECOVER_INTERVAL - now).total_seconds())
+        raise WebhookRecoverRateLimited(
+            f"An endpoint recovers at most once a minute: try again in {wait_s} s.", retry_after_s=wait_s
+        )
+    requeued = await repository.requeue_failed(uow.connection, uow.tenant, endpoint_id, since, now)
+    recovery = WebhookEndpointRecovery(
+        object="webhook_endpoint_recovery", endpoint=endpoint_id, since=request.since, requeued=requeued
+    )
+    _audit(uow, "recover", endpoint_id, before=None, after=None)
+    return recovery
+
+
+# --- What the sender decides, each in its own unit of work ---
+
+
+async def dead_letter(uow: UnitOfWork, delivery: AnyRow) -> None:
+    """`delivery` has used up its attempts: say so with an event (never delivered to its endpoint)."""
+    events.emit(uow, WEBHOOK_ENDPOINT_DELIVERY_EXHAUSTED, delivery_resource(delivery))
+
+
+async def disable_endpoint(uow: UnitOfWork, endpoint_id: str, reason: str) -> None:
+    """Bastion disables an endpoint for `reason`: audited, and announced by an event."""
+    row = await repository.disable_endpoint(uow.connection, uow.tenant, endpoint_id, reason, uow.now())
+    if row is None:  # already disabled, by its merchant or another sender
+        return
+    after = endpoint_resource(row)
+    _audit(uow, "disable", endpoint_id, before={**after, "status": "enabled", "disabled_reason": None}, after=after)
+    events.emit(uow, WEBHOOK_ENDPOINT_DISABLED, after)

@@ -1,0 +1,364 @@
+"""The worker's sender: claims due deliveries, POSTs them signed, and records what each
+endpoint answered on the persistent schedule of `schedule.py` (docs/webhooks.md).
+
+One loop per worker process: it claims as many due deliveries as it has room for (at most
+`in_flight_max` at once, `per_endpoint_max` per endpoint, so that a slow or dead endpoint holds
+only its own slots), sends each in its own task, and records the answers in one transaction as
+they come. A claim pushes the delivery's `next_attempt_at` past the attempt's end, so a sender
+that dies mid-attempt leaves the delivery due again then (at least once: receivers deduplicate on
+`webhook-id`). It wakes on each commit of new deliveries (NOTIFY), and polls as a fallback.
+"""
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+import httpx
+import orjson
+
+from bastion import events
+from bastion.kernel.clock import unix_seconds
+from bastion.kernel.errors import BastionError
+from bastion.kernel.ids import new_id
+from bastion.platform.db import Actor, AnyRow, Database, Tenant
+from bastion.platform.http.outbound import DestinationPolicy, check_url, guarded_client
+from bastion.platform.logging import get_logger
+from bastion.webhooks import repository, service
+from bastion.webhooks.schedule import (
+    DELIVERY_TIMEOUT_S,
+    JITTER_FRACTION,
+    PAYLOAD_BYTES_MAX,
+    RESPONSE_BODY_KEPT_BYTES,
+    Verdict,
+    endpoint_failing_too_long,
+    judge,
+    kept_response_body,
+)
+from bastion.webhooks.secrets import EndpointSecrets
+from bastion.webhooks.signing import signature_headers
+
+_log = get_logger(__name__)
+
+CHANNEL: Final = "bastion_webhooks"
+SENDER_ACTOR: Final = Actor(id="webhooks.sender")
+USER_AGENT: Final = "Bastion-Webhooks/1"
+# A claim outlives its attempt by this much before another sender may take the delivery.
+LEASE_MARGIN: Final = timedelta(seconds=15)
+# On stop, attempts in flight get this long to finish and be recorded.
+STOP_GRACE_S: Final = DELIVERY_TIMEOUT_S + 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SenderLimits:
+    in_flight_max: int = 128
+    per_endpoint_max: int = 8
+    jitter_fraction: float = JITTER_FRACTION
+    poll_interval_s: float = 1.0
+    timeout_s: float = DELIVERY_TIMEOUT_S
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one attempt came to: the endpoint's answer, or why there was none."""
+
+    delivery: AnyRow
+    attempted_at: datetime
+    duration_ms: int
+    status_code: int | None = None
+    retry_after: str | None = None
+    response_body: str | None = None
+    error: str | None = None
+    # The delivery cannot be sent at all (its body is too large): no retry would change that.
+    hopeless: bool = False
+
+
+@dataclass(slots=True)
+class _Recorded:
+    common: list[tuple[Answer, dict[str, object]]] = field(default_factory=list)
+    final: list[tuple[Answer, dict[str, object], Verdict]] = field(default_factory=list)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        database: Database,
+        secrets: EndpointSecrets,
+        *,
+        limits: SenderLimits | None = None,
+        proxy_url: str | None = None,
+        clients: Mapping[bool, httpx.AsyncClient] | None = None,
+    ) -> None:
+        self._database = database
+        self._secrets = secrets
+        self._limits = limits if limits is not None else SenderLimits()
+        # By livemode: test mode also reaches a developer's own machine over http.
+        self._policies = {livemode: DestinationPolicy(allow_loopback_http=not livemode) for livemode in (False, True)}
+        self._clients = (
+            dict(clients)
+            if clients is not None
+            else {
+                livemode: guarded_client(policy, timeout_s=self._limits.timeout_s, proxy_url=proxy_url)
+                for livemode, policy in self._policies.items()
+            }
+        )
+        self._rng = random.SystemRandom()
+        self._in_flight: Counter[str] = Counter()
+        self._last_endpoint = ""
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def send_due(self) -> int:
+        """Claim what is due now, send it all and record the answers; how many were sent. For
+        tests and tools: the worker runs `run`, which keeps claiming while it sends."""
+        claimed = await self._claim(self._limits.in_flight_max)
+        answers = await asyncio.gather(*(self._attempt(row) for row in claimed))
+        await self._record(answers)
+        return len(answers)
+
+    async def run(self, listen_dsn: str, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        listener = asyncio.create_task(events.wake_on_notify(listen_dsn, CHANNEL, wake, name="webhooks"))
+        stopping = asyncio.create_task(stop.wait())
+        sending: dict[asyncio.Task[Answer], str] = {}
+        _log.info(
+            "webhook_sender_started", in_flight_max=self._limits.in_flight_max, per_endpoint_max=self._limits.per_endpoint_max
+        )
+        try:
+            while not stop.is_set():
+                wake.clear()
+                room = self._limits.in_flight_max - len(sending)
+                if room > 0:
+                    try:
+                        claimed = await self._claim(room)
+                    except Exception:  # noqa: BLE001  (a failed claim, e.g. the database restarting, is retried)
+                        _log.exception("webhook_claim_failed")
+                        claimed = []
+                    for row in claimed:
+                        sending[asyncio.create_task(self._attempt(row))] = row["endpoint_id"]
+                waking = asyncio.create_task(wake.wait())
+                done, _ = await asyncio.wait(
+                    {*sending, waking, stopping}, timeout=self._limits.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                waking.cancel()
+                await self._finish([task for task in sending if task in done], sending)
+            if sending:
+                finished, _ = await asyncio.wait(sending, timeout=STOP_GRACE_S)
+                await self._finish(list(finished), sending)
+        finally:
+            for task in (*sending, listener, stopping):
+                task.cancel()
+            await asyncio.gather(*sending, listener, stopping, return_exceptions=True)
+            await self.close()
+
+    async def _finish(self, done: Sequence[asyncio.Task[Answer]], sending: dict[asyncio.Task[Answer], str]) -> None:
+        for task in done:
+            self._in_flight[sending.pop(task)] -= 1
+        if not done:
+            return
+        try:
+            await self._record([task.result() for task in done])
+        except Exception:  # noqa: BLE001  (unrecorded attempts are made again when their claim lapses)
+            _log.exception("webhook_record_failed", deliveries=len(done))
+        # Endpoints with nothing in flight leave the count the claim is given.
+        self._in_flight += Counter()
+
+    async def _claim(self, room: int) -> list[AnyRow]:
+        now = self._database.clock.now()
+        async with self._database.transaction() as connection:
+            claimed = await repository.claim_due(
+                connection,
+                now=now,
+                in_flight=dict(self._in_flight),
+                per_endpoint_max=self._limits.per_endpoint_max,
+                limit=room,
+                lease_until=now + timedelta(seconds=self._limits.timeout_s) + LEASE_MARGIN,
+                after_endpoint_id=self._last_endpoint,
+            )
+        for row in claimed:
+            self._in_flight[row["endpoint_id"]] += 1
+        if claimed:
+            self._last_endpoint = claimed[-1]["endpoint_id"]
+        return claimed
+
+    def _signing_secrets(self, row: AnyRow, now: datetime) -> list[str]:
+        secrets = [self._secrets.open(row["endpoint_id"], row["secret_sealed"])]
+        expires_at = row["previous_secret_expires_at"]
+        if row["previous_secret_sealed"] is not None and expires_at is not None and expires_at > now:
+            secrets.append(self._secrets.open(row["endpoint_id"], row["previous_secret_sealed"]))
+        return secrets
+
+    async def _attempt(self, row: AnyRow) -> Answer:
+        attempted_at = self._database.clock.now()
+        started = time.perf_counter()
+
+        def answer(**outcome: object) -> Answer:
+            duration_ms = round((time.perf_counter() - started) * 1000)
+            return Answer(delivery=row, attempted_at=attempted_at, duration_ms=duration_ms, **outcome)  # type: ignore[arg-type]
+
+        event = events.to_resource(
+            {
+                "id": row["event_id"],
+                "type": row["type"],
+                "created_at": row["event_created_at"],
+                "livemode": row["livemode"],
+                "data": row["data"],
+                "request_id": row["request_id"],
+            }
+        )
+        body = orjson.dumps(event)
+        if len(body) > PAYLOAD_BYTES_MAX:
+            return answer(error=f"payload_too_large: {len(body)} bytes, more than {PAYLOAD_BYTES_MAX}", hopeless=True)
+        try:
+            url = check_url(row["url"], self._policies[row["livemode"]])
+        except BastionError as refusal:
+            return answer(error=f"url_not_allowed: {refusal}")
+        headers = {
+            **signature_headers(row["event_id"], unix_seconds(attempted_at), body, self._signing_secrets(row, attempted_at)),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        try:
+            async with (
+                asyncio.timeout(self._limits.timeout_s),
+                self._clients[row["livemode"]].stream("POST", url, content=body, headers=headers) as response,
+            ):
+                kept = bytearray()
+                async for chunk in response.aiter_bytes():
+                    kept += chunk
+                    if len(kept) >= RESPONSE_BODY_KEPT_BYTES:
+                        break
+                return answer(
+                    status_code=response.status_code,
+                    retry_after=response.headers.get("retry-after"),
+                    response_body=kept_response_body(bytes(kept)),
+                )
+        except TimeoutError:
+            return answer(error=f"timeout: no answer within {self._limits.timeout_s:g} s")
+        except httpx.HTTPError as failure:
+            return answer(error=f"connection_error: {failure}"[:RESPONSE_BODY_KEPT_BYTES])
+
+    def _sort(self, answers: Sequence[Answer]) -> _Recorded:
+        recorded = _Recorded()
+        for answer in answers:
+            attempts_made = answer.delivery["attempts"] + 1
+            now = answer.attempted_at + timedelta(milliseconds=answer.duration_ms)
+            if answer.hopeless:
+                verdict, next_attempt_at = Verdict.FAILED, None
+            else:
+                judgement = judge(
+                    answer.status_code,
+                    answer.retry_after,
+                    attempts_made=attempts_made,
+                    now=now,
+                    rng=self._rng,
+                    jitter_fraction=self._limits.jitter_fraction,
+                )
+                verdict, next_attempt_at = judgement.verdict, judgement.next_attempt_at
+            outcome: dict[str, object] = {
+                "id": answer.delivery["id"],
+                "status": {Verdict.SUCCEEDED: "succeeded", Verdict.RETRY: "pending"}.get(verdict, "failed"),
+                "next_attempt_at": next_attempt_at,
+                "attempted_at": answer.attempted_at,
+                "status_code": answer.status_code,
+                "error": answer.error,
+                "response_body": answer.response_body,
+            }
+            if verdict in (Verdict.SUCCEEDED, Verdict.RETRY):
+                recorded.common.append((answer, outcome))
+            else:
+                recorded.final.append((answer, outcome, verdict))
+        return recorded
+
+    async def _record(self, answers: Sequence[Answer]) -> None:
+        recorded = self._sort(answers)
+        if recorded.common:
+            async with self._database.transaction() as connection:
+                await repository.record_outcomes(connection, [outcome for _, outcome in recorded.common])
+                await repository.insert_attempts(
+                    connection, [_attempt_row(answer, outcome) for answer, outcome in recorded.common]
+                )
+                await repository.mark_failing(connection, _failing(answer for answer, _ in recorded.common))
+        # Rare: each in a unit of work of its merchant, with its event and audit row.
+        for answer, outcome, verdict in recorded.final:
+            await self._record_final(answer, outcome, verdict)
+        now = self._database.clock.now()
+        for endpoint_id, (tenant, failing_since) in _failing_endpoints(answers).items():
+            if endpoint_failing_too_long(failing_since, now):
+                reason = f"Every delivery failed for 5 days, since {failing_since.isoformat(timespec='seconds')}."
+                async with self._database.unit_of_work(tenant, SENDER_ACTOR) as uow:
+                    await service.disable_endpoint(uow, endpoint_id, reason)
+
+    async def _record_final(self, answer: Answer, outcome: dict[str, object], verdict: Verdict) -> None:
+        delivery = answer.delivery
+        tenant = Tenant(delivery["merchant_id"], delivery["livemode"])
+        async with self._database.unit_of_work(tenant, SENDER_ACTOR) as uow:
+            (row,) = await repository.record_outcomes(uow.connection, [outcome])
+            await repository.insert_attempts(uow.connection, [_attempt_row(answer, outcome)])
+            await repository.mark_failing(uow.connection, _failing([answer]))
+            if verdict is Verdict.ENDPOINT_GONE:
+                await service.disable_endpoint(uow, delivery["endpoint_id"], "The endpoint answered 410 Gone.")
+            else:
+                await service.dead_letter(uow, row)
+        _log.warning(
+            "webhook_delivery_failed_for_good",
+            delivery_id=delivery["id"],
+            endpoint_id=delivery["endpoint_id"],
+            verdict=str(verdict),
+            status_code=answer.status_code,
+        )
+
+
+def _succeeded(answer: Answer) -> bool:
+    return answer.status_code is not None and 200 <= answer.status_code < 300
+
+
+def _attempt_row(answer: Answer, outcome: Mapping[str, object]) -> dict[str, object]:
+    delivery = answer.delivery
+    return {
+        "id": new_id(service.ATTEMPT_PREFIX),
+        "merchant_id": delivery["merchant_id"],
+        "livemode": delivery["livemode"],
+        "delivery_id": delivery["id"],
+        "attempted_at": answer.attempted_at,
+        "duration_ms": answer.duration_ms,
+        "status_code": outcome["status_code"],
+        "error": outcome["error"],
+        "response_body": outcome["response_body"],
+        "succeeded": _succeeded(answer),
+    }
+
+
+def _failing(answers: Iterable[Answer]) -> dict[str, datetime | None]:
+    """Per endpoint: None if any of its answers is a success, else its earliest failure."""
+    succeeded: set[str] = set()
+    first_failures: dict[str, datetime] = {}
+    for answer in answers:
+        endpoint_id = answer.delivery["endpoint_id"]
+        if _succeeded(answer):
+            succeeded.add(endpoint_id)
+        else:
+            first_failures[endpoint_id] = min(answer.attempted_at, first_failures.get(endpoint_id, answer.attempted_at))
+    return dict.fromkeys(succeeded) | {
+        endpoint_id: failed_at for endpoint_id, failed_at in first_failures.items() if endpoint_id not in succeeded
+    }
+
+
+def _failing_endpoints(answers: Sequence[Answer]) -> dict[str, tuple[Tenant, datetime]]:
+    """The endpoints that answered nothing but failures here and were already failing before
+    these attempts, with the start of their failing spell."""
+    succeeded = {answer.delivery["endpoint_id"] for answer in answers if _succeeded(answer)}
+    return {
+        answer.delivery["endpoint_id"]: (
+            Tenant(answer.delivery["merchant_id"], answer.delivery["livemode"]),
+            answer.delivery["failing_since"],
+        )
+        for answer in answers
+        if answer.delivery["endpoint_id"] not in succeeded and answer.delivery["failing_since"] is not None
+    }
