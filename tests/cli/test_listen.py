@@ -37,9 +37,10 @@ from tests.support.postgres import ApiProcess
 
 WAIT_TIMEOUT_S = 30.0
 CHECK_INTERVAL_S = 0.01
-# Quick polls keep the tests short; the pagination test polls slowly so that many events pile up.
+# Quick polls keep the tests short.
 INTERVAL_S = 0.1
-PAGING_INTERVAL_S = 5.0
+# What listen asks the API before its second poll: the event types, the newest event, the first poll.
+FIRST_POLL_REQUESTS = 3
 LATE_AFTER_POLLS = 5
 _EVENT_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  --> (?P<type>[a-z_.]+) \[(?P<id>evt_[0-9A-Z]{26})\]")
 _SECRET_LINE = re.compile(r"Your webhook signing secret is (whsec_\S+) ")
@@ -177,21 +178,24 @@ async def test_more_than_a_page_between_two_polls(platform: Platform, events_bef
         await platform.create_customer(merchant, name=f"Before {n}")
     count = LIMIT_MAX + 30
     asked: list[httpx.URL] = []
+    all_created = asyncio.Event()
 
     async def record(request: httpx.Request) -> None:
         asked.append(request.url)
+        # The types, the newest event, then the first poll, which finds nothing new; the second
+        # poll waits until every event is there, so that they are all new to it.
+        if len(asked) > FIRST_POLL_REQUESTS:
+            await all_created.wait()
 
     console = Console()
     async with (
         platform.client(merchant, event_hooks={"request": [record]}) as api,
-        _listening(api, console, interval_s=PAGING_INTERVAL_S, max_events=count) as task,
+        _listening(api, console, max_events=count) as task,
     ):
-        # The types, the newest event, then the first poll, which finds nothing new; all of these
-        # are there for the next one.
-        await _until(lambda: len(asked) == 3, "the first poll")
+        await _until(lambda: len(asked) >= FIRST_POLL_REQUESTS, "the first poll")
         for n in range(count):
             await platform.create_customer(merchant, name=f"Customer {n}")
-        assert len(asked) == 3, "created within one interval (raise PAGING_INTERVAL_S if this fails)"
+        all_created.set()
         await _finished(task)
         listed = (await api.get("/v1/events", params={"limit": LIMIT_MAX})).json()["data"]
         listed += (await api.get("/v1/events", params={"limit": LIMIT_MAX, "starting_after": listed[-1]["id"]})).json()["data"]
@@ -199,7 +203,7 @@ async def test_more_than_a_page_between_two_polls(platform: Platform, events_bef
     assert printed == [event["id"] for event in reversed(listed[:count])], "each once, oldest first"
     # The second page: towards the newest after the first page's newest (from a cursor), or
     # towards the oldest after the first page's oldest (nothing at start, so everything is new).
-    second_page = asked[4].params
+    second_page = asked[FIRST_POLL_REQUESTS + 1].params
     if events_before:
         assert second_page["ending_before"] == printed[LIMIT_MAX - 1]
     else:
