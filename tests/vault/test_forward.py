@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bastion import bootstrap
 from bastion.kernel.errors import ConfigurationError, InvalidRequest, PermissionDenied, ProcessorUnavailable, ResourceMissing
@@ -31,13 +30,12 @@ from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault import repository, service
 from bastion.vault.schemas import Exchange, Forward
+from tests.support.asgi import SERVER_STOP_TIMEOUT_S, serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_vault
 from tests.support.vault import NEXT_YEAR, VISA, exchange, settings_for, token_id, tokenize_in_process, vault_in_process
 
 FORWARD_TIMEOUT_MS = 500
-SERVER_START_TIMEOUT_S = 10.0
-SERVER_STOP_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 5.0
 # Well past the forward timeout: a slow processor answers after this long, a dripping one
 # keeps sending a byte at shorter intervals (each read comes in time) for this long in all.
@@ -107,33 +105,11 @@ class EchoProcessor:
         await send({"type": "http.response.body", "body": json.dumps({"id": "ch_test", "received": received}).encode()})
 
 
-@contextmanager
-def _serving(app: "EchoProcessor", **tls: Any) -> Iterator[int]:
-    """`app` on a free port of 127.0.0.1 (with `tls`, uvicorn's ssl_* options), from a thread of its own."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1, **tls
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="echo-processor", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive(), "the echo processor stopped"
-        assert time.monotonic() < deadline, "the echo processor did not start"
-        time.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(SERVER_STOP_TIMEOUT_S)
-
-
 @pytest.fixture(scope="module")
 def processor() -> Iterator[tuple[EchoProcessor, str]]:
     """The echo processor over plain HTTP."""
     app = EchoProcessor()
-    with _serving(app) as port:
+    with serving(app, name="echo-processor") as port:
         yield app, f"http://127.0.0.1:{port}"
 
 
@@ -296,7 +272,9 @@ async def test_a_pinned_connector_trusts_its_own_ca_only(
 ) -> None:
     processor_ca, _ = init_certs(tmp_path / "processor")
     other_ca, _ = init_certs(tmp_path / "other")
-    with _serving(EchoProcessor(), ssl_certfile=str(processor_ca.vault_cert), ssl_keyfile=str(processor_ca.vault_key)) as port:
+    with serving(
+        EchoProcessor(), name="echo-processor", ssl_certfile=str(processor_ca.vault_cert), ssl_keyfile=str(processor_ca.vault_key)
+    ) as port:
         url = f"https://127.0.0.1:{port}"
         settings = settings_for(
             test_database,

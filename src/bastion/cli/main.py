@@ -1,5 +1,5 @@
-"""`bastion`: serve, migrate, and administer merchants, keys and the audit trail. One module
-per command group; this one puts them together."""
+"""`bastion`: serve, migrate, administer merchants, keys and the audit trail, and listen to a
+merchant's events. One module per command group; this one puts them together."""
 
 import typer
 
@@ -8,6 +8,7 @@ from bastion.cli.acquirer import acquirer_app
 from bastion.cli.audit import audit_app
 from bastion.cli.common import Commands
 from bastion.cli.ledger import ledger_app
+from bastion.cli.listen import listen_command
 from bastion.cli.merchants import apikey_app, merchant_app
 from bastion.cli.payments import payments_app
 from bastion.cli.risk import risk_app
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 for command in (processes.migrate, processes.api, processes.serve, processes.worker):
     app.command()(command)
+app.command("listen")(listen_command)
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(audit_app, name="audit")

@@ -2,6 +2,7 @@
 their limits."""
 
 import base64
+import binascii
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
@@ -10,6 +11,8 @@ from typing import Final
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105  (a prefix, not a secret)
 # Standard Webhooks asks for 24 to 64 random bytes; 32 is HMAC-SHA256's own key size.
 SECRET_BYTES: Final = 32
+SECRET_BYTES_MIN: Final = 24
+SECRET_BYTES_MAX: Final = 64
 # After a rotation the old secret still signs, beside the new one, for this long.
 ROTATION_OVERLAP = timedelta(hours=24)
 ENDPOINTS_PER_MODE_MAX: Final = 16
@@ -20,6 +23,20 @@ WILDCARD_SUFFIX: Final = ".*"
 
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` is not a signing secret receivers can verify with (None when it is one):
+    `whsec_` and the base64 of SECRET_BYTES_MIN to SECRET_BYTES_MAX bytes."""
+    if not secret.startswith(SECRET_PREFIX):
+        return f"a signing secret starts with '{SECRET_PREFIX}'"
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        return f"a signing secret is '{SECRET_PREFIX}' and base64"
+    if not SECRET_BYTES_MIN <= len(key) <= SECRET_BYTES_MAX:
+        return f"a signing secret holds {SECRET_BYTES_MIN} to {SECRET_BYTES_MAX} bytes, not {len(key)}"
+    return None
 
 
 def event_pattern_problem(pattern: str, known: frozenset[str]) -> str | None:
