@@ -360,6 +360,17 @@ async def test_test_mode_connects_to_the_checked_address_and_keeps_the_name(inne
     assert f"host: localhost:{server.port}\r\n".encode() in server.heads[0].lower()
 
 
+async def test_localhost_answering_ipv6_first_falls_back_to_the_ipv4_listener(inner_connects: list[str]) -> None:
+    """A server on 127.0.0.1 alone, a name that answers ::1 first: both checked, ::1 refused by
+    the host, 127.0.0.1 connected."""
+    resolver = ScriptedResolver([["::1", "127.0.0.1"]])
+    async with local_server() as server, guarded_client(TEST, timeout_s=REQUEST_TIMEOUT_S, resolver=resolver) as client:
+        response = await client.post(check_url(f"http://localhost:{server.port}/webhook", TEST), content=b"{}")
+    assert response.status_code == 204
+    assert inner_connects == ["::1", "127.0.0.1"]
+    assert server.connections == 1
+
+
 async def test_each_connection_resolves_once_and_uses_that_answer(inner_connects: list[str]) -> None:
     """A second resolution would see 10.0.0.1: the first connection never asks again, the next
     connection asks once more and is refused."""

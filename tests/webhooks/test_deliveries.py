@@ -4,6 +4,7 @@ recovery, ordering and isolation."""
 
 import asyncio
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -23,6 +24,7 @@ from bastion.webhooks.resources import WebhookDelivery, WebhookDeliveryAttempt
 from bastion.webhooks.routes import router
 from bastion.webhooks.schedule import ATTEMPTS_MAX, RESPONSE_BODY_KEPT_BYTES, RETRY_AFTER_MAX, RETRY_DELAYS
 from bastion.webhooks.sender import SenderLimits, WebhookSender
+from tests.security.test_card_numbers_in_free_text import FREE_TEXT, _path
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import TestDatabase, migrated_database
 from tests.support.receivers import Receiver, Reply, running_receiver
@@ -31,6 +33,8 @@ from tests.support.vault import settings_for
 
 DRAIN_ROUNDS_MAX = 50
 EXACT = SenderLimits(jitter_fraction=0.0)
+# The sandbox's test card, with or without separators once they are taken out.
+CARD_NUMBER = re.compile("4242424242424242")
 
 
 @dataclasses.dataclass
@@ -494,3 +498,26 @@ async def test_unknown_deliveries_and_endpoints_are_404_naming_the_parameter(hoo
         bad_status = await client.get(f"/v1/webhook_endpoints/{endpoint['id']}/deliveries", params={"status": "lost"})
         assert bad_status.status_code == 400
         assert bad_status.json()["error"]["param"] == "status"
+
+
+async def test_no_card_number_reaches_a_delivery(hooks: Hooks, shop: Credentials, receiver: Receiver) -> None:
+    """A card number pushed through every free-text field of the API is refused there, so no
+    event, delivery or attempt can carry one; what is delivered is scanned to be sure."""
+    await _endpoint(hooks, shop, f"{receiver.url}/cards", enabled_events=["*"])
+    async with hooks.platform.client(shop) as client:
+        for field in FREE_TEXT:
+            url = await _path(hooks.platform, shop, field.path)
+            for text in field.forms:
+                answer = await client.request(field.method, url, json=field.body(text))
+                assert answer.status_code == 400, (field, answer.text)
+    assert await hooks.deliver() > 0
+    received = await receiver.wait_for(1, path="/cards")
+    async with hooks.platform.owner.transaction() as connection:
+        stored = await connection.fetch(
+            "SELECT d.*, a.response_body AS attempt_body FROM webhook_deliveries d "
+            "JOIN webhook_attempts a ON a.delivery_id = d.id WHERE d.merchant_id = $1",
+            shop.merchant_id,
+        )
+    assert stored
+    for text in [request.body.decode() for request in received] + [str(dict(row)) for row in stored]:
+        assert not CARD_NUMBER.search(text.replace(" ", "").replace("-", "")), text

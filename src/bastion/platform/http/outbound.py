@@ -16,6 +16,7 @@ Two checks, both needed:
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import re
 import socket
@@ -157,7 +158,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
 class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Connects only to allowed addresses: resolves the host once, refuses the connection if any
     of its addresses is not allowed (one bad answer is enough to distrust the name), and connects
-    to the first, the very address checked. Name resolution and the TCP connect are each bounded
+    to the addresses checked, in the resolver's order, until one accepts. Name resolution and the TCP connect are each bounded
     by the connect timeout. asyncio only, like the default resolver."""
 
     def __init__(self, policy: DestinationPolicy, resolver: Resolver = system_resolver) -> None:
@@ -179,8 +180,15 @@ class CheckedNetworkBackend(httpcore.AsyncNetworkBackend):
             reason = _refusal_reason(address, self._policy)
             if reason is not None:
                 raise httpcore.ConnectError(f"{host} resolves to {reason} ({address}): {_PUBLIC_ONLY}")
+        # In the resolver's order of preference: `localhost` may answer ::1 first to a server that
+        # listens on 127.0.0.1 alone.
+        for address in addresses[:-1]:
+            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return await self._backend.connect_tcp(
+                    str(address), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
         return await self._backend.connect_tcp(
-            str(addresses[0]), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+            str(addresses[-1]), port, timeout=timeout, local_address=local_address, socket_options=socket_options
         )
 
     async def connect_unix_socket(
