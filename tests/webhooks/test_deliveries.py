@@ -4,6 +4,7 @@ recovery, ordering and isolation."""
 
 import asyncio
 import dataclasses
+import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,12 +19,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from bastion import bootstrap
 from bastion.events import publish_pending
 from bastion.platform.db import Database
-from bastion.platform.http.outbound import DestinationPolicy, guarded_client
+from bastion.platform.http.outbound import BLOCKED_NETWORKS, DestinationPolicy, guarded_client
 from bastion.webhooks.fanout import WebhookFanout
 from bastion.webhooks.resources import WebhookDelivery, WebhookDeliveryAttempt
 from bastion.webhooks.routes import router
 from bastion.webhooks.schedule import ATTEMPTS_MAX, RESPONSE_BODY_KEPT_BYTES, RETRY_AFTER_MAX, RETRY_DELAYS
 from bastion.webhooks.sender import SenderLimits, WebhookSender
+from tests.platform.test_outbound import ADDRESSES
 from tests.security.test_card_numbers_in_free_text import FREE_TEXT, _path
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import TestDatabase, migrated_database
@@ -424,27 +426,46 @@ async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(hooks: Hooks,
         Webhook(secret).verify(request.body, request.headers)
 
 
-async def test_a_name_rebound_to_loopback_is_refused_at_delivery(hooks: Hooks, receiver: Receiver) -> None:
+# What a name registered as public may resolve to at delivery: every address the guard refuses
+# in live mode, and the first and last of each blocked network.
+REBOUND = list(
+    dict.fromkeys(
+        [address for address, allowed_live, _ in ADDRESSES if not allowed_live]
+        + [str(address) for network, _ in BLOCKED_NETWORKS for address in (network[0], network[-1])]
+    )
+)
+
+
+async def test_a_name_rebound_to_a_refused_address_is_refused_at_delivery(hooks: Hooks, receiver: Receiver) -> None:
+    """Registered while it looked public, the name answers one refused address after another at
+    delivery: every attempt is refused at connection, nothing is sent anywhere."""
+    assert len(REBOUND) >= 40
     live = await hooks.platform.merchant(livemode=True)
     endpoint = await _endpoint(hooks, live, "https://hooks.rebinding.example/bastion")
-    await hooks.platform.create_customer(live)
+    for _ in REBOUND:
+        await hooks.platform.create_customer(live)
+    answers = iter(REBOUND)
 
-    async def rebound(host: str, port: int) -> list[str]:
-        return ["127.0.0.1"]
+    async def rebinding(host: str, port: int) -> list[str]:
+        return [next(answers)]
 
     clients = {
-        livemode: guarded_client(DestinationPolicy(allow_loopback_http=not livemode), timeout_s=2.0, resolver=rebound)
+        livemode: guarded_client(DestinationPolicy(allow_loopback_http=not livemode), timeout_s=2.0, resolver=rebinding)
         for livemode in (False, True)
     }
     await hooks.relay()
     sender = hooks.sender(clients=clients)
     try:
-        await sender.send_due()
+        while await sender.send_due():
+            continue
     finally:
         await sender.close()
-    delivery = await _only_delivery(hooks, live, endpoint["id"])
-    assert delivery["status"] == "pending"
-    assert "loopback" in delivery["last_error"]
+    deliveries = await _deliveries(hooks, live, endpoint["id"])
+    assert len(deliveries) == len(REBOUND)
+    assert {(delivery["status"], delivery["attempts"]) for delivery in deliveries} == {("pending", 1)}
+    refused = {delivery["last_error"].rsplit("(", 1)[1].split(")")[0] for delivery in deliveries}
+    assert all("resolves to" in delivery["last_error"] for delivery in deliveries), deliveries
+    assert refused == {str(ipaddress.ip_address(address)) for address in REBOUND}
     assert receiver.received == []
 
 

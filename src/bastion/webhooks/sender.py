@@ -120,6 +120,7 @@ class WebhookSender:
         claimed = await self._claim(self._limits.in_flight_max)
         answers = await asyncio.gather(*(self._attempt(row) for row in claimed))
         await self._record(answers)
+        self._in_flight.clear()
         return len(answers)
 
     async def run(self, listen_dsn: str, stop: asyncio.Event) -> None:
