@@ -235,6 +235,46 @@ async def test_failed_subscriber_is_retried_without_repeating_the_others(
     assert flaky.calls == [event_id, event_id]
 
 
+@dataclass
+class BatchRecorder:
+    """Takes batches; fails any batch holding an event of `failing_ids`, after its effects."""
+
+    name: str
+    failing_ids: set[str]
+    batches: list[list[str]] = field(default_factory=list)
+
+    async def handle_batch(self, connection: Connection, events: list[dict[str, Any]]) -> None:
+        self.batches.append([event["id"] for event in events])
+        for event in events:
+            await EffectRecorder(self.name).handle(connection, event)
+        if self.failing_ids & {event["id"] for event in events}:
+            raise RuntimeError("subscriber failed on purpose")
+
+
+async def test_a_batch_subscriber_takes_the_batch_at_once_and_a_failure_holds_back_its_event_alone(
+    platform: Platform, merchant: Credentials, worker_database: Database
+) -> None:
+    await _drain(worker_database, [])
+    for index in range(3):
+        await platform.create_customer(merchant, name=f"batch {index}")
+    event_ids = sorted(await _event_ids(platform, merchant))
+    whole = BatchRecorder(f"whole_{new_id('evt')}", failing_ids=set())
+    poisoned = BatchRecorder(f"poisoned_{new_id('evt')}", failing_ids={event_ids[1]})
+    assert await publish_pending(worker_database, [whole, poisoned]) == 2
+    assert whole.batches == [event_ids]
+    # The batch failed, then each event went alone: only the poisoned one failed again.
+    assert poisoned.batches == [event_ids, [event_ids[0]], [event_ids[1]], [event_ids[2]]]
+    assert await _effects(platform, poisoned.name) == {event_ids[0]: 1, event_ids[2]: 1}
+    assert await _effects(platform, whole.name) == dict.fromkeys(event_ids, 1)
+    assert [await _published(platform, event_id) for event_id in event_ids] == [True, False, True]
+
+    poisoned.failing_ids.clear()
+    assert await publish_pending(worker_database, [whole, poisoned]) == 1
+    assert poisoned.batches[-1] == [event_ids[1]]
+    assert await _effects(platform, poisoned.name) == dict.fromkeys(event_ids, 1)
+    assert await _effects(platform, whole.name) == dict.fromkeys(event_ids, 1)
+
+
 async def test_failing_event_backs_off_then_parks_but_is_never_lost(
     platform: Platform, merchant: Credentials, worker_database: Database
 ) -> None:

@@ -266,6 +266,14 @@ def running_acquirer(
 
 
 @contextmanager
+def running_worker(database: TestDatabase, extra_env: dict[str, str] | None = None) -> Iterator[ApiProcess]:
+    """A real `bastion worker` (the relay, the webhook sender, the duties); it listens on no
+    port, so its `url` is empty; yields its captured logs."""
+    with _running(["worker"], [], {**database.env(), **(extra_env or {})}) as log:
+        yield ApiProcess(url="", log_file=log)
+
+
+@contextmanager
 def _running(arguments: list[str], ports: list[int], env: dict[str, str]) -> Iterator[IO[bytes]]:
     """`bastion <arguments>` until every port accepts connections; yields its log file."""
     log = tempfile.TemporaryFile()  # noqa: SIM115  (closed in the finally below, after the process)

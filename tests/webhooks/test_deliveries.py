@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -19,7 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from bastion import bootstrap
 from bastion.events import publish_pending
 from bastion.platform.db import Database
-from bastion.platform.http.outbound import BLOCKED_NETWORKS, DestinationPolicy, guarded_client
+from bastion.platform.http.outbound import BLOCKED_NETWORKS, DestinationPolicy, guarded_session
 from bastion.webhooks.fanout import WebhookFanout
 from bastion.webhooks.resources import WebhookDelivery, WebhookDeliveryAttempt
 from bastion.webhooks.routes import router
@@ -449,12 +450,11 @@ async def test_a_name_rebound_to_a_refused_address_is_refused_at_delivery(hooks:
     async def rebinding(host: str, port: int) -> list[str]:
         return [next(answers)]
 
-    clients = {
-        livemode: guarded_client(DestinationPolicy(allow_loopback_http=not livemode), timeout_s=2.0, resolver=rebinding)
-        for livemode in (False, True)
-    }
+    def connect(policy: DestinationPolicy, connections: int) -> aiohttp.ClientSession:
+        return guarded_session(policy, timeout_s=2.0, resolver=rebinding, connections_max=connections)
+
     await hooks.relay()
-    sender = hooks.sender(clients=clients)
+    sender = hooks.sender(connect=connect)
     try:
         while await sender.send_due():
             continue

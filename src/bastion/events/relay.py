@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 
@@ -48,7 +48,8 @@ LISTEN_RECONNECT_DELAY_MIN_S = 0.5
 LISTEN_RECONNECT_DELAY_MAX_S = 30.0
 
 
-class Subscriber(Protocol):
+@runtime_checkable
+class EventSubscriber(Protocol):
     @property
     def name(self) -> str:
         """Stable and unique: the inbox is keyed by it, so renaming redelivers every unpublished event."""
@@ -58,6 +59,23 @@ class Subscriber(Protocol):
         """Apply the effect of `event` (the public event resource) on `connection`, the open
         transaction that holds this subscriber's inbox row: both commit or neither does."""
         ...
+
+
+class BatchSubscriber(Protocol):
+    """A subscriber that takes a batch's events in one transaction: a round trip per batch, not
+    per event. If the batch fails, its events are handed over again one at a time, so that one
+    event's failure holds back that event alone."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def handle_batch(self, connection: Connection, events: list[Event]) -> None:
+        """Apply the effect of every one of `events` (in id order, each new to this subscriber)
+        on `connection`, the transaction that holds their inbox rows."""
+        ...
+
+
+Subscriber = EventSubscriber | BatchSubscriber
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +134,45 @@ def _check_names(subscribers: Sequence[Subscriber]) -> None:
     invariant(all(0 < len(name) <= SUBSCRIBER_NAME_LENGTH_MAX for name in names), "subscriber names must be 1-64 characters")
 
 
-async def _deliver(database: Database, subscribers: Sequence[Subscriber], row: AnyRow) -> bool:
-    """Hand one event to every subscriber that has not handled it yet; False if any failed."""
-    delivered = True
-    resource = to_resource(row)
+async def _hand_over(connection: Connection, subscriber: Subscriber, rows: Sequence[AnyRow]) -> None:
+    """Give `subscriber` those of `rows` it has not handled yet, in the transaction that claims
+    their inbox rows."""
+    new = set(await repository.claim_inbox(connection, subscriber.name, [row["id"] for row in rows]))
+    # A copy each: one subscriber's mutation must not leak into the next one's event.
+    fresh = [copy.deepcopy(to_resource(row)) for row in rows if row["id"] in new]
+    if not fresh:
+        return
+    if isinstance(subscriber, EventSubscriber):
+        (event,) = fresh
+        await subscriber.handle(connection, event)
+    else:
+        await subscriber.handle_batch(connection, fresh)
+
+
+async def _deliver(database: Database, subscriber: Subscriber, rows: Sequence[AnyRow]) -> bool:
+    """Hand `rows` to `subscriber` in one transaction; False if it failed (nothing of it kept)."""
+    try:
+        async with database.transaction() as connection:
+            await _hand_over(connection, subscriber, rows)
+    except Exception:  # noqa: BLE001  (one subscriber's failure must not stop the others; the events are retried)
+        _log.exception(
+            "outbox_delivery_failed", subscriber=subscriber.name, event_ids=[row["id"] for row in rows][:10], events=len(rows)
+        )
+        return False
+    return True
+
+
+async def _failed_deliveries(database: Database, subscribers: Sequence[Subscriber], rows: Sequence[AnyRow]) -> set[str]:
+    """Hand `rows` to every subscriber (a batch subscriber all at once, and one at a time only if
+    that fails); the ids of the events some subscriber failed."""
+    failed: set[str] = set()
     for subscriber in subscribers:
-        try:
-            async with database.transaction() as connection:
-                if await repository.claim_inbox(connection, subscriber.name, row["id"]):
-                    # A copy each: one subscriber's mutation must not leak into the next one's event.
-                    await subscriber.handle(connection, copy.deepcopy(resource))
-        except Exception:  # noqa: BLE001  (one subscriber's failure must not stop the others; the event is retried)
-            _log.exception("outbox_delivery_failed", subscriber=subscriber.name, event_id=row["id"], event_type=row["type"])
-            delivered = False
-    return delivered
+        if not isinstance(subscriber, EventSubscriber) and len(rows) > 1 and await _deliver(database, subscriber, rows):
+            continue
+        for row in rows:
+            if not await _deliver(database, subscriber, [row]):
+                failed.add(row["id"])
+    return failed
 
 
 async def publish_pending(
@@ -150,12 +193,13 @@ async def publish_pending(
     published: list[str] = []
     async with database.transaction() as claim:
         rows = await repository.claim_unpublished(claim, batch_size_max, skip_event_ids=tracker.held_back())
+        failed = await _failed_deliveries(database, subscribers, rows)
         for row in rows:
-            if await _deliver(database, subscribers, row):
+            if row["id"] in failed:
+                tracker.failed(row["id"])
+            else:
                 tracker.succeeded(row["id"])
                 published.append(row["id"])
-            else:
-                tracker.failed(row["id"])
         if published:
             await repository.mark_published(claim, published, database.clock.now())
     return len(published)
@@ -176,8 +220,12 @@ def load_subscribers(paths: Sequence[str]) -> list[Subscriber]:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ConfigurationError(f"BASTION_SUBSCRIBERS: cannot load {path!r}: {reason}") from error
         name = getattr(subscriber, "name", None)
-        if not isinstance(name, str) or not inspect.iscoroutinefunction(getattr(subscriber, "handle", None)):
-            raise ConfigurationError(f"BASTION_SUBSCRIBERS: {path!r} has no str `name` and async `handle(connection, event)`")
+        handles = any(inspect.iscoroutinefunction(getattr(subscriber, method, None)) for method in ("handle", "handle_batch"))
+        if not isinstance(name, str) or not handles:
+            raise ConfigurationError(
+                f"BASTION_SUBSCRIBERS: {path!r} has no str `name` and async `handle(connection, event)` "
+                "or `handle_batch(connection, events)`"
+            )
         loaded.append(subscriber)
     try:
         _check_names(loaded)

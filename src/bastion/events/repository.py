@@ -27,7 +27,9 @@ _CLAIM_UNPUBLISHED = (
     " ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"
 )
 _MARK_PUBLISHED = "UPDATE events SET published_at = $2 WHERE id = ANY($1::text[])"
-_CLAIM_INBOX = "INSERT INTO event_inbox (subscriber, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"
+_CLAIM_INBOX = (
+    "INSERT INTO event_inbox (subscriber, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 async def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -56,6 +58,6 @@ async def mark_published(connection: Connection, event_ids: list[str], moment: d
     await connection.execute(_MARK_PUBLISHED, event_ids, moment)
 
 
-async def claim_inbox(connection: Connection, subscriber: str, event_id: str) -> bool:
-    """True the first time `subscriber` sees `event_id`; False on a redelivery."""
-    return await connection.fetchrow(_CLAIM_INBOX, subscriber, event_id) is not None
+async def claim_inbox(connection: Connection, subscriber: str, event_ids: list[str]) -> list[str]:
+    """Those of `event_ids` that `subscriber` sees for the first time (the others are redeliveries)."""
+    return [row["event_id"] for row in await connection.fetch(_CLAIM_INBOX, subscriber, event_ids)]

@@ -142,18 +142,21 @@ async def page_endpoints(connection: Connection, tenant: Tenant, request: PageRe
 
 # The endpoints of the event's merchant and mode that take new deliveries, and the tenant itself.
 _FANOUT_ENDPOINTS = """
-SELECT e.merchant_id, w.id, w.enabled_events
+SELECT e.id AS event_id, e.merchant_id, w.id, w.enabled_events
 FROM events AS e
 JOIN webhook_endpoints AS w ON w.merchant_id = e.merchant_id AND w.livemode = e.livemode
-WHERE e.id = $1 AND NOT w.disabled AND w.deleted_at IS NULL
+WHERE e.id = ANY($1::text[]) AND NOT w.disabled AND w.deleted_at IS NULL
+ORDER BY e.id, w.id
 """
 _INSERT_DELIVERIES = """
 INSERT INTO webhook_deliveries (id, merchant_id, livemode, endpoint_id, event_id, event_type, object_id, status, attempts,
                                 next_attempt_at, created_at, updated_at)
-SELECT d.id, $3, $4, d.endpoint_id, $5, $6, $7, 'pending', 0, $8, $8, $8
-FROM unnest($1::text[], $2::text[]) AS d(id, endpoint_id)
+SELECT d.*, 'pending', 0, $8, $8, $8
+FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[])
+     AS d(id, merchant_id, livemode, endpoint_id, event_id, event_type, object_id)
 ON CONFLICT (endpoint_id, event_id) DO NOTHING
 """
+_DELIVERY_VALUES = ("id", "merchant_id", "livemode", "endpoint_id", "event_id", "event_type", "object_id")
 # Round robin over the endpoints, from the one after `$7` (the last one served), each giving up to
 # its free slots (`$4` less its deliveries in flight in this process) of its due deliveries,
 # soonest first; an ordered endpoint's delivery waits while an earlier one about its object is
@@ -189,40 +192,52 @@ RETURNING d.id, d.merchant_id, d.livemode, d.endpoint_id, d.event_id, d.attempts
           e.type, e.data, e.request_id, e.created_at AS event_created_at,
           w.url, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at, w.failing_since
 """
-_RECORD_OUTCOMES = """
-UPDATE webhook_deliveries AS d
-SET status = r.status, attempts = d.attempts + 1, next_attempt_at = r.next_attempt_at, last_attempt_at = r.attempted_at,
-    last_status_code = r.status_code, last_error = r.error, last_response_body = r.response_body, updated_at = r.attempted_at
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::text[])
-     AS r(id, status, next_attempt_at, attempted_at, status_code, error, response_body)
-WHERE d.id = r.id
-RETURNING d.*
+# One statement for a batch of attempts, whatever their merchants: each delivery as its attempt
+# left it, the attempt's row, and its endpoint's failing spell (a success ends it, a failure
+# starts one unless it is already failing). Answers the deliveries as updated.
+_RECORD_ATTEMPTS = """
+WITH outcome AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::text[], $7::text[],
+                         $8::text[], $9::int[], $10::boolean[])
+        AS r(id, status, next_attempt_at, attempted_at, status_code, error, response_body, attempt_id, duration_ms, succeeded)
+), delivery AS (
+    UPDATE webhook_deliveries AS d
+    SET status = r.status, attempts = d.attempts + 1, next_attempt_at = r.next_attempt_at, last_attempt_at = r.attempted_at,
+        last_status_code = r.status_code, last_error = r.error, last_response_body = r.response_body,
+        updated_at = r.attempted_at
+    FROM outcome AS r
+    WHERE d.id = r.id
+    RETURNING d.*
+), attempt AS (
+    INSERT INTO webhook_attempts (id, merchant_id, livemode, delivery_id, attempted_at, duration_ms, status_code, error,
+                                  response_body, succeeded)
+    SELECT r.attempt_id, d.merchant_id, d.livemode, r.id, r.attempted_at, r.duration_ms, r.status_code, r.error,
+           r.response_body, r.succeeded
+    FROM outcome AS r JOIN delivery AS d ON d.id = r.id
+), spell AS (
+    SELECT d.endpoint_id, bool_or(r.succeeded) AS succeeded, min(r.attempted_at) AS failed_at
+    FROM outcome AS r JOIN delivery AS d ON d.id = r.id
+    GROUP BY d.endpoint_id
+), failing AS (
+    UPDATE webhook_endpoints AS w
+    SET failing_since = CASE WHEN s.succeeded THEN NULL ELSE coalesce(w.failing_since, s.failed_at) END
+    FROM spell AS s
+    WHERE w.id = s.endpoint_id AND (w.failing_since IS NULL) = NOT s.succeeded
+)
+SELECT * FROM delivery
 """
-_INSERT_ATTEMPTS = """
-INSERT INTO webhook_attempts (id, merchant_id, livemode, delivery_id, attempted_at, duration_ms, status_code, error,
-                              response_body, succeeded)
-SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::timestamptz[], $6::int[], $7::int[], $8::text[],
-                     $9::text[], $10::boolean[])
-"""
-_ATTEMPT_VALUES = (
+_OUTCOME_VALUES = (
     "id",
-    "merchant_id",
-    "livemode",
-    "delivery_id",
+    "status",
+    "next_attempt_at",
     "attempted_at",
-    "duration_ms",
     "status_code",
     "error",
     "response_body",
+    "attempt_id",
+    "duration_ms",
     "succeeded",
 )
-# A success ends an endpoint's failing spell; a failure starts one unless it is already failing.
-_MARK_FAILING = """
-UPDATE webhook_endpoints AS w
-SET failing_since = CASE WHEN r.succeeded THEN NULL ELSE coalesce(w.failing_since, r.failed_at) END
-FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS r(endpoint_id, succeeded, failed_at)
-WHERE w.id = r.endpoint_id AND (w.failing_since IS NULL) = NOT r.succeeded
-"""
 _DISABLE_ENDPOINT = """
 UPDATE webhook_endpoints SET disabled = true, disabled_reason = $3, updated_at = $4
 WHERE id = $1 AND merchant_id = $2 AND NOT disabled
@@ -251,32 +266,16 @@ WHERE merchant_id = $1 AND livemode = $2 AND endpoint_id = $3 AND status = 'fail
 _MARK_RECOVERED = "UPDATE webhook_endpoints SET recovered_at = $4 WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
 
 
-async def fanout_endpoints(connection: Connection, event_id: str) -> list[AnyRow]:
-    rows: list[AnyRow] = await connection.fetch(_FANOUT_ENDPOINTS, event_id)
+async def fanout_endpoints(connection: Connection, event_ids: list[str]) -> list[AnyRow]:
+    """For each of the events, the endpoints of its merchant and mode that take new deliveries."""
+    rows: list[AnyRow] = await connection.fetch(_FANOUT_ENDPOINTS, event_ids)
     return rows
 
 
-async def insert_deliveries(
-    connection: Connection,
-    *,
-    delivery_ids: list[str],
-    endpoint_ids: list[str],
-    tenant: Tenant,
-    event_id: str,
-    event_type: str,
-    object_id: str | None,
-    created_at: datetime,
-) -> None:
+async def insert_deliveries(connection: Connection, deliveries: Sequence[dict[str, Any]], created_at: datetime) -> None:
+    """New deliveries (keys as `_DELIVERY_VALUES` names them), due at `created_at`."""
     await connection.execute(
-        _INSERT_DELIVERIES,
-        delivery_ids,
-        endpoint_ids,
-        tenant.merchant_id,
-        tenant.livemode,
-        event_id,
-        event_type,
-        object_id,
-        created_at,
+        _INSERT_DELIVERIES, *([delivery[name] for delivery in deliveries] for name in _DELIVERY_VALUES), created_at
     )
 
 
@@ -303,22 +302,12 @@ async def claim_due(
     return rows
 
 
-async def record_outcomes(connection: Connection, outcomes: Sequence[dict[str, Any]]) -> list[AnyRow]:
-    """Each outcome's delivery after its attempt (keys as `_RECORD_OUTCOMES` names them)."""
-    columns = ("id", "status", "next_attempt_at", "attempted_at", "status_code", "error", "response_body")
-    rows: list[AnyRow] = await connection.fetch(_RECORD_OUTCOMES, *([outcome[name] for outcome in outcomes] for name in columns))
-    return rows
-
-
-async def insert_attempts(connection: Connection, attempts: Sequence[dict[str, Any]]) -> None:
-    await connection.execute(_INSERT_ATTEMPTS, *([attempt[name] for attempt in attempts] for name in _ATTEMPT_VALUES))
-
-
-async def mark_failing(connection: Connection, results: dict[str, datetime | None]) -> None:
-    """`results`: endpoint id -> None if it answered a delivery with success, else its first failure."""
-    await connection.execute(
-        _MARK_FAILING, list(results), [failed_at is None for failed_at in results.values()], list(results.values())
+async def record_attempts(connection: Connection, outcomes: Sequence[dict[str, Any]]) -> list[AnyRow]:
+    """Record each outcome (keys as `_OUTCOME_VALUES` names them) in one statement; the deliveries after it."""
+    rows: list[AnyRow] = await connection.fetch(
+        _RECORD_ATTEMPTS, *([outcome[name] for outcome in outcomes] for name in _OUTCOME_VALUES)
     )
+    return rows
 
 
 async def disable_endpoint(connection: Connection, tenant: Tenant, endpoint_id: str, reason: str, now: datetime) -> AnyRow | None:

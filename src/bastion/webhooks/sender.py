@@ -10,15 +10,16 @@ that dies mid-attempt leaves the delivery due again then (at least once: receive
 """
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-import httpx
+import aiohttp
 import orjson
 
 from bastion import events
@@ -26,7 +27,7 @@ from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import BastionError
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Actor, AnyRow, Database, Tenant
-from bastion.platform.http.outbound import DestinationPolicy, check_url, guarded_client
+from bastion.platform.http.outbound import DestinationPolicy, check_url, guarded_session
 from bastion.platform.logging import get_logger
 from bastion.webhooks import repository, service
 from bastion.webhooks.schedule import (
@@ -49,6 +50,8 @@ SENDER_ACTOR: Final = Actor(id="webhooks.sender")
 USER_AGENT: Final = "Bastion-Webhooks/1"
 # A claim outlives its attempt by this much before another sender may take the delivery.
 LEASE_MARGIN: Final = timedelta(seconds=15)
+# Answers recorded in one statement at the most.
+RECORD_BATCH_MAX: Final = 500
 # On stop, attempts in flight get this long to finish and be recorded.
 STOP_GRACE_S: Final = DELIVERY_TIMEOUT_S + 1.0
 
@@ -83,6 +86,10 @@ class _Recorded:
     final: list[tuple[Answer, dict[str, object], Verdict]] = field(default_factory=list)
 
 
+# Makes the HTTP session of one mode: its destination policy, and how many connections it may hold.
+Connect = Callable[[DestinationPolicy, int], aiohttp.ClientSession]
+
+
 class WebhookSender:
     def __init__(
         self,
@@ -91,28 +98,36 @@ class WebhookSender:
         *,
         limits: SenderLimits | None = None,
         proxy_url: str | None = None,
-        clients: Mapping[bool, httpx.AsyncClient] | None = None,
+        connect: Connect | None = None,
     ) -> None:
         self._database = database
         self._secrets = secrets
         self._limits = limits if limits is not None else SenderLimits()
-        # By livemode: test mode also reaches a developer's own machine over http.
-        self._policies = {livemode: DestinationPolicy(allow_loopback_http=not livemode) for livemode in (False, True)}
-        self._clients = (
-            dict(clients)
-            if clients is not None
-            else {
-                livemode: guarded_client(policy, timeout_s=self._limits.timeout_s, proxy_url=proxy_url)
-                for livemode, policy in self._policies.items()
-            }
+        self._proxy_url = proxy_url
+        timeout_s = self._limits.timeout_s
+        self._connect: Connect = connect or (
+            lambda policy, connections: guarded_session(
+                policy, timeout_s=timeout_s, connections_max=connections, proxy_url=proxy_url
+            )
         )
+        # By livemode: test mode also reaches a developer's own machine over http. The sessions
+        # are made at first use, inside the running event loop, as aiohttp requires.
+        self._policies = {livemode: DestinationPolicy(allow_loopback_http=not livemode) for livemode in (False, True)}
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._rng = random.SystemRandom()
         self._in_flight: Counter[str] = Counter()
         self._last_endpoint = ""
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
+
+    def _session(self, livemode: bool) -> aiohttp.ClientSession:
+        session = self._sessions.get(livemode)
+        if session is None:
+            session = self._sessions[livemode] = self._connect(self._policies[livemode], self._limits.in_flight_max)
+        return session
 
     async def send_due(self) -> int:
         """Claim what is due now, send it all and record the answers; how many were sent. For
@@ -124,8 +139,14 @@ class WebhookSender:
         return len(answers)
 
     async def run(self, listen_dsn: str, stop: asyncio.Event) -> None:
+        """Send until `stop` is set. Claiming and sending go on while a task of its own records
+        the answers, in batches: no attempt waits for another's record."""
         wake = asyncio.Event()
-        listener = asyncio.create_task(events.wake_on_notify(listen_dsn, CHANNEL, wake, name="webhooks"))
+        answered: asyncio.Queue[Answer] = asyncio.Queue()
+        helpers = [
+            asyncio.create_task(events.wake_on_notify(listen_dsn, CHANNEL, wake, name="webhooks")),
+            asyncio.create_task(self._record_forever(answered)),
+        ]
         stopping = asyncio.create_task(stop.wait())
         sending: dict[asyncio.Task[Answer], str] = {}
         _log.info(
@@ -148,31 +169,45 @@ class WebhookSender:
                     {*sending, waking, stopping}, timeout=self._limits.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
                 )
                 waking.cancel()
-                await self._finish([task for task in sending if task in done], sending)
+                self._hand_over([task for task in sending if task in done], sending, answered)
             if sending:
                 finished, _ = await asyncio.wait(sending, timeout=STOP_GRACE_S)
-                await self._finish(list(finished), sending)
+                self._hand_over(list(finished), sending, answered)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.join(), timeout=STOP_GRACE_S)
         finally:
-            for task in (*sending, listener, stopping):
+            for task in (*sending, *helpers, stopping):
                 task.cancel()
-            await asyncio.gather(*sending, listener, stopping, return_exceptions=True)
+            await asyncio.gather(*sending, *helpers, stopping, return_exceptions=True)
             await self.close()
 
-    async def _finish(self, done: Sequence[asyncio.Task[Answer]], sending: dict[asyncio.Task[Answer], str]) -> None:
+    def _hand_over(
+        self, done: Sequence[asyncio.Task[Answer]], sending: dict[asyncio.Task[Answer], str], answered: asyncio.Queue[Answer]
+    ) -> None:
+        """Free the finished attempts' slots and queue their answers for the recorder."""
         for task in done:
             self._in_flight[sending.pop(task)] -= 1
-        if not done:
-            return
-        try:
-            await self._record([task.result() for task in done])
-        except Exception:  # noqa: BLE001  (unrecorded attempts are made again when their claim lapses)
-            _log.exception("webhook_record_failed", deliveries=len(done))
+            answered.put_nowait(task.result())
         # Endpoints with nothing in flight leave the count the claim is given.
         self._in_flight += Counter()
 
+    async def _record_forever(self, answered: asyncio.Queue[Answer]) -> None:
+        while True:
+            batch = [await answered.get()]
+            while not answered.empty() and len(batch) < RECORD_BATCH_MAX:
+                batch.append(answered.get_nowait())
+            try:
+                await self._record(batch)
+            except Exception:  # noqa: BLE001  (unrecorded attempts are made again when their claim lapses)
+                _log.exception("webhook_record_failed", deliveries=len(batch))
+            finally:
+                for _ in batch:
+                    answered.task_done()
+
     async def _claim(self, room: int) -> list[AnyRow]:
         now = self._database.clock.now()
-        async with self._database.transaction() as connection:
+        # One statement, its own transaction: a round trip.
+        async with self._database.connection() as connection:
             claimed = await repository.claim_due(
                 connection,
                 now=now,
@@ -225,24 +260,26 @@ class WebhookSender:
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }
+        session = self._session(row["livemode"])
         try:
             async with (
                 asyncio.timeout(self._limits.timeout_s),
-                self._clients[row["livemode"]].stream("POST", url, content=body, headers=headers) as response,
+                session.post(url, data=body, headers=headers, allow_redirects=False, proxy=self._proxy_url) as response,
             ):
-                kept = bytearray()
-                async for chunk in response.aiter_bytes():
-                    kept += chunk
-                    if len(kept) >= RESPONSE_BODY_KEPT_BYTES:
+                kept = b""
+                while len(kept) < RESPONSE_BODY_KEPT_BYTES:
+                    chunk = await response.content.read(RESPONSE_BODY_KEPT_BYTES - len(kept))
+                    if not chunk:
                         break
+                    kept += chunk
                 return answer(
-                    status_code=response.status_code,
+                    status_code=response.status,
                     retry_after=response.headers.get("retry-after"),
-                    response_body=kept_response_body(bytes(kept)),
+                    response_body=kept_response_body(kept),
                 )
         except TimeoutError:
             return answer(error=f"timeout: no answer within {self._limits.timeout_s:g} s")
-        except httpx.HTTPError as failure:
+        except aiohttp.ClientError as failure:
             return answer(error=f"connection_error: {failure}"[:RESPONSE_BODY_KEPT_BYTES])
 
     def _sort(self, answers: Sequence[Answer]) -> _Recorded:
@@ -270,6 +307,9 @@ class WebhookSender:
                 "status_code": answer.status_code,
                 "error": answer.error,
                 "response_body": answer.response_body,
+                "attempt_id": new_id(service.ATTEMPT_PREFIX),
+                "duration_ms": answer.duration_ms,
+                "succeeded": verdict is Verdict.SUCCEEDED,
             }
             if verdict in (Verdict.SUCCEEDED, Verdict.RETRY):
                 recorded.common.append((answer, outcome))
@@ -280,12 +320,8 @@ class WebhookSender:
     async def _record(self, answers: Sequence[Answer]) -> None:
         recorded = self._sort(answers)
         if recorded.common:
-            async with self._database.transaction() as connection:
-                await repository.record_outcomes(connection, [outcome for _, outcome in recorded.common])
-                await repository.insert_attempts(
-                    connection, [_attempt_row(answer, outcome) for answer, outcome in recorded.common]
-                )
-                await repository.mark_failing(connection, _failing(answer for answer, _ in recorded.common))
+            async with self._database.connection() as connection:
+                await repository.record_attempts(connection, [outcome for _, outcome in recorded.common])
         # Rare: each in a unit of work of its merchant, with its event and audit row.
         for answer, outcome, verdict in recorded.final:
             await self._record_final(answer, outcome, verdict)
@@ -300,9 +336,7 @@ class WebhookSender:
         delivery = answer.delivery
         tenant = Tenant(delivery["merchant_id"], delivery["livemode"])
         async with self._database.unit_of_work(tenant, SENDER_ACTOR) as uow:
-            (row,) = await repository.record_outcomes(uow.connection, [outcome])
-            await repository.insert_attempts(uow.connection, [_attempt_row(answer, outcome)])
-            await repository.mark_failing(uow.connection, _failing([answer]))
+            (row,) = await repository.record_attempts(uow.connection, [outcome])
             if verdict is Verdict.ENDPOINT_GONE:
                 await service.disable_endpoint(uow, delivery["endpoint_id"], "The endpoint answered 410 Gone.")
             else:
@@ -318,37 +352,6 @@ class WebhookSender:
 
 def _succeeded(answer: Answer) -> bool:
     return answer.status_code is not None and 200 <= answer.status_code < 300
-
-
-def _attempt_row(answer: Answer, outcome: Mapping[str, object]) -> dict[str, object]:
-    delivery = answer.delivery
-    return {
-        "id": new_id(service.ATTEMPT_PREFIX),
-        "merchant_id": delivery["merchant_id"],
-        "livemode": delivery["livemode"],
-        "delivery_id": delivery["id"],
-        "attempted_at": answer.attempted_at,
-        "duration_ms": answer.duration_ms,
-        "status_code": outcome["status_code"],
-        "error": outcome["error"],
-        "response_body": outcome["response_body"],
-        "succeeded": _succeeded(answer),
-    }
-
-
-def _failing(answers: Iterable[Answer]) -> dict[str, datetime | None]:
-    """Per endpoint: None if any of its answers is a success, else its earliest failure."""
-    succeeded: set[str] = set()
-    first_failures: dict[str, datetime] = {}
-    for answer in answers:
-        endpoint_id = answer.delivery["endpoint_id"]
-        if _succeeded(answer):
-            succeeded.add(endpoint_id)
-        else:
-            first_failures[endpoint_id] = min(answer.attempted_at, first_failures.get(endpoint_id, answer.attempted_at))
-    return dict.fromkeys(succeeded) | {
-        endpoint_id: failed_at for endpoint_id, failed_at in first_failures.items() if endpoint_id not in succeeded
-    }
 
 
 def _failing_endpoints(answers: Sequence[Answer]) -> dict[str, tuple[Tenant, datetime]]:
