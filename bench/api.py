@@ -473,6 +473,14 @@ an existing server, where a private database and roles are created and dropped.
 {end}"""
 
 
+def machine_line(box: dict[str, Any]) -> str:
+    """The machine a run measured, as each benchmark's section of docs/benchmarks.md says it."""
+    return (
+        f"Machine: {box['nproc']} cores ({box['cpu_model']}), {box['memory_gb']} GB, {box['os']}, Python {box['python']},\n"
+        f"PostgreSQL {box['postgres']}."
+    )
+
+
 def doc_markers(name: str) -> tuple[str, str]:
     """The comments around benchmark `name`'s own section of docs/benchmarks.md."""
     return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"

@@ -59,6 +59,7 @@ from bench.api import (
     fetch_value,
     log_tail,
     machine,
+    machine_line,
     metric_table,
     percentile_ms,
     pgbench_binary,
@@ -386,8 +387,7 @@ Latest run: {results["timestamp"]} ({results["revision"]})
 
 {table(results)}
 
-Machine: {box["nproc"]} cores ({box["cpu_model"]}), {box["memory_gb"]} GB, {box["os"]}, Python {box["python"]},
-PostgreSQL {box["postgres"]}.
+{machine_line(box)}
 
 Where the time goes: {_where(results)}
 

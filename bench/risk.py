@@ -53,6 +53,7 @@ from bench.api import (
     bounded_int,
     doc_markers,
     machine,
+    machine_line,
     metric_table,
     percentile_ms,
     pgbench_binary,
@@ -322,8 +323,7 @@ Latest run: {results["timestamp"]} ({results["revision"]})
 
 {table(results)}
 
-Machine: {box["nproc"]} cores ({box["cpu_model"]}), {box["memory_gb"]} GB, {box["os"]}, Python {box["python"]},
-PostgreSQL {box["postgres"]}.
+{machine_line(box)}
 
 Method (`bench/risk.py`): a fresh database is migrated; real `bastion vault` and `bastion acquirer`
 processes run on it, and three `bastion api` processes, one with `BASTION_RISK_ENGINE=off` and one

@@ -58,6 +58,7 @@ from bench.api import (
     bounded_int,
     doc_markers,
     machine,
+    machine_line,
     metric_table,
     percentile_ms,
     pgbench_binary,
@@ -326,8 +327,7 @@ Latest run: {results["timestamp"]} ({results["revision"]})
 
 {table(results)}
 
-Machine: {box["nproc"]} cores ({box["cpu_model"]}), {box["memory_gb"]} GB, {box["os"]}, Python {box["python"]},
-PostgreSQL {box["postgres"]}.
+{machine_line(box)}
 
 Method (`bench/webhooks.py`): a fresh database is migrated and a real `bastion worker` runs on
 it (the outbox relay with webhooks' fan-out, and the sender, default limits). One merchant has
