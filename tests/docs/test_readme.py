@@ -17,11 +17,13 @@ def _commands(text: str) -> list[str]:
 
 
 def test_every_api_write_in_the_readme_sends_an_idempotency_key() -> None:
-    # A body (-d) or an explicit POST, sent to the API ($L is the ledger's base URL there).
+    # A body (-d) or an explicit POST, sent to the API ($L is the ledger's base URL there, $W webhooks').
     writes = [
         command
         for command in _commands(README.read_text())
-        if "curl" in command and ("127.0.0.1:8000" in command or "$L/" in command) and re.search(r" -d | -X POST ", command)
+        if "curl" in command
+        and ("127.0.0.1:8000" in command or "$L/" in command or "$W" in command)
+        and re.search(r" -d | -X POST ", command)
     ]
     assert len(writes) >= 8, writes  # the customer, ledger and card tours
     assert [command for command in writes if "Idempotency-Key" not in command and "$(K " not in command] == []
