@@ -150,7 +150,7 @@ async def test_a_delivery_is_the_event_signed_as_standard_webhooks_verify_it(
     ):
         with pytest.raises(WebhookVerificationError):
             Webhook(endpoint["secret"]).verify(request.body, request.headers | {name: value})
-    for index in (0, len(request.body) // 2, len(request.body) - 1):
+    for index in range(len(request.body)):  # every byte
         body = bytearray(request.body)
         body[index] ^= 0x01
         with pytest.raises(WebhookVerificationError):
