@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bastion import bootstrap
 from bastion.audit import CheckpointLog, FileCheckpointLog, anchor_latest, seal_backlog
-from bastion.events import load_subscribers, run_relay
+from bastion.events import bus_publishers, load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger import expire_due_holds
 from bastion.platform.crypto import DerivedKeys, Keyring
@@ -66,7 +66,9 @@ async def run_worker(settings: Settings, grant: Grant) -> None:
             f"the worker needs BASTION_DB_POOL_SIZE of at least {WORKER_POOL_SIZE_MIN}: "
             "the relay holds a batch open while each delivery runs in its own transaction"
         )
-    subscribers = load_subscribers(settings.subscribers)
+    # The bus publishers are subscribers like any other: each event reaches the broker at least once.
+    publishers = bus_publishers(settings)
+    subscribers = [*load_subscribers(settings.subscribers), *publishers]
     database = bootstrap.granted_database(settings, grant)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -79,5 +81,7 @@ async def run_worker(settings: Settings, grant: Grant) -> None:
             *(_repeat(duty, stop) for duty in duties(settings, database, DerivedKeys(grant.keys))),
         )
     finally:
+        for publisher in publishers:
+            await publisher.close()
         await database.dispose()
         _log.info("worker_stopped")

@@ -26,6 +26,7 @@ _CLAIM_UNPUBLISHED = (
     " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
 _MARK_PUBLISHED = "UPDATE events SET published_at = $2 WHERE id = ANY($1::text[])"
+_INBOX_HOLDS = "SELECT EXISTS (SELECT 1 FROM event_inbox WHERE subscriber = $1 AND event_id = $2)"
 _CLAIM_INBOX = "INSERT INTO event_inbox (subscriber, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id"
 
 
@@ -58,3 +59,8 @@ async def mark_published(connection: Connection, event_ids: list[str], moment: d
 async def claim_inbox(connection: Connection, subscriber: str, event_id: str) -> bool:
     """True the first time `subscriber` sees `event_id`; False on a redelivery."""
     return await connection.fetchrow(_CLAIM_INBOX, subscriber, event_id) is not None
+
+
+async def inbox_holds(connection: Connection, subscriber: str, event_id: str) -> bool:
+    """Whether `subscriber` has handled `event_id` already."""
+    return bool(await connection.fetchval(_INBOX_HOLDS, subscriber, event_id))
