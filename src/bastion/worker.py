@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bastion import bootstrap
 from bastion.audit import CheckpointLog, FileCheckpointLog, anchor_latest, seal_backlog
-from bastion.events import load_subscribers, run_relay
+from bastion.events import bus_publishers, load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
 from bastion.ledger import expire_due_holds
 from bastion.platform.crypto import DerivedKeys, Keyring
@@ -72,7 +72,9 @@ async def run_worker(settings: Settings, grant: Grant) -> None:
         )
     database = bootstrap.granted_database(settings, grant)
     # Webhooks' fan-out is built in: every deployment delivers to the endpoints merchants register.
-    subscribers = [WebhookFanout(database.clock), *load_subscribers(settings.subscribers)]
+    # The bus publishers are subscribers like any other: each event reaches the broker at least once.
+    publishers = bus_publishers(settings)
+    subscribers = [WebhookFanout(database.clock), *load_subscribers(settings.subscribers), *publishers]
     keys = DerivedKeys(grant.keys)
     sender = WebhookSender(
         database,
@@ -96,5 +98,7 @@ async def run_worker(settings: Settings, grant: Grant) -> None:
             *(_repeat(duty, stop) for duty in duties(settings, database, keys)),
         )
     finally:
+        for publisher in publishers:
+            await publisher.close()
         await database.dispose()
         _log.info("worker_stopped")

@@ -13,16 +13,15 @@ import pytest
 
 from bastion import bootstrap
 from bastion.events import load_subscribers, publish_pending, run_relay
-from bastion.events.relay import DeliveryFailures, RetryPolicy, Subscriber
+from bastion.events.relay import DeliveryFailures, RetryPolicy
 from bastion.kernel.errors import ConfigurationError
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Connection, Database
 from bastion.platform.settings import Settings
 from tests.support import postgres
 from tests.support.platform import Credentials, Platform
-from tests.support.subscribers import EffectRecorder, create_effects_table, effect_counts
+from tests.support.subscribers import EffectRecorder, create_effects_table, drain, effect_counts
 
-DRAIN_ROUNDS_MAX = 1_000
 DELIVERY_TIMEOUT_S = 10.0
 
 
@@ -178,14 +177,6 @@ async def worker_database(
     await database.dispose()
 
 
-async def _drain(database: Database, subscribers: list[Subscriber]) -> None:
-    """Publish everything that can be published now, other tests' events included."""
-    for _ in range(DRAIN_ROUNDS_MAX):
-        if await publish_pending(database, subscribers) == 0:
-            return
-    raise AssertionError(f"the outbox did not drain in {DRAIN_ROUNDS_MAX} rounds")
-
-
 async def _published(platform: Platform, event_id: str) -> bool:
     async with platform.owner.transaction() as connection:
         (row,) = await connection.fetch("SELECT published_at FROM events WHERE id = $1", event_id)
@@ -201,7 +192,7 @@ async def test_redelivered_batch_has_no_second_effect(
     platform: Platform, merchant: Credentials, worker_database: Database
 ) -> None:
     recorder = EffectRecorder(f"recorder_{new_id('evt')}")
-    await _drain(worker_database, [])
+    await drain(worker_database, [])
     await platform.create_customer(merchant, name="once")
     (event_id,) = await _event_ids(platform, merchant)
     assert await publish_pending(worker_database, [recorder]) == 1
@@ -217,7 +208,7 @@ async def test_redelivered_batch_has_no_second_effect(
 async def test_failed_subscriber_is_retried_without_repeating_the_others(
     platform: Platform, merchant: Credentials, worker_database: Database
 ) -> None:
-    await _drain(worker_database, [])
+    await drain(worker_database, [])
     await platform.create_customer(merchant, name="flaky")
     (event_id,) = await _event_ids(platform, merchant)
     recorder = EffectRecorder(f"recorder_{new_id('evt')}")
@@ -254,7 +245,7 @@ class BatchRecorder:
 async def test_a_batch_subscriber_takes_the_batch_at_once_and_a_failure_holds_back_its_event_alone(
     platform: Platform, merchant: Credentials, worker_database: Database
 ) -> None:
-    await _drain(worker_database, [])
+    await drain(worker_database, [])
     for index in range(3):
         await platform.create_customer(merchant, name=f"batch {index}")
     event_ids = sorted(await _event_ids(platform, merchant))
@@ -278,7 +269,7 @@ async def test_a_batch_subscriber_takes_the_batch_at_once_and_a_failure_holds_ba
 async def test_failing_event_backs_off_then_parks_but_is_never_lost(
     platform: Platform, merchant: Credentials, worker_database: Database
 ) -> None:
-    await _drain(worker_database, [])
+    await drain(worker_database, [])
     await platform.create_customer(merchant, name="poison")
     (event_id,) = await _event_ids(platform, merchant)
     failing = FailingRecorder(f"failing_{new_id('evt')}", failing_ids={event_id})
@@ -306,7 +297,7 @@ async def test_failing_event_backs_off_then_parks_but_is_never_lost(
 async def test_relay_wakes_on_notify(
     platform: Platform, merchant: Credentials, worker_database: Database, test_database: postgres.TestDatabase, settings: Settings
 ) -> None:
-    await _drain(worker_database, [])
+    await drain(worker_database, [])
     recorder = EffectRecorder(f"recorder_{new_id('evt')}")
     stop = asyncio.Event()
     dsn = bootstrap.role_dsn(settings, test_database.owner_url, test_database.roles.worker)

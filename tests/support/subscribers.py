@@ -5,14 +5,26 @@ The worker subprocess of tests/events/test_relay_kill.py loads `effect_recorder`
 """
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.platform.db import Connection
+from bastion.events import Subscriber, publish_pending
+from bastion.platform.db import Connection, Database
+
+DRAIN_ROUNDS_MAX = 1_000
 
 _CREATE_EFFECTS_TABLE = "CREATE TABLE IF NOT EXISTS relay_effects (subscriber text NOT NULL, event_id text NOT NULL)"
 _EFFECT_COUNTS = "SELECT event_id, count(*) FROM relay_effects WHERE subscriber = $1 GROUP BY event_id"
 _INSERT_EFFECT = "INSERT INTO relay_effects (subscriber, event_id) VALUES ($1, $2)"
+
+
+async def drain(database: Database, subscribers: Sequence[Subscriber]) -> None:
+    """Publish everything that can be published now, other tests' events included."""
+    for _ in range(DRAIN_ROUNDS_MAX):
+        if await publish_pending(database, subscribers) == 0:
+            return
+    raise AssertionError(f"the outbox did not drain in {DRAIN_ROUNDS_MAX} rounds")
 
 
 async def create_effects_table(connection: Connection, worker_role: str) -> None:

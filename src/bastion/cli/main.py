@@ -7,6 +7,7 @@ from bastion.cli import processes
 from bastion.cli.acquirer import acquirer_app
 from bastion.cli.audit import audit_app
 from bastion.cli.common import Commands
+from bastion.cli.events import events_app
 from bastion.cli.ledger import ledger_app
 from bastion.cli.listen import listen_command
 from bastion.cli.merchants import apikey_app, merchant_app
@@ -30,6 +31,7 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(vault_app, name="vault")
 app.add_typer(acquirer_app, name="acquirer")
+app.add_typer(events_app, name="events")
 
 
 def main() -> None:

@@ -149,6 +149,14 @@ async def _hand_over(connection: Connection, subscriber: Subscriber, rows: Seque
         await subscriber.handle_batch(connection, fresh)
 
 
+async def handle_one(connection: Connection, subscriber: Subscriber, event: Event) -> None:
+    """Apply one event's effect, whichever way `subscriber` takes events."""
+    if isinstance(subscriber, EventSubscriber):
+        await subscriber.handle(connection, event)
+    else:
+        await subscriber.handle_batch(connection, [event])
+
+
 async def _deliver(database: Database, subscriber: Subscriber, rows: Sequence[AnyRow]) -> bool:
     """Hand `rows` to `subscriber` in one transaction; False if it failed (nothing of it kept)."""
     try:

@@ -30,6 +30,7 @@ _MARK_PUBLISHED = "UPDATE events SET published_at = $2 WHERE id = ANY($1::text[]
 _CLAIM_INBOX = (
     "INSERT INTO event_inbox (subscriber, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
 )
+_INBOX_HOLDS = "SELECT EXISTS (SELECT 1 FROM event_inbox WHERE subscriber = $1 AND event_id = $2)"
 
 
 async def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -61,3 +62,8 @@ async def mark_published(connection: Connection, event_ids: list[str], moment: d
 async def claim_inbox(connection: Connection, subscriber: str, event_ids: list[str]) -> list[str]:
     """Those of `event_ids` that `subscriber` sees for the first time (the others are redeliveries)."""
     return [row["event_id"] for row in await connection.fetch(_CLAIM_INBOX, subscriber, event_ids)]
+
+
+async def inbox_holds(connection: Connection, subscriber: str, event_id: str) -> bool:
+    """Whether `subscriber` has handled `event_id` already."""
+    return bool(await connection.fetchval(_INBOX_HOLDS, subscriber, event_id))

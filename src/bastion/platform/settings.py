@@ -1,6 +1,7 @@
 """Settings come from the environment once, at start-up, and are immutable after."""
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -124,6 +125,101 @@ class AcquirerChaos:
         return chaos
 
 
+# NATS subjects are dot-separated tokens; stream and consumer names are single tokens.
+_NATS_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NATS_SUBJECT_PREFIX = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+# Kafka's legal topic characters and length; `{object}` stands for the event's object type.
+_KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,200}")
+KAFKA_TOPIC_OBJECT = "{object}"
+
+
+def _bus_publish_timeout_s() -> float:
+    return _int("BASTION_BUS_PUBLISH_TIMEOUT_MS", 5_000, minimum=100, maximum=60_000) / 1000
+
+
+def _nats_token(name: str, default: str) -> str:
+    value = os.environ.get(name) or default
+    if _NATS_TOKEN.fullmatch(value) is None:
+        raise ConfigurationError(f"{name} must be 1-64 letters, digits, '_' or '-', got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class NatsBus:
+    """Where the outbox is also published on NATS JetStream, and where its consumers dead-letter (docs/events.md)."""
+
+    # Each server's URL may hold credentials, so a refusal names only its scheme.
+    servers: tuple[str, ...]
+    stream: str
+    dlq_stream: str
+    # Subjects are `<prefix>.events.<live|test>.<type>` and `<prefix>.dlq.<consumer>.<original subject>`.
+    subject_prefix: str
+    duplicate_window_s: int
+    # Both streams drop messages older than this: a bound on the broker's disk.
+    max_age_s: int
+    publish_timeout_s: float
+
+    @classmethod
+    def from_env(cls) -> "NatsBus | None":
+        raw = os.environ.get("BASTION_NATS_URL", "")
+        servers = tuple(filter(None, (part.strip() for part in raw.split(","))))
+        if not servers:
+            return None
+        for server in servers:
+            parsed = urlsplit(server)
+            if parsed.scheme not in ("nats", "tls") or not parsed.hostname:
+                raise ConfigurationError(
+                    f"BASTION_NATS_URL must be nats://host:4222 or tls://host:4222, comma-separated, got scheme {parsed.scheme!r}"
+                )
+        stream = _nats_token("BASTION_NATS_STREAM", "BASTION_EVENTS")
+        dlq_stream = _nats_token("BASTION_NATS_DLQ_STREAM", "BASTION_DLQ")
+        if dlq_stream == stream:
+            raise ConfigurationError("BASTION_NATS_DLQ_STREAM must differ from BASTION_NATS_STREAM")
+        prefix = os.environ.get("BASTION_NATS_SUBJECT_PREFIX") or "bastion"
+        if _NATS_SUBJECT_PREFIX.fullmatch(prefix) is None or len(prefix) > 64:
+            raise ConfigurationError(
+                "BASTION_NATS_SUBJECT_PREFIX must be dot-separated tokens of letters, digits, '_' or '-'"
+                f" (at most 64 characters), got {prefix!r}"
+            )
+        return cls(
+            servers=servers,
+            stream=stream,
+            dlq_stream=dlq_stream,
+            subject_prefix=prefix,
+            duplicate_window_s=_int("BASTION_NATS_DUPLICATE_WINDOW_S", 120, minimum=1, maximum=86_400),
+            max_age_s=_int("BASTION_NATS_MAX_AGE_S", 7 * 86_400, minimum=3_600, maximum=365 * 86_400),
+            publish_timeout_s=_bus_publish_timeout_s(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaBus:
+    """Where the outbox is also published on Kafka (docs/events.md)."""
+
+    bootstrap_servers: str
+    # A fixed topic, or one per object type where it holds `{object}` (`bastion.{object}`).
+    topic: str
+    publish_timeout_s: float
+
+    @classmethod
+    def from_env(cls) -> "KafkaBus | None":
+        raw = os.environ.get("BASTION_KAFKA_BOOTSTRAP_SERVERS", "")
+        servers = [part.strip() for part in raw.split(",") if part.strip()]
+        if not servers:
+            return None
+        for server in servers:
+            host, separator, port = server.rpartition(":")
+            if not separator or not host or not port.isdigit() or not 0 < int(port) < 65_536:
+                raise ConfigurationError(f"BASTION_KAFKA_BOOTSTRAP_SERVERS: expected host:port, got {server!r}")
+        topic = os.environ.get("BASTION_KAFKA_TOPIC") or "bastion.events"
+        if topic.count(KAFKA_TOPIC_OBJECT) > 1 or _KAFKA_TOPIC.fullmatch(topic.replace(KAFKA_TOPIC_OBJECT, "x")) is None:
+            raise ConfigurationError(
+                "BASTION_KAFKA_TOPIC must be a topic name of letters, digits, '.', '_' or '-' (at most 200),"
+                f" with {KAFKA_TOPIC_OBJECT} at most once for a topic per object type, got {topic!r}"
+            )
+        return cls(bootstrap_servers=",".join(servers), topic=topic, publish_timeout_s=_bus_publish_timeout_s())
+
+
 # The connector of the sandbox acquirer (`bastion acquirer`), which the vault always knows: at
 # BASTION_ACQUIRER_URL, its certificate issued by the install's private CA.
 SANDBOX_CONNECTOR = "sandbox"
@@ -160,6 +256,9 @@ class Settings:
     demo: bool
     # `module:attribute` import paths of the outbox relay's in-process subscribers.
     subscribers: tuple[str, ...]
+    # The event bus the relay also publishes every event to: none, either or both (ADR 24).
+    nats: NatsBus | None
+    kafka: KafkaBus | None
     # The vault's browser origin (hosted card fields, bastion.js, tokens) and its
     # internal mTLS listener (token exchange, forwarding), which only the API reaches.
     vault_public_url: str
@@ -248,6 +347,8 @@ class Settings:
             ).resolve(),
             demo=_choice("BASTION_DEMO", "off", ("off", "on")) == "on",
             subscribers=tuple(path.strip() for path in os.environ.get("BASTION_SUBSCRIBERS", "").split(",") if path.strip()),
+            nats=NatsBus.from_env(),
+            kafka=KafkaBus.from_env(),
             vault_public_url=_origin("BASTION_VAULT_PUBLIC_URL", "http://127.0.0.1:8001"),
             vault_internal_url=_origin("BASTION_VAULT_INTERNAL_URL", "https://127.0.0.1:8002"),
             vault_max_body_bytes=_int("BASTION_VAULT_MAX_BODY_BYTES", 16_384, minimum=1_024, maximum=1_048_576),
