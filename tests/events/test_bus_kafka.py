@@ -92,7 +92,7 @@ async def test_a_broker_that_is_down_fails_the_publish_within_its_timeout(
     event = (await _customer_events(platform, merchant, 1))[0]
     started = time.monotonic()
     with pytest.raises(BusUnavailable, match=event["id"]):
-        await nowhere.handle(None, event)  # type: ignore[arg-type]  # the publisher does not use the connection
+        await nowhere.handle_batch(None, [event])  # type: ignore[arg-type]  # the publisher does not use the connection
     with pytest.raises(BusUnavailable, match="not tried again yet"):
-        await nowhere.handle(None, event)  # type: ignore[arg-type]
+        await nowhere.handle_batch(None, [event])  # type: ignore[arg-type]
     assert time.monotonic() - started < 5.0

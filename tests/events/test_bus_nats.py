@@ -128,7 +128,7 @@ async def test_an_event_published_again_is_one_stream_message(
         await connection.execute("UPDATE events SET published_at = NULL WHERE id = $1", event["id"])
         await connection.execute("DELETE FROM event_inbox WHERE subscriber = $1 AND event_id = $2", publisher.name, event["id"])
     assert await publish_pending(worker_database, [publisher]) == 1
-    await publisher.handle(None, event)  # type: ignore[arg-type]  # the publisher does not use the connection
+    await publisher.handle_batch(None, [event])  # type: ignore[arg-type]  # the publisher does not use the connection
 
     messages = await stream_messages(nats_bus, nats_bus.stream)
     assert [message.headers and message.headers["Nats-Msg-Id"] for message in messages] == [event["id"]]
@@ -158,7 +158,7 @@ async def test_a_broker_that_is_down_fails_the_publish_and_the_event_stays_unpub
     started = time.monotonic()
     assert await publish_pending(worker_database, [nowhere]) == 0
     with pytest.raises(BusUnavailable, match="not tried again yet"):
-        await nowhere.handle(None, event)  # type: ignore[arg-type]  # the publisher does not use the connection
+        await nowhere.handle_batch(None, [event])  # type: ignore[arg-type]  # the publisher does not use the connection
     assert time.monotonic() - started < nats_bus.publish_timeout_s * 3
     async with platform.owner.transaction() as connection:
         assert await connection.fetchval("SELECT published_at FROM events WHERE id = $1", event["id"]) is None

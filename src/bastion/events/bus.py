@@ -46,8 +46,9 @@ class Cooldown:
     _until_s: float = field(default=0.0)
 
     @contextmanager
-    def attempt(self, broker: str, event_id: str, failures: tuple[type[Exception], ...]) -> Iterator[None]:
-        """One publish: refused during the cooldown; `failures` (the client's errors) become BusUnavailable."""
+    def attempt(self, broker: str, events: list[Event], failures: tuple[type[Exception], ...]) -> Iterator[None]:
+        """One publish of `events`: refused during the cooldown; `failures` (the client's errors)
+        become BusUnavailable."""
         if time.monotonic() < self._until_s:
             raise BusUnavailable(f"{broker} failed less than {self.period_s} s ago: not tried again yet")
         try:
@@ -57,5 +58,10 @@ class Cooldown:
             raise
         except failures as error:
             self._until_s = time.monotonic() + self.period_s
-            raise BusUnavailable(f"{broker} did not take event {event_id}: {error or type(error).__name__}") from error
+            raise BusUnavailable(f"{broker} did not take {described(events)}: {error or type(error).__name__}") from error
         self._until_s = 0.0
+
+
+def described(events: list[Event]) -> str:
+    """`event evt_...`, or `3 events from evt_...`: for errors and logs."""
+    return f"event {events[0]['id']}" if len(events) == 1 else f"{len(events)} events from {events[0]['id']}"

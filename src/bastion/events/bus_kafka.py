@@ -10,7 +10,7 @@ import asyncio
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from bastion.events.bus import EVENT_ID_HEADER, EVENT_TYPE_HEADER, Cooldown, object_id, object_type, payload
+from bastion.events.bus import EVENT_ID_HEADER, EVENT_TYPE_HEADER, Cooldown, described, object_id, object_type, payload
 from bastion.events.errors import BusUnavailable
 from bastion.events.resources import Event
 from bastion.platform.db import Connection
@@ -24,8 +24,8 @@ def event_topic(bus: KafkaBus, event: Event) -> str:
 
 
 class KafkaPublisher:
-    """A relay subscriber: produces each event and waits for its delivery report (acks=all);
-    raising makes the relay retry."""
+    """A relay subscriber: produces a batch of events and waits for their delivery reports
+    (acks=all); raising makes the relay retry."""
 
     name = PUBLISHER_NAME
 
@@ -46,32 +46,35 @@ class KafkaPublisher:
         )
         self._cooldown = Cooldown(bus.publish_timeout_s)
 
-    def _produce_and_flush(self, event: Event) -> KafkaError | None:
-        """In a thread: librdkafka calls the delivery callback from flush()."""
+    def _produce_and_flush(self, events: list[Event]) -> list[KafkaError]:
+        """In a thread: librdkafka calls the delivery callbacks from flush(). The errors reported."""
         reports: list[KafkaError | None] = []
 
         def delivered(error: KafkaError | None, _message: Message) -> None:
             reports.append(error)
 
-        self._producer.produce(
-            event_topic(self.bus, event),
-            value=payload(event),
-            key=object_id(event).encode(),
-            headers=[(EVENT_ID_HEADER, event["id"].encode()), (EVENT_TYPE_HEADER, event["type"].encode())],
-            on_delivery=delivered,
-        )
+        for event in events:
+            self._producer.produce(
+                event_topic(self.bus, event),
+                value=payload(event),
+                key=object_id(event).encode(),
+                headers=[(EVENT_ID_HEADER, event["id"].encode()), (EVENT_TYPE_HEADER, event["type"].encode())],
+                on_delivery=delivered,
+            )
         # A little past message.timeout.ms, by when librdkafka has reported either way.
         undelivered = self._producer.flush(self.bus.publish_timeout_s + 1.0)
-        if undelivered or not reports:
-            raise BusUnavailable(f"Kafka did not confirm event {event['id']} within {self.bus.publish_timeout_s} s")
-        return reports[0]
+        if undelivered or len(reports) < len(events):
+            raise BusUnavailable(f"Kafka did not confirm {described(events)} within {self.bus.publish_timeout_s} s")
+        return [error for error in reports if error is not None]
 
-    async def handle(self, connection: Connection, event: Event) -> None:
-        del connection  # the effect is the broker's: the inbox row commits after the delivery report
-        with self._cooldown.attempt("Kafka", event["id"], (KafkaException, BufferError)):
-            error = await asyncio.to_thread(self._produce_and_flush, event)
-            if error is not None:
-                raise BusUnavailable(f"Kafka did not take event {event['id']}: {error.str()}")
+    async def handle_batch(self, connection: Connection, events: list[Event]) -> None:
+        """Produce the batch, in order (one object's events stay in order in its partition), and
+        wait for every delivery report (one fails: the relay tries the events again one at a time)."""
+        del connection  # the effect is the broker's: the inbox rows commit after the delivery reports
+        with self._cooldown.attempt("Kafka", events, (KafkaException, BufferError)):
+            errors = await asyncio.to_thread(self._produce_and_flush, events)
+            if errors:
+                raise BusUnavailable(f"Kafka did not take {described(events)}: {errors[0].str()}")
 
     async def close(self) -> None:
         await asyncio.to_thread(self._producer.flush, self.bus.publish_timeout_s)

@@ -6,6 +6,8 @@ Subjects are `<prefix>.events.<live|test>.<event type>` in the events stream and
 stream's duplicate window (a relay that crashed after the PubAck, before its commit).
 """
 
+import asyncio
+
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -103,8 +105,8 @@ async def ensure_streams(bus: NatsBus, js: JetStreamContext) -> None:
 
 
 class NatsPublisher:
-    """A relay subscriber: publishes each event and waits for JetStream's PubAck; raising makes
-    the relay retry. It connects, and creates or updates the streams, on its first event."""
+    """A relay subscriber: publishes a batch of events and waits for JetStream's PubAcks; raising
+    makes the relay retry. It connects, and creates or updates the streams, on its first event."""
 
     name = PUBLISHER_NAME
 
@@ -127,19 +129,27 @@ class NatsPublisher:
             raise BusUnavailable("NATS is not connected")
         return self._js
 
-    async def handle(self, connection: Connection, event: Event) -> None:
-        del connection  # the effect is the broker's: the inbox row commits after its PubAck
-        with self._cooldown.attempt("NATS", event["id"], (NatsError, OSError)):
+    async def handle_batch(self, connection: Connection, events: list[Event]) -> None:
+        """Publish the batch at once and wait for every PubAck (one fails: the relay tries the
+        events again one at a time)."""
+        del connection  # the effect is the broker's: the inbox rows commit after the PubAcks
+        with self._cooldown.attempt("NATS", events, (NatsError, OSError)):
             js = await self._jetstream()
-            ack = await js.publish(
-                event_subject(self.bus, event),
-                payload(event),
-                timeout=self.bus.publish_timeout_s,
-                stream=self.bus.stream,
-                headers=headers(event, event["id"]),
+            acks = await asyncio.gather(
+                *(
+                    js.publish(
+                        event_subject(self.bus, event),
+                        payload(event),
+                        timeout=self.bus.publish_timeout_s,
+                        stream=self.bus.stream,
+                        headers=headers(event, event["id"]),
+                    )
+                    for event in events
+                )
             )
-        if ack.duplicate:
-            _log.info("bus_publish_duplicate", broker="nats", event_id=event["id"])
+        for event, ack in zip(events, acks, strict=True):
+            if ack.duplicate:
+                _log.info("bus_publish_duplicate", broker="nats", event_id=event["id"])
 
     async def close(self) -> None:
         if self._client is not None and not self._client.is_closed:
