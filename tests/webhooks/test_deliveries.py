@@ -377,7 +377,7 @@ async def test_recover_requeues_dead_letters_since_a_moment_once_a_minute(
         assert again.json()["error"]["code"] == "webhook_recover_rate_limited"
         too_old = await client.post(path, json={"since": since - 15 * 86_400})
         assert too_old.status_code == 400
-        assert too_old.json()["error"]["param"] == "since"
+        assert (too_old.json()["error"]["code"], too_old.json()["error"]["param"]) == ("webhook_recover_window", "since")
     assert {delivery["status"] for delivery in await _deliveries(hooks, shop, endpoint["id"])} == {"pending"}
     receiver.default = Reply()
     await hooks.deliver()

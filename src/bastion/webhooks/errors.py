@@ -13,3 +13,9 @@ class WebhookRecoverRateLimited(RateLimited):
     """The endpoint recovered its dead letters less than a minute ago (docs/webhooks.md, Recovery)."""
 
     code = "webhook_recover_rate_limited"
+
+
+class WebhookRecoverWindow(InvalidRequest):
+    """`since` of a recovery is in the future or more than 14 days back (docs/webhooks.md, Dead letters)."""
+
+    code = "webhook_recover_window"

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bastion.platform.http.outbound import URL_LENGTH_MAX
-from bastion.platform.http.schemas import FREE_TEXT, MetadataChanges
+from bastion.platform.http.schemas import FREE_TEXT, WHOLE, MetadataChanges
 from bastion.webhooks.domain import ENABLED_EVENTS_MAX
 
 # A card number in a URL or a pattern would be stored and logged, and echoed by the refusals.
@@ -42,4 +42,4 @@ class WebhookEndpointRecover(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     # Unix seconds: dead letters created since then are queued again (at most 14 days back).
-    since: Annotated[int, Field(ge=0, le=2**40)]
+    since: Annotated[int, Field(ge=0, le=2**40), WHOLE]

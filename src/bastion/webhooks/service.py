@@ -15,7 +15,7 @@ from bastion.platform.http.outbound import DestinationPolicy, check_url
 from bastion.platform.pagination import PageRequest, check_cursors
 from bastion.webhooks import repository
 from bastion.webhooks.domain import ENDPOINTS_PER_MODE_MAX, ROTATION_OVERLAP, event_pattern_problem, new_secret
-from bastion.webhooks.errors import WebhookEndpointsFull, WebhookRecoverRateLimited
+from bastion.webhooks.errors import WebhookEndpointsFull, WebhookRecoverRateLimited, WebhookRecoverWindow
 from bastion.webhooks.events import WEBHOOK_ENDPOINT_DELIVERY_EXHAUSTED, WEBHOOK_ENDPOINT_DISABLED
 from bastion.webhooks.resources import (
     DeletedWebhookEndpoint,
@@ -318,7 +318,7 @@ async def recover(uow: UnitOfWork, endpoint_id: str, request: WebhookEndpointRec
     now = uow.now()
     since = datetime.fromtimestamp(request.since, UTC)
     if since < now - RECOVER_WINDOW_MAX or since > now:
-        raise InvalidRequest("since must be a unix time within the last 14 days.", param="since")
+        raise WebhookRecoverWindow("since must be a unix time within the last 14 days.", param="since")
     recovered_at = endpoint["recovered_at"]
     if recovered_at is not None and now - recovered_at < RECOVER_INTERVAL:
         wait_s = math.ceil((recovered_at + RECOVER_INTERVAL - now).total_seconds())
