@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 import bastion.acquirer.tables
 import bastion.audit.tables
+import bastion.connectors.tables
 import bastion.customers.tables
 import bastion.events.tables
 import bastion.ledger.tables
@@ -22,7 +23,7 @@ import bastion.platform.idempotency.tables
 import bastion.risk.tables
 import bastion.vault.tables
 import bastion.webhooks.tables  # noqa: F401  (every context registers its tables in the shared metadata)
-from bastion import customers, events, ledger, payments, risk, webhooks
+from bastion import connectors, customers, events, ledger, payments, risk, webhooks
 from bastion.acquirer.notifications import NOTIFICATION_TIMEOUT_S
 from bastion.acquirer.service import Acquirer
 from bastion.api.app import create_app
@@ -70,7 +71,8 @@ VAULT_MARGIN_S = 5.0
 
 # Every event type each context declares, known to the outbox in every process that wires parts.
 events.register_event_types(
-    customers.EVENT_TYPES
+    connectors.EVENT_TYPES
+    | customers.EVENT_TYPES
     | ledger.EVENT_TYPES
     | payments.EVENT_TYPES
     | risk.EVENT_TYPES
@@ -158,7 +160,7 @@ def api_grant(settings: Settings, url: str, *, demo: bool) -> Grant:
             url,
             "api",
             ServiceRoles(settings.db_role_prefix).app,
-            [API_KEY_HASH_PURPOSE, *_ACQUIRER_PURPOSES, webhooks.SECRETS_KEY_PURPOSE],
+            [API_KEY_HASH_PURPOSE, *_ACQUIRER_PURPOSES, webhooks.SECRETS_KEY_PURPOSE, connectors.CREDENTIALS_KEY_PURPOSE],
         ),
         metrics_token=read_metrics_token(settings.data_dir),
         demo_keys=load_credentials(settings.data_dir) if demo else None,
@@ -264,6 +266,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         connectors={connector.name: connector},
         velocity=velocity,
         webhook_secrets=webhooks.EndpointSecrets(DerivedKeys(grant.keys).secret(webhooks.SECRETS_KEY_PURPOSE)),
+        connector_credentials=connectors.CredentialsSealer(DerivedKeys(grant.keys).secret(connectors.CREDENTIALS_KEY_PURPOSE)),
         demo_keys=grant.demo_keys,
         outbound=(acquirer,),
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from bastion import bootstrap, webhooks
+from bastion import bootstrap, connectors, webhooks
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.errors import ConfigurationError
 from bastion.platform.crypto import DerivedKeys, LocalKeyring, signing_purpose
@@ -94,6 +94,7 @@ def test_each_process_is_granted_its_role_and_its_purposes_alone(settings: Setti
             bootstrap.ACQUIRER_API_KEY_PURPOSE,
             bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE,
             webhooks.SECRETS_KEY_PURPOSE,
+            connectors.CREDENTIALS_KEY_PURPOSE,
         },
         "acquirer": {bootstrap.ACQUIRER_API_KEY_PURPOSE, bootstrap.ACQUIRER_NOTIFICATIONS_PURPOSE},
         "vault": {bootstrap.API_KEY_HASH_PURPOSE},

@@ -300,7 +300,10 @@ def test_refusal_is_an_invalid_request_naming_url_by_default() -> None:
     assert isinstance(refused.value, DestinationRefused)
     assert refused.value.param == "url"
     assert refused.value.type == "invalid_request_error"
-    assert refused.value.message == "The URL's host is a private address (10.0.0.5): webhooks go to public addresses only."
+    assert (
+        refused.value.message
+        == "The URL's host is a private address (10.0.0.5): Bastion sends requests to public addresses only."
+    )
 
 
 @pytest.mark.parametrize(("address", "live", "test"), ADDRESSES)

@@ -144,6 +144,24 @@ FREE_TEXT = [
             ("POST", "metadata", lambda text, needed=needed: needed | {"metadata": {text: "x"}}),
         )
     ),
+    *(
+        Field(method, path, param, body)
+        for path, needed in (
+            ("/v1/connector_accounts", {"connector": "sandbox"}),
+            ("/v1/connector_accounts/{account_id}", {}),
+        )
+        for method, param, body in (
+            ("POST", "label", lambda text, needed=needed: needed | {"label": text}),
+            ("POST", "metadata[note]", lambda text, needed=needed: needed | {"metadata": {"note": text}}),
+            ("POST", "metadata", lambda text, needed=needed: needed | {"metadata": {text: "x"}}),
+        )
+    ),
+    Field(
+        "POST",
+        "/v1/connector_accounts",
+        "base_url",
+        lambda text: {"connector": "sandbox", "base_url": f"https://acquirer.example.com?card={text}"},
+    ),
 ]
 
 
@@ -157,6 +175,7 @@ async def _path(platform: Platform, merchant: Credentials, template: str) -> str
         .replace("{dispute_id}", DISPUTE)
         .replace("{list_id}", "rsl_01M00000000000000000000000")
         .replace("{endpoint_id}", "we_01M00000000000000000000000")
+        .replace("{account_id}", "ca_01M00000000000000000000000")
     )
 
 
@@ -176,6 +195,7 @@ async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
                 "risk_lists",
                 "risk_list_items",
                 "webhook_endpoints",
+                "connector_accounts",
             )
         }
 

@@ -46,6 +46,7 @@ _TENANT_TABLES = {
     "webhook_endpoints": "merchant_id",
     "webhook_deliveries": "merchant_id",
     "webhook_attempts": "merchant_id",
+    "connector_accounts": "merchant_id",
 }
 # The body a write with an id needs to get past validation and reach the id's look-up.
 _BODIES = {
@@ -77,6 +78,8 @@ class World:
     b_risk: dict[str, str]
     a_webhooks: dict[str, str]
     b_webhooks: dict[str, str]
+    a_accounts: dict[str, str]
+    b_accounts: dict[str, str]
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
@@ -93,6 +96,7 @@ class World:
             **self.b_ledger,
             **self.b_risk,
             **self.b_webhooks,
+            **self.b_accounts,
         }
 
 
@@ -210,6 +214,13 @@ async def _webhooks(platform: Platform, credentials: Credentials) -> dict[str, s
     return {"endpoint_id": endpoint_id, "delivery_id": delivery_id}
 
 
+async def _connector_accounts(platform: Platform, credentials: Credentials) -> dict[str, str]:
+    async with platform.client(credentials) as client:
+        made = await client.post("/v1/connector_accounts", json={"connector": "sandbox"})
+        assert made.status_code == 200, made.text
+    return {"account_id": made.json()["id"]}
+
+
 @pytest.fixture
 async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
@@ -235,6 +246,8 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
         await _risk(platform, vault, other),
         await _webhooks(platform, merchant),
         await _webhooks(platform, other),
+        await _connector_accounts(platform, merchant),
+        await _connector_accounts(platform, other),
     )
 
 
@@ -316,13 +329,16 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
         }
     a_ids = {world.a_customer["id"], *a_events, *a_accounts, *world.a_ledger.values(), world.a_payment_method_id}
     a_ids |= set(world.a_payments.values()) | set(world.a_risk.values()) | set(world.a_webhooks.values())
+    a_ids |= set(world.a_accounts.values())
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):
             if "{" in path or "GET" not in (route.methods or ()):
                 continue
-            if path in {"/v1/risk/attributes", "/v1/risk/settings"}:
-                continue  # not lists of objects: the catalogue is everybody's, the settings the caller's own
+            if path in {"/v1/risk/attributes", "/v1/risk/settings", "/v1/connectors"}:
+                # Not lists of the caller's objects: the catalogue and the feature matrix are
+                # everybody's, the settings the caller's own.
+                continue
             if path == "/v1/balance":
                 # Not a list: A's balance is A's payments alone (EUR 9.00 paid twice, less the fees;
                 # 1.00 refunded and the 15.00 dispute fee; the disputed 9.00 is held, not posted).

@@ -16,6 +16,8 @@ from swagger_ui_bundle import swagger_ui_path
 import bastion
 from bastion.api.context import Services, scope_of
 from bastion.api.demo import routes as demo
+from bastion.connectors.routes import connectors_router as connector_matrix_router
+from bastion.connectors.routes import router as connector_accounts_router
 from bastion.customers.routes import router as customers_router
 from bastion.events.routes import router as events_router
 from bastion.kernel.errors import ConfigurationError
@@ -144,6 +146,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(balance_router)
     app.include_router(balance_transactions_router)
     app.include_router(connectors_router)
+    app.include_router(connector_matrix_router)
+    app.include_router(connector_accounts_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.include_router(risk_router)

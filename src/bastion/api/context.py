@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bastion.api.authentication import Authenticator
+from bastion.connectors import CredentialsSealer
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
@@ -57,6 +58,8 @@ class Services:
     velocity: Velocity
     # Seals and opens webhook endpoints' signing secrets.
     webhook_secrets: EndpointSecrets
+    # Seals and opens connector accounts' credentials (envelope encryption, ADR 26).
+    connector_credentials: CredentialsSealer
     # The demo shop merchant's test keys (`secrets/demo.json`), when the demo runs.
     demo_keys: Mapping[str, str] | None = None
     # Clients of processors the connectors hold (the sandbox acquirer's), closed at shutdown.

@@ -44,6 +44,7 @@ PREFIXES = frozenset(
         "we",
         "whd",
         "wha",
+        "ca",
     }
 )
 

@@ -33,6 +33,8 @@ SCOPES = frozenset(
         "reviews:write",
         "webhooks:read",
         "webhooks:write",
+        "connectors:read",
+        "connectors:write",
     }
 )
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bastion.connectors import Capabilities
 from bastion.platform.db import Tenant
 
 
@@ -28,16 +29,6 @@ class AttemptResult(enum.StrEnum):
     # An answer Bastion cannot map, or whose amount or currency is not what was asked: the
     # attempt stays `processing`, nothing is posted, and a sync settles it.
     UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    currencies: frozenset[str] | None  # None: every currency
-    brands: frozenset[str]
-    manual_capture: bool
-    partial_capture: bool
-    partial_refunds: bool
-    three_d_secure: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +137,7 @@ class Notification:
 
 class Connector(Protocol):
     name: str
+    # As the connectors context declares it for this kind (the feature matrix, GET /v1/connectors).
     capabilities: Capabilities
 
     async def authorize(self, tenant: Tenant, request: Authorization) -> Answer: ...

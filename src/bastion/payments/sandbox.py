@@ -13,12 +13,12 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bastion.connectors import KINDS
 from bastion.kernel.errors import InvalidRequest, ProcessorUnavailable
 from bastion.payments.connectors import (
     Answer,
     AttemptResult,
     Authorization,
-    Capabilities,
     DisputeState,
     Notification,
     SettlementLine,
@@ -57,14 +57,7 @@ _SERVER_ERROR = 500
 
 class SandboxConnector:
     name = SANDBOX_CONNECTOR
-    capabilities = Capabilities(
-        currencies=None,
-        brands=frozenset({"visa", "mastercard", "amex", "discover", "jcb", "diners", "unionpay"}),
-        manual_capture=True,
-        partial_capture=True,
-        partial_refunds=True,
-        three_d_secure=True,
-    )
+    capabilities = KINDS[SANDBOX_CONNECTOR].capabilities
 
     def __init__(self, vault: VaultClient, client: httpx.AsyncClient, api_key: str, notification_secret: bytes) -> None:
         self._vault = vault

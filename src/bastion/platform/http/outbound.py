@@ -89,7 +89,7 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 # name whose last label is one (WHATWG URL): such a host is refused, never taken for a name.
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_PUBLIC_ONLY = "webhooks go to public addresses only."
+_PUBLIC_ONLY = "Bastion sends requests to public addresses only."
 
 
 class DestinationRefused(InvalidRequest):
@@ -130,7 +130,7 @@ def check_url(url: str, policy: DestinationPolicy, *, param: str = "url") -> str
         raise DestinationRefused(f"The URL cannot be parsed ({error}).", param=param) from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise DestinationRefused(f"The URL's scheme is '{scheme}': webhooks are sent over https.", param=param)
+        raise DestinationRefused(f"The URL's scheme is '{scheme}': Bastion sends requests over https.", param=param)
     host_text, port = _host_and_port(parts.netloc, param)
     host = _parse_host(host_text, param)
     loopback = _is_loopback_host(host)
@@ -140,7 +140,7 @@ def check_url(url: str, policy: DestinationPolicy, *, param: str = "url") -> str
         raise DestinationRefused(f"The URL's host is {reason} ({host}): {_PUBLIC_ONLY}", param=param)
     if scheme == "http" and not loopback:
         raise DestinationRefused(
-            "The URL uses http: webhooks are sent over https (http only to loopback in test mode).", param=param
+            "The URL uses http: Bastion sends requests over https (http only to loopback in test mode).", param=param
         )
     netloc = f"[{host.compressed}]" if isinstance(host, ipaddress.IPv6Address) else str(host)
     if port is not None and port != _DEFAULT_PORTS[scheme]:
