@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpcore
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from bastion.platform.http.outbound import (
     address_allowed,
     check_url,
     guarded_client,
+    guarded_session,
     system_resolver,
 )
 
@@ -457,3 +459,37 @@ async def test_unix_sockets_are_refused_and_sleep_is_delegated() -> None:
 
 async def test_system_resolver_returns_unique_addresses() -> None:
     assert await system_resolver("127.0.0.1", 443) == ["127.0.0.1"]
+
+
+# The sender's client: aiohttp, through CheckedResolver.
+
+
+async def test_the_senders_session_refuses_a_name_rebound_to_a_private_address() -> None:
+    resolver = ScriptedResolver([["10.0.0.1"]])
+    async with local_server() as server:
+        session = guarded_session(LIVE, timeout_s=REQUEST_TIMEOUT_S, connections_max=2, resolver=resolver)
+        try:
+            with pytest.raises(aiohttp.ClientConnectorError, match=r"private address \(10\.0\.0\.1\)"):
+                await session.post(f"https://hooks.example.com:{server.port}/", data=b"{}")
+        finally:
+            await session.close()
+    assert resolver.calls == [("hooks.example.com", server.port)]
+    assert server.connections == 0
+
+
+async def test_the_senders_session_connects_to_the_checked_address_and_resolves_per_connection() -> None:
+    """Test mode: a name that answers 127.0.0.1 is reached there; no DNS cache, so the next
+    connection asks again and is refused when the answer turns private."""
+    resolver = ScriptedResolver([["::1", "127.0.0.1"], ["10.0.0.1"]])
+    async with local_server() as server:
+        session = guarded_session(TEST, timeout_s=REQUEST_TIMEOUT_S, connections_max=2, resolver=resolver)
+        try:
+            async with session.post(f"http://localhost:{server.port}/webhook", data=b"{}", allow_redirects=False) as answer:
+                assert answer.status == 204
+            with pytest.raises(aiohttp.ClientConnectorError, match="private address"):
+                await session.post(f"http://localhost:{server.port}/webhook", data=b"{}")
+        finally:
+            await session.close()
+    assert len(resolver.calls) == 2
+    assert server.connections == 1
+    assert f"host: localhost:{server.port}\r\n".encode() in server.heads[0].lower()
