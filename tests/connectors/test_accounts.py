@@ -116,10 +116,10 @@ async def test_each_kind_checks_its_credentials_naming_the_field(platform: Platf
         adyen = await _create(client, connector="adyen", credentials=good("adyen", False))
     expected = {
         "unknown connector": ("parameter_invalid", "connector"),
-        "missing": ("parameter_missing", "credentials[webhook_secret]"),
-        "live key in test": ("parameter_invalid", "credentials[secret_key]"),
-        "not hex": ("parameter_invalid", "credentials[hmac_key]"),
-        "foreign field": ("parameter_invalid", "credentials[hmac_key]"),
+        "missing": ("connector_credentials_invalid", "credentials[webhook_secret]"),
+        "live key in test": ("connector_credentials_invalid", "credentials[secret_key]"),
+        "not hex": ("connector_credentials_invalid", "credentials[hmac_key]"),
+        "foreign field": ("connector_credentials_invalid", "credentials[hmac_key]"),
         "unknown field": ("parameter_unknown", "credentials[password]"),
         "space": ("parameter_invalid", "credentials[merchant_id]"),
         "too long": ("parameter_invalid", "credentials[api_key]"),

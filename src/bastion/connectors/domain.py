@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from bastion.kernel.errors import InvalidRequest
-from bastion.platform.http.errors import ParameterMissing
+from bastion.connectors.errors import ConnectorCredentialsInvalid, ConnectorModeUnsupported
 from bastion.platform.settings import SANDBOX_CONNECTOR
 
 # A merchant's enabled connector accounts in each mode; disabled ones stay, readable, beside them.
@@ -167,7 +166,9 @@ KINDS: Final[Mapping[str, ConnectorKind]] = {
 def kind_for_mode(name: str, livemode: bool) -> ConnectorKind:
     kind = KINDS[name]
     if livemode not in kind.modes:
-        raise InvalidRequest(f"The {kind.display_name} takes test-mode payments only: use a test key.", param="connector")
+        raise ConnectorModeUnsupported(
+            f"The {kind.display_name} takes test-mode payments only: use a test key.", param="connector"
+        )
     return kind
 
 
@@ -179,7 +180,7 @@ def checked_credentials(kind: ConnectorKind, livemode: bool, sent: Mapping[str, 
     for name, value in sent.items():
         if name not in names and value is not None:
             needed = ", ".join(names) or "none"
-            raise InvalidRequest(
+            raise ConnectorCredentialsInvalid(
                 f"{kind.display_name} takes no credential '{name}' in {_mode(livemode)} mode; it takes: {needed}.",
                 param=f"credentials[{name}]",
             )
@@ -188,10 +189,10 @@ def checked_credentials(kind: ConnectorKind, livemode: bool, sent: Mapping[str, 
         value = sent.get(field.name)
         param = f"credentials[{field.name}]"
         if value is None:
-            raise ParameterMissing(f"{kind.display_name} needs credentials[{field.name}].", param=param)
+            raise ConnectorCredentialsInvalid(f"{kind.display_name} needs credentials[{field.name}].", param=param)
         if not field.matches(value, livemode):
             rule = field.rule.format(mode=_mode(livemode))
-            raise InvalidRequest(f"Invalid {param}: {kind.display_name} expects {rule}.", param=param)
+            raise ConnectorCredentialsInvalid(f"Invalid {param}: {kind.display_name} expects {rule}.", param=param)
         checked[field.name] = value
     return checked
 

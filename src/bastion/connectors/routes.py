@@ -8,7 +8,7 @@ from bastion.api.context import Authorized, RequestContext
 from bastion.connectors import service
 from bastion.connectors.resources import ConnectorAccount, ConnectorAccountList, ConnectorList
 from bastion.connectors.schemas import ConnectorAccountCreate, ConnectorAccountUpdate
-from bastion.platform.http.pagination import page_request
+from bastion.platform.http.pagination import page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import documented, id_schema
 from bastion.platform.pagination import PageRequest
@@ -24,7 +24,10 @@ Writer = Annotated[RequestContext, Depends(Authorized("connectors:write"))]
 
 
 @connectors_router.get(
-    "", summary="The connectors Bastion knows and what each can do (the feature matrix)", responses=documented(ConnectorList)
+    "",
+    summary="The connectors Bastion knows and what each can do (the feature matrix)",
+    responses=documented(ConnectorList),
+    dependencies=[Depends(reject_unknown_query_params)],
 )
 async def list_connectors(context: Reader) -> JsonResponse:
     services = context.services
