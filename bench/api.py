@@ -473,6 +473,15 @@ an existing server, where a private database and roles are created and dropped.
 {end}"""
 
 
+def section_head(title: str, results: dict[str, Any], rendered_table: str) -> str:
+    """The start of a benchmark's section of docs/benchmarks.md: its title, when and at which
+    revision it ran, its table and the machine."""
+    return (
+        f"## {title}\n\nLatest run: {results['timestamp']} ({results['revision']})\n\n{rendered_table}\n\n"
+        f"{machine_line(results['machine'])}"
+    )
+
+
 def machine_line(box: dict[str, Any]) -> str:
     """The machine a run measured, as each benchmark's section of docs/benchmarks.md says it."""
     return (

@@ -59,13 +59,13 @@ from bench.api import (
     fetch_value,
     log_tail,
     machine,
-    machine_line,
     metric_table,
     percentile_ms,
     pgbench_binary,
     postgres_processes,
     run_and_report,
     run_pgbench,
+    section_head,
     timed_request,
     verdict,
 )
@@ -379,15 +379,8 @@ def _where(results: dict[str, Any]) -> str:
 
 
 def doc_section(results: dict[str, Any]) -> str:
-    box = results["machine"]
     return f"""{DOC_START}
-## Payments: create and confirm with automatic capture
-
-Latest run: {results["timestamp"]} ({results["revision"]})
-
-{table(results)}
-
-{machine_line(box)}
+{section_head("Payments: create and confirm with automatic capture", results, table(results))}
 
 Where the time goes: {_where(results)}
 

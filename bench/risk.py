@@ -53,12 +53,12 @@ from bench.api import (
     bounded_int,
     doc_markers,
     machine,
-    machine_line,
     metric_table,
     percentile_ms,
     pgbench_binary,
     run_and_report,
     run_pgbench,
+    section_head,
     verdict,
 )
 from bench.ledger import revision
@@ -315,15 +315,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def doc_section(results: dict[str, Any]) -> str:
-    box = results["machine"]
     return f"""{DOC_START}
-## Risk: decisions, and confirms with and without the risk engine
-
-Latest run: {results["timestamp"]} ({results["revision"]})
-
-{table(results)}
-
-{machine_line(box)}
+{section_head("Risk: decisions, and confirms with and without the risk engine", results, table(results))}
 
 Method (`bench/risk.py`): a fresh database is migrated; real `bastion vault` and `bastion acquirer`
 processes run on it, and three `bastion api` processes, one with `BASTION_RISK_ENGINE=off` and one

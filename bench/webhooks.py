@@ -63,12 +63,12 @@ from bench.api import (
     bounded_int,
     doc_markers,
     machine,
-    machine_line,
     metric_table,
     percentile_ms,
     pgbench_binary,
     run_and_report,
     run_pgbench,
+    section_head,
     verdict,
 )
 from bench.ledger import revision
@@ -371,15 +371,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def doc_section(results: dict[str, Any]) -> str:
-    box = results["machine"]
     return f"""{DOC_START}
-## Webhooks: deliveries from commit to receiver
-
-Latest run: {results["timestamp"]} ({results["revision"]})
-
-{table(results)}
-
-{machine_line(box)}
+{section_head("Webhooks: deliveries from commit to receiver", results, table(results))}
 
 Method (`bench/webhooks.py`): a fresh database is migrated and a real `bastion worker` runs on
 it (the outbox relay with webhooks' fan-out, and the sender, default limits). One merchant has

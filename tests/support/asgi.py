@@ -1,9 +1,10 @@
 """An ASGI app of a test's own (a processor, a webhook receiver) served by uvicorn on 127.0.0.1."""
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import uvicorn
@@ -14,15 +15,19 @@ SERVER_START_TIMEOUT_S = 10.0
 SERVER_STOP_TIMEOUT_S = 10.0
 
 
+def _server(app: Any, port: int, **tls: Any) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1, **tls
+    )
+    return uvicorn.Server(config)
+
+
 @contextmanager
 def serving(app: Any, *, name: str, **tls: Any) -> Iterator[int]:
     """`app` on a free port of 127.0.0.1 (with `tls`, uvicorn's ssl_* options), from a thread of
     its own; yields the port."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1, **tls
-    )
-    server = uvicorn.Server(config)
+    server = _server(app, port, **tls)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
@@ -35,3 +40,22 @@ def serving(app: Any, *, name: str, **tls: Any) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(SERVER_STOP_TIMEOUT_S)
+
+
+@asynccontextmanager
+async def serving_in_loop(app: Any, *, name: str) -> AsyncIterator[int]:
+    """`app` on a free port of 127.0.0.1, in the caller's event loop (an app that shares the
+    test's asyncio objects); yields the port."""
+    port = free_port()
+    server = _server(app, port)
+    running = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        assert not running.done(), f"{name} stopped"
+        assert time.monotonic() < deadline, f"{name} did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(running, SERVER_STOP_TIMEOUT_S)

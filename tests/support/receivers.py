@@ -1,17 +1,14 @@
-"""Webhook receivers for tests and benchmarks: a real HTTP server on 127.0.0.1 (uvicorn, in the
+"""Webhook receivers for tests: a real HTTP server on 127.0.0.1 (uvicorn, in the
 caller's event loop) that records every request and answers each path as told."""
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
-
-START_TIMEOUT_S = 10.0
+from tests.support.asgi import serving_in_loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +84,6 @@ class Receiver:
 @asynccontextmanager
 async def running_receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    receiver.url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(receiver, log_level="warning", lifespan="off", access_log=False))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert not serving.done(), "the receiver stopped while starting"
-        assert time.monotonic() < deadline, f"the receiver did not start within {START_TIMEOUT_S} s"
-        await asyncio.sleep(0.01)
-    try:
+    async with serving_in_loop(receiver, name="webhook receiver") as port:
+        receiver.url = f"http://127.0.0.1:{port}"
         yield receiver
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()

@@ -27,7 +27,7 @@ from bastion.connectors.resources import (
 )
 from bastion.connectors.schemas import ConnectorAccountCreate, ConnectorAccountUpdate
 from bastion.connectors.secrets import CredentialsSealer
-from bastion.kernel.clock import unix_seconds
+from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
@@ -90,7 +90,7 @@ def account_resource(row: AnyRow) -> ConnectorAccount:
         base_url=row["base_url"],
         metadata=row["metadata"],
         status="disabled" if row["disabled"] else "enabled",
-        disabled_at=None if row["disabled_at"] is None else unix_seconds(row["disabled_at"]),
+        disabled_at=unix_seconds_or_none(row["disabled_at"]),
         created=unix_seconds(row["created_at"]),
         livemode=row["livemode"],
     )

@@ -29,7 +29,7 @@ from bastion.events import repository
 from bastion.events.bus import EVENT_ID_HEADER, EVENT_TYPE_HEADER
 from bastion.events.bus_nats import MSG_ID_HEADER, connect, dlq_subject, ensure_streams, events_filter
 from bastion.events.errors import BusUnavailable
-from bastion.events.relay import Subscriber, handle_one
+from bastion.events.relay import Subscriber, apply_events
 from bastion.events.resources import Event
 from bastion.kernel.errors import invariant
 from bastion.platform.db import Database
@@ -161,7 +161,7 @@ class Consumer:
         try:
             async with self.database.transaction() as connection:
                 if await repository.claim_inbox(connection, self.subscriber.name, [event["id"]]):
-                    await handle_one(connection, self.subscriber, event)
+                    await apply_events(connection, self.subscriber, [event])
         except Exception as error:  # noqa: BLE001  (a failing handler is retried, then dead-lettered; the loop goes on)
             _log.warning(
                 "bus_consumer_handler_failed",

@@ -140,21 +140,18 @@ async def _hand_over(connection: Connection, subscriber: Subscriber, rows: Seque
     new = set(await repository.claim_inbox(connection, subscriber.name, [row["id"] for row in rows]))
     # A copy each: one subscriber's mutation must not leak into the next one's event.
     fresh = [copy.deepcopy(to_resource(row)) for row in rows if row["id"] in new]
-    if not fresh:
-        return
-    if isinstance(subscriber, EventSubscriber):
-        (event,) = fresh
-        await subscriber.handle(connection, event)
-    else:
-        await subscriber.handle_batch(connection, fresh)
+    if fresh:
+        await apply_events(connection, subscriber, fresh)
 
 
-async def handle_one(connection: Connection, subscriber: Subscriber, event: Event) -> None:
-    """Apply one event's effect, whichever way `subscriber` takes events."""
+async def apply_events(connection: Connection, subscriber: Subscriber, events: list[Event]) -> None:
+    """Apply the effects of `events`, whichever way `subscriber` takes them: a batch at once, or
+    one event at a time."""
     if isinstance(subscriber, EventSubscriber):
-        await subscriber.handle(connection, event)
+        for event in events:
+            await subscriber.handle(connection, event)
     else:
-        await subscriber.handle_batch(connection, [event])
+        await subscriber.handle_batch(connection, events)
 
 
 async def _deliver(database: Database, subscriber: Subscriber, rows: Sequence[AnyRow]) -> bool:

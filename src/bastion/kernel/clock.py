@@ -25,3 +25,8 @@ SYSTEM_CLOCK = SystemClock()
 
 def unix_seconds(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def unix_seconds_or_none(moment: datetime | None) -> int | None:
+    """`unix_seconds`, for the optional moments resources show as null."""
+    return None if moment is None else unix_seconds(moment)

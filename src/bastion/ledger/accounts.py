@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bastion import audit, events
-from bastion.kernel.clock import unix_seconds
+from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import ResourceMissing, invariant
 from bastion.kernel.ids import is_id, new_id
 from bastion.ledger import repository
@@ -203,7 +203,7 @@ def balance_resource(account: AnyRow, counters: Counters, as_of: datetime | None
         object="ledger.balance",
         account=account["id"],
         currency=account["currency"],
-        as_of=unix_seconds(as_of) if as_of is not None else None,
+        as_of=unix_seconds_or_none(as_of),
         debits_posted=counters.debits_posted,
         credits_posted=counters.credits_posted,
         debits_pending=counters.debits_pending,

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
-from bastion.kernel.clock import unix_seconds
+from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id
 from bastion.ledger import repository
@@ -63,7 +63,7 @@ def entry_resource(
         metadata=dict(draft.metadata),
         postings=[_posting_resource(posting) for posting in draft.postings],
         effective_at=unix_seconds(plan.effective_at),
-        expires_at=unix_seconds(plan.expires_at) if plan.expires_at is not None else None,
+        expires_at=unix_seconds_or_none(plan.expires_at),
         pending_entry=plan.pending_entry_id,
         resolved_by=resolved_by,
         reverses=plan.reverses_entry_id,

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bastion import audit, customers, events, risk
-from bastion.kernel.clock import unix_seconds
+from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable
 from bastion.kernel.ids import new_id
 from bastion.kernel.metadata import merge_metadata
@@ -82,7 +82,7 @@ def intent_resource(row: AnyRow) -> PaymentIntent:
         last_payment_error=row["last_payment_error"],
         next_action=row["next_action"],
         cancellation_reason=row["cancellation_reason"],
-        canceled_at=None if row["canceled_at"] is None else unix_seconds(row["canceled_at"]),
+        canceled_at=unix_seconds_or_none(row["canceled_at"]),
         description=row["description"],
         statement_descriptor=row["statement_descriptor"],
         metadata=row["metadata"],

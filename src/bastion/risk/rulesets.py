@@ -5,7 +5,7 @@ a retired version is the rollback (docs/risk.md, Rulesets)."""
 from collections.abc import Mapping, Sequence
 
 from bastion import audit
-from bastion.kernel.clock import unix_seconds
+from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.platform.db import AnyRow, UnitOfWork
@@ -28,8 +28,8 @@ def ruleset_resource(row: AnyRow) -> Ruleset:
         description=row["description"],
         rules=[RuleResource(id=rule["id"], rule=rule["rule"], action=rule["action"]) for rule in row["rules"]],
         created=unix_seconds(row["created_at"]),
-        activated=None if row["activated_at"] is None else unix_seconds(row["activated_at"]),
-        retired=None if row["retired_at"] is None else unix_seconds(row["retired_at"]),
+        activated=unix_seconds_or_none(row["activated_at"]),
+        retired=unix_seconds_or_none(row["retired_at"]),
         livemode=row["livemode"],
     )
 

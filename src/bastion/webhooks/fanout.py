@@ -27,14 +27,14 @@ class WebhookFanout:
         for endpoint in await repository.fanout_endpoints(connection, list(by_id)):
             event = by_id[endpoint["event_id"]]
             subject = event["data"]["object"]
+            object_id = subject.get("id")
             # An event about an endpoint (its dead letters, its disabling) goes to the others only:
             # to itself it would be one more delivery it fails, for ever.
             if not subscribed(endpoint["enabled_events"], event["type"]) or endpoint["id"] in (
-                subject.get("id"),
+                object_id,
                 subject.get("endpoint"),
             ):
                 continue
-            object_id = subject.get("id")
             deliveries.append(
                 {
                     "id": new_id(DELIVERY_PREFIX),

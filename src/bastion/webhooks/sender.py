@@ -238,9 +238,24 @@ class WebhookSender:
         attempted_at = self._database.clock.now()
         started = time.perf_counter()
 
-        def answer(**outcome: object) -> Answer:
-            duration_ms = round((time.perf_counter() - started) * 1000)
-            return Answer(delivery=row, attempted_at=attempted_at, duration_ms=duration_ms, **outcome)  # type: ignore[arg-type]
+        def answer(
+            *,
+            status_code: int | None = None,
+            retry_after: str | None = None,
+            response_body: str | None = None,
+            error: str | None = None,
+            hopeless: bool = False,
+        ) -> Answer:
+            return Answer(
+                delivery=row,
+                attempted_at=attempted_at,
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                status_code=status_code,
+                retry_after=retry_after,
+                response_body=response_body,
+                error=error,
+                hopeless=hopeless,
+            )
 
         event = events.to_resource(
             {
@@ -344,7 +359,7 @@ class WebhookSender:
             if verdict is Verdict.ENDPOINT_GONE:
                 await service.disable_endpoint(uow, delivery["endpoint_id"], "The endpoint answered 410 Gone.")
             else:
-                await service.dead_letter(uow, row)
+                service.dead_letter(uow, row)
         _log.warning(
             "webhook_delivery_failed_for_good",
             delivery_id=delivery["id"],

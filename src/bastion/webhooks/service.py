@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bastion import audit, events
-from bastion.kernel.clock import unix_seconds
+from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import InvalidRequest, ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
@@ -211,8 +211,8 @@ def delivery_resource(row: AnyRow) -> WebhookDelivery:
         event_type=row["event_type"],
         status=row["status"],
         attempts=row["attempts"],
-        next_attempt=_unix_or_none(row["next_attempt_at"]),
-        last_attempt=_unix_or_none(row["last_attempt_at"]),
+        next_attempt=unix_seconds_or_none(row["next_attempt_at"]),
+        last_attempt=unix_seconds_or_none(row["last_attempt_at"]),
         last_status_code=row["last_status_code"],
         last_error=row["last_error"],
         last_response_body=row["last_response_body"],
@@ -234,10 +234,6 @@ def attempt_resource(row: AnyRow) -> WebhookDeliveryAttempt:
         succeeded=row["succeeded"],
         livemode=row["livemode"],
     )
-
-
-def _unix_or_none(moment: datetime | None) -> int | None:
-    return None if moment is None else unix_seconds(moment)
 
 
 def _deliveries_url(endpoint_id: str) -> str:
@@ -336,7 +332,7 @@ async def recover(uow: UnitOfWork, endpoint_id: str, request: WebhookEndpointRec
 # --- What the sender decides, each in its own unit of work ---
 
 
-async def dead_letter(uow: UnitOfWork, delivery: AnyRow) -> None:
+def dead_letter(uow: UnitOfWork, delivery: AnyRow) -> None:
     """`delivery` has used up its attempts: say so with an event (never delivered to its endpoint)."""
     events.emit(uow, WEBHOOK_ENDPOINT_DELIVERY_EXHAUSTED, delivery_resource(delivery))
 
