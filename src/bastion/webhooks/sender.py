@@ -50,6 +50,8 @@ SENDER_ACTOR: Final = Actor(id="webhooks.sender")
 USER_AGENT: Final = "Bastion-Webhooks/1"
 # A claim outlives its attempt by this much before another sender may take the delivery.
 LEASE_MARGIN: Final = timedelta(seconds=15)
+# An attempt's error as kept: the reason, not a traceback.
+ERROR_LENGTH_MAX: Final = 1_024
 # Answers recorded in one statement at the most.
 RECORD_BATCH_MAX: Final = 500
 # On stop, attempts in flight get this long to finish and be recorded.
@@ -298,8 +300,12 @@ class WebhookSender:
                 )
         except TimeoutError:
             return answer(error=f"timeout: no answer within {self._limits.timeout_s:g} s")
+        except aiohttp.ClientConnectorError as failure:
+            # aiohttp's own wording names TLS ("ssl:default") even for http: the reason alone.
+            reason = failure.os_error.strerror or str(failure.os_error)
+            return answer(error=f"connection_error: cannot connect to {failure.host}:{failure.port}: {reason}"[:ERROR_LENGTH_MAX])
         except aiohttp.ClientError as failure:
-            return answer(error=f"connection_error: {failure}"[:RESPONSE_BODY_KEPT_BYTES])
+            return answer(error=f"connection_error: {failure}"[:ERROR_LENGTH_MAX])
 
     def _sort(self, answers: Sequence[Answer]) -> _Recorded:
         recorded = _Recorded()
