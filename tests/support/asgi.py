@@ -23,10 +23,10 @@ def _server(app: Any, port: int, **tls: Any) -> uvicorn.Server:
 
 
 @contextmanager
-def serving(app: Any, *, name: str, **tls: Any) -> Iterator[int]:
-    """`app` on a free port of 127.0.0.1 (with `tls`, uvicorn's ssl_* options), from a thread of
-    its own; yields the port."""
-    port = free_port()
+def serving(app: Any, *, name: str, port: int | None = None, **tls: Any) -> Iterator[int]:
+    """`app` on 127.0.0.1:`port` (a free one by default; with `tls`, uvicorn's ssl_* options),
+    from a thread of its own; yields the port."""
+    port = port or free_port()
     server = _server(app, port, **tls)
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()

@@ -64,6 +64,11 @@ class TestDatabase:
     # Where the session's acquirer sends its notifications: an API a test starts there gets
     # them; while none listens, they wait at the acquirer (`tests.support.acquirer`).
     api_port: int = field(default_factory=free_port)
+    # The session's local servers of the processors' wire formats (`tests.support.providers`):
+    # the vault forwards card data to them as it would to the processors themselves.
+    stripe_port: int = field(default_factory=free_port)
+    braintree_port: int = field(default_factory=free_port)
+    adyen_port: int = field(default_factory=free_port)
 
     @property
     def vault_url(self) -> str:
@@ -89,7 +94,14 @@ class TestDatabase:
             # Assessments decide rather than run out of 50 ms on a machine busy with the suite;
             # the budget's own tests set theirs.
             "BASTION_RISK_BUDGET_MS": "5000",
+            "BASTION_VAULT_CONNECTORS": ",".join(f"{name}={url}" for name, url in self.provider_urls.items()),
         }
+
+    @property
+    def provider_urls(self) -> dict[str, str]:
+        """Where the session's local processor servers listen, by connector name."""
+        ports = {"stripe": self.stripe_port, "braintree": self.braintree_port, "adyen": self.adyen_port}
+        return {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
     @property
     def acquirer_url(self) -> str:

@@ -54,6 +54,10 @@ class Answer:
     message: str | None = None
     # The challenge page, when the result is `requires_action`.
     redirect_url: str | None = None
+    # Nothing was charged and the connector's error table says another processor may be tried
+    # (nothing sent, a provider error documented as not processed, a soft decline): routing's
+    # failover may send the payment elsewhere. Never set with `unknown` (docs/routing.md).
+    failover: bool = False
 
     def to_outcome(self) -> dict[str, Any]:
         return {
@@ -62,6 +66,7 @@ class Answer:
             "decline_code": self.decline_code,
             "message": self.message,
             "redirect_url": self.redirect_url,
+            "failover": self.failover,
         }
 
     @classmethod
@@ -72,6 +77,7 @@ class Answer:
             outcome["decline_code"],
             outcome["message"],
             outcome.get("redirect_url"),
+            outcome.get("failover", False),
         )
 
 
@@ -133,6 +139,18 @@ class Notification:
     currency: str | None
     dispute: DisputeState | None = None
     settlement: SettlementState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorAccount:
+    """A merchant's account at a processor, opened for its connector: the credentials are in
+    clear only here, in memory, never in a command's state, a log or an answer (ADR 26)."""
+
+    id: str  # `ca_...`
+    connector: str
+    tenant: Tenant
+    credentials: Mapping[str, str]
+    base_url: str
 
 
 class Connector(Protocol):

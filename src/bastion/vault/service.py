@@ -45,6 +45,7 @@ from bastion.vault.errors import (
     LiveModeRequiresHsm,
     ProcessorResponseTooLarge,
     ProcessorTimeout,
+    ProcessorUnreachable,
     TokenExpired,
 )
 from bastion.vault.forwarding import check_template, fill, placeholders, pointed
@@ -445,6 +446,9 @@ async def _send(vault: Vault, connector: str, outgoing: httpx.Request) -> tuple[
                 if size > FORWARD_RESPONSE_BYTES_MAX:
                     raise ProcessorResponseTooLarge(f"The processor's answer exceeds {FORWARD_RESPONSE_BYTES_MAX} bytes.")
                 chunks.append(chunk)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        # Checked before the other timeouts: no connection, so no byte of the request left.
+        raise ProcessorUnreachable("The processor could not be reached; nothing was sent.") from None
     except (TimeoutError, httpx.TimeoutException):
         raise ProcessorTimeout("The processor did not answer in time.") from None
     except httpx.HTTPError as error:
