@@ -34,6 +34,7 @@ from bastion.api.demo.shop import ensure_demo_shop
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
+from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.disputes import close_phases, submit_phases
 from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases, sync_phases
 from bastion.payments.refunds import refund_phases
@@ -50,7 +51,7 @@ from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.logging import configure_logging
 from bastion.platform.metrics import create_metrics_token, read_metrics_token
-from bastion.platform.settings import Settings
+from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault import events as vault_events
 from bastion.vault.keyring import KeyEncryptionKeys, open_key_encryption_keys
@@ -239,19 +240,22 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         follow_redirects=False,
         trust_env=False,
     )
-    connector = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
+    sandbox = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
+    credentials = connectors.CredentialsSealer(DerivedKeys(grant.keys).secret(connectors.CREDENTIALS_KEY_PURPOSE))
+    # A merchant's sandbox accounts all reach the platform's one acquirer, with no credentials.
+    directory = ConnectorDirectory(database, credentials, sandbox, {SANDBOX_CONNECTOR: lambda _account: sandbox})
     velocity = _velocity(settings)
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
-        confirm_phases(connector, _assessor(settings, database, velocity), velocity),
-        capture_phases(connector),
-        cancel_phases(connector),
-        refund_phases(connector),
-        sync_phases(connector, velocity),
-        submit_phases(connector),
-        close_phases(connector),
-        *review_phases(connector),
+        confirm_phases(database, directory, _assessor(settings, database, velocity), velocity),
+        capture_phases(directory),
+        cancel_phases(directory),
+        refund_phases(directory),
+        sync_phases(directory, velocity),
+        submit_phases(directory),
+        close_phases(directory),
+        *review_phases(directory),
     ]
     return Services(
         settings=settings,
@@ -263,10 +267,10 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
             database, {phases.name: phases for phases in phased}, hold_timeout_s=settings.idempotency_hold_timeout_s
         ),
         metrics_token=_metrics_token(grant),
-        connectors={connector.name: connector},
+        connectors=directory,
         velocity=velocity,
         webhook_secrets=webhooks.EndpointSecrets(DerivedKeys(grant.keys).secret(webhooks.SECRETS_KEY_PURPOSE)),
-        connector_credentials=connectors.CredentialsSealer(DerivedKeys(grant.keys).secret(connectors.CREDENTIALS_KEY_PURPOSE)),
+        connector_credentials=credentials,
         demo_keys=grant.demo_keys,
         outbound=(acquirer,),
     )

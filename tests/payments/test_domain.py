@@ -1,6 +1,7 @@
 """The rules of payments as pure functions: which action each status allows (Stripe's table),
 capture and refund amounts, and the fee with its rounding rule."""
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -8,17 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bastion.connectors import Capabilities
 from bastion.kernel.errors import InvalidRequest
 from bastion.kernel.money import Money
 from bastion.payments.domain import (
     FINAL_STATUSES,
     IntentAction,
     IntentStatus,
+    Needs,
     Pricing,
     capture_amount,
     check_action,
     default_fixed_fee,
     refund_amount,
+    unmet_need,
 )
 from bastion.payments.errors import AmountTooLarge, ChargeAlreadyRefunded, PaymentIntentUnexpectedState
 
@@ -108,3 +112,33 @@ def test_the_fee_is_the_share_rounded_half_up_and_never_above_the_amount(amount:
     rounded = math.floor(Fraction(amount * basis_points, 10_000) + Fraction(1, 2))
     assert fee == min(rounded + fixed, amount)
     assert 0 <= fee <= amount
+
+
+FULL = Capabilities(
+    currencies=frozenset({"EUR", "USD"}),
+    brands=frozenset({"visa"}),
+    manual_capture=False,
+    partial_capture=False,
+    partial_refunds=True,
+    multiple_refunds=True,
+    three_d_secure=False,
+    notifications=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("needs", "unmet"),
+    [
+        (Needs("EUR", "visa", manual_capture=False), None),
+        (Needs("JPY", "visa", manual_capture=False), ("currency", "the currency JPY")),
+        (Needs("EUR", "amex", manual_capture=False), ("payment_method", "amex cards")),
+        (Needs("EUR", "visa", manual_capture=True), ("capture_method", "manual capture")),
+    ],
+)
+def test_a_connector_lacking_what_a_payment_needs_names_the_field(needs: Needs, unmet: tuple[str, str] | None) -> None:
+    assert unmet_need(FULL, needs) == unmet
+
+
+def test_a_connector_of_every_currency_takes_any() -> None:
+    every = dataclasses.replace(FULL, currencies=None)
+    assert unmet_need(every, Needs("KWD", "visa", manual_capture=False)) is None

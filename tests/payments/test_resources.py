@@ -67,6 +67,7 @@ INTENT_ROW = {
     "amount_capturable": 0,
     "amount_received": 0,
     "latest_charge_id": "ch_0000000000000000000000000001",
+    "connector_account_id": None,
     "last_payment_error": {
         "type": "card_error",
         "code": "card_declined",
@@ -103,6 +104,8 @@ CHARGE_ROW = {
     "failure_message": "Your card has insufficient funds.",
     "decline_code": "insufficient_funds",
     "connector": "sandbox",
+    "connector_account_id": None,
+    "routing": {"attempt": 1, "reason": "sandbox"},
     "connector_reference": "acqp_0000000000000000000000000001",
     "authorization_entry_id": None,
     "fee": 0,

@@ -11,7 +11,7 @@ import httpx
 from bastion.api.app import create_app
 from bastion.payments import intents
 from bastion.platform.idempotency import PhasedCommands
-from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
+from bastion.platform.settings import Settings
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.vault import VISA, payment_method
@@ -140,7 +140,9 @@ async def test_with_the_risk_engine_off_every_attempt_goes_on_unassessed(
     """BASTION_RISK_ENGINE=off: the API's confirms skip the assessment (an operator's choice)."""
     commands = platform.services.commands
     unassessed = dict(commands.registry) | {
-        intents.CONFIRM: intents.confirm_phases(platform.services.connectors[SANDBOX_CONNECTOR], None, platform.services.velocity)
+        intents.CONFIRM: intents.confirm_phases(
+            platform.services.database, platform.services.connectors, None, platform.services.velocity
+        )
     }
     services = dataclasses.replace(
         platform.services, commands=PhasedCommands(commands.database, unassessed, hold_timeout_s=commands.hold_timeout_s)

@@ -16,10 +16,11 @@ from bastion.api.app import create_app
 from bastion.api.context import Services
 from bastion.payments import intents
 from bastion.payments.connectors import Answer, AttemptResult, Authorization
+from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.sandbox import SIGNATURE_HEADER, SandboxConnector
 from bastion.platform.db import Tenant, plain_dsn
 from bastion.platform.idempotency import PhasedCommands
-from bastion.platform.settings import SANDBOX_CONNECTOR, Settings
+from bastion.platform.settings import Settings
 from bastion.platform.signatures import sign
 from bastion.risk import Assessor
 from tests.support.platform import Credentials
@@ -76,11 +77,13 @@ def blind_client(services: Services, credentials: Credentials) -> httpx.AsyncCli
     """A client of an in-process API on `services` whose confirms reach the acquirer and never
     hear its answer: the intent stays `processing` until a sync or a notification settles it."""
     commands = services.commands
-    connector = services.connectors[SANDBOX_CONNECTOR]
+    connector = services.connectors.sandbox
     assert isinstance(connector, SandboxConnector)
+    lost_answers = ConnectorDirectory(services.database, services.connector_credentials, _AnswerLost(connector), {})
     lost = dict(commands.registry) | {
         intents.CONFIRM: intents.confirm_phases(
-            _AnswerLost(connector),
+            services.database,
+            lost_answers,
             Assessor(services.database, budget_ms=services.settings.risk_budget_ms, velocity=services.velocity),
             services.velocity,
         )

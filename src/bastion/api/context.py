@@ -21,7 +21,7 @@ from bastion.connectors import CredentialsSealer
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
 from bastion.kernel.ids import new_id
 from bastion.merchants import Principal
-from bastion.payments.connectors import Connector
+from bastion.payments.directory import ConnectorDirectory
 from bastion.platform.db import Actor, Database, Tenant, UnitOfWork
 from bastion.platform.http.client_ip import client_ip
 from bastion.platform.http.errors import BodyInvalidJson
@@ -52,8 +52,8 @@ class Services:
     commands: PhasedCommands
     # What a scraper presents to `/metrics` (`secrets/metrics.token`).
     metrics_token: bytes
-    # The connectors by name (their notifications arrive at /v1/connectors/{name}/notifications).
-    connectors: Mapping[str, Connector]
+    # The connector of each attempt: the sandbox acquirer's, or one for a merchant's account.
+    connectors: ConnectorDirectory
     # Where the risk engine's velocity counters are; outcomes of attempts are counted there.
     velocity: Velocity
     # Seals and opens webhook endpoints' signing secrets.

@@ -9,6 +9,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from bastion.connectors.errors import ConnectorCredentialsInvalid, ConnectorModeUnsupported
+from bastion.platform.db import Tenant
 from bastion.platform.settings import SANDBOX_CONNECTOR
 
 # A merchant's enabled connector accounts in each mode; disabled ones stay, readable, beside them.
@@ -36,6 +37,18 @@ class Capabilities:
     three_d_secure: bool
     # The processor tells Bastion of changes (captures, refunds, disputes) by signed notifications.
     notifications: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedAccount:
+    """A merchant's account at a processor, opened for its connector: the credentials are in
+    clear only here, in memory, never in a command's state, a log or an answer (ADR 26)."""
+
+    id: str  # `ca_...`
+    connector: str
+    tenant: Tenant
+    credentials: Mapping[str, str]
+    base_url: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,3 +20,9 @@ class ConnectorModeUnsupported(InvalidRequest):
     """The connector takes no accounts in this mode: the sandbox acquirer is for test mode only."""
 
     code = "connector_mode_unsupported"
+
+
+class ConnectorAccountDisabled(InvalidRequest):
+    """The connector account named for a payment is disabled: it takes no new payments."""
+
+    code = "connector_account_disabled"

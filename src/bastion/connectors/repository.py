@@ -28,6 +28,10 @@ RETURNING *
 _LOCK_ACCOUNTS = "SELECT pg_advisory_xact_lock(hashtextextended('connector_accounts:' || $1 || ':' || $2::boolean::text, 0))"
 _COUNT_ENABLED = "SELECT count(*) FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2 AND NOT disabled"
 _ACCOUNT_EXISTS = f"SELECT EXISTS ({_GET_ACCOUNT})"
+_OLDEST_ENABLED = (
+    "SELECT * FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2 AND NOT disabled ORDER BY created_at, id LIMIT 1"
+)
+_OWNER = "SELECT merchant_id, livemode, connector FROM connector_account_owner($1)"
 # Paged by fetch_page.
 _ACCOUNTS = "SELECT * FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2"
 
@@ -97,3 +101,14 @@ async def account_exists(connection: Connection, tenant: Tenant, account_id: str
 
 async def page_accounts(connection: Connection, tenant: Tenant, request: PageRequest) -> Page:
     return await fetch_page(connection, _ACCOUNTS, (tenant.merchant_id, tenant.livemode), request)
+
+
+async def oldest_enabled(connection: Connection, tenant: Tenant) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_OLDEST_ENABLED, tenant.merchant_id, tenant.livemode)
+    return row
+
+
+async def account_owner(connection: Connection, account_id: str) -> AnyRow | None:
+    """The account's merchant, mode and connector, whoever's it is (a security-definer function)."""
+    row: AnyRow | None = await connection.fetchrow(_OWNER, account_id)
+    return row

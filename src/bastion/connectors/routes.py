@@ -33,7 +33,7 @@ async def list_connectors(context: Reader) -> JsonResponse:
     services = context.services
     return JsonResponse(
         service.list_connectors(
-            context.tenant.livemode, available=services.connectors.keys(), sandbox_url=services.settings.acquirer_url
+            context.tenant.livemode, available=services.connectors.available, sandbox_url=services.settings.acquirer_url
         )
     )
 

@@ -10,13 +10,14 @@ from bastion.connectors.domain import (
     KINDS,
     Capabilities,
     ConnectorKind,
+    OpenedAccount,
     checked_credentials,
     default_base_url,
     kind_for_mode,
     masked_credentials,
     origin_problem,
 )
-from bastion.connectors.errors import ConnectorAccountsFull
+from bastion.connectors.errors import ConnectorAccountDisabled, ConnectorAccountsFull
 from bastion.connectors.events import CONNECTOR_ACCOUNT_CREATED, CONNECTOR_ACCOUNT_DISABLED, CONNECTOR_ACCOUNT_UPDATED
 from bastion.connectors.resources import (
     Connector,
@@ -26,12 +27,12 @@ from bastion.connectors.resources import (
     ConnectorList,
 )
 from bastion.connectors.schemas import ConnectorAccountCreate, ConnectorAccountUpdate
-from bastion.connectors.secrets import CredentialsSealer
+from bastion.connectors.secrets import CredentialsSealer, SealedCredentials
 from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id, new_id
 from bastion.kernel.metadata import merge_metadata
-from bastion.platform.db import AnyRow, UnitOfWork
+from bastion.platform.db import AnyRow, Connection, Tenant, UnitOfWork
 from bastion.platform.http.outbound import DestinationPolicy, DestinationRefused, check_url
 from bastion.platform.pagination import PageRequest, check_cursors
 
@@ -117,15 +118,49 @@ def _audit(uow: UnitOfWork, action: str, account_id: str, *, before: ConnectorAc
     )
 
 
-async def _account(uow: UnitOfWork, account_id: str, *, for_update: bool = False) -> AnyRow:
+async def _account(uow: UnitOfWork, account_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:
     row = (
         await repository.get_account(uow.connection, uow.tenant, account_id, for_update=for_update)
         if is_id(account_id, PREFIX)
         else None
     )
     if row is None:
-        raise ResourceMissing(f"No such connector account: '{account_id}'", param="id")
+        raise ResourceMissing(f"No such connector account: '{account_id}'", param=param)
     return row
+
+
+async def enabled_account(uow: UnitOfWork, account_id: str, *, param: str) -> AnyRow:
+    """The merchant's account of this mode named for a payment, refused if disabled."""
+    row = await _account(uow, account_id, param=param)
+    if row["disabled"]:
+        raise ConnectorAccountDisabled(f"The connector account {account_id} is disabled: it takes no new payments.", param=param)
+    return row
+
+
+async def oldest_enabled_account(uow: UnitOfWork) -> AnyRow | None:
+    """The account a payment goes through when nothing else decides (docs/routing.md)."""
+    return await repository.oldest_enabled(uow.connection, uow.tenant)
+
+
+async def open_account(uow: UnitOfWork, sealer: CredentialsSealer, account_id: str) -> OpenedAccount:
+    """The account with its credentials opened, for its connector; a disabled one too, since
+    its payments are still captured, refunded and synced."""
+    row = await _account(uow, account_id)
+    sealed = SealedCredentials(row["credentials_sealed"], row["data_key_sealed"], row["algorithm"], row["key_purpose"])
+    return OpenedAccount(
+        id=row["id"],
+        connector=row["connector"],
+        tenant=uow.tenant,
+        credentials=sealer.open(row["id"], sealed),
+        base_url=row["base_url"],
+    )
+
+
+async def account_owner(connection: Connection, account_id: str) -> tuple[Tenant, str] | None:
+    """Whose account this is (its merchant and mode) and its connector, for a notification that
+    names it and carries no API key; None for no such account."""
+    row = await repository.account_owner(connection, account_id) if is_id(account_id, PREFIX) else None
+    return None if row is None else (Tenant(row["merchant_id"], row["livemode"]), row["connector"])
 
 
 async def create_account(

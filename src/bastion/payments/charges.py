@@ -48,6 +48,8 @@ def charge_resource(row: AnyRow) -> Charge:
         failure_code=row["failure_code"],
         failure_message=row["failure_message"],
         connector=row["connector"],
+        connector_account=row["connector_account_id"],
+        routing=row["routing"],
         connector_reference=row["connector_reference"],
         created=unix_seconds(row["created_at"]),
         livemode=row["livemode"],

@@ -141,18 +141,6 @@ class Notification:
     settlement: SettlementState | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectorAccount:
-    """A merchant's account at a processor, opened for its connector: the credentials are in
-    clear only here, in memory, never in a command's state, a log or an answer (ADR 26)."""
-
-    id: str  # `ca_...`
-    connector: str
-    tenant: Tenant
-    credentials: Mapping[str, str]
-    base_url: str
-
-
 class Connector(Protocol):
     name: str
     # As the connectors context declares it for this kind (the feature matrix, GET /v1/connectors).

@@ -16,7 +16,8 @@ from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
 from bastion.payments import books, repository
 from bastion.payments.charges import charge_row, intent_row, write_charge
-from bastion.payments.connectors import Connector, DisputeState
+from bastion.payments.connectors import DisputeState
+from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.domain import DISPUTE_CLOSED, DISPUTE_OPEN, DisputeStatus, dispute_fee, dispute_moves
 from bastion.payments.errors import DisputeUnexpectedState
 from bastion.payments.events import CHARGE_DISPUTE_CLOSED, CHARGE_DISPUTE_CREATED, CHARGE_DISPUTE_UPDATED
@@ -208,6 +209,7 @@ async def start_submit(uow: UnitOfWork, dispute_id: str, request: DisputeUpdate)
     return {
         "dispute": row["id"],
         "charge": row["charge_id"],
+        "connector_account": (await charge_row(uow, row["charge_id"]))["connector_account_id"],
         "reference": row["connector_reference"],
         "evidence": evidence,
         "submission": changes["submission_count"],
@@ -219,7 +221,12 @@ async def start_submit(uow: UnitOfWork, dispute_id: str, request: DisputeUpdate)
 async def start_close(uow: UnitOfWork, dispute_id: str) -> State:
     row = await _dispute(uow, dispute_id, for_update=True)
     _check_open(row, "close")
-    return {"dispute": row["id"], "charge": row["charge_id"], "reference": row["connector_reference"]}
+    return {
+        "dispute": row["id"],
+        "charge": row["charge_id"],
+        "connector_account": (await charge_row(uow, row["charge_id"]))["connector_account_id"],
+        "reference": row["connector_reference"],
+    }
 
 
 async def _record(uow: UnitOfWork, state: State, outcome: Outcome) -> Dispute:
@@ -239,8 +246,9 @@ def _as_outcome(told: DisputeState) -> Outcome:
     }
 
 
-def submit_phases(connector: Connector) -> Phases:
+def submit_phases(connectors: ConnectorDirectory) -> Phases:
     async def submit(tenant: Tenant, state: State) -> Outcome:
+        connector = await connectors.of(tenant, state.get("connector_account"))
         told = await connector.respond_to_dispute(
             tenant,
             state["reference"],
@@ -257,8 +265,9 @@ def submit_phases(connector: Connector) -> Phases:
     return Phases(name=SUBMIT_EVIDENCE, call=submit, finish=_record, undo=undo)
 
 
-def close_phases(connector: Connector) -> Phases:
+def close_phases(connectors: ConnectorDirectory) -> Phases:
     async def accept(tenant: Tenant, state: State) -> Outcome:
+        connector = await connectors.of(tenant, state.get("connector_account"))
         return _as_outcome(await connector.accept_dispute(tenant, state["reference"], key=f"{state['dispute']}:accept"))
 
     return Phases(name=CLOSE, call=accept, finish=_record)

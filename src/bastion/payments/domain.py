@@ -8,6 +8,7 @@ tests apply one set of rules.
 import enum
 from dataclasses import dataclass
 
+from bastion.connectors import Capabilities
 from bastion.kernel.errors import CardError, InvalidRequest
 from bastion.kernel.money import AMOUNT_MINOR_MAX, Money, exponent
 from bastion.payments.errors import (
@@ -262,3 +263,24 @@ def unknown_outcome() -> dict[str, object]:
         "risk_level": "not_assessed",
         **_NOT_ASSESSED,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What an attempt asks of its connector, before it is sent."""
+
+    currency: str
+    brand: str
+    manual_capture: bool
+
+
+def unmet_need(capabilities: Capabilities, needs: Needs) -> tuple[str, str] | None:
+    """The first of `needs` the connector lacks, as (the request field it comes from, what is
+    missing); None when it offers them all."""
+    if capabilities.currencies is not None and needs.currency not in capabilities.currencies:
+        return "currency", f"the currency {needs.currency}"
+    if needs.brand not in capabilities.brands:
+        return "payment_method", f"{needs.brand} cards"
+    if needs.manual_capture and not capabilities.manual_capture:
+        return "capture_method", "manual capture"
+    return None

@@ -35,6 +35,14 @@ class PaymentIntentInFlight(InvalidRequest):
     code = "payment_intent_in_flight"
 
 
+class ConnectorCapabilityUnsupported(InvalidRequest):
+    """The connector the payment goes through does not offer what it needs (a currency, a card
+    brand, a manual or partial capture, a partial or second refund): refused before it is tried
+    (GET /v1/connectors lists what each offers)."""
+
+    code = "connector_capability_unsupported"
+
+
 class ConnectorUnavailable(InvalidRequest):
     """No connector can take this payment: live-mode payments need a processor account, and the
     sandbox acquirer takes test-mode payments only."""

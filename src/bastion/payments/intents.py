@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bastion import audit, customers, events, risk
+from bastion import audit, connectors, customers, events, risk
+from bastion.connectors import KINDS
 from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable
 from bastion.kernel.ids import new_id
@@ -17,10 +18,12 @@ from bastion.kernel.money import Money
 from bastion.payments import books, repository, reviews
 from bastion.payments.charges import charge_resource, charge_row, intent_row, write_charge
 from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
+from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.domain import (
     FINAL_STATUSES,
     IntentAction,
     IntentStatus,
+    Needs,
     approved_outcome,
     blocked_outcome,
     capture_amount,
@@ -29,8 +32,15 @@ from bastion.payments.domain import (
     declined_outcome,
     review_outcome,
     unknown_outcome,
+    unmet_need,
 )
-from bastion.payments.errors import ConnectorUnavailable, PaymentIntentInFlight, PaymentIntentUnexpectedState, ProcessingError
+from bastion.payments.errors import (
+    ConnectorCapabilityUnsupported,
+    ConnectorUnavailable,
+    PaymentIntentInFlight,
+    PaymentIntentUnexpectedState,
+    ProcessingError,
+)
 from bastion.payments.events import (
     CHARGE_CAPTURED,
     CHARGE_FAILED,
@@ -51,7 +61,7 @@ from bastion.payments.schemas import (
     PaymentIntentUpdate,
 )
 from bastion.payments.service import payment_method_row
-from bastion.platform.db import Actor, AnyRow, Tenant, UnitOfWork
+from bastion.platform.db import Actor, AnyRow, Database, Tenant, UnitOfWork
 from bastion.platform.idempotency import Outcome, Phases, Reply, State
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.pagination import PageRequest, check_cursors
@@ -76,6 +86,7 @@ def intent_resource(row: AnyRow) -> PaymentIntent:
         currency=row["currency"],
         status=row["status"],
         capture_method=row["capture_method"],
+        connector_account=row["connector_account_id"],
         customer=row["customer_id"],
         payment_method=row["payment_method_id"],
         latest_charge=row["latest_charge_id"],
@@ -140,6 +151,8 @@ class _Created:
 async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> _Created:
     customer = None if request.customer is None else await customers.live_customer(uow, request.customer, param="customer")
     method = None if request.payment_method is None else await _payment_method(uow, request.payment_method, request.customer)
+    if request.connector_account is not None:
+        await connectors.enabled_account(uow, request.connector_account, param="connector_account")
     status = IntentStatus.REQUIRES_PAYMENT_METHOD if request.payment_method is None else IntentStatus.REQUIRES_CONFIRMATION
     row = await repository.insert_intent(
         uow.connection,
@@ -155,6 +168,7 @@ async def _create(uow: UnitOfWork, request: PaymentIntentCreate) -> _Created:
             "description": request.description,
             "statement_descriptor": request.statement_descriptor,
             "metadata": merge_metadata({}, request.metadata),
+            "connector_account_id": request.connector_account,
             "created_at": uow.now(),
         },
     )
@@ -271,11 +285,6 @@ async def _start_confirm(
 ) -> State:
     """`created`: what the intent's creation has just read."""
     check_action(IntentAction.CONFIRM, IntentStatus(row["status"]))
-    if uow.tenant.livemode:
-        raise ConnectorUnavailable(
-            "No connector takes live-mode payments on this install; the sandbox acquirer takes test-mode payments only.",
-            param="payment_method",
-        )
     payment_method_id = payment_method_id or row["payment_method_id"]
     if payment_method_id is None:
         raise _no_payment_method()
@@ -288,28 +297,8 @@ async def _start_confirm(
         customer = await customers.live_customer(uow, row["customer_id"], param="customer")
     else:
         customer = None
-    charge = await repository.insert_charge(
-        uow.connection,
-        uow.tenant,
-        {
-            "id": new_id("ch"),
-            "payment_intent_id": row["id"],
-            "payment_method_id": payment_method_id,
-            "amount": row["amount"],
-            "currency": row["currency"],
-            # The only connector so far; routing between connectors comes with real ones.
-            "connector": SANDBOX_CONNECTOR,
-            "created_at": uow.now(),
-        },
-    )
-    audit.record(
-        uow,
-        action_type="charge.create",
-        resource_type="charge",
-        resource_id=charge["id"],
-        before=None,
-        after=charge_resource(charge),
-    )
+    attempts = await _route(uow, row, method)
+    charge = await _insert_attempt(uow, row, payment_method_id, attempts[0])
     changes = {
         "status": IntentStatus.PROCESSING,
         "payment_method_id": payment_method_id,
@@ -329,7 +318,78 @@ async def _start_confirm(
         "capture": row["capture_method"] == "automatic",
         "return_url": return_url,
         "risk": _attempt(uow, row, charge["id"], method, customer).to_state(),
+        # Where each attempt may go, in order, its charge's id decided now: a resumed confirm
+        # goes on from the latest (docs/routing.md, Failover).
+        "attempts": [
+            {"charge": attempt.charge_id, "connector": attempt.connector, "connector_account": attempt.account_id}
+            for attempt in attempts
+        ],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """Where one attempt of a confirm goes and why."""
+
+    charge_id: str
+    connector: str
+    account_id: str | None  # None: the sandbox acquirer
+    routing: dict[str, Any]
+
+
+async def _route(uow: UnitOfWork, intent: AnyRow, method: AnyRow) -> list[_Attempt]:
+    """The attempts a confirm may make, in order: through the intent's pinned account alone;
+    else through the merchant's oldest enabled account; else, in test mode, the sandbox
+    acquirer. A connector that lacks what the payment needs is refused before any attempt."""
+    needs = Needs(intent["currency"], method["card_brand"], intent["capture_method"] == "manual")
+    if intent["connector_account_id"] is not None:
+        account = await connectors.enabled_account(uow, intent["connector_account_id"], param="connector_account")
+        chosen = (account["connector"], account["id"], "pinned")
+    elif (account := await connectors.oldest_enabled_account(uow)) is not None:
+        chosen = (account["connector"], account["id"], "default")
+    elif not uow.tenant.livemode:
+        chosen = (SANDBOX_CONNECTOR, None, "sandbox")
+    else:
+        raise ConnectorUnavailable(
+            "No connector account takes live-mode payments for this merchant: create one (POST /v1/connector_accounts).",
+            param="connector_account",
+        )
+    connector, account_id, reason = chosen
+    unmet = unmet_need(KINDS[connector].capabilities, needs)
+    if unmet is not None:
+        param, missing = unmet
+        raise ConnectorCapabilityUnsupported(
+            f"The {KINDS[connector].display_name} connector does not offer {missing}: choose another connector account.",
+            param=param,
+        )
+    return [_Attempt(new_id("ch"), connector, account_id, {"attempt": 1, "reason": reason})]
+
+
+async def _insert_attempt(uow: UnitOfWork, intent: AnyRow, payment_method_id: str, attempt: _Attempt) -> AnyRow:
+    charge = await repository.insert_charge(
+        uow.connection,
+        uow.tenant,
+        {
+            "id": attempt.charge_id,
+            "payment_intent_id": intent["id"],
+            "payment_method_id": payment_method_id,
+            "amount": intent["amount"],
+            "currency": intent["currency"],
+            "connector": attempt.connector,
+            "connector_account_id": attempt.account_id,
+            "routing": attempt.routing,
+            "created_at": uow.now(),
+        },
+    )
+    audit.record(
+        uow,
+        action_type="charge.create",
+        resource_type="charge",
+        resource_id=charge["id"],
+        before=None,
+        after=charge_resource(charge),
+    )
+    return charge
 
 
 def _attempt(uow: UnitOfWork, intent: AnyRow, charge_id: str, method: AnyRow, customer: AnyRow | None) -> risk.Attempt:
@@ -372,7 +432,9 @@ def _card_error_reply(error: CardError, decline_code: str | None, charge_id: str
 _BLOCKED_MESSAGE = "Your card was declined."
 
 
-def confirm_phases(connector: Connector, assessor: risk.Assessor | None, velocity: risk.Velocity) -> Phases:
+def confirm_phases(
+    database: Database, connectors: ConnectorDirectory, assessor: risk.Assessor | None, velocity: risk.Velocity
+) -> Phases:
     """`assessor` None: the risk engine is off (BASTION_RISK_ENGINE), every attempt goes on
     unassessed; `velocity`: where an attempt's outcome is counted."""
 
@@ -386,19 +448,86 @@ def confirm_phases(connector: Connector, assessor: risk.Assessor | None, velocit
         if decision is not None and decision.action == risk.Action.BLOCK:
             blocked = Answer(AttemptResult.DECLINED, decline_code="fraudulent", message=_BLOCKED_MESSAGE)
             return blocked.to_outcome() | assessed | {"blocked_by_risk": True}
-        request = Authorization(
-            charge_id=state["charge"],
-            card=state["card"],
-            amount=state["amount"],
-            currency=state["currency"],
-            # An attempt sent to review is authorized only; capturing it waits for the review.
-            capture=state["capture"] and (decision is None or decision.action != risk.Action.REVIEW),
-            return_url=None if state["return_url"] is None else _return_to(state["return_url"], state["intent"]),
-            three_d_secure_required=decision is not None and decision.action == risk.Action.REQUEST_3DS,
-        )
-        return (await connector.authorize(tenant, request)).to_outcome() | assessed
+        actor = Actor(id="routing", request_id=request_id_var.get())
+        attempts: list[dict[str, Any]] = state.get("attempts") or [
+            {"charge": state["charge"], "connector": SANDBOX_CONNECTOR, "connector_account": None}
+        ]
+        async with database.unit_of_work(tenant, actor) as uow:
+            latest = (await intent_row(uow, state["intent"]))["latest_charge_id"]
+        # A resumed confirm goes on from the attempt the intent is at.
+        index = next((at for at, attempt in enumerate(attempts) if attempt["charge"] == latest), 0)
+        while True:
+            attempt = attempts[index]
+            connector = await connectors.of(tenant, attempt["connector_account"])
+            request = Authorization(
+                charge_id=attempt["charge"],
+                card=state["card"],
+                amount=state["amount"],
+                currency=state["currency"],
+                # An attempt sent to review is authorized only; capturing it waits for the review.
+                capture=state["capture"] and (decision is None or decision.action != risk.Action.REVIEW),
+                return_url=None if state["return_url"] is None else _return_to(state["return_url"], state["intent"]),
+                three_d_secure_required=decision is not None and decision.action == risk.Action.REQUEST_3DS,
+            )
+            answer = await _authorize(connector, tenant, request)
+            if not answer.failover or index + 1 == len(attempts):
+                return answer.to_outcome() | assessed | {"charge": attempt["charge"]}
+            async with database.unit_of_work(tenant, actor) as uow:
+                moved = await _fail_over(uow, state, attempt["charge"], attempts[index + 1], answer)
+            if not moved:
+                # Settled meanwhile (a notification): the finish records nothing more.
+                return answer.to_outcome() | assessed | {"charge": attempt["charge"]}
+            index += 1
 
     return Phases(name=CONFIRM, call=authorize, finish=attempt_recorder(velocity), undo=_undo_confirm)
+
+
+async def _authorize(connector: Connector, tenant: Tenant, request: Authorization) -> Answer:
+    if request.three_d_secure_required and not connector.capabilities.three_d_secure:
+        # Nothing sent: another connector that runs the challenge may take it.
+        return Answer(
+            AttemptResult.DECLINED,
+            decline_code="authentication_required",
+            message=f"The payment needs 3-D Secure, which the {connector.name} connector does not run.",
+            failover=True,
+        )
+    return await connector.authorize(tenant, request)
+
+
+async def _fail_over(uow: UnitOfWork, state: State, failed_id: str, following: dict[str, Any], answer: Answer) -> bool:
+    """The failed attempt recorded as failed, and the next one started in its place, in one
+    transaction; False if the failed one is settled already (nothing written)."""
+    intent = await intent_row(uow, state["intent"], for_update=True)
+    failed = await charge_row(uow, failed_id, for_update=True)
+    if not awaiting_answer(intent, failed):
+        return False
+    error = card_error(answer.decline_code, answer.message)
+    assessed = _risk_fields(await _decision_of(uow, {}, state["charge"]))
+    await write_charge(
+        uow,
+        failed,
+        {
+            "status": "failed",
+            "connector_reference": answer.reference,
+            "outcome": declined_outcome(answer.decline_code) | assessed,
+            "failure_code": error.code,
+            "failure_message": error.message,
+            "decline_code": answer.decline_code,
+        },
+        event_types=[CHARGE_FAILED],
+    )
+    routing = {
+        "attempt": (failed["routing"] or {}).get("attempt", 1) + 1,
+        "reason": "failover",
+        "follows": failed_id,
+        # What the failed attempt answered, by the connector's error table (docs/routing.md).
+        "because": answer.decline_code or answer.message,
+        "first": state["charge"],
+    }
+    attempt = _Attempt(following["charge"], following["connector"], following["connector_account"], routing)
+    await _insert_attempt(uow, intent, failed["payment_method_id"], attempt)
+    await _write_intent(uow, intent, {"latest_charge_id": attempt.charge_id}, action="payment_intent.failover")
+    return True
 
 
 async def _decision_of(uow: UnitOfWork, outcome: Outcome, charge_id: str) -> risk.Decision | None:
@@ -416,6 +545,12 @@ def _risk_fields(decision: risk.Decision | None) -> dict[str, Any]:
 # An attempt waits for the connector's word in these: its answer is unknown, or the cardholder's
 # 3-D Secure challenge is open.
 _AWAITING = frozenset({IntentStatus.PROCESSING, IntentStatus.REQUIRES_ACTION})
+
+
+def assessed_attempt(charge: AnyRow) -> str:
+    """The attempt the risk engine assessed for `charge`: the confirm's first (its decision
+    holds for every attempt a failover makes after it)."""
+    return str((charge["routing"] or {}).get("first", charge["id"]))
 
 
 def awaiting_answer(intent: AnyRow, charge: AnyRow) -> bool:
@@ -438,19 +573,20 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome, veloci
     `velocity`."""
     answer = Answer.from_outcome(outcome)
     intent = await intent_row(uow, state["intent"], for_update=True)
-    charge = await charge_row(uow, state["charge"], for_update=True)
+    charge = await charge_row(uow, outcome.get("charge") or state["charge"], for_update=True)
     if not awaiting_answer(intent, charge):
         # Settled by another sync or a notification meanwhile: recorded once.
         return intent_resource(intent)
+    assessed_id = assessed_attempt(charge)
     amount = Money(state["amount"], state["currency"])
     reference: dict[str, Any] = {"connector_reference": answer.reference}
     if answer.result == AttemptResult.REQUIRES_ACTION:
         return await _record_challenge(uow, intent, charge, answer, state.get("return_url"))
-    decision = await _decision_of(uow, outcome, charge["id"])
+    decision = await _decision_of(uow, outcome, assessed_id)
     assessed = _risk_fields(decision)
     if answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, AttemptResult.DECLINED, AttemptResult.FAILED):
         await velocity.record_outcome(
-            uow, charge["id"], succeeded=answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
+            uow, assessed_id, succeeded=answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
         )
     if answer.result == AttemptResult.AUTHORIZED:
         hold = await books.hold_authorization(uow, charge["id"], amount)
@@ -559,10 +695,10 @@ async def _undo_confirm(uow: UnitOfWork, state: State) -> None:
     """A confirm whose finish was refused: its attempt fails as not sent, so that the intent is
     not left processing."""
     intent = await intent_row(uow, state["intent"], for_update=True)
-    charge = await charge_row(uow, state["charge"], for_update=True)
+    charge = await charge_row(uow, intent["latest_charge_id"] or state["charge"], for_update=True)
     if awaiting_answer(intent, charge):
         not_sent = Answer(AttemptResult.FAILED, message="The payment could not be completed.")
-        assessed = _risk_fields(await _decision_of(uow, {}, charge["id"]))
+        assessed = _risk_fields(await _decision_of(uow, {}, assessed_attempt(charge)))
         await _record_failure(uow, intent, charge, not_sent, declined_outcome(None) | assessed)
 
 
@@ -584,6 +720,7 @@ def attempt_state(intent: AnyRow, charge: AnyRow) -> State:
     return {
         "intent": intent["id"],
         "charge": charge["id"],
+        "connector_account": charge["connector_account_id"],
         "amount": charge["amount"],
         "currency": charge["currency"],
         "capture": intent["capture_method"] == "automatic",
@@ -591,8 +728,9 @@ def attempt_state(intent: AnyRow, charge: AnyRow) -> State:
     }
 
 
-def sync_phases(connector: Connector, velocity: risk.Velocity) -> Phases:
+def sync_phases(connectors: ConnectorDirectory, velocity: risk.Velocity) -> Phases:
     async def sync(tenant: Tenant, state: State) -> Outcome:
+        connector = await connectors.of(tenant, state.get("connector_account"))
         answer = await connector.sync(tenant, state["charge"], amount=state["amount"], currency=state["currency"])
         return answer.to_outcome()
 
@@ -609,11 +747,18 @@ async def start_capture(uow: UnitOfWork, intent_id: str, request: PaymentIntentC
     amount = capture_amount(request.amount_to_capture, row["amount_capturable"])
     charge = await charge_row(uow, row["latest_charge_id"])
     await _write_intent(uow, row, {"command_in_flight": "capture"}, action="payment_intent.capture_started")
-    return {"intent": row["id"], "charge": charge["id"], "reference": charge["connector_reference"], "amount": amount}
+    return {
+        "intent": row["id"],
+        "charge": charge["id"],
+        "connector_account": charge["connector_account_id"],
+        "reference": charge["connector_reference"],
+        "amount": amount,
+    }
 
 
-def capture_phases(connector: Connector) -> Phases:
+def capture_phases(connectors: ConnectorDirectory) -> Phases:
     async def capture(tenant: Tenant, state: State) -> Outcome:
+        connector = await connectors.of(tenant, state.get("connector_account"))
         return (await connector.capture(tenant, state["charge"], state["reference"], state["amount"])).to_outcome()
 
     async def record(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent:
@@ -655,14 +800,16 @@ async def start_cancel(uow: UnitOfWork, intent_id: str, reason: str | None) -> S
         "reason": reason,
         # Before an attempt, nothing is there to void.
         "charge": None if charge is None else charge["id"],
+        "connector_account": None if charge is None else charge["connector_account_id"],
         "reference": None if charge is None else charge["connector_reference"],
     }
 
 
-def cancel_phases(connector: Connector) -> Phases:
+def cancel_phases(connectors: ConnectorDirectory) -> Phases:
     async def void(tenant: Tenant, state: State) -> Outcome:
         if state["charge"] is None:
             return Answer(AttemptResult.VOIDED).to_outcome()
+        connector = await connectors.of(tenant, state.get("connector_account"))
         return (await connector.void(tenant, state["charge"], state["reference"])).to_outcome()
 
     async def record(uow: UnitOfWork, state: State, outcome: Outcome) -> PaymentIntent:

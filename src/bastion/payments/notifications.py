@@ -28,11 +28,13 @@ async def receive(
     body: bytes,
     headers: Mapping[str, str],
     *,
+    sender: str,
     velocity: risk.Velocity,
     request_id: str | None,
 ) -> dict[str, Any]:
     """Verify, take once and apply a notification (an attempt's outcome counted in `velocity`);
-    what became of it."""
+    what became of it. `sender`: the connector account it came for (the sandbox acquirer's
+    name for the sandbox's), which with the connector's own id makes it unique."""
     notification = connector.handle_notification(body, headers, now=int(database.clock.now().timestamp()))
     tenant = Tenant(notification.merchant_id, notification.livemode)
     actor = Actor(id=f"connector:{connector.name}", request_id=request_id)
@@ -40,7 +42,7 @@ async def receive(
         fresh = await repository.take_notification(
             uow.connection,
             uow.tenant,
-            connector=connector.name,
+            connector=sender,
             notification_id=notification.id,
             kind=notification.type,
             received_at=uow.now(),
@@ -49,9 +51,14 @@ async def receive(
             return {"received": True, "result": "duplicate"}
         applied = await _apply(uow, connector.name, notification, velocity)
         if applied:
-            await repository.notification_applied(uow.connection, connector=connector.name, notification_id=notification.id)
+            await repository.notification_applied(uow.connection, connector=sender, notification_id=notification.id)
     _log.info(
-        "notification_received", connector=connector.name, notification=notification.id, type=notification.type, applied=applied
+        "notification_received",
+        connector=connector.name,
+        sender=sender,
+        notification=notification.id,
+        type=notification.type,
+        applied=applied,
     )
     return {"received": True, "result": "applied" if applied else "ignored"}
 

@@ -14,7 +14,8 @@ from bastion.kernel.metadata import merge_metadata
 from bastion.kernel.money import Money
 from bastion.payments import books, repository
 from bastion.payments.charges import charge_resource, charge_row, intent_row, write_charge
-from bastion.payments.connectors import Answer, AttemptResult, Connector
+from bastion.payments.connectors import Answer, AttemptResult
+from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.domain import IntentStatus, refund_amount
 from bastion.payments.errors import ChargeDisputed, PaymentIntentUnexpectedState
 from bastion.payments.events import CHARGE_REFUNDED, REFUND_CREATED, REFUND_UPDATED
@@ -93,7 +94,13 @@ async def start_refund(uow: UnitOfWork, request: RefundCreate) -> State:
     resource = refund_resource(refund)
     audit.record(uow, action_type="refund.create", resource_type="refund", resource_id=refund["id"], before=None, after=resource)
     events.emit(uow, REFUND_CREATED, resource)
-    return {"refund": refund["id"], "charge": charge["id"], "reference": charge["connector_reference"], "amount": amount}
+    return {
+        "refund": refund["id"],
+        "charge": charge["id"],
+        "connector_account": charge["connector_account_id"],
+        "reference": charge["connector_reference"],
+        "amount": amount,
+    }
 
 
 async def _refund(uow: UnitOfWork, refund_id: str, *, for_update: bool = False, param: str = "id") -> AnyRow:
@@ -133,8 +140,9 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
     return resource
 
 
-def refund_phases(connector: Connector) -> Phases:
+def refund_phases(connectors: ConnectorDirectory) -> Phases:
     async def send(tenant: Tenant, state: State) -> Outcome:
+        connector = await connectors.of(tenant, state.get("connector_account"))
         answer = await connector.refund(tenant, state["refund"], state["reference"], state["amount"])
         return answer.to_outcome()
 

@@ -95,8 +95,8 @@ async def pricing_rows(connection: Connection, merchant_id: str) -> list[AnyRow]
 _INSERT_INTENT = """
 INSERT INTO payment_intents (id, merchant_id, livemode, status, amount, currency, capture_method, customer_id,
                              payment_method_id, amount_capturable, amount_received, description, statement_descriptor,
-                             metadata, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $13, $13)
+                             metadata, connector_account_id, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, $12, $14, $13, $13)
 RETURNING *
 """
 _GET_INTENT = "SELECT * FROM payment_intents WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
@@ -154,6 +154,7 @@ async def insert_intent(connection: Connection, tenant: Tenant, values: dict[str
         values["statement_descriptor"],
         values["metadata"],
         values["created_at"],
+        values["connector_account_id"],
     )
     return row
 
@@ -191,8 +192,9 @@ async def page_intents(
 
 _INSERT_CHARGE = """
 INSERT INTO charges (id, merchant_id, livemode, payment_intent_id, payment_method_id, status, amount, currency, captured,
-                     amount_captured, amount_refunded, disputed, connector, fee, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, false, 0, 0, false, $8, 0, $9, $9)
+                     amount_captured, amount_refunded, disputed, connector, connector_account_id, routing, fee,
+                     created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, false, 0, 0, false, $8, $10, $11, 0, $9, $9)
 RETURNING *
 """
 _GET_CHARGE = "SELECT * FROM charges WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
@@ -237,6 +239,8 @@ async def insert_charge(connection: Connection, tenant: Tenant, values: dict[str
         values["currency"],
         values["connector"],
         values["created_at"],
+        values["connector_account_id"],
+        values["routing"],
     )
     return row
 

@@ -1,7 +1,7 @@
 """The objects the payments API returns: one definition each, for the answers the service
 builds, the event payloads and the OpenAPI document (ADR 11)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from typing_extensions import TypedDict
@@ -83,6 +83,7 @@ class PaymentIntent(TypedDict):
         "succeeded",
     ]
     capture_method: Literal["automatic", "manual"]
+    connector_account: Annotated[str | None, Field(description="The connector account its attempts go through, if pinned")]
     customer: str | None
     payment_method: str | None
     latest_charge: str | None
@@ -138,6 +139,10 @@ class Charge(TypedDict):
     failure_code: str | None
     failure_message: str | None
     connector: Annotated[str, Field(description="The connector the attempt went through")]
+    connector_account: Annotated[str | None, Field(description="The merchant's account at it (none for the sandbox acquirer)")]
+    routing: Annotated[
+        dict[str, Any] | None, Field(description="Why the attempt went there: the routing plan, the attempt's number, a failover")
+    ]
     connector_reference: Annotated[str | None, Field(description="The processor's id of the attempt")]
     created: int
     livemode: bool

@@ -7,7 +7,7 @@ import enum
 
 from bastion.payments import intents, refunds, reviews
 from bastion.payments.charges import intent_row
-from bastion.payments.connectors import Connector
+from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.domain import IntentStatus
 from bastion.payments.resources import Review
 from bastion.payments.schemas import PaymentIntentCapture, RefundCreate
@@ -85,10 +85,10 @@ async def _refunded(uow: UnitOfWork, state: State) -> Review:
     return await reviews.close_review(uow, state["review"], REJECTED)
 
 
-def review_phases(connector: Connector) -> list[Phases]:
+def review_phases(connectors: ConnectorDirectory) -> list[Phases]:
     """The commands of a review decided with a call to the connector, each closing it in its finish."""
     return [
-        intents.capture_phases(connector).then(APPROVE, _approved),
-        intents.cancel_phases(connector).then(REJECT_BY_VOID, _voided),
-        refunds.refund_phases(connector).then(REJECT_BY_REFUND, _refunded),
+        intents.capture_phases(connectors).then(APPROVE, _approved),
+        intents.cancel_phases(connectors).then(REJECT_BY_VOID, _voided),
+        refunds.refund_phases(connectors).then(REJECT_BY_REFUND, _refunded),
     ]

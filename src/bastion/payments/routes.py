@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from bastion.api.context import Authorized, RequestContext
 from bastion.payments import books, charges, disputes, intents, notifications, refunds, review_decisions, reviews, service
+from bastion.payments.connectors import Connector
 from bastion.payments.resources import (
     Balance,
     BalanceTransaction,
@@ -373,17 +374,33 @@ async def reject_review(review_id: ReviewId, context: ReviewWriter) -> JsonRespo
 
 # Connectors' notifications: no API key, each connector verifies its own signature.
 connectors_router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
-NOTIFICATION_PATHS = frozenset({f"/v1/connectors/{SANDBOX_CONNECTOR}/notifications"})
+ACCOUNT_NOTIFICATIONS_PATH = "/{connector}/notifications/{account}"
+NOTIFICATION_PATHS = frozenset(
+    {f"/v1/connectors/{SANDBOX_CONNECTOR}/notifications", f"/v1/connectors{ACCOUNT_NOTIFICATIONS_PATH}"}
+)
 
 
 @connectors_router.post(f"/{SANDBOX_CONNECTOR}/notifications", include_in_schema=False)
 async def sandbox_notification(request: Request) -> JsonResponse:
+    return await _received(request, request.app.state.services.connectors.sandbox, SANDBOX_CONNECTOR)
+
+
+@connectors_router.post(ACCOUNT_NOTIFICATIONS_PATH, include_in_schema=False)
+async def account_notification(request: Request, connector: str, account: str) -> JsonResponse:
+    """A processor's notification for a merchant's connector account: the URL names the
+    account, whose secret verifies it (docs/connectors.md, Notifications)."""
+    verifier = await request.app.state.services.connectors.of_notification(connector, account)
+    return await _received(request, verifier, account)
+
+
+async def _received(request: Request, connector: Connector, sender: str) -> JsonResponse:
     services = request.app.state.services
     answer = await notifications.receive(
         services.database,
-        services.connectors[SANDBOX_CONNECTOR],
+        connector,
         await request.body(),
         request.headers,
+        sender=sender,
         velocity=services.velocity,
         request_id=request_id_var.get(),
     )

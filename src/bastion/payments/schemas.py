@@ -14,6 +14,7 @@ CustomerId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_
 PaymentMethodId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("pm"))]
 PaymentIntentId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("pi"))]
 ChargeId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("ch"))]
+ConnectorAccountId = Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("ca"))]
 CaptureMethod = Literal["automatic", "manual"]
 Description = Annotated[str, StringConstraints(max_length=1_000), FREE_TEXT]
 # What a card statement shows: Stripe's 22 characters, without the characters networks refuse.
@@ -50,6 +51,9 @@ class PaymentIntentCreate(BaseModel):
     customer: CustomerId | None = None
     payment_method: PaymentMethodId | None = None
     capture_method: CaptureMethod = "automatic"
+    connector_account: ConnectorAccountId | None = Field(
+        default=None, description="The connector account every attempt goes through; left out, routing decides (docs/routing.md)"
+    )
     confirm: bool = Field(default=False, description="Confirm at once (needs payment_method)")
     return_url: ReturnUrl | None = None
     description: Description | None = None

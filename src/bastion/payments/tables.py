@@ -72,6 +72,8 @@ payment_intents = Table(
     Column("capture_method", Text, nullable=False),
     Column("customer_id", Text, ForeignKey("customers.id")),
     Column("payment_method_id", Text, ForeignKey("payment_methods.id")),
+    # The merchant's connector account this intent's attempts go through; None: routing decides.
+    Column("connector_account_id", Text, ForeignKey("connector_accounts.id")),
     Column("amount_capturable", BigInteger, nullable=False),
     Column("amount_received", BigInteger, nullable=False),
     Column("latest_charge_id", Text),
@@ -127,6 +129,11 @@ charges = Table(
     Column("failure_message", Text),
     Column("decline_code", Text),
     Column("connector", Text, nullable=False),
+    # The merchant's account at the connector; None for the sandbox acquirer, which needs none.
+    Column("connector_account_id", Text, ForeignKey("connector_accounts.id")),
+    # Why this attempt went where it did: the routing plan, its attempt number and, after a
+    # failover, the attempt it follows and why (docs/routing.md).
+    Column("routing", JSONB),
     Column("connector_reference", Text),
     # The ledger's hold of the authorization (docs/payments.md, Money in the ledger), and the fee.
     Column("authorization_entry_id", Text),
@@ -217,8 +224,9 @@ disputes = Table(
     Index("ix_disputes_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
 )
 
-# Each connector notification Bastion has taken, by the connector's own id: a notification sent
-# again (the connector did not see the first answer) is answered and not applied twice.
+# Each connector notification Bastion has taken, by its sender (the sandbox acquirer's name, or
+# a connector account's id) and the connector's own id: a notification sent again (the
+# connector did not see the first answer) is answered and not applied twice.
 connector_notifications = Table(
     "connector_notifications",
     metadata,

@@ -1,0 +1,93 @@
+"""Which connector account a payment goes through: the one its intent is pinned to, else the
+merchant's oldest enabled account, else (test mode) the sandbox acquirer; each charge records
+its account and why it went there; a pinned account that is disabled, unknown or another
+merchant's is refused before anything is written."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess
+from tests.support.vault import payment_method
+
+
+async def _sandbox_account(client: httpx.AsyncClient) -> str:
+    response = await client.post("/v1/connector_accounts", json={"connector": "sandbox", "credentials": {}})
+    assert response.status_code == 200, response.text
+    account_id: str = response.json()["id"]
+    return account_id
+
+
+async def _pay(client: httpx.AsyncClient, method: str, **fields: Any) -> httpx.Response:
+    body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True} | fields
+    return await client.post("/v1/payment_intents", json=body)
+
+
+async def _charge(client: httpx.AsyncClient, intent: dict[str, Any]) -> dict[str, Any]:
+    charge: dict[str, Any] = (await client.get(f"/v1/charges/{intent['latest_charge']}")).json()
+    return charge
+
+
+async def test_a_payment_without_accounts_goes_to_the_sandbox(
+    platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials
+) -> None:
+    method = await payment_method(platform, vault, merchant)
+    async with platform.client(merchant) as client:
+        paid = await _pay(client, method)
+        assert paid.status_code == 200, paid.text
+        charge = await _charge(client, paid.json())
+    assert (charge["connector"], charge["connector_account"]) == ("sandbox", None)
+    assert charge["routing"] == {"attempt": 1, "reason": "sandbox"}
+
+
+async def test_a_pinned_account_takes_the_payment_and_the_oldest_takes_the_rest(
+    platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials
+) -> None:
+    method = await payment_method(platform, vault, merchant)
+    async with platform.client(merchant) as client:
+        oldest = await _sandbox_account(client)
+        pinned = await _sandbox_account(client)
+        paid = await _pay(client, method, connector_account=pinned)
+        assert paid.status_code == 200, paid.text
+        assert paid.json()["connector_account"] == pinned
+        assert (await _charge(client, paid.json()))["routing"] == {"attempt": 1, "reason": "pinned"}
+        unpinned = await _pay(client, await payment_method(platform, vault, merchant))
+        charge = await _charge(client, unpinned.json())
+    assert (charge["connector_account"], charge["routing"]) == (oldest, {"attempt": 1, "reason": "default"})
+
+
+@pytest.mark.parametrize("case", ["disabled", "unknown", "another merchant's"])
+async def test_a_pinned_account_that_cannot_take_payments_is_refused(
+    case: str, platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials
+) -> None:
+    method = await payment_method(platform, vault, merchant)
+    async with platform.client(merchant) as client:
+        if case == "disabled":
+            account = await _sandbox_account(client)
+            assert (await client.post(f"/v1/connector_accounts/{account}/disable")).status_code == 200
+        elif case == "unknown":
+            account = "ca_0000000000000000000000000000"
+        else:
+            async with platform.client(await platform.merchant()) as other:
+                account = await _sandbox_account(other)
+        before = (await client.get("/v1/payment_intents")).json()["data"]
+        refused = await _pay(client, method, connector_account=account)
+        after = (await client.get("/v1/payment_intents")).json()["data"]
+    error = refused.json()["error"]
+    assert (refused.status_code, error["param"]) == ((400 if case == "disabled" else 404), "connector_account")
+    assert error["code"] == ("connector_account_disabled" if case == "disabled" else "resource_missing")
+    assert after == before
+
+
+async def test_the_notification_route_of_an_account_refuses_an_unknown_or_mismatched_account(
+    platform: Platform, merchant: Credentials
+) -> None:
+    async with platform.client(merchant) as client:
+        account = await _sandbox_account(client)
+    async with platform.client() as anonymous:
+        unknown = await anonymous.post("/v1/connectors/stripe/notifications/ca_0000000000000000000000000000", content=b"{}")
+        mismatched = await anonymous.post(f"/v1/connectors/stripe/notifications/{account}", content=b"{}")
+    assert unknown.status_code == mismatched.status_code == 404
+    assert mismatched.json()["error"]["param"] == "account"
