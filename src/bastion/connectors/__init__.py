@@ -4,6 +4,7 @@ and each merchant's accounts at them, their credentials sealed (docs/connectors.
 from bastion.connectors.domain import KINDS, Capabilities, ConnectorKind
 from bastion.connectors.events import EVENT_TYPES
 from bastion.connectors.secrets import CREDENTIALS_KEY_PURPOSE, CredentialsSealer, SealedCredentials
+from bastion.connectors.service import enabled_accounts
 
 __all__ = [
     "CREDENTIALS_KEY_PURPOSE",
@@ -13,4 +14,5 @@ __all__ = [
     "ConnectorKind",
     "CredentialsSealer",
     "SealedCredentials",
+    "enabled_accounts",
 ]

@@ -28,6 +28,9 @@ RETURNING *
 _LOCK_ACCOUNTS = "SELECT pg_advisory_xact_lock(hashtextextended('connector_accounts:' || $1 || ':' || $2::boolean::text, 0))"
 _COUNT_ENABLED = "SELECT count(*) FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2 AND NOT disabled"
 _ACCOUNT_EXISTS = f"SELECT EXISTS ({_GET_ACCOUNT})"
+_ENABLED_AMONG = (
+    "SELECT id FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = ANY($3::text[]) AND NOT disabled"
+)
 # Paged by fetch_page.
 _ACCOUNTS = "SELECT * FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2"
 
@@ -93,6 +96,10 @@ async def count_enabled(connection: Connection, tenant: Tenant) -> int:
 
 async def account_exists(connection: Connection, tenant: Tenant, account_id: str) -> bool:
     return bool(await connection.fetchval(_ACCOUNT_EXISTS, tenant.merchant_id, tenant.livemode, account_id))
+
+
+async def enabled_among(connection: Connection, tenant: Tenant, account_ids: list[str]) -> set[str]:
+    return {row["id"] for row in await connection.fetch(_ENABLED_AMONG, tenant.merchant_id, tenant.livemode, account_ids)}
 
 
 async def page_accounts(connection: Connection, tenant: Tenant, request: PageRequest) -> Page:
