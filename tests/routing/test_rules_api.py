@@ -45,7 +45,7 @@ async def activate(client: httpx.AsyncClient, rules_id: str) -> dict[str, Any]:
 async def test_a_version_is_a_checked_numbered_draft(platform: Platform, merchant: Credentials) -> None:
     async with platform.client(merchant) as client:
         a, b, c = await accounts(client, 3)
-        body = {
+        body: dict[str, Any] = {
             "rules": [
                 {
                     "condition": ":currency: = 'EUR' and :amount: >= 50000",
