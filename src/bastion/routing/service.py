@@ -3,7 +3,7 @@ the worker's pruning takes its database."""
 
 import functools
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from bastion import audit, connectors, events
@@ -106,17 +106,21 @@ def _accounts_of(strategy: StrategyResource, param: str) -> list[tuple[str, str]
     return [(f"{param}[connector_accounts][{j}]", account) for j, account in enumerate(strategy["connector_accounts"])]
 
 
-def _named(rules: Sequence[RoutingRuleResource], default: Sequence[str]) -> Iterator[tuple[str, str]]:
-    """(param, account id) of every account a version names, rules first."""
-    for index, rule in enumerate(rules):
-        yield from _accounts_of(rule["strategy"], f"rules[{index}][strategy]")
-    yield from ((f"default[{j}]", account) for j, account in enumerate(default))
+def _ids_of(strategy: StrategyResource) -> list[str]:
+    return [account for _, account in _accounts_of(strategy, "")]
+
+
+def _lists(rules: Sequence[RoutingRuleResource], default: Sequence[str]) -> list[list[tuple[str, str]]]:
+    """Each list of accounts a version names, as (param, account id): the rules' in order, then the default."""
+    return [
+        *(_accounts_of(rule["strategy"], f"rules[{index}][strategy]") for index, rule in enumerate(rules)),
+        [(f"default[{j}]", account) for j, account in enumerate(default)],
+    ]
 
 
 def _check_lists(rules: Sequence[RoutingRuleResource], default: Sequence[str]) -> None:
     """Each list names an account once; a volume split's percents add up to 100."""
-    lists = [_accounts_of(rule["strategy"], f"rules[{index}][strategy]") for index, rule in enumerate(rules)]
-    for accounts in [*lists, [(f"default[{j}]", account) for j, account in enumerate(default)]]:
+    for accounts in _lists(rules, default):
         seen: set[str] = set()
         for param, account in accounts:
             if account in seen:
@@ -136,7 +140,7 @@ def _check_lists(rules: Sequence[RoutingRuleResource], default: Sequence[str]) -
 async def _check_accounts(uow: UnitOfWork, rules: Sequence[RoutingRuleResource], default: Sequence[str]) -> None:
     """Every account named is an enabled account of the merchant in this mode; a refusal names
     the first field that is not, never repeating what was sent."""
-    named = list(_named(rules, default))
+    named = [pair for accounts in _lists(rules, default) for pair in accounts]
     enabled = await connectors.enabled_accounts(uow, [account for _, account in named if is_id(account, ACCOUNT_PREFIX)])
     for param, account in named:
         if account not in enabled:
@@ -276,12 +280,13 @@ async def plan(uow: UnitOfWork, payment: RoutedPayment) -> RoutingPlan:
     default = PriorityStrategyResource(type="priority", connector_accounts=row["default_accounts"])
     index = _matching_rule(rules, payment)
     strategy = default if index is None else rules[index]["strategy"]
-    enabled = await connectors.enabled_accounts(uow, [account for _, account in _named(rules, row["default_accounts"])])
+    # The default's too: it takes over from a rule left without an enabled account.
+    enabled = await connectors.enabled_accounts(uow, [*_ids_of(strategy), *_ids_of(default)])
     inputs: dict[str, Any] = {}
-    if index is not None and not any(account in enabled for _, account in _accounts_of(strategy, "")):
+    if index is not None and not any(account in enabled for account in _ids_of(strategy)):
         inputs["unavailable_rule"] = index
         index, strategy = None, default
-    named = [account for _, account in _accounts_of(strategy, "")]
+    named = _ids_of(strategy)
     if unavailable := [account for account in named if account not in enabled]:
         inputs["unavailable"] = unavailable
     order, decided = await _ordered(uow, strategy, [account for account in named if account in enabled], payment)
