@@ -21,9 +21,10 @@ import bastion.merchants.tables
 import bastion.payments.tables
 import bastion.platform.idempotency.tables
 import bastion.risk.tables
+import bastion.routing.tables
 import bastion.vault.tables
 import bastion.webhooks.tables  # noqa: F401  (every context registers its tables in the shared metadata)
-from bastion import connectors, customers, events, ledger, payments, risk, webhooks
+from bastion import connectors, customers, events, ledger, payments, risk, routing, webhooks
 from bastion.acquirer.notifications import NOTIFICATION_TIMEOUT_S
 from bastion.acquirer.service import Acquirer
 from bastion.api.app import create_app
@@ -77,6 +78,7 @@ events.register_event_types(
     | ledger.EVENT_TYPES
     | payments.EVENT_TYPES
     | risk.EVENT_TYPES
+    | routing.EVENT_TYPES
     | vault_events.EVENT_TYPES
     | webhooks.EVENT_TYPES,
 )

@@ -22,6 +22,8 @@ SHORT = WRITTEN[:3]
 ACCOUNT = "la_01M00000000000000000000000"
 INTENT = "pi_01M00000000000000000000000"
 HOOK = "https://hooks.example.com/bastion"
+ROUTING_RULES = {"rules": [], "default": ["ca_01M00000000000000000000000"]}
+SPLIT = {"type": "volume_split", "splits": [{"connector_account": "ca_01M00000000000000000000000", "percent": 100}]}
 # A create needs the required fields beside the one tried; an update needs none.
 WEBHOOK_ENDPOINT_BODIES = (
     ("/v1/webhook_endpoints", {"url": HOOK, "enabled_events": ["*"]}),
@@ -162,6 +164,15 @@ FREE_TEXT = [
         "base_url",
         lambda text: {"connector": "sandbox", "base_url": f"https://acquirer.example.com?card={text}"},
     ),
+    Field(
+        "POST",
+        "/v1/routing_rules",
+        "rules[0][condition]",
+        lambda text: ROUTING_RULES | {"rules": [{"condition": f":card_country: = '{text}'", "strategy": SPLIT}]},
+    ),
+    Field("POST", "/v1/routing_rules", "description", lambda text: ROUTING_RULES | {"description": text}),
+    Field("POST", "/v1/routing_rules", "metadata[note]", lambda text: ROUTING_RULES | {"metadata": {"note": text}}),
+    Field("POST", "/v1/routing_rules", "metadata", lambda text: ROUTING_RULES | {"metadata": {text: "x"}}),
 ]
 
 
@@ -196,6 +207,7 @@ async def _written(platform: Platform, merchant: Credentials) -> dict[str, int]:
                 "risk_list_items",
                 "webhook_endpoints",
                 "connector_accounts",
+                "routing_rules",
             )
         }
 

@@ -11,6 +11,7 @@ import pytest
 from asyncpg.exceptions import InsufficientPrivilegeError
 from fastapi.routing import APIRoute
 
+from bastion import routing
 from bastion.api.app import route_scope, served_routes
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Actor, Connection, Tenant
@@ -47,6 +48,8 @@ _TENANT_TABLES = {
     "webhook_deliveries": "merchant_id",
     "webhook_attempts": "merchant_id",
     "connector_accounts": "merchant_id",
+    "routing_rules": "merchant_id",
+    "routing_outcomes": "merchant_id",
 }
 # The body a write with an id needs to get past validation and reach the id's look-up.
 _BODIES = {
@@ -80,6 +83,8 @@ class World:
     b_webhooks: dict[str, str]
     a_accounts: dict[str, str]
     b_accounts: dict[str, str]
+    a_routing: dict[str, str]
+    b_routing: dict[str, str]
 
     @property
     def b_ids_by_param(self) -> dict[str, str]:
@@ -97,6 +102,7 @@ class World:
             **self.b_risk,
             **self.b_webhooks,
             **self.b_accounts,
+            **self.b_routing,
         }
 
 
@@ -221,6 +227,18 @@ async def _connector_accounts(platform: Platform, credentials: Credentials) -> d
     return {"account_id": made.json()["id"]}
 
 
+async def _routing(platform: Platform, credentials: Credentials, account_id: str) -> dict[str, str]:
+    """Live routing rules sending everything to the account, and an outcome it counted."""
+    async with platform.client(credentials) as client:
+        made = await client.post("/v1/routing_rules", json={"rules": [], "default": [account_id]})
+        assert made.status_code == 200, made.text
+        assert (await client.post(f"/v1/routing_rules/{made.json()['id']}/activate")).status_code == 200
+    tenant = Tenant(credentials.merchant_id, livemode=False)
+    async with platform.services.database.unit_of_work(tenant, Actor(id="test")) as uow:
+        await routing.record_outcome(uow, account_id, currency="EUR", card_brand="visa", succeeded=True)
+    return {"routing_rules_id": made.json()["id"]}
+
+
 @pytest.fixture
 async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, merchant: Credentials) -> World:
     other = await platform.merchant(name="Merchant B")
@@ -246,8 +264,10 @@ async def world(platform: Platform, vault: ApiProcess, acquirer: ApiProcess, mer
         await _risk(platform, vault, other),
         await _webhooks(platform, merchant),
         await _webhooks(platform, other),
-        await _connector_accounts(platform, merchant),
-        await _connector_accounts(platform, other),
+        a_accounts := await _connector_accounts(platform, merchant),
+        b_accounts := await _connector_accounts(platform, other),
+        await _routing(platform, merchant, a_accounts["account_id"]),
+        await _routing(platform, other, b_accounts["account_id"]),
     )
 
 
@@ -329,15 +349,15 @@ async def test_lists_show_only_the_callers_objects(platform: Platform, world: Wo
         }
     a_ids = {world.a_customer["id"], *a_events, *a_accounts, *world.a_ledger.values(), world.a_payment_method_id}
     a_ids |= set(world.a_payments.values()) | set(world.a_risk.values()) | set(world.a_webhooks.values())
-    a_ids |= set(world.a_accounts.values())
+    a_ids |= set(world.a_accounts.values()) | set(world.a_routing.values())
     b_ids = set(world.b_ids_by_param.values())
     async with platform.client(world.a) as client:
         for path, route in _guarded_api_routes(platform):
             if "{" in path or "GET" not in (route.methods or ()):
                 continue
-            if path in {"/v1/risk/attributes", "/v1/risk/settings", "/v1/connectors"}:
+            if path in {"/v1/risk/attributes", "/v1/risk/settings", "/v1/connectors", "/v1/routing_rules/live"}:
                 # Not lists of the caller's objects: the catalogue and the feature matrix are
-                # everybody's, the settings the caller's own.
+                # everybody's, the settings and the live routing rules the caller's own.
                 continue
             if path == "/v1/balance":
                 # Not a list: A's balance is A's payments alone (EUR 9.00 paid twice, less the fees;

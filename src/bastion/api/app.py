@@ -42,6 +42,7 @@ from bastion.platform.http.schemas import state_text_without_nul
 from bastion.platform.idempotency.janitor import resume_abandoned_forever
 from bastion.platform.metrics import HttpMetrics
 from bastion.risk.routes import router as risk_router
+from bastion.routing.routes import router as routing_rules_router
 from bastion.webhooks.routes import router as webhook_endpoints_router
 
 _DOCS_ASSETS = "/docs/assets"
@@ -148,6 +149,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(connectors_router)
     app.include_router(connector_matrix_router)
     app.include_router(connector_accounts_router)
+    app.include_router(routing_rules_router)
     app.include_router(events_router)
     app.include_router(ledger_router)
     app.include_router(risk_router)

@@ -4,7 +4,13 @@ and each merchant's accounts at them, their credentials sealed (docs/connectors.
 from bastion.connectors.domain import KINDS, Capabilities, ConnectorKind, OpenedAccount
 from bastion.connectors.events import EVENT_TYPES
 from bastion.connectors.secrets import CREDENTIALS_KEY_PURPOSE, CredentialsSealer, SealedCredentials
-from bastion.connectors.service import account_owner, enabled_account, oldest_enabled_account, open_account
+from bastion.connectors.service import (
+    account_owner,
+    enabled_account,
+    enabled_accounts,
+    oldest_enabled_account,
+    open_account,
+)
 
 __all__ = [
     "CREDENTIALS_KEY_PURPOSE",
@@ -17,6 +23,7 @@ __all__ = [
     "SealedCredentials",
     "account_owner",
     "enabled_account",
+    "enabled_accounts",
     "oldest_enabled_account",
     "open_account",
 ]

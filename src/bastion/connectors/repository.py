@@ -32,6 +32,9 @@ _OLDEST_ENABLED = (
     "SELECT * FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2 AND NOT disabled ORDER BY created_at, id LIMIT 1"
 )
 _OWNER = "SELECT merchant_id, livemode, connector FROM connector_account_owner($1)"
+_ENABLED_AMONG = (
+    "SELECT id FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2 AND id = ANY($3::text[]) AND NOT disabled"
+)
 # Paged by fetch_page.
 _ACCOUNTS = "SELECT * FROM connector_accounts WHERE merchant_id = $1 AND livemode = $2"
 
@@ -97,6 +100,10 @@ async def count_enabled(connection: Connection, tenant: Tenant) -> int:
 
 async def account_exists(connection: Connection, tenant: Tenant, account_id: str) -> bool:
     return bool(await connection.fetchval(_ACCOUNT_EXISTS, tenant.merchant_id, tenant.livemode, account_id))
+
+
+async def enabled_among(connection: Connection, tenant: Tenant, account_ids: list[str]) -> set[str]:
+    return {row["id"] for row in await connection.fetch(_ENABLED_AMONG, tenant.merchant_id, tenant.livemode, account_ids)}
 
 
 async def page_accounts(connection: Connection, tenant: Tenant, request: PageRequest) -> Page:

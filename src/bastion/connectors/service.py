@@ -234,6 +234,12 @@ async def disable_account(uow: UnitOfWork, account_id: str) -> ConnectorAccount:
     return after
 
 
+async def enabled_accounts(uow: UnitOfWork, account_ids: Collection[str]) -> frozenset[str]:
+    """Those of `account_ids` that are the merchant's enabled accounts in this mode: the ones
+    routing may name and send payments to (docs/routing.md)."""
+    return frozenset(await repository.enabled_among(uow.connection, uow.tenant, sorted(set(account_ids))))
+
+
 async def list_accounts(uow: UnitOfWork, request: PageRequest) -> ConnectorAccountList:
     await check_cursors(
         request,

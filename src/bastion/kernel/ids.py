@@ -45,6 +45,7 @@ PREFIXES = frozenset(
         "whd",
         "wha",
         "ca",
+        "rr",
     }
 )
 

@@ -35,6 +35,8 @@ SCOPES = frozenset(
         "webhooks:write",
         "connectors:read",
         "connectors:write",
+        "routing:read",
+        "routing:write",
     }
 )
 

@@ -1,10 +1,21 @@
 """Risk: the rules that decide, before any connector is called, whether an attempt goes on
-(docs/risk.md)."""
+(docs/risk.md). Its rules language is offered to other contexts too: routing writes its
+conditions in it, over a catalogue of its own (docs/routing.md)."""
 
 from bastion.risk.assessment import Assessor, Decision, decision_of
+from bastion.risk.attributes import Attribute, ValueType
 from bastion.risk.events import EVENT_TYPES
 from bastion.risk.geo import Locator
-from bastion.risk.rules import Action
+from bastion.risk.rules import (
+    RULE_LENGTH_MAX,
+    Action,
+    AttributeValue,
+    Condition,
+    RuleInvalid,
+    check_condition,
+    evaluate,
+    parse_condition,
+)
 from bastion.risk.signals import Attempt
 from bastion.risk.travel import TravelLimits
 from bastion.risk.velocity import PostgresVelocity, Velocity
@@ -12,14 +23,23 @@ from bastion.risk.velocity_redis import RedisVelocity
 
 __all__ = [
     "EVENT_TYPES",
+    "RULE_LENGTH_MAX",
     "Action",
     "Assessor",
     "Attempt",
+    "Attribute",
+    "AttributeValue",
+    "Condition",
     "Decision",
     "Locator",
     "PostgresVelocity",
     "RedisVelocity",
+    "RuleInvalid",
     "TravelLimits",
+    "ValueType",
     "Velocity",
+    "check_condition",
     "decision_of",
+    "evaluate",
+    "parse_condition",
 ]

@@ -68,7 +68,8 @@ COMPARATOR: "!=" | "<=" | ">=" | "=" | "<" | ">"
 
 %ignore /[ \t\r\n]+/
 """
-_PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+# Two ways in: a whole rule (risk's), or a condition alone (routing's, docs/routing.md).
+_PARSER = Lark(_GRAMMAR, parser="lalr", propagate_positions=True, start=["start", "condition"])
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -198,24 +199,34 @@ def walk(node: Condition | AttributeRef | Literal | ListRef) -> list[Condition |
 
 def parse_rule(text: str) -> Rule:
     """The rule in `text`, or `RuleInvalid` naming where the text stops making sense."""
-    if len(text) > RULE_LENGTH_MAX:
-        raise RuleInvalid(f"A rule is at most {RULE_LENGTH_MAX} characters", 1, RULE_LENGTH_MAX + 1)
-    try:
-        tree = _PARSER.parse(text)
-    except UnexpectedInput as error:
-        raise _syntax_error(error, text) from None
-    except LarkError as error:  # anything else the parser may raise on odd input: still the rule's fault
-        raise RuleInvalid(f"The rule cannot be read: {error}", 1, 1) from None
+    tree = _parse(text, "start", "A rule starts with its action: allow, block, review or request_3ds, then if")
     action_token, condition = tree.children
     if not isinstance(action_token, Token):
         raise RuleInvalid("A rule starts with its action", 1, 1)
     return Rule(Action(action_token.lower()), _condition(condition, depth=0), text)
 
 
-def _syntax_error(error: UnexpectedInput, text: str) -> RuleInvalid:
+def parse_condition(text: str) -> Condition:
+    """A condition alone (`:currency: = 'EUR' and :amount: > 5000`), or `RuleInvalid` naming
+    where the text stops making sense."""
+    return _condition(_parse(text, "condition", "A condition starts with an attribute, a value, not or ("), depth=0)
+
+
+def _parse(text: str, start: str, how_it_starts: str) -> Tree[Token]:
+    if len(text) > RULE_LENGTH_MAX:
+        raise RuleInvalid(f"A rule is at most {RULE_LENGTH_MAX} characters", 1, RULE_LENGTH_MAX + 1)
+    try:
+        return _PARSER.parse(text, start=start)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text, how_it_starts) from None
+    except LarkError as error:  # anything else the parser may raise on odd input: still the rule's fault
+        raise RuleInvalid(f"The rule cannot be read: {error}", 1, 1) from None
+
+
+def _syntax_error(error: UnexpectedInput, text: str, how_it_starts: str) -> RuleInvalid:
     line, column = max(error.line, 1), max(error.column, 1)
     if not text.strip() or (line, column) == (1, 1) or text[: error.pos_in_stream or 0].strip() == "":
-        return RuleInvalid("A rule starts with its action: allow, block, review or request_3ds, then if", line, column)
+        return RuleInvalid(how_it_starts, line, column)
     if isinstance(error, UnexpectedEOF):
         lines = text.splitlines() or [""]
         return RuleInvalid("The rule ends too early: a condition is incomplete", len(lines), len(lines[-1]) + 1)
@@ -313,16 +324,24 @@ def _collection(item: Tree[Token] | Token) -> ListRef | tuple[Literal, ...]:
 _ORDERING = frozenset({"<", "<=", ">", ">="})
 
 
-def check_rule(rule: Rule, lists: Mapping[str, ListKind], catalogue: Mapping[str, Attribute] = CATALOGUE) -> None:
-    """Refuse what could never be evaluated as meant: an unknown attribute or list, a
-    comparison of two types, an order on what is not a number, a list of another kind."""
-    for node in walk(rule.condition):
+def check_rule(rule: Rule, lists: Mapping[str, ListKind]) -> None:
+    """Refuse what could never be evaluated as meant, against risk's catalogue."""
+    check_condition(rule.condition, lists, CATALOGUE, listed_at="GET /v1/risk/attributes")
+
+
+def check_condition(
+    condition: Condition, lists: Mapping[str, ListKind], catalogue: Mapping[str, Attribute], *, listed_at: str
+) -> None:
+    """Refuse what could never be evaluated as meant: an attribute not in `catalogue` (whose
+    names `listed_at` lists) or an unknown list, a comparison of two types, an order on what is
+    not a number, a list of another kind."""
+    for node in walk(condition):
         match node:
             case AttributeRef(name=name, at=at) if name not in catalogue:
-                raise RuleInvalid(f"Unknown attribute :{name}: (GET /v1/risk/attributes lists them)", at.line, at.column)
+                raise RuleInvalid(f"Unknown attribute :{name}: ({listed_at} lists them)", at.line, at.column)
             case ListRef(name=name, at=at) if name not in lists:
                 raise RuleInvalid(f"Unknown list @{name}", at.line, at.column)
-    for node in walk(rule.condition):
+    for node in walk(condition):
         match node:
             case Comparison():
                 _check_comparison(node, catalogue)
