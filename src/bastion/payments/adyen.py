@@ -64,16 +64,16 @@ CAPTURE_METADATA: Final = "bastionCapture"
 NOTIFICATION_ITEMS_MAX: Final = 1
 # What the vault returns of Adyen's answer to POST /payments (or of its error): never the whole body.
 _ANSWER_FIELDS: Final = {
-    "resultCode": "/resultCode",
-    "pspReference": "/pspReference",
+    "result_code": "/resultCode",
+    "psp_reference": "/pspReference",
     "value": "/amount/value",
     "currency": "/amount/currency",
-    "refusalReason": "/refusalReason",
-    "refusalReasonCode": "/refusalReasonCode",
-    "refusalReasonRaw": "/additionalData/refusalReasonRaw",
-    "actionUrl": "/action/url",
-    "actionMethod": "/action/method",
-    "errorCode": "/errorCode",
+    "refusal_reason": "/refusalReason",
+    "refusal_reason_code": "/refusalReasonCode",
+    "refusal_reason_raw": "/additionalData/refusalReasonRaw",
+    "action_url": "/action/url",
+    "action_method": "/action/method",
+    "error_code": "/errorCode",
     "message": "/message",
 }
 _CARD: Final = {
@@ -520,8 +520,8 @@ def read_payment(status: int, fields: Mapping[str, Any] | None, *, amount: int, 
     fields = fields or {}
     if status != _OK:
         return _refused_request(status, fields)
-    result_code = fields.get("resultCode")
-    psp_reference = fields.get("pspReference")
+    result_code = fields.get("result_code")
+    psp_reference = fields.get("psp_reference")
     if not isinstance(psp_reference, str) or not _PSP_REFERENCE.fullmatch(psp_reference):
         return Answer(AttemptResult.UNKNOWN, message="Adyen's answer has no usable pspReference.")
     reference = payment_reference(psp_reference, currency)
@@ -541,26 +541,26 @@ def _result(result_code: Any, fields: Mapping[str, Any], reference: str, capture
         return Answer(AttemptResult.CAPTURED if capture else AttemptResult.AUTHORIZED, reference)
     if result_code == "Refused":
         return _declined(
-            _text(fields.get("refusalReasonCode")),
-            _text(fields.get("refusalReason")),
-            _text(fields.get("refusalReasonRaw")),
+            _text(fields.get("refusal_reason_code")),
+            _text(fields.get("refusal_reason")),
+            _text(fields.get("refusal_reason_raw")),
             reference,
         )
     if result_code in _CHALLENGES:
         return _challenge(fields, reference)
     if result_code == "Error":
         # Final, and nothing authorized: another processor may be tried.
-        return Answer(AttemptResult.FAILED, reference, "processing_error", _text(fields.get("refusalReason")), failover=True)
+        return Answer(AttemptResult.FAILED, reference, "processing_error", _text(fields.get("refusal_reason")), failover=True)
     if result_code == "Cancelled":
-        return Answer(AttemptResult.VOIDED, reference, message=_text(fields.get("refusalReason")))
+        return Answer(AttemptResult.VOIDED, reference, message=_text(fields.get("refusal_reason")))
     # Pending and Received are not final; the rest are not answers to a card payment.
     return Answer(AttemptResult.UNKNOWN, reference, message=f"Adyen's result {str(result_code)[:40]!r} is not final for Bastion.")
 
 
 def _challenge(fields: Mapping[str, Any], reference: str) -> Answer:
     """3-D Secure: the page to send the cardholder to (a GET, as the request asked)."""
-    url = fields.get("actionUrl")
-    if not isinstance(url, str) or fields.get("actionMethod") not in (None, "GET"):
+    url = fields.get("action_url")
+    if not isinstance(url, str) or fields.get("action_method") not in (None, "GET"):
         return Answer(
             AttemptResult.UNKNOWN, reference, message="Adyen asked for a challenge with no page to send the cardholder to."
         )
@@ -569,8 +569,8 @@ def _challenge(fields: Mapping[str, Any], reference: str) -> Answer:
 
 def _refused_request(status: int, fields: Mapping[str, Any]) -> Answer:
     """An error answer to POST /payments (Adyen's `status`, `errorCode`, `message`, `errorType`)."""
-    message = f"Adyen refused the request ({status} {_text(fields.get('errorCode'))}): {_text(fields.get('message'))}"
-    if fields.get("errorCode") in _IDEMPOTENCY_ERRORS:
+    message = f"Adyen refused the request ({status} {_text(fields.get('error_code'))}): {_text(fields.get('message'))}"
+    if fields.get("error_code") in _IDEMPOTENCY_ERRORS:
         return Answer(AttemptResult.UNKNOWN, message=message)
     if status in _NOT_PROCESSED or status < _SERVER_ERROR:
         # Refused before processing (a 4xx: credentials, validation), or documented as not processed.
