@@ -219,19 +219,10 @@ class AdyenConnector:
         )
 
     async def capture(self, tenant: Tenant, charge_id: str, reference: str, amount: int) -> Answer:
-        psp_reference, currency = split_reference(reference)
-        value = adyen_value(amount, currency)
-        if value is None:
-            return Answer(
-                AttemptResult.FAILED, message=f"Adyen counts {currency} in whole units; this amount has a fraction of one."
-            )
-        body = {
-            "merchantAccount": self._merchant_account,
-            "amount": {"value": value, "currency": currency},
-            "reference": charge_id,
-        }
-        answer = await self._modify(self._modifications.capture_authorised_payment, body, psp_reference, f"{charge_id}:capture")
-        return read_modification(answer, AttemptResult.CAPTURED, value=value, currency=currency)
+        operation = self._modifications.capture_authorised_payment
+        return await self._move(
+            operation, reference, amount, ours=charge_id, key=f"{charge_id}:capture", done=AttemptResult.CAPTURED
+        )
 
     async def void(self, tenant: Tenant, charge_id: str, reference: str) -> Answer:
         psp_reference, _ = split_reference(reference)
@@ -242,19 +233,8 @@ class AdyenConnector:
         return read_modification(answer, AttemptResult.VOIDED, value=None, currency=None)
 
     async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
-        psp_reference, currency = split_reference(reference)
-        value = adyen_value(amount, currency)
-        if value is None:
-            return Answer(
-                AttemptResult.FAILED, message=f"Adyen counts {currency} in whole units; this amount has a fraction of one."
-            )
-        body = {
-            "merchantAccount": self._merchant_account,
-            "amount": {"value": value, "currency": currency},
-            "reference": refund_id,
-        }
-        answer = await self._modify(self._modifications.refund_captured_payment, body, psp_reference, refund_id)
-        return read_modification(answer, AttemptResult.REFUNDED, value=value, currency=currency)
+        operation = self._modifications.refund_captured_payment
+        return await self._move(operation, reference, amount, ours=refund_id, key=refund_id, done=AttemptResult.REFUNDED)
 
     async def sync(self, tenant: Tenant, charge_id: str, *, amount: int, currency: str) -> Answer:
         # Checkout has no look-up of a payment by reference: Adyen's AUTHORISATION notification,
@@ -352,6 +332,19 @@ class AdyenConnector:
             # Challenge requested (mandate): the risk engine asks for one whatever the issuer would do.
             body["threeDS2RequestData"] = {"threeDSRequestorChallengeInd": "04"}
         return body
+
+    async def _move(
+        self, operation: Callable[..., Any], reference: str, amount: int, *, ours: str, key: str, done: AttemptResult
+    ) -> Answer:
+        """A capture or refund of `amount` of the payment `reference`, with Bastion's id `ours` as its reference."""
+        psp_reference, currency = split_reference(reference)
+        value = adyen_value(amount, currency)
+        if value is None:
+            return Answer(
+                AttemptResult.FAILED, message=f"Adyen counts {currency} in whole units; this amount has a fraction of one."
+            )
+        body = {"merchantAccount": self._merchant_account, "amount": {"value": value, "currency": currency}, "reference": ours}
+        return read_modification(await self._modify(operation, body, psp_reference, key), done, value=value, currency=currency)
 
     async def _modify(
         self, operation: Callable[..., Any], body: dict[str, Any], psp_reference: str, key: str

@@ -48,6 +48,17 @@ def authorisation(signer: LocalAdyen, psp: str, **changes: Any) -> dict[str, Any
     return signer.notification("AUTHORISATION", **(fields | changes))
 
 
+def later(signer: LocalAdyen, event_code: str, psp: str, **changes: Any) -> dict[str, Any]:
+    """A notification of something that happened to the payment after its authorization."""
+    fields: dict[str, Any] = {
+        "original_reference": psp_reference(),
+        "merchant_reference": CHARGE,
+        "value": 1000,
+        "currency": "EUR",
+    }
+    return signer.notification(event_code, psp=psp, **(fields | changes))
+
+
 def item(document: dict[str, Any]) -> dict[str, Any]:
     told: dict[str, Any] = document["notificationItems"][0]["NotificationRequestItem"]
     return told
@@ -109,9 +120,7 @@ def test_a_modification_that_succeeded_confirms_it(
 ) -> None:
     event_code, reference, subject, result = case
     psp = psp_reference()
-    document = signer.notification(
-        event_code, psp=psp, original_reference=psp_reference(), merchant_reference=reference, value=400, currency="EUR"
-    )
+    document = later(signer, event_code, psp, merchant_reference=reference, value=400)
 
     told = connector.handle_notification(body_of(document), {}, now=0)
 
@@ -133,16 +142,7 @@ def test_a_modification_that_failed_after_received_is_failed_and_an_alert(
     connector: AdyenConnector, signer: LocalAdyen, event_code: str, success: bool, subject: Subject
 ) -> None:
     psp = psp_reference()
-    document = signer.notification(
-        event_code,
-        psp=psp,
-        original_reference=psp_reference(),
-        merchant_reference=CHARGE,
-        value=400,
-        currency="EUR",
-        success=success,
-        reason="Insufficient balance on payment",
-    )
+    document = later(signer, event_code, psp, value=400, success=success, reason="Insufficient balance on payment")
 
     with capture_logs() as logs:
         told = connector.handle_notification(body_of(document), {}, now=0)
@@ -174,13 +174,10 @@ def test_dispute_events_open_and_move_the_dispute(
 ) -> None:
     dispute = psp_reference()
     due = datetime(2031, 7, 31, 3, 3, 7, tzinfo=UTC)
-    document = signer.notification(
+    document = later(
+        signer,
         event_code,
-        psp=dispute,
-        original_reference=psp_reference(),
-        merchant_reference=CHARGE,
-        value=1000,
-        currency="EUR",
+        dispute,
         additional_data={
             "chargebackReasonCode": " 4837",
             "chargebackSchemeCode": "mc",
