@@ -28,14 +28,13 @@ from Adyen.services.checkout import ModificationsApi
 from Adyen.util import is_valid_hmac_notification
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bastion.connectors import KINDS
+from bastion.connectors import KINDS, OpenedAccount
 from bastion.kernel.errors import AuthenticationFailed, ConfigurationError, InvalidRequest, ProcessorUnavailable
 from bastion.kernel.money import exponent
 from bastion.payments.connectors import (
     Answer,
     AttemptResult,
     Authorization,
-    ConnectorAccount,
     DisputeState,
     Notification,
     Subject,
@@ -162,7 +161,7 @@ class AdyenConnector:
     name = ADYEN
     capabilities = KINDS[ADYEN].capabilities
 
-    def __init__(self, account: ConnectorAccount, vault: VaultClient, *, timeout_s: float = ADYEN_TIMEOUT_S) -> None:
+    def __init__(self, account: OpenedAccount, vault: VaultClient, *, timeout_s: float = ADYEN_TIMEOUT_S) -> None:
         livemode = account.tenant.livemode
         base_url = account.base_url.rstrip("/") + _PATHS[livemode]
         # The package rewrites "-live" to "-test" in test mode, and the reverse in live mode

@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bastion.connectors import OpenedAccount
 from bastion.kernel.ids import new_id
 from bastion.payments.adyen import AdyenConnector
-from bastion.payments.connectors import Answer, Authorization, ConnectorAccount
+from bastion.payments.connectors import Answer, Authorization
 from bastion.platform.db import Tenant
 from tests.support.asgi import serving
 from tests.support.platform import Credentials, Platform
@@ -57,8 +58,8 @@ def adyen(test_database: TestDatabase) -> Iterator[ServedAdyen]:
     served.close()
 
 
-def account(tenant: Tenant, base_url: str, **credentials: str) -> ConnectorAccount:
-    return ConnectorAccount(
+def account(tenant: Tenant, base_url: str, **credentials: str) -> OpenedAccount:
+    return OpenedAccount(
         id="ca_adyen_test",
         connector="adyen",
         tenant=tenant,
