@@ -15,7 +15,7 @@ from tests.support.asgi import serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, LocalAdyen, vendor_specs
-from tests.support.vault import VISA, exchange, token_id
+from tests.support.vault import VISA, vault_card
 
 # Short enough for a test of a lost answer, long enough for a busy machine.
 TIMEOUT_S = 2.0
@@ -85,12 +85,7 @@ class Payer:
     merchant: Credentials
 
     async def card(self, number: str = VISA) -> str:
-        """A card tokenized and exchanged for a payment method: the vault card behind it."""
-        created = await exchange(self.platform, self.merchant, await token_id(self.vault, self.merchant, number=number))
-        assert created.status_code == 200, created.text
-        async with self.platform.owner.transaction() as connection:
-            card: str = await connection.fetchval("SELECT vault_card_id FROM payment_methods WHERE id = $1", created.json()["id"])
-        return card
+        return await vault_card(self.platform, self.vault, self.merchant, number=number)
 
     async def __call__(self, number: str = VISA, **changes: Any) -> tuple[Authorization, Answer]:
         """An authorization of 10.00 EUR captured at once, as changed, and the connector's answer."""
