@@ -77,6 +77,18 @@ async def payment_method(platform: Platform, vault: ApiProcess, credentials: Cre
     return created
 
 
+async def vault_card(platform: Platform, vault: ApiProcess, credentials: Credentials, **card: Any) -> str:
+    """A card tokenized and exchanged for a payment method: the vault card behind it (what a
+    connector's authorization names)."""
+    created = await exchange(platform, credentials, await token_id(vault, credentials, **card))
+    assert created.status_code == 200, created.text
+    async with platform.owner.transaction() as connection:
+        vault_card_id: str = await connection.fetchval(
+            "SELECT vault_card_id FROM payment_methods WHERE id = $1", created.json()["id"]
+        )
+    return vault_card_id
+
+
 async def paid_intent(
     platform: Platform, vault: ApiProcess, credentials: Credentials, *, amount: int, number: str = VISA
 ) -> dict[str, Any]:

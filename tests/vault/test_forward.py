@@ -33,7 +33,15 @@ from bastion.vault.schemas import Exchange, Forward
 from tests.support.asgi import SERVER_STOP_TIMEOUT_S, serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_vault
-from tests.support.vault import NEXT_YEAR, VISA, exchange, settings_for, token_id, tokenize_in_process, vault_in_process
+from tests.support.vault import (
+    NEXT_YEAR,
+    VISA,
+    settings_for,
+    token_id,
+    tokenize_in_process,
+    vault_card,
+    vault_in_process,
+)
 
 FORWARD_TIMEOUT_MS = 500
 CLIENT_TIMEOUT_S = 5.0
@@ -136,22 +144,11 @@ def _tenant(credentials: Credentials) -> Tenant:
     return Tenant(merchant_id=credentials.merchant_id, livemode=False)
 
 
-async def _vault_card(platform: Platform, vault: ApiProcess, credentials: Credentials, **card: Any) -> str:
-    """A card tokenized and exchanged for a payment method: the vault card behind it."""
-    created = await exchange(platform, credentials, await token_id(vault, credentials, **card))
-    assert created.status_code == 200, created.text
-    async with platform.owner.transaction() as connection:
-        vault_card: str = await connection.fetchval(
-            "SELECT vault_card_id FROM payment_methods WHERE id = $1", created.json()["id"]
-        )
-    return vault_card
-
-
 async def test_the_processor_gets_the_card_and_the_caller_gets_it_masked(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient, processor: tuple[EchoProcessor, str]
 ) -> None:
     echo = processor[0]
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     answer = await client.forward(_tenant(merchant), card=card, connector="echo", request=CHARGE)
 
     sent = echo.received[-1]
@@ -178,7 +175,7 @@ async def test_the_processor_gets_the_card_and_the_caller_gets_it_masked(
 async def test_only_allowlisted_connectors(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     with pytest.raises(InvalidRequest) as refused:
         await client.forward(_tenant(merchant), card=card, connector="evil", request=WITHOUT_CVC)
     assert (type(refused.value), refused.value.param) == (InvalidRequest, "connector")
@@ -199,7 +196,7 @@ async def test_live_cards_go_only_to_https_connectors(
 async def test_the_first_forward_of_any_kind_takes_the_cvc(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     assert (await client.forward(_tenant(merchant), card=card, connector="echo", request=WITHOUT_CVC))["status"] == 200
     async with platform.owner.transaction() as connection:
         assert await connection.fetchval("SELECT count(*) FROM vault.cvcs WHERE card_id = $1", card) == 0
@@ -227,7 +224,7 @@ async def test_headers_come_from_an_allowlist_and_carry_no_card_data(
     headers: dict[str, str],
     param: str,
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     sent_before = len(processor[0].received)
     with pytest.raises(InvalidRequest) as refused:
         await client.forward(_tenant(merchant), card=card, connector="echo", request={**CHARGE, "headers": headers})
@@ -240,7 +237,7 @@ async def test_headers_come_from_an_allowlist_and_carry_no_card_data(
 async def test_the_caller_gets_the_fields_it_asked_for_not_the_raw_answer(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     fields = {"charge": "/id", "number": "/received/number", "name": "/received/name", "missing": "/nothing/0"}
     answer = await client.forward(_tenant(merchant), card=card, connector="echo", request=WITHOUT_CVC, answer=fields)
     assert answer["status"] == 200
@@ -256,7 +253,7 @@ async def test_proxy_settings_in_the_environment_are_ignored(
     processor: tuple[EchoProcessor, str],
 ) -> None:
     """A proxy named in the vault's environment would see every card the vault forwards."""
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     with _recording_listener() as proxied:
         proxy = f"http://127.0.0.1:{proxied.port}"
         ports = (free_port(), free_port())
@@ -366,7 +363,7 @@ async def test_the_path_stays_on_the_connectors_host(
     *,
     path: str,
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     sent_before = len(processor[0].received)
     with pytest.raises(InvalidRequest) as refused:
         await client.forward(_tenant(merchant), card=card, connector="echo", request={**WITHOUT_CVC, "path": path})
@@ -378,7 +375,7 @@ async def test_the_path_stays_on_the_connectors_host(
 async def test_a_processor_slower_than_the_timeout(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient, path: str
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     started = time.monotonic()
     with pytest.raises(ProcessorUnavailable) as failed:
         await client.forward(_tenant(merchant), card=card, connector="echo", request={**WITHOUT_CVC, "path": path})
@@ -390,7 +387,7 @@ async def test_a_card_of_another_merchant_is_not_found(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
 ) -> None:
     other = await platform.merchant()
-    card = await _vault_card(platform, vault, other)
+    card = await vault_card(platform, vault, other)
     with pytest.raises(ResourceMissing) as missing:
         await client.forward(_tenant(merchant), card=card, connector="echo", request=CHARGE)
     assert missing.value.param == "card"
@@ -401,7 +398,7 @@ async def test_a_card_of_another_merchant_is_not_found(
 async def test_a_cvc_past_its_hour_is_unavailable(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
 ) -> None:
-    card = await _vault_card(platform, vault, merchant)
+    card = await vault_card(platform, vault, merchant)
     async with platform.owner.transaction() as connection:
         await connection.execute(_AGE_CVC, card)
     with pytest.raises(InvalidRequest) as unavailable:
@@ -412,8 +409,8 @@ async def test_a_cvc_past_its_hour_is_unavailable(
 async def test_the_sweep_deletes_expired_cvcs_and_abandoned_cards(
     platform: Platform, vault: ApiProcess, merchant: Credentials, settings: Settings
 ) -> None:
-    exchanged_old_cvc = await _vault_card(platform, vault, merchant)
-    exchanged_old_token = await _vault_card(platform, vault, merchant)
+    exchanged_old_cvc = await vault_card(platform, vault, merchant)
+    exchanged_old_token = await vault_card(platform, vault, merchant)
     abandoned_token = await token_id(vault, merchant)
     fresh_token = await token_id(vault, merchant)
     async with platform.owner.transaction() as connection:
