@@ -35,7 +35,8 @@ from bastion.api.demo.shop import ensure_demo_shop
 from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
-from bastion.payments.directory import ConnectorDirectory
+from bastion.payments.adyen import ADYEN, AdyenConnector
+from bastion.payments.directory import Builder, ConnectorDirectory
 from bastion.payments.disputes import close_phases, submit_phases
 from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases, sync_phases
 from bastion.payments.refunds import refund_phases
@@ -245,7 +246,11 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     sandbox = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
     credentials = connectors.CredentialsSealer(DerivedKeys(grant.keys).secret(connectors.CREDENTIALS_KEY_PURPOSE))
     # A merchant's sandbox accounts all reach the platform's one acquirer, with no credentials.
-    directory = ConnectorDirectory(database, credentials, sandbox, {SANDBOX_CONNECTOR: lambda _account: sandbox})
+    builders: dict[str, Builder] = {
+        SANDBOX_CONNECTOR: lambda _account: sandbox,
+        ADYEN: lambda account: AdyenConnector(account, vault),
+    }
+    directory = ConnectorDirectory(database, credentials, sandbox, builders)
     velocity = _velocity(settings)
     # Every command in phases, by name: what the janitor may resume.
     phased = [

@@ -6,7 +6,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bastion import bootstrap
+from bastion import bootstrap, routing
 from bastion.audit import CheckpointLog, FileCheckpointLog, anchor_latest, seal_backlog
 from bastion.events import bus_publishers, load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
@@ -61,6 +61,7 @@ def duties(settings: Settings, database: Database, keyring: Keyring) -> list[Dut
         Duty("audit_sealer", lambda: _seal_and_anchor(database, keyring, anchor), AUDIT_SEALER_INTERVAL_S),
         Duty("hold_expiry", lambda: expire_due_holds(database), HOLD_EXPIRY_INTERVAL_S),
         Duty("idempotency_janitor", lambda: expire_idempotency_keys(database, settings.idempotency_ttl_s), JANITOR_INTERVAL_S),
+        Duty("routing_outcomes_pruner", lambda: routing.prune_outcomes(database), JANITOR_INTERVAL_S),
     ]
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bastion import audit, connectors, customers, events, risk
+from bastion import audit, connectors, customers, events, risk, routing
 from bastion.connectors import KINDS
 from bastion.kernel.clock import unix_seconds, unix_seconds_or_none
 from bastion.kernel.errors import CardError, InvariantViolated, ProcessorUnavailable
@@ -339,9 +339,15 @@ class _Attempt:
 
 async def _route(uow: UnitOfWork, intent: AnyRow, method: AnyRow) -> list[_Attempt]:
     """The attempts a confirm may make, in order: through the intent's pinned account alone;
-    else through the merchant's oldest enabled account; else, in test mode, the sandbox
-    acquirer. A connector that lacks what the payment needs is refused before any attempt."""
+    else as the merchant's live routing rules plan them (connectors lacking what the payment
+    needs left out); else through the merchant's oldest enabled account; else, in test mode,
+    the sandbox acquirer. A connector that lacks what the payment needs is refused before any
+    attempt."""
     needs = Needs(intent["currency"], method["card_brand"], intent["capture_method"] == "manual")
+    if intent["connector_account_id"] is None:
+        routed = await _routed(uow, intent, method, needs)
+        if routed:
+            return routed
     if intent["connector_account_id"] is not None:
         account = await connectors.enabled_account(uow, intent["connector_account_id"], param="connector_account")
         chosen = (account["connector"], account["id"], "pinned")
@@ -363,6 +369,33 @@ async def _route(uow: UnitOfWork, intent: AnyRow, method: AnyRow) -> list[_Attem
             param=param,
         )
     return [_Attempt(new_id("ch"), connector, account_id, {"attempt": 1, "reason": reason})]
+
+
+async def _routed(uow: UnitOfWork, intent: AnyRow, method: AnyRow, needs: Needs) -> list[_Attempt]:
+    """The attempts the live routing rules plan, each with the plan that made it; none without
+    live rules, or when no planned connector offers what the payment needs."""
+    payment = routing.RoutedPayment(
+        payment_id=intent["id"],
+        amount=intent["amount"],
+        currency=intent["currency"],
+        card_brand=method["card_brand"],
+        card_country=None,
+        capture_method=intent["capture_method"],
+    )
+    plan = await routing.plan(uow, payment)
+    attempts = []
+    for account_id in plan.candidates:
+        account = await connectors.enabled_account(uow, account_id, param="connector_account")
+        if unmet_need(KINDS[account["connector"]].capabilities, needs) is None:
+            decided = {
+                "reason": "routing_rules",
+                "routing_rules": plan.ruleset_id,
+                "rule": plan.rule_index,
+                "strategy": plan.strategy,
+                "inputs": plan.inputs,
+            }
+            attempts.append(_Attempt(new_id("ch"), account["connector"], account_id, {"attempt": 1} | decided))
+    return attempts[: plan.max_attempts]
 
 
 async def _insert_attempt(uow: UnitOfWork, intent: AnyRow, payment_method_id: str, attempt: _Attempt) -> AnyRow:
@@ -516,7 +549,8 @@ async def _fail_over(uow: UnitOfWork, state: State, failed_id: str, following: d
         },
         event_types=[CHARGE_FAILED],
     )
-    routing = {
+    await _count_for_routing(uow, failed, succeeded=False)
+    decided = {
         "attempt": (failed["routing"] or {}).get("attempt", 1) + 1,
         "reason": "failover",
         "follows": failed_id,
@@ -524,7 +558,7 @@ async def _fail_over(uow: UnitOfWork, state: State, failed_id: str, following: d
         "because": answer.decline_code or answer.message,
         "first": state["charge"],
     }
-    attempt = _Attempt(following["charge"], following["connector"], following["connector_account"], routing)
+    attempt = _Attempt(following["charge"], following["connector"], following["connector_account"], decided)
     await _insert_attempt(uow, intent, failed["payment_method_id"], attempt)
     await _write_intent(uow, intent, {"latest_charge_id": attempt.charge_id}, action="payment_intent.failover")
     return True
@@ -545,6 +579,15 @@ def _risk_fields(decision: risk.Decision | None) -> dict[str, Any]:
 # An attempt waits for the connector's word in these: its answer is unknown, or the cardholder's
 # 3-D Secure challenge is open.
 _AWAITING = frozenset({IntentStatus.PROCESSING, IntentStatus.REQUIRES_ACTION})
+
+
+async def _count_for_routing(uow: UnitOfWork, charge: AnyRow, *, succeeded: bool) -> None:
+    """The attempt's outcome in its account's success rate (success-rate routing reads it)."""
+    if charge["connector_account_id"] is not None:
+        method = await payment_method_row(uow, charge["payment_method_id"], param="payment_method")
+        await routing.record_outcome(
+            uow, charge["connector_account_id"], currency=charge["currency"], card_brand=method["card_brand"], succeeded=succeeded
+        )
 
 
 def assessed_attempt(charge: AnyRow) -> str:
@@ -585,9 +628,9 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome, veloci
     decision = await _decision_of(uow, outcome, assessed_id)
     assessed = _risk_fields(decision)
     if answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, AttemptResult.DECLINED, AttemptResult.FAILED):
-        await velocity.record_outcome(
-            uow, assessed_id, succeeded=answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
-        )
+        succeeded = answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
+        await velocity.record_outcome(uow, assessed_id, succeeded=succeeded)
+        await _count_for_routing(uow, charge, succeeded=succeeded)
     if answer.result == AttemptResult.AUTHORIZED:
         hold = await books.hold_authorization(uow, charge["id"], amount)
         in_review = decision is not None and decision.action == risk.Action.REVIEW

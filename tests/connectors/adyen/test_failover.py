@@ -1,0 +1,91 @@
+"""Routing with failover through a real connector: a merchant's live rules send payments to
+Adyen first and the sandbox acquirer second. With Adyen down (nothing sent) every payment
+succeeds at the sandbox, once; with Adyen answering too late (it may have acted) nothing is
+sent elsewhere. Each provider's own record is the judge."""
+
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bastion.platform.db import plain_dsn
+from tests.connectors.adyen.conftest import ServedAdyen
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess, TestDatabase
+from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT
+from tests.support.vault import payment_method
+
+PAYMENTS = 3
+
+
+async def _account(client: httpx.AsyncClient, **fields: Any) -> str:
+    response = await client.post("/v1/connector_accounts", json=fields)
+    assert response.status_code == 200, response.text
+    account_id: str = response.json()["id"]
+    return account_id
+
+
+async def _adyen_then_sandbox(client: httpx.AsyncClient, adyen: ServedAdyen) -> tuple[str, str]:
+    credentials = {"api_key": API_KEY, "merchant_account": MERCHANT_ACCOUNT, "hmac_key": HMAC_KEY}
+    first = await _account(client, connector="adyen", credentials=credentials, base_url=adyen.server.base_url)
+    second = await _account(client, connector="sandbox", credentials={})
+    rules = await client.post("/v1/routing_rules", json={"rules": [], "default": [first, second], "max_attempts": 2})
+    assert rules.status_code == 200, rules.text
+    assert (await client.post(f"/v1/routing_rules/{rules.json()['id']}/activate")).status_code == 200
+    return first, second
+
+
+async def _acquirer_payments(test_database: TestDatabase, charge_id: str) -> int:
+    connection = await asyncpg.connect(plain_dsn(test_database.owner_url))
+    try:
+        count: int = await connection.fetchval("SELECT count(*) FROM acquirer.payments WHERE reference = $1", charge_id)
+    finally:
+        await connection.close()
+    return count
+
+
+async def test_with_adyen_down_every_payment_succeeds_at_the_sandbox_once(
+    platform: Platform,
+    vault: ApiProcess,
+    acquirer: ApiProcess,
+    adyen: ServedAdyen,
+    merchant: Credentials,
+    test_database: TestDatabase,
+) -> None:
+    async with platform.client(merchant) as client:
+        first, second = await _adyen_then_sandbox(client, adyen)
+        with adyen.down():
+            for _ in range(PAYMENTS):
+                method = await payment_method(platform, vault, merchant)
+                body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True}
+                paid = await client.post("/v1/payment_intents", json=body)
+                assert paid.status_code == 200, paid.text
+                assert paid.json()["status"] == "succeeded"
+                charges = (await client.get("/v1/charges", params={"payment_intent": paid.json()["id"]})).json()["data"]
+                by_attempt = sorted(charges, key=lambda charge: charge["routing"]["attempt"])
+                assert [(c["connector_account"], c["status"]) for c in by_attempt] == [(first, "failed"), (second, "succeeded")]
+                assert by_attempt[1]["routing"]["reason"] == "failover"
+                assert by_attempt[1]["routing"]["follows"] == by_attempt[0]["id"]
+                assert adyen.server.payments_for(by_attempt[0]["id"]) == []
+                assert await _acquirer_payments(test_database, by_attempt[1]["id"]) == 1
+
+
+async def test_an_adyen_answer_too_late_is_not_sent_elsewhere(
+    platform: Platform,
+    vault: ApiProcess,
+    acquirer: ApiProcess,
+    adyen: ServedAdyen,
+    merchant: Credentials,
+    test_database: TestDatabase,
+) -> None:
+    async with platform.client(merchant) as client:
+        first, _second = await _adyen_then_sandbox(client, adyen)
+        method = await payment_method(platform, vault, merchant)
+        adyen.server.chaos.delay_s = 12.0
+        body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True}
+        unknown = await client.post("/v1/payment_intents", json=body)
+        assert unknown.status_code == 200, unknown.text
+        assert unknown.json()["status"] == "processing"
+        charges = (await client.get("/v1/charges", params={"payment_intent": unknown.json()["id"]})).json()["data"]
+    assert [(charge["connector_account"], charge["status"]) for charge in charges] == [(first, "pending")]
+    assert await _acquirer_payments(test_database, charges[0]["id"]) == 0
