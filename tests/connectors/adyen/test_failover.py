@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from bastion.platform.db import plain_dsn
 from tests.connectors.adyen.conftest import ServedAdyen
@@ -44,10 +45,10 @@ async def _acquirer_payments(test_database: TestDatabase, charge_id: str) -> int
     return count
 
 
+@pytest.mark.usefixtures("acquirer")
 async def test_with_adyen_down_every_payment_succeeds_at_the_sandbox_once(
     platform: Platform,
     vault: ApiProcess,
-    acquirer: ApiProcess,
     adyen: ServedAdyen,
     merchant: Credentials,
     test_database: TestDatabase,
@@ -70,10 +71,10 @@ async def test_with_adyen_down_every_payment_succeeds_at_the_sandbox_once(
                 assert await _acquirer_payments(test_database, by_attempt[1]["id"]) == 1
 
 
+@pytest.mark.usefixtures("acquirer")
 async def test_an_adyen_answer_too_late_is_not_sent_elsewhere(
     platform: Platform,
     vault: ApiProcess,
-    acquirer: ApiProcess,
     adyen: ServedAdyen,
     merchant: Credentials,
     test_database: TestDatabase,
