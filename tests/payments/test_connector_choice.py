@@ -3,11 +3,14 @@ merchant's oldest enabled account, else (test mode) the sandbox acquirer; each c
 its account and why it went there; a pinned account that is disabled, unknown or another
 merchant's is refused before anything is written."""
 
-from typing import Any
+import dataclasses
+from typing import Any, cast
 
 import httpx
 import pytest
 
+from bastion.connectors import KINDS, ConnectorKind
+from bastion.platform.settings import SANDBOX_CONNECTOR
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
 from tests.support.vault import payment_method
@@ -91,3 +94,61 @@ async def test_the_notification_route_of_an_account_refuses_an_unknown_or_mismat
         mismatched = await anonymous.post(f"/v1/connectors/stripe/notifications/{account}", content=b"{}")
     assert unknown.status_code == mismatched.status_code == 404
     assert mismatched.json()["error"]["param"] == "account"
+
+
+@pytest.fixture
+def modest_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox declared as a connector of EUR only, with no manual or partial capture, no
+    partial and no second refund: what a lesser processor offers (the feature matrix)."""
+    kind = KINDS[SANDBOX_CONNECTOR]
+    lesser = dataclasses.replace(
+        kind.capabilities,
+        currencies=frozenset({"EUR"}),
+        manual_capture=False,
+        partial_capture=False,
+        partial_refunds=False,
+        multiple_refunds=False,
+    )
+    monkeypatch.setitem(
+        cast("dict[str, ConnectorKind]", KINDS), SANDBOX_CONNECTOR, dataclasses.replace(kind, capabilities=lesser)
+    )
+
+
+@pytest.mark.usefixtures("acquirer", "modest_sandbox")
+@pytest.mark.parametrize(
+    ("fields", "param"), [({"currency": "USD"}, "currency"), ({"capture_method": "manual"}, "capture_method")]
+)
+async def test_a_payment_its_connector_cannot_take_is_refused_naming_the_field(
+    fields: dict[str, str], param: str, platform: Platform, vault: ApiProcess, merchant: Credentials
+) -> None:
+    method = await payment_method(platform, vault, merchant)
+    async with platform.client(merchant) as client:
+        intent = (await client.post("/v1/payment_intents", json={"amount": 1000, "currency": "EUR"} | fields)).json()
+        refused = await client.post(f"/v1/payment_intents/{intent['id']}/confirm", json={"payment_method": method})
+        after = (await client.get(f"/v1/payment_intents/{intent['id']}")).json()
+        charges = (await client.get("/v1/charges", params={"payment_intent": intent["id"]})).json()["data"]
+    error = refused.json()["error"]
+    assert (refused.status_code, error["code"], error["param"]) == (400, "connector_capability_unsupported", param)
+    assert (after["status"], charges) == ("requires_payment_method", [])
+
+
+@pytest.mark.usefixtures("acquirer")
+async def test_a_partial_capture_or_refund_its_connector_cannot_make_is_refused(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    method = await payment_method(platform, vault, merchant)
+    async with platform.client(merchant) as client:
+        held = (await _pay(client, method, capture_method="manual")).json()
+        paid = (await _pay(client, await payment_method(platform, vault, merchant))).json()
+        # The connector loses those capabilities after the authorizations: the checks are at capture and refund.
+        kind = KINDS[SANDBOX_CONNECTOR]
+        lesser = dataclasses.replace(kind.capabilities, partial_capture=False, partial_refunds=False, multiple_refunds=False)
+        kinds = cast("dict[str, ConnectorKind]", KINDS)
+        monkeypatch.setitem(kinds, SANDBOX_CONNECTOR, dataclasses.replace(kind, capabilities=lesser))
+        part = await client.post(f"/v1/payment_intents/{held['id']}/capture", json={"amount_to_capture": 400})
+        part_refund = await client.post("/v1/refunds", json={"payment_intent": paid["id"], "amount": 400})
+        whole = await client.post(f"/v1/payment_intents/{held['id']}/capture", json={})
+        whole_refund = await client.post("/v1/refunds", json={"payment_intent": paid["id"]})
+    assert (part.status_code, part.json()["error"]["param"]) == (400, "amount_to_capture")
+    assert (part_refund.status_code, part_refund.json()["error"]["param"]) == (400, "amount")
+    assert (whole.status_code, whole_refund.status_code) == (200, 200)

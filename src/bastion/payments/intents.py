@@ -379,7 +379,7 @@ async def _routed(uow: UnitOfWork, intent: AnyRow, method: AnyRow, needs: Needs)
         amount=intent["amount"],
         currency=intent["currency"],
         card_brand=method["card_brand"],
-        card_country=None,
+        card_country=await risk.card_country(uow, method["card_bin"]),
         capture_method=intent["capture_method"],
     )
     plan = await routing.plan(uow, payment)
@@ -789,6 +789,12 @@ async def start_capture(uow: UnitOfWork, intent_id: str, request: PaymentIntentC
     check_action(IntentAction.CAPTURE, IntentStatus(row["status"]))
     amount = capture_amount(request.amount_to_capture, row["amount_capturable"])
     charge = await charge_row(uow, row["latest_charge_id"])
+    kind = KINDS[charge["connector"]]
+    if amount < row["amount_capturable"] and not kind.capabilities.partial_capture:
+        raise ConnectorCapabilityUnsupported(
+            f"The {kind.display_name} connector captures the whole authorization only: leave amount_to_capture out.",
+            param="amount_to_capture",
+        )
     await _write_intent(uow, row, {"command_in_flight": "capture"}, action="payment_intent.capture_started")
     return {
         "intent": row["id"],

@@ -7,6 +7,7 @@ reservation returned."""
 from collections.abc import Sequence
 
 from bastion import audit, events
+from bastion.connectors import KINDS
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import ProcessorUnavailable, ResourceMissing, invariant
 from bastion.kernel.ids import is_id, new_id
@@ -17,7 +18,7 @@ from bastion.payments.charges import charge_resource, charge_row, intent_row, wr
 from bastion.payments.connectors import Answer, AttemptResult
 from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.domain import IntentStatus, refund_amount
-from bastion.payments.errors import ChargeDisputed, PaymentIntentUnexpectedState
+from bastion.payments.errors import ChargeDisputed, ConnectorCapabilityUnsupported, PaymentIntentUnexpectedState
 from bastion.payments.events import CHARGE_REFUNDED, REFUND_CREATED, REFUND_UPDATED
 from bastion.payments.resources import Refund, RefundList
 from bastion.payments.schemas import RefundCreate
@@ -72,9 +73,23 @@ async def _refunded_charge(uow: UnitOfWork, request: RefundCreate) -> AnyRow:
     return charge
 
 
+def _check_connector_refunds(charge: AnyRow, amount: int) -> None:
+    """A part of a charge, or a second refund of it, only where its connector does that."""
+    kind = KINDS[charge["connector"]]
+    if charge["amount_refunded"] > 0 and not kind.capabilities.multiple_refunds:
+        raise ConnectorCapabilityUnsupported(
+            f"The {kind.display_name} connector refunds a charge once: this one is refunded already.", param="charge"
+        )
+    if amount < charge["amount_captured"] and not kind.capabilities.partial_refunds:
+        raise ConnectorCapabilityUnsupported(
+            f"The {kind.display_name} connector refunds the whole charge only: leave amount out.", param="amount"
+        )
+
+
 async def start_refund(uow: UnitOfWork, request: RefundCreate) -> State:
     charge = await _refunded_charge(uow, request)
     amount = refund_amount(request.amount, charge["amount_captured"], charge["amount_refunded"])
+    _check_connector_refunds(charge, amount)
     refund = await repository.insert_refund(
         uow.connection,
         uow.tenant,

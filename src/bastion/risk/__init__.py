@@ -6,6 +6,7 @@ from bastion.risk.assessment import Assessor, Decision, decision_of
 from bastion.risk.attributes import Attribute, ValueType
 from bastion.risk.events import EVENT_TYPES
 from bastion.risk.geo import Locator
+from bastion.risk.iin import card_country
 from bastion.risk.rules import (
     RULE_LENGTH_MAX,
     Action,
@@ -38,6 +39,7 @@ __all__ = [
     "TravelLimits",
     "ValueType",
     "Velocity",
+    "card_country",
     "check_condition",
     "decision_of",
     "evaluate",

@@ -4,7 +4,7 @@ by `bastion risk iin load`, replacing the table whole (docs/risk.md, Card countr
 import csv
 import io
 
-from bastion.platform.db import Database
+from bastion.platform.db import Database, UnitOfWork
 from bastion.risk import repository
 
 IIN_RANGES_MAX = 500_000
@@ -57,3 +57,10 @@ async def load_iin_ranges(database: Database, ranges: list[tuple[int, int, str]]
     async with database.transaction() as connection:
         await repository.replace_iin_ranges(connection, ranges)
     return len(ranges)
+
+
+async def card_country(uow: UnitOfWork, card_bin: str | None) -> str | None:
+    """The issuing country of a card by its BIN, as `:card_country:` reads it (routing's
+    conditions too); None with no BIN or no loaded range holding it."""
+    iin = iin_number(card_bin)
+    return None if iin is None else await repository.card_country(uow.connection, iin)

@@ -538,6 +538,7 @@ async def move_subjects(
 
 
 # IIN ranges (iin.py), replaced whole by each load.
+_CARD_COUNTRY = "SELECT country FROM risk_iin_ranges WHERE $1::bigint BETWEEN low AND high ORDER BY high - low LIMIT 1"
 
 _DELETE_IIN_RANGES = "DELETE FROM risk_iin_ranges"
 _INSERT_IIN_RANGES = """
@@ -550,3 +551,9 @@ async def replace_iin_ranges(connection: Connection, ranges: list[tuple[int, int
     await connection.execute(
         _INSERT_IIN_RANGES, [low for low, _, _ in ranges], [high for _, high, _ in ranges], [country for _, _, country in ranges]
     )
+
+
+async def card_country(connection: Connection, iin: int) -> str | None:
+    """The issuing country of the narrowest loaded range holding `iin` (an 8-digit BIN)."""
+    country: str | None = await connection.fetchval(_CARD_COUNTRY, iin)
+    return country
