@@ -11,8 +11,6 @@ acquirer's test cards (docs/payments.md), and a test can make its next answer fa
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -24,15 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-API_KEY = "AQE_local_adyen_test_key_0123456789"
+# The session's credentials, made when the tests start: no key is written in the repository.
+API_KEY = f"AQE_{secrets.token_urlsafe(32)}"
 MERCHANT_ACCOUNT = "BastionTestECOM"
-HMAC_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+HMAC_KEY = secrets.token_hex(32).upper()
 _PSP_ALPHABET = string.ascii_uppercase + string.digits
 # The sandbox acquirer's test cards (docs/payments.md), answered as Adyen refuses them:
 # refusalReasonCode, refusalReason and the issuer's raw response where it tells more.
@@ -109,7 +110,9 @@ def signature(item: dict[str, Any], hmac_key: str) -> str:
         item["eventCode"],
         item["success"],
     ]
-    digest = hmac.new(bytes.fromhex(hmac_key), ":".join(signed).encode(), hashlib.sha256).digest()
+    mac = HMAC(bytes.fromhex(hmac_key), SHA256())
+    mac.update(":".join(signed).encode())
+    digest = mac.finalize()
     return base64.b64encode(digest).decode()
 
 
