@@ -57,9 +57,15 @@ async def _notifications(test_database: TestDatabase, condition: str, value: str
 async def deliver(
     client: httpx.AsyncClient, settings: Settings, notification: dict[str, Any], *, signed_at: int | None = None
 ) -> httpx.Response:
+    body, headers = signed(settings, notification, signed_at=signed_at)
+    return await client.post(NOTIFICATIONS_PATH, content=body, headers=headers)
+
+
+def signed(settings: Settings, notification: dict[str, Any], *, signed_at: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """The notification's body and headers as the acquirer sends it."""
     body = orjson.dumps(notification)
     signature = sign(notification_secret(settings), body, int(time.time()) if signed_at is None else signed_at)
-    return await client.post(NOTIFICATIONS_PATH, content=body, headers={SIGNATURE_HEADER: signature})
+    return body, {SIGNATURE_HEADER: signature}
 
 
 class _AnswerLost(SandboxConnector):

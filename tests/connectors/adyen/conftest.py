@@ -1,8 +1,5 @@
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -11,51 +8,15 @@ from bastion.kernel.ids import new_id
 from bastion.payments.adyen import AdyenConnector
 from bastion.payments.connectors import Answer, Authorization
 from bastion.platform.db import Tenant
-from tests.support.asgi import serving
+from tests.connectors.conftest import ServedAdyen
 from tests.support.platform import Credentials, Platform
-from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, LocalAdyen, vendor_specs
+from tests.support.postgres import ApiProcess
+from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT
 from tests.support.vault import VISA, vault_card
 
 # Short enough for a test of a lost answer, long enough for a busy machine.
 TIMEOUT_S = 2.0
 RETURN_URL = "https://shop.example/orders/7"
-
-
-class ServedAdyen:
-    """The session's local Adyen, on the port the session's vault forwards Adyen's requests to."""
-
-    def __init__(self, server: LocalAdyen, port: int) -> None:
-        self.server = server
-        self._port = port
-        self._stack = ExitStack()
-        self._stack.enter_context(serving(server.app, name="local-adyen", port=port))
-
-    @contextmanager
-    def down(self) -> Iterator[None]:
-        """Nothing listens on its port meanwhile: a connection is refused."""
-        self._stack.close()
-        try:
-            yield
-        finally:
-            self._stack = ExitStack()
-            self._stack.enter_context(serving(self.server.app, name="local-adyen", port=self._port))
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-@pytest.fixture(scope="session")
-def adyen(test_database: TestDatabase) -> Iterator[ServedAdyen]:
-    specs = vendor_specs() / "adyen"
-    if not (specs / "CheckoutService-v71.json").is_file():
-        pytest.skip(f"Adyen's published API descriptions are missing: {specs} (set BASTION_VENDOR_SPECS)")
-    url = test_database.provider_urls["adyen"]
-    port = urlsplit(url).port
-    assert port is not None
-    served = ServedAdyen(LocalAdyen(base_url=url), port)
-    yield served
-    served.close()
 
 
 def account(tenant: Tenant, base_url: str, **credentials: str) -> OpenedAccount:

@@ -12,7 +12,8 @@ from bastion.kernel.errors import ProcessorUnavailable
 from bastion.kernel.ids import new_id
 from bastion.payments.adyen import AdyenConnector
 from bastion.payments.connectors import Answer, AttemptResult, Authorization
-from tests.connectors.adyen.conftest import RETURN_URL, TIMEOUT_S, Payer, ServedAdyen
+from tests.connectors.adyen.conftest import RETURN_URL, TIMEOUT_S, Payer
+from tests.connectors.conftest import ServedAdyen
 from tests.support.providers.adyen import body_of
 from tests.support.vault import CHALLENGED, VISA
 

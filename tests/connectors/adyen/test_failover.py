@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bastion.platform.db import plain_dsn
-from tests.connectors.adyen.conftest import ServedAdyen
+from tests.connectors.conftest import ServedAdyen
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT

@@ -1,0 +1,235 @@
+"""One conformance suite for every connector, the sandbox acquirer's included: each test runs
+through the whole API (the vault's forward, the connector, the processor's local server) with
+a PaymentIntent pinned to a connector account of the processor under test, and each provider's
+own record is the judge of what was charged. A new connector is done when it passes here
+(docs/connectors.md, How to add a connector)."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from bastion.platform.db import plain_dsn
+from bastion.platform.settings import Settings
+from tests.connectors.conftest import ServedAdyen
+from tests.support.acquirer import NOTIFICATIONS_PATH, deliver, notifications_of, signed
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess, TestDatabase
+from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, body_of
+from tests.support.vault import CHALLENGED, VISA, payment_method
+
+RETURN_URL = "https://shop.test/orders/7"
+# The sandbox's test cards and the decline each must come back as, whatever the processor.
+DECLINES = [
+    ("4000000000000002", "card_declined", "generic_decline"),
+    ("4000000000009995", "card_declined", "insufficient_funds"),
+    ("4000000000009987", "card_declined", "lost_card"),
+    ("4000000000000069", "card_declined", "expired_card"),
+]
+
+
+class Provider(Protocol):
+    """What the suite needs of a processor's local server."""
+
+    name: str
+
+    def account(self) -> dict[str, Any]:
+        """The body of POST /v1/connector_accounts for an account there."""
+        ...
+
+    async def charged(self, charge_id: str) -> int:
+        """How many payments the processor made for Bastion's charge: more than one is a double charge."""
+        ...
+
+    async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        """A notification of the charge's authorization as the processor sends it: path, body, headers."""
+        ...
+
+    async def complete_challenge(self, intent: dict[str, Any], account_id: str, client: httpx.AsyncClient) -> None:
+        """The cardholder passes the challenge; what the processor then tells Bastion is delivered."""
+        ...
+
+    def tampered(self, body: bytes) -> bytes:
+        """The notification with a field its signature covers changed (the amount)."""
+        ...
+
+
+@dataclass
+class Sandbox:
+    test_database: TestDatabase
+    settings: Settings
+    name: str = "sandbox"
+
+    def account(self) -> dict[str, Any]:
+        return {"connector": "sandbox", "credentials": {}}
+
+    async def charged(self, charge_id: str) -> int:
+        connection = await asyncpg.connect(plain_dsn(self.test_database.owner_url))
+        try:
+            count: int = await connection.fetchval("SELECT count(*) FROM acquirer.payments WHERE reference = $1", charge_id)
+        finally:
+            await connection.close()
+        return count
+
+    async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        body, headers = signed(self.settings, (await notifications_of(self.test_database, charge_id))[0])
+        return NOTIFICATIONS_PATH, body, headers
+
+    async def complete_challenge(self, intent: dict[str, Any], account_id: str, client: httpx.AsyncClient) -> None:
+        url = urlsplit(intent["next_action"]["redirect_to_url"]["url"])
+        token = parse_qs(url.query)["token"][0]
+        async with httpx.AsyncClient(base_url=f"{url.scheme}://{url.netloc}", trust_env=False) as browser:
+            # The page sends the cardholder back to the shop.
+            assert (await browser.post(url.path, data={"token": token, "outcome": "complete"})).status_code == 303
+        for notification in await notifications_of(self.test_database, intent["latest_charge"]):
+            assert (await deliver(client, self.settings, notification)).status_code == 200
+
+    def tampered(self, body: bytes) -> bytes:
+        document = orjson.loads(body)
+        document["data"]["amount"] += 1
+        return orjson.dumps(document)
+
+
+@dataclass
+class Adyen:
+    served: ServedAdyen
+    name: str = "adyen"
+
+    def account(self) -> dict[str, Any]:
+        credentials = {"api_key": API_KEY, "merchant_account": MERCHANT_ACCOUNT, "hmac_key": HMAC_KEY}
+        return {"connector": "adyen", "credentials": credentials, "base_url": self.served.server.base_url}
+
+    async def charged(self, charge_id: str) -> int:
+        return len(self.served.server.payments_for(charge_id))
+
+    async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        (document,) = self.served.server.notifications_for(charge_id)[:1]
+        return f"/v1/connectors/adyen/notifications/{account_id}", body_of(document), {"content-type": "application/json"}
+
+    async def complete_challenge(self, intent: dict[str, Any], account_id: str, client: httpx.AsyncClient) -> None:
+        (payment,) = self.served.server.payments_for(intent["latest_charge"])
+        document = self.served.server.complete_challenge(payment.psp_reference, authenticated=True)
+        path = f"/v1/connectors/adyen/notifications/{account_id}"
+        assert (await client.post(path, content=body_of(document))).status_code == 200
+
+    def tampered(self, body: bytes) -> bytes:
+        document = orjson.loads(body)
+        document["notificationItems"][0]["NotificationRequestItem"]["amount"]["value"] += 1
+        return orjson.dumps(document)
+
+
+@pytest.fixture(params=["sandbox", "adyen"])
+def provider(request: pytest.FixtureRequest, test_database: TestDatabase, settings: Settings) -> Provider:
+    if request.param == "sandbox":
+        request.getfixturevalue("acquirer")
+        return Sandbox(test_database, settings)
+    return Adyen(request.getfixturevalue("adyen"))
+
+
+@dataclass
+class Shop:
+    """A fresh merchant paying through its one account at the provider under test."""
+
+    platform: Platform
+    vault: ApiProcess
+    merchant: Credentials
+    client: httpx.AsyncClient
+    account_id: str
+
+    async def pay(self, number: str = VISA, **fields: Any) -> httpx.Response:
+        method = await payment_method(self.platform, self.vault, self.merchant, number=number)
+        body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True, "return_url": RETURN_URL}
+        return await self.client.post("/v1/payment_intents", json=body | {"connector_account": self.account_id} | fields)
+
+    async def paid(self, **fields: Any) -> dict[str, Any]:
+        answer = await self.pay(**fields)
+        assert answer.status_code == 200, answer.text
+        intent: dict[str, Any] = answer.json()
+        return intent
+
+    async def charge(self, intent: dict[str, Any]) -> dict[str, Any]:
+        charge: dict[str, Any] = (await self.client.get(f"/v1/charges/{intent['latest_charge']}")).json()
+        return charge
+
+
+@pytest.fixture
+async def shop(provider: Provider, platform: Platform, vault: ApiProcess, merchant: Credentials) -> AsyncIterator[Shop]:
+    async with platform.client(merchant) as client:
+        created = await client.post("/v1/connector_accounts", json=provider.account())
+        assert created.status_code == 200, created.text
+        yield Shop(platform, vault, merchant, client, created.json()["id"])
+
+
+async def test_an_authorization_captured_at_once_charges_once(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid()
+    charge = await shop.charge(intent)
+    assert (intent["status"], intent["amount_received"]) == ("succeeded", 1000)
+    assert (charge["connector"], charge["connector_account"], charge["captured"]) == (provider.name, shop.account_id, True)
+    assert charge["connector_reference"]
+    assert await provider.charged(charge["id"]) == 1
+
+
+async def test_a_manual_capture_takes_part_of_the_authorization(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid(capture_method="manual")
+    assert (intent["status"], intent["amount_capturable"]) == ("requires_capture", 1000)
+    captured = await shop.client.post(f"/v1/payment_intents/{intent['id']}/capture", json={"amount_to_capture": 600})
+    assert captured.status_code == 200, captured.text
+    assert (captured.json()["status"], captured.json()["amount_received"]) == ("succeeded", 600)
+    assert await provider.charged(intent["latest_charge"]) == 1
+
+
+async def test_a_cancel_voids_the_authorization(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid(capture_method="manual")
+    canceled = await shop.client.post(f"/v1/payment_intents/{intent['id']}/cancel", json={})
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled"
+
+
+async def test_refunds_in_parts(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid()
+    for amount in (300, 200):
+        refund = await shop.client.post("/v1/refunds", json={"payment_intent": intent["id"], "amount": amount})
+        assert refund.status_code == 200, refund.text
+        assert refund.json()["status"] == "succeeded"
+    assert (await shop.charge(intent))["amount_refunded"] == 500
+    assert await provider.charged(intent["latest_charge"]) == 1
+
+
+@pytest.mark.parametrize(("number", "code", "decline_code"), DECLINES, ids=[number for number, *_ in DECLINES])
+async def test_each_decline_comes_back_as_the_same_card_error(
+    provider: Provider, shop: Shop, number: str, code: str, decline_code: str
+) -> None:
+    declined = await shop.pay(number)
+    assert declined.status_code == 402, declined.text
+    error = declined.json()["error"]
+    assert (error["code"], error["decline_code"]) == (code, decline_code)
+    assert error["payment_intent"]["status"] == "requires_payment_method"
+
+
+async def test_a_challenge_waits_for_the_cardholder_then_the_processor_tells(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid(number=CHALLENGED)
+    assert intent["status"] == "requires_action"
+    assert intent["next_action"]["redirect_to_url"]["url"].startswith("http")
+    async with shop.platform.client() as anonymous:
+        await provider.complete_challenge(intent, shop.account_id, anonymous)
+    after = (await shop.client.get(f"/v1/payment_intents/{intent['id']}")).json()
+    assert after["status"] == "succeeded"
+    assert await provider.charged(intent["latest_charge"]) == 1
+
+
+async def test_a_notification_is_taken_once_and_a_tampered_one_is_refused(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid()
+    path, body, headers = await provider.notification(intent["latest_charge"], shop.account_id)
+    tampered = provider.tampered(body)
+    async with shop.platform.client() as anonymous:
+        first = await anonymous.post(path, content=body, headers=headers)
+        again = await anonymous.post(path, content=body, headers=headers)
+        refused = await anonymous.post(path, content=tampered, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json()["result"] == "duplicate"
+    assert refused.status_code == 401
