@@ -1,0 +1,106 @@
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+
+from bastion.kernel.ids import new_id
+from bastion.payments.connectors import ConnectorAccount
+from bastion.payments.stripe import StripeConnector
+from bastion.platform.db import Tenant
+from tests.support.asgi import serving
+from tests.support.platform import Credentials, Platform
+from tests.support.postgres import ApiProcess, TestDatabase, free_port
+from tests.support.providers.stripe import FIXTURES, Account, StripeServer, fixtures
+from tests.support.vault import VISA, payment_method
+
+# Shorter than any delay the tests ask of the local Stripe, longer than a loaded machine's answer.
+TIMEOUT_S = 2.0
+
+
+@dataclass
+class LocalStripe:
+    """The session's local Stripe, on the port the session's vault forwards Stripe's card data to."""
+
+    server: StripeServer
+    port: int
+    _serving: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._serving.enter_context(serving(self.server.app, name="local Stripe", port=self.port))
+
+    def stop(self) -> None:
+        self._serving.close()
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Nothing listens on its port inside the block."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
+@pytest.fixture(scope="session")
+def local_stripe(test_database: TestDatabase, vault: ApiProcess) -> Iterator[LocalStripe]:
+    resources = fixtures()
+    if resources is None:
+        pytest.skip(f"Stripe's published fixtures are not at {FIXTURES} (set BASTION_VENDOR_SPECS to the vendor specs)")
+    port = urlsplit(test_database.provider_urls["stripe"]).port
+    assert port is not None
+    local = LocalStripe(StripeServer(resources), port)
+    local.start()
+    yield local
+    local.stop()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A Stripe account of the test's own at the local Stripe, and Bastion's connector for it."""
+
+    account: ConnectorAccount
+    connector: StripeConnector
+    local: LocalStripe
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.account.tenant
+
+    @property
+    def record(self) -> Account:
+        """What the local Stripe holds for this account: the judge of "no double charge"."""
+        return self.local.server.account(self.account.credentials["secret_key"])
+
+
+def stripe_account(merchant: Credentials, base_url: str) -> ConnectorAccount:
+    credentials = {"secret_key": f"sk_test_{secrets.token_hex(16)}", "webhook_secret": f"whsec_{secrets.token_hex(16)}"}
+    return ConnectorAccount(new_id("ca"), "stripe", Tenant(merchant.merchant_id, False), credentials, base_url)
+
+
+@pytest.fixture
+async def stripe(platform: Platform, merchant: Credentials, local_stripe: LocalStripe) -> AsyncIterator[Opened]:
+    account = stripe_account(merchant, local_stripe.url)
+    connector = StripeConnector(account, platform.services.vault, timeout_s=TIMEOUT_S)
+    yield Opened(account, connector, local_stripe)
+    local_stripe.server.disarm()
+    await connector.close()
+
+
+async def vault_card(platform: Platform, vault: ApiProcess, merchant: Credentials, number: str = VISA) -> str:
+    """A card tokenized and made a payment method: the vault's card behind it."""
+    method = await payment_method(platform, vault, merchant, number)
+    async with platform.owner.transaction() as connection:
+        card: str = await connection.fetchval("SELECT vault_card_id FROM payment_methods WHERE id = $1", method)
+    return card
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens."""
+    return free_port()
