@@ -17,7 +17,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Mapping
 from datetime import timedelta
-from typing import Annotated, Any, Literal, NoReturn, TypeVar, cast
+from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import httpx
 import stripe
@@ -364,7 +364,7 @@ class StripeConnector:
             raise AuthenticationFailed(f"The {SIGNATURE_HEADER} header does not verify, or is stale.") from None
         except ValueError:
             raise InvalidRequest("The notification is not a Stripe event.", param="body") from None
-        event = _readable(verified.to_dict())
+        event = _readable(_Event, verified.to_dict(), "")
         tenant = self._account.tenant
         if event.livemode != tenant.livemode:
             raise InvalidRequest("The event is of the other mode than the account's.", param="livemode")
@@ -580,7 +580,7 @@ class _Dispute(_Object):
 
 
 class _Data(_Model):
-    object: Annotated[_Intent | _Refund | _Dispute, Field(discriminator="object")]
+    object: dict[str, Any]
 
 
 class _Event(_Model):
@@ -601,12 +601,16 @@ def _read(model: type[_M], answered: stripe.StripeObject) -> _M:
         raise ProcessorUnavailable(f"Stripe's answer is not a {model.__name__.strip('_')} Bastion can read.") from None
 
 
-def _readable(values: dict[str, Any]) -> _Event:
-    """The event read, or `InvalidRequest` naming its first field that is not."""
+# What an event's object may be, by its `object`.
+_OBJECTS: dict[str, type[_Intent | _Refund | _Dispute]] = {"payment_intent": _Intent, "refund": _Refund, "dispute": _Dispute}
+
+
+def _readable(model: type[_M], values: Any, prefix: str) -> _M:
+    """`values` read as `model`, or `InvalidRequest` naming the first field that is not."""
     try:
-        return _Event.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as error:
-        location = ".".join(str(part) for part in error.errors()[0]["loc"])
+        location = prefix + ".".join(str(part) for part in error.errors()[0]["loc"])
         raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None
 
 
@@ -661,7 +665,10 @@ def _dispute_state(dispute: _Dispute) -> DisputeState:
 
 def _notification(event: _Event, told: "functools.partial[Notification]") -> Notification:
     """What the event says; `told` makes the Notification of the account's tenant."""
-    changed = event.data.object
+    kind = _OBJECTS.get(str(event.data.object.get("object")))
+    if kind is None:
+        raise InvalidRequest("The event is about an object Bastion does not read.", param="data.object.object")
+    changed = _readable(kind, event.data.object, "data.object.")
     if event.type in _PAYMENT_EVENTS and isinstance(changed, _Intent):
         currency = changed.currency.upper()
         charge_id = changed.metadata.get(CHARGE_METADATA)
@@ -694,4 +701,4 @@ def _notification(event: _Event, told: "functools.partial[Notification]") -> Not
             currency=state.currency,
             dispute=state,
         )
-    raise InvalidRequest(f"Bastion does not take the Stripe event {event.type!r} about a {changed.object}.", param="type")
+    raise InvalidRequest(f"Bastion does not take the Stripe event {event.type[:100]!r} about a {changed.object}.", param="type")

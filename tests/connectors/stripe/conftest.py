@@ -2,12 +2,13 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from bastion.kernel.ids import new_id
-from bastion.payments.connectors import ConnectorAccount
+from bastion.payments.connectors import Answer, AttemptResult, Authorization, ConnectorAccount
 from bastion.payments.stripe import StripeConnector
 from bastion.platform.db import Tenant
 from tests.support.asgi import serving
@@ -99,6 +100,26 @@ async def vault_card(platform: Platform, vault: ApiProcess, merchant: Credential
     async with platform.owner.transaction() as connection:
         card: str = await connection.fetchval("SELECT vault_card_id FROM payment_methods WHERE id = $1", method)
     return card
+
+
+def authorization(card: str, *, amount: int = 2000, currency: str = "EUR", capture: bool = True, **changes: Any) -> Authorization:
+    return Authorization(new_id("ch"), card, amount, currency, capture, **changes)
+
+
+async def authorized(
+    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, **changes: Any
+) -> tuple[Authorization, Answer]:
+    """A new card of `merchant`'s authorized at the local Stripe: the request and the answer."""
+    request = authorization(await vault_card(platform, vault, merchant), **changes)
+    return request, await stripe.connector.authorize(stripe.tenant, request)
+
+
+async def paid(stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials) -> str:
+    """A payment of 2,000 EUR captured at the local Stripe: its PaymentIntent's id."""
+    _, answer = await authorized(stripe, platform, vault, merchant)
+    assert answer.result == AttemptResult.CAPTURED
+    assert answer.reference is not None
+    return answer.reference
 
 
 def closed_port() -> int:

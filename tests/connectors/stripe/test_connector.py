@@ -11,12 +11,22 @@ import pytest
 
 from bastion.kernel.errors import ProcessorUnavailable
 from bastion.kernel.ids import new_id
-from bastion.payments.connectors import Answer, AttemptResult, Authorization
+from bastion.payments.connectors import Answer, AttemptResult
 from bastion.payments.errors import DisputeRefused
 from bastion.payments.stripe import SEARCH_LAG_MAX, StripeConnector
 from bastion.platform.certs import CertPaths, client_ssl_context
 from bastion.platform.vault_client import VaultClient
-from tests.connectors.stripe.conftest import TIMEOUT_S, LocalStripe, Opened, closed_port, stripe_account, vault_card
+from tests.connectors.stripe.conftest import (
+    TIMEOUT_S,
+    LocalStripe,
+    Opened,
+    authorization,
+    authorized,
+    closed_port,
+    paid,
+    stripe_account,
+    vault_card,
+)
 from tests.support.clock import ShiftedClock
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
@@ -26,23 +36,10 @@ from tests.support.vault import CHALLENGED, VISA
 RETURN_URL = "https://shop.example/orders/7"
 
 
-def _authorization(
-    card: str, *, amount: int = 2000, currency: str = "EUR", capture: bool = True, **changes: Any
-) -> Authorization:
-    return Authorization(new_id("ch"), card, amount, currency, capture, **changes)
-
-
-async def _authorized(
-    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, **changes: Any
-) -> tuple[Authorization, Answer]:
-    request = _authorization(await vault_card(platform, vault, merchant), **changes)
-    return request, await stripe.connector.authorize(stripe.tenant, request)
-
-
 async def test_an_automatic_capture_is_one_payment_intent_named_by_the_charge(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, answer = await _authorized(stripe, platform, vault, merchant)
+    request, answer = await authorized(stripe, platform, vault, merchant)
 
     assert answer.result == AttemptResult.CAPTURED
     (intent,) = stripe.record.payment_intents.values()
@@ -53,10 +50,10 @@ async def test_an_automatic_capture_is_one_payment_intent_named_by_the_charge(
     assert list(stripe.record.cards.values()) == [VISA]
 
 
-async def test_a_manual_capture_takes_part_of_the_authorization(
+async def test_a_manual_capture_takes_part_of_theauthorization(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, answer = await _authorized(stripe, platform, vault, merchant, capture=False)
+    request, answer = await authorized(stripe, platform, vault, merchant, capture=False)
     assert answer.result == AttemptResult.AUTHORIZED
     assert answer.reference is not None
 
@@ -70,7 +67,7 @@ async def test_a_manual_capture_takes_part_of_the_authorization(
 async def test_a_capture_asked_again_captures_once(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, answer = await _authorized(stripe, platform, vault, merchant, capture=False)
+    request, answer = await authorized(stripe, platform, vault, merchant, capture=False)
     assert answer.reference is not None
     stripe.local.server.arm(Chaos.SLOW, path=f"/v1/payment_intents/{answer.reference}/capture", delay_s=TIMEOUT_S + 1)
 
@@ -86,7 +83,7 @@ async def test_a_capture_asked_again_captures_once(
 async def test_a_void_cancels_the_payment_intent(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, answer = await _authorized(stripe, platform, vault, merchant, capture=False)
+    request, answer = await authorized(stripe, platform, vault, merchant, capture=False)
     assert answer.reference is not None
 
     voided = await stripe.connector.void(stripe.tenant, request.charge_id, answer.reference)
@@ -101,41 +98,39 @@ async def test_a_void_cancels_the_payment_intent(
 async def test_refunds_in_several_parts_up_to_the_amount_captured(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    _, answer = await _authorized(stripe, platform, vault, merchant)
-    assert answer.reference is not None
+    reference = await paid(stripe, platform, vault, merchant)
     first, second, third = new_id("re"), new_id("re"), new_id("re")
 
-    assert (await stripe.connector.refund(stripe.tenant, first, answer.reference, 500)).result == AttemptResult.REFUNDED
-    assert (await stripe.connector.refund(stripe.tenant, first, answer.reference, 500)).result == AttemptResult.REFUNDED
-    assert (await stripe.connector.refund(stripe.tenant, second, answer.reference, 1000)).result == AttemptResult.REFUNDED
-    too_much = await stripe.connector.refund(stripe.tenant, third, answer.reference, 600)
+    assert (await stripe.connector.refund(stripe.tenant, first, reference, 500)).result == AttemptResult.REFUNDED
+    assert (await stripe.connector.refund(stripe.tenant, first, reference, 500)).result == AttemptResult.REFUNDED
+    assert (await stripe.connector.refund(stripe.tenant, second, reference, 1000)).result == AttemptResult.REFUNDED
+    too_much = await stripe.connector.refund(stripe.tenant, third, reference, 600)
 
     assert too_much.result == AttemptResult.FAILED
     refunds = {refund["metadata"]["bastion_refund"]: refund["amount"] for refund in stripe.record.refunds.values()}
     assert refunds == {first: 500, second: 1000}
-    assert (await stripe.connector.sync_refund(stripe.tenant, second, answer.reference, 1000)).result == AttemptResult.REFUNDED
-    assert (await stripe.connector.sync_refund(stripe.tenant, third, answer.reference, 600)).result == AttemptResult.FAILED
+    assert (await stripe.connector.sync_refund(stripe.tenant, second, reference, 1000)).result == AttemptResult.REFUNDED
+    assert (await stripe.connector.sync_refund(stripe.tenant, third, reference, 600)).result == AttemptResult.FAILED
 
 
 async def test_a_pending_refund_is_unknown_until_it_settles(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    _, answer = await _authorized(stripe, platform, vault, merchant)
-    assert answer.reference is not None
+    reference = await paid(stripe, platform, vault, merchant)
     refund_id = new_id("re")
     stripe.local.server.arm(Chaos.STATUS, path="/v1/refunds", status="pending")
 
-    assert (await stripe.connector.refund(stripe.tenant, refund_id, answer.reference, 700)).result == AttemptResult.UNKNOWN
-    assert (await stripe.connector.sync_refund(stripe.tenant, refund_id, answer.reference, 700)).result == AttemptResult.UNKNOWN
+    assert (await stripe.connector.refund(stripe.tenant, refund_id, reference, 700)).result == AttemptResult.UNKNOWN
+    assert (await stripe.connector.sync_refund(stripe.tenant, refund_id, reference, 700)).result == AttemptResult.UNKNOWN
     (refund,) = stripe.record.refunds.values()
     refund["status"] = "succeeded"
-    assert (await stripe.connector.sync_refund(stripe.tenant, refund_id, answer.reference, 700)).result == AttemptResult.REFUNDED
+    assert (await stripe.connector.sync_refund(stripe.tenant, refund_id, reference, 700)).result == AttemptResult.REFUNDED
 
 
 async def test_the_same_authorization_twice_is_one_payment(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, first = await _authorized(stripe, platform, vault, merchant)
+    request, first = await authorized(stripe, platform, vault, merchant)
 
     second = await stripe.connector.authorize(stripe.tenant, request)
 
@@ -166,7 +161,7 @@ async def test_each_declining_card(
     decline_code: str,
     failover: bool,
 ) -> None:
-    request = _authorization(await vault_card(platform, vault, merchant, number))
+    request = authorization(await vault_card(platform, vault, merchant, number))
 
     answer = await stripe.connector.authorize(stripe.tenant, request)
 
@@ -180,7 +175,7 @@ async def test_each_declining_card(
 async def test_a_challenge_asked_by_the_issuer_then_answered(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request = _authorization(await vault_card(platform, vault, merchant, CHALLENGED), capture=False, return_url=RETURN_URL)
+    request = authorization(await vault_card(platform, vault, merchant, CHALLENGED), capture=False, return_url=RETURN_URL)
 
     answer = await stripe.connector.authorize(stripe.tenant, request)
 
@@ -196,7 +191,7 @@ async def test_a_challenge_asked_by_the_issuer_then_answered(
 async def test_a_challenge_bastion_asks_for_and_the_cardholder_fails(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, answer = await _authorized(stripe, platform, vault, merchant, return_url=RETURN_URL, three_d_secure_required=True)
+    request, answer = await authorized(stripe, platform, vault, merchant, return_url=RETURN_URL, three_d_secure_required=True)
 
     assert answer.result == AttemptResult.REQUIRES_ACTION
     assert answer.reference is not None
@@ -210,7 +205,7 @@ async def test_a_challenge_bastion_asks_for_and_the_cardholder_fails(
 async def test_a_challenge_without_a_page_to_send_the_cardholder_to_is_unknown(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    _, answer = await _authorized(stripe, platform, vault, merchant, three_d_secure_required=True)
+    _, answer = await authorized(stripe, platform, vault, merchant, three_d_secure_required=True)
 
     assert answer.result == AttemptResult.UNKNOWN
 
@@ -220,7 +215,7 @@ async def test_a_status_bastion_does_not_know_is_unknown(
 ) -> None:
     stripe.local.server.arm(Chaos.STATUS, path="/v1/payment_intents", status="requires_quantum_entanglement")
 
-    _, answer = await _authorized(stripe, platform, vault, merchant)
+    _, answer = await authorized(stripe, platform, vault, merchant)
 
     assert (answer.result, answer.failover) == (AttemptResult.UNKNOWN, False)
     assert answer.reference is not None
@@ -232,7 +227,7 @@ async def test_no_answer_to_the_payment_intent_is_unknown_and_a_sync_finds_it(
 ) -> None:
     stripe.local.server.arm(chaos, path="/v1/payment_intents", delay_s=TIMEOUT_S + 1)
 
-    request, answer = await _authorized(stripe, platform, vault, merchant)
+    request, answer = await authorized(stripe, platform, vault, merchant)
 
     assert (answer.result, answer.failover) == (AttemptResult.UNKNOWN, False)
     (intent,) = stripe.record.payment_intents.values()
@@ -248,9 +243,9 @@ async def test_stripe_unavailable_is_unknown_and_rate_limited_may_go_elsewhere(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
     stripe.local.server.arm(Chaos.REFUSED, path="/v1/payment_intents", status=503)
-    _, unavailable = await _authorized(stripe, platform, vault, merchant)
+    _, unavailable = await authorized(stripe, platform, vault, merchant)
     stripe.local.server.arm(Chaos.REFUSED, path="/v1/payment_intents", status=429)
-    _, limited = await _authorized(stripe, platform, vault, merchant)
+    _, limited = await authorized(stripe, platform, vault, merchant)
 
     assert (unavailable.result, unavailable.failover) == (AttemptResult.UNKNOWN, False)
     assert (limited.result, limited.failover) == (AttemptResult.FAILED, True)
@@ -263,7 +258,7 @@ async def test_a_failure_before_the_payment_intent_charged_nothing_and_may_go_el
 ) -> None:
     stripe.local.server.arm(chaos, path="/v1/payment_methods")
 
-    _, answer = await _authorized(stripe, platform, vault, merchant)
+    _, answer = await authorized(stripe, platform, vault, merchant)
 
     assert (answer.result, answer.failover) == (AttemptResult.FAILED, True)
     assert stripe.record.payment_intents == {}
@@ -274,11 +269,11 @@ async def test_a_refused_connection_sent_nothing(
 ) -> None:
     card = await vault_card(platform, vault, merchant)
     with local_stripe.stopped():
-        through_the_vault = await stripe.connector.authorize(stripe.tenant, _authorization(card))
+        through_the_vault = await stripe.connector.authorize(stripe.tenant, authorization(card))
     unreachable = stripe_account(merchant, f"http://127.0.0.1:{closed_port()}")
     connector = StripeConnector(unreachable, platform.services.vault, timeout_s=TIMEOUT_S)
     try:
-        direct = await connector.authorize(stripe.tenant, _authorization(card))
+        direct = await connector.authorize(stripe.tenant, authorization(card))
         with pytest.raises(ProcessorUnavailable):
             await connector.capture(stripe.tenant, new_id("ch"), "pi_123", 100)
     finally:
@@ -296,7 +291,7 @@ async def test_a_wrong_key_charges_nothing_and_may_go_elsewhere(
     wrong = dataclasses.replace(account, credentials=account.credentials | {"secret_key": "rk_test_" + secrets.token_hex(8)})
     connector = StripeConnector(wrong, platform.services.vault)
     try:
-        answer = await connector.authorize(account.tenant, _authorization(await vault_card(platform, vault, merchant)))
+        answer = await connector.authorize(account.tenant, authorization(await vault_card(platform, vault, merchant)))
     finally:
         await connector.close()
 
@@ -324,7 +319,7 @@ async def test_a_sync_finding_nothing_waits_for_stripes_search_before_it_says_fa
 async def test_a_payment_intent_stripes_search_does_not_show_yet_is_unknown(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, _ = await _authorized(stripe, platform, vault, merchant)
+    request, _ = await authorized(stripe, platform, vault, merchant)
     stripe.local.server.search_lag_s = 60
     try:
         synced = await stripe.connector.sync(stripe.tenant, request.charge_id, amount=2000, currency="EUR")
@@ -337,7 +332,7 @@ async def test_a_payment_intent_stripes_search_does_not_show_yet_is_unknown(
 async def test_another_amount_or_currency_than_asked_is_unknown(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request, answer = await _authorized(stripe, platform, vault, merchant)
+    request, answer = await authorized(stripe, platform, vault, merchant)
 
     other_amount = await stripe.connector.sync(stripe.tenant, request.charge_id, amount=2001, currency="EUR")
     other_currency = await stripe.connector.sync(stripe.tenant, request.charge_id, amount=2000, currency="USD")
@@ -353,7 +348,7 @@ async def test_another_amount_or_currency_than_asked_is_unknown(
 async def test_amounts_in_stripes_unit(
     *, stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, currency: str, amount: int, at_stripe: int
 ) -> None:
-    _, answer = await _authorized(stripe, platform, vault, merchant, amount=amount, currency=currency, capture=False)
+    _, answer = await authorized(stripe, platform, vault, merchant, amount=amount, currency=currency, capture=False)
 
     assert answer.result == AttemptResult.AUTHORIZED
     (intent,) = stripe.record.payment_intents.values()
@@ -363,15 +358,14 @@ async def test_amounts_in_stripes_unit(
 async def test_disputes_answered_and_accepted_through_stripe(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    _, answer = await _authorized(stripe, platform, vault, merchant)
-    assert answer.reference is not None
+    reference = await paid(stripe, platform, vault, merchant)
     secret_key = stripe.account.credentials["secret_key"]
-    dispute = stripe.local.server.open_dispute(secret_key, answer.reference)
+    dispute = stripe.local.server.open_dispute(secret_key, reference)
 
     reviewed = await stripe.connector.respond_to_dispute(
         stripe.tenant, dispute["id"], key=f"{new_id('dp')}:evidence:1", evidence={"uncategorized_text": "receipt"}, submit=True
     )
-    other = stripe.local.server.open_dispute(secret_key, answer.reference)
+    other = stripe.local.server.open_dispute(secret_key, reference)
     lost = await stripe.connector.accept_dispute(stripe.tenant, other["id"], key=f"{new_id('dp')}:accept")
 
     assert (reviewed.reference, reviewed.status, reviewed.amount, reviewed.currency) == (
@@ -413,7 +407,7 @@ async def test_the_card_number_reaches_stripe_and_never_the_connector(
     connector = StripeConnector(stripe.account, recording, timeout_s=TIMEOUT_S)
     card = await vault_card(platform, vault, merchant)
     try:
-        answers = [await connector.authorize(stripe.tenant, _authorization(card, capture=False)) for _ in range(2)]
+        answers = [await connector.authorize(stripe.tenant, authorization(card, capture=False)) for _ in range(2)]
         reference = answers[0].reference
         assert reference is not None
         answers.append(await connector.capture(stripe.tenant, new_id("ch"), reference, 2000))
