@@ -178,6 +178,88 @@ def from_stripe_amount(amount: int, currency: str) -> int:
     return amount // factor if places >= 0 else amount * factor
 
 
+_ID = Field(min_length=1, max_length=255)
+_CURRENCY = Field(min_length=3, max_length=3)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _MethodAnswer(_Model):
+    """What the vault returns of Stripe's answer to the PaymentMethod."""
+
+    id: str | None = Field(default=None, max_length=255)
+    object: str | None = Field(default=None, max_length=100)
+    error_type: str | None = Field(default=None, max_length=100)
+    error_code: str | None = Field(default=None, max_length=100)
+    decline_code: str | None = Field(default=None, max_length=100)
+    error_message: str | None = Field(default=None, max_length=5_000)
+
+
+class _Error(_Model):
+    code: str | None = Field(default=None, max_length=100)
+    decline_code: str | None = Field(default=None, max_length=100)
+    message: str | None = Field(default=None, max_length=5_000)
+
+
+class _Redirect(_Model):
+    url: str | None = Field(default=None, max_length=2_048)
+
+
+class _NextAction(_Model):
+    type: str = Field(max_length=100)
+    redirect_to_url: _Redirect | None = None
+
+
+class _Object(_Model):
+    """What a PaymentIntent, a refund and a dispute all have, as far as Bastion reads them."""
+
+    id: str = _ID
+    amount: int = Field(ge=0)
+    currency: str = _CURRENCY
+
+
+class _Intent(_Object):
+    object: Literal["payment_intent"]
+    status: str = Field(max_length=100)
+    amount_received: int = Field(default=0, ge=0)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    next_action: _NextAction | None = None
+    last_payment_error: _Error | None = None
+
+
+class _Refund(_Object):
+    object: Literal["refund"]
+    status: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    failure_reason: str | None = Field(default=None, max_length=100)
+
+
+class _EvidenceDetails(_Model):
+    due_by: int | None = None
+
+
+class _Dispute(_Object):
+    object: Literal["dispute"]
+    status: str = Field(max_length=100)
+    reason: str = Field(max_length=100)
+    payment_intent: str | None = Field(default=None, max_length=255)
+    evidence_details: _EvidenceDetails = Field(default_factory=_EvidenceDetails)
+    created: int
+
+
+class _Data(_Model):
+    object: dict[str, Any]
+
+
+class _Event(_Model):
+    id: str = _ID
+    type: str = Field(max_length=100)
+    livemode: bool
+    data: _Data
+
+
 class _NothingSent(stripe.APIConnectionError):
     """No connection was made: no byte of the request reached Stripe."""
 
@@ -279,9 +361,10 @@ class StripeConnector:
         call = self._stripe.v1.payment_intents.capture_async(
             reference, {"amount_to_capture": to_capture}, {"idempotency_key": f"{charge_id}:capture"}
         )
-        captured = await _answered(call)
-        if isinstance(captured, Answer):
-            return captured
+        answered = await _answered(call)
+        if isinstance(answered, Answer):
+            return answered
+        captured = _read(_Intent, answered)
         answer = _intent_answer(captured, amount=None, currency=currency)
         if answer.result == AttemptResult.CAPTURED and captured.amount_received != to_capture:
             return Answer(AttemptResult.UNKNOWN, reference=reference, message="Stripe captured another amount than asked.")
@@ -413,8 +496,10 @@ class StripeConnector:
             failover=True,
         )
 
-    async def _retrieve(self, reference: str) -> stripe.PaymentIntent | Answer:
-        return await _answered(self._stripe.v1.payment_intents.retrieve_async(reference))
+    async def _retrieve(self, reference: str) -> _Intent | Answer:
+        """The PaymentIntent `reference` as it is now, or Stripe's refusal."""
+        answered = await _answered(self._stripe.v1.payment_intents.retrieve_async(reference))
+        return answered if isinstance(answered, Answer) else _read(_Intent, answered)
 
     async def _dispute(self, call: Awaitable[stripe.Dispute]) -> DisputeState:
         try:
@@ -506,88 +591,6 @@ def _decline(code: str | None, decline_code: str | None, message: str | None, *,
     return Answer(
         AttemptResult.DECLINED, reference=reference, decline_code=told, message=message, failover=told in _SOFT_DECLINES
     )
-
-
-_ID = Field(min_length=1, max_length=255)
-_CURRENCY = Field(min_length=3, max_length=3)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class _MethodAnswer(_Model):
-    """What the vault returns of Stripe's answer to the PaymentMethod."""
-
-    id: str | None = Field(default=None, max_length=255)
-    object: str | None = Field(default=None, max_length=100)
-    error_type: str | None = Field(default=None, max_length=100)
-    error_code: str | None = Field(default=None, max_length=100)
-    decline_code: str | None = Field(default=None, max_length=100)
-    error_message: str | None = Field(default=None, max_length=5_000)
-
-
-class _Error(_Model):
-    code: str | None = Field(default=None, max_length=100)
-    decline_code: str | None = Field(default=None, max_length=100)
-    message: str | None = Field(default=None, max_length=5_000)
-
-
-class _Redirect(_Model):
-    url: str | None = Field(default=None, max_length=2_048)
-
-
-class _NextAction(_Model):
-    type: str = Field(max_length=100)
-    redirect_to_url: _Redirect | None = None
-
-
-class _Object(_Model):
-    """What a PaymentIntent, a refund and a dispute all have, as far as Bastion reads them."""
-
-    id: str = _ID
-    amount: int = Field(ge=0)
-    currency: str = _CURRENCY
-
-
-class _Intent(_Object):
-    object: Literal["payment_intent"]
-    status: str = Field(max_length=100)
-    amount_received: int = Field(default=0, ge=0)
-    metadata: dict[str, str] = Field(default_factory=dict)
-    next_action: _NextAction | None = None
-    last_payment_error: _Error | None = None
-
-
-class _Refund(_Object):
-    object: Literal["refund"]
-    status: str | None = Field(default=None, max_length=100)
-    metadata: dict[str, str] = Field(default_factory=dict)
-    failure_reason: str | None = Field(default=None, max_length=100)
-
-
-class _EvidenceDetails(_Model):
-    due_by: int | None = None
-
-
-class _Dispute(_Object):
-    object: Literal["dispute"]
-    status: str = Field(max_length=100)
-    reason: str = Field(max_length=100)
-    payment_intent: str | None = Field(default=None, max_length=255)
-    evidence_details: _EvidenceDetails = Field(default_factory=_EvidenceDetails)
-    created: int
-
-
-class _Data(_Model):
-    object: dict[str, Any]
-
-
-class _Event(_Model):
-    id: str = _ID
-    type: str = Field(max_length=100)
-    livemode: bool
-    data: _Data
 
 
 _M = TypeVar("_M", bound=BaseModel)
