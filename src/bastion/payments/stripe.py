@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Literal, NoReturn, TypeVar, cast
 
 import httpx
+import orjson
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stripe.params import (
@@ -30,7 +31,7 @@ from stripe.params import (
     RefundListParams,
 )
 
-from bastion.connectors import KINDS
+from bastion.connectors import KINDS, OpenedAccount
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ProcessorUnavailable, invariant
 from bastion.kernel.ids import created_at, is_id
@@ -39,10 +40,10 @@ from bastion.payments.connectors import (
     Answer,
     AttemptResult,
     Authorization,
-    ConnectorAccount,
     DisputeState,
     Notification,
     Subject,
+    readable,
 )
 from bastion.payments.domain import DisputeStatus
 from bastion.payments.errors import DisputeRefused
@@ -289,8 +290,20 @@ class _Transport(stripe.HTTPClient):
             raise stripe.APIConnectionError(f"Stripe did not answer ({type(error).__name__}).") from None  # type: ignore[no-untyped-call]
         return response.content, response.status_code, response.headers
 
-    async def close_async(self) -> None:
-        await self._client.aclose()
+
+class StripeOutbound:
+    """The outbound clients all Stripe connectors of a process share, one per mode (a connector
+    is built per account and dropped from the directory's cache without a word, so it owns
+    nothing to close): the SSRF guard's, since an account's base URL is the merchant's to set; in
+    test mode it may be a local server on loopback (docs/connectors.md, base URLs). Whoever makes
+    it closes `clients`."""
+
+    def __init__(self, *, timeout_s: float = TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self.clients = {
+            livemode: guarded_client(DestinationPolicy(allow_loopback_http=not livemode), timeout_s=timeout_s)
+            for livemode in (False, True)
+        }
 
 
 class StripeConnector:
@@ -298,26 +311,20 @@ class StripeConnector:
     capabilities = KINDS[STRIPE_CONNECTOR].capabilities
 
     def __init__(
-        self, account: ConnectorAccount, vault: VaultClient, *, timeout_s: float = TIMEOUT_S, clock: Clock = SYSTEM_CLOCK
+        self, account: OpenedAccount, vault: VaultClient, outbound: StripeOutbound, *, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         invariant(account.connector == STRIPE_CONNECTOR, "a Stripe connector opened for another connector's account")
         self._account = account
         self._vault = vault
         self._clock = clock
         self._secret_key = account.credentials["secret_key"]
-        # Test-mode accounts may point at a local server on loopback (docs/connectors.md, base URLs).
-        client = guarded_client(DestinationPolicy(allow_loopback_http=not account.tenant.livemode), timeout_s=timeout_s)
-        self._transport = _Transport(client, timeout_s)
         self._stripe = stripe.StripeClient(
             self._secret_key,
             stripe_version=STRIPE_VERSION,
             base_addresses={"api": account.base_url.rstrip("/")},
-            http_client=self._transport,
+            http_client=_Transport(outbound.clients[account.tenant.livemode], outbound.timeout_s),
             max_network_retries=0,
         )
-
-    async def close(self) -> None:
-        await self._transport.close_async()
 
     async def authorize(self, tenant: Tenant, request: Authorization) -> Answer:
         self._check(tenant)
@@ -442,12 +449,13 @@ class StripeConnector:
         signature = next((value for name, value in headers.items() if name.lower() == SIGNATURE_HEADER.lower()), None)
         secret = self._account.credentials["webhook_secret"]
         try:
-            verified = self._stripe.construct_event(body, signature, secret, tolerance=NOTIFICATION_TOLERANCE_S)
+            self._stripe.construct_event(body, signature, secret, tolerance=NOTIFICATION_TOLERANCE_S)
         except (stripe.SignatureVerificationError, UnicodeDecodeError):
             raise AuthenticationFailed(f"The {SIGNATURE_HEADER} header does not verify, or is stale.") from None
         except ValueError:
             raise InvalidRequest("The notification is not a Stripe event.", param="body") from None
-        event = _readable(_Event, verified.to_dict(), "")
+        # The body the package verified, read by Bastion's own description of it.
+        event = readable(_Event, body, "")
         tenant = self._account.tenant
         if event.livemode != tenant.livemode:
             raise InvalidRequest("The event is of the other mode than the account's.", param="livemode")
@@ -608,15 +616,6 @@ def _read(model: type[_M], answered: stripe.StripeObject) -> _M:
 _OBJECTS: dict[str, type[_Intent | _Refund | _Dispute]] = {"payment_intent": _Intent, "refund": _Refund, "dispute": _Dispute}
 
 
-def _readable(model: type[_M], values: Any, prefix: str) -> _M:
-    """`values` read as `model`, or `InvalidRequest` naming the first field that is not."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as error:
-        location = prefix + ".".join(str(part) for part in error.errors()[0]["loc"])
-        raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None
-
-
 def _intent_answer(answered: stripe.PaymentIntent | _Intent, *, amount: int | None, currency: str | None) -> Answer:
     """A PaymentIntent in Bastion's terms; another `amount` (ISO 4217 minor units) or `currency`
     than asked is `unknown`, as is any status not in the table (docs/connectors.md, Stripe)."""
@@ -671,37 +670,31 @@ def _notification(event: _Event, told: "functools.partial[Notification]") -> Not
     kind = _OBJECTS.get(str(event.data.object.get("object")))
     if kind is None:
         raise InvalidRequest("The event is about an object Bastion does not read.", param="data.object.object")
-    changed = _readable(kind, event.data.object, "data.object.")
+    changed = readable(kind, orjson.dumps(event.data.object), "data.object.")
+    answer: Answer | None
     if event.type in _PAYMENT_EVENTS and isinstance(changed, _Intent):
-        currency = changed.currency.upper()
-        charge_id = changed.metadata.get(CHARGE_METADATA)
-        return told(
-            subject=Subject.PAYMENT,
-            # A PaymentIntent Bastion did not create (no charge id) is told, and changes nothing.
-            reference=charge_id or changed.id,
-            answer=None if charge_id is None else _intent_answer(changed, amount=None, currency=None),
-            amount=from_stripe_amount(changed.amount, currency),
-            currency=currency,
-        )
-    if event.type in _REFUND_EVENTS and isinstance(changed, _Refund):
-        currency = changed.currency.upper()
-        refund_id = changed.metadata.get(REFUND_METADATA)
-        return told(
-            subject=Subject.REFUND,
-            reference=refund_id or changed.id,
-            answer=None if refund_id is None else _refund_answer(changed, None),
-            amount=from_stripe_amount(changed.amount, currency),
-            currency=currency,
-        )
-    if event.type in _DISPUTE_EVENTS and isinstance(changed, _Dispute):
+        subject, bastion_id = Subject.PAYMENT, changed.metadata.get(CHARGE_METADATA)
+        answer = None if bastion_id is None else _intent_answer(changed, amount=None, currency=None)
+    elif event.type in _REFUND_EVENTS and isinstance(changed, _Refund):
+        subject, bastion_id = Subject.REFUND, changed.metadata.get(REFUND_METADATA)
+        answer = None if bastion_id is None else _refund_answer(changed, None)
+    elif event.type in _DISPUTE_EVENTS and isinstance(changed, _Dispute):
         state = _dispute_state(changed)
         # A dispute carries none of the payment's metadata: it names the PaymentIntent (ADR 27).
+        reference = changed.payment_intent or changed.id
         return told(
-            subject=Subject.DISPUTE,
-            reference=changed.payment_intent or changed.id,
-            answer=None,
-            amount=state.amount,
-            currency=state.currency,
-            dispute=state,
+            subject=Subject.DISPUTE, reference=reference, answer=None, amount=state.amount, currency=state.currency, dispute=state
         )
-    raise InvalidRequest(f"Bastion does not take the Stripe event {event.type[:100]!r} about a {changed.object}.", param="type")
+    else:
+        raise InvalidRequest(
+            f"Bastion does not take the Stripe event {event.type[:100]!r} about a {changed.object}.", param="type"
+        )
+    currency = changed.currency.upper()
+    # A PaymentIntent or refund Bastion did not make (no id of Bastion's) is told, and changes nothing.
+    return told(
+        subject=subject,
+        reference=bastion_id or changed.id,
+        answer=answer,
+        amount=from_stripe_amount(changed.amount, currency),
+        currency=currency,
+    )

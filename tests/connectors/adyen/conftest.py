@@ -14,7 +14,8 @@ from bastion.platform.db import Tenant
 from tests.support.asgi import serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, LocalAdyen, vendor_specs
+from tests.support.providers import vendor_specs
+from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, LocalAdyen
 from tests.support.vault import VISA, vault_card
 
 # Short enough for a test of a lost answer, long enough for a busy machine.

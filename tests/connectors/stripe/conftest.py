@@ -7,15 +7,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bastion.connectors import OpenedAccount
 from bastion.kernel.ids import new_id
-from bastion.payments.connectors import Answer, AttemptResult, Authorization, ConnectorAccount
-from bastion.payments.stripe import StripeConnector
+from bastion.payments.connectors import Answer, AttemptResult, Authorization
+from bastion.payments.stripe import StripeConnector, StripeOutbound
 from bastion.platform.db import Tenant
 from tests.support.asgi import serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, free_port
 from tests.support.providers.stripe import FIXTURES, Account, StripeServer, fixtures
-from tests.support.vault import VISA, payment_method
+from tests.support.vault import vault_card
 
 # Shorter than any delay the tests ask of the local Stripe, longer than a loaded machine's answer.
 TIMEOUT_S = 2.0
@@ -62,11 +63,20 @@ def local_stripe(test_database: TestDatabase, vault: ApiProcess) -> Iterator[Loc
     local.stop()
 
 
+@pytest.fixture(scope="session")
+async def stripe_outbound() -> AsyncIterator[StripeOutbound]:
+    """The outbound clients the session's Stripe connectors share, with a deadline the tests' delays pass."""
+    outbound = StripeOutbound(timeout_s=TIMEOUT_S)
+    yield outbound
+    for client in outbound.clients.values():
+        await client.aclose()
+
+
 @dataclass(frozen=True)
 class Opened:
     """A Stripe account of the test's own at the local Stripe, and Bastion's connector for it."""
 
-    account: ConnectorAccount
+    account: OpenedAccount
     connector: StripeConnector
     local: LocalStripe
 
@@ -80,26 +90,19 @@ class Opened:
         return self.local.server.account(self.account.credentials["secret_key"])
 
 
-def stripe_account(merchant: Credentials, base_url: str) -> ConnectorAccount:
+def stripe_account(merchant: Credentials, base_url: str) -> OpenedAccount:
+    """A Stripe account of `merchant`'s, with keys of its own, reached at `base_url`."""
     credentials = {"secret_key": f"sk_test_{secrets.token_hex(16)}", "webhook_secret": f"whsec_{secrets.token_hex(16)}"}
-    return ConnectorAccount(new_id("ca"), "stripe", Tenant(merchant.merchant_id, False), credentials, base_url)
+    return OpenedAccount(new_id("ca"), "stripe", Tenant(merchant.merchant_id, False), credentials, base_url)
 
 
 @pytest.fixture
-async def stripe(platform: Platform, merchant: Credentials, local_stripe: LocalStripe) -> AsyncIterator[Opened]:
+async def stripe(
+    platform: Platform, merchant: Credentials, local_stripe: LocalStripe, stripe_outbound: StripeOutbound
+) -> AsyncIterator[Opened]:
     account = stripe_account(merchant, local_stripe.url)
-    connector = StripeConnector(account, platform.services.vault, timeout_s=TIMEOUT_S)
-    yield Opened(account, connector, local_stripe)
+    yield Opened(account, StripeConnector(account, platform.services.vault, stripe_outbound), local_stripe)
     local_stripe.server.disarm()
-    await connector.close()
-
-
-async def vault_card(platform: Platform, vault: ApiProcess, merchant: Credentials, number: str = VISA) -> str:
-    """A card tokenized and made a payment method: the vault's card behind it."""
-    method = await payment_method(platform, vault, merchant, number)
-    async with platform.owner.transaction() as connection:
-        card: str = await connection.fetchval("SELECT vault_card_id FROM payment_methods WHERE id = $1", method)
-    return card
 
 
 def authorization(card: str, *, amount: int = 2000, currency: str = "EUR", capture: bool = True, **changes: Any) -> Authorization:

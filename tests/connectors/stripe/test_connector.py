@@ -13,25 +13,23 @@ from bastion.kernel.errors import ProcessorUnavailable
 from bastion.kernel.ids import new_id
 from bastion.payments.connectors import Answer, AttemptResult
 from bastion.payments.errors import DisputeRefused
-from bastion.payments.stripe import SEARCH_LAG_MAX, StripeConnector
+from bastion.payments.stripe import SEARCH_LAG_MAX, StripeConnector, StripeOutbound
 from bastion.platform.certs import CertPaths, client_ssl_context
 from bastion.platform.vault_client import VaultClient
 from tests.connectors.stripe.conftest import (
     TIMEOUT_S,
-    LocalStripe,
     Opened,
     authorization,
     authorized,
     closed_port,
     paid,
     stripe_account,
-    vault_card,
 )
 from tests.support.clock import ShiftedClock
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
 from tests.support.providers.stripe import Chaos
-from tests.support.vault import CHALLENGED, VISA
+from tests.support.vault import CHALLENGED, VISA, vault_card
 
 RETURN_URL = "https://shop.example/orders/7"
 
@@ -161,7 +159,7 @@ async def test_each_declining_card(
     decline_code: str,
     failover: bool,
 ) -> None:
-    request = authorization(await vault_card(platform, vault, merchant, number))
+    request = authorization(await vault_card(platform, vault, merchant, number=number))
 
     answer = await stripe.connector.authorize(stripe.tenant, request)
 
@@ -175,7 +173,7 @@ async def test_each_declining_card(
 async def test_a_challenge_asked_by_the_issuer_then_answered(
     stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials
 ) -> None:
-    request = authorization(await vault_card(platform, vault, merchant, CHALLENGED), capture=False, return_url=RETURN_URL)
+    request = authorization(await vault_card(platform, vault, merchant, number=CHALLENGED), capture=False, return_url=RETURN_URL)
 
     answer = await stripe.connector.authorize(stripe.tenant, request)
 
@@ -265,52 +263,43 @@ async def test_a_failure_before_the_payment_intent_charged_nothing_and_may_go_el
 
 
 async def test_a_refused_connection_sent_nothing(
-    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, local_stripe: LocalStripe
+    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, stripe_outbound: StripeOutbound
 ) -> None:
     card = await vault_card(platform, vault, merchant)
-    with local_stripe.stopped():
+    with stripe.local.stopped():
         through_the_vault = await stripe.connector.authorize(stripe.tenant, authorization(card))
     unreachable = stripe_account(merchant, f"http://127.0.0.1:{closed_port()}")
-    connector = StripeConnector(unreachable, platform.services.vault, timeout_s=TIMEOUT_S)
-    try:
-        direct = await connector.authorize(stripe.tenant, authorization(card))
-        with pytest.raises(ProcessorUnavailable):
-            await connector.capture(stripe.tenant, new_id("ch"), "pi_123", 100)
-    finally:
-        await connector.close()
+    connector = StripeConnector(unreachable, platform.services.vault, stripe_outbound)
+    direct = await connector.authorize(stripe.tenant, authorization(card))
+    with pytest.raises(ProcessorUnavailable):
+        await connector.capture(stripe.tenant, new_id("ch"), "pi_123", 100)
 
     assert (through_the_vault.result, through_the_vault.failover) == (AttemptResult.FAILED, True)
     assert (direct.result, direct.failover) == (AttemptResult.FAILED, True)
-    assert local_stripe.server.account(unreachable.credentials["secret_key"]).payment_intents == {}
+    assert stripe.local.server.account(unreachable.credentials["secret_key"]).payment_intents == {}
 
 
 async def test_a_wrong_key_charges_nothing_and_may_go_elsewhere(
-    platform: Platform, vault: ApiProcess, merchant: Credentials, local_stripe: LocalStripe
+    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, stripe_outbound: StripeOutbound
 ) -> None:
-    account = stripe_account(merchant, local_stripe.url)
-    wrong = dataclasses.replace(account, credentials=account.credentials | {"secret_key": "rk_test_" + secrets.token_hex(8)})
-    connector = StripeConnector(wrong, platform.services.vault)
-    try:
-        answer = await connector.authorize(account.tenant, authorization(await vault_card(platform, vault, merchant)))
-    finally:
-        await connector.close()
+    wrong_key = stripe.account.credentials | {"secret_key": "rk_test_" + secrets.token_hex(8)}
+    connector = StripeConnector(
+        dataclasses.replace(stripe.account, credentials=wrong_key), platform.services.vault, stripe_outbound
+    )
+    answer = await connector.authorize(stripe.tenant, authorization(await vault_card(platform, vault, merchant)))
 
     assert (answer.result, answer.failover) == (AttemptResult.FAILED, True)
 
 
 async def test_a_sync_finding_nothing_waits_for_stripes_search_before_it_says_failed(
-    platform: Platform, merchant: Credentials, local_stripe: LocalStripe
+    stripe: Opened, platform: Platform, stripe_outbound: StripeOutbound
 ) -> None:
     clock = ShiftedClock()
-    account = stripe_account(merchant, local_stripe.url)
-    connector = StripeConnector(account, platform.services.vault, clock=clock)
+    connector = StripeConnector(stripe.account, platform.services.vault, stripe_outbound, clock=clock)
     charge_id = new_id("ch")
-    try:
-        young = await connector.sync(account.tenant, charge_id, amount=2000, currency="EUR")
-        with clock.shifted(SEARCH_LAG_MAX + timedelta(seconds=1)):
-            old = await connector.sync(account.tenant, charge_id, amount=2000, currency="EUR")
-    finally:
-        await connector.close()
+    young = await connector.sync(stripe.tenant, charge_id, amount=2000, currency="EUR")
+    with clock.shifted(SEARCH_LAG_MAX + timedelta(seconds=1)):
+        old = await connector.sync(stripe.tenant, charge_id, amount=2000, currency="EUR")
 
     assert young.result == AttemptResult.UNKNOWN
     assert (old.result, old.failover) == (AttemptResult.FAILED, False)
@@ -394,7 +383,13 @@ class _RecordingVault(VaultClient):
 
 
 async def test_the_card_number_reaches_stripe_and_never_the_connector(
-    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, caplog: pytest.LogCaptureFixture
+    *,
+    stripe: Opened,
+    platform: Platform,
+    vault: ApiProcess,
+    merchant: Credentials,
+    stripe_outbound: StripeOutbound,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = platform.settings
@@ -404,7 +399,7 @@ async def test_the_card_number_reaches_stripe_and_never_the_connector(
         timeout_s=settings.vault_forward_timeout_s,
     )
     recording.answers = []
-    connector = StripeConnector(stripe.account, recording, timeout_s=TIMEOUT_S)
+    connector = StripeConnector(stripe.account, recording, stripe_outbound)
     card = await vault_card(platform, vault, merchant)
     try:
         answers = [await connector.authorize(stripe.tenant, authorization(card, capture=False)) for _ in range(2)]
@@ -413,7 +408,6 @@ async def test_the_card_number_reaches_stripe_and_never_the_connector(
         answers.append(await connector.capture(stripe.tenant, new_id("ch"), reference, 2000))
         answers.append(await connector.refund(stripe.tenant, new_id("re"), reference, 100))
     finally:
-        await connector.close()
         await recording.close()
 
     sent = [received.body for received in stripe.record.received if received.path == "/v1/payment_methods"]

@@ -14,11 +14,11 @@ from bastion.kernel.errors import AuthenticationFailed, InvalidRequest
 from bastion.kernel.ids import new_id
 from bastion.payments.connectors import Answer, AttemptResult, DisputeState, Notification, Subject
 from bastion.payments.stripe import NOTIFICATION_TOLERANCE_S, SIGNATURE_HEADER
-from tests.connectors.stripe.conftest import LocalStripe, Opened, authorization, authorized, paid, stripe_account, vault_card
+from tests.connectors.stripe.conftest import LocalStripe, Opened, authorization, authorized, paid, stripe_account
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
 from tests.support.providers.stripe import signature_header
-from tests.support.vault import CHALLENGED
+from tests.support.vault import CHALLENGED, vault_card
 
 # Every status Stripe's PaymentIntents have, and what Bastion makes of each alone.
 _STATUSES = {
@@ -75,7 +75,7 @@ async def test_an_authorization_told_by_stripe(
 async def test_a_decline_told_by_stripe(
     *, stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, number: str, decline_code: str
 ) -> None:
-    request = authorization(await vault_card(platform, vault, merchant, number), return_url="https://shop.example/7")
+    request = authorization(await vault_card(platform, vault, merchant, number=number), return_url="https://shop.example/7")
     answer = await stripe.connector.authorize(stripe.tenant, request)
     if answer.result == AttemptResult.REQUIRES_ACTION:
         assert answer.reference is not None
