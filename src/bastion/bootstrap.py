@@ -43,6 +43,7 @@ from bastion.payments.refunds import refund_phases
 from bastion.payments.review_decisions import review_phases
 from bastion.payments.sandbox import SandboxConnector
 from bastion.payments.service import payment_method_phases
+from bastion.payments.stripe import STRIPE_CONNECTOR, StripeConnector, StripeOutbound
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs, private_ca_client_context
 from bastion.platform.crypto import DerivedKeys, KeyedHasher, LocalKeyring, signing_purpose
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
@@ -246,8 +247,11 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     sandbox = SandboxConnector(vault, acquirer, acquirer_api_key(grant), acquirer_notification_secret(grant))
     credentials = connectors.CredentialsSealer(DerivedKeys(grant.keys).secret(connectors.CREDENTIALS_KEY_PURPOSE))
     # A merchant's sandbox accounts all reach the platform's one acquirer, with no credentials.
+    # Built per account and dropped from the directory's memory unclosed: they share the clients.
+    stripe_outbound = StripeOutbound()
     builders: dict[str, Builder] = {
         SANDBOX_CONNECTOR: lambda _account: sandbox,
+        STRIPE_CONNECTOR: lambda account: StripeConnector(account, vault, stripe_outbound),
         ADYEN: lambda account: AdyenConnector(account, vault),
     }
     directory = ConnectorDirectory(database, credentials, sandbox, builders)
@@ -279,7 +283,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         webhook_secrets=webhooks.EndpointSecrets(DerivedKeys(grant.keys).secret(webhooks.SECRETS_KEY_PURPOSE)),
         connector_credentials=credentials,
         demo_keys=grant.demo_keys,
-        outbound=(acquirer,),
+        outbound=(acquirer, *stripe_outbound.clients.values()),
     )
 
 

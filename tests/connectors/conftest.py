@@ -4,13 +4,16 @@ conformance suite."""
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.asgi import serving
-from tests.support.postgres import TestDatabase
-from tests.support.providers.adyen import LocalAdyen, vendor_specs
+from tests.support.postgres import ApiProcess, TestDatabase
+from tests.support.providers import vendor_specs
+from tests.support.providers.adyen import LocalAdyen
+from tests.support.providers.stripe import FIXTURES, StripeServer, fixtures
 
 
 class ServedAdyen:
@@ -47,3 +50,44 @@ def adyen(test_database: TestDatabase) -> Iterator[ServedAdyen]:
     served = ServedAdyen(LocalAdyen(base_url=url), port)
     yield served
     served.close()
+
+
+@dataclass
+class LocalStripe:
+    """The session's local Stripe, on the port the session's vault forwards Stripe's card data to."""
+
+    server: StripeServer
+    port: int
+    _serving: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._serving.enter_context(serving(self.server.app, name="local Stripe", port=self.port))
+
+    def stop(self) -> None:
+        self._serving.close()
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Nothing listens on its port inside the block."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
+@pytest.fixture(scope="session")
+def local_stripe(test_database: TestDatabase, vault: ApiProcess) -> Iterator[LocalStripe]:
+    resources = fixtures()
+    if resources is None:
+        pytest.skip(f"Stripe's published fixtures are not at {FIXTURES} (set BASTION_VENDOR_SPECS to the vendor specs)")
+    port = urlsplit(test_database.provider_urls["stripe"]).port
+    assert port is not None
+    local = LocalStripe(StripeServer(resources), port)
+    local.start()
+    yield local
+    local.stop()

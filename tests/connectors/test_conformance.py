@@ -4,8 +4,9 @@ a PaymentIntent pinned to a connector account of the processor under test, and e
 own record is the judge of what was charged. A new connector is done when it passes here
 (docs/connectors.md, How to add a connector)."""
 
+import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,11 +17,12 @@ import pytest
 
 from bastion.platform.db import plain_dsn
 from bastion.platform.settings import Settings
-from tests.connectors.conftest import ServedAdyen
+from tests.connectors.conftest import LocalStripe, ServedAdyen
 from tests.support.acquirer import NOTIFICATIONS_PATH, deliver, notifications_of, signed
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, body_of
+from tests.support.providers.stripe import signature_header
 from tests.support.vault import CHALLENGED, VISA, payment_method
 
 RETURN_URL = "https://shop.test/orders/7"
@@ -123,11 +125,54 @@ class Adyen:
         return orjson.dumps(document)
 
 
-@pytest.fixture(params=["sandbox", "adyen"])
+@dataclass
+class Stripe:
+    local: LocalStripe
+    name: str = "stripe"
+    secret_key: str = field(default_factory=lambda: f"sk_test_{secrets.token_hex(16)}")
+    webhook_secret: str = field(default_factory=lambda: f"whsec_{secrets.token_hex(16)}")
+
+    def account(self) -> dict[str, Any]:
+        credentials = {"secret_key": self.secret_key, "webhook_secret": self.webhook_secret}
+        return {"connector": "stripe", "credentials": credentials, "base_url": self.local.url}
+
+    def _intents(self, charge_id: str) -> list[dict[str, Any]]:
+        intents = self.local.server.account(self.secret_key).payment_intents.values()
+        return [intent for intent in intents if intent["metadata"].get("bastion_charge") == charge_id]
+
+    async def charged(self, charge_id: str) -> int:
+        return len(self._intents(charge_id))
+
+    def _signed(self, event: dict[str, Any], account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        body = orjson.dumps(event)
+        headers = {"stripe-signature": signature_header(body, self.webhook_secret), "content-type": "application/json"}
+        return f"/v1/connectors/stripe/notifications/{account_id}", body, headers
+
+    async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        (intent,) = self._intents(charge_id)
+        account = self.local.server.account(self.secret_key)
+        return self._signed(self.local.server.event(account, "payment_intent.succeeded", intent), account_id)
+
+    async def complete_challenge(self, intent: dict[str, Any], account_id: str, client: httpx.AsyncClient) -> None:
+        (challenged,) = self._intents(intent["latest_charge"])
+        completed = self.local.server.complete_challenge(self.secret_key, challenged["id"], succeeded=True)
+        account = self.local.server.account(self.secret_key)
+        path, body, headers = self._signed(self.local.server.event(account, "payment_intent.succeeded", completed), account_id)
+        assert (await client.post(path, content=body, headers=headers)).status_code == 200
+
+    def tampered(self, body: bytes) -> bytes:
+        event = orjson.loads(body)
+        event["data"]["object"]["amount"] += 1
+        return orjson.dumps(event)
+
+
+@pytest.fixture(params=["sandbox", "stripe", "adyen"])
 def provider(request: pytest.FixtureRequest, test_database: TestDatabase, settings: Settings) -> Provider:
     if request.param == "sandbox":
         request.getfixturevalue("acquirer")
         return Sandbox(test_database, settings)
+    if request.param == "stripe":
+        return Stripe(request.getfixturevalue("local_stripe"))
     return Adyen(request.getfixturevalue("adyen"))
 
 

@@ -7,6 +7,7 @@ ids sort by creation time and lists can page on the id alone.
 import re
 import secrets
 import time
+from datetime import UTC, datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY_LENGTH = 26
@@ -59,6 +60,14 @@ def new_id(prefix: str) -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
+
+
+def created_at(value: str) -> datetime:
+    """When the id `value` was made: the milliseconds its first 48 bits count."""
+    number = 0
+    for char in value.rsplit("_", 1)[-1]:
+        number = number * 32 + _ALPHABET.index(char)
+    return datetime.fromtimestamp((number >> 80) / 1000, UTC)
 
 
 def id_pattern(prefix: str) -> str:

@@ -10,9 +10,12 @@ processor acts once.
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from bastion.connectors import Capabilities
+from bastion.kernel.errors import InvalidRequest
 from bastion.platform.db import Tenant
 
 
@@ -173,3 +176,16 @@ class Connector(Protocol):
         """The notification in `body`, once its signature (in `headers`) is verified
         (`AuthenticationFailed` otherwise); one Bastion cannot read is `InvalidRequest`."""
         ...
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def readable(model: type[_Model], body: bytes, prefix: str) -> _Model:
+    """A notification's `body` (JSON) read as `model`, or `InvalidRequest` naming the first field
+    that is not, after `prefix` (where in the notification `body` is)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        location = prefix + ".".join(str(part) for part in error.errors()[0]["loc"])
+        raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None

@@ -6,7 +6,7 @@ notifications arrive signed (`Acquirer-Signature`)."""
 import functools
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -24,6 +24,7 @@ from bastion.payments.connectors import (
     SettlementLine,
     SettlementState,
     Subject,
+    readable,
 )
 from bastion.payments.errors import DisputeRefused
 from bastion.platform.db import Tenant
@@ -138,12 +139,12 @@ class SandboxConnector:
 
     def handle_notification(self, body: bytes, headers: Mapping[str, str], *, now: int) -> Notification:
         verify(self._notification_secret, body, headers.get(SIGNATURE_HEADER), now=now)
-        envelope = _readable(_Envelope, body, "")
+        envelope = readable(_Envelope, body, "")
         # The sandbox acquirer takes test-mode payments only.
         told = functools.partial(Notification, id=envelope.id, type=envelope.type, merchant_id=envelope.merchant, livemode=False)
         data = orjson.dumps(envelope.data)
         if envelope.type == "settlement.paid":
-            settlement = _readable(_Settlement, data, "data.")
+            settlement = readable(_Settlement, data, "data.")
             return told(
                 subject=Subject.SETTLEMENT,
                 reference=settlement.id,
@@ -153,7 +154,7 @@ class SandboxConnector:
                 settlement=settlement.state(),
             )
         if envelope.type.startswith("dispute."):
-            disputed = _readable(_Dispute, data, "data.")
+            disputed = readable(_Dispute, data, "data.")
             return told(
                 subject=Subject.DISPUTE,
                 reference=disputed.reference,
@@ -162,7 +163,7 @@ class SandboxConnector:
                 currency=disputed.currency,
                 dispute=disputed.state(),
             )
-        changed = _readable(_Object, data, "data.")
+        changed = readable(_Object, data, "data.")
         return told(
             subject=Subject.PAYMENT if envelope.type.startswith("payment.") else Subject.REFUND,
             reference=changed.reference,
@@ -289,18 +290,6 @@ class _Envelope(BaseModel):
     ]
     merchant: str = _ID
     data: dict[str, Any]
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _readable(model: type[_Model], body: bytes, prefix: str) -> _Model:
-    """`body` read as `model`, or `InvalidRequest` naming the first field that is not."""
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as error:
-        location = prefix + ".".join(str(part) for part in error.errors()[0]["loc"])
-        raise InvalidRequest(f"The notification is not one Bastion can read ({location}).", param=location) from None
 
 
 def _dispute_answer(status: int, fields: dict[str, Any] | None) -> DisputeState:

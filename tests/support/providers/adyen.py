@@ -12,13 +12,11 @@ acquirer's test cards (docs/payments.md), and a test can make its next answer fa
 import asyncio
 import base64
 import json
-import os
 import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -29,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
+
+from tests.support.providers import vendor_specs
 
 # The session's credentials, made when the tests start: no key is written in the repository.
 API_KEY = f"AQE_{secrets.token_urlsafe(32)}"
@@ -50,13 +50,6 @@ _AUTHENTICATION_REQUIRED = ("38", "Authentication required", None)
 _CHALLENGED = frozenset({"4000002760003184", "4000000000003220"})
 # Where the chaos control hands a request's made-up resultCode to its handler.
 _RESULT_CODE = "local_adyen.result_code"
-
-
-def vendor_specs() -> Path:
-    """Where the providers' published descriptions are: `$BASTION_VENDOR_SPECS`, else the
-    repository's sibling `shared/vendor-specs` (as CI lays it)."""
-    configured = os.environ.get("BASTION_VENDOR_SPECS")
-    return Path(configured) if configured else Path(__file__).resolve().parents[3].parent / "shared" / "vendor-specs"
 
 
 @cache
