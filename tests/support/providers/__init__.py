@@ -1,0 +1,1 @@
+"""Local servers that speak the processors' wire formats, for the connectors' tests."""
