@@ -15,6 +15,7 @@ import concurrent.futures
 import hashlib
 import itertools
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -558,37 +559,18 @@ def _unsold(failure: InvalidRequest | _Refused | ProcessorUnavailable) -> Answer
 def transaction_answer(transaction: Any, *, amount: int | None, currency: str | None) -> Answer:
     """A sale as Braintree holds it, in Bastion's terms; an unmapped status, or an amount or
     currency other than asked, is `unknown`."""
-    status = str(getattr(transaction, "status", ""))
-    reference = getattr(transaction, "id", None)
-    result = SALE_RESULTS.get(status, AttemptResult.UNKNOWN)
-    if result == AttemptResult.UNKNOWN:
-        return Answer(AttemptResult.UNKNOWN, reference=reference, message=f"Braintree answered the status {_cut(status)!r}.")
-    if not _as_asked(transaction, amount=amount, currency=currency):
-        return Answer(AttemptResult.UNKNOWN, reference=reference, message="Braintree answered another amount or currency.")
-    if result not in (AttemptResult.DECLINED, AttemptResult.FAILED):
-        return Answer(result, reference=reference)
+    answer = _held(transaction, SALE_RESULTS, amount=amount, currency=currency)
+    if answer.result not in (AttemptResult.DECLINED, AttemptResult.FAILED):
+        return answer
     decline_code = _decline_code(transaction)
-    return Answer(
-        result,
-        reference=reference,
-        decline_code=decline_code,
-        message=_cut(getattr(transaction, "processor_response_text", None) or f"Braintree answered {status}."),
-        failover=decline_code in FAILOVER_DECLINES or status == "failed",
-    )
+    failover = decline_code in FAILOVER_DECLINES or transaction.status == "failed"
+    return replace(answer, decline_code=decline_code, message=_response_text(transaction), failover=failover)
 
 
 def refund_answer(credit: Any, *, amount: int | None) -> Answer:
     """A credit (Braintree's refund) in Bastion's terms."""
-    status = str(getattr(credit, "status", ""))
-    reference = getattr(credit, "id", None)
-    result = REFUND_RESULTS.get(status, AttemptResult.UNKNOWN)
-    if result == AttemptResult.UNKNOWN:
-        return Answer(AttemptResult.UNKNOWN, reference=reference, message=f"Braintree answered the status {_cut(status)!r}.")
-    if not _as_asked(credit, amount=amount, currency=None):
-        return Answer(AttemptResult.UNKNOWN, reference=reference, message="Braintree answered another amount.")
-    if result == AttemptResult.FAILED:
-        return Answer(result, reference=reference, message=_cut(getattr(credit, "processor_response_text", None) or status))
-    return Answer(result, reference=reference)
+    answer = _held(credit, REFUND_RESULTS, amount=amount, currency=None)
+    return replace(answer, message=_response_text(credit)) if answer.result == AttemptResult.FAILED else answer
 
 
 def charge_answer(sales: Sequence[Any], *, amount: int, currency: str) -> Answer:
@@ -628,6 +610,23 @@ def notification_id(kind: str, signed_at: int, subject_id: str) -> str:
     was signed, what it is about), the same for every delivery of it."""
     digest = hashlib.sha256(f"{kind}|{signed_at}|{subject_id}".encode()).hexdigest()
     return f"btn_{digest[:32]}"
+
+
+def _held(transaction: Any, results: Mapping[str, AttemptResult], *, amount: int | None, currency: str | None) -> Answer:
+    """`transaction`'s status by `results`, with its id; `unknown` for a status not there, or
+    an amount or currency other than asked."""
+    status = str(getattr(transaction, "status", ""))
+    reference = getattr(transaction, "id", None)
+    result = results.get(status, AttemptResult.UNKNOWN)
+    if result == AttemptResult.UNKNOWN:
+        return Answer(AttemptResult.UNKNOWN, reference=reference, message=f"Braintree answered the status {_cut(status)!r}.")
+    if not _as_asked(transaction, amount=amount, currency=currency):
+        return Answer(AttemptResult.UNKNOWN, reference=reference, message="Braintree answered another amount or currency.")
+    return Answer(result, reference=reference)
+
+
+def _response_text(transaction: Any) -> str:
+    return _cut(getattr(transaction, "processor_response_text", None) or f"Braintree answered {transaction.status}.")
 
 
 def _as_asked(transaction: Any, *, amount: int | None, currency: str | None) -> bool:

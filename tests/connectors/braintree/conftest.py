@@ -1,20 +1,21 @@
 """The session's local Braintree gateway, on the port the session's vault forwards Braintree's
-card data to, and a connector on a merchant of its own for each test."""
+card data to, and for each test a Braintree merchant of its own with a connector on it."""
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from bastion.kernel.ids import new_id
 from bastion.payments.braintree import BRAINTREE, BraintreeConnector
-from bastion.payments.connectors import ConnectorAccount
+from bastion.payments.connectors import Authorization, ConnectorAccount
 from bastion.platform.db import Tenant
 from tests.support.asgi import serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.providers.braintree import BraintreeGateway, Merchant
+from tests.support.providers.braintree import BraintreeGateway, Merchant, Transaction
 from tests.support.vault import VISA, payment_method
 
 # Short, so that a test of a slow answer is quick; the sale's deadline is the vault's forward timeout.
@@ -48,26 +49,55 @@ class LocalBraintree:
             self.start()
 
 
-@pytest.fixture(scope="session")
-def local_braintree(test_database: TestDatabase) -> Iterator[LocalBraintree]:
-    served = LocalBraintree(BraintreeGateway(), test_database.braintree_port)
-    served.start()
-    yield served
-    served.stop()
+@dataclass
+class Case:
+    """A test's Bastion merchant, its Braintree merchant at the local gateway, and a connector on it."""
+
+    platform: Platform
+    vault: ApiProcess
+    merchant: Credentials
+    local: LocalBraintree
+    account: Merchant
+    connector: BraintreeConnector
+
+    @property
+    def gateway(self) -> BraintreeGateway:
+        return self.local.gateway
+
+    @property
+    def tenant(self) -> Tenant:
+        return Tenant(self.merchant.merchant_id, livemode=False)
+
+    async def authorization(
+        self, number: str = VISA, *, amount: int = 1_000, currency: str = "USD", capture: bool = True, **more: Any
+    ) -> Authorization:
+        """A new charge's authorization of a new payment method of `number`."""
+        return Authorization(new_id("ch"), await self.card(number), amount, currency, capture=capture, **more)
+
+    async def card(self, number: str = VISA) -> str:
+        """The vault's card behind a new payment method of `number`: what an authorization names."""
+        method = await payment_method(self.platform, self.vault, self.merchant, number=number)
+        async with self.platform.owner.transaction() as connection:
+            card: str = await connection.fetchval("SELECT vault_card_id FROM payment_methods WHERE id = $1", method)
+        return card
+
+    def sales(self, charge_id: str) -> list[Transaction]:
+        return self.gateway.sales(self.account, charge_id)
+
+    def credits(self, refund_id: str) -> list[Transaction]:
+        return self.gateway.credits(self.account, refund_id)
+
+    @contextlib.asynccontextmanager
+    async def connector_for(self, account: Merchant, base_url: str | None = None) -> AsyncIterator[BraintreeConnector]:
+        """A connector of this merchant on another Braintree account (or base URL)."""
+        made = BraintreeConnector(account_of(self.merchant, account, base_url or self.local.url), self.platform.services.vault)
+        try:
+            yield made
+        finally:
+            await made.close()
 
 
-@pytest.fixture
-def gateway(local_braintree: LocalBraintree) -> Iterator[BraintreeGateway]:
-    yield local_braintree.gateway
-    local_braintree.gateway.clear_faults()
-
-
-@pytest.fixture
-def braintree_merchant(gateway: BraintreeGateway) -> Merchant:
-    return gateway.merchant()
-
-
-def account_for(merchant: Credentials, braintree: Merchant, base_url: str) -> ConnectorAccount:
+def account_of(merchant: Credentials, braintree: Merchant, base_url: str) -> ConnectorAccount:
     return ConnectorAccount(
         id=new_id("ca"),
         connector=BRAINTREE,
@@ -77,20 +107,22 @@ def account_for(merchant: Credentials, braintree: Merchant, base_url: str) -> Co
     )
 
 
+@pytest.fixture(scope="session")
+def local_braintree(test_database: TestDatabase) -> Iterator[LocalBraintree]:
+    served = LocalBraintree(BraintreeGateway(), test_database.braintree_port)
+    served.start()
+    yield served
+    served.stop()
+
+
 @pytest.fixture
-async def connector(
-    platform: Platform, merchant: Credentials, braintree_merchant: Merchant, local_braintree: LocalBraintree
-) -> AsyncIterator[BraintreeConnector]:
-    made = BraintreeConnector(
-        account_for(merchant, braintree_merchant, local_braintree.url), platform.services.vault, timeout_s=CONNECTOR_TIMEOUT_S
+async def case(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, local_braintree: LocalBraintree
+) -> AsyncIterator[Case]:
+    account = local_braintree.gateway.merchant()
+    connector = BraintreeConnector(
+        account_of(merchant, account, local_braintree.url), platform.services.vault, timeout_s=CONNECTOR_TIMEOUT_S
     )
-    yield made
-    await made.close()
-
-
-async def vault_card(platform: Platform, vault: ApiProcess, merchant: Credentials, number: str = VISA) -> str:
-    """The vault's card behind a new payment method of `number`: what an authorization names."""
-    method = await payment_method(platform, vault, merchant, number=number)
-    async with platform.owner.transaction() as connection:
-        card: str = await connection.fetchval("SELECT vault_card_id FROM payment_methods WHERE id = $1", method)
-    return card
+    yield Case(platform, vault, merchant, local_braintree, account, connector)
+    await connector.close()
+    local_braintree.gateway.clear_faults()

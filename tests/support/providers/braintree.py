@@ -27,7 +27,7 @@ import base64
 import secrets
 import string
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -40,6 +40,7 @@ import braintree
 from braintree.resource import Resource
 from braintree.util.crypto import Crypto
 from braintree.util.xml_util import XmlUtil
+from starlette.requests import Request
 
 from bastion.kernel.money import exponent
 from bastion.platform.redaction import luhn_valid
@@ -64,7 +65,7 @@ CARD_DECLINES: Mapping[str, tuple[str, str]] = {
     # Braintree's own sandbox card that fails (its CreditCardNumbers.FailsSandboxVerification).
     "4000111111111115": ("2000", "Do Not Honor"),
 }
-_DECLINE_TEXTS = {code: text for code, text in CARD_DECLINES.values()}
+_DECLINE_TEXTS = dict(CARD_DECLINES.values())
 _DECLINED_AMOUNTS = (Decimal("2000.00"), Decimal("3000.00"))
 _FAILED_AMOUNTS = (Decimal("3000.00"), Decimal("3001.00"))
 NETWORK_UNAVAILABLE = ("3000", "Processor Network Unavailable - Try Again")
@@ -240,7 +241,10 @@ class BraintreeGateway:
             else:
                 subject = _element("transaction", self._transaction_fields(self.transactions[subject_id]))
         timestamp = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        xml = f'<notification><timestamp type="datetime">{timestamp}</timestamp><kind>{escape(kind)}</kind><subject>{subject}</subject></notification>'
+        xml = (
+            f'<notification><timestamp type="datetime">{timestamp}</timestamp><kind>{escape(kind)}</kind>'
+            f"<subject>{subject}</subject></notification>"
+        )
         return signed_notification(xml, merchant.public_key, private_key or merchant.private_key)
 
     # The wire.
@@ -248,12 +252,7 @@ class BraintreeGateway:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await Request(scope, receive).body()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         method, path = scope["method"], scope["path"]
         with self._lock:
@@ -298,9 +297,7 @@ class BraintreeGateway:
         assert merchant is not None
         return merchant
 
-    def _act(
-        self, operation: str, merchant: Merchant, arguments: list[str], body: bytes, fault: Fault | None
-    ) -> tuple[int, str]:
+    def _act(self, operation: str, merchant: Merchant, arguments: list[str], body: bytes, fault: Fault | None) -> tuple[int, str]:
         fields = fault.fields if fault is not None else None
         if operation == "unknown":
             raise _Refusal(404)
@@ -313,6 +310,11 @@ class BraintreeGateway:
         held = self.transactions.get(arguments[0])
         if held is None or held.merchant_id != merchant.merchant_id:
             raise _Refusal(404)
+        return self._on_transaction(operation, merchant, held, body, fields)
+
+    def _on_transaction(
+        self, operation: str, merchant: Merchant, held: Transaction, body: bytes, fields: Mapping[str, Any] | None
+    ) -> tuple[int, str]:
         if operation == "find":
             return 200, self._transaction_xml(held)
         if operation == "capture":
@@ -333,9 +335,13 @@ class BraintreeGateway:
         if not (number.isdigit() and 12 <= len(number) <= 19 and luhn_valid(number)):
             raise _Refusal(422, _validation("81715", "number", "Credit card number is invalid.", ("transaction", "credit-card")))
         if not (month.isdigit() and 1 <= int(month) <= 12):
-            raise _Refusal(422, _validation("81712", "expiration_month", "Expiration month is invalid.", ("transaction", "credit-card")))
+            raise _Refusal(
+                422, _validation("81712", "expiration_month", "Expiration month is invalid.", ("transaction", "credit-card"))
+            )
         if not (year.isdigit() and len(year) == 4):
-            raise _Refusal(422, _validation("81713", "expiration_year", "Expiration year is invalid.", ("transaction", "credit-card")))
+            raise _Refusal(
+                422, _validation("81713", "expiration_year", "Expiration year is invalid.", ("transaction", "credit-card"))
+            )
         capture = (params.get("options") or {}).get("submit_for_settlement") is True
         status, response, rejection = _decision(number, month, year, amount, capture=capture)
         made = Transaction(
@@ -388,7 +394,8 @@ class BraintreeGateway:
                 _validation(
                     "91504",
                     "base",
-                    "Transaction can only be voided if status is authorized, submitted_for_settlement, or - for PayPal - settlement_pending.",
+                    "Transaction can only be voided if status is authorized, submitted_for_settlement, "
+                    "or - for PayPal - settlement_pending.",
                 ),
             )
         held.moved("voided")
@@ -432,7 +439,9 @@ class BraintreeGateway:
     def _search(self, merchant: Merchant, criteria: dict[str, Any], *, ids_only: bool) -> tuple[int, str]:
         known = {"order_id", "type", "ids"}
         if not set(criteria) <= known:
-            raise _Refusal(422, _validation("91500", "base", f"This local gateway searches by {sorted(known)} only.", ("search",)))
+            raise _Refusal(
+                422, _validation("91500", "base", f"This local gateway searches by {sorted(known)} only.", ("search",))
+            )
         found = [
             transaction
             for transaction in self.transactions.values()
@@ -541,7 +550,9 @@ class BraintreeGateway:
             return [
                 transaction
                 for transaction in self.transactions.values()
-                if transaction.merchant_id == merchant.merchant_id and transaction.type == kind and transaction.order_id == order_id
+                if transaction.merchant_id == merchant.merchant_id
+                and transaction.type == kind
+                and transaction.order_id == order_id
             ]
 
 
@@ -552,9 +563,7 @@ def signed_notification(xml: str, public_key: str, private_key: str) -> bytes:
     return urlencode({"bt_signature": signature, "bt_payload": payload}).encode()
 
 
-def _decision(
-    number: str, month: str, year: str, amount: Decimal, *, capture: bool
-) -> tuple[str, tuple[str, str], str | None]:
+def _decision(number: str, month: str, year: str, amount: Decimal, *, capture: bool) -> tuple[str, tuple[str, str], str | None]:
     """The status, processor response and gateway rejection reason of a sale."""
     now = datetime.now(UTC)
     if number in CARD_DECLINES:
@@ -572,7 +581,7 @@ def _decision(
 def _route(method: str, path: str) -> tuple[str, str | None, list[str]]:
     """The operation a request asks for, the merchant in its path and the rest of the path."""
     parts = path.strip("/").split("/")
-    if len(parts) < 3 or parts[0] != "merchants":  # noqa: PLR2004  (/merchants/{id}/{resource})
+    if len(parts) < 3 or parts[0] != "merchants":
         return "unknown", None, []
     merchant_id, resource, rest = parts[1], parts[2], parts[3:]
     routes = {
@@ -636,30 +645,43 @@ def _validation(code: str, attribute: str, message: str, on: tuple[str, ...] = (
     )
     for name in reversed(on):
         error = f"<{name}>{error}</{name}>"
-    return f'<api-error-response><errors><errors type="array"/>{error}</errors><message>{escape(message)}</message></api-error-response>'
+    return _error_response(f'<errors type="array"/>{error}', message, "")
 
 
 def _declined(message: str, transaction_xml: str) -> str:
-    return f'<api-error-response><errors><errors type="array"/></errors><message>{escape(message)}</message>{transaction_xml}</api-error-response>'
+    return _error_response('<errors type="array"/>', message, transaction_xml)
+
+
+def _error_response(errors: str, message: str, transaction_xml: str) -> str:
+    return (
+        f"<api-error-response><errors>{errors}</errors><message>{escape(message)}</message>{transaction_xml}</api-error-response>"
+    )
 
 
 def _element(name: str, value: Any) -> str:
     """`value` as the gateway writes it: dashed names, `type` attributes, `nil` for none."""
     if value is None:
         return f'<{name} nil="true"/>'
-    if isinstance(value, bool):
-        return f'<{name} type="boolean">{str(value).lower()}</{name}>'
-    if isinstance(value, int):
-        return f'<{name} type="integer">{value}</{name}>'
-    if isinstance(value, datetime):
-        return f'<{name} type="datetime">{value.strftime("%Y-%m-%dT%H:%M:%SZ")}</{name}>'
-    if isinstance(value, date):
-        return f'<{name} type="date">{value.isoformat()}</{name}>'
     if isinstance(value, list):
-        return f'<{name} type="array">{"".join(_element(tag, item) for tag, item in value)}</{name}>'
-    if isinstance(value, dict):
-        return f"<{name}>{''.join(_element(key, item) for key, item in value.items())}</{name}>"
-    return f"<{name}>{escape(str(value))}</{name}>"
+        kind, inner = "array", "".join(_element(tag, item) for tag, item in value)
+    elif isinstance(value, dict):
+        kind, inner = None, "".join(_element(key, item) for key, item in value.items())
+    else:
+        kind, inner = _scalar(value)
+    typed = f' type="{kind}"' if kind else ""
+    return f"<{name}{typed}>{inner}</{name}>"
+
+
+def _scalar(value: Any) -> tuple[str | None, str]:
+    if isinstance(value, bool):
+        return "boolean", str(value).lower()
+    if isinstance(value, int):
+        return "integer", str(value)
+    if isinstance(value, datetime):
+        return "datetime", value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return "date", value.isoformat()
+    return None, escape(str(value))
 
 
 def _decimal_text(amount: Decimal, currency: str) -> str:
@@ -685,4 +707,3 @@ async def _answer(send: Any, status: int, xml: str) -> None:
     headers = [(b"content-type", b"application/xml; charset=utf-8"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
