@@ -65,8 +65,9 @@ BRIDGE_WAIT_MAX_S: Final = 120.0
 # Transactions read for one order id or one transaction's refunds: Bastion sends one sale per
 # charge and one credit per refund, so more than a few already says something went wrong.
 SEARCH_RESULTS_MAX: Final = 50
-# Braintree sends a notification it could not deliver again for 24 hours, as it was; one signed
-# longer ago than this is refused as a replay, as is one from further in the future than the skew.
+# Braintree sends a notification it could not deliver again every hour for 24 hours (3 in its
+# sandbox); one signed longer ago than this is refused as a replay, as is one from further in the
+# future than the skew.
 NOTIFICATION_AGE_MAX_S: Final = 25 * 3600
 NOTIFICATION_SKEW_S: Final = 300
 # The forward's code when the vault could not connect to Braintree: nothing was sent.
@@ -306,12 +307,13 @@ class BraintreeConnector:
         held, refusal = await self._changing(submit)
         if refusal is not None:
             return Answer(AttemptResult.FAILED, reference=reference, message=refusal)
-        return transaction_answer(held, amount=amount, currency=held.currency_iso_code)
+        return transaction_answer(held, amount=amount, currency=getattr(held, "currency_iso_code", None))
 
     async def void(self, tenant: Tenant, charge_id: str, reference: str) -> Answer:
         def cancel(gateway: Any) -> tuple[Any, str | None]:
             held = gateway.transaction.find(reference)
-            if held.status == "voided":
+            if held.status in ("voided", "authorization_expired"):
+                # Asked again after it went through, or lapsed at Braintree: nothing is held.
                 return held, None
             return _outcome(gateway.transaction.void(reference))
 
@@ -411,7 +413,7 @@ class BraintreeConnector:
     def _transaction_notification(self, kind: str, signed_at: int, transaction: Any) -> Notification:
         currency = _readable(lambda: str(transaction.currency_iso_code), "subject.transaction.currency_iso_code")
         amount = _readable(lambda: Money.from_decimal(transaction.amount, currency).amount_minor, "subject.transaction.amount")
-        refunded = getattr(transaction, "type", None) == "credit"
+        refunded = kind == "refund_failed" or getattr(transaction, "type", None) == "credit"
         return Notification(
             id=notification_id(kind, signed_at, _readable(lambda: str(transaction.id), "subject.transaction.id")),
             type=kind,
