@@ -191,3 +191,24 @@ async def test_a_transaction_braintree_does_not_hold(case: Case) -> None:
         await case.connector.sync_refund(case.tenant, new_id("re"), "nosuchid", 100),
     ):
         assert (answer.result, answer.message) == (AttemptResult.FAILED, "Braintree has no such merchant or record (404).")
+
+
+async def test_refunds_the_search_does_not_show_yet_are_asked_again(case: Case) -> None:
+    """The transaction's record lists a credit Braintree's search does not return yet: the
+    refund cannot tell whether it is that one, so it is asked again rather than sent."""
+    request = await case.authorization()
+    reference = (await case.connector.authorize(case.tenant, request)).reference
+    assert reference is not None
+    first = new_id("re")
+    await case.connector.refund(case.tenant, first, reference, 100)
+    [credit] = case.credits(first)
+    hidden = case.gateway.transactions.pop(credit.id)
+
+    second = new_id("re")
+    with pytest.raises(ProcessorUnavailable):
+        await case.connector.refund(case.tenant, second, reference, 100)
+    with pytest.raises(ProcessorUnavailable):
+        await case.connector.sync_refund(case.tenant, first, reference, 100)
+    case.gateway.transactions[hidden.id] = hidden
+    assert case.credits(second) == []
+    assert (await case.connector.refund(case.tenant, second, reference, 100)).result == AttemptResult.REFUNDED

@@ -219,3 +219,16 @@ async def test_no_card_number_reaches_the_connectors_process(case: Case, caplog:
         assert "4000000000009995" not in str(answer)
     assert "4000000000009995" not in caplog.text
     assert VISA not in caplog.text
+
+
+async def test_a_lapsed_authorization_is_voided_already(case: Case) -> None:
+    request = await case.authorization(capture=False)
+    reference = (await case.connector.authorize(case.tenant, request)).reference
+    assert reference is not None
+    case.gateway.transactions[reference].moved("authorization_expired")
+    voided = await case.connector.void(case.tenant, request.charge_id, reference)
+    assert voided == Answer(AttemptResult.VOIDED, reference=reference)
+    assert [status for status, _at, _amount in case.sales(request.charge_id)[0].history] == [
+        "authorized",
+        "authorization_expired",
+    ]
