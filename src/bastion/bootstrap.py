@@ -36,14 +36,16 @@ from bastion.audit.chain import CHAIN_KEY_PURPOSE, CHECKPOINT_KEY_PURPOSE
 from bastion.kernel.clock import SYSTEM_CLOCK, Clock
 from bastion.kernel.errors import ConfigurationError
 from bastion.payments.adyen import ADYEN, AdyenConnector
+from bastion.payments.braintree import BRAINTREE, BraintreeConnector
 from bastion.payments.directory import Builder, ConnectorDirectory
 from bastion.payments.disputes import close_phases, submit_phases
 from bastion.payments.intents import cancel_phases, capture_phases, confirm_phases, sync_phases
+from bastion.payments.outbound import ProcessorClients
 from bastion.payments.refunds import refund_phases
 from bastion.payments.review_decisions import review_phases
 from bastion.payments.sandbox import SandboxConnector
 from bastion.payments.service import payment_method_phases
-from bastion.payments.stripe import STRIPE_CONNECTOR, StripeConnector, StripeOutbound
+from bastion.payments.stripe import STRIPE_CONNECTOR, StripeConnector
 from bastion.platform.certs import CertPaths, client_ssl_context, init_certs, private_ca_client_context
 from bastion.platform.crypto import DerivedKeys, KeyedHasher, LocalKeyring, signing_purpose
 from bastion.platform.db import Database, RolePasswords, ServiceRoles, plain_dsn
@@ -248,10 +250,11 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     credentials = connectors.CredentialsSealer(DerivedKeys(grant.keys).secret(connectors.CREDENTIALS_KEY_PURPOSE))
     # A merchant's sandbox accounts all reach the platform's one acquirer, with no credentials.
     # Built per account and dropped from the directory's memory unclosed: they share the clients.
-    stripe_outbound = StripeOutbound()
+    processor_clients = ProcessorClients()
     builders: dict[str, Builder] = {
         SANDBOX_CONNECTOR: lambda _account: sandbox,
-        STRIPE_CONNECTOR: lambda account: StripeConnector(account, vault, stripe_outbound),
+        STRIPE_CONNECTOR: lambda account: StripeConnector(account, vault, processor_clients),
+        BRAINTREE: lambda account: BraintreeConnector(account, vault, processor_clients),
         ADYEN: lambda account: AdyenConnector(account, vault),
     }
     directory = ConnectorDirectory(database, credentials, sandbox, builders)
@@ -283,7 +286,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         webhook_secrets=webhooks.EndpointSecrets(DerivedKeys(grant.keys).secret(webhooks.SECRETS_KEY_PURPOSE)),
         connector_credentials=credentials,
         demo_keys=grant.demo_keys,
-        outbound=(acquirer, *stripe_outbound.clients.values()),
+        outbound=(acquirer, *processor_clients.clients.values()),
     )
 
 

@@ -221,6 +221,8 @@ async def test_the_feature_matrix(platform: Platform, merchant: Credentials) -> 
     assert by_id["stripe"]["credentials"] == ["secret_key", "webhook_secret"]
     assert by_id["sandbox"]["modes"] == ["test"]
     assert by_id["braintree"]["base_url"] == "https://api.sandbox.braintreegateway.com"
+    # Braintree runs 3-D Secure in its client SDK only (ADR 28).
+    assert by_id["braintree"]["capabilities"]["three_d_secure"] is False
     assert by_id["adyen"]["capabilities"] == {
         "currencies": None,
         "brands": ["amex", "diners", "discover", "jcb", "mastercard", "unionpay", "visa"],

@@ -234,6 +234,17 @@ async def test_headers_come_from_an_allowlist_and_carry_no_card_data(
     assert (await client.forward(_tenant(merchant), card=card, connector="echo", request=CHARGE))["status"] == 200
 
 
+async def test_braintrees_api_version_reaches_the_processor(
+    platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient, processor: tuple[EchoProcessor, str]
+) -> None:
+    """The `braintree` package writes its XML for the API version it names in X-ApiVersion."""
+    card = await vault_card(platform, vault, merchant)
+    headers = {"Content-Type": "application/xml", "X-ApiVersion": "6"}
+    answer = await client.forward(_tenant(merchant), card=card, connector="echo", request={**WITHOUT_CVC, "headers": headers})
+    assert answer["status"] == 200
+    assert processor[0].received[-1].headers["x-apiversion"] == "6"
+
+
 async def test_the_caller_gets_the_fields_it_asked_for_not_the_raw_answer(
     platform: Platform, vault: ApiProcess, merchant: Credentials, client: VaultClient
 ) -> None:

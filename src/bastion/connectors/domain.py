@@ -2,6 +2,7 @@
 (the feature matrix), the credentials each needs and how they look, where each is reached by
 default, and how credentials are shown once stored (masked)."""
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -96,8 +97,9 @@ def _mode(livemode: bool) -> str:
 # Bastion's card brands (payment methods' `card[brand]`) that each processor accepts.
 _BRANDS = frozenset({"visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay"})
 # Stripe, Braintree and Adyen each authorize and capture apart, capture less than authorized,
-# refund in several parts, run 3-D Secure and send signed notifications (their public API
-# references); the sandbox acquirer does the same by design (docs/payments.md).
+# refund in several parts and send signed notifications, and all but Braintree run 3-D Secure
+# server to server (their public API references); the sandbox acquirer does the same by design
+# (docs/payments.md).
 _FULL = Capabilities(
     currencies=None,
     brands=_BRANDS,
@@ -109,6 +111,10 @@ _FULL = Capabilities(
     notifications=True,
 )
 _HEX_KEY = "(?:[0-9A-Fa-f]{{2}}){{16,64}}"
+
+# Braintree runs 3-D Secure only in its client SDK, which authenticates in the cardholder's browser
+# before the sale: a server-to-server connector cannot run the challenge (ADR 28).
+_WITHOUT_THREE_D_SECURE = dataclasses.replace(_FULL, three_d_secure=False)
 
 KINDS: Final[Mapping[str, ConnectorKind]] = {
     kind.name: kind
@@ -140,7 +146,7 @@ KINDS: Final[Mapping[str, ConnectorKind]] = {
         ConnectorKind(
             "braintree",
             "Braintree",
-            _FULL,
+            _WITHOUT_THREE_D_SECURE,
             (
                 CredentialField("merchant_id", secret=False, pattern="[A-Za-z0-9_-]{{1,64}}", rule="letters, digits, - and _"),
                 CredentialField("public_key", secret=False, pattern="[A-Za-z0-9]{{1,64}}", rule="letters and digits"),

@@ -47,8 +47,8 @@ from bastion.payments.connectors import (
 )
 from bastion.payments.domain import DisputeStatus
 from bastion.payments.errors import DisputeRefused
+from bastion.payments.outbound import ProcessorClients
 from bastion.platform.db import Tenant
-from bastion.platform.http.outbound import DestinationPolicy, guarded_client
 from bastion.platform.vault_client import VaultClient
 
 STRIPE_CONNECTOR = "stripe"
@@ -57,9 +57,6 @@ SIGNATURE_HEADER = "Stripe-Signature"
 STRIPE_VERSION = stripe.api_version
 # Stripe's own default tolerance: a signed event older than this is refused as a replay.
 NOTIFICATION_TOLERANCE_S = 300
-# Each call to Stripe, connecting to the last byte (the authorization's PaymentMethod goes
-# through the vault, whose own deadline is BASTION_VAULT_FORWARD_TIMEOUT_MS).
-TIMEOUT_S = 10.0
 # Stripe's search may trail its writes by up to an hour during its outages (its API reference):
 # until a charge is that old, finding no PaymentIntent for it proves nothing.
 SEARCH_LAG_MAX = timedelta(hours=1)
@@ -291,27 +288,12 @@ class _Transport(stripe.HTTPClient):
         return response.content, response.status_code, response.headers
 
 
-class StripeOutbound:
-    """The outbound clients all Stripe connectors of a process share, one per mode (a connector
-    is built per account and dropped from the directory's cache without a word, so it owns
-    nothing to close): the SSRF guard's, since an account's base URL is the merchant's to set; in
-    test mode it may be a local server on loopback (docs/connectors.md, base URLs). Whoever makes
-    it closes `clients`."""
-
-    def __init__(self, *, timeout_s: float = TIMEOUT_S) -> None:
-        self.timeout_s = timeout_s
-        self.clients = {
-            livemode: guarded_client(DestinationPolicy(allow_loopback_http=not livemode), timeout_s=timeout_s)
-            for livemode in (False, True)
-        }
-
-
 class StripeConnector:
     name = STRIPE_CONNECTOR
     capabilities = KINDS[STRIPE_CONNECTOR].capabilities
 
     def __init__(
-        self, account: OpenedAccount, vault: VaultClient, outbound: StripeOutbound, *, clock: Clock = SYSTEM_CLOCK
+        self, account: OpenedAccount, vault: VaultClient, outbound: ProcessorClients, *, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         invariant(account.connector == STRIPE_CONNECTOR, "a Stripe connector opened for another connector's account")
         self._account = account

@@ -26,6 +26,9 @@ FORWARD_HEADERS_ALLOWED = frozenset(
         "stripe-version",
         "stripe-account",
         "braintree-version",
+        # The version of Braintree's XML API a request and its answer are written in: the
+        # `braintree` package sends it on every request, and reads answers as that version.
+        "x-apiversion",
     }
 )
 CARD_PLACEHOLDER = re.compile(r"\{\{\s*card\.(number|exp_month|exp_year|cvc|name)\s*\}\}")

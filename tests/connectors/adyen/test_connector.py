@@ -222,7 +222,7 @@ async def test_a_refused_connection_sent_nothing_and_fails_over(
     connector: AdyenConnector, pay: Payer, adyen: ServedAdyen
 ) -> None:
     request = Authorization(new_id("ch"), await pay.card(), 1000, "EUR", capture=True, return_url=RETURN_URL)
-    with adyen.down():
+    with adyen.stopped():
         answer = await connector.authorize(pay.tenant, request)
         with pytest.raises(ProcessorUnavailable):
             await connector.capture(pay.tenant, request.charge_id, "PSPREFERENCE0001:EUR", 1000)

@@ -55,7 +55,7 @@ async def test_with_adyen_down_every_payment_succeeds_at_the_sandbox_once(
 ) -> None:
     async with platform.client(merchant) as client:
         first, second = await _adyen_then_sandbox(client, adyen)
-        with adyen.down():
+        with adyen.stopped():
             for _ in range(PAYMENTS):
                 method = await payment_method(platform, vault, merchant)
                 body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True}

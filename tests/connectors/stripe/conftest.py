@@ -8,7 +8,8 @@ import pytest
 from bastion.connectors import OpenedAccount
 from bastion.kernel.ids import new_id
 from bastion.payments.connectors import Answer, AttemptResult, Authorization
-from bastion.payments.stripe import StripeConnector, StripeOutbound
+from bastion.payments.outbound import ProcessorClients
+from bastion.payments.stripe import StripeConnector
 from bastion.platform.db import Tenant
 from tests.connectors.conftest import LocalStripe
 from tests.support.platform import Credentials, Platform
@@ -21,9 +22,9 @@ TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="session")
-async def stripe_outbound() -> AsyncIterator[StripeOutbound]:
+async def stripe_outbound() -> AsyncIterator[ProcessorClients]:
     """The outbound clients the session's Stripe connectors share, with a deadline the tests' delays pass."""
-    outbound = StripeOutbound(timeout_s=TIMEOUT_S)
+    outbound = ProcessorClients(timeout_s=TIMEOUT_S)
     yield outbound
     for client in outbound.clients.values():
         await client.aclose()
@@ -55,7 +56,7 @@ def stripe_account(merchant: Credentials, base_url: str) -> OpenedAccount:
 
 @pytest.fixture
 async def stripe(
-    platform: Platform, merchant: Credentials, local_stripe: LocalStripe, stripe_outbound: StripeOutbound
+    platform: Platform, merchant: Credentials, local_stripe: LocalStripe, stripe_outbound: ProcessorClients
 ) -> AsyncIterator[Opened]:
     account = stripe_account(merchant, local_stripe.url)
     yield Opened(account, StripeConnector(account, platform.services.vault, stripe_outbound), local_stripe)

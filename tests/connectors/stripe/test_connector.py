@@ -13,7 +13,8 @@ from bastion.kernel.errors import ProcessorUnavailable
 from bastion.kernel.ids import new_id
 from bastion.payments.connectors import Answer, AttemptResult
 from bastion.payments.errors import DisputeRefused
-from bastion.payments.stripe import SEARCH_LAG_MAX, StripeConnector, StripeOutbound
+from bastion.payments.outbound import ProcessorClients
+from bastion.payments.stripe import SEARCH_LAG_MAX, StripeConnector
 from bastion.platform.certs import CertPaths, client_ssl_context
 from bastion.platform.vault_client import VaultClient
 from tests.connectors.stripe.conftest import (
@@ -263,7 +264,7 @@ async def test_a_failure_before_the_payment_intent_charged_nothing_and_may_go_el
 
 
 async def test_a_refused_connection_sent_nothing(
-    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, stripe_outbound: StripeOutbound
+    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, stripe_outbound: ProcessorClients
 ) -> None:
     card = await vault_card(platform, vault, merchant)
     with stripe.local.stopped():
@@ -280,7 +281,7 @@ async def test_a_refused_connection_sent_nothing(
 
 
 async def test_a_wrong_key_charges_nothing_and_may_go_elsewhere(
-    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, stripe_outbound: StripeOutbound
+    stripe: Opened, platform: Platform, vault: ApiProcess, merchant: Credentials, stripe_outbound: ProcessorClients
 ) -> None:
     wrong_key = stripe.account.credentials | {"secret_key": "rk_test_" + secrets.token_hex(8)}
     connector = StripeConnector(
@@ -292,7 +293,7 @@ async def test_a_wrong_key_charges_nothing_and_may_go_elsewhere(
 
 
 async def test_a_sync_finding_nothing_waits_for_stripes_search_before_it_says_failed(
-    stripe: Opened, platform: Platform, stripe_outbound: StripeOutbound
+    stripe: Opened, platform: Platform, stripe_outbound: ProcessorClients
 ) -> None:
     clock = ShiftedClock()
     connector = StripeConnector(stripe.account, platform.services.vault, stripe_outbound, clock=clock)
@@ -388,7 +389,7 @@ async def test_the_card_number_reaches_stripe_and_never_the_connector(
     platform: Platform,
     vault: ApiProcess,
     merchant: Credentials,
-    stripe_outbound: StripeOutbound,
+    stripe_outbound: ProcessorClients,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
