@@ -62,7 +62,7 @@ from bastion.payments.schemas import (
 )
 from bastion.payments.service import payment_method_row
 from bastion.platform.db import Actor, AnyRow, Database, Tenant, UnitOfWork
-from bastion.platform.idempotency import Outcome, Phases, Reply, State
+from bastion.platform.idempotency import RESUMED, Outcome, Phases, Reply, State
 from bastion.platform.logging import get_logger, request_id_var
 from bastion.platform.pagination import PageRequest, check_cursors
 from bastion.platform.settings import SANDBOX_CONNECTOR
@@ -487,8 +487,10 @@ def confirm_phases(
         ]
         async with database.unit_of_work(tenant, actor) as uow:
             latest = (await intent_row(uow, state["intent"]))["latest_charge_id"]
-        # A resumed confirm goes on from the attempt the intent is at.
+        # A resumed confirm goes on from the attempt the intent is at, which its earlier run may
+        # have sent: whatever it answers now, that attempt does not fail over.
         index = next((at for at, attempt in enumerate(attempts) if attempt["charge"] == latest), 0)
+        maybe_sent = bool(state.get(RESUMED))
         while True:
             attempt = attempts[index]
             connector = await connectors.of(tenant, attempt["connector_account"])
@@ -503,6 +505,13 @@ def confirm_phases(
                 three_d_secure_required=decision is not None and decision.action == risk.Action.REQUEST_3DS,
             )
             answer = await _authorize(connector, tenant, request)
+            if answer.failover and maybe_sent:
+                answer = Answer(
+                    AttemptResult.UNKNOWN,
+                    reference=answer.reference,
+                    message="A resumed confirm: an earlier try may have reached the processor; a sync will tell.",
+                )
+            maybe_sent = False
             if not answer.failover or index + 1 == len(attempts):
                 return answer.to_outcome() | assessed | {"charge": attempt["charge"]}
             async with database.unit_of_work(tenant, actor) as uow:

@@ -3,13 +3,23 @@ Adyen first and the sandbox acquirer second. With Adyen down (nothing sent) ever
 succeeds at the sandbox, once; with Adyen answering too late (it may have acted) nothing is
 sent elsewhere. Each provider's own record is the judge."""
 
+import dataclasses
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from bastion.platform.db import plain_dsn
+from bastion.api.app import create_app
+from bastion.connectors import OpenedAccount
+from bastion.kernel.errors import ProcessorUnavailable
+from bastion.payments import intents
+from bastion.payments.adyen import AdyenConnector
+from bastion.payments.connectors import Answer, Authorization
+from bastion.payments.directory import ConnectorDirectory
+from bastion.platform.db import Tenant, plain_dsn
+from bastion.platform.idempotency import PhasedCommands
+from bastion.platform.settings import SANDBOX_CONNECTOR
 from tests.connectors.conftest import ServedAdyen
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
@@ -90,3 +100,63 @@ async def test_an_adyen_answer_too_late_is_not_sent_elsewhere(
         charges = (await client.get("/v1/charges", params={"payment_intent": unknown.json()["id"]})).json()["data"]
     assert [(charge["connector_account"], charge["status"]) for charge in charges] == [(first, "pending")]
     assert await _acquirer_payments(test_database, charges[0]["id"]) == 0
+
+
+class _AnswerLostOnce:
+    """Adyen's connector whose first authorization reaches Adyen and whose answer is lost (the
+    API dies, say): the confirm's key stays started, for the client's retry to resume."""
+
+    def __init__(self, connector: AdyenConnector) -> None:
+        self._connector = connector
+        self.name = connector.name
+        self.capabilities = connector.capabilities
+        self.lost = False
+
+    async def authorize(self, tenant: Tenant, request: Authorization) -> Answer:
+        answer = await self._connector.authorize(tenant, request)
+        if not self.lost:
+            self.lost = True
+            raise ProcessorUnavailable("The answer was lost.")
+        return answer
+
+
+@pytest.mark.usefixtures("acquirer")
+async def test_a_resumed_confirm_does_not_fail_over_from_what_it_may_have_sent(
+    platform: Platform, vault: ApiProcess, adyen: ServedAdyen, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    """Adyen charged, the answer was lost; at the retry Adyen is down. Failing over now would
+    charge the card twice: the attempt waits for its sync instead."""
+    services = platform.services
+    lossy: list[_AnswerLostOnce] = []
+
+    def adyen_losing_once(account: OpenedAccount) -> Any:
+        lossy.append(_AnswerLostOnce(AdyenConnector(account, services.vault)))
+        return lossy[-1]
+
+    directory = ConnectorDirectory(
+        services.database,
+        services.connector_credentials,
+        services.connectors.sandbox,
+        {SANDBOX_CONNECTOR: lambda _account: services.connectors.sandbox, "adyen": adyen_losing_once},
+    )
+    commands = services.commands
+    registry = dict(commands.registry) | {
+        intents.CONFIRM: intents.confirm_phases(services.database, directory, None, services.velocity)
+    }
+    app = create_app(dataclasses.replace(services, commands=PhasedCommands(services.database, registry, hold_timeout_s=0)))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=merchant.headers) as client:
+        first, second = await _adyen_then_sandbox(client, adyen)
+        method = await payment_method(platform, vault, merchant)
+        body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True}
+        lost = await client.post("/v1/payment_intents", json=body, headers={"Idempotency-Key": "lost-once"})
+        assert lost.status_code == 502, lost.text
+        with adyen.stopped():
+            retried = await client.post("/v1/payment_intents", json=body, headers={"Idempotency-Key": "lost-once"})
+        assert retried.status_code == 200, retried.text
+        intent = retried.json()
+        charges = (await client.get("/v1/charges", params={"payment_intent": intent["id"]})).json()["data"]
+    assert intent["status"] == "processing"
+    assert [(charge["connector_account"], charge["status"]) for charge in charges] == [(first, "pending")]
+    assert len(adyen.server.payments_for(charges[0]["id"])) == 1
+    assert second not in {charge["connector_account"] for charge in charges}

@@ -34,6 +34,9 @@ from bastion.platform.db import Actor, AnyRow, Database, Tenant, UnitOfWork
 from bastion.platform.idempotency import repository
 
 ABANDONED_BATCH_MAX = 100
+# Set in the state a resumed command's call gets: an earlier run may have made the call already
+# (a connector cannot tell, so a confirm does not fail over from what it may have sent).
+RESUMED = "resumed"
 
 State = dict[str, Any]
 Outcome = dict[str, Any]
@@ -150,7 +153,7 @@ class PhasedCommands:
         if locked_at is not None and locked_at > held_at - timedelta(seconds=self.hold_timeout_s):
             return None
         recorded = await repository.take_over(uow.connection, uow.tenant, key, locked_at=locked_at, at=held_at)
-        return None if recorded is None else (Actor(**recorded["actor"]), recorded["data"])
+        return None if recorded is None else (Actor(**recorded["actor"]), recorded["data"] | {RESUMED: True})
 
     async def _call_and_finish(self, tenant: Tenant, actor: Actor, state: State, key: str, phases: Phases) -> Answer:
         try:
