@@ -8,6 +8,7 @@ import base64
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
@@ -23,10 +24,10 @@ from tests.connectors.conftest import LocalBraintree, LocalStripe, ServedAdyen
 from tests.support.acquirer import NOTIFICATIONS_PATH, deliver, notifications_of, signed
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
-from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, body_of
+from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, body_of, psp_reference
 from tests.support.providers.braintree import Merchant
 from tests.support.providers.stripe import signature_header
-from tests.support.vault import CHALLENGED, VISA, payment_method
+from tests.support.vault import CHALLENGED, DISPUTED, VISA, payment_method
 
 RETURN_URL = "https://shop.test/orders/7"
 # The sandbox's test cards and the decline each must come back as, whatever the processor.
@@ -61,6 +62,10 @@ class Provider(Protocol):
 
     def tampered(self, body: bytes) -> bytes:
         """The notification with a field its signature covers changed (the amount)."""
+        ...
+
+    async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        """The cardholder disputes the captured charge as fraud: the processor's notification of it."""
         ...
 
 
@@ -99,6 +104,12 @@ class Sandbox:
         document["data"]["amount"] += 1
         return orjson.dumps(document)
 
+    async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        # The acquirer disputes its card 4000 0000 0000 0259 once captured (the suite pays with it).
+        told = [n for n in await notifications_of(self.test_database, charge_id) if n["type"] == "dispute.created"]
+        body, headers = signed(self.settings, told[0])
+        return NOTIFICATIONS_PATH, body, headers
+
 
 @dataclass
 class Adyen:
@@ -126,6 +137,25 @@ class Adyen:
         document = orjson.loads(body)
         document["notificationItems"][0]["NotificationRequestItem"]["amount"]["value"] += 1
         return orjson.dumps(document)
+
+    async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        (payment,) = self.served.server.payments_for(charge_id)
+        due = datetime.now(UTC) + timedelta(days=7)
+        document = self.served.server.notification(
+            "NOTIFICATION_OF_CHARGEBACK",
+            psp=psp_reference(),
+            original_reference=payment.psp_reference,
+            merchant_reference=charge_id,
+            value=payment.value,
+            currency=payment.currency,
+            additional_data={
+                "chargebackReasonCode": "10.4",
+                "chargebackSchemeCode": "visa",
+                "defensePeriodEndsAt": due.isoformat(timespec="seconds"),
+                "disputeStatus": "Undefended",
+            },
+        )
+        return f"/v1/connectors/adyen/notifications/{account_id}", body_of(document), {"content-type": "application/json"}
 
 
 @dataclass
@@ -168,6 +198,12 @@ class Stripe:
         event["data"]["object"]["amount"] += 1
         return orjson.dumps(event)
 
+    async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        (intent,) = self._intents(charge_id)
+        dispute = self.local.server.open_dispute(self.secret_key, intent["id"])
+        account = self.local.server.account(self.secret_key)
+        return self._signed(self.local.server.event(account, "charge.dispute.created", dispute), account_id)
+
 
 @dataclass
 class Braintree:
@@ -195,6 +231,13 @@ class Braintree:
         xml = base64.b64decode(form["bt_payload"]).decode()
         form["bt_payload"] = base64.encodebytes(xml.replace("<amount>", "<amount>1").encode()).decode("ascii")
         return urlencode(form).encode()
+
+    async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
+        (sale,) = self.local.gateway.sales(self.merchant, charge_id)
+        dispute = self.local.gateway.open_dispute(sale.id)
+        body = self.local.gateway.notification(self.merchant, "dispute_opened", dispute.id)
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        return f"/v1/connectors/braintree/notifications/{account_id}", body, headers
 
 
 @pytest.fixture(params=["sandbox", "stripe", "braintree", "adyen"])
@@ -318,3 +361,16 @@ async def test_a_notification_is_taken_once_and_a_tampered_one_is_refused(provid
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.json()["result"] == "duplicate"
     assert refused.status_code == 401
+
+
+async def test_a_dispute_told_by_the_processor_opens_once(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid(number=DISPUTED)
+    path, body, headers = await provider.disputed(intent["latest_charge"], shop.account_id)
+    async with shop.platform.client() as anonymous:
+        opened = await anonymous.post(path, content=body, headers=headers)
+        again = await anonymous.post(path, content=body, headers=headers)
+    assert (opened.status_code, opened.json()["result"]) == (200, "applied"), opened.text
+    assert again.json()["result"] == "duplicate"
+    disputes = (await shop.client.get("/v1/disputes", params={"charge": intent["latest_charge"]})).json()["data"]
+    assert [(dispute["status"], dispute["amount"]) for dispute in disputes] == [("needs_response", 1000)]
+    assert (await shop.charge(intent))["disputed"] is True

@@ -97,7 +97,12 @@ async def _apply_answer(uow: UnitOfWork, notification: Notification, answer: Ans
     return True
 
 
-async def _apply_dispute(uow: UnitOfWork, charge_id: str, told: DisputeState) -> bool:
-    if await repository.charge_intent_id(uow.connection, uow.tenant, charge_id) is None:
+async def _apply_dispute(uow: UnitOfWork, reference: str, told: DisputeState) -> bool:
+    """`reference`: the charge's id, or the processor's id of the payment where the processor's
+    dispute carries nothing of Bastion's (Stripe's names its PaymentIntent)."""
+    charge_id: str | None = reference
+    if await repository.charge_intent_id(uow.connection, uow.tenant, reference) is None:
+        charge_id = await repository.charge_of_connector_reference(uow.connection, uow.tenant, reference)
+    if charge_id is None:
         return False
     return await apply_dispute(uow, charge_id, told)

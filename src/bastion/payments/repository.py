@@ -630,6 +630,9 @@ _NOTIFICATION_APPLIED = """
 UPDATE connector_notifications SET result = 'applied' WHERE connector = $1 AND notification_id = $2
 """
 _CHARGE_INTENT = "SELECT payment_intent_id FROM charges WHERE merchant_id = $1 AND livemode = $2 AND id = $3"
+_CHARGE_OF_CONNECTOR_REFERENCE = """
+SELECT id FROM charges WHERE merchant_id = $1 AND livemode = $2 AND connector_reference = $3 AND status = 'succeeded'
+"""
 # The intent of a charge that still waits for the connector's word (intents.awaiting_answer's
 # rule), read without a lock: an answer heard already, the usual notification, locks nothing.
 _AWAITING_INTENT = """
@@ -656,6 +659,14 @@ async def notification_applied(connection: Connection, *, connector: str, notifi
 async def charge_intent_id(connection: Connection, tenant: Tenant, charge_id: str) -> str | None:
     intent_id: str | None = await connection.fetchval(_CHARGE_INTENT, tenant.merchant_id, tenant.livemode, charge_id)
     return intent_id
+
+
+async def charge_of_connector_reference(connection: Connection, tenant: Tenant, connector_reference: str) -> str | None:
+    """The succeeded charge the processor knows by `connector_reference`."""
+    charge_id: str | None = await connection.fetchval(
+        _CHARGE_OF_CONNECTOR_REFERENCE, tenant.merchant_id, tenant.livemode, connector_reference
+    )
+    return charge_id
 
 
 async def awaiting_intent_id(connection: Connection, tenant: Tenant, charge_id: str) -> str | None:
