@@ -70,6 +70,7 @@ from bench.api import (
     verdict,
 )
 from bench.ledger import revision
+from tests.support.asgi import serving
 from tests.support.postgres import (
     ApiProcess,
     TestDatabase,
@@ -79,6 +80,7 @@ from tests.support.postgres import (
     running_vault,
     server_url,
 )
+from tests.support.providers.stripe import FIXTURES, StripeServer, fixtures
 
 COUNT_DEFAULT = 1_000
 COUNT_MAX = 20_000
@@ -155,8 +157,8 @@ async def payment_methods(vault_url: str, api_url: str, merchant: Merchant, coun
     return made
 
 
-def confirm_request(port: int, secret: str, run_id: str, index: int, payment_method: str) -> bytes:
-    body = orjson.dumps({"amount": AMOUNT, "currency": CURRENCY, "payment_method": payment_method, "confirm": True})
+def confirm_request(port: int, secret: str, run_id: str, index: int, payment_method: str, **fields: str) -> bytes:
+    body = orjson.dumps({"amount": AMOUNT, "currency": CURRENCY, "payment_method": payment_method, "confirm": True} | fields)
     head = (
         "POST /v1/payment_intents HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{port}\r\n"
@@ -250,6 +252,40 @@ async def _load(
     return customers, confirms, {"warmup_errors": float(warmup.errors), **cpu}
 
 
+async def _connector_account(api_url: str, merchant: Merchant, body: dict[str, Any]) -> str:
+    async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {merchant.secret}"}, timeout=30) as api:
+        created = await api.post("/v1/connector_accounts", json=body)
+        if created.status_code != httpx.codes.OK:
+            raise BenchFailed(f"connector account: HTTP {created.status_code}: {created.text[:300]}")
+        account_id: str = created.json()["id"]
+        return account_id
+
+
+async def _route_stripe_then_sandbox(api_url: str, merchant: Merchant, stripe_account: str) -> None:
+    """The merchant's live routing rules: its Stripe account first, the sandbox second."""
+    sandbox_account = await _connector_account(api_url, merchant, {"connector": "sandbox", "credentials": {}})
+    async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {merchant.secret}"}, timeout=30) as api:
+        rules = await api.post("/v1/routing_rules", json={"rules": [], "default": [stripe_account, sandbox_account]})
+        if rules.status_code != httpx.codes.OK:
+            raise BenchFailed(f"routing rules: HTTP {rules.status_code}: {rules.text[:300]}")
+        live = await api.post(f"/v1/routing_rules/{rules.json()['id']}/activate")
+        if live.status_code != httpx.codes.OK:
+            raise BenchFailed(f"routing rules: HTTP {live.status_code}: {live.text[:300]}")
+
+
+async def _confirms(api: ApiProcess, merchant: Merchant, methods: list[str], *, clients: int, **fields: str) -> Phase:
+    """Confirms of `methods` (each with its own key), `fields` added to each; bounded in time."""
+    port = int(api.url.rsplit(":", 1)[1])
+    run_id = new_id("req")[-8:]
+    phase = Phase(first_index=0, count=len(methods), deadline=time.monotonic() + TIME_LIMIT_S)
+
+    def confirm(index: int) -> bytes:
+        return confirm_request(port, merchant.secret, run_id, index, methods[index], **fields)
+
+    await run_phase(port, clients, phase, confirm, payment_succeeded)
+    return phase
+
+
 async def _books_consistent(owner_url: str) -> PaymentsSummary:
     connection = await asyncpg.connect(plain_dsn(owner_url))
     try:
@@ -300,11 +336,16 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         if captured != paid:
             raise BenchFailed(f"{paid} payments succeeded over HTTP but the acquirer captured {captured}")
+        through_stripe, failed_over = _connector_phases(stack, database, api, vault, clients=args.clients, count=count)
         books = asyncio.run(_books_consistent(database.owner_url))
         pgbench_tps, pgbench_version = run_pgbench(pgbench_binary(bin_dir), database.owner_url, args.clients)
         confirms_per_s = len(confirms.latencies_s) / confirms.wall_s
         customers_per_s = len(customers.latencies_s) / customers.wall_s
+        sandbox_p50_ms = percentile_ms(confirms.latencies_s, 0.50)
         return {
+            "stripe": _phase_figures(through_stripe),
+            "failover": _phase_figures(failed_over)
+            | {"extra_p50_ms": round(percentile_ms(failed_over.latencies_s, 0.50) - sandbox_p50_ms, 2)},
             "confirms_per_s": round(confirms_per_s, 1),
             "p50_ms": round(percentile_ms(confirms.latencies_s, 0.50), 2),
             "p99_ms": round(percentile_ms(confirms.latencies_s, 0.99), 2),
@@ -322,8 +363,77 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+def _phase_figures(phase: Phase) -> dict[str, float]:
+    return {
+        "confirms_per_s": round(len(phase.latencies_s) / phase.wall_s, 1),
+        "p50_ms": round(percentile_ms(phase.latencies_s, 0.50), 2),
+        "p99_ms": round(percentile_ms(phase.latencies_s, 0.99), 2),
+        "count": len(phase.latencies_s),
+    }
+
+
+def _connector_phases(
+    stack: ExitStack, database: TestDatabase, api: ApiProcess, vault: ApiProcess, *, clients: int, count: int
+) -> tuple[Phase, Phase]:
+    """Confirms through a real connector (Stripe's, against its local server, in this process),
+    then a merchant's confirms routed Stripe first and the sandbox second while Stripe is down:
+    every one must fail over and succeed at the sandbox once, and Stripe must hold nothing of
+    that merchant's."""
+    resources = fixtures()
+    if resources is None:
+        raise BenchFailed(f"Stripe's published fixtures are not at {FIXTURES} (set BASTION_VENDOR_SPECS)")
+    server = StripeServer(resources)
+    stripe_up = ExitStack()
+    stripe_up.enter_context(serving(server.app, name="local Stripe", port=database.stripe_port))
+    stack.callback(stripe_up.close)
+    stripe_url = f"http://127.0.0.1:{database.stripe_port}"
+    payer, rerouted = asyncio.run(bench_merchant(database)), asyncio.run(bench_merchant(database))
+    keys = {merchant.merchant_id: f"sk_test_{new_id('key')[-24:]}" for merchant in (payer, rerouted)}
+
+    def stripe_account(merchant: Merchant) -> dict[str, Any]:
+        credentials = {"secret_key": keys[merchant.merchant_id], "webhook_secret": f"whsec_{new_id('key')[-24:]}"}
+        return {"connector": "stripe", "credentials": credentials, "base_url": stripe_url}
+
+    paying = asyncio.run(_connector_account(api.url, payer, stripe_account(payer)))
+    asyncio.run(
+        _route_stripe_then_sandbox(
+            api.url, rerouted, asyncio.run(_connector_account(api.url, rerouted, stripe_account(rerouted)))
+        )
+    )
+    print(f"preparing {2 * count} payment methods for the connector and failover runs ...", flush=True)
+    paying_methods = uvloop.run(payment_methods(vault.url, api.url, payer, count))
+    rerouted_methods = uvloop.run(payment_methods(vault.url, api.url, rerouted, count))
+    print(f"load: {count} confirms through the Stripe connector, {clients} clients ...", flush=True)
+    through_stripe = uvloop.run(_confirms(api, payer, paying_methods, clients=clients, connector_account=paying))
+    stripe_up.close()
+    print(f"load: {count} confirms routed Stripe (down) then sandbox, {clients} clients ...", flush=True)
+    failed_over = uvloop.run(_confirms(api, rerouted, rerouted_methods, clients=clients))
+    for phase in (through_stripe, failed_over):
+        if phase.errors:
+            samples = "\n  ".join(phase.error_samples)
+            raise BenchFailed(f"{phase.errors} failed confirms, e.g.:\n  {samples}\nAPI log tail:\n{log_tail(api.log_file)}")
+    succeeded = [
+        intent for intent in server.account(keys[payer.merchant_id]).payment_intents.values() if intent["status"] == "succeeded"
+    ]
+    if len(succeeded) != len(through_stripe.latencies_s):
+        raise BenchFailed(f"{len(through_stripe.latencies_s)} confirms succeeded but the local Stripe holds {len(succeeded)}")
+    if server.account(keys[rerouted.merchant_id]).payment_intents:
+        raise BenchFailed("the rerouted merchant's payments reached Stripe while it was down")
+    captured = asyncio.run(
+        fetch_value(
+            database.owner_url,
+            "SELECT count(*) FROM acquirer.payments WHERE merchant = $1 AND status = 'captured'",
+            rerouted.merchant_id,
+        )
+    )
+    if captured != len(failed_over.latencies_s):
+        raise BenchFailed(f"{len(failed_over.latencies_s)} confirms failed over but the acquirer captured {captured}")
+    return through_stripe, failed_over
+
+
 def table(results: dict[str, Any]) -> str:
     cpu = results["cpu_ms_per_confirm"]
+    stripe, failover = results["stripe"], results["failover"]
     rows = [
         ("confirms/s (automatic capture)", f"{results['confirms_per_s']:.0f}", "", ""),
         ("p50 latency", f"{results['p50_ms']:.1f} ms", "", ""),
@@ -349,6 +459,11 @@ def table(results: dict[str, Any]) -> str:
         ),
         ("confirms (clients)", f"{results['count']} ({results['clients']})", "", ""),
         ("errors", str(results["errors"]), "0", verdict(results["errors"] == 0)),
+        ("confirms/s through the Stripe connector (local Stripe)", f"{stripe['confirms_per_s']:.0f}", "", ""),
+        ("p50 / p99 through Stripe", f"{stripe['p50_ms']:.1f} / {stripe['p99_ms']:.1f} ms", "", ""),
+        ("confirms/s routed Stripe (down) then sandbox", f"{failover['confirms_per_s']:.0f}", "", ""),
+        ("p50 / p99 with failover", f"{failover['p50_ms']:.1f} / {failover['p99_ms']:.1f} ms", "", ""),
+        ("failover's extra p50 over a direct sandbox confirm", f"{failover['extra_p50_ms']:.1f} ms", "", ""),
     ]
     return metric_table(rows)
 

@@ -11,6 +11,7 @@ from bastion.platform.db import Tenant
 from tests.connectors.conftest import ServedAdyen
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
+from tests.support.providers import require_vendor_specs
 from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT
 from tests.support.vault import VISA, vault_card
 
@@ -58,3 +59,9 @@ class Payer:
 @pytest.fixture
 def pay(connector: AdyenConnector, platform: Platform, vault: ApiProcess, merchant: Credentials) -> Payer:
     return Payer(connector, Tenant(merchant.merchant_id, livemode=False), platform, vault, merchant)
+
+
+@pytest.fixture(autouse=True)
+def _published_descriptions() -> None:
+    """The local server speaks and checks the processor's published description."""
+    require_vendor_specs("adyen/CheckoutService-v71.json", "adyen/Webhooks-v1.json")

@@ -14,6 +14,7 @@ from bastion.platform.db import Tenant
 from tests.connectors.conftest import LocalStripe
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, free_port
+from tests.support.providers import require_vendor_specs
 from tests.support.providers.stripe import Account
 from tests.support.vault import vault_card
 
@@ -86,3 +87,9 @@ async def paid(stripe: Opened, platform: Platform, vault: ApiProcess, merchant: 
 def closed_port() -> int:
     """A port of 127.0.0.1 where nothing listens."""
     return free_port()
+
+
+@pytest.fixture(autouse=True)
+def _published_descriptions() -> None:
+    """The local server speaks and checks the processor's published description."""
+    require_vendor_specs("stripe/fixtures3.json")
