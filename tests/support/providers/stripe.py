@@ -13,7 +13,6 @@ import copy
 import enum
 import hashlib
 import json
-import os
 import re
 import secrets
 import threading
@@ -22,7 +21,6 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 from urllib.parse import parse_qsl
 
@@ -42,12 +40,9 @@ from typing_extensions import is_typeddict
 
 from bastion.platform.redaction import luhn_valid
 from bastion.vault.domain import brand_for
+from tests.support.providers import vendor_specs
 
-# Where CI lays the providers' published descriptions: the repository's sibling `shared/`.
-VENDOR_SPECS = Path(
-    os.environ.get("BASTION_VENDOR_SPECS", Path(__file__).resolve().parents[3].parent / "shared" / "vendor-specs")
-)
-FIXTURES = VENDOR_SPECS / "stripe" / "fixtures3.json"
+FIXTURES = vendor_specs() / "stripe" / "fixtures3.json"
 # The sandbox's test cards (docs/payments.md): the code, decline code and message Stripe gives each.
 DECLINES = {
     "4000000000000002": ("card_declined", "generic_decline", "Your card was declined."),
