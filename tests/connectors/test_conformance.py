@@ -5,11 +5,12 @@ own record is the judge of what was charged. A new connector is done when it pas
 (docs/connectors.md, How to add a connector)."""
 
 import base64
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import asyncpg
@@ -17,8 +18,14 @@ import httpx
 import orjson
 import pytest
 
+from bastion.api.app import create_app
 from bastion.connectors import KINDS
-from bastion.platform.db import plain_dsn
+from bastion.payments import intents
+from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
+from bastion.payments.directory import ConnectorDirectory
+from bastion.payments.jobs import sync_unknown_attempts
+from bastion.platform.db import Tenant, plain_dsn
+from bastion.platform.idempotency import PhasedCommands
 from bastion.platform.settings import Settings
 from tests.connectors.conftest import LocalBraintree, LocalStripe, ServedAdyen
 from tests.support.acquirer import NOTIFICATIONS_PATH, deliver, notifications_of, signed
@@ -43,6 +50,9 @@ class Provider(Protocol):
     """What the suite needs of a processor's local server."""
 
     name: str
+    # Whether Bastion can ask the processor what became of an attempt (Adyen's Checkout cannot:
+    # its notification settles it).
+    syncs: bool
 
     def account(self) -> dict[str, Any]:
         """The body of POST /v1/connector_accounts for an account there."""
@@ -74,6 +84,7 @@ class Sandbox:
     test_database: TestDatabase
     settings: Settings
     name: str = "sandbox"
+    syncs: bool = True
 
     def account(self) -> dict[str, Any]:
         return {"connector": "sandbox", "credentials": {}}
@@ -115,6 +126,7 @@ class Sandbox:
 class Adyen:
     served: ServedAdyen
     name: str = "adyen"
+    syncs: bool = False
 
     def account(self) -> dict[str, Any]:
         credentials = {"api_key": API_KEY, "merchant_account": MERCHANT_ACCOUNT, "hmac_key": HMAC_KEY}
@@ -162,6 +174,7 @@ class Adyen:
 class Stripe:
     local: LocalStripe
     name: str = "stripe"
+    syncs: bool = True
     secret_key: str = field(default_factory=lambda: f"sk_test_{secrets.token_hex(16)}")
     webhook_secret: str = field(default_factory=lambda: f"whsec_{secrets.token_hex(16)}")
 
@@ -210,6 +223,7 @@ class Braintree:
     local: LocalBraintree
     merchant: Merchant
     name: str = "braintree"
+    syncs: bool = True
 
     def account(self) -> dict[str, Any]:
         return {"connector": "braintree", "credentials": self.merchant.credentials, "base_url": self.local.url}
@@ -374,3 +388,55 @@ async def test_a_dispute_told_by_the_processor_opens_once(provider: Provider, sh
     disputes = (await shop.client.get("/v1/disputes", params={"charge": intent["latest_charge"]})).json()["data"]
     assert [(dispute["status"], dispute["amount"]) for dispute in disputes] == [("needs_response", 1000)]
     assert (await shop.charge(intent))["disputed"] is True
+
+
+class _AnswerLost:
+    """A connector whose authorization reaches its processor and whose answer is lost."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        self.name = connector.name
+        self.capabilities = connector.capabilities
+
+    async def authorize(self, tenant: Tenant, request: Authorization) -> Answer:
+        answered = await self._connector.authorize(tenant, request)
+        return Answer(AttemptResult.UNKNOWN, reference=answered.reference)
+
+
+@dataclass
+class _LosingAnswers:
+    """The install's connectors, each losing its authorizations' answers."""
+
+    directory: ConnectorDirectory
+
+    async def of(self, tenant: Tenant, account_id: str | None) -> _AnswerLost:
+        return _AnswerLost(await self.directory.of(tenant, account_id))
+
+
+async def test_a_lost_answer_is_settled_by_a_sync_or_the_processors_word(provider: Provider, shop: Shop) -> None:
+    services = shop.platform.services
+    confirm = intents.confirm_phases(services.database, cast(Any, _LosingAnswers(services.connectors)), None, services.velocity)
+    registry = dict(services.commands.registry) | {intents.CONFIRM: confirm}
+    commands = PhasedCommands(services.database, registry, hold_timeout_s=services.commands.hold_timeout_s)
+    transport = httpx.ASGITransport(app=create_app(dataclasses.replace(services, commands=commands)), client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=shop.merchant.headers) as blind:
+        method = await payment_method(shop.platform, shop.vault, shop.merchant)
+        body = {
+            "amount": 1000,
+            "currency": "EUR",
+            "payment_method": method,
+            "confirm": True,
+            "connector_account": shop.account_id,
+        }
+        unknown = (await blind.post("/v1/payment_intents", json=body)).json()
+    assert unknown["status"] == "processing"
+    await sync_unknown_attempts(services.commands, after=timedelta(0))
+    if not provider.syncs:
+        # No look-up at this processor: the attempt waits for its word, which settles it.
+        assert (await shop.client.get(f"/v1/payment_intents/{unknown['id']}")).json()["status"] == "processing"
+        path, told, headers = await provider.notification(unknown["latest_charge"], shop.account_id)
+        async with shop.platform.client() as anonymous:
+            assert (await anonymous.post(path, content=told, headers=headers)).json()["result"] == "applied"
+    settled = (await shop.client.get(f"/v1/payment_intents/{unknown['id']}")).json()
+    assert (settled["status"], settled["amount_received"]) == ("succeeded", 1000)
+    assert await provider.charged(unknown["latest_charge"]) == 1
