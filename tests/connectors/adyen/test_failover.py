@@ -82,6 +82,25 @@ async def test_with_adyen_down_every_payment_succeeds_at_the_sandbox_once(
 
 
 @pytest.mark.usefixtures("acquirer")
+async def test_an_adyen_error_documented_as_not_processed_fails_over_once(
+    platform: Platform, vault: ApiProcess, adyen: ServedAdyen, merchant: Credentials, test_database: TestDatabase
+) -> None:
+    """Adyen's 500 says it could not process the request (its API reference): the sandbox takes it."""
+    async with platform.client(merchant) as client:
+        first, second = await _adyen_then_sandbox(client, adyen)
+        method = await payment_method(platform, vault, merchant)
+        adyen.server.chaos.status = 500
+        body = {"amount": 1000, "currency": "EUR", "payment_method": method, "confirm": True}
+        paid = await client.post("/v1/payment_intents", json=body)
+        assert paid.status_code == 200, paid.text
+        charges = (await client.get("/v1/charges", params={"payment_intent": paid.json()["id"]})).json()["data"]
+    by_attempt = sorted(charges, key=lambda charge: charge["routing"]["attempt"])
+    assert [(c["connector_account"], c["status"]) for c in by_attempt] == [(first, "failed"), (second, "succeeded")]
+    assert adyen.server.payments_for(by_attempt[0]["id"]) == []
+    assert await _acquirer_payments(test_database, by_attempt[1]["id"]) == 1
+
+
+@pytest.mark.usefixtures("acquirer")
 async def test_an_adyen_answer_too_late_is_not_sent_elsewhere(
     platform: Platform,
     vault: ApiProcess,
