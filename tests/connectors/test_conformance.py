@@ -20,7 +20,8 @@ import pytest
 
 from bastion.api.app import create_app
 from bastion.connectors import KINDS
-from bastion.payments import intents
+from bastion.kernel.errors import ProcessorUnavailable
+from bastion.payments import intents, refunds
 from bastion.payments.connectors import Answer, AttemptResult, Authorization, Connector
 from bastion.payments.directory import ConnectorDirectory
 from bastion.payments.jobs import sync_unknown_attempts
@@ -62,6 +63,10 @@ class Provider(Protocol):
         """How many payments the processor made for Bastion's charge: more than one is a double charge."""
         ...
 
+    async def refunds(self, charge_id: str, refund_id: str) -> int:
+        """How many refunds the processor made for Bastion's refund of the charge."""
+        ...
+
     async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         """A notification of the charge's authorization as the processor sends it: path, body, headers."""
         ...
@@ -89,13 +94,19 @@ class Sandbox:
     def account(self) -> dict[str, Any]:
         return {"connector": "sandbox", "credentials": {}}
 
-    async def charged(self, charge_id: str) -> int:
+    async def _count(self, query: str, *args: str) -> int:
         connection = await asyncpg.connect(plain_dsn(self.test_database.owner_url))
         try:
-            count: int = await connection.fetchval("SELECT count(*) FROM acquirer.payments WHERE reference = $1", charge_id)
+            count: int = await connection.fetchval(query, *args)
         finally:
             await connection.close()
         return count
+
+    async def charged(self, charge_id: str) -> int:
+        return await self._count("SELECT count(*) FROM acquirer.payments WHERE reference = $1", charge_id)
+
+    async def refunds(self, charge_id: str, refund_id: str) -> int:
+        return await self._count("SELECT count(*) FROM acquirer.refunds WHERE reference = $1", refund_id)
 
     async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         body, headers = signed(self.settings, (await notifications_of(self.test_database, charge_id))[0])
@@ -134,6 +145,11 @@ class Adyen:
 
     async def charged(self, charge_id: str) -> int:
         return len(self.served.server.payments_for(charge_id))
+
+    async def refunds(self, charge_id: str, refund_id: str) -> int:
+        # The local Adyen keeps a payment's refunded amount: the suite refunds 300 of 1000 once.
+        (payment,) = self.served.server.payments_for(charge_id)
+        return payment.refunded // 300
 
     async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         (document,) = self.served.server.notifications_for(charge_id)[:1]
@@ -189,6 +205,10 @@ class Stripe:
     async def charged(self, charge_id: str) -> int:
         return len(self._intents(charge_id))
 
+    async def refunds(self, charge_id: str, refund_id: str) -> int:
+        refunds = self.local.server.account(self.secret_key).refunds.values()
+        return sum(refund["metadata"].get("bastion_refund") == refund_id for refund in refunds)
+
     def _signed(self, event: dict[str, Any], account_id: str) -> tuple[str, bytes, dict[str, str]]:
         body = orjson.dumps(event)
         headers = {"stripe-signature": signature_header(body, self.webhook_secret), "content-type": "application/json"}
@@ -230,6 +250,9 @@ class Braintree:
 
     async def charged(self, charge_id: str) -> int:
         return len(self.local.gateway.sales(self.merchant, charge_id))
+
+    async def refunds(self, charge_id: str, refund_id: str) -> int:
+        return len(self.local.gateway.credits(self.merchant, refund_id))
 
     async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         (sale,) = self.local.gateway.sales(self.merchant, charge_id)
@@ -440,3 +463,52 @@ async def test_a_lost_answer_is_settled_by_a_sync_or_the_processors_word(provide
     settled = (await shop.client.get(f"/v1/payment_intents/{unknown['id']}")).json()
     assert (settled["status"], settled["amount_received"]) == ("succeeded", 1000)
     assert await provider.charged(unknown["latest_charge"]) == 1
+
+
+class _RefundAnswerLostOnce:
+    """A connector whose first refund reaches its processor and whose answer is lost."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        self.name = connector.name
+        self.capabilities = connector.capabilities
+        self.sync_refund = connector.sync_refund
+        self.lost = False
+
+    async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
+        answered = await self._connector.refund(tenant, refund_id, reference, amount)
+        if not self.lost:
+            self.lost = True
+            raise ProcessorUnavailable("The answer was lost.")
+        return answered
+
+
+@dataclass
+class _LosingRefundOnce:
+    directory: ConnectorDirectory
+    losing: dict[str, _RefundAnswerLostOnce] = field(default_factory=dict)
+
+    async def of(self, tenant: Tenant, account_id: str | None) -> _RefundAnswerLostOnce:
+        key = account_id or "sandbox"
+        if key not in self.losing:
+            self.losing[key] = _RefundAnswerLostOnce(await self.directory.of(tenant, account_id))
+        return self.losing[key]
+
+
+async def test_a_refund_resumed_after_its_answer_was_lost_refunds_once(provider: Provider, shop: Shop) -> None:
+    services = shop.platform.services
+    intent = await shop.paid()
+    refund = refunds.refund_phases(cast(Any, _LosingRefundOnce(services.connectors)))
+    registry = dict(services.commands.registry) | {refunds.CREATE_REFUND: refund}
+    commands = PhasedCommands(services.database, registry, hold_timeout_s=0)
+    transport = httpx.ASGITransport(app=create_app(dataclasses.replace(services, commands=commands)), client=("127.0.0.1", 50000))
+    body = {"payment_intent": intent["id"], "amount": 300}
+    key = {"Idempotency-Key": f"refund-{intent['id']}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test", headers=shop.merchant.headers) as client:
+        lost = await client.post("/v1/refunds", json=body, headers=key)
+        assert lost.status_code == 502, lost.text
+        resumed = await client.post("/v1/refunds", json=body, headers=key)
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "succeeded"
+    assert await provider.refunds(intent["latest_charge"], resumed.json()["id"]) == 1
+    assert (await shop.charge(intent))["amount_refunded"] == 300

@@ -157,6 +157,11 @@ class Connector(Protocol):
 
     async def refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer: ...
 
+    async def sync_refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
+        """What the processor did with the refund `refund_id` of its payment `reference`:
+        refunded, failed (it holds none, or refused it) or unknown (it cannot tell yet)."""
+        ...
+
     async def sync(self, tenant: Tenant, charge_id: str, *, amount: int, currency: str) -> Answer:
         """What the processor did with the authorization of `charge_id`: the same answers as
         `authorize`, with the same check of its amount and currency."""

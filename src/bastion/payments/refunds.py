@@ -24,7 +24,7 @@ from bastion.payments.resources import Refund, RefundList
 from bastion.payments.schemas import RefundCreate
 from bastion.platform.db import AnyRow, Tenant, UnitOfWork
 from bastion.platform.http.errors import ParameterMissing
-from bastion.platform.idempotency import Outcome, Phases, State
+from bastion.platform.idempotency import RESUMED, Outcome, Phases, State
 from bastion.platform.pagination import PageRequest, check_cursors
 
 CREATE_REFUND = "refund.create"
@@ -158,6 +158,11 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
 def refund_phases(connectors: ConnectorDirectory) -> Phases:
     async def send(tenant: Tenant, state: State) -> Outcome:
         connector = await connectors.of(tenant, state.get("connector_account"))
+        if state.get(RESUMED):
+            # The earlier run may have sent it: what the processor holds first, where it can tell.
+            told = await connector.sync_refund(tenant, state["refund"], state["reference"], state["amount"])
+            if told.result == AttemptResult.REFUNDED:
+                return told.to_outcome()
         answer = await connector.refund(tenant, state["refund"], state["reference"], state["amount"])
         return answer.to_outcome()
 

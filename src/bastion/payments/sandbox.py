@@ -115,6 +115,11 @@ class SandboxConnector:
             return Answer(AttemptResult.REFUNDED, reference=fields.get("id"))
         return read_answer(status, fields, amount=None, currency=None)
 
+    async def sync_refund(self, tenant: Tenant, refund_id: str, reference: str, amount: int) -> Answer:
+        # The acquirer has no look-up of refunds; it keeps one refund per reference, so a
+        # refund asked again with its id answers what the first did.
+        return Answer(AttemptResult.UNKNOWN, message="The sandbox acquirer has no look-up of refunds.")
+
     async def sync(self, tenant: Tenant, charge_id: str, *, amount: int, currency: str) -> Answer:
         query = f"/v1/payments?{urlencode({'merchant': tenant.merchant_id, 'reference': charge_id})}"
         status, fields = await self._call("GET", query, None, None)
