@@ -7,6 +7,7 @@ own record is the judge of what was charged. A new connector is done when it pas
 import base64
 import dataclasses
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,10 +35,11 @@ from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase
 from tests.support.providers.adyen import API_KEY, HMAC_KEY, MERCHANT_ACCOUNT, body_of, psp_reference
 from tests.support.providers.braintree import Merchant
-from tests.support.providers.stripe import signature_header
+from tests.support.providers.stripe import Chaos, signature_header
 from tests.support.vault import CHALLENGED, DISPUTED, VISA, payment_method
 
 RETURN_URL = "https://shop.test/orders/7"
+DAY_S = 86_400
 # The sandbox's test cards and the decline each must come back as, whatever the processor.
 DECLINES = [
     ("4000000000000002", "card_declined", "generic_decline"),
@@ -83,6 +85,15 @@ class Provider(Protocol):
         """The cardholder disputes the captured charge as fraud: the processor's notification of it."""
         ...
 
+    async def stale(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]] | None:
+        """A notification of the charge signed a day ago; None where the processor signs no time."""
+        ...
+
+    def next_authorization_answers(self, status: str) -> bool:
+        """The processor's next authorization is made and answered with `status`; False where
+        the local server cannot (the suite then says so)."""
+        ...
+
 
 @dataclass
 class Sandbox:
@@ -126,6 +137,15 @@ class Sandbox:
         document["data"]["amount"] += 1
         return orjson.dumps(document)
 
+    async def stale(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]] | None:
+        told = (await notifications_of(self.test_database, charge_id))[0]
+        body, headers = signed(self.settings, told, signed_at=int(time.time()) - DAY_S)
+        return NOTIFICATIONS_PATH, body, headers
+
+    def next_authorization_answers(self, status: str) -> bool:
+        # The acquirer answers its own statuses only (tests/payments/test_sandbox_connector.py maps others).
+        return False
+
     async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         # The acquirer disputes its card 4000 0000 0000 0259 once captured (the suite pays with it).
         told = [n for n in await notifications_of(self.test_database, charge_id) if n["type"] == "dispute.created"]
@@ -165,6 +185,14 @@ class Adyen:
         document = orjson.loads(body)
         document["notificationItems"][0]["NotificationRequestItem"]["amount"]["value"] += 1
         return orjson.dumps(document)
+
+    async def stale(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]] | None:
+        # Adyen's HMAC covers no time: a replay is caught by its id alone (docs/connectors.md, adyen).
+        return None
+
+    def next_authorization_answers(self, status: str) -> bool:
+        self.served.server.chaos.result_code = status
+        return True
 
     async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         (payment,) = self.served.server.payments_for(charge_id)
@@ -209,9 +237,10 @@ class Stripe:
         refunds = self.local.server.account(self.secret_key).refunds.values()
         return sum(refund["metadata"].get("bastion_refund") == refund_id for refund in refunds)
 
-    def _signed(self, event: dict[str, Any], account_id: str) -> tuple[str, bytes, dict[str, str]]:
+    def _signed(self, event: dict[str, Any], account_id: str, *, at: int | None = None) -> tuple[str, bytes, dict[str, str]]:
         body = orjson.dumps(event)
-        headers = {"stripe-signature": signature_header(body, self.webhook_secret), "content-type": "application/json"}
+        signature = signature_header(body, self.webhook_secret, timestamp=at)
+        headers = {"stripe-signature": signature, "content-type": "application/json"}
         return f"/v1/connectors/stripe/notifications/{account_id}", body, headers
 
     async def notification(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
@@ -230,6 +259,15 @@ class Stripe:
         event = orjson.loads(body)
         event["data"]["object"]["amount"] += 1
         return orjson.dumps(event)
+
+    async def stale(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]] | None:
+        (intent,) = self._intents(charge_id)
+        event = self.local.server.event(self.local.server.account(self.secret_key), "payment_intent.succeeded", intent)
+        return self._signed(event, account_id, at=int(time.time()) - DAY_S)
+
+    def next_authorization_answers(self, status: str) -> bool:
+        self.local.server.arm(Chaos.STATUS, path="/v1/payment_intents", status=status)
+        return True
 
     async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         (intent,) = self._intents(charge_id)
@@ -268,6 +306,17 @@ class Braintree:
         xml = base64.b64decode(form["bt_payload"]).decode()
         form["bt_payload"] = base64.encodebytes(xml.replace("<amount>", "<amount>1").encode()).decode("ascii")
         return urlencode(form).encode()
+
+    async def stale(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]] | None:
+        (sale,) = self.local.gateway.sales(self.merchant, charge_id)
+        # Braintree sends a notification again for up to a day: older than that is a replay.
+        at = datetime.now(UTC) - timedelta(days=2)
+        body = self.local.gateway.notification(self.merchant, "transaction_settled", sale.id, at=at)
+        return f"/v1/connectors/braintree/notifications/{account_id}", body, {"content-type": "application/x-www-form-urlencoded"}
+
+    def next_authorization_answers(self, status: str) -> bool:
+        self.local.gateway.fail_next("sale", fields={"status": status})
+        return True
 
     async def disputed(self, charge_id: str, account_id: str) -> tuple[str, bytes, dict[str, str]]:
         (sale,) = self.local.gateway.sales(self.merchant, charge_id)
@@ -512,3 +561,28 @@ async def test_a_refund_resumed_after_its_answer_was_lost_refunds_once(provider:
     assert resumed.json()["status"] == "succeeded"
     assert await provider.refunds(intent["latest_charge"], resumed.json()["id"]) == 1
     assert (await shop.charge(intent))["amount_refunded"] == 300
+
+
+async def test_a_stale_notification_is_refused(provider: Provider, shop: Shop) -> None:
+    intent = await shop.paid()
+    stale = await provider.stale(intent["latest_charge"], shop.account_id)
+    if stale is None:
+        pytest.skip(f"{provider.name} signs no time in its notifications: a replay is caught by its id")
+    path, body, headers = stale
+    async with shop.platform.client() as anonymous:
+        refused = await anonymous.post(path, content=body, headers=headers)
+    assert refused.status_code == 401, refused.text
+
+
+@pytest.mark.parametrize("status", ["requires_quantum_entanglement", "AUTHORISED", "settled_yesterday"])
+async def test_a_status_the_connector_does_not_know_leaves_the_attempt_unknown(
+    provider: Provider, shop: Shop, status: str
+) -> None:
+    if not provider.next_authorization_answers(status):
+        pytest.skip(f"the {provider.name} server answers its own statuses only")
+    answer = await shop.pay()
+    assert answer.status_code == 200, answer.text
+    intent = answer.json()
+    charge = await shop.charge(intent)
+    assert (intent["status"], charge["status"], charge["outcome"]["type"]) == ("processing", "pending", "unknown")
+    assert await provider.charged(charge["id"]) == 1
