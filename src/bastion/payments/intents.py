@@ -485,12 +485,14 @@ def confirm_phases(
         attempts: list[dict[str, Any]] = state.get("attempts") or [
             {"charge": state["charge"], "connector": SANDBOX_CONNECTOR, "connector_account": None}
         ]
-        async with database.unit_of_work(tenant, actor) as uow:
-            latest = (await intent_row(uow, state["intent"]))["latest_charge_id"]
         # A resumed confirm goes on from the attempt the intent is at, which its earlier run may
         # have sent: whatever it answers now, that attempt does not fail over.
-        index = next((at for at, attempt in enumerate(attempts) if attempt["charge"] == latest), 0)
         maybe_sent = bool(state.get(RESUMED))
+        index = 0
+        if maybe_sent:
+            async with database.unit_of_work(tenant, actor) as uow:
+                latest = (await intent_row(uow, state["intent"]))["latest_charge_id"]
+            index = next((at for at, attempt in enumerate(attempts) if attempt["charge"] == latest), 0)
         while True:
             attempt = attempts[index]
             connector = await connectors.of(tenant, attempt["connector_account"])
