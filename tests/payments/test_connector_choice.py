@@ -152,3 +152,22 @@ async def test_a_partial_capture_or_refund_its_connector_cannot_make_is_refused(
     assert (part.status_code, part.json()["error"]["param"]) == (400, "amount_to_capture")
     assert (part_refund.status_code, part_refund.json()["error"]["param"]) == (400, "amount")
     assert (whole.status_code, whole_refund.status_code) == (200, 200)
+
+
+@pytest.mark.usefixtures("acquirer")
+async def test_live_routing_rules_choose_the_account_and_the_charge_says_why(
+    platform: Platform, vault: ApiProcess, merchant: Credentials
+) -> None:
+    async with platform.client(merchant) as client:
+        big, rest = await _sandbox_account(client), await _sandbox_account(client)
+        rule = {"condition": ":amount: >= 10000", "strategy": {"type": "priority", "connector_accounts": [big, rest]}}
+        made = await client.post("/v1/routing_rules", json={"rules": [rule], "default": [rest, big]})
+        assert made.status_code == 200, made.text
+        assert (await client.post(f"/v1/routing_rules/{made.json()['id']}/activate")).status_code == 200
+        large = await _pay(client, await payment_method(platform, vault, merchant), amount=12000)
+        small = await _pay(client, await payment_method(platform, vault, merchant), amount=2000)
+        large_charge, small_charge = await _charge(client, large.json()), await _charge(client, small.json())
+    assert (large_charge["connector_account"], small_charge["connector_account"]) == (big, rest)
+    assert large_charge["routing"]["reason"] == small_charge["routing"]["reason"] == "routing_rules"
+    assert (large_charge["routing"]["rule"], small_charge["routing"]["rule"]) == (0, None)
+    assert large_charge["routing"]["routing_rules"] == made.json()["id"]
