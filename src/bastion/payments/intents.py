@@ -3,6 +3,7 @@ and cancel as commands in phases (ADR 10), because they call the connector. Each
 writes its charge, its ledger postings (`books.py`), its audit row and its events in the
 transaction that makes it (docs/payments.md)."""
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -638,6 +639,9 @@ async def record_attempt(uow: UnitOfWork, state: State, outcome: Outcome, veloci
         return await _record_challenge(uow, intent, charge, answer, state.get("return_url"))
     decision = await _decision_of(uow, outcome, assessed_id)
     assessed = _risk_fields(decision)
+    if answer.result == AttemptResult.VOIDED:
+        # An authorization the processor calls cancelled (Adyen's `Cancelled`) took no money: failed.
+        answer = dataclasses.replace(answer, result=AttemptResult.FAILED)
     if answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED, AttemptResult.DECLINED, AttemptResult.FAILED):
         succeeded = answer.result in (AttemptResult.AUTHORIZED, AttemptResult.CAPTURED)
         await velocity.record_outcome(uow, assessed_id, succeeded=succeeded)
