@@ -96,6 +96,13 @@ class ProcessorUnavailable(BastionError):
     code = "processor_unavailable"
 
 
+class ProcessorUnreachable(ProcessorUnavailable):
+    """No connection to the processor could be made: nothing of the request was sent, so another
+    processor may be tried (failover, docs/routing.md)."""
+
+    code = "processor_unreachable"
+
+
 class VaultUnavailable(BastionError):
     """The vault did not answer: nothing was exchanged or forwarded as far as the API knows."""
 

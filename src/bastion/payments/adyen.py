@@ -29,7 +29,13 @@ from Adyen.util import is_valid_hmac_notification
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bastion.connectors import KINDS, OpenedAccount
-from bastion.kernel.errors import AuthenticationFailed, ConfigurationError, InvalidRequest, ProcessorUnavailable
+from bastion.kernel.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    InvalidRequest,
+    ProcessorUnavailable,
+    ProcessorUnreachable,
+)
 from bastion.kernel.money import exponent
 from bastion.payments.connectors import (
     Answer,
@@ -206,7 +212,7 @@ class AdyenConnector:
                 tenant, card=request.card, connector=self.name, request=template, answer=_ANSWER_FIELDS
             )
         except ProcessorUnavailable as failure:
-            if failure.code == "processor_unreachable":
+            if failure.code == ProcessorUnreachable.code:
                 return Answer(AttemptResult.FAILED, failover=True, message="Adyen could not be reached; nothing was sent.")
             # The request may have arrived: the AUTHORISATION notification tells what Adyen did.
             return Answer(AttemptResult.UNKNOWN, message=f"Adyen's answer was lost ({failure.code}).")

@@ -37,7 +37,7 @@ from braintree.exceptions.unexpected_error import UnexpectedError
 from braintree.exceptions.upgrade_required_error import UpgradeRequiredError
 
 from bastion.connectors import KINDS, OpenedAccount
-from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ProcessorUnavailable
+from bastion.kernel.errors import AuthenticationFailed, InvalidRequest, ProcessorUnavailable, ProcessorUnreachable
 from bastion.kernel.money import Money
 from bastion.payments.connectors import (
     Answer,
@@ -68,7 +68,6 @@ SEARCH_RESULTS_MAX: Final = 50
 NOTIFICATION_AGE_MAX_S: Final = 25 * 3600
 NOTIFICATION_SKEW_S: Final = 300
 # The forward's code when the vault could not connect to Braintree: nothing was sent.
-NOTHING_SENT: Final = "processor_unreachable"
 # Where Braintree's texts are passed on (a status, a processor's message), they are cut to this.
 _TEXT_MAX = 200
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -220,12 +219,6 @@ _T = TypeVar("_T")
 # Sends one request of the package (method, path, headers, body): Braintree's status and body.
 Send = Callable[[str, str, Mapping[str, Any], str], Coroutine[Any, Any, tuple[int, str]]]
 _THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=THREADS_MAX, thread_name_prefix="braintree")
-
-
-class _Unreachable(ProcessorUnavailable):
-    """Braintree could not be reached: no byte of the request was sent."""
-
-    code = NOTHING_SENT
 
 
 class _Refused(Exception):
@@ -512,7 +505,7 @@ class BraintreeConnector:
             async with asyncio.timeout(self._timeout_s):
                 answer = await self._client.request(method, self._base_url + path, headers=dict(headers), content=body)
         except (httpx.ConnectError, httpx.ConnectTimeout):
-            raise _Unreachable("Braintree could not be reached; nothing was sent.") from None
+            raise ProcessorUnreachable("Braintree could not be reached; nothing was sent.") from None
         except (TimeoutError, httpx.HTTPError) as failure:
             raise ProcessorUnavailable(f"Braintree did not answer ({type(failure).__name__}).") from None
         return answer.status_code, answer.text
@@ -545,7 +538,7 @@ def _unsold(failure: InvalidRequest | _Refused | ProcessorUnavailable) -> Answer
     if isinstance(failure, InvalidRequest):
         # The vault would not send it (the card is gone, say): nothing reached Braintree.
         return Answer(AttemptResult.FAILED, message=failure.message)
-    if isinstance(failure, _Refused) or failure.code == NOTHING_SENT:
+    if isinstance(failure, _Refused) or failure.code == ProcessorUnreachable.code:
         # Refused before Braintree acted on it, or never sent: another processor may be tried.
         return Answer(AttemptResult.FAILED, message=failure.message, failover=True)
     return Answer(AttemptResult.UNKNOWN, message=failure.message)

@@ -95,13 +95,6 @@ class ProcessorTimeout(ProcessorUnavailable):
     code = "processor_timeout"
 
 
-class ProcessorUnreachable(ProcessorUnavailable):
-    """The vault could not connect to the processor: nothing of the forward was sent, so another
-    processor may be tried (failover, docs/routing.md)."""
-
-    code = "processor_unreachable"
-
-
 class ProcessorResponseTooLarge(ProcessorUnavailable):
     """The processor's answer to a forward exceeds its size limit."""
 

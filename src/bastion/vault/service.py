@@ -25,6 +25,7 @@ from bastion.kernel.errors import (
     ConfigurationError,
     InvalidRequest,
     ProcessorUnavailable,
+    ProcessorUnreachable,
     ResourceMissing,
 )
 from bastion.kernel.ids import is_id, new_id
@@ -45,7 +46,6 @@ from bastion.vault.errors import (
     LiveModeRequiresHsm,
     ProcessorResponseTooLarge,
     ProcessorTimeout,
-    ProcessorUnreachable,
     TokenExpired,
 )
 from bastion.vault.forwarding import check_template, fill, placeholders, pointed

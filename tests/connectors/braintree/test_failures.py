@@ -8,9 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from bastion.kernel.errors import ProcessorUnavailable
+from bastion.kernel.errors import ProcessorUnavailable, ProcessorUnreachable
 from bastion.kernel.ids import new_id
-from bastion.payments.braintree import NOTHING_SENT
 from bastion.payments.connectors import Answer, AttemptResult
 from tests.connectors.braintree.conftest import Case
 from tests.support.asgi import serving
@@ -167,7 +166,7 @@ async def test_a_base_url_that_refuses_connections(case: Case) -> None:
         await connector.capture(case.tenant, new_id("ch"), "abcdefgh", 100)
     with pytest.raises(ProcessorUnavailable):
         await connector.sync(case.tenant, new_id("ch"), amount=100, currency="USD")
-    assert unreachable.value.code == NOTHING_SENT
+    assert unreachable.value.code == ProcessorUnreachable.code
 
 
 async def test_keys_braintree_refuses(case: Case) -> None:
