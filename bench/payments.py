@@ -510,8 +510,18 @@ transactions of the API (the command's start with its key; the outcome with its 
 answer), a call through the vault's mutual-TLS forward (which reads and opens the card) and the vault's HTTPS call to
 the acquirer, which records the payment in its own schema. Every confirm must answer a succeeded intent;
 the acquirer must then hold exactly that many captures and `bastion payments check` must pass, or the run
-fails. CPU per confirm is each process's CPU time over the measured phase divided by the confirms. `pgbench
--N` on the same database follows. All processes and the load generator share the machine's cores.
+fails. CPU per confirm is each process's CPU time over the measured phase divided by the confirms.
+
+Then two runs through real connectors, with the same clients and count: confirms pinned to a merchant's Stripe
+account, against a local server of Stripe's wire format served from the benchmark's own process (its answers
+built from Stripe's published fixtures; a confirm is then a PaymentMethod made through the vault's forward and a
+PaymentIntent created by the API through the `stripe` package); and confirms of another merchant whose routing
+rules send payments to its Stripe account first and the sandbox second, with that local Stripe stopped: each
+attempt at Stripe is refused at connection (nothing sent), fails over, and succeeds at the sandbox. Stripe must
+then hold exactly the first run's payments and none of the second's, and the acquirer exactly the second's, or
+the run fails. "Failover's extra p50" is that run's median less the direct sandbox confirms' median: the failed
+attempt's round trip to the vault and its transaction. `pgbench -N` on the same database follows. All processes
+and the load generator share the machine's cores.
 
 Reproduce: `.venv/bin/python bench/payments.py --count {COUNT_DEFAULT} --clients {CLIENTS_DEFAULT}` (after
 `make .venv/.installed-bench`); add `--database-url postgresql://user:pass@host/postgres` to run against an
