@@ -43,11 +43,13 @@ BATCH_SIZE = 7
 # 600 in all): right after the new version became active, then across both tables. The
 # last leaves room (120 keys, some 17 batches) for the poll below to catch it in time.
 KILL_AT_MOVED = (0, 120, 240, 360, 480)
-# 200 data keys: after the kill point, some 95 batches are left, so a test process paused for
-# a moment between seeing the kill point and killing (a loaded machine) still lands mid-rotation.
-PKCS11_CARD_COUNT = 100
-PKCS11_BATCH_SIZE = 2
-PKCS11_KILL_AT_MOVED = 10
+# 300 data keys, one a batch: after the kill point some 298 batches are left, so a test process
+# paused for a moment between seeing the kill point and killing (a loaded machine) still lands
+# mid-rotation. SoftHSM moves a batch in well under a millisecond: 95 batches of two were once
+# all done before the kill landed (CI).
+PKCS11_CARD_COUNT = 150
+PKCS11_BATCH_SIZE = 1
+PKCS11_KILL_AT_MOVED = 2
 TOKENIZE_CONCURRENCY = 20
 POLL_INTERVAL_S = 0.005
 KILL_WAIT_TIMEOUT_S = 30.0
