@@ -345,13 +345,11 @@ async def _route(uow: UnitOfWork, intent: AnyRow, method: AnyRow) -> list[_Attem
     the sandbox acquirer. A connector that lacks what the payment needs is refused before any
     attempt."""
     needs = Needs(intent["currency"], method["card_brand"], intent["capture_method"] == "manual")
-    if intent["connector_account_id"] is None:
-        routed = await _routed(uow, intent, method, needs)
-        if routed:
-            return routed
     if intent["connector_account_id"] is not None:
         account = await connectors.enabled_account(uow, intent["connector_account_id"], param="connector_account")
         chosen = (account["connector"], account["id"], "pinned")
+    elif routed := await _routed(uow, intent, method, needs):
+        return routed
     elif (account := await connectors.oldest_enabled_account(uow)) is not None:
         chosen = (account["connector"], account["id"], "default")
     elif not uow.tenant.livemode:
@@ -384,18 +382,19 @@ async def _routed(uow: UnitOfWork, intent: AnyRow, method: AnyRow, needs: Needs)
         capture_method=intent["capture_method"],
     )
     plan = await routing.plan(uow, payment)
+    decided = {
+        "attempt": 1,
+        "reason": "routing_rules",
+        "routing_rules": plan.ruleset_id,
+        "rule": plan.rule_index,
+        "strategy": plan.strategy,
+        "inputs": plan.inputs,
+    }
     attempts = []
     for account_id in plan.candidates:
         account = await connectors.enabled_account(uow, account_id, param="connector_account")
         if unmet_need(KINDS[account["connector"]].capabilities, needs) is None:
-            decided = {
-                "reason": "routing_rules",
-                "routing_rules": plan.ruleset_id,
-                "rule": plan.rule_index,
-                "strategy": plan.strategy,
-                "inputs": plan.inputs,
-            }
-            attempts.append(_Attempt(new_id("ch"), account["connector"], account_id, {"attempt": 1} | decided))
+            attempts.append(_Attempt(new_id("ch"), account["connector"], account_id, decided))
     return attempts[: plan.max_attempts]
 
 
