@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from bastion import bootstrap
+from bastion.cli import risk_ml
 from bastion.cli.common import fail, with_owner_database
 from bastion.payments import fraud_charges
 from bastion.platform.db import Database, Tenant
@@ -30,6 +31,18 @@ from bastion.risk.replay import Replayed, replay
 risk_app = typer.Typer(help="The risk engine's data and decisions.", no_args_is_help=True)
 rates_app = typer.Typer(help="Exchange rates to US dollars, for :amount_in_usd:.", no_args_is_help=True)
 risk_app.add_typer(rates_app, name="rates")
+for name, command in (
+    ("simulate", risk_ml.simulate_command),
+    ("import-transactions", risk_ml.import_command),
+    ("train", risk_ml.train_command),
+    ("evaluate", risk_ml.evaluate_command),
+    ("models", risk_ml.models_command),
+    ("promote", risk_ml.promote_command),
+    ("shadow", risk_ml.shadow_command),
+    ("rollback", risk_ml.rollback_command),
+    ("drift", risk_ml.drift_command),
+):
+    risk_app.command(name)(command)
 iin_app = typer.Typer(help="Issuers' card number ranges and their countries, for :card_country:.", no_args_is_help=True)
 risk_app.add_typer(iin_app, name="iin")
 

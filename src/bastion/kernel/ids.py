@@ -47,6 +47,7 @@ PREFIXES = frozenset(
         "wha",
         "ca",
         "rr",
+        "rhi",
     }
 )
 

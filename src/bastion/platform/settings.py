@@ -299,6 +299,10 @@ class Settings:
     risk_budget_ms: int
     # Where the velocity counters are: a Redis URL, or None for PostgreSQL (ADR 22).
     risk_velocity_redis_url: str | None
+    # Where trained fraud models' files are kept, and how often a deciding process looks at the
+    # registry for a new champion or challenger (docs/risk-ml.md, Serving).
+    risk_models_dir: Path
+    risk_model_refresh_s: int
     # A MaxMind-format city database (GeoLite2, DB-IP); None: the one the package ships.
     geoip_database: Path | None
     # Impossible travel: faster than this over at least that far (docs/risk.md, Locations).
@@ -374,6 +378,8 @@ class Settings:
             risk_engine=_choice("BASTION_RISK_ENGINE", "on", ("on", "off")) == "on",
             risk_budget_ms=_int("BASTION_RISK_BUDGET_MS", 50, minimum=1, maximum=10_000),
             risk_velocity_redis_url=_redis_url("BASTION_RISK_VELOCITY_REDIS_URL"),
+            risk_models_dir=Path(os.environ.get("BASTION_RISK_MODELS_DIR") or data_dir / "risk-models").resolve(),
+            risk_model_refresh_s=_int("BASTION_RISK_MODEL_REFRESH_S", 5, minimum=0, maximum=3_600),
             geoip_database=Path(os.environ["BASTION_GEOIP_DATABASE"]).resolve()
             if os.environ.get("BASTION_GEOIP_DATABASE")
             else None,

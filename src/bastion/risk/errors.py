@@ -32,3 +32,10 @@ class RiskListFull(InvalidRequest):
     """The list or the merchant's lists are at their limit (docs/risk.md, Limits)."""
 
     code = "risk_list_full"
+
+
+class ModelChangeRefused(InvalidRequest):
+    """A promotion, shadowing or rollback of fraud models the registry's state does not allow
+    (docs/risk-ml.md, Lifecycle)."""
+
+    code = "risk_model_change_refused"

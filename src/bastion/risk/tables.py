@@ -3,11 +3,15 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Numeric,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -113,6 +117,7 @@ risk_decisions = Table(
     Column("shadow", JSONB),
     Column("model_version", Text),
     Column("attributes", JSONB, nullable=False),
+    Column("model", JSONB),
     Column("duration_ms", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("action IN ('allow', 'block', 'review', 'request_3ds')", name="action"),
@@ -202,4 +207,95 @@ risk_iin_ranges = Table(
     Column("high", BigInteger, primary_key=True),
     Column("country", Text, nullable=False),
     CheckConstraint("low <= high", name="range"),
+)
+
+# Labelled transactions the fraud models learn from (docs/risk-ml.md, Data): imported files and
+# Bastion's own payments, one row each, with the customer and terminal they are counted for.
+risk_history_imports = Table(
+    "risk_history_imports",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("merchant_id", Text, ForeignKey("merchants.id"), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("file_sha256", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("frauds", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("merchant_id", "livemode", "file_sha256"),
+)
+
+risk_history = Table(
+    "risk_history",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    # No foreign keys (ADR 32): an import checks its merchant once, by its row in risk_history_imports.
+    Column("merchant_id", Text, nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("source", Text, nullable=False),
+    # The file's TRANSACTION_ID, or the payment's charge (attempt) id.
+    Column("transaction_id", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("customer_key", Text, nullable=False),
+    Column("terminal_key", Text, nullable=False),
+    Column("amount", Numeric(18, 2), nullable=False),
+    Column("fraud", Boolean, nullable=False),
+    Column("fraud_scenario", SmallInteger),
+    # The engine's signals of a payment's attempt (features.SIGNALS); none for imported rows.
+    Column("signals", JSONB),
+    Column("import_id", Text),
+    Column("labelled_at", DateTime(timezone=True)),
+    CheckConstraint("source IN ('import', 'payment')", name="source"),
+    CheckConstraint("amount >= 0 AND amount <> 'NaN'", name="amount"),
+    CheckConstraint(
+        "length(transaction_id) BETWEEN 1 AND 200 AND length(customer_key) BETWEEN 1 AND 200 "
+        "AND length(terminal_key) BETWEEN 1 AND 200",
+        name="keys",
+    ),
+    Index("ix_risk_history_customer", text("hashtextextended(customer_key, 0)"), "occurred_at"),
+    Index("ix_risk_history_terminal", text("hashtextextended(terminal_key, 0)"), "occurred_at"),
+    Index(
+        "ix_risk_history_merchant_id_livemode_payment",
+        "merchant_id",
+        "livemode",
+        "transaction_id",
+        unique=True,
+        postgresql_where=text("source = 'payment'"),
+    ),
+)
+
+# The platform's model versions; at most one champion (it scores) and one challenger (it scores
+# in shadow). The model itself is a file in the models directory, checked against `sha256`.
+risk_models = Table(
+    "risk_models",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("status", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("trained_since", DateTime(timezone=True), nullable=False),
+    Column("trained_until", DateTime(timezone=True), nullable=False),
+    Column("delay_days", Integer, nullable=False),
+    Column("features", JSONB, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("metrics", JSONB, nullable=False),
+    # Per feature, the training window's bins and shares: what drift is measured against.
+    Column("reference", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("championed_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('candidate', 'champion', 'challenger', 'retired')", name="status"),
+    CheckConstraint("version > 0", name="version"),
+    Index("ix_risk_models_status", "status", unique=True, postgresql_where=text("status IN ('champion', 'challenger')")),
+)
+
+# The population stability index of each feature, per model and day, live against training.
+risk_model_drift = Table(
+    "risk_model_drift",
+    metadata,
+    Column("version", Integer, ForeignKey("risk_models.version"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("feature", Text, primary_key=True),
+    Column("psi", Float, nullable=False),
+    Column("scored", BigInteger, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
 )
