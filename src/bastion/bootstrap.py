@@ -259,10 +259,11 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
     }
     directory = ConnectorDirectory(database, credentials, sandbox, builders)
     velocity = _velocity(settings)
+    shelf = risk.ModelShelf(database, settings.risk_models_dir, refresh_s=settings.risk_model_refresh_s)
     # Every command in phases, by name: what the janitor may resume.
     phased = [
         payment_method_phases(vault),
-        confirm_phases(database, directory, _assessor(settings, database, velocity), velocity),
+        confirm_phases(database, directory, _assessor(settings, database, velocity, shelf), velocity),
         capture_phases(directory),
         cancel_phases(directory),
         refund_phases(directory),
@@ -287,6 +288,7 @@ def api_services(settings: Settings, grant: Grant, *, clock: Clock = SYSTEM_CLOC
         connector_credentials=credentials,
         demo_keys=grant.demo_keys,
         outbound=(acquirer, *processor_clients.clients.values()),
+        model_metrics=shelf.collectors(),
     )
 
 
@@ -296,7 +298,7 @@ def _velocity(settings: Settings) -> risk.Velocity:
     return risk.RedisVelocity(settings.risk_velocity_redis_url)
 
 
-def _assessor(settings: Settings, database: Database, velocity: risk.Velocity) -> risk.Assessor | None:
+def _assessor(settings: Settings, database: Database, velocity: risk.Velocity, shelf: risk.ModelShelf) -> risk.Assessor | None:
     if not settings.risk_engine:
         return None
     return risk.Assessor(
@@ -305,6 +307,7 @@ def _assessor(settings: Settings, database: Database, velocity: risk.Velocity) -
         locator=risk.Locator(settings.geoip_database),
         travel_limits=risk.TravelLimits(speed_kmh=settings.risk_travel_kmh, distance_km=settings.risk_travel_min_km),
         velocity=velocity,
+        shelf=shelf,
     )
 
 

@@ -5,8 +5,9 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
-from bastion import bootstrap, routing
+from bastion import bootstrap, risk, routing
 from bastion.audit import CheckpointLog, FileCheckpointLog, anchor_latest, seal_backlog
 from bastion.events import bus_publishers, load_subscribers, run_relay
 from bastion.kernel.errors import ConfigurationError
@@ -23,6 +24,7 @@ from bastion.webhooks.sender import SenderLimits, WebhookSender
 
 _log = get_logger(__name__)
 JANITOR_INTERVAL_S = 60.0
+RISK_DRIFT_INTERVAL_S = 3_600.0  # yesterday's drift, computed again each hour
 WORKER_POOL_SIZE_MIN = 3
 AUDIT_SEALER_INTERVAL_S = 1.0
 HOLD_EXPIRY_INTERVAL_S = 1.0
@@ -55,6 +57,12 @@ async def _seal_and_anchor(database: Database, keyring: Keyring, anchor: Checkpo
     return sealed
 
 
+async def _yesterdays_drift(database: Database) -> dict[str, float]:
+    """The champion's drift over yesterday (UTC), again each round: the day's late decisions count too."""
+    now = database.clock.now()
+    return await risk.compute_drift(database, (now - timedelta(days=1)).date(), now)
+
+
 def duties(settings: Settings, database: Database, keyring: Keyring) -> list[Duty]:
     anchor = FileCheckpointLog(settings.audit_checkpoint_log)
     return [
@@ -62,6 +70,7 @@ def duties(settings: Settings, database: Database, keyring: Keyring) -> list[Dut
         Duty("hold_expiry", lambda: expire_due_holds(database), HOLD_EXPIRY_INTERVAL_S),
         Duty("idempotency_janitor", lambda: expire_idempotency_keys(database, settings.idempotency_ttl_s), JANITOR_INTERVAL_S),
         Duty("routing_outcomes_pruner", lambda: routing.prune_outcomes(database), JANITOR_INTERVAL_S),
+        Duty("risk_model_drift", lambda: _yesterdays_drift(database), RISK_DRIFT_INTERVAL_S),
     ]
 
 

@@ -94,6 +94,8 @@ class TestDatabase:
             # Assessments decide rather than run out of 50 ms on a machine busy with the suite;
             # the budget's own tests set theirs.
             "BASTION_RISK_BUDGET_MS": "5000",
+            # A model promoted by one test scores the next decision; none is cached past it.
+            "BASTION_RISK_MODEL_REFRESH_S": "0",
             "BASTION_VAULT_CONNECTORS": ",".join(f"{name}={url}" for name, url in self.provider_urls.items()),
         }
 

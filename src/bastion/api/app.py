@@ -131,6 +131,8 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     metrics = HttpMetrics()
+    for collector in services.model_metrics:
+        metrics.registry.register(collector)
     app.state.services = services
     app.state.database = services.database
     app.state.metrics = metrics

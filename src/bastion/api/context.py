@@ -15,6 +15,7 @@ import httpx
 import orjson
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client.registry import Collector
 
 from bastion.api.authentication import Authenticator
 from bastion.connectors import CredentialsSealer
@@ -64,6 +65,8 @@ class Services:
     demo_keys: Mapping[str, str] | None = None
     # Clients of processors the connectors hold (the sandbox acquirer's), closed at shutdown.
     outbound: tuple[httpx.AsyncClient, ...] = ()
+    # The fraud models' metrics (loads, scores, drift), shown at `/metrics` with the API's own.
+    model_metrics: tuple[Collector, ...] = ()
 
 
 # The answer is a context's resource (a TypedDict, ADR 11).

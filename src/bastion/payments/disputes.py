@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bastion import audit, events
+from bastion import audit, events, risk
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import ResourceMissing
 from bastion.kernel.ids import is_id, new_id
@@ -131,6 +131,8 @@ async def _open(uow: UnitOfWork, charge: AnyRow, told: DisputeState) -> AnyRow:
         },
     )
     await write_charge(uow, charge, {"disputed": True}, event_types=[])
+    if told.reason == "fraudulent":
+        await risk.label_fraud(uow, charge["id"])
     resource = dispute_resource(row, uow.now())
     audit.record(uow, action_type="dispute.create", resource_type="dispute", resource_id=row["id"], before=None, after=resource)
     events.emit(uow, CHARGE_DISPUTE_CREATED, resource)

@@ -445,6 +445,7 @@ def _attempt(uow: UnitOfWork, intent: AnyRow, charge_id: str, method: AnyRow, cu
         customer_created=None if customer is None else unix_seconds(customer["created_at"]),
         ip_address=(signals.get("client") or {}).get("ip_address"),
         signals={key: signals[key] for key in ("device", "behaviour") if key in signals},
+        terminal=risk.terminal_of(intent["metadata"]),
     )
 
 
@@ -882,6 +883,8 @@ def cancel_phases(connectors: ConnectorDirectory) -> Phases:
         if answer.result != AttemptResult.VOIDED:
             raise ProcessingError(answer.message or "The acquirer refused the void.")
         intent = await intent_row(uow, state["intent"], for_update=True)
+        if state["charge"] is not None and state["reason"] == "fraudulent":
+            await risk.label_fraud(uow, state["charge"])
         if state["charge"] is not None:
             charge = await charge_row(uow, state["charge"], for_update=True)
             if charge["authorization_entry_id"] is not None:

@@ -6,7 +6,7 @@ reservation returned."""
 
 from collections.abc import Sequence
 
-from bastion import audit, events
+from bastion import audit, events, risk
 from bastion.connectors import KINDS
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import ProcessorUnavailable, ResourceMissing, invariant
@@ -136,6 +136,8 @@ async def _settle(uow: UnitOfWork, state: State, status: str, failure_reason: st
         await books.refund(uow, refund["id"], Money(refund["amount"], refund["currency"]))
         # The charge's amount_refunded was reserved when the refund started: only the event is new.
         events.emit(uow, CHARGE_REFUNDED, charge_resource(charge))
+        if refund["reason"] == "fraudulent":
+            await risk.label_fraud(uow, charge["id"])
     else:
         # The reservation goes back: the charge may be refunded again.
         await write_charge(uow, charge, {"amount_refunded": charge["amount_refunded"] - refund["amount"]}, event_types=[])

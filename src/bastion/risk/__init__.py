@@ -7,6 +7,7 @@ from bastion.risk.attributes import Attribute, ValueType
 from bastion.risk.events import EVENT_TYPES
 from bastion.risk.geo import Locator
 from bastion.risk.iin import card_country
+from bastion.risk.models import ModelShelf, compute_drift, label_fraud, terminal_of
 from bastion.risk.rules import (
     RULE_LENGTH_MAX,
     Action,
@@ -33,6 +34,7 @@ __all__ = [
     "Condition",
     "Decision",
     "Locator",
+    "ModelShelf",
     "PostgresVelocity",
     "RedisVelocity",
     "RuleInvalid",
@@ -41,7 +43,10 @@ __all__ = [
     "Velocity",
     "card_country",
     "check_condition",
+    "compute_drift",
     "decision_of",
     "evaluate",
+    "label_fraud",
     "parse_condition",
+    "terminal_of",
 ]

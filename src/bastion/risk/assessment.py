@@ -19,6 +19,7 @@ from bastion import events
 from bastion.kernel.clock import unix_seconds
 from bastion.kernel.errors import InvariantViolated
 from bastion.kernel.ids import new_id
+from bastion.kernel.money import Money
 from bastion.platform.db import Actor, AnyRow, Database, Tenant, UnitOfWork
 from bastion.platform.logging import get_logger
 from bastion.risk import repository
@@ -27,9 +28,10 @@ from bastion.risk.domain import list_item
 from bastion.risk.events import RISK_DECISION
 from bastion.risk.geo import Locator
 from bastion.risk.iin import iin_number
+from bastion.risk.models import NO_MODELS, ModelShelf, Serving, Verdict, entities_of, judge, remember_attempt
 from bastion.risk.resources import RiskDecision
 from bastion.risk.rules import Action, AttributeRef, AttributeValue, ListRef, Membership, Rule, first_match, parse_rule, walk
-from bastion.risk.signals import Attempt, always_blocked, attempt_values, location_values, usd
+from bastion.risk.signals import Attempt, always_blocked, attempt_values, is_risk_test_card, location_values, usd
 from bastion.risk.travel import DEFAULT_TRAVEL_LIMITS, TRAVEL_SUBJECTS, TravelLimits, travel
 from bastion.risk.velocity import Counted, PostgresVelocity, Velocity, VelocityUnavailable, subject_key
 
@@ -41,6 +43,7 @@ DEFAULT_RULES = (("default_block_highest_risk", "block if :risk_level: = 'highes
 _RULESETS_CACHED_MAX = 1_024
 TEST_CARD_RULE = "test_card_always_blocked"
 _log = get_logger(__name__)
+NO_VERDICT = Verdict(None, None, None, None)
 _VELOCITY_KINDS = {"card": "card_fingerprint", "customer": "customer", "email": "customer_email", "ip": "ip_address"}
 
 
@@ -132,18 +135,22 @@ class Assessor:
         locator: Locator | None = None,
         travel_limits: TravelLimits = DEFAULT_TRAVEL_LIMITS,
         velocity: Velocity | None = None,
+        shelf: ModelShelf | None = None,
     ) -> None:
         """`locator`: where IP addresses are (None: nowhere, every location attribute missing);
-        `velocity`: where the counters are (None: PostgreSQL)."""
+        `velocity`: where the counters are (None: PostgreSQL); `shelf`: the fraud models (None: rules alone)."""
         self.database = database
         self.velocity = PostgresVelocity() if velocity is None else velocity
         self.budget_ms = budget_ms
         self.locator = locator
         self.travel_limits = travel_limits
+        self.shelf = shelf
 
     async def assess(self, tenant: Tenant, actor: Actor, attempt: Attempt) -> Decision:
         started = time.monotonic()
         policy = FAIL_OPEN
+        # Before the budget: a new model is read and checked once, in a thread.
+        serving = NO_MODELS if self.shelf is None else await self.shelf.serving()
         try:
             async with asyncio.timeout(None) as budget:
                 async with self.database.unit_of_work(tenant, actor) as uow:
@@ -156,7 +163,7 @@ class Assessor:
                     policy = settings.get("failure_policy", FAIL_OPEN)
                     budget_s = settings.get("budget_ms", self.budget_ms) / 1000
                     budget.reschedule(asyncio.get_running_loop().time() + budget_s - (time.monotonic() - started))
-                    return await self._decide(uow, attempt, context, started)
+                    return await self._decide(uow, attempt, context, (started, serving))
         except TimeoutError:
             return await self._not_assessed(tenant, actor, attempt, policy=policy, started=started, why="the time budget passed")
         except VelocityUnavailable as unavailable:
@@ -173,7 +180,11 @@ class Assessor:
             raise InvariantViolated("a decision that conflicted is stored")
         return decision
 
-    async def _decide(self, uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any], started: float) -> Decision:
+    async def _decide(
+        self, uow: UnitOfWork, attempt: Attempt, context: Mapping[str, Any], run: tuple[float, Serving]
+    ) -> Decision:
+        """`run`: when the assessment started, and the models it uses."""
+        started, serving = run
         now = uow.now()
         rate = context["usd_per_unit"]
         values = attempt_values(attempt, now, usd(attempt.amount, attempt.currency, None if rate is None else Decimal(rate)))
@@ -187,6 +198,7 @@ class Assessor:
         values |= await self.velocity.count_attempt(uow, counted)
         travelled = [subject_key(kind, subjects[kind]) for kind in TRAVEL_SUBJECTS if kind in subjects]
         values |= await travel(uow, travelled, location, now, self.travel_limits)
+        judged = await self._judge(uow, attempt, values, serving)
         rulesets = {row["status"]: row for row in context["rulesets"] or []}
         live, shadow = parsed_ruleset(rulesets.get("live")), rulesets.get("shadow")
         shadow_rules = None if shadow is None else parsed_ruleset(shadow)
@@ -205,7 +217,7 @@ class Assessor:
             _decision_values(
                 attempt,
                 action=action,
-                score=(int(str(values["risk_score"])), str(values["risk_level"])),
+                score=(0 if values["risk_score"] is None else int(str(values["risk_score"])), str(values["risk_level"])),
                 rule_id=rule_id,
                 reasons=_reasons(live, rule_id, values),
                 rulesets=(live.id, shadow_record),
@@ -216,6 +228,7 @@ class Assessor:
                 },
                 started=started,
                 now=now,
+                judged=judged,
             ),
         )
         if row is None:
@@ -224,6 +237,27 @@ class Assessor:
             raise _DecidedMeanwhile
         events.emit(uow, RISK_DECISION, decision_resource(row))
         return Decision.from_row(row)
+
+    async def _judge(self, uow: UnitOfWork, attempt: Attempt, values: dict[str, AttributeValue], serving: Serving) -> Verdict:
+        """The models' verdict, which sets `risk_score` and `risk_level` (but on the sandbox's risk
+        test cards); the attempt joins the history the models learn from."""
+        entities = entities_of(
+            uow.tenant, customer_id=attempt.customer_id, card_fingerprint=attempt.card_fingerprint, terminal=attempt.terminal
+        )
+        usd_amount = values["amount_in_usd"]
+        amount = (
+            float(usd_amount) if isinstance(usd_amount, Decimal) else float(Money(attempt.amount, attempt.currency).to_decimal())
+        )
+        judged = await judge(uow, serving, entities, amount=amount, values=values)
+        if judged.level is not None and not is_risk_test_card(attempt):
+            values["risk_score"], values["risk_level"] = judged.score, judged.level
+        if self.shelf is not None and judged.record is not None:
+            if judged.version is not None:
+                self.shelf.scores.labels(str(judged.version), "champion").inc()
+            if "challenger" in judged.record:
+                self.shelf.scores.labels(str(judged.record["challenger"]["version"]), "challenger").inc()
+        await remember_attempt(uow, attempt.attempt_id, entities, amount=amount, values=values)
+        return judged
 
     async def _not_assessed(
         self, tenant: Tenant, actor: Actor, attempt: Attempt, *, policy: str, started: float, why: str
@@ -265,6 +299,7 @@ def _decision_values(
     attributes: dict[str, Any],
     started: float,
     now: datetime,
+    judged: Verdict = NO_VERDICT,
 ) -> dict[str, Any]:
     """A decision's row: `score` is the risk score and level, `rulesets` the live ruleset's id
     and what the shadow one decided."""
@@ -281,7 +316,8 @@ def _decision_values(
         "reasons": reasons,
         "ruleset_id": ruleset_id,
         "shadow": shadow,
-        "model_version": None,
+        "model_version": None if judged.version is None else str(judged.version),
+        "model": judged.record,
         "attributes": attributes,
         "duration_ms": round((time.monotonic() - started) * 1000),
         "created_at": now,
@@ -368,6 +404,7 @@ def decision_resource(row: AnyRow | Mapping[str, Any]) -> RiskDecision:
         ruleset=row["ruleset_id"],
         shadow=row["shadow"],
         model_version=row["model_version"],
+        model=row["model"],
         created=unix_seconds(row["created_at"]),
         livemode=row["livemode"],
     )

@@ -32,7 +32,7 @@ SIGNALS = (
     "is_timezone_mismatch",
     "is_new_device",
     "travel_speed_kmh",
-    "count_for_card_1d",
+    "attempts_per_card_daily",
 )
 
 FEATURES = (

@@ -10,9 +10,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
@@ -35,8 +33,6 @@ IMPORT_BYTES_MAX = 4 << 30
 BAD_LINES_SHOWN = 20
 _CHUNK_BYTES = 1 << 20
 _HEADER_BYTES_MAX = 4_096
-# A payment's terminal, when its metadata names one (docs/risk-ml.md): else the merchant.
-TERMINAL_METADATA_KEYS = ("terminal_id", "store_id")
 
 
 _REFUSED_BY_COPY = (asyncpg.DataError, asyncpg.BadCopyFileFormatError, asyncpg.CharacterNotInRepertoireError)
@@ -153,23 +149,3 @@ def _is_day(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def payment_row(
-    *,
-    attempt_id: str,
-    occurred_at: datetime,
-    customer_key: str,
-    terminal_key: str,
-    amount: Decimal,
-    signals: dict[str, Any],
-) -> dict[str, Any]:
-    """A payment's attempt as a history row, unlabelled until a dispute or a review says fraud."""
-    return {
-        "transaction_id": attempt_id,
-        "occurred_at": occurred_at,
-        "customer_key": customer_key,
-        "terminal_key": terminal_key,
-        "amount": amount,
-        "signals": signals,
-    }

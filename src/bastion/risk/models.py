@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +324,93 @@ async def compute_drift(database: Database, day: date, now: datetime) -> dict[st
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else np.nan
+
+
+# A decision's model verdict.
+
+TERMINAL_METADATA_KEYS = ("terminal_id", "store_id")
+
+
+def terminal_of(metadata: Mapping[str, str]) -> str | None:
+    """The terminal a payment's metadata names (`terminal_id`, else `store_id`), or None."""
+    for key in TERMINAL_METADATA_KEYS:
+        if metadata.get(key):
+            return f"{key.removesuffix('_id')}:{metadata[key]}"
+    return None
+
+
+def entities_of(tenant: Tenant, *, customer_id: str | None, card_fingerprint: str, terminal: str | None) -> Entities:
+    """A payment's customer (its customer, else its card) and terminal (named in its metadata, else its merchant)."""
+    customer = f"customer:{customer_id}" if customer_id else f"card:{card_fingerprint}"
+    return Entities(customer=customer, terminal=terminal or f"merchant:{tenant.merchant_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the models said of one attempt: the champion's score and level (None and
+    `not_assessed` when it could not be loaded), and the record the decision keeps."""
+
+    score: int | None
+    level: str | None
+    version: int | None
+    record: dict[str, Any] | None
+
+
+async def judge(uow: UnitOfWork, serving: Serving, entities: Entities, *, amount: float, values: Mapping[str, object]) -> Verdict:
+    """The champion's and the challenger's scores of an attempt, from its features as of now."""
+    scorers = [scorer for scorer in (serving.champion, serving.challenger) if scorer is not None]
+    features: dict[int, Array] = {}
+    for scorer in scorers:
+        if scorer.delay_days not in features:
+            features[scorer.delay_days] = await features_as_of(
+                uow.connection, uow.tenant, entities, at=uow.now(), amount=amount, signals=values, delay_days=scorer.delay_days
+            )
+    record: dict[str, Any] = {}
+    score, level, version = None, None, None
+    if serving.champion is not None:
+        row = features[serving.champion.delay_days]
+        scored = serving.champion.score(row)
+        score, level, version = scored.score, scored.level, serving.champion.version
+        record = {
+            "version": version,
+            "score": score,
+            "probability": round(scored.probability, 6),
+            "contributions": scored.contributions,
+            "features": {name: _json_number(value) for name, value in zip(serving.champion.features, row, strict=True)},
+        }
+    elif serving.unusable is not None:
+        level = "not_assessed"
+        record["unusable"] = serving.unusable
+    if serving.challenger is not None:
+        shadowed = serving.challenger.score(features[serving.challenger.delay_days])
+        record["challenger"] = {"version": serving.challenger.version, "score": shadowed.score, "level": shadowed.level}
+    return Verdict(score, level, version, record or None)
+
+
+async def remember_attempt(
+    uow: UnitOfWork, attempt_id: str, entities: Entities, *, amount: float, values: Mapping[str, object]
+) -> None:
+    """The attempt in the history, for later decisions' features and later trainings; unlabelled
+    until a dispute, a refund or a review says fraud (`label_fraud`)."""
+    await repository.insert_payment_history(
+        uow.connection,
+        uow.tenant,
+        {
+            "transaction_id": attempt_id,
+            "occurred_at": uow.now(),
+            "customer_key": entities.customer,
+            "terminal_key": entities.terminal,
+            "amount": Decimal(str(round(amount, 2))),
+            "signals": {name: _json_number(value) for name, value in zip(SIGNALS, signal_row(dict(values)), strict=True)},
+        },
+    )
+
+
+async def label_fraud(uow: UnitOfWork, attempt_id: str) -> None:
+    """The attempt (a charge) was fraud: disputed as fraudulent, refunded as fraudulent, or its
+    payment canceled as fraudulent (a review's rejection)."""
+    await repository.label_fraud(uow.connection, uow.tenant, attempt_id, uow.now())
+
+
+def _json_number(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 6)

@@ -384,8 +384,8 @@ WHERE EXISTS (
 """
 _INSERT_DECISION = """
 INSERT INTO risk_decisions (id, merchant_id, livemode, attempt_id, payment_intent_id, action, risk_score, risk_level,
-                            rule_id, reasons, ruleset_id, shadow, model_version, attributes, duration_ms, created_at)
-VALUES ($3, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                            rule_id, reasons, ruleset_id, shadow, model_version, model, attributes, duration_ms, created_at)
+VALUES ($3, $1, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (attempt_id) DO NOTHING
 RETURNING *
 """
@@ -423,6 +423,7 @@ async def insert_decision(connection: Connection, tenant: Tenant, values: dict[s
         values["ruleset_id"],
         values["shadow"],
         values["model_version"],
+        values["model"],
         values["attributes"],
         values["duration_ms"],
         values["created_at"],

@@ -109,6 +109,9 @@ class RiskDecision(TypedDict):
     ruleset: str | None
     shadow: dict[str, Any] | None
     model_version: str | None
+    # The champion's score with its top feature contributions and its features, the challenger's
+    # score in shadow; {"unusable": why} when the champion could not be loaded (docs/risk-ml.md).
+    model: dict[str, Any] | None
     created: int
     livemode: bool
 

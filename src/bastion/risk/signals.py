@@ -43,6 +43,9 @@ class Attempt:
     customer_email: str | None = None
     customer_created: int | None = None  # unix seconds
     ip_address: str | None = None
+    # The terminal the payment's metadata names (`terminal_id` or `store_id`), for the fraud
+    # models' per-terminal features; None: the merchant is the terminal (docs/risk-ml.md).
+    terminal: str | None = None
     # The payment method's `signals`: {"device": {...}, "behaviour": {...}} (vault/schemas.py).
     signals: Mapping[str, Any] = field(default_factory=dict)
 
@@ -60,6 +63,11 @@ def score_and_level(attempt: Attempt) -> tuple[str, int]:
     if not attempt.livemode and attempt.card_brand == "visa":
         return _TEST_CARD_LEVELS.get(attempt.card_last4, NO_MODEL)
     return NO_MODEL
+
+
+def is_risk_test_card(attempt: Attempt) -> bool:
+    """The sandbox's risk test cards keep their levels whatever a model says (test mode only)."""
+    return not attempt.livemode and attempt.card_brand == "visa" and attempt.card_last4 in _TEST_CARD_LEVELS
 
 
 def always_blocked(attempt: Attempt) -> bool:

@@ -139,6 +139,8 @@ def upgrade() -> None:
     op.execute(f'GRANT SELECT ON risk_decisions TO "{roles.worker}"')
     op.execute(f'GRANT SELECT ON risk_models TO "{roles.worker}"')
     op.execute(f'GRANT SELECT, INSERT, UPDATE ON risk_model_drift TO "{roles.worker}"')
+    # The API shows the champion's latest drift at /metrics.
+    op.execute(f'GRANT SELECT ON risk_model_drift TO "{roles.app}"')
 
 
 def downgrade() -> None:
