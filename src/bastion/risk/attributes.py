@@ -133,8 +133,15 @@ _TRAVEL = [
     Attribute("is_impossible_travel", ValueType.BOOLEAN, "Whether that speed is above the travel threshold."),
 ]
 _SCORE = [
-    Attribute("risk_score", ValueType.NUMBER, "The fraud model's score, 0 to 100 (0 while no model is live)."),
-    Attribute("risk_level", ValueType.STRING, "normal, elevated or highest, from the score."),
+    Attribute(
+        "risk_score",
+        ValueType.NUMBER,
+        "The champion fraud model's calibrated probability of fraud, in percent (0 while no model is champion; "
+        "missing when the champion could not be loaded).",
+    ),
+    Attribute(
+        "risk_level", ValueType.STRING, "normal, elevated (score 20 or more) or highest (60 or more); not_assessed without a score."
+    ),
 ]
 
 CATALOGUE: dict[str, Attribute] = {
