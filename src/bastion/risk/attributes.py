@@ -140,7 +140,7 @@ _SCORE = [
         "missing when the champion could not be loaded).",
     ),
     Attribute(
-        "risk_level", ValueType.STRING, "normal, elevated (score 20 or more) or highest (60 or more); not_assessed without a score."
+        "risk_level", ValueType.STRING, "normal, elevated (a score of 20 or more), highest (60 or more), not_assessed (none)."
     ),
 ]
 

@@ -17,18 +17,11 @@ import asyncpg
 from bastion.kernel.ids import new_id
 from bastion.platform.db import Connection, Database, Tenant
 from bastion.risk import learning_repository as repository
+from bastion.risk.simulation import HEADER
 
-REQUIRED_COLUMNS = (
-    "TRANSACTION_ID",
-    "TX_DATETIME",
-    "CUSTOMER_ID",
-    "TERMINAL_ID",
-    "TX_AMOUNT",
-    "TX_TIME_SECONDS",
-    "TX_TIME_DAYS",
-    "TX_FRAUD",
-)
+# The Handbook's columns, as the simulator writes them; the scenario may be absent.
 OPTIONAL_COLUMNS = ("TX_FRAUD_SCENARIO",)
+REQUIRED_COLUMNS = tuple(name for name in HEADER if name not in OPTIONAL_COLUMNS)
 IMPORT_BYTES_MAX = 4 << 30
 BAD_LINES_SHOWN = 20
 _CHUNK_BYTES = 1 << 20
