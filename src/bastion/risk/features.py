@@ -22,6 +22,10 @@ NIGHT_LAST_HOUR = 6  # the Handbook's night: hours 0 to 6
 # so that no window reaches into the previous entity's rows.
 _SECONDS_SPAN = 1 << 36
 _MARGIN_S = 64 * DAY_S
+# Amounts are summed in whole cents (the history stores cents), exactly: a window's sum is then
+# the same whatever else the history holds, training's every row or a decision's few, as the
+# differences of a running sum in floating point are not.
+_CENTS = 100
 
 # What the risk engine measures of an attempt, present only for Bastion's own payments
 # (docs/risk-ml.md); missing (NaN) for imported history, where LightGBM learns nothing from them.
@@ -94,7 +98,7 @@ class _Indexed:
     def __init__(self, history: History, origin: int) -> None:
         self.origin = origin
         self.keys = _keys(history.entity, history.seconds, origin)
-        self.amounts = np.concatenate(([0.0], np.cumsum(history.amount)))
+        self.cents = np.concatenate(([0], np.cumsum(np.round(history.amount * _CENTS).astype(np.int64))))
         self.frauds = np.concatenate(([0.0], np.cumsum(history.fraud)))
 
     def windows(self, entity: Ints, seconds: Ints, *, after_s: int, until_s: int, until_included: bool) -> _Windows:
@@ -104,7 +108,9 @@ class _Indexed:
         left = np.searchsorted(self.keys, queries + after_s, side="right")
         right = np.searchsorted(self.keys, queries + until_s, side="right" if until_included else "left")
         return _Windows(
-            (right - left).astype(np.float64), self.amounts[right] - self.amounts[left], self.frauds[right] - self.frauds[left]
+            (right - left).astype(np.float64),
+            (self.cents[right] - self.cents[left]) / _CENTS,
+            self.frauds[right] - self.frauds[left],
         )
 
 

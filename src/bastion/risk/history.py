@@ -118,7 +118,7 @@ def _columns(path: Path) -> list[str]:
 
 def _copy_failure(error: asyncpg.PostgresError) -> str:
     """PostgreSQL's reason and line number, not the line itself (it could hold anything)."""
-    where = getattr(error, "where", None) or ""
+    where = getattr(error, "context", None) or ""  # asyncpg's name for the CONTEXT ("where") field
     line = next((part.split(":")[0] for part in where.split("line ")[1:2]), None)
     reason = str(error).split("\n")[0]
     return f"line {line}: {reason}" if line else reason
@@ -126,14 +126,14 @@ def _copy_failure(error: asyncpg.PostgresError) -> str:
 
 async def _bad_lines(connection: Connection, error: asyncpg.PostgresError) -> str:
     """Where a file the import refused went wrong: its first bad lines, by the rules the casts
-    apply; else the days that do not exist (2018-02-30); else PostgreSQL's own reason."""
-    bad = await repository.bad_import_lines(connection, BAD_LINES_SHOWN)
-    if not bad:
-        wrong = [day for day in await repository.import_days(connection) if not _is_day(day)]
-        bad = await repository.import_lines_on_days(connection, wrong, BAD_LINES_SHOWN) if wrong else []
+    apply and on days that do not exist (2018-02-30); else PostgreSQL's own reason."""
+    bad = {row["line"]: row["column"] for row in await repository.bad_import_lines(connection, BAD_LINES_SHOWN)}
+    wrong = [day for day in await repository.import_days(connection) if day is not None and not _is_day(day)]
+    for row in await repository.import_lines_on_days(connection, wrong, BAD_LINES_SHOWN) if wrong else []:
+        bad.setdefault(row["line"], row["column"])
     if not bad:
         return str(error).split("\n")[0]
-    return "; ".join(f"line {row['line']}: bad {row['column']}" for row in bad)
+    return "; ".join(f"line {line}: bad {bad[line]}" for line in sorted(bad)[:BAD_LINES_SHOWN])
 
 
 def _is_day(text: str) -> bool:

@@ -35,10 +35,10 @@ _DATETIME = r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T]([01]\d|2[0-3]):[0
 _BAD_LINES = rf"""
 SELECT line, bad AS column FROM (
     SELECT line, CASE
-        WHEN transaction_id IS NULL OR length(transaction_id) > 200 THEN 'TRANSACTION_ID'
+        WHEN transaction_id IS NULL OR length(transaction_id) NOT BETWEEN 1 AND 200 THEN 'TRANSACTION_ID'
         WHEN tx_datetime IS NULL OR tx_datetime !~ '{_DATETIME}' THEN 'TX_DATETIME'
-        WHEN customer_id IS NULL OR length(customer_id) > 200 THEN 'CUSTOMER_ID'
-        WHEN terminal_id IS NULL OR length(terminal_id) > 200 THEN 'TERMINAL_ID'
+        WHEN customer_id IS NULL OR length(customer_id) NOT BETWEEN 1 AND 200 THEN 'CUSTOMER_ID'
+        WHEN terminal_id IS NULL OR length(terminal_id) NOT BETWEEN 1 AND 200 THEN 'TERMINAL_ID'
         WHEN tx_amount IS NULL OR tx_amount !~ '^\d{{1,16}}(\.\d{{1,20}})?$' THEN 'TX_AMOUNT'
         WHEN tx_fraud IS NULL OR tx_fraud NOT IN ('0', '1') THEN 'TX_FRAUD'
         WHEN tx_fraud_scenario !~ '^\d{{1,4}}$' THEN 'TX_FRAUD_SCENARIO'

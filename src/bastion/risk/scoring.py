@@ -52,7 +52,7 @@ class Scorer:
             raise ModelUnusable(f"model {version}: its file does not match the hash the registry stored")
         try:
             document = json.loads(content)
-            if document.get("format") != MODEL_FORMAT:
+            if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
                 raise ModelUnusable(f"model {version}: not a {MODEL_FORMAT} file")
             return cls(version, document)
         except (ValueError, KeyError, TypeError, lightgbm.basic.LightGBMError) as error:
