@@ -17,10 +17,10 @@ import pytest
 
 from bastion import bootstrap, ledger
 from bastion.platform.db import Actor, Database, Tenant
-from bastion.risk import learning
+from bastion.risk.errors import NotEnoughHistory
 from bastion.risk.features import DAY_S, FEATURES
 from bastion.risk.history import import_history
-from bastion.risk.learning import GRID, NotEnoughHistory, card_precision_top_k
+from bastion.risk.learning import GRID, card_precision_top_k
 from bastion.risk.models import read_model
 from bastion.risk.scoring import ModelUnusable, Scorer
 from bastion.risk.training import Window, evaluate_model, train_model
@@ -89,20 +89,16 @@ async def trained(learning_database: TestDatabase, tmp_path_factory: pytest.Temp
     await import_history(owner, path, Tenant(merchant_id, livemode=False), on_progress=lambda _: None, now=datetime.now(UTC))
     # Where the CLI run on this database looks for model files.
     models_dir = learning_database.data_dir / "risk-models"
-    with pytest.MonkeyPatch.context() as patch:
-        # One thread, not two: LightGBM's `deterministic` gives the same model with any number,
-        # and OpenMP's two threads spin for seconds on a test machine's two busy cores.
-        patch.setitem(learning._FIXED, "num_threads", 1)
-        model = await train_model(
-            owner,
-            Tenant(ledger.PLATFORM_MERCHANT_ID, livemode=True),
-            Actor(id="test"),
-            models_dir,
-            Window(livemode=False, merchant_id=merchant_id),
-            since=SINCE,
-            until=UNTIL,
-            delay_days=7,
-        )
+    model = await train_model(
+        owner,
+        Tenant(ledger.PLATFORM_MERCHANT_ID, livemode=True),
+        Actor(id="test"),
+        models_dir,
+        Window(livemode=False, merchant_id=merchant_id),
+        since=SINCE,
+        until=UNTIL,
+        delay_days=7,
+    )
     yield Trained(learning_database, owner, merchant_id, models_dir, model)
     await owner.dispose()
 

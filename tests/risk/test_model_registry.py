@@ -80,7 +80,7 @@ async def test_promote_shadow_and_roll_back(private_database: TestDatabase, regi
         ran = await bastion_in_process("risk", *args, env=env)
         return ran.returncode, ran.stdout, ran.stderr
 
-    assert await bastion("rollback") == (1, "", "error: There is no champion to roll back\n")
+    assert await bastion("rollback") == (1, "", "error: There is no promotion to roll back\n")
     assert await bastion("promote", "1") == (0, "model 1 is the champion\n", "")
     assert await _statuses(registry) == {1: "champion", 2: "candidate", 3: "candidate"}
     assert await bastion("promote", "1") == (1, "", "error: Model 1 is the champion already\n")
@@ -93,7 +93,7 @@ async def test_promote_shadow_and_roll_back(private_database: TestDatabase, regi
 
     assert await bastion("rollback") == (0, "model 1 is the champion again\n", "")
     assert await _statuses(registry) == {1: "champion", 2: "retired", 3: "challenger"}
-    assert await bastion("rollback") == (1, "", "error: Model 1 is the first champion: there is none to go back to\n")
+    assert await bastion("rollback") == (1, "", "error: Model 1 was the first champion: there is none to go back to\n")
     assert await bastion("promote", "4") == (1, "", "error: No such model version: 4\n")
     assert await _statuses(registry) == {1: "champion", 2: "retired", 3: "challenger"}
 
@@ -115,10 +115,12 @@ async def test_promote_shadow_and_roll_back(private_database: TestDatabase, regi
         (*platform, "test", "risk.model.create", "model:2", None, None, "2", "candidate"),
         (*platform, "test", "risk.model.create", "model:3", None, None, "3", "candidate"),
         (*platform, CLI_ACTOR.id, "risk.model.promote", "model:1", "1", "candidate", "1", "champion"),
+        (*platform, CLI_ACTOR.id, "risk.model.retire", "model:1", "1", "champion", "1", "retired"),
         (*platform, CLI_ACTOR.id, "risk.model.promote", "model:2", "2", "candidate", "2", "champion"),
         (*platform, CLI_ACTOR.id, "risk.model.shadow", "model:3", "3", "candidate", "3", "challenger"),
-        # The rollback's record: the champion it demoted before, the one it restored after.
-        (*platform, CLI_ACTOR.id, "risk.model.rollback", "model:1", "2", "champion", "1", "champion"),
+        # A rollback's records: the champion it demoted, the one it restored, each its own.
+        (*platform, CLI_ACTOR.id, "risk.model.rollback", "model:2", "2", "champion", "2", "retired"),
+        (*platform, CLI_ACTOR.id, "risk.model.restore", "model:1", "1", "retired", "1", "champion"),
     ]
 
 
@@ -140,4 +142,21 @@ async def test_a_second_rollback_goes_one_further_back(private_database: TestDat
     assert await bastion("rollback") == "model 1 is the champion again\n"
     assert await _statuses(registry) == {1: "champion", 2: "retired", 3: "retired"}
     refused = await bastion_in_process("risk", "rollback", env=env)
-    assert (refused.returncode, refused.stderr) == (1, "error: Model 1 is the first champion: there is none to go back to\n")
+    assert (refused.returncode, refused.stderr) == (1, "error: Model 1 was the first champion: there is none to go back to\n")
+
+
+async def test_a_rollback_undoes_the_latest_promotion_even_of_a_former_champion(
+    private_database: TestDatabase, registry: Database
+) -> None:
+    env = private_database.env()
+
+    async def bastion(*args: str) -> tuple[int, str]:
+        ran = await bastion_in_process("risk", *args, env=env)
+        return ran.returncode, ran.stdout or ran.stderr
+
+    for version in ("1", "2", "1"):
+        assert (await bastion("promote", version))[0] == 0
+    assert await bastion("rollback") == (0, "model 2 is the champion again\n")
+    assert await bastion("rollback") == (0, "model 1 is the champion again\n")
+    assert await bastion("rollback") == (1, "error: Model 1 was the first champion: there is none to go back to\n")
+    assert await _statuses(registry) == {1: "champion", 2: "retired", 3: "candidate"}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from bastion import bootstrap, ledger
@@ -15,12 +16,11 @@ from bastion.cli.common import CLI_ACTOR, fail, with_owner_database
 from bastion.platform.db import Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
 from bastion.risk import models
+from bastion.risk.errors import NotEnoughHistory
 from bastion.risk.features import DELAY_DAYS_DEFAULT
 from bastion.risk.history import HistoryInvalid, Imported, import_history
-from bastion.risk.learning import NotEnoughHistory
 from bastion.risk.scoring import ModelUnusable
 from bastion.risk.simulation import simulate
-from bastion.risk.training import Window, evaluate_model, train_model
 
 Day = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])]
 Live = Annotated[bool, typer.Option("--live", help="Live-mode history (default: test mode).")]
@@ -83,7 +83,8 @@ def import_command(
 
     async def work(database: Database) -> Imported:
         columns = (TextColumn("importing"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-        with Progress(*columns, transient=True) as progress:
+        console = Console(stderr=True)  # stdout keeps only the result; no bar where no one watches
+        with Progress(*columns, transient=True, console=console, disable=not console.is_terminal) as progress:
             task = progress.add_task("import", total=size)
             return await import_history(
                 database, path, tenant, on_progress=lambda sent: progress.update(task, advance=sent), now=database.clock.now()
@@ -114,6 +115,9 @@ def train_command(
     if until <= since:
         raise fail("--until must be after --since")
     settings = Settings.from_env()
+
+    # Here, not at the top: training's scikit-learn would slow every other command's start.
+    from bastion.risk.training import Window, train_model
 
     async def work(database: Database) -> dict[str, Any]:
         return await train_model(
@@ -155,6 +159,8 @@ def evaluate_command(
 ) -> None:
     """The Handbook's metrics of a model on the test days after the delay."""
     settings = Settings.from_env()
+
+    from bastion.risk.training import Window, evaluate_model
 
     async def work(database: Database) -> dict[str, Any]:
         return await evaluate_model(

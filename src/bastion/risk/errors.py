@@ -39,3 +39,7 @@ class ModelChangeRefused(InvalidRequest):
     (docs/risk-ml.md, Lifecycle)."""
 
     code = "risk_model_change_refused"
+
+
+class NotEnoughHistory(ValueError):
+    """A window holds no rows, or no fraud, to learn or measure from."""

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from bastion.risk.errors import NotEnoughHistory
 from bastion.risk.features import DAY_S, FEATURES, SIGNALS, Array, History, Ints, Transactions, codes, feature_matrix, signal_row
 from bastion.risk.scoring import MODEL_FORMAT, bin_shares
 
@@ -40,12 +41,10 @@ _FIXED = {
     "seed": 0,
     "deterministic": True,
     "force_row_wise": True,
-    "num_threads": 2,
+    # One thread: deterministic, and no OpenMP threads spinning against each other on a busy machine
+    # (a small training took 87 s with two threads beside other work, 12 s with one).
+    "num_threads": 1,
 }
-
-
-class NotEnoughHistory(ValueError):
-    """A window holds no rows, or no fraud, to learn or measure from."""
 
 
 @dataclass(frozen=True, slots=True)

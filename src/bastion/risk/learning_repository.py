@@ -147,12 +147,12 @@ ORDER BY occurred_at, id
 # A decision's customer's and terminal's rows, the most recent first, each side bounded.
 _ENTITY_HISTORY = f"""
 (SELECT 'customer' AS side, {_FLOOR_SECONDS} AS seconds, amount::float8 AS amount, fraud FROM risk_history
- WHERE hashtextextended(customer_key, 0) = hashtextextended($3, 0) AND occurred_at >= $5 AND occurred_at < $6
+ WHERE customer_hash = hashtextextended($3, 0) AND occurred_at >= $5 AND occurred_at < $6
    AND customer_key = $3 AND merchant_id = $1 AND livemode = $2
  ORDER BY occurred_at DESC LIMIT $8)
 UNION ALL
 (SELECT 'terminal', {_FLOOR_SECONDS}, amount::float8, fraud FROM risk_history
- WHERE hashtextextended(terminal_key, 0) = hashtextextended($4, 0) AND occurred_at >= $5 AND occurred_at < $7
+ WHERE terminal_hash = hashtextextended($4, 0) AND occurred_at >= $5 AND occurred_at < $7
    AND terminal_key = $4 AND merchant_id = $1 AND livemode = $2
  ORDER BY occurred_at DESC LIMIT $8)
 """
@@ -233,15 +233,12 @@ SELECT coalesce(max(version), 0) + 1, 'candidate', $1, $2, $3, $4, $5, $6, $7, $
 RETURNING *
 """
 _LOCK_MODELS = "LOCK TABLE risk_models IN SHARE ROW EXCLUSIVE MODE"
-_SET_MODEL_STATUS = """
-UPDATE risk_models SET status = $2, championed_at = $3 WHERE version = $1 RETURNING *
-"""
+_SET_MODEL_STATUS = "UPDATE risk_models SET status = $2 WHERE version = $1 RETURNING *"
+_CROWN = "UPDATE risk_models SET status = 'champion', championed_at = $2 WHERE version = $1 RETURNING *"
 _MODEL_IN_STATUS = "SELECT * FROM risk_models WHERE status = $1"
-_PREVIOUS_CHAMPION = """
-SELECT * FROM risk_models
-WHERE status IN ('retired', 'candidate', 'challenger') AND championed_at IS NOT NULL AND championed_at < $1
-ORDER BY championed_at DESC LIMIT 1
-"""
+_INSERT_PROMOTION = "INSERT INTO risk_model_promotions (version, replaced, promoted_at) VALUES ($1, $2, $3)"
+_LATEST_PROMOTION = "SELECT * FROM risk_model_promotions WHERE rolled_back_at IS NULL ORDER BY id DESC LIMIT 1"
+_ROLL_BACK_PROMOTION = "UPDATE risk_model_promotions SET rolled_back_at = $2 WHERE id = $1"
 
 
 async def lock_models(connection: Connection) -> None:
@@ -281,8 +278,15 @@ async def insert_model(connection: Connection, values: dict[str, Any]) -> AnyRow
     return row
 
 
-async def set_model_status(connection: Connection, version: int, status: str, championed_at: datetime | None) -> AnyRow:
-    row: AnyRow = await connection.fetchrow(_SET_MODEL_STATUS, version, status, championed_at)
+async def set_model_status(connection: Connection, version: int, status: str) -> AnyRow:
+    row: AnyRow = await connection.fetchrow(_SET_MODEL_STATUS, version, status)
+    return row
+
+
+async def crown(connection: Connection, version: int, replaced: int | None, at: datetime) -> AnyRow:
+    """`version` becomes the champion, the promotion recorded with the champion it `replaced`."""
+    await connection.execute(_INSERT_PROMOTION, version, replaced, at)
+    row: AnyRow = await connection.fetchrow(_CROWN, version, at)
     return row
 
 
@@ -291,9 +295,13 @@ async def model_in_status(connection: Connection, status: str) -> AnyRow | None:
     return row
 
 
-async def previous_champion(connection: Connection, before: datetime) -> AnyRow | None:
-    row: AnyRow | None = await connection.fetchrow(_PREVIOUS_CHAMPION, before)
+async def latest_promotion(connection: Connection) -> AnyRow | None:
+    row: AnyRow | None = await connection.fetchrow(_LATEST_PROMOTION)
     return row
+
+
+async def roll_back_promotion(connection: Connection, promotion_id: int, at: datetime) -> None:
+    await connection.execute(_ROLL_BACK_PROMOTION, promotion_id, at)
 
 
 # Drift.

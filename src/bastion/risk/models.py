@@ -75,7 +75,14 @@ async def register(
         },
     )
     resource = model_resource(row)
-    _audit(uow, "risk.model.create", row["version"], None, resource)
+    audit.record(
+        uow,
+        action_type="risk.model.create",
+        resource_type="risk.model",
+        resource_id=f"model:{row['version']}",
+        before=None,
+        after=resource,
+    )
     return resource
 
 
@@ -103,12 +110,12 @@ async def promote(uow: UnitOfWork, version: int) -> dict[str, Any]:
     target = await model(uow.connection, version)
     if target["status"] == "champion":
         raise ModelChangeRefused(f"Model {version} is the champion already", param="version")
-    now = uow.now()
     current = await repository.model_in_status(uow.connection, "champion")
     if current is not None:
-        await repository.set_model_status(uow.connection, current["version"], "retired", current["championed_at"])
-    row = await repository.set_model_status(uow.connection, version, "champion", now)
-    _audit(uow, "risk.model.promote", version, model_resource(target), model_resource(row))
+        retired = await repository.set_model_status(uow.connection, current["version"], "retired")
+        _audit(uow, "risk.model.retire", current, retired)
+    row = await repository.crown(uow.connection, version, None if current is None else current["version"], uow.now())
+    _audit(uow, "risk.model.promote", target, row)
     return model_resource(row)
 
 
@@ -120,32 +127,44 @@ async def shadow(uow: UnitOfWork, version: int) -> dict[str, Any]:
         raise ModelChangeRefused(f"Model {version} is the {target['status']} already", param="version")
     current = await repository.model_in_status(uow.connection, "challenger")
     if current is not None:
-        await repository.set_model_status(uow.connection, current["version"], "candidate", current["championed_at"])
-    row = await repository.set_model_status(uow.connection, version, "challenger", target["championed_at"])
-    _audit(uow, "risk.model.shadow", version, model_resource(target), model_resource(row))
+        unshadowed = await repository.set_model_status(uow.connection, current["version"], "candidate")
+        _audit(uow, "risk.model.unshadow", current, unshadowed)
+    row = await repository.set_model_status(uow.connection, version, "challenger")
+    _audit(uow, "risk.model.shadow", target, row)
     return model_resource(row)
 
 
 async def rollback(uow: UnitOfWork) -> dict[str, Any]:
-    """The champion before the current one is the champion again; the current one retires and
-    is forgotten as a champion, so that a second rollback goes one further back."""
+    """Undo the latest promotion not undone yet: the champion it replaced is the champion again,
+    the one it made retires. Rollbacks in a row go back one promotion each."""
     await repository.lock_models(uow.connection)
-    current = await repository.model_in_status(uow.connection, "champion")
-    if current is None:
-        raise ModelChangeRefused("There is no champion to roll back", param="version")
-    previous = await repository.previous_champion(uow.connection, current["championed_at"])
-    if previous is None:
+    promotion = await repository.latest_promotion(uow.connection)
+    if promotion is None:
+        raise ModelChangeRefused("There is no promotion to roll back", param="version")
+    if promotion["replaced"] is None:
         raise ModelChangeRefused(
-            f"Model {current['version']} is the first champion: there is none to go back to", param="version"
+            f"Model {promotion['version']} was the first champion: there is none to go back to", param="version"
         )
-    await repository.set_model_status(uow.connection, current["version"], "retired", None)
-    row = await repository.set_model_status(uow.connection, previous["version"], "champion", previous["championed_at"])
-    _audit(uow, "risk.model.rollback", row["version"], model_resource(current), model_resource(row))
+    current = await model(uow.connection, promotion["version"])
+    previous = await model(uow.connection, promotion["replaced"])
+    await repository.roll_back_promotion(uow.connection, promotion["id"], uow.now())
+    retired = await repository.set_model_status(uow.connection, current["version"], "retired")
+    _audit(uow, "risk.model.rollback", current, retired)
+    row = await repository.set_model_status(uow.connection, previous["version"], "champion")
+    _audit(uow, "risk.model.restore", previous, row)
     return model_resource(row)
 
 
-def _audit(uow: UnitOfWork, action: str, version: int, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
-    audit.record(uow, action_type=action, resource_type="risk.model", resource_id=f"model:{version}", before=before, after=after)
+def _audit(uow: UnitOfWork, action: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """One model's change, before and after."""
+    audit.record(
+        uow,
+        action_type=action,
+        resource_type="risk.model",
+        resource_id=f"model:{after['version']}",
+        before=model_resource(before),
+        after=model_resource(after),
+    )
 
 
 # Serving.

@@ -148,6 +148,6 @@ def _add_frauds(
         compromised = rng.choice(customers, size=min(SCENARIO_CUSTOMERS_A_DAY, customers), replace=False)
         candidates = np.flatnonzero((day >= first) & (day < first + SCENARIO_CUSTOMER_DAYS) & np.isin(customer, compromised))
         chosen = rng.choice(candidates, size=len(candidates) // _CUSTOMER_FRAUD_SHARE, replace=False)
-        amount[chosen] *= _CUSTOMER_AMOUNT_FACTOR
+        amount[chosen] = np.round(amount[chosen] * _CUSTOMER_AMOUNT_FACTOR, 2)
         fraud[chosen], scenario[chosen] = 1, 3
     return fraud, scenario

@@ -3,6 +3,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     Date,
     DateTime,
     Float,
@@ -238,6 +239,10 @@ risk_history = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("customer_key", Text, nullable=False),
     Column("terminal_key", Text, nullable=False),
+    # Stored, not an index expression: under row-level security the planner may not apply a
+    # function that is not leakproof to the rows before the policy, so it could not use the index.
+    Column("customer_hash", BigInteger, Computed("hashtextextended(customer_key, 0)", persisted=True), nullable=False),
+    Column("terminal_hash", BigInteger, Computed("hashtextextended(terminal_key, 0)", persisted=True), nullable=False),
     Column("amount", Numeric(18, 2), nullable=False),
     Column("fraud", Boolean, nullable=False),
     Column("fraud_scenario", SmallInteger),
@@ -252,8 +257,8 @@ risk_history = Table(
         "AND length(terminal_key) BETWEEN 1 AND 200",
         name="keys",
     ),
-    Index("ix_risk_history_customer", text("hashtextextended(customer_key, 0)"), "occurred_at"),
-    Index("ix_risk_history_terminal", text("hashtextextended(terminal_key, 0)"), "occurred_at"),
+    Index("ix_risk_history_customer", "customer_hash", "occurred_at"),
+    Index("ix_risk_history_terminal", "terminal_hash", "occurred_at"),
     Index(
         "ix_risk_history_merchant_id_livemode_payment",
         "merchant_id",
@@ -286,6 +291,17 @@ risk_models = Table(
     CheckConstraint("status IN ('candidate', 'champion', 'challenger', 'retired')", name="status"),
     CheckConstraint("version > 0", name="version"),
     Index("ix_risk_models_status", "status", unique=True, postgresql_where=text("status IN ('champion', 'challenger')")),
+)
+
+# Each promotion, with the champion it replaced: a rollback undoes the latest one not undone.
+risk_model_promotions = Table(
+    "risk_model_promotions",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("version", Integer, ForeignKey("risk_models.version"), nullable=False),
+    Column("replaced", Integer, ForeignKey("risk_models.version")),
+    Column("promoted_at", DateTime(timezone=True), nullable=False),
+    Column("rolled_back_at", DateTime(timezone=True)),
 )
 
 # The population stability index of each feature, per model and day, live against training.

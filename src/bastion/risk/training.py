@@ -9,7 +9,8 @@ from typing import Any
 
 from bastion.platform.db import Actor, Database, Tenant
 from bastion.risk import learning_repository as repository
-from bastion.risk.learning import LabelledSet, NotEnoughHistory, history_needed, labelled_set, measure, train
+from bastion.risk.errors import NotEnoughHistory
+from bastion.risk.learning import LabelledSet, history_needed, labelled_set, measure, train
 from bastion.risk.models import model, read_model, register
 
 

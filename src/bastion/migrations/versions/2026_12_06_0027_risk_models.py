@@ -60,6 +60,12 @@ def upgrade() -> None:
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("customer_key", sa.Text, nullable=False),
         sa.Column("terminal_key", sa.Text, nullable=False),
+        sa.Column(
+            "customer_hash", sa.BigInteger, sa.Computed("hashtextextended(customer_key, 0)", persisted=True), nullable=False
+        ),
+        sa.Column(
+            "terminal_hash", sa.BigInteger, sa.Computed("hashtextextended(terminal_key, 0)", persisted=True), nullable=False
+        ),
         sa.Column("amount", sa.Numeric(18, 2), nullable=False),
         sa.Column("fraud", sa.Boolean, nullable=False),
         sa.Column("fraud_scenario", sa.SmallInteger),
@@ -75,8 +81,8 @@ def upgrade() -> None:
             name="keys",
         ),
     )
-    op.create_index("ix_risk_history_customer", "risk_history", [sa.text("hashtextextended(customer_key, 0)"), "occurred_at"])
-    op.create_index("ix_risk_history_terminal", "risk_history", [sa.text("hashtextextended(terminal_key, 0)"), "occurred_at"])
+    op.create_index("ix_risk_history_customer", "risk_history", ["customer_hash", "occurred_at"])
+    op.create_index("ix_risk_history_terminal", "risk_history", ["terminal_hash", "occurred_at"])
     op.create_index(
         "ix_risk_history_merchant_id_livemode_payment",
         "risk_history",
@@ -116,6 +122,25 @@ def upgrade() -> None:
     )
     op.execute(f'GRANT SELECT ON risk_models TO "{roles.app}"')
 
+    # Each promotion, with the champion it replaced: a rollback undoes the latest one not undone.
+    op.create_table(
+        "risk_model_promotions",
+        sa.Column("id", sa.BigInteger, sa.Identity(always=True), nullable=False),
+        sa.Column(
+            "version",
+            sa.Integer,
+            sa.ForeignKey("risk_models.version", name="fk_risk_model_promotions_version_risk_models"),
+            nullable=False,
+        ),
+        sa.Column(
+            "replaced",
+            sa.Integer,
+            sa.ForeignKey("risk_models.version", name="fk_risk_model_promotions_replaced_risk_models"),
+        ),
+        sa.Column("promoted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("rolled_back_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("id", name="pk_risk_model_promotions"),
+    )
     op.create_table(
         "risk_model_drift",
         sa.Column(
@@ -149,6 +174,7 @@ def downgrade() -> None:
     op.execute("DROP POLICY worker_all_tenants ON risk_decisions")
     op.drop_column("risk_decisions", "model")
     op.drop_table("risk_model_drift")
+    op.drop_table("risk_model_promotions")
     op.drop_table("risk_models")
     op.drop_table("risk_history")
     op.drop_table("risk_history_imports")
