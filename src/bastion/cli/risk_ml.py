@@ -255,7 +255,7 @@ def drift_command(
         typer.echo(json.dumps(psi))
         return
     if not psi:
-        typer.echo(f"no decisions scored by a champion on {wanted}")
+        typer.echo(f"fewer than {models.DRIFT_SCORED_MIN} decisions scored by a champion on {wanted}: no drift to measure")
     for feature, value in sorted(psi.items(), key=lambda item: -item[1]):
         flag = "  ALERT" if value > models.DRIFT_ALERT_PSI else ""
         typer.echo(f"{feature:<32} {value:.4f}{flag}")

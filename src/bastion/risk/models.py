@@ -32,6 +32,7 @@ from bastion.risk.scoring import ModelUnusable, Scorer, population_stability
 ENTITY_ROWS_MAX = 2_000  # per customer and per terminal, the most recent, read for one decision
 DRIFT_ALERT_PSI = 0.2
 DRIFT_ROWS_MAX = 200_000  # a day's scored decisions read for its drift
+DRIFT_SCORED_MIN = 100  # fewer, and a day's shares say nothing about a shift
 _log = get_logger(__name__)
 
 
@@ -320,16 +321,17 @@ async def features_as_of(
 # Drift.
 
 
-async def compute_drift(database: Database, day: date, now: datetime) -> dict[str, float]:
+async def compute_drift(database: Database, day: date, now: datetime, *, scored_min: int = DRIFT_SCORED_MIN) -> dict[str, float]:
     """The champion's drift on `day` (UTC), stored per feature; a feature past DRIFT_ALERT_PSI is
-    logged as a warning. Empty when there is no champion or it scored nothing that day."""
+    logged as a warning. Empty when there is no champion or it scored fewer than `scored_min`
+    decisions that day."""
     async with database.transaction() as connection:
         champion = await repository.model_in_status(connection, "champion")
         if champion is None:
             return {}
         since = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         rows = await repository.scored_features(connection, champion["version"], since, since + timedelta(days=1), DRIFT_ROWS_MAX)
-        if not rows:
+        if len(rows) < max(scored_min, 1):
             return {}
         names: list[str] = champion["features"]
         live = np.array([[_number(row["features"].get(name)) for name in names] for row in rows], dtype=np.float64)
