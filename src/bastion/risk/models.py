@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from prometheus_client import Counter, Gauge
@@ -26,8 +26,10 @@ from bastion.platform.logging import get_logger
 from bastion.risk import learning_repository as repository
 from bastion.risk.errors import ModelChangeRefused
 from bastion.risk.features import DAY_S, DELAY_DAYS_DEFAULT, SIGNALS, Array, History, Transactions, feature_matrix, signal_row
-from bastion.risk.learning import Trained
 from bastion.risk.scoring import ModelUnusable, Scorer, population_stability
+
+if TYPE_CHECKING:
+    from bastion.risk.learning import Trained  # training's, with scikit-learn: only the CLI registers
 
 ENTITY_ROWS_MAX = 2_000  # per customer and per terminal, the most recent, read for one decision
 DRIFT_ALERT_PSI = 0.2
@@ -53,7 +55,7 @@ def model_resource(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def register(
-    uow: UnitOfWork, trained: Trained, models_dir: Path, *, since: datetime, until: datetime, delay_days: int
+    uow: UnitOfWork, trained: "Trained", models_dir: Path, *, since: datetime, until: datetime, delay_days: int
 ) -> dict[str, Any]:
     """A new candidate version: its file written (content-addressed, so never overwritten by
     another model) before its row, which names the file's hash."""

@@ -7,12 +7,14 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm
 import numpy as np
 
 from bastion.risk.features import Array
+
+if TYPE_CHECKING:
+    import lightgbm
 
 MODEL_FORMAT = "bastion-risk-model/1"
 CONTRIBUTIONS_SHOWN = 5
@@ -41,7 +43,7 @@ class Scorer:
         self.delay_days: int = document["delay_days"]
         self._raw = np.asarray(document["calibration"]["raw"], dtype=np.float64)
         self._probability = np.asarray(document["calibration"]["probability"], dtype=np.float64)
-        self._booster = lightgbm.Booster(model_str=document["booster"])
+        self._booster: lightgbm.Booster = _lightgbm().Booster(model_str=document["booster"])
 
     @classmethod
     def load(cls, version: int, content: bytes | None, sha256: str) -> "Scorer":
@@ -55,7 +57,7 @@ class Scorer:
             if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
                 raise ModelUnusable(f"model {version}: not a {MODEL_FORMAT} file")
             return cls(version, document)
-        except (ValueError, KeyError, TypeError, lightgbm.basic.LightGBMError) as error:
+        except (ValueError, KeyError, TypeError, _lightgbm().basic.LightGBMError) as error:
             raise ModelUnusable(f"model {version}: {error}") from None
 
     def raw_scores(self, rows: Array) -> Array:
@@ -75,6 +77,14 @@ class Scorer:
             for index in top
         ]
         return Scored(score, level_of(score), probability, shown)
+
+
+def _lightgbm() -> Any:
+    """LightGBM, imported where a model is loaded and not before: with it comes scikit-learn
+    (about a second), which every `bastion` command would otherwise pay for, models or not."""
+    import lightgbm
+
+    return lightgbm
 
 
 def level_of(score: int) -> str:
