@@ -17,12 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from bastion import bootstrap
-from bastion.kernel.ids import new_id
-from bastion.merchants import create_api_key, create_merchant
-from bastion.platform.crypto import KeyedHasher, LocalKeyring
-from bastion.platform.db import Actor, Tenant
-from tests.support.platform import Credentials
+from tests.support.platform import Credentials, merchant_with_key
 from tests.support.postgres import ONE_CLIENT_FOR_ALL_SHOPPERS, TestDatabase, free_port, migrated_database, stop_process
 from tests.support.vault import card
 
@@ -127,21 +122,8 @@ class LiveBastion:
     database: TestDatabase
 
     def merchant(self, *, scopes: list[str] | None = None) -> Credentials:
-        """A new merchant and a test-mode key (`scopes`, default all), made as `bastion merchant
-        create` and `bastion apikey create` make them, without their seconds of start-up."""
-        return asyncio.run(self._merchant(scopes))
-
-    async def _merchant(self, scopes: list[str] | None) -> Credentials:
-        tenant = Tenant(new_id("mer"), livemode=False)
-        hasher = KeyedHasher(LocalKeyring.open(self.database.data_dir, create=False).secret(bootstrap.API_KEY_HASH_PURPOSE))
-        owner = bootstrap.owner_database(self.database.owner_url)
-        try:
-            async with owner.unit_of_work(tenant, Actor(id="test")) as uow:
-                await create_merchant(uow, "SDK contract shop")
-                issued = await create_api_key(uow, hasher, scopes)
-        finally:
-            await owner.dispose()
-        return Credentials(merchant_id=tenant.merchant_id, key_id=issued.id, secret=issued.secret, publishable=issued.publishable)
+        """A new merchant and a test-mode key (`scopes`, default all)."""
+        return asyncio.run(merchant_with_key(self.database, "SDK contract shop", scopes=scopes))
 
     def card_token(self, credentials: Credentials, number: str) -> str:
         """A single-use token of the test card `number`, made at the vault's origin with the

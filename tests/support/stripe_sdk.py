@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import stripe
 
-from tests.support.asgi import serving
+from tests.support.asgi import request_body, serving
 from tests.support.platform import Credentials
 from tests.support.receivers import Received, Receiver
 from tests.support.serve import LiveBastion
@@ -62,12 +62,7 @@ class RetryingFront:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await request_body(receive)
         headers = [(name.decode(), value.decode()) for name, value in scope["headers"] if name != b"host"]
         target = f"{self.upstream}{scope['path']}" + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
         async with httpx.AsyncClient(timeout=_FORWARD_TIMEOUT_S) as client:
