@@ -4,12 +4,14 @@ documented (status code, content type, body); a request valid by the document is
 refused for its shape; and every path's `Allow` lists exactly its documented methods.
 
 The operations are read from the served document at run time, so a new route is covered
-without touching this file. (schemathesis' own lazy pytest loader does not run on
+without touching this file. Request bodies go both as JSON and form-encoded, as Stripe's SDKs
+send them (docs/stripe-compatibility.md). (schemathesis' own lazy pytest loader does not run on
 pytest 9.2, hence the explicit loop over operations.)
 """
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -70,6 +72,31 @@ def _beyond_64_bits(value: object) -> bool:
     if isinstance(value, list):
         return any(_beyond_64_bits(item) for item in value)
     return isinstance(value, int) and not -(2**63) <= value <= AMOUNT_MINOR_MAX
+
+
+def _bracket_pairs(value: object, name: str) -> list[tuple[str, str]]:
+    """`value` as Stripe's bracket encoding spells it under `name`: null, an empty object and an
+    empty array as `name=` (Stripe's "unset")."""
+    if isinstance(value, dict) and value:
+        return [pair for key, item in value.items() for pair in _bracket_pairs(item, f"{name}[{key}]")]
+    if isinstance(value, list) and value:
+        return [pair for index, item in enumerate(value) for pair in _bracket_pairs(item, f"{name}[{index}]")]
+    if isinstance(value, bool):
+        return [(name, "true" if value else "false")]
+    if value is None or isinstance(value, dict | list):
+        return [(name, "")]
+    return [(name, str(value))]
+
+
+@schemathesis.serializer("application/x-www-form-urlencoded")
+def _stripe_form(ctx: schemathesis.SerializationContext, _value: object) -> bytes:
+    # The case's own body: what schemathesis hands a serializer has its values spelt already
+    # (null as "null"), the way OpenAPI's form style writes them, not Stripe's.
+    value = ctx.case.body
+    if not isinstance(value, dict):
+        # A negative case's body that is no object at all: sent as its text.
+        return str(value).encode()
+    return urlencode([pair for key, item in value.items() for pair in _bracket_pairs(item, str(key))]).encode()
 
 
 CHECKS = [

@@ -100,11 +100,11 @@ async def test_an_unexpected_failure_is_a_bare_500_with_the_edge_headers(platfor
     assert "secret detail" not in response.text
 
 
-async def test_bodies_must_be_sent_as_json(platform: Platform, merchant: Credentials) -> None:
+async def test_bodies_must_be_sent_as_json_or_form_encoded(platform: Platform, merchant: Credentials) -> None:
     async with platform.client(merchant) as client:
         for content, content_type in (
-            (b"email=jenny%40example.com", "application/x-www-form-urlencoded"),
             (b'{"email": "jenny@example.com"}', "text/plain"),
+            (b"email=jenny%40example.com", "multipart/form-data"),
             (b'{"email": "jenny@example.com"}', None),
         ):
             headers = {"Content-Type": content_type} if content_type else {}
@@ -113,6 +113,7 @@ async def test_bodies_must_be_sent_as_json(platform: Platform, merchant: Credent
             error = response.json()["error"]
             assert (error["type"], error["code"]) == ("invalid_request_error", "content_type_unsupported")
             assert "Content-Type: application/json" in error["message"]
+            assert "application/x-www-form-urlencoded" in error["message"]
         assert (await client.get("/v1/customers")).json()["data"] == []
         accepted = await client.post(
             "/v1/customers", content=b'{"name": "Jenny"}', headers={"Content-Type": "application/json; charset=utf-8"}

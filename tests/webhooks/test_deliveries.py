@@ -1,6 +1,7 @@
 """Deliveries end to end on a database of this module's own: the relay's fan-out, the sender
-against real HTTP receivers on 127.0.0.1, the schedule over days of a moved clock, dead letters,
-recovery, ordering and isolation."""
+against real HTTP receivers on 127.0.0.1, signatures in each scheme checked by the official
+libraries, the schedule over days of a moved clock, dead letters, recovery, ordering and
+isolation."""
 
 import asyncio
 import dataclasses
@@ -15,12 +16,14 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import stripe
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bastion import bootstrap
 from bastion.events import publish_pending
 from bastion.platform.db import Database
 from bastion.platform.http.outbound import BLOCKED_NETWORKS, DestinationPolicy, guarded_session
+from bastion.webhooks.domain import new_secret
 from bastion.webhooks.fanout import WebhookFanout
 from bastion.webhooks.resources import WebhookDelivery, WebhookDeliveryAttempt
 from bastion.webhooks.routes import router
@@ -30,7 +33,7 @@ from tests.platform.test_outbound import ADDRESSES
 from tests.security.test_card_numbers_in_free_text import FREE_TEXT, _path
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import TestDatabase, migrated_database
-from tests.support.receivers import Receiver, Reply, running_receiver
+from tests.support.receivers import Received, Receiver, Reply, running_receiver
 from tests.support.resources import check_resource, documented_properties
 from tests.support.vault import settings_for
 
@@ -415,16 +418,92 @@ async def test_ordered_endpoints_get_an_objects_events_one_after_another(
     assert statuses == {"succeeded"}
 
 
-async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(hooks: Hooks, shop: Credentials, receiver: Receiver) -> None:
-    endpoint = await _endpoint(hooks, shop, f"{receiver.url}/rotated")
+def _verified(scheme: str, secret: str, request: Received) -> dict[str, Any]:
+    """The event `request` delivered, verified with `secret` by the official library of `scheme`
+    (which raises if it does not verify); a delivery carries its scheme's headers only."""
+    if scheme == "stripe":
+        assert not [name for name in request.headers if name.startswith("webhook-")], request.headers
+        event: dict[str, Any] = stripe.Webhook.construct_event(
+            request.body, request.headers["stripe-signature"], secret
+        ).to_dict()
+        return event
+    assert "stripe-signature" not in request.headers, request.headers
+    payload: dict[str, Any] = Webhook(secret).verify(request.body, request.headers)
+    return payload
+
+
+def _signatures(scheme: str, request: Received) -> list[str]:
+    if scheme == "stripe":
+        return [part for part in request.headers["stripe-signature"].split(",") if part.startswith("v1=")]
+    return request.headers["webhook-signature"].split(" ")
+
+
+async def test_a_stripe_scheme_delivery_is_verified_by_stripes_library(
+    hooks: Hooks, shop: Credentials, receiver: Receiver
+) -> None:
+    receiver.scripts["/stripe"] = [Reply(status=500)]
+    endpoint = await _endpoint(hooks, shop, f"{receiver.url}/stripe", signature_scheme="stripe")
+    assert endpoint["signature_scheme"] == "stripe"
+    await hooks.platform.create_customer(shop, name="Ada")
+    await hooks.deliver()
+    with hooks.shifted(timedelta(seconds=6)):
+        await hooks.deliver()  # the retry after the 500
+
+    first, retried = receiver.at("/stripe")
+    (event,) = await _events_of_type(hooks, shop, "customer.created")
+    assert _verified("stripe", endpoint["secret"], first) == _verified("stripe", endpoint["secret"], retried) == event
+    assert first.body == retried.body
+    first_t, retried_t = (
+        int(request.headers["stripe-signature"].split(",")[0].removeprefix("t=")) for request in (first, retried)
+    )
+    assert retried_t >= first_t + 6, "each attempt is signed at its own time"
+
+    header = first.headers["stripe-signature"]
+    signature = header.rpartition("v1=")[2]
+    forged = header.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:])
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(first.body, forged, endpoint["secret"])
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(first.body, header, new_secret())  # another endpoint's
+    assert first.body.isascii()  # so that each flip below leaves text the library can decode
+    for index in range(len(first.body)):  # every byte
+        body = bytearray(first.body)
+        body[index] ^= 0x01
+        with pytest.raises(stripe.SignatureVerificationError):
+            stripe.Webhook.construct_event(bytes(body), header, endpoint["secret"])
+
+
+@pytest.mark.parametrize("scheme", ["standard_webhooks", "stripe"])
+async def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
+    hooks: Hooks, shop: Credentials, receiver: Receiver, scheme: str
+) -> None:
+    endpoint = await _endpoint(hooks, shop, f"{receiver.url}/rotated", signature_scheme=scheme)
     async with hooks.platform.client(shop) as client:
         rotated = (await client.post(f"/v1/webhook_endpoints/{endpoint['id']}/rotate_secret")).json()
     await hooks.platform.create_customer(shop)
     await hooks.deliver()
     (request,) = receiver.at("/rotated")
-    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    assert len(_signatures(scheme, request)) == 2
     for secret in (endpoint["secret"], rotated["secret"]):
-        Webhook(secret).verify(request.body, request.headers)
+        _verified(scheme, secret, request)
+
+
+async def test_an_endpoint_switched_to_another_scheme_signs_its_next_delivery_so(
+    hooks: Hooks, shop: Credentials, receiver: Receiver
+) -> None:
+    endpoint = await _endpoint(hooks, shop, f"{receiver.url}/switched")
+    assert endpoint["signature_scheme"] == "standard_webhooks", "the default"
+    await hooks.platform.create_customer(shop)
+    await hooks.deliver()
+    _verified("standard_webhooks", endpoint["secret"], receiver.at("/switched")[-1])
+    for scheme in ("stripe", "standard_webhooks"):
+        async with hooks.platform.client(shop) as client:
+            updated = await client.post(f"/v1/webhook_endpoints/{endpoint['id']}", json={"signature_scheme": scheme})
+        assert updated.json()["signature_scheme"] == scheme, updated.text
+        customer = await hooks.platform.create_customer(shop)
+        await hooks.deliver()
+        assert _verified(scheme, endpoint["secret"], receiver.at("/switched")[-1])["data"]["object"]["id"] == customer["id"]
+    assert len(receiver.at("/switched")) == 3
 
 
 # What a name registered as public may resolve to at delivery: every address the guard refuses

@@ -1,16 +1,18 @@
 """Webhook endpoints through the API: the signing secret shown once (not in reads, replays,
 audit rows or the stored answer) and sealed at rest, event subscriptions checked against the
-registered types, URLs through the SSRF guard per mode, updates, rotation with its overlap,
-deletion, the limit per mode and the list."""
+registered types, URLs through the SSRF guard per mode, updates, the signature scheme, rotation
+with its overlap, deletion, the limit per mode and the list."""
 
 import base64
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from cryptography.exceptions import InvalidTag
 
+from bastion.kernel.ids import new_id
 from bastion.webhooks import EndpointSecrets
 from bastion.webhooks.domain import ENDPOINTS_PER_MODE_MAX, ROTATION_OVERLAP
 from bastion.webhooks.resources import WebhookEndpoint, WebhookEndpointWithSecret
@@ -124,6 +126,49 @@ async def test_updates_change_what_was_sent(platform: Platform, merchant: Creden
     assert (bad_url.status_code, bad_url.json()["error"]["code"]) == (400, "url_not_allowed")
     assert (unknown_field.status_code, unknown_field.json()["error"]["param"]) == (400, "secret")
     assert (enabled.json()["status"], enabled.json()["ordered"], enabled.json()["enabled_events"]) == ("enabled", True, ["*"])
+
+
+async def test_the_signature_scheme_is_chosen_at_creation_and_changed_by_update(
+    platform: Platform, merchant: Credentials
+) -> None:
+    async with platform.client(merchant) as client:
+        default = (await _create(client)).json()
+        chosen = (await _create(client, signature_scheme="stripe")).json()
+        path = f"/v1/webhook_endpoints/{chosen['id']}"
+        unchanged = await client.post(path, json={"description": "Stripe's way"})
+        switched = await client.post(path, json={"signature_scheme": "standard_webhooks"})
+        read = (await client.get(path)).json()
+        refusals = [
+            await _create(client, signature_scheme="v1"),
+            await _create(client, signature_scheme=None),
+            await client.post(path, json={"signature_scheme": "Stripe"}),
+            await client.post(path, json={"signature_scheme": None}),
+        ]
+    assert (default["signature_scheme"], chosen["signature_scheme"]) == ("standard_webhooks", "stripe")
+    assert unchanged.json()["signature_scheme"] == "stripe", "left out, it stays"
+    assert switched.json()["signature_scheme"] == read["signature_scheme"] == "standard_webhooks"
+    for refused in refusals:
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "signature_scheme", refused.text
+
+
+async def test_endpoints_stored_before_the_choice_are_standard_webhooks(platform: Platform, merchant: Credentials) -> None:
+    """The migration's default stands for every endpoint written without a scheme, and the
+    database takes no scheme but the two."""
+    async with platform.client(merchant) as client:
+        endpoint = (await _create(client)).json()
+    row = await _row(platform, endpoint["id"])
+    older = {name: value for name, value in row.items() if name != "signature_scheme"} | {"id": new_id("we")}
+    async with platform.owner.transaction() as connection:
+        await connection.execute(
+            f"INSERT INTO webhook_endpoints ({', '.join(older)}) VALUES ({', '.join(f'${n}' for n in range(1, len(older) + 1))})",
+            *older.values(),
+        )
+    async with platform.client(merchant) as client:
+        assert (await client.get(f"/v1/webhook_endpoints/{older['id']}")).json()["signature_scheme"] == "standard_webhooks"
+    with pytest.raises(asyncpg.CheckViolationError, match="ck_webhook_endpoints_signature_scheme"):
+        async with platform.owner.transaction() as connection:
+            await connection.execute("UPDATE webhook_endpoints SET signature_scheme = 'v0' WHERE id = $1", endpoint["id"])
 
 
 async def test_a_rotated_secret_keeps_the_old_one_for_its_overlap(platform: Platform, merchant: Credentials) -> None:

@@ -36,6 +36,7 @@ from bastion.payments.routes import (
 )
 from bastion.payments.routes import router as payment_methods_router
 from bastion.platform.http import errors, health
+from bastion.platform.http.forms import FORM_MEDIA_TYPE, JSON_MEDIA_TYPE, BracketEncoding, RequestBodies
 from bastion.platform.http.middleware import EdgeMiddleware
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.http.schemas import state_text_without_nul
@@ -85,7 +86,8 @@ def unguarded_routes(app: FastAPI) -> list[str]:
 def _published_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """The document as the server behaves: FastAPI documents a 422 for every route with
     inputs, but Bastion answers bad input with a 400 and its own error body
-    (`bastion.platform.http.errors`); and no text may hold NUL."""
+    (`bastion.platform.http.errors`); bodies are also taken form-encoded, as Stripe's SDKs send
+    them; and no text may hold NUL."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -94,6 +96,10 @@ def _published_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
         for path_item in document["paths"].values():
             for operation in path_item.values():
                 operation["responses"].pop("422", None)
+                content = operation.get("requestBody", {}).get("content", {})
+                if JSON_MEDIA_TYPE in content:
+                    # The same parameters in Stripe's bracket encoding (`bastion.platform.http.forms`).
+                    content[FORM_MEDIA_TYPE] = content[JSON_MEDIA_TYPE]
         for name in ("HTTPValidationError", "ValidationError"):
             document.get("components", {}).get("schemas", {}).pop(name, None)
         state_text_without_nul(document)
@@ -174,6 +180,7 @@ def create_app(services: Services) -> FastAPI:
 
     if unguarded := unguarded_routes(app):
         raise ConfigurationError(f"routes without a scope and not public: {', '.join(unguarded)}")
+    app.add_middleware(BracketEncoding, bodies=RequestBodies(app).schema_of)
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=services.settings.max_body_bytes,

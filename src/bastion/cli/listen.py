@@ -215,7 +215,7 @@ class _Listener:
     async def forward(self, forwarding: Forwarding, event: Event) -> None:
         # The bytes signed are the bytes sent.
         body = orjson.dumps(event)
-        headers = signature_headers(event["id"], int(time.time()), body, [forwarding.secret]) | {
+        headers = signature_headers("standard_webhooks", event["id"], int(time.time()), body, [forwarding.secret]) | {
             "content-type": "application/json",
             "user-agent": f"Bastion/{bastion.__version__} (bastion listen)",
         }

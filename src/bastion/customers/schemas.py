@@ -7,8 +7,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from bastion.platform.http.schemas import FREE_TEXT, MetadataChanges
 
+# The local part refuses spaces and control characters by explicit ranges, not `\s`: Python's and
+# JSON Schema's (ECMAScript's) `\s` differ (U+0085), and the document must say what is checked.
 _EMAIL = re.compile(
-    r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+    r"[^@\x00-\x20\x7f-\x9f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )
 # At least four digits, the first after an optional +, with spaces, dashes, dots or parentheses between.
 _PHONE = re.compile(r"\+?[0-9](?:[ ()\-.]*[0-9]){3}[0-9 ()\-.]*")

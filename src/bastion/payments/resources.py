@@ -6,6 +6,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from bastion.customers import Customer, DeletedCustomer
+
+# An id, or with `expand` the object it names (docs/stripe-compatibility.md).
+_EXPANDABLE = Field(description="Expandable: the id, or with `expand` the object")
+
 
 class PaymentMethodCard(TypedDict):
     brand: str
@@ -23,7 +28,7 @@ class PaymentMethod(TypedDict):
     object: Literal["payment_method"]
     type: Literal["card"]
     card: PaymentMethodCard
-    customer: str | None
+    customer: Annotated[str | Customer | DeletedCustomer | None, _EXPANDABLE]
     metadata: dict[str, str]
     created: int
     livemode: bool
@@ -84,9 +89,9 @@ class PaymentIntent(TypedDict):
     ]
     capture_method: Literal["automatic", "manual"]
     connector_account: Annotated[str | None, Field(description="The connector account its attempts go through, if pinned")]
-    customer: str | None
-    payment_method: str | None
-    latest_charge: str | None
+    customer: Annotated[str | Customer | DeletedCustomer | None, _EXPANDABLE]
+    payment_method: Annotated[str | PaymentMethod | None, _EXPANDABLE]
+    latest_charge: Annotated["str | Charge | None", _EXPANDABLE]
     last_payment_error: PaymentError | None
     next_action: NextAction | None
     cancellation_reason: str | None
@@ -133,7 +138,7 @@ class Charge(TypedDict):
     captured: bool
     refunded: bool
     disputed: bool
-    payment_intent: str
+    payment_intent: Annotated["str | PaymentIntent", _EXPANDABLE]
     payment_method: str
     outcome: ChargeOutcome | None
     failure_code: str | None
@@ -178,8 +183,8 @@ class Refund(TypedDict):
     object: Literal["refund"]
     amount: int
     currency: str
-    charge: str
-    payment_intent: str
+    charge: Annotated["str | Charge", _EXPANDABLE]
+    payment_intent: Annotated["str | PaymentIntent", _EXPANDABLE]
     status: Literal["pending", "succeeded", "failed", "canceled"]
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None
     failure_reason: str | None

@@ -1,11 +1,24 @@
 """HTTP routes of the payments context: thin, they only translate."""
 
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from bastion.api.context import Authorized, RequestContext
-from bastion.payments import books, charges, disputes, intents, notifications, refunds, review_decisions, reviews, service
+from bastion.payments import (
+    books,
+    charges,
+    disputes,
+    expansion,
+    intents,
+    notifications,
+    refunds,
+    review_decisions,
+    reviews,
+    service,
+)
 from bastion.payments.connectors import Connector
 from bastion.payments.resources import (
     Balance,
@@ -26,14 +39,19 @@ from bastion.payments.resources import (
     ReviewList,
 )
 from bastion.payments.schemas import (
+    EXPANSIONS_MAX,
+    ChargeExpansion,
     DisputeUpdate,
+    IntentExpansion,
     PaymentIntentCancel,
     PaymentIntentCapture,
     PaymentIntentConfirm,
     PaymentIntentCreate,
     PaymentIntentUpdate,
     PaymentMethodCreate,
+    PaymentMethodExpansion,
     RefundCreate,
+    RefundExpansion,
 )
 from bastion.platform.http.pagination import CreatedRange, created_range, page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
@@ -43,6 +61,25 @@ from bastion.platform.pagination import PageRequest
 from bastion.platform.settings import SANDBOX_CONNECTOR
 
 router = APIRouter(prefix="/v1/payment_methods", tags=["payment methods"])
+
+Expanded = TypeVar("Expanded", bound=str)
+# `expand[0]=customer` (the SDKs' spelling, `bastion.platform.http.forms`) or `expand=customer`.
+ExpandQuery = Annotated[
+    list[Expanded] | None,
+    Query(max_length=EXPANSIONS_MAX, description="Fields to answer with the object in place of its id"),
+]
+
+
+async def _expanded(context: RequestContext, response: JsonResponse, fields: Sequence[str]) -> JsonResponse:
+    """A command's answer with `fields` expanded, read once the command has committed: a replay
+    shows the objects as they are now."""
+    if not fields or response.status_code != 200:
+        return response
+    async with context.read() as uow:
+        answer = await expansion.expanded(uow, orjson.loads(response.body), fields)
+    replayed = {"Idempotent-Replayed": "true"} if "idempotent-replayed" in response.headers else None
+    return JsonResponse(answer, headers=replayed)
+
 
 PaymentMethodId = Annotated[
     str, Path(max_length=64, json_schema_extra=id_schema("pm"), description="A payment method id, pm_...")
@@ -54,13 +91,18 @@ PaymentMethodWriter = Annotated[RequestContext, Depends(Authorized("payment_meth
 @router.post("", summary="Create a card payment method from a single-use token", responses=documented(PaymentMethod, writes=True))
 async def create_payment_method(body: PaymentMethodCreate, context: PaymentMethodWriter) -> JsonResponse:
     phases = context.services.commands.registry[service.CREATE_PAYMENT_METHOD]
-    return await context.phased(phases, lambda uow: service.start_payment_method(uow, body))
+    return await _expanded(
+        context, await context.phased(phases, lambda uow: service.start_payment_method(uow, body)), body.expand
+    )
 
 
 @router.get("/{payment_method_id}", summary="Retrieve a payment method", responses=documented(PaymentMethod))
-async def retrieve_payment_method(payment_method_id: PaymentMethodId, context: PaymentMethodReader) -> JsonResponse:
+async def retrieve_payment_method(
+    payment_method_id: PaymentMethodId, context: PaymentMethodReader, expand: ExpandQuery[PaymentMethodExpansion] = None
+) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await service.retrieve_payment_method(uow, payment_method_id))
+        payment_method = await service.retrieve_payment_method(uow, payment_method_id)
+        return JsonResponse(await expansion.expanded(uow, payment_method, expand or ()))
 
 
 @router.get("", summary="List payment methods, newest first", responses=documented(PaymentMethodList))
@@ -98,14 +140,18 @@ _CARD_ERROR: dict[int | str, dict[str, Any]] = {
 async def create_payment_intent(body: PaymentIntentCreate, context: IntentWriter) -> JsonResponse:
     if body.confirm:
         phases = context.services.commands.registry[intents.CONFIRM]
-        return await context.phased(phases, lambda uow: intents.start_create_and_confirm(uow, body))
-    return await context.command(lambda uow: intents.create_intent(uow, body))
+        answer = await context.phased(phases, lambda uow: intents.start_create_and_confirm(uow, body))
+    else:
+        answer = await context.command(lambda uow: intents.create_intent(uow, body))
+    return await _expanded(context, answer, body.expand)
 
 
 @intents_router.get("/{intent_id}", summary="Retrieve a PaymentIntent", responses=documented(PaymentIntent))
-async def retrieve_payment_intent(intent_id: PaymentIntentId, context: IntentReader) -> JsonResponse:
+async def retrieve_payment_intent(
+    intent_id: PaymentIntentId, context: IntentReader, expand: ExpandQuery[IntentExpansion] = None
+) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await intents.retrieve_intent(uow, intent_id))
+        return JsonResponse(await expansion.expanded(uow, await intents.retrieve_intent(uow, intent_id), expand or ()))
 
 
 @intents_router.get("", summary="List PaymentIntents, newest first", responses=documented(PaymentIntentList))
@@ -127,7 +173,7 @@ async def list_payment_intents(
     "/{intent_id}", summary="Update a PaymentIntent that is not final", responses=documented(PaymentIntent, writes=True)
 )
 async def update_payment_intent(intent_id: PaymentIntentId, body: PaymentIntentUpdate, context: IntentWriter) -> JsonResponse:
-    return await context.command(lambda uow: intents.update_intent(uow, intent_id, body))
+    return await _expanded(context, await context.command(lambda uow: intents.update_intent(uow, intent_id, body)), body.expand)
 
 
 @intents_router.post(
@@ -140,7 +186,8 @@ async def confirm_payment_intent(
 ) -> JsonResponse:
     request = body or PaymentIntentConfirm()
     phases = context.services.commands.registry[intents.CONFIRM]
-    return await context.phased(phases, lambda uow: intents.start_confirm(uow, intent_id, request))
+    answer = await context.phased(phases, lambda uow: intents.start_confirm(uow, intent_id, request))
+    return await _expanded(context, answer, request.expand)
 
 
 @intents_router.post(
@@ -153,7 +200,8 @@ async def capture_payment_intent(
 ) -> JsonResponse:
     request = body or PaymentIntentCapture()
     phases = context.services.commands.registry[intents.CAPTURE]
-    return await context.phased(phases, lambda uow: intents.start_capture(uow, intent_id, request))
+    answer = await context.phased(phases, lambda uow: intents.start_capture(uow, intent_id, request))
+    return await _expanded(context, answer, request.expand)
 
 
 @intents_router.post(
@@ -164,15 +212,18 @@ async def capture_payment_intent(
 async def cancel_payment_intent(
     intent_id: PaymentIntentId, context: IntentWriter, body: PaymentIntentCancel | None = None
 ) -> JsonResponse:
-    reason = None if body is None else body.cancellation_reason
+    request = body or PaymentIntentCancel()
     phases = context.services.commands.registry[intents.CANCEL]
-    return await context.phased(phases, lambda uow: intents.start_cancel(uow, intent_id, reason))
+    answer = await context.phased(phases, lambda uow: intents.start_cancel(uow, intent_id, request.cancellation_reason))
+    return await _expanded(context, answer, request.expand)
 
 
 @charges_router.get("/{charge_id}", summary="Retrieve a charge", responses=documented(Charge))
-async def retrieve_charge(charge_id: ChargeId, context: ChargeReader) -> JsonResponse:
+async def retrieve_charge(
+    charge_id: ChargeId, context: ChargeReader, expand: ExpandQuery[ChargeExpansion] = None
+) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await charges.retrieve_charge(uow, charge_id))
+        return JsonResponse(await expansion.expanded(uow, await charges.retrieve_charge(uow, charge_id), expand or ()))
 
 
 @charges_router.get("", summary="List charges, newest first", responses=documented(ChargeList))
@@ -196,13 +247,15 @@ RefundWriter = Annotated[RequestContext, Depends(Authorized("refunds:write"))]
 @refunds_router.post("", summary="Refund all or part of a captured payment", responses=documented(Refund, writes=True))
 async def create_refund(body: RefundCreate, context: RefundWriter) -> JsonResponse:
     phases = context.services.commands.registry[refunds.CREATE_REFUND]
-    return await context.phased(phases, lambda uow: refunds.start_refund(uow, body))
+    return await _expanded(context, await context.phased(phases, lambda uow: refunds.start_refund(uow, body)), body.expand)
 
 
 @refunds_router.get("/{refund_id}", summary="Retrieve a refund", responses=documented(Refund))
-async def retrieve_refund(refund_id: RefundId, context: RefundReader) -> JsonResponse:
+async def retrieve_refund(
+    refund_id: RefundId, context: RefundReader, expand: ExpandQuery[RefundExpansion] = None
+) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await refunds.retrieve_refund(uow, refund_id))
+        return JsonResponse(await expansion.expanded(uow, await refunds.retrieve_refund(uow, refund_id), expand or ()))
 
 
 @refunds_router.get("", summary="List refunds, newest first", responses=documented(RefundList))

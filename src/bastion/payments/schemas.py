@@ -1,6 +1,6 @@
 """Request bodies of the payments API. Unknown fields are rejected, every field is bounded."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -19,6 +19,17 @@ CaptureMethod = Literal["automatic", "manual"]
 Description = Annotated[str, StringConstraints(max_length=1_000), FREE_TEXT]
 # What a card statement shows: Stripe's 22 characters, without the characters networks refuse.
 StatementDescriptor = Annotated[str, StringConstraints(min_length=1, max_length=22, pattern=r"^[^<>\\'\"*]*$"), FREE_TEXT]
+# Stripe's `expand`: fields answered with the object in place of its id, one level deep (Stripe
+# goes four), each field of the object's own list (docs/stripe-compatibility.md).
+EXPANSIONS_MAX = 4
+Field_ = TypeVar("Field_", bound=str)
+Expansions = Annotated[
+    list[Field_], Field(max_length=EXPANSIONS_MAX, description="Fields to answer with the object in place of its id")
+]
+IntentExpansion = Literal["customer", "payment_method", "latest_charge"]
+PaymentMethodExpansion = Literal["customer"]
+ChargeExpansion = Literal["payment_intent"]
+RefundExpansion = Literal["charge", "payment_intent"]
 ReturnUrl = Annotated[
     str,
     StringConstraints(max_length=RETURN_URL_LENGTH_MAX, pattern=r"^https?://[^\s]+$"),
@@ -41,6 +52,7 @@ class PaymentMethodCreate(BaseModel):
     card: CardToken
     customer: Annotated[str, StringConstraints(max_length=64), Field(json_schema_extra=id_schema("cus"))] | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
+    expand: Expansions[PaymentMethodExpansion] = Field(default_factory=list)
 
 
 class PaymentIntentCreate(BaseModel):
@@ -59,6 +71,7 @@ class PaymentIntentCreate(BaseModel):
     description: Description | None = None
     statement_descriptor: StatementDescriptor | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
+    expand: Expansions[IntentExpansion] = Field(default_factory=list)
 
 
 class PaymentIntentUpdate(BaseModel):
@@ -75,6 +88,7 @@ class PaymentIntentUpdate(BaseModel):
     description: Description | None = None
     statement_descriptor: StatementDescriptor | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
+    expand: Expansions[IntentExpansion] = Field(default_factory=list)
 
 
 class PaymentIntentConfirm(BaseModel):
@@ -82,18 +96,21 @@ class PaymentIntentConfirm(BaseModel):
 
     payment_method: PaymentMethodId | None = None
     return_url: ReturnUrl | None = None
+    expand: Expansions[IntentExpansion] = Field(default_factory=list)
 
 
 class PaymentIntentCapture(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     amount_to_capture: Amount | None = Field(default=None, description="At most amount_capturable; the rest is released")
+    expand: Expansions[IntentExpansion] = Field(default_factory=list)
 
 
 class PaymentIntentCancel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     cancellation_reason: Literal["duplicate", "fraudulent", "requested_by_customer", "abandoned"] | None = None
+    expand: Expansions[IntentExpansion] = Field(default_factory=list)
 
 
 class RefundCreate(BaseModel):
@@ -117,6 +134,7 @@ class RefundCreate(BaseModel):
     amount: Amount | None = None
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
+    expand: Expansions[RefundExpansion] = Field(default_factory=list)
 
 
 EVIDENCE_TEXT_MAX = 20_000

@@ -6,7 +6,7 @@ import binascii
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Final
+from typing import Final, Literal
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105  (a prefix, not a secret)
 # Standard Webhooks asks for 24 to 64 random bytes; 32 is HMAC-SHA256's own key size.
@@ -19,6 +19,9 @@ ENDPOINTS_PER_MODE_MAX: Final = 16
 ENABLED_EVENTS_MAX: Final = 256
 ALL_EVENTS: Final = "*"
 WILDCARD_SUFFIX: Final = ".*"
+# How an endpoint's deliveries are signed (signing.py): Standard Webhooks' headers, or Stripe's
+# `Stripe-Signature`, for receivers that already verify Stripe's events with Stripe's libraries.
+SignatureScheme = Literal["standard_webhooks", "stripe"]
 
 
 def new_secret() -> str:

@@ -9,8 +9,8 @@ from bastion.platform.pagination import Page, PageRequest, fetch_page
 
 _INSERT_ENDPOINT = """
 INSERT INTO webhook_endpoints (id, merchant_id, livemode, url, enabled_events, description, metadata, ordered, disabled,
-                               secret_sealed, created_at, updated_at)
-VALUES ($3, $1, $2, $4, $5, $6, $7, $8, false, $9, $10, $10)
+                               secret_sealed, created_at, updated_at, signature_scheme)
+VALUES ($3, $1, $2, $4, $5, $6, $7, $8, false, $9, $10, $10, $11)
 RETURNING *
 """
 _GET_ENDPOINT = "SELECT * FROM webhook_endpoints WHERE merchant_id = $1 AND livemode = $2 AND id = $3 AND deleted_at IS NULL"
@@ -18,6 +18,7 @@ _GET_ENDPOINT_FOR_UPDATE = f"{_GET_ENDPOINT} FOR UPDATE"
 _UPDATE_ENDPOINT = """
 UPDATE webhook_endpoints
 SET url = $4, enabled_events = $5, description = $6, metadata = $7, ordered = $8, disabled = $9, updated_at = $10,
+    signature_scheme = $11,
     -- Enabled again by its merchant: the reason goes, and a new failing spell would start from scratch.
     disabled_reason = CASE WHEN $9 THEN disabled_reason END, failing_since = CASE WHEN $9 THEN failing_since END
 WHERE merchant_id = $1 AND livemode = $2 AND id = $3
@@ -52,6 +53,7 @@ async def insert_endpoint(
     description: str | None,
     metadata: dict[str, str],
     ordered: bool,
+    signature_scheme: str,
     secret_sealed: bytes,
     created_at: datetime,
 ) -> AnyRow:
@@ -67,6 +69,7 @@ async def insert_endpoint(
         ordered,
         secret_sealed,
         created_at,
+        signature_scheme,
     )
     return row
 
@@ -92,6 +95,7 @@ async def update_endpoint(connection: Connection, tenant: Tenant, endpoint_id: s
         fields["ordered"],
         fields["disabled"],
         fields["updated_at"],
+        fields["signature_scheme"],
     )
     return row
 
@@ -190,7 +194,7 @@ FROM due, events AS e, webhook_endpoints AS w
 WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.endpoint_id
 RETURNING d.id, d.merchant_id, d.livemode, d.endpoint_id, d.event_id, d.attempts, d.created_at,
           e.type, e.data, e.request_id, e.created_at AS event_created_at,
-          w.url, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at, w.failing_since
+          w.url, w.signature_scheme, w.secret_sealed, w.previous_secret_sealed, w.previous_secret_expires_at, w.failing_since
 """
 # One statement for a batch of attempts, whatever their merchants: each delivery as its attempt
 # left it, the attempt's row, and its endpoint's failing spell (a success ends it, a failure

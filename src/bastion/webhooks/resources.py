@@ -5,6 +5,8 @@ from typing import Literal
 
 from typing_extensions import TypedDict
 
+from bastion.webhooks.domain import SignatureScheme
+
 
 class WebhookEndpoint(TypedDict):
     id: str
@@ -15,6 +17,8 @@ class WebhookEndpoint(TypedDict):
     metadata: dict[str, str]
     # Whether deliveries to it are made one at a time per object, each waiting for the one before.
     ordered: bool
+    # How its deliveries are signed: Standard Webhooks' `webhook-*` headers, or `Stripe-Signature`.
+    signature_scheme: SignatureScheme
     status: Literal["enabled", "disabled"]
     # Why Bastion disabled it (an answer of 410 Gone, or five days of failures); null otherwise.
     disabled_reason: str | None

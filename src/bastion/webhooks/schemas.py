@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bastion.platform.http.outbound import URL_LENGTH_MAX
 from bastion.platform.http.schemas import FREE_TEXT, WHOLE, MetadataChanges
-from bastion.webhooks.domain import ENABLED_EVENTS_MAX
+from bastion.webhooks.domain import ENABLED_EVENTS_MAX, SignatureScheme
 
 # A card number in a URL or a pattern would be stored and logged, and echoed by the refusals.
 Url = Annotated[str, StringConstraints(min_length=1, max_length=URL_LENGTH_MAX), FREE_TEXT]
@@ -23,6 +23,7 @@ class WebhookEndpointCreate(BaseModel):
     description: Description | None = None
     metadata: MetadataChanges = Field(default_factory=dict)
     ordered: bool = False
+    signature_scheme: SignatureScheme = "standard_webhooks"
 
 
 class WebhookEndpointUpdate(BaseModel):
@@ -35,6 +36,7 @@ class WebhookEndpointUpdate(BaseModel):
     description: Description | None = None
     metadata: MetadataChanges | None = None
     ordered: bool | None = None
+    signature_scheme: SignatureScheme | None = None
     disabled: bool | None = None
 
 

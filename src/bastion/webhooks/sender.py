@@ -276,8 +276,9 @@ class WebhookSender:
             url = check_url(row["url"], self._policies[row["livemode"]])
         except BastionError as refusal:
             return answer(error=f"url_not_allowed: {refusal}")
+        timestamp_s, secrets = unix_seconds(attempted_at), self._signing_secrets(row, attempted_at)
         headers = {
-            **signature_headers(row["event_id"], unix_seconds(attempted_at), body, self._signing_secrets(row, attempted_at)),
+            **signature_headers(row["signature_scheme"], row["event_id"], timestamp_s, body, secrets),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
         }

@@ -32,7 +32,7 @@ from bastion.webhooks.schemas import WebhookEndpointCreate, WebhookEndpointRecov
 from bastion.webhooks.secrets import EndpointSecrets
 
 PREFIX = "we"
-_EDITABLE = ("url", "enabled_events", "description", "metadata", "ordered", "disabled")
+_EDITABLE = ("url", "enabled_events", "description", "metadata", "ordered", "signature_scheme", "disabled")
 
 
 def endpoint_resource(row: AnyRow) -> WebhookEndpoint:
@@ -44,6 +44,7 @@ def endpoint_resource(row: AnyRow) -> WebhookEndpoint:
         description=row["description"],
         metadata=row["metadata"],
         ordered=row["ordered"],
+        signature_scheme=row["signature_scheme"],
         status="disabled" if row["disabled"] else "enabled",
         disabled_reason=row["disabled_reason"],
         created=unix_seconds(row["created_at"]),
@@ -117,6 +118,7 @@ async def create_endpoint(uow: UnitOfWork, request: WebhookEndpointCreate, secre
         description=request.description,
         metadata=merge_metadata({}, request.metadata),
         ordered=request.ordered,
+        signature_scheme=request.signature_scheme,
         secret_sealed=secrets.seal(endpoint_id, secret),
         created_at=uow.now(),
     )
@@ -132,7 +134,7 @@ async def retrieve_endpoint(uow: UnitOfWork, endpoint_id: str) -> WebhookEndpoin
 async def update_endpoint(uow: UnitOfWork, endpoint_id: str, request: WebhookEndpointUpdate) -> WebhookEndpoint:
     current = await _endpoint(uow, endpoint_id, for_update=True)
     sent = request.model_fields_set
-    for name in ("url", "enabled_events", "ordered", "disabled"):
+    for name in ("url", "enabled_events", "ordered", "signature_scheme", "disabled"):
         if name in sent and getattr(request, name) is None:
             raise InvalidRequest(f"{name} cannot be null: leave it out to keep it.", param=name)
     fields: dict[str, Any] = {name: current[name] for name in _EDITABLE}
@@ -144,7 +146,7 @@ async def update_endpoint(uow: UnitOfWork, endpoint_id: str, request: WebhookEnd
         fields["description"] = request.description
     if request.metadata is not None:
         fields["metadata"] = merge_metadata(current["metadata"], request.metadata)
-    for name in ("ordered", "disabled"):
+    for name in ("ordered", "signature_scheme", "disabled"):
         if getattr(request, name) is not None:
             fields[name] = getattr(request, name)
     row = await repository.update_endpoint(uow.connection, uow.tenant, endpoint_id, fields | {"updated_at": uow.now()})

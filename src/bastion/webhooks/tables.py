@@ -45,7 +45,10 @@ webhook_endpoints = Table(
     Column("disabled_reason", Text),
     # The last POST /recover, which is rate limited.
     Column("recovered_at", DateTime(timezone=True)),
+    # How its deliveries are signed (signing.py); endpoints from before the choice are Standard Webhooks'.
+    Column("signature_scheme", Text, nullable=False, server_default=text("'standard_webhooks'")),
     Index("ix_webhook_endpoints_merchant_id_livemode_id", "merchant_id", "livemode", "id"),
+    CheckConstraint("signature_scheme IN ('standard_webhooks', 'stripe')", name="signature_scheme"),
 )
 
 # One event to one endpoint: sent by the worker's sender on a persistent schedule until it

@@ -56,8 +56,28 @@ class BodyInvalidJson(errors.InvalidRequest):
     code = "body_invalid_json"
 
 
+class BodyInvalidForm(errors.InvalidRequest):
+    """The body is sent form-encoded, but is not: text that is not UTF-8, a parameter without
+    `=`, unpaired brackets, `[]` inside a name, or array indices with a gap."""
+
+    code = "body_invalid_form"
+
+
+class ParameterDuplicated(errors.InvalidRequest):
+    """A form parameter given twice, or given both a value and nested parameters (`a=1&a[b]=2`)."""
+
+    code = "parameter_duplicated"
+
+
+class FormLimitExceeded(errors.InvalidRequest):
+    """A form body past one of its limits: parameters, nesting, array items or name length
+    (docs/stripe-compatibility.md)."""
+
+    code = "form_limit_exceeded"
+
+
 class ContentTypeUnsupported(errors.InvalidRequest):
-    """A body sent as anything but JSON."""
+    """A body sent as anything but JSON or, where the operation takes a body, form-encoded."""
 
     code = "content_type_unsupported"
 
@@ -191,7 +211,10 @@ async def _validation_error(request: Request, error: Exception) -> JsonResponse:
         # FastAPI leaves a body sent as anything but JSON unparsed, so it fails as a whole.
         if not _is_json(request.headers.get("content-type")):
             return response_for(
-                ContentTypeUnsupported("Send the request body as a JSON object with the header `Content-Type: application/json`")
+                ContentTypeUnsupported(
+                    "Send the request body as a JSON object with the header `Content-Type: application/json`, "
+                    "or form-encoded with `Content-Type: application/x-www-form-urlencoded`"
+                )
             )
         return response_for(BodyInvalid("The request body must be a JSON object"))
     # Pydantic prefixes messages of custom validators with "Value error, ".

@@ -42,6 +42,9 @@ _JSON_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # nobody without a key can make the server buffer megabytes; and only so many such bodies
 # are read at once by each process.
 LARGE_BODY_BYTES = 65_536
+# The Stripe API version a Stripe SDK names (`Stripe-Version`): recorded in the access log, as
+# much of it as a version spells; answers follow Bastion's own version.
+STRIPE_VERSION_LENGTH_MAX = 64
 LARGE_BODIES_AT_ONCE = 8
 # Checks the request's credentials from its headers; raises AuthenticationFailed.
 Authenticate = Callable[[Headers], Awaitable[None]]
@@ -110,7 +113,7 @@ class EdgeMiddleware:
                     scope, receive, send_with_headers
                 )
             else:
-                await self.app(scope, _replay(body, receive), send_with_headers)
+                await self.app(scope, replay_body(body, receive), send_with_headers)
         except Exception:
             # Answered here, not by Starlette's outermost handler, so that the 500 still
             # carries the security headers and the request id (in the log line too).
@@ -129,6 +132,7 @@ class EdgeMiddleware:
                 route=route,
                 status=status,
                 duration_ms=round(duration_s * 1000, 2),
+                **_stripe_version(scope),
             )
             request_id_var.reset(token)
 
@@ -187,11 +191,16 @@ class EdgeMiddleware:
         return b"".join(chunks)
 
 
+def _stripe_version(scope: Scope) -> dict[str, str]:
+    version = Headers(scope=scope).get("stripe-version")
+    return {} if version is None else {"stripe_version": version[:STRIPE_VERSION_LENGTH_MAX]}
+
+
 def _carries_nul(scope: Scope, body: bytes) -> bool:
     return "\x00" in scope["path"] or b"%00" in scope["query_string"] or _JSON_NUL_ESCAPE.search(body) is not None
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """The body already read, then the connection's own messages: a streaming response listens
     for `http.disconnect` while it sends, and stops when one comes, so only the client's own
     disconnect may say so."""

@@ -51,12 +51,15 @@ def checked_metadata(value: dict[str, T]) -> dict[str, T]:
         raise ValueError(f"at most {METADATA_KEYS_MAX} keys")
     if any(not 1 <= len(key) <= METADATA_KEY_LENGTH_MAX for key in value):
         raise ValueError(f"keys must be 1 to {METADATA_KEY_LENGTH_MAX} characters")
+    if any(bracket in key for key in value for bracket in "[]"):
+        # As Stripe's: a key is written `metadata[key]` in form bodies and in errors' `param`.
+        raise ValueError("keys must not contain [ or ]")
     return value
 
 
 _METADATA_KEYS = {
     "maxProperties": METADATA_KEYS_MAX,
-    "propertyNames": {"type": "string", "minLength": 1, "maxLength": METADATA_KEY_LENGTH_MAX},
+    "propertyNames": {"type": "string", "minLength": 1, "maxLength": METADATA_KEY_LENGTH_MAX, "pattern": r"^[^\[\]\u0000]*$"},
 }
 _MetadataValue = Annotated[str, StringConstraints(max_length=METADATA_VALUE_LENGTH_MAX), FREE_TEXT]
 _NO_CARD_NUMBER_KEYS = BeforeValidator(_metadata_keys_without_card_numbers)
