@@ -167,10 +167,19 @@ def test_the_sdk_retries_a_lost_answer_with_its_own_idempotency_key(
     retried = _scenario(report, "sdkRetry")
     forwarded = front[0].forwarded
     # The first request reached Bastion and its answer was lost; the retry, with the same key, replayed it.
-    assert [request.idempotency_key for request in forwarded] == [retried["idempotencyKey"]] * 2
+    assert forwarded[0].idempotency_key
+    assert [request.idempotency_key for request in forwarded] == [forwarded[0].idempotency_key] * 2
     assert [request.replayed for request in forwarded] == [False, True]
     assert retried["id"].startswith("cus_")
     assert retried["replayed"] == "true"
+
+
+def test_an_answer_names_the_idempotency_key_it_answers(report: dict[str, Any], front: tuple[RetryingFront, str]) -> None:
+    # Stripe's answers carry the request's Idempotency-Key, which the SDK shows as lastResponse.idempotencyKey.
+    retried = _scenario(report, "sdkRetry")
+    assert retried["idempotencyKey"] == front[0].forwarded[0].idempotency_key
+    idempotency = _scenario(report, "idempotency")
+    assert idempotency["firstKey"] == idempotency["againKey"] == idempotency["key"]
 
 
 def test_the_node_verifier_accepts_a_delivery_and_refuses_it_tampered(bastion: LiveBastion) -> None:

@@ -228,6 +228,16 @@ def test_the_same_idempotency_key_replays_and_another_body_raises_idempotency_er
     assert [customer.id for customer in client.v1.customers.list().auto_paging_iter()] == [first.id]
 
 
+def test_an_answer_names_the_idempotency_key_it_answers(client: stripe.StripeClient) -> None:
+    # Stripe's answers carry the request's Idempotency-Key, which the SDK shows as last_response.idempotency_key.
+    named = client.v1.customers.create({"name": "Named"}, {"idempotency_key": "order-6736"})
+    assert named.last_response is not None
+    assert named.last_response.idempotency_key == "order-6736"
+    generated = client.v1.customers.create({"name": "Generated"})
+    assert generated.last_response is not None
+    assert generated.last_response.idempotency_key
+
+
 def test_the_sdk_retries_a_lost_answer_with_its_own_idempotency_key(bastion: LiveBastion, shop: Credentials) -> None:
     front = RetryingFront(bastion.serve.api_url)
     with serving(front, name="front that loses an answer") as port:

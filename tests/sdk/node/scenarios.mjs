@@ -203,8 +203,11 @@ const scenarios = {
     const again = await stripe.customers.create({ name: 'Once' }, { idempotencyKey: key });
     const otherBody = await raised(() => stripe.customers.create({ name: 'Twice' }, { idempotencyKey: key }));
     return {
+      key,
       first: first.id,
       again: again.id,
+      firstKey: first.lastResponse.idempotencyKey ?? null,
+      againKey: again.lastResponse.idempotencyKey ?? null,
       firstReplayed: first.lastResponse.headers['idempotent-replayed'] ?? null,
       againReplayed: again.lastResponse.headers['idempotent-replayed'] ?? null,
       otherBody,
