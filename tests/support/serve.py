@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
 import pytest
 
 from tests.support.platform import Credentials, merchant_with_key
