@@ -24,8 +24,9 @@ INSUFFICIENT_FUNDS = "4000000000009995"
 DELIVERY_TIMEOUT_S = 30
 _POLL_S = 0.1
 _FORWARD_TIMEOUT_S = 20
-# What the front sets itself rather than passes on (httpx has decoded the body).
+# What the front answers in place of Bastion's first answer.
 _LOST_ANSWER = b'{"error": {"type": "api_error", "message": "The answer was lost on its way"}}'
+# What the front sets itself rather than passes on (httpx has decoded the body).
 _HOP_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection"})
 
 
