@@ -78,12 +78,13 @@ async def test_the_sdks_encoding_gives_the_same_objects_as_json(platform: Platfo
         intent = await client.post(
             "/v1/payment_intents",
             content=stripe_encoded(
-                {"amount": 2950, "currency": "EUR", "confirm": False, "capture_method": "manual", "customer": as_form["id"]}
+                {"amount": 2950, "currency": "eur", "confirm": False, "capture_method": "manual", "customer": as_form["id"]}
             ),
             headers=FORM,
         )
         assert intent.status_code == 200, intent.text
-        assert (intent.json()["amount"], intent.json()["capture_method"]) == (2950, "manual")
+        # Currencies are taken in Stripe's small letters too, and answered in capitals.
+        assert (intent.json()["amount"], intent.json()["currency"], intent.json()["capture_method"]) == (2950, "EUR", "manual")
         updated = await client.post(
             f"/v1/customers/{as_form['id']}",
             content=b"name=&metadata[order]=&metadata[new]=1",

@@ -97,13 +97,18 @@ WHOLE = BeforeValidator(_whole)
 
 
 def _known_currency(value: str) -> str:
-    if value not in CURRENCIES:
+    if value.upper() not in CURRENCIES or value not in (value.upper(), value.lower()):
         raise ValueError("must be an ISO 4217 currency code with a minor unit, like EUR")
-    return value
+    return value.upper()
 
 
-# A currency, as every request takes it: the ISO 4217 codes the server knows, listed in the document.
-Currency = Annotated[str, AfterValidator(_known_currency), WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES)})]
+# A currency, as every request takes it: the ISO 4217 codes the server knows, listed in the
+# document, in capitals or, as Stripe's SDKs send them, in small letters; answers spell it in capitals.
+Currency = Annotated[
+    str,
+    AfterValidator(_known_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES) + sorted(code.lower() for code in CURRENCIES)}),
+]
 
 
 def id_schema(prefix: str) -> dict[str, Any]:
