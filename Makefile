@@ -24,7 +24,7 @@ $(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-main
 	$(BIN)/bastion serve --demo $(ARGS)
 
-test: $(VENV)/.installed-test system-packages
+test: $(VENV)/.installed-test system-packages $(NODE_SDK)/node_modules/.installed
 	$(BIN)/python -m pytest
 
 # The quick loop: no browser, no process kills, no `bastion` command processes.
@@ -36,8 +36,15 @@ test-fast: $(VENV)/.installed-test system-packages
 chaos: $(VENV)/.installed-test system-packages
 	BASTION_CHAOS_RUNS=$${BASTION_CHAOS_RUNS:-10000} $(BIN)/python -m pytest -q --timeout 3600 tests/payments/test_chaos.py
 
-# Chromium for the browser tests, SoftHSM2 for the PKCS#11 keyring and Redis for the velocity
-# store's tests, from Debian.
+# The official Stripe Node SDK that tests/sdk drives against a live server, from its lock (which
+# names no registry: npm asks the one it is configured with). No install scripts run.
+NODE_SDK := tests/sdk/node
+$(NODE_SDK)/node_modules/.installed: $(NODE_SDK)/package-lock.json $(NODE_SDK)/package.json | system-packages
+	cd $(NODE_SDK) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Chromium for the browser tests, SoftHSM2 for the PKCS#11 keyring, Redis for the velocity
+# store's tests and Node.js with npm for the Stripe Node SDK's, from Debian.
 system-packages:
 	@scripts/system-packages
 
@@ -68,4 +75,4 @@ lock: | $(BIN)/python
 	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/bench.txt requirements/bench.in
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(NODE_SDK)/node_modules

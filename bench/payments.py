@@ -39,12 +39,9 @@ import orjson
 import psutil  # type: ignore[import-untyped]  # no stubs in the locked dependencies
 import uvloop
 
-from bastion import bootstrap
 from bastion.kernel.ids import new_id
-from bastion.merchants import create_api_key, create_merchant
 from bastion.payments.check import PaymentsSummary, check_payments
-from bastion.platform.crypto import KeyedHasher, LocalKeyring
-from bastion.platform.db import Actor, Tenant, plain_dsn
+from bastion.platform.db import plain_dsn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.api and the test helpers
 from bench.api import (
@@ -71,6 +68,7 @@ from bench.api import (
 )
 from bench.ledger import revision
 from tests.support.asgi import serving
+from tests.support.platform import merchant_with_key
 from tests.support.postgres import (
     ApiProcess,
     TestDatabase,
@@ -112,17 +110,8 @@ class Merchant:
 
 
 async def bench_merchant(database: TestDatabase) -> Merchant:
-    hasher = KeyedHasher(LocalKeyring.open(database.data_dir, create=False).secret(bootstrap.API_KEY_HASH_PURPOSE))
-    owner = bootstrap.owner_database(database.owner_url)
-    merchant_id = new_id("mer")
-    tenant = Tenant(merchant_id=merchant_id, livemode=False)
-    try:
-        async with owner.unit_of_work(tenant, Actor(id="bench")) as uow:
-            await create_merchant(uow, "Benchmark merchant")
-            issued = await create_api_key(uow, hasher, None)
-    finally:
-        await owner.dispose()
-    return Merchant(merchant_id, issued.secret, issued.publishable)
+    issued = await merchant_with_key(database, "Benchmark merchant", actor="bench")
+    return Merchant(issued.merchant_id, issued.secret, issued.publishable)
 
 
 async def payment_methods(vault_url: str, api_url: str, merchant: Merchant, count: int) -> list[str]:

@@ -30,7 +30,7 @@ from bastion.platform.http.outbound import guarded_client
 from bastion.platform.pagination import LIMIT_MAX
 from bastion.webhooks.domain import new_secret
 from bastion.webhooks.schedule import DELIVERY_TIMEOUT_S
-from tests.support.asgi import serving
+from tests.support.asgi import request_body, serving
 from tests.support.cli import run_bastion
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess
@@ -74,11 +74,7 @@ class Receiver:
     deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await request_body(receive)
         self.deliveries.append(({name.decode(): value.decode() for name, value in scope["headers"]}, body))
         status = self.statuses.pop(0) if self.statuses else 200
         await send({"type": "http.response.start", "status": status, "headers": []})

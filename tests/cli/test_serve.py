@@ -10,13 +10,8 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -29,68 +24,19 @@ from bastion.platform.certs import CertPaths, private_ca_client_context
 from bastion.platform.db import plain_dsn
 from bastion.platform.metrics import metrics_token_path
 from tests.support.logs import log_records
-from tests.support.postgres import TestDatabase, accepts_connections, free_port, migrated_database, stop_process
+from tests.support.postgres import TestDatabase, accepts_connections, migrated_database
+from tests.support.serve import BANNER, SERVE_OPTIONS, free_serve_ports, serve_environment, serving
 
 # Every test here starts `bastion serve`, which starts three processes.
 pytestmark = pytest.mark.slow
 
-_OPTIONS = ("--port", "--vault-port", "--vault-internal-port", "--acquirer-port", "--acquirer-pages-port")
-_BANNER = "Bastion is running."
-_BANNER_LAST_LINE = re.compile(r"^  a test key: .* --json$", re.MULTILINE)
-_BANNER_TIMEOUT_S = 90
 _EXIT_TIMEOUT_S = 60
 _OUTPUT_TIMEOUT_S = 15
-_GONE_TIMEOUT_S = 5
 # What uvicorn logs, as a warning, on bytes that are not HTTP; the vault names its listener.
 _SHORT_WARNINGS = (
     re.compile(r"\d\d:\d\d:\d\d api WARNING Invalid HTTP request received\."),
     re.compile(r"\d\d:\d\d:\d\d vault WARNING Invalid HTTP request received\. listener=public"),
 )
-
-
-@dataclass(frozen=True)
-class _Serve:
-    process: "subprocess.Popen[bytes]"
-    output: Path
-    ports: dict[str, int]
-
-    def printed(self) -> str:
-        """What serve and its processes wrote to the terminal (stdout and stderr) so far."""
-        return self.output.read_text(errors="replace")
-
-    def wait_until(self, condition: Callable[[str], bool], timeout_s: float, what: str) -> str:
-        """The output, once `condition` holds for it; fails after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while not condition(printed := self.printed()):
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {timeout_s} s: {printed[-3000:]}")
-            time.sleep(0.05)
-        return printed
-
-    def after_banner(self) -> list[str]:
-        """The lines printed after the banner, once the whole banner is printed."""
-
-        def banner_printed(printed: str) -> bool:
-            if self.process.poll() is not None:
-                pytest.fail(f"bastion serve exited with {self.process.returncode}: {printed[-3000:]}")
-            return _BANNER_LAST_LINE.search(printed) is not None
-
-        printed = self.wait_until(banner_printed, _BANNER_TIMEOUT_S, "banner")
-        banner_end = _BANNER_LAST_LINE.search(printed)
-        assert banner_end is not None
-        return printed[banner_end.end() :].splitlines()[1:]
-
-    def left_running(self) -> list[psutil.Process]:
-        """What serve started that still runs after it (the whole session: serve leads its own)."""
-        members: list[psutil.Process] = []
-        for process in psutil.process_iter():
-            try:
-                if os.getsid(process.pid) == self.process.pid and process.status() != psutil.STATUS_ZOMBIE:
-                    members.append(process)
-            except (psutil.NoSuchProcess, ProcessLookupError):
-                continue
-        _gone, alive = psutil.wait_procs(members, timeout=_GONE_TIMEOUT_S)
-        return list(alive)
 
 
 @pytest.fixture(scope="module")
@@ -102,38 +48,8 @@ def serve_database(pg_server: tuple[str, Path | None]) -> Iterator[TestDatabase]
 
 @pytest.fixture
 def serve_env(serve_database: TestDatabase, tmp_path: Path) -> dict[str, str]:
-    """The environment of a serve with logs of the test's own; the vault's URLs are serve's to set."""
-    env = {
-        name: value
-        for name, value in serve_database.env().items()
-        if not name.startswith(("BASTION_VAULT_", "BASTION_ACQUIRER_"))
-    }
-    return {**env, "BASTION_LOG_DIR": str(tmp_path / "logs")}
-
-
-def _free_ports() -> dict[str, int]:
-    return {option: free_port() for option in _OPTIONS}
-
-
-@contextmanager
-def _serving(env: dict[str, str], output: Path, *options: str, ports: dict[str, int] | None = None) -> Iterator[_Serve]:
-    """`bastion serve` on 127.0.0.1 (`ports`, default free ones), stopped at the end with whatever it started."""
-    ports = ports or _free_ports()
-    command = [sys.executable, "-m", "bastion", "serve", "--host", "127.0.0.1"]
-    command += [word for option, port in ports.items() for word in (option, str(port))]
-    with output.open("wb") as terminal:
-        # Its own session, to find everything it started.
-        process = subprocess.Popen(
-            [*command, *options], env=env, stdout=terminal, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    serve = _Serve(process, output, ports)
-    try:
-        yield serve
-    finally:
-        if process.poll() is None:
-            stop_process(process)
-        for leftover in serve.left_running():
-            leftover.kill()
+    """The environment of a serve with logs of the test's own."""
+    return serve_environment(serve_database, tmp_path / "logs")
 
 
 def _send_invalid_request(port: int) -> None:
@@ -143,17 +59,17 @@ def _send_invalid_request(port: int) -> None:
         assert connection.recv(64).startswith(b"HTTP/1.1 400")
 
 
-@pytest.mark.parametrize("option", _OPTIONS)
+@pytest.mark.parametrize("option", SERVE_OPTIONS)
 def test_a_taken_port_is_one_line_naming_it_and_its_option(serve_env: dict[str, str], tmp_path: Path, option: str) -> None:
-    ports = _free_ports()
+    ports = free_serve_ports()
     with (
         socket.create_server(("127.0.0.1", ports[option])),
-        _serving(serve_env, tmp_path / "terminal.txt", ports=ports) as serve,
+        serving(serve_env, tmp_path / "terminal.txt", ports=ports) as serve,
     ):
         returncode = serve.process.wait(timeout=_EXIT_TIMEOUT_S)
         assert serve.left_running() == []
     printed = serve.printed()
-    assert _BANNER not in printed
+    assert BANNER not in printed
     lines = printed.splitlines()
     assert returncode == 1
     assert len(lines) == 1, lines
@@ -165,7 +81,7 @@ def test_a_taken_port_is_one_line_naming_it_and_its_option(serve_env: dict[str, 
 def test_the_banner_comes_once_every_listener_answers_then_warnings_in_short_form(
     serve_env: dict[str, str], tmp_path: Path
 ) -> None:
-    with _serving(serve_env, tmp_path / "terminal.txt") as serve:
+    with serving(serve_env, tmp_path / "terminal.txt") as serve:
         serve.after_banner()
         # At once, without a retry: the banner said they answer.
         assert httpx.get(f"http://127.0.0.1:{serve.ports['--port']}/healthz").status_code == 200
@@ -189,7 +105,7 @@ def test_the_banner_comes_once_every_listener_answers_then_warnings_in_short_for
 def test_the_demo_shop_runs_only_when_asked_and_metrics_need_the_token(serve_env: dict[str, str], tmp_path: Path) -> None:
     token = metrics_token_path(Path(serve_env["BASTION_DATA_DIR"])).read_text().strip()
     for options, demo_status in (((), 404), (("--demo",), 200)):
-        with _serving(serve_env, tmp_path / "terminal.txt", *options) as serve:
+        with serving(serve_env, tmp_path / "terminal.txt", *options) as serve:
             serve.after_banner()
             banner = serve.printed()
             api = f"http://127.0.0.1:{serve.ports['--port']}"
@@ -201,7 +117,7 @@ def test_the_demo_shop_runs_only_when_asked_and_metrics_need_the_token(serve_env
 
 
 def test_no_log_line_is_written_twice(serve_env: dict[str, str], tmp_path: Path) -> None:
-    with _serving(serve_env, tmp_path / "terminal.txt") as serve:
+    with serving(serve_env, tmp_path / "terminal.txt") as serve:
         serve.after_banner()
         # Not trusting the banner's timing: this test is about the log files.
         serve.wait_until(
@@ -225,7 +141,7 @@ def test_no_log_line_is_written_twice(serve_env: dict[str, str], tmp_path: Path)
 
 
 def test_verbose_streams_every_json_line(serve_env: dict[str, str], tmp_path: Path) -> None:
-    with _serving(serve_env, tmp_path / "terminal.txt", "--verbose") as serve:
+    with serving(serve_env, tmp_path / "terminal.txt", "--verbose") as serve:
         serve.after_banner()
         assert httpx.get(f"http://127.0.0.1:{serve.ports['--port']}/healthz").status_code == 200
 
@@ -238,7 +154,7 @@ def test_verbose_streams_every_json_line(serve_env: dict[str, str], tmp_path: Pa
 
 def test_a_process_that_stops_is_named_with_its_log_and_everything_stops(serve_env: dict[str, str], tmp_path: Path) -> None:
     # The worker refuses to start with a pool of one connection; the API and the vault accept it.
-    with _serving({**serve_env, "BASTION_DB_POOL_SIZE": "1"}, tmp_path / "terminal.txt") as serve:
+    with serving({**serve_env, "BASTION_DB_POOL_SIZE": "1"}, tmp_path / "terminal.txt") as serve:
         returncode = serve.process.wait(timeout=_EXIT_TIMEOUT_S)
         assert serve.left_running() == []
     lines = serve.printed().splitlines()
@@ -293,7 +209,7 @@ def test_each_process_holds_only_its_own_grant(serve_env: dict[str, str], serve_
     env = {**serve_env, "BASTION_PKCS11_PIN": "pin-for-serve-alone", "PGPASSWORD": "password-for-serve-alone"}
     held = _secrets_serve_holds(env)
     secrets_dir = Path(env["BASTION_DATA_DIR"]).resolve() / "secrets"
-    with _serving(env, tmp_path / "terminal.txt") as serve:
+    with serving(env, tmp_path / "terminal.txt") as serve:
         serve.after_banner()
         # Each process connects: the API to look up a key, the vault's janitor, the worker's relay and sender,
         # the acquirer to say that it is ready.

@@ -15,6 +15,16 @@ SERVER_START_TIMEOUT_S = 10.0
 SERVER_STOP_TIMEOUT_S = 10.0
 
 
+async def request_body(receive: Any) -> bytes:
+    """The whole body of an ASGI app's request, however many messages it comes in."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
 def _server(app: Any, port: int, **tls: Any) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=1, **tls

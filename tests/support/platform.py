@@ -11,6 +11,7 @@ from bastion.api.app import create_app
 from bastion.api.context import Services
 from bastion.kernel.ids import new_id
 from bastion.merchants import add_allowed_origin, create_api_key, create_merchant
+from bastion.platform.crypto import KeyedHasher, LocalKeyring
 from bastion.platform.db import Actor, Tenant
 from bastion.platform.http.ratelimit import RateLimiter
 from bastion.platform.settings import Settings
@@ -28,6 +29,24 @@ class Credentials:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secret}"}
+
+
+async def merchant_with_key(
+    database: TestDatabase, name: str, *, scopes: list[str] | None = None, actor: str = "test"
+) -> Credentials:
+    """A new merchant and a test-mode key (`scopes`, default all), written with the owner role as
+    `bastion merchant create` and `bastion apikey create` write them, for processes that serve
+    `database` (without a Platform, or the commands' seconds of start-up)."""
+    tenant = Tenant(new_id("mer"), livemode=False)
+    hasher = KeyedHasher(LocalKeyring.open(database.data_dir, create=False).secret(bootstrap.API_KEY_HASH_PURPOSE))
+    owner = bootstrap.owner_database(database.owner_url)
+    try:
+        async with owner.unit_of_work(tenant, Actor(id=actor)) as uow:
+            await create_merchant(uow, name)
+            issued = await create_api_key(uow, hasher, scopes)
+    finally:
+        await owner.dispose()
+    return Credentials(merchant_id=tenant.merchant_id, key_id=issued.id, secret=issued.secret, publishable=issued.publishable)
 
 
 class Platform:

@@ -30,7 +30,7 @@ from bastion.platform.settings import Settings
 from bastion.platform.vault_client import VaultClient
 from bastion.vault import repository, service
 from bastion.vault.schemas import Exchange, Forward
-from tests.support.asgi import SERVER_STOP_TIMEOUT_S, serving
+from tests.support.asgi import SERVER_STOP_TIMEOUT_S, request_body, serving
 from tests.support.platform import Credentials, Platform
 from tests.support.postgres import ApiProcess, TestDatabase, free_port, running_vault
 from tests.support.vault import (
@@ -88,12 +88,7 @@ class EchoProcessor:
     received: list[Received] = field(default_factory=list)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await request_body(receive)
         headers = {name.decode(): value.decode() for name, value in scope["headers"]}
         self.received.append(Received(scope["method"], scope["path"], headers, body))
         if scope["path"] == "/slow":
