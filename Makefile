@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
+# Where the Stripe Node SDK of the contract tests is installed (tests/sdk).
+NODE_SDK := tests/sdk/node
 
 .PHONY: run test test-fast chaos lint bench lock clean system-packages
 
@@ -38,7 +40,6 @@ chaos: $(VENV)/.installed-test system-packages
 
 # The official Stripe Node SDK that tests/sdk drives against a live server, from its lock (which
 # names no registry: npm asks the one it is configured with). No install scripts run.
-NODE_SDK := tests/sdk/node
 $(NODE_SDK)/node_modules/.installed: $(NODE_SDK)/package-lock.json $(NODE_SDK)/package.json | system-packages
 	cd $(NODE_SDK) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@

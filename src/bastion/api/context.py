@@ -129,28 +129,33 @@ class RequestContext:
             stored = await repository.stored(uow.connection, uow.tenant, key)
             replayed = None if stored is None else stored_answer(stored, fingerprint)
             if replayed is not None:
-                return _answer_response(replayed)
+                return _answer_response(replayed, key)
             answer = await operation(uow)
             body = orjson.dumps(answer)
             stored_body = body if kept is None else orjson.dumps(kept(answer))
             await repository.store_response(
                 uow.connection, uow.tenant, key=key, fingerprint=fingerprint, status_code=200, response_body=stored_body.decode()
             )
-            return JsonResponse(body)
+            return JsonResponse(body, headers={"Idempotency-Key": key})
 
     async def phased(self, phases: Phases, start: Callable[[UnitOfWork], Awaitable[State]]) -> JsonResponse:
         """Run a command that calls outside Bastion in phases (`bastion.platform.idempotency.runner`),
         with the same idempotency semantics as `command`. Without an Idempotency-Key the request
         id serves as one, so that the janitor can still finish the command if it is cut short."""
-        key = self._idempotency_key() or self.actor.request_id or new_id("req")
+        given = self._idempotency_key()
+        key = given or self.actor.request_id or new_id("req")
         answer = await self.services.commands.run(
             self.tenant, self.actor, key=key, fingerprint=await _fingerprint(self.request), phases=phases, start=start
         )
-        return _answer_response(answer)
+        return _answer_response(answer, given)
 
 
-def _answer_response(answer: Answer) -> JsonResponse:
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+def _answer_response(answer: Answer, key: str | None) -> JsonResponse:
+    """The stored or fresh answer, naming the client's `Idempotency-Key` as Stripe's answers do
+    (the SDKs read it back: `last_response.idempotency_key`)."""
+    headers = {} if key is None else {"Idempotency-Key": key}
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return JsonResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 

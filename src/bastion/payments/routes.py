@@ -77,8 +77,9 @@ async def _expanded(context: RequestContext, response: JsonResponse, fields: Seq
         return response
     async with context.read() as uow:
         answer = await expansion.expanded(uow, orjson.loads(response.body), fields)
-    replayed = {"Idempotent-Replayed": "true"} if "idempotent-replayed" in response.headers else None
-    return JsonResponse(answer, headers=replayed)
+    # The command's own headers (`Idempotency-Key`, `Idempotent-Replayed`), not its body's length.
+    kept = {name: value for name, value in response.headers.items() if name in ("idempotency-key", "idempotent-replayed")}
+    return JsonResponse(answer, headers=kept)
 
 
 PaymentMethodId = Annotated[
