@@ -184,10 +184,15 @@ def _types(alternatives: list[Schema]) -> set[str]:
     types: set[str] = set()
     for option in alternatives:
         declared = option.get("type")
-        types |= set(declared) if isinstance(declared, list) else {declared} if isinstance(declared, str) else set()
-        if "const" in option:
+        if isinstance(declared, str):
+            types.add(declared)
+        elif isinstance(declared, list):
+            types.update(declared)
+        # Values are read only where no type is stated: a currency's enum has some 300.
+        elif "const" in option:
             types.add(_json_type(option["const"]))
-        types |= {_json_type(item) for item in option.get("enum", ())}
+        else:
+            types.update(_json_type(item) for item in option.get("enum", ()))
     return types
 
 
