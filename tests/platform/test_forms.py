@@ -160,3 +160,22 @@ async def test_query_arrays_are_taken_in_the_sdks_spelling(platform: Platform, m
             assert fetched.json()["customer"] == customer, query
         listed = await client.get(f"/v1/payment_intents?created%5Bgte%5D={intent['created']}&limit=1")
         assert [item["id"] for item in listed.json()["data"]] == [intent["id"]]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"4242424242424242": "x"}', "application/json"),
+        (b"4242424242424242=x", "application/x-www-form-urlencoded"),
+        (b"4242424242424242", "application/x-www-form-urlencoded"),
+        (b"metadata[4242 4242 4242 4242=1", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_a_card_number_sent_as_a_name_is_not_repeated_by_the_refusal(
+    platform: Platform, merchant: Credentials, content: bytes, content_type: str
+) -> None:
+    async with platform.client(merchant) as client:
+        response = await client.post("/v1/customers", content=content, headers={"Content-Type": content_type})
+    assert response.status_code == 400, response.text
+    assert "4242" not in response.text
+    assert "[REDACTED PAN]" in response.json()["error"]["param"]

@@ -71,6 +71,12 @@ _MAYBE_SENSITIVE = re.compile(
 )
 
 
+def mask_card_numbers(value: str) -> str:
+    """`value` with every card number masked, and nothing else: for text meant to be read, such
+    as an error's message, which names parameters and may quote what a client sent."""
+    return _DIGIT_RUN.sub(_mask_pan, value) if _MAYBE_SENSITIVE.search(value) else value
+
+
 def redact_text(value: str) -> str:
     return value if _MAYBE_SENSITIVE.search(value) is None else masked(value)
 

@@ -13,6 +13,7 @@ from bastion.kernel import errors
 from bastion.platform.http.responses import JsonResponse
 from bastion.platform.http.schemas import ErrorBody, ErrorDetail
 from bastion.platform.logging import get_logger, request_id_var
+from bastion.platform.redaction import mask_card_numbers
 
 _log = get_logger(__name__)
 
@@ -141,7 +142,15 @@ def error_response(
     headers: dict[str, str] | None = None,
     results: list[dict[str, Any]] | None = None,
 ) -> JsonResponse:
-    error = ErrorDetail(type=type_, code=code, message=message, param=param, request_id=request_id_var.get())
+    # A client may send a card number where a name goes (`{"4242...": 1}`): the refusal names the
+    # parameter without repeating the number.
+    error = ErrorDetail(
+        type=type_,
+        code=code,
+        message=mask_card_numbers(message),
+        param=None if param is None else mask_card_numbers(param),
+        request_id=request_id_var.get(),
+    )
     if results is not None:
         error["results"] = results
     return JsonResponse(ErrorBody(error=error), status_code=status, headers=headers)
