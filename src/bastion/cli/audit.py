@@ -1,6 +1,5 @@
 """`bastion audit`."""
 
-import asyncio
 import dataclasses
 import json
 from typing import Annotated
@@ -9,7 +8,7 @@ import typer
 
 from bastion import bootstrap
 from bastion.audit import FileCheckpointLog, VerifyReport, verify_chain
-from bastion.cli.common import fail, with_owner_database
+from bastion.cli.common import fail, run_with_owner_database
 from bastion.platform.db import Database
 from bastion.platform.settings import Settings
 
@@ -24,8 +23,7 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json", help="Print the
     async def work(database: Database) -> VerifyReport:
         return await verify_chain(database, bootstrap.keyring(settings), FileCheckpointLog(settings.audit_checkpoint_log))
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        report = asyncio.run(with_owner_database(url, work))
+    report = run_with_owner_database(work, settings)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(report)))
         if not report.ok:

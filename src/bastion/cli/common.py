@@ -69,12 +69,20 @@ def print_resource(resource: Mapping[str, Any], as_json: bool) -> None:
             typer.echo(f"{key}: {value}")
 
 
-async def with_owner_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+async def _with_owner_database(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
     database = bootstrap.owner_database(url)
     try:
         return await work(database)
     finally:
         await database.dispose()
+
+
+def run_with_owner_database(work: Callable[[Database], Awaitable[T]], settings: Settings | None = None) -> T:
+    """`work` against the owner's database, for one command: an embedded server it had to start is
+    stopped after. `settings` where the command has read them already; else read here."""
+    settings = settings if settings is not None else Settings.from_env()
+    with bootstrap.owner_url_for_command(settings) as url:
+        return asyncio.run(_with_owner_database(url, work))
 
 
 def install(settings: Settings, url: str) -> None:

@@ -1,6 +1,5 @@
 """`bastion ledger`."""
 
-import asyncio
 import dataclasses
 import json
 from datetime import UTC, datetime
@@ -8,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from bastion import bootstrap, ledger
-from bastion.cli.common import CLI_ACTOR, fail, print_resource, with_owner_database
+from bastion import ledger
+from bastion.cli.common import CLI_ACTOR, fail, print_resource, run_with_owner_database
 from bastion.platform.db import Database, Tenant
-from bastion.platform.settings import Settings
 
 ledger_app = typer.Typer(help="Inspect and check the ledger; create platform accounts.", no_args_is_help=True)
 
@@ -37,28 +35,24 @@ def ledger_balance(
 ) -> None:
     """An account's balance now or at a past moment: posted, pending, available and the four counters (reads only)."""
     moment = _moment(as_of) if as_of is not None else None
-    settings = Settings.from_env()
 
     async def work(database: Database) -> ledger.Balance:
         async with database.transaction() as connection:
             return await ledger.balance_any_tenant(connection, account, as_of=moment, moment=database.clock.now())
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        print_resource(asyncio.run(with_owner_database(url, work)), as_json)
+    print_resource(run_with_owner_database(work), as_json)
 
 
 @ledger_app.command("check")
 def ledger_check(as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """Check every invariant of the ledger over the whole journal; exit 1 with the first violation (reads only)."""
-    settings = Settings.from_env()
 
     async def work(database: Database) -> ledger.Violation | ledger.JournalSummary:
         # One snapshot: entries committed while the check runs cannot look like faults.
         async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
             return await ledger.check_journal(connection)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        result = asyncio.run(with_owner_database(url, work))
+    result = run_with_owner_database(work)
     ok = isinstance(result, ledger.JournalSummary)
     if as_json:
         typer.echo(json.dumps({"ok": ok, **dataclasses.asdict(result)}))
@@ -79,13 +73,11 @@ def ledger_create_account(
     live: Annotated[bool, typer.Option("--live", help="A live-mode account (default: test mode).")] = False,
 ) -> None:
     """Create a platform account (a fee account, say); prints its id."""
-    settings = Settings.from_env()
     draft = ledger.AccountDraft(currency=currency, type=type_, code=code, stripes=stripes)
 
     async def work(database: Database) -> ledger.Account:
         async with database.unit_of_work(Tenant(merchant_id=ledger.PLATFORM_MERCHANT_ID, livemode=live), CLI_ACTOR) as uow:
             return await ledger.create_account(uow, draft)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        created = asyncio.run(with_owner_database(url, work))
+    created = run_with_owner_database(work)
     typer.echo(created["id"])

@@ -1,6 +1,5 @@
 """`bastion merchant` (with `origins`) and `bastion apikey`."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -8,7 +7,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bastion import bootstrap
-from bastion.cli.common import CLI_ACTOR, fail, print_resource, with_owner_database
+from bastion.cli.common import CLI_ACTOR, fail, print_resource, run_with_owner_database
 from bastion.kernel.ids import new_id
 from bastion.merchants import add_allowed_origin, allowed_origins, create_api_key, create_merchant, remove_allowed_origin
 from bastion.payments import DEFAULT_BASIS_POINTS, price_in, prices, set_price
@@ -29,14 +28,12 @@ def merchant_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a merchant."""
-    settings = Settings.from_env()
 
     async def work(database: Database) -> dict[str, Any]:
         async with database.unit_of_work(Tenant(merchant_id=new_id("mer"), livemode=False), CLI_ACTOR) as uow:
             return await create_merchant(uow, name)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        print_resource(asyncio.run(with_owner_database(url, work)), as_json)
+    print_resource(run_with_owner_database(work), as_json)
 
 
 @apikey_app.command("create")
@@ -64,20 +61,17 @@ def apikey_create(
             "publishable": issued.publishable,
         }
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        print_resource(asyncio.run(with_owner_database(url, work)), as_json)
+    print_resource(run_with_owner_database(work, settings), as_json)
 
 
 def _as_merchant(merchant: str, live: bool, change: Callable[[UnitOfWork], Awaitable[T]]) -> T:
     """`change` in one unit of work of the merchant's, in one mode, as the owner."""
-    settings = Settings.from_env()
 
     async def work(database: Database) -> T:
         async with database.unit_of_work(Tenant(merchant_id=merchant, livemode=live), CLI_ACTOR) as uow:
             return await change(uow)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        return asyncio.run(with_owner_database(url, work))
+    return run_with_owner_database(work)
 
 
 def _origins_command(merchant: str, live: bool, change: Callable[[UnitOfWork], Awaitable[list[str]]]) -> None:

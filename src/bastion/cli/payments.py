@@ -1,17 +1,14 @@
 """`bastion payments check`: the payments' books against the ledger, as the owner."""
 
-import asyncio
 import dataclasses
 import json
 from typing import Annotated
 
 import typer
 
-from bastion import bootstrap
-from bastion.cli.common import fail, with_owner_database
+from bastion.cli.common import fail, run_with_owner_database
 from bastion.payments.check import Disagreement, PaymentsSummary, check_payments
 from bastion.platform.db import Database
-from bastion.platform.settings import Settings
 
 payments_app = typer.Typer(help="Check the payments' books.", no_args_is_help=True)
 
@@ -20,15 +17,13 @@ payments_app = typer.Typer(help="Check the payments' books.", no_args_is_help=Tr
 def payments_check(as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """Prove that every intent, charge and refund agrees with the others and with the ledger, and
     that the journal balances; exit 1 naming the first object that disagrees (reads only)."""
-    settings = Settings.from_env()
 
     async def work(database: Database) -> Disagreement | PaymentsSummary:
         # One snapshot: payments committed while the check runs cannot look like faults.
         async with database.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
             return await check_payments(connection, database.clock.now())
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        result = asyncio.run(with_owner_database(url, work))
+    result = run_with_owner_database(work)
     ok = isinstance(result, PaymentsSummary)
     if as_json:
         typer.echo(json.dumps({"ok": ok, **dataclasses.asdict(result)}))

@@ -1,6 +1,5 @@
 """`bastion risk`: what the risk engine needs from the operator."""
 
-import asyncio
 import dataclasses
 import json
 from datetime import datetime
@@ -9,9 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bastion import bootstrap
 from bastion.cli import risk_ml
-from bastion.cli.common import fail, with_owner_database
+from bastion.cli.common import fail, run_with_owner_database
 from bastion.payments import fraud_charges
 from bastion.platform.db import Database, Tenant
 from bastion.platform.settings import Settings
@@ -55,14 +53,12 @@ def replay_decision(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Compute a decision again from what it was made from; exit 1 if it comes out otherwise."""
-    settings = Settings.from_env()
 
     async def work(database: Database) -> Replayed | None:
         async with database.connection() as connection:
             return await replay(connection, decision)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        replayed = asyncio.run(with_owner_database(url, work))
+    replayed = run_with_owner_database(work)
     if replayed is None:
         raise fail(f"no such decision: {decision}")
     if as_json:
@@ -114,11 +110,10 @@ def backtest_ruleset(
             fraud = await fraud_charges(connection, tenant, [row["attempt_id"] for row in decisions])
         return backtest(candidate, decisions, fraud).report()
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        try:
-            report = asyncio.run(with_owner_database(url, work))
-        except CandidateInvalid as error:
-            raise fail(f"{ruleset}: {error}") from None
+    try:
+        report = run_with_owner_database(work, settings)
+    except CandidateInvalid as error:
+        raise fail(f"{ruleset}: {error}") from None
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -131,13 +126,11 @@ def backtest_ruleset(
 @risk_app.command("shadow-report")
 def shadow_report_command(merchant: Merchant, live: Live = False, since: Since = None, as_json: AsJson = False) -> None:
     """How the shadow ruleset's verdicts compared with the live one's on the same attempts."""
-    settings = Settings.from_env()
 
     async def work(database: Database) -> dict[str, Any]:
         return shadow_report(await stored_decisions(database, Tenant(merchant, livemode=live), since))
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        report = asyncio.run(with_owner_database(url, work))
+    report = run_with_owner_database(work)
     if as_json:
         typer.echo(json.dumps(report))
         return
@@ -158,8 +151,7 @@ def rates_load(path: Annotated[Path, typer.Argument(help="A CSV file: currency,u
     async def work(database: Database) -> int:
         return await load_rates(database, rates, database.clock.now())
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        loaded = asyncio.run(with_owner_database(url, work))
+    loaded = run_with_owner_database(work, settings)
     typer.echo(f"loaded {loaded} rates to USD")
 
 
@@ -178,6 +170,5 @@ def iin_load(path: Annotated[Path, typer.Argument(help="A CSV file: iin_start,ii
     async def work(database: Database) -> int:
         return await load_iin_ranges(database, ranges)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        loaded = asyncio.run(with_owner_database(url, work))
+    loaded = run_with_owner_database(work, settings)
     typer.echo(f"loaded {loaded} IIN ranges")

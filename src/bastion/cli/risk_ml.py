@@ -1,7 +1,6 @@
 """`bastion risk` commands of the fraud models (docs/risk-ml.md): simulate and import labelled
 history, train, evaluate, list, promote, shadow, roll back, and see drift."""
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from bastion import bootstrap, ledger
-from bastion.cli.common import CLI_ACTOR, fail, with_owner_database
+from bastion import ledger
+from bastion.cli.common import CLI_ACTOR, fail, run_with_owner_database
 from bastion.platform.db import Database, Tenant, UnitOfWork
 from bastion.platform.settings import Settings
 from bastion.risk import models
@@ -37,12 +36,6 @@ _SIMULATE_DAYS_MAX = 3_660
 
 def _utc(day: datetime) -> datetime:
     return day.replace(tzinfo=UTC)
-
-
-def _run(work: Any) -> Any:
-    settings = Settings.from_env()
-    with bootstrap.owner_url_for_command(settings) as url:
-        return asyncio.run(with_owner_database(url, work))
 
 
 def simulate_command(
@@ -91,7 +84,7 @@ def import_command(
             )
 
     try:
-        imported = _run(work)
+        imported = run_with_owner_database(work)
     except HistoryInvalid as error:
         raise fail(str(error)) from None
     seconds = (datetime.now(UTC) - started).total_seconds()
@@ -132,7 +125,7 @@ def train_command(
         )
 
     try:
-        trained = _run(work)
+        trained = run_with_owner_database(work, settings)
     except NotEnoughHistory as error:
         raise fail(str(error)) from None
     if as_json:
@@ -174,7 +167,7 @@ def evaluate_command(
         )
 
     try:
-        metrics = _run(work)
+        metrics = run_with_owner_database(work, settings)
     except (NotEnoughHistory, ModelUnusable) as error:
         raise fail(str(error)) from None
     if as_json:
@@ -194,7 +187,7 @@ def models_command(as_json: AsJson = False) -> None:
         async with database.connection() as connection:
             return await models.models(connection)
 
-    listed = _run(work)
+    listed = run_with_owner_database(work)
     if as_json:
         typer.echo(json.dumps(listed))
         return
@@ -212,8 +205,7 @@ def _change(change: Any, *args: Any) -> dict[str, Any]:
             changed: dict[str, Any] = await change(uow, *args)
             return changed
 
-    changed: dict[str, Any] = _run(work)
-    return changed
+    return run_with_owner_database(work)
 
 
 def promote_command(version: Version) -> None:
@@ -250,7 +242,7 @@ def drift_command(
     async def work(database: Database) -> dict[str, float]:
         return await models.compute_drift(database, wanted, database.clock.now())
 
-    psi = _run(work)
+    psi = run_with_owner_database(work)
     if as_json:
         typer.echo(json.dumps(psi))
         return

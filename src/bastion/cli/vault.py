@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bastion import bootstrap
-from bastion.cli.common import fail, with_owner_database
+from bastion.cli.common import fail, run_with_owner_database
 from bastion.platform.certs import CertPaths, uvicorn_ssl_options
 from bastion.platform.db import Database
 from bastion.platform.grant import Grant
@@ -43,8 +43,7 @@ def keys_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
     async def work(database: Database) -> list[dict[str, Any]]:
         return await rotation.key_status(database)
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        versions = asyncio.run(with_owner_database(url, work))
+    versions = run_with_owner_database(work, settings)
     if as_json:
         typer.echo(json.dumps(versions))
         return
@@ -81,8 +80,7 @@ def keys_rotate(
             return await rotation.rotate(database, keys, batch_size=batch_size, on_batch=advance)
 
     try:
-        with bootstrap.owner_url_for_command(settings) as url:
-            report = asyncio.run(with_owner_database(url, work))
+        report = run_with_owner_database(work, settings)
     finally:
         keys.close()
     resumed = " (finished an interrupted rotation)" if report.resumed else ""
@@ -142,8 +140,7 @@ def vault_scan_pan(
         async with database.connection() as connection:
             return await scan_database(connection, "public")
 
-    with bootstrap.owner_url_for_command(settings) as url:
-        in_database = asyncio.run(with_owner_database(url, work))
+    in_database = run_with_owner_database(work, settings)
     in_logs = (
         scan_logs(log_dir)
         if log_dir.is_dir()

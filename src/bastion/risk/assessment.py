@@ -28,7 +28,7 @@ from bastion.risk.domain import list_item
 from bastion.risk.events import RISK_DECISION
 from bastion.risk.geo import Locator
 from bastion.risk.iin import iin_number
-from bastion.risk.models import NO_MODELS, ModelShelf, Serving, Verdict, entities_of, judge, remember_attempt
+from bastion.risk.models import NO_MODELS, NO_VERDICT, ModelShelf, Serving, Verdict, entities_of, judge, remember_attempt
 from bastion.risk.resources import RiskDecision
 from bastion.risk.rules import Action, AttributeRef, AttributeValue, ListRef, Membership, Rule, first_match, parse_rule, walk
 from bastion.risk.signals import Attempt, always_blocked, attempt_values, is_risk_test_card, location_values, usd
@@ -43,7 +43,6 @@ DEFAULT_RULES = (("default_block_highest_risk", "block if :risk_level: = 'highes
 _RULESETS_CACHED_MAX = 1_024
 TEST_CARD_RULE = "test_card_always_blocked"
 _log = get_logger(__name__)
-NO_VERDICT = Verdict(None, None, None, None)
 _VELOCITY_KINDS = {"card": "card_fingerprint", "customer": "customer", "email": "customer_email", "ip": "ip_address"}
 
 

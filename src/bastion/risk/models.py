@@ -379,6 +379,9 @@ class Verdict:
     record: dict[str, Any] | None
 
 
+NO_VERDICT = Verdict(None, None, None, None)
+
+
 async def judge(uow: UnitOfWork, serving: Serving, entities: Entities, *, amount: float, values: Mapping[str, object]) -> Verdict:
     """The champion's and the challenger's scores of an attempt, from its features as of now."""
     scorers = [scorer for scorer in (serving.champion, serving.challenger) if scorer is not None]
