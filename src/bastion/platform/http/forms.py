@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 import orjson
 from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -237,20 +237,36 @@ class RequestBodies:
 
     def __init__(self, app: FastAPI) -> None:
         self._app = app
+        # Every route in the router's order, with its body's schema (None: it takes none): read
+        # from the document once, at the first form, when every route is in place.
+        self._routes: list[tuple[RouteContext, Schema | None]] | None = None
+        self._components: Schema = {}
 
     def schema_of(self, scope: Scope) -> tuple[Schema, Schema] | None:
         """The body schema and the document's components of the operation `scope` reaches; None
         when it reaches none, or one without a JSON body (a processor's notification reads its
         own)."""
-        document = self._app.openapi()
-        for context in iter_route_contexts(self._app.routes):
+        if self._routes is None:
+            self._routes = self._read_routes()
+        for context, schema in self._routes:
             if context.matches(scope)[0] is Match.FULL:
-                operation = document["paths"].get(context.path, {}).get(scope["method"].lower(), {})
-                content = operation.get("requestBody", {}).get("content", {})
-                if JSON_MEDIA_TYPE not in content:
-                    return None
-                return content[JSON_MEDIA_TYPE]["schema"], document.get("components", {}).get("schemas", {})
+                return None if schema is None else (schema, self._components)
         return None
+
+    def _read_routes(self) -> list[tuple[RouteContext, Schema | None]]:
+        document = self._app.openapi()
+        self._components = document.get("components", {}).get("schemas", {})
+        routes: list[tuple[RouteContext, Schema | None]] = []
+        for context in iter_route_contexts(self._app.routes):
+            for method in context.methods or ():
+                operation = document["paths"].get(context.path, {}).get(method.lower(), {})
+                content = operation.get("requestBody", {}).get("content", {})
+                if JSON_MEDIA_TYPE in content:
+                    routes.append((context, content[JSON_MEDIA_TYPE]["schema"]))
+                    break
+            else:
+                routes.append((context, None))
+        return routes
 
 
 def _query_arrays(query: bytes) -> bytes:
