@@ -1,5 +1,5 @@
 """Form-encoded request bodies, as every Stripe SDK sends them, turned at the edge into the JSON
-body the route's typed model validates (ADR 34).
+body the route's typed model validates (ADR 35).
 
 Stripe's bracket encoding: `metadata[order]=6735` is an object, `expand[0]=customer` or
 `expand[]=customer` an array, `items[0][price]=...` an array of objects, and an empty value
