@@ -19,13 +19,19 @@ _OPERATIONS = {
         "confirm": ("post", "/v1/payment_intents/{intent_id}/confirm"),
         "capture": ("post", "/v1/payment_intents/{intent_id}/capture"),
         "cancel": ("post", "/v1/payment_intents/{intent_id}/cancel"),
+        "list": ("get", "/v1/payment_intents"),
     },
     "payment_method": {
         "create": ("post", "/v1/payment_methods"),
         "retrieve": ("get", "/v1/payment_methods/{payment_method_id}"),
+        "list": ("get", "/v1/payment_methods"),
     },
-    "charge": {"retrieve": ("get", "/v1/charges/{charge_id}")},
-    "refund": {"create": ("post", "/v1/refunds"), "retrieve": ("get", "/v1/refunds/{refund_id}")},
+    "charge": {"retrieve": ("get", "/v1/charges/{charge_id}"), "list": ("get", "/v1/charges")},
+    "refund": {
+        "create": ("post", "/v1/refunds"),
+        "retrieve": ("get", "/v1/refunds/{refund_id}"),
+        "list": ("get", "/v1/refunds"),
+    },
 }
 
 
@@ -71,4 +77,6 @@ async def test_the_expand_table_is_what_the_operations_take(platform: Platform) 
         expected = set(re.findall(r"`(\w+)`", fields))
         assert set(operations.split(", ")) == set(_OPERATIONS[name]), name
         for operation in operations.split(", "):
-            assert _expansions(document, *_OPERATIONS[name][operation]) == expected, (name, operation)
+            # A list names its objects' fields `data.<field>`.
+            spelt = {f"data.{field}" for field in expected} if operation == "list" else expected
+            assert _expansions(document, *_OPERATIONS[name][operation]) == spelt, (name, operation)

@@ -75,6 +75,27 @@ async def test_other_objects_expand_their_own_fields(
     assert after["customer"] == {"id": customer["id"], "object": "customer", "deleted": True}
 
 
+async def test_lists_expand_each_object(
+    paid: dict[str, Any], platform: Platform, merchant: Credentials, customer: dict[str, Any]
+) -> None:
+    async with platform.client(merchant) as client:
+        intents = (await client.get("/v1/payment_intents?expand[0]=data.customer&expand[1]=data.latest_charge")).json()
+        methods = (await client.get(f"/v1/payment_methods?customer={customer['id']}&expand[]=data.customer")).json()
+        charges = (await client.get(f"/v1/charges?payment_intent={paid['id']}&expand[0]=data.payment_intent")).json()
+        await client.post("/v1/refunds", json={"payment_intent": paid["id"], "amount": 100})
+        refunds = (await client.get(f"/v1/refunds?payment_intent={paid['id']}&expand[0]=data.charge")).json()
+        plain = (await client.get("/v1/payment_intents")).json()
+        refused = await client.get("/v1/payment_intents?expand[0]=customer")
+    assert [(item["customer"], item["latest_charge"]["id"]) for item in intents["data"]] == [
+        (customer, paid["latest_charge"]["id"])
+    ]
+    assert [item["customer"] for item in methods["data"]] == [customer]
+    assert [item["payment_intent"]["id"] for item in charges["data"]] == [paid["id"]]
+    assert [item["charge"]["amount_refunded"] for item in refunds["data"]] == [100]
+    assert [item["customer"] for item in plain["data"]] == [customer["id"]]
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "expand[0]")
+
+
 async def test_a_replay_is_expanded_too(paid: dict[str, Any], platform: Platform, merchant: Credentials) -> None:
     # The fixture's request again, the same key: the first answer, expanded again.
     body = (

@@ -152,6 +152,9 @@ def test_expand_answers_the_customer_payment_method_and_latest_charge(
     assert (expanded.latest_charge.id, expanded.latest_charge.amount) == (intent.latest_charge, 2500)
     # Without expand, ids.
     assert client.v1.payment_intents.retrieve(intent.id).customer == customer.id
+    # On a list, each object's fields, auto-pagination included.
+    listed = client.v1.payment_intents.list({"limit": 1, "expand": ["data.customer"]}).auto_paging_iter()
+    assert [(type(item.customer), item.id) for item in listed] == [(stripe.Customer, intent.id)]
 
 
 def test_a_refund_returns_part_of_a_payment(bastion: LiveBastion, client: stripe.StripeClient, shop: Credentials) -> None:

@@ -5,6 +5,7 @@ naming `expand[i]`."""
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from bastion import customers
+from bastion.kernel.errors import InvariantViolated
 from bastion.payments import charges, intents, service
 from bastion.platform.db import UnitOfWork
 
@@ -25,4 +26,17 @@ async def expanded(uow: UnitOfWork, resource: Mapping[str, object], fields: Sequ
         value = answer.get(field)
         if isinstance(value, str):
             answer[field] = await _LOADERS[field](uow, value)
+    return answer
+
+
+async def expanded_list(uow: UnitOfWork, page: Mapping[str, object], fields: Sequence[str]) -> dict[str, object]:
+    """A list with `fields` (`data.customer`...) expanded on each of its objects: a query per
+    field of each object, at most 100 objects a page."""
+    answer = dict(page)
+    if fields:
+        objects = page["data"]
+        if not isinstance(objects, list):
+            raise InvariantViolated("a list's data is a list")
+        on_each = [field.removeprefix("data.") for field in fields]
+        answer["data"] = [await expanded(uow, item, on_each) for item in objects]
     return answer

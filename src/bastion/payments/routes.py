@@ -41,8 +41,10 @@ from bastion.payments.resources import (
 from bastion.payments.schemas import (
     EXPANSIONS_MAX,
     ChargeExpansion,
+    ChargeListExpansion,
     DisputeUpdate,
     IntentExpansion,
+    IntentListExpansion,
     PaymentIntentCancel,
     PaymentIntentCapture,
     PaymentIntentConfirm,
@@ -50,8 +52,10 @@ from bastion.payments.schemas import (
     PaymentIntentUpdate,
     PaymentMethodCreate,
     PaymentMethodExpansion,
+    PaymentMethodListExpansion,
     RefundCreate,
     RefundExpansion,
+    RefundListExpansion,
 )
 from bastion.platform.http.pagination import CreatedRange, created_range, page_request, reject_unknown_query_params
 from bastion.platform.http.responses import JsonResponse
@@ -113,9 +117,11 @@ async def list_payment_methods(
     customer: Annotated[
         str | None, Query(max_length=64, json_schema_extra=id_schema("cus"), description="Only this customer's payment methods")
     ] = None,
+    expand: ExpandQuery[PaymentMethodListExpansion] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await service.list_payment_methods(uow, page, customer))
+        listed = await service.list_payment_methods(uow, page, customer)
+        return JsonResponse(await expansion.expanded_list(uow, listed, expand or ()))
 
 
 intents_router = APIRouter(prefix="/v1/payment_intents", tags=["payment intents"])
@@ -163,11 +169,11 @@ async def list_payment_intents(
     customer: Annotated[
         str | None, Query(max_length=64, json_schema_extra=id_schema("cus"), description="Only this customer's intents")
     ] = None,
+    expand: ExpandQuery[IntentListExpansion] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(
-            await intents.list_intents(uow, page, customer_id=customer, created_gte=created.gte, created_lte=created.lte)
-        )
+        listed = await intents.list_intents(uow, page, customer_id=customer, created_gte=created.gte, created_lte=created.lte)
+        return JsonResponse(await expansion.expanded_list(uow, listed, expand or ()))
 
 
 @intents_router.post(
@@ -234,9 +240,11 @@ async def list_charges(
     payment_intent: Annotated[
         str | None, Query(max_length=64, json_schema_extra=id_schema("pi"), description="Only this intent's charges")
     ] = None,
+    expand: ExpandQuery[ChargeListExpansion] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await charges.list_charges(uow, page, payment_intent))
+        listed = await charges.list_charges(uow, page, payment_intent)
+        return JsonResponse(await expansion.expanded_list(uow, listed, expand or ()))
 
 
 refunds_router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
@@ -269,9 +277,11 @@ async def list_refunds(
     charge: Annotated[
         str | None, Query(max_length=64, json_schema_extra=id_schema("ch"), description="Only this charge's refunds")
     ] = None,
+    expand: ExpandQuery[RefundListExpansion] = None,
 ) -> JsonResponse:
     async with context.read() as uow:
-        return JsonResponse(await refunds.list_refunds(uow, page, payment_intent_id=payment_intent, charge_id=charge))
+        listed = await refunds.list_refunds(uow, page, payment_intent_id=payment_intent, charge_id=charge)
+        return JsonResponse(await expansion.expanded_list(uow, listed, expand or ()))
 
 
 disputes_router = APIRouter(prefix="/v1/disputes", tags=["disputes"])

@@ -30,6 +30,11 @@ IntentExpansion = Literal["customer", "payment_method", "latest_charge"]
 PaymentMethodExpansion = Literal["customer"]
 ChargeExpansion = Literal["payment_intent"]
 RefundExpansion = Literal["charge", "payment_intent"]
+# The same on each object of a list: Stripe's `data.` prefix.
+IntentListExpansion = Literal["data.customer", "data.payment_method", "data.latest_charge"]
+PaymentMethodListExpansion = Literal["data.customer"]
+ChargeListExpansion = Literal["data.payment_intent"]
+RefundListExpansion = Literal["data.charge", "data.payment_intent"]
 ReturnUrl = Annotated[
     str,
     StringConstraints(max_length=RETURN_URL_LENGTH_MAX, pattern=r"^https?://[^\s]+$"),
