@@ -210,17 +210,22 @@ class HttpConnection:
         await self._writer.wait_closed()
 
 
-def create_customer_request(port: int, secret: str, run_id: str, index: int) -> bytes:
-    body = orjson.dumps({"email": f"customer{index}@example.com", "name": f"Customer {index}", "metadata": {"bench": run_id}})
+def customer_request(port: int, secret: str, idempotency_key: str, body: bytes, media_type: str = "application/json") -> bytes:
+    """The raw bytes of a `POST /v1/customers` with `body`."""
     head = (
         "POST /v1/customers HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{port}\r\n"
         f"Authorization: Bearer {secret}\r\n"
-        f"Idempotency-Key: bench-{run_id}-{index}\r\n"
-        "Content-Type: application/json\r\n"
+        f"Idempotency-Key: {idempotency_key}\r\n"
+        f"Content-Type: {media_type}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+def create_customer_request(port: int, secret: str, run_id: str, index: int) -> bytes:
+    body = orjson.dumps({"email": f"customer{index}@example.com", "name": f"Customer {index}", "metadata": {"bench": run_id}})
+    return customer_request(port, secret, f"bench-{run_id}-{index}", body)
 
 
 async def timed_request(connection: HttpConnection, raw: bytes, index: int, phase: Phase) -> tuple[int, bytes] | None:
@@ -237,11 +242,15 @@ async def timed_request(connection: HttpConnection, raw: bytes, index: int, phas
     return status, body
 
 
-async def client(port: int, key: ApiKey, run_id: str, phase: Phase) -> None:
+# The raw request of index `index`: a customer to create, each with its own Idempotency-Key.
+CustomerRequest = Callable[[int, str, str, int], bytes]
+
+
+async def client(port: int, key: ApiKey, run_id: str, phase: Phase, request: CustomerRequest = create_customer_request) -> None:
     connection = await HttpConnection.open(port)
     try:
         while (index := phase.take()) is not None:
-            answer = await timed_request(connection, create_customer_request(port, key.secret, run_id, index), index, phase)
+            answer = await timed_request(connection, request(port, key.secret, run_id, index), index, phase)
             if answer is None:
                 return
             status, body = answer

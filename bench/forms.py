@@ -37,13 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.api and th
 from bench.api import (
     ApiKey,
     BenchFailed,
-    HttpConnection,
+    CustomerRequest,
     Phase,
     add_server_arguments,
     api_process,
     api_tree,
     bounded_int,
+    client,
     cpu_s,
+    customer_request,
     doc_markers,
     fetch_value,
     log_tail,
@@ -55,7 +57,6 @@ from bench.api import (
     run_and_report,
     run_pgbench,
     section_head,
-    timed_request,
 )
 from bench.ledger import revision
 from tests.support.postgres import migrated_database, server_url
@@ -91,38 +92,19 @@ SDK_INTENT_BODY = urlencode(
 _DOCUMENT_SCHEMA = "PaymentIntentCreate"
 
 
-def customer_request(port: int, key: ApiKey, encoding: str, index: int, run_id: str) -> bytes:
-    fields = {"email": f"customer{index}@example.com", "name": f"Customer {index}"}
-    metadata = {"bench": run_id, "encoding": encoding}
-    if encoding == "json":
-        body, media_type = orjson.dumps({**fields, "metadata": metadata}), "application/json"
-    else:
+def encoded_request(encoding: str) -> CustomerRequest:
+    """Customers with the same parameters (an email, a name, two metadata keys) in `encoding`."""
+
+    def request(port: int, secret: str, run_id: str, index: int) -> bytes:
+        fields = {"email": f"customer{index}@example.com", "name": f"Customer {index}"}
+        metadata = {"bench": run_id, "encoding": encoding}
+        key = f"bench-{run_id}-{encoding}-{index}"
+        if encoding == "json":
+            return customer_request(port, secret, key, orjson.dumps({**fields, "metadata": metadata}))
         pairs = [*fields.items(), *((f"metadata[{name}]", value) for name, value in metadata.items())]
-        body, media_type = urlencode(pairs).encode(), "application/x-www-form-urlencoded"
-    head = (
-        "POST /v1/customers HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer {key.secret}\r\n"
-        f"Idempotency-Key: bench-{run_id}-{encoding}-{index}\r\n"
-        f"Content-Type: {media_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+        return customer_request(port, secret, key, urlencode(pairs).encode(), "application/x-www-form-urlencoded")
 
-
-async def client(port: int, key: ApiKey, encoding: str, run_id: str, phase: Phase) -> None:
-    connection = await HttpConnection.open(port)
-    try:
-        while (index := phase.take()) is not None:
-            raw = customer_request(port, key, encoding, index, run_id)
-            answer = await timed_request(connection, raw, index, phase)
-            if answer is None:
-                return
-            status, body = answer
-            if status != 200 or orjson.loads(body).get("object") != "customer":
-                phase.fail(f"{encoding} request {index}: HTTP {status}: {body[:300]!r}")
-    finally:
-        await connection.close()
+    return request
 
 
 @dataclass(frozen=True)
@@ -139,7 +121,8 @@ async def run_phase(target: Target, encoding: str, clients: int, phase: Phase) -
     """The phase run; the API processes' CPU seconds it took."""
     before = cpu_s(target.processes)
     started = time.perf_counter()
-    await asyncio.gather(*(client(target.port, target.key, encoding, target.run_id, phase) for _ in range(clients)))
+    request = encoded_request(encoding)
+    await asyncio.gather(*(client(target.port, target.key, target.run_id, phase, request) for _ in range(clients)))
     phase.wall_s = time.perf_counter() - started
     return cpu_s(target.processes) - before
 

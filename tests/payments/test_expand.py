@@ -4,6 +4,7 @@ refused naming `expand[i]`."""
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.platform import Credentials, Platform
@@ -11,6 +12,15 @@ from tests.support.postgres import ApiProcess
 from tests.support.vault import exchange, token_id
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def _pay(client: httpx.AsyncClient, customer_id: str, payment_method_id: str) -> httpx.Response:
+    """30.00 EUR paid at once, every field expanded, sent as a form with the key `pay-1`."""
+    body = (
+        f"amount=3000&currency=eur&customer={customer_id}&payment_method={payment_method_id}&confirm=true"
+        "&expand[0]=customer&expand[1]=payment_method&expand[2]=latest_charge"
+    )
+    return await client.post("/v1/payment_intents", content=body.encode(), headers={**FORM, "Idempotency-Key": "pay-1"})
 
 
 @pytest.fixture
@@ -25,12 +35,8 @@ async def paid(
     """A captured PaymentIntent of the customer, made with every field expanded, as a form."""
     method = await exchange(platform, merchant, await token_id(vault, merchant), customer=customer["id"])
     assert method.status_code == 200, method.text
-    body = (
-        f"amount=3000&currency=eur&customer={customer['id']}&payment_method={method.json()['id']}&confirm=true"
-        "&expand[0]=customer&expand[1]=payment_method&expand[2]=latest_charge"
-    )
     async with platform.client(merchant) as client:
-        response = await client.post("/v1/payment_intents", content=body.encode(), headers={**FORM, "Idempotency-Key": "pay-1"})
+        response = await _pay(client, customer["id"], method.json()["id"])
     assert response.status_code == 200, response.text
     intent: dict[str, Any] = response.json()
     return intent
@@ -98,12 +104,8 @@ async def test_lists_expand_each_object(
 
 async def test_a_replay_is_expanded_too(paid: dict[str, Any], platform: Platform, merchant: Credentials) -> None:
     # The fixture's request again, the same key: the first answer, expanded again.
-    body = (
-        f"amount=3000&currency=eur&customer={paid['customer']['id']}&payment_method={paid['payment_method']['id']}"
-        "&confirm=true&expand[0]=customer&expand[1]=payment_method&expand[2]=latest_charge"
-    )
     async with platform.client(merchant) as client:
-        replay = await client.post("/v1/payment_intents", content=body.encode(), headers={**FORM, "Idempotency-Key": "pay-1"})
+        replay = await _pay(client, paid["customer"]["id"], paid["payment_method"]["id"])
     assert replay.status_code == 200, replay.text
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json() == paid

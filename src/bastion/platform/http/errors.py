@@ -162,10 +162,14 @@ def internal_error_response() -> JsonResponse:
     return error_response(500, type_=unexpected.type, code=unexpected.code, message="An internal error occurred")
 
 
+def media_type_of(content_type: str | None) -> str:
+    """`Content-Type`'s media type, without its parameters, in small letters."""
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
 def _is_json(content_type: str | None) -> bool:
     # The media types FastAPI parses as JSON: application/json and application/*+json.
-    media_type = (content_type or "").partition(";")[0].strip().lower()
-    main_type, _, subtype = media_type.partition("/")
+    main_type, _, subtype = media_type_of(content_type).partition("/")
     return main_type == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 

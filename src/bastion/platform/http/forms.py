@@ -21,7 +21,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.kernel.errors import BastionError, InvalidRequest
-from bastion.platform.http.errors import BodyInvalidForm, FormLimitExceeded, ParameterDuplicated, response_for
+from bastion.platform.http.errors import BodyInvalidForm, FormLimitExceeded, ParameterDuplicated, media_type_of, response_for
 from bastion.platform.http.middleware import replay_body
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -279,10 +279,6 @@ def _query_arrays(query: bytes) -> bytes:
     return b"&".join(pairs)
 
 
-def _media_type(headers: Headers) -> str:
-    return headers.get("content-type", "").partition(";")[0].strip().lower()
-
-
 class BracketEncoding:
     """ASGI middleware, inside the edge (which has read the body within its limit): a form body
     becomes the JSON body of the same parameters, typed by the route's schema; and a query's
@@ -296,7 +292,7 @@ class BracketEncoding:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (b"[" in scope["query_string"] or b"%5B" in scope["query_string"].upper()):
             scope["query_string"] = _query_arrays(scope["query_string"])
-        if scope["type"] != "http" or _media_type(Headers(scope=scope)) != FORM_MEDIA_TYPE:
+        if scope["type"] != "http" or media_type_of(Headers(scope=scope).get("content-type")) != FORM_MEDIA_TYPE:
             await self.app(scope, receive, send)
             return
         found = self.bodies(scope)

@@ -75,6 +75,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        headers = Headers(scope=scope)
         request_id = new_id("req")
         token = request_id_var.set(request_id)
         status = 500
@@ -102,7 +103,7 @@ class EdgeMiddleware:
         try:
             limit = self.large_body_paths.get(scope["path"], self.max_body_bytes)
             try:
-                body = await self._read_body(scope, receive, limit)
+                body = await self._read_body(headers, receive, limit)
             except BastionError as refused:  # a large body not admitted: answered without reading it
                 await response_for(refused)(scope, receive, send_with_headers)
                 return
@@ -132,16 +133,15 @@ class EdgeMiddleware:
                 route=route,
                 status=status,
                 duration_ms=round(duration_s * 1000, 2),
-                **_stripe_version(scope),
+                **_stripe_version(headers),
             )
             request_id_var.reset(token)
 
-    async def _read_body(self, scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    async def _read_body(self, headers: Headers, receive: Receive, limit: int) -> bytes | None:
         """The whole body, or None once it passes the limit (read no further). Past
         LARGE_BODY_BYTES (announced by Content-Length, or reached while reading), the
         credentials are checked first and a slot among the large bodies taken: their refusal
         (a BastionError) is raised before anything more is read."""
-        headers = Headers(scope=scope)
         announced = headers.get("content-length", "")
         size = int(announced) if announced.isdigit() else None
         large = size is not None and size > LARGE_BODY_BYTES
@@ -191,8 +191,8 @@ class EdgeMiddleware:
         return b"".join(chunks)
 
 
-def _stripe_version(scope: Scope) -> dict[str, str]:
-    version = Headers(scope=scope).get("stripe-version")
+def _stripe_version(headers: Headers) -> dict[str, str]:
+    version = headers.get("stripe-version")
     return {} if version is None else {"stripe_version": version[:STRIPE_VERSION_LENGTH_MAX]}
 
 
